@@ -1,0 +1,101 @@
+// cli/daemon.ts: the composition root for `postern -bd`: builds config, spool, log,
+// router, transport, scheduler and the receivers, and handles signals (TERM/INT:
+// stop listening, finish in-flight deliveries within a bound, exit 0; HUP: reload the
+// configuration, keeping the old one if the new one is bad).
+import { systemClock } from '../core/clock.js';
+import { EventBus } from '../core/events.js';
+import { usage } from '../core/exit.js';
+import { loadConfig } from '../config/load.js';
+import { parseDuration, type Config } from '../config/schema.js';
+import { MainLog } from '../log/mainlog.js';
+import { SmtpReceiver } from '../receive/smtp.js';
+import { LocalServer } from '../receive/local-server.js';
+import { VERSION } from '../receive/cleanup.js';
+import { Router } from '../router/router.js';
+import { Scheduler } from '../scheduler/scheduler.js';
+import { parseRetryRules } from '../scheduler/retry-rules.js';
+import { LmdbSpool } from '../spool/lmdb-spool.js';
+import { MessageIdGenerator } from '../spool/message-id.js';
+import { SmtpTransport } from '../transports/smtp.js';
+
+const STOP_GRACE = 30_000;
+
+export function buildTransport(config: Config): SmtpTransport {
+  const s = config.smarthost;
+  return new SmtpTransport({
+    heloName: config.hostname, tls: s.tls, timeout: s.timeout, clock: systemClock,
+    ...(s.tls_ca_file ? { tlsCaFile: s.tls_ca_file } : {}),
+    ...(s.auth_user !== undefined ? { authUser: s.auth_user } : {}),
+    ...(s.auth_password_file ? { authPasswordFile: s.auth_password_file } : {}),
+  });
+}
+
+export function buildScheduler(config: Config, spool: LmdbSpool, events: EventBus, queueInterval: number): Scheduler {
+  return new Scheduler({
+    spool, events, clock: systemClock, queueInterval,
+    router: new Router(config.smarthost.hosts),
+    transport: buildTransport(config),
+    retryRules: parseRetryRules(config.retry.rules),
+    activeLimit: config.queue.active_limit,
+    concurrency: config.smarthost.connections,
+  });
+}
+
+export async function daemon(argv: string[], configFile: string | undefined): Promise<void> {
+  let queueInterval = 30 * 60_000;
+  for (const a of argv) {
+    if (a === '-bd' || a === '-bdf') continue;
+    const m = /^-q(.+)$/.exec(a);
+    const ms = m ? parseDuration(m[1] as string) : undefined;
+    if (ms === undefined || ms <= 0) throw usage(`unknown option ${a} for -bd (expected -q<interval>, such as -q15m)`);
+    queueInterval = ms;
+  }
+  let config = loadConfig(configFile);
+  const spool = LmdbSpool.open(config.spool.directory);
+  const events = new EventBus();
+  const log = new MainLog(config.log.file, config.log.format, () => Date.now());
+  events.on((e) => log.write(e));
+  let scheduler = buildScheduler(config, spool, events, queueInterval);
+  const kick = () => scheduler.kick();
+  const receiver = new SmtpReceiver({
+    hostname: config.hostname, qualifyDomain: config.qualify_domain, relayFrom: config.listen.relay_from,
+    maxMessageSize: config.listen.max_message_size, maxRecipients: config.listen.max_recipients,
+    maxConnections: config.listen.max_connections, spool, events, clock: systemClock,
+    ids: new MessageIdGenerator(), kick,
+  });
+  const bound: string[] = [];
+  for (const l of config.listen.smtp) bound.push(await receiver.listen(l.name, l.port));
+  const local = new LocalServer({ spoolDir: config.spool.directory, spool, events, kick, maxMessageSize: config.listen.max_message_size });
+  await local.listen();
+  const interval = `-q${Math.round(queueInterval / 1000)}s`;
+  events.emit({ type: 'notice', text: `postern ${VERSION} daemon started: pid=${process.pid}, ${interval}, listening for SMTP on ${bound.join(' ')}` });
+  scheduler.start();
+  process.stderr.write(`postern: ready, listening for SMTP on ${bound.join(' ')}\n`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    events.emit({ type: 'notice', text: `${signal} received: stopping` });
+    await Promise.all([receiver.close(), local.close()]);
+    await scheduler.stop(STOP_GRACE);
+    events.emit({ type: 'notice', text: `postern daemon stopped: pid=${process.pid}` });
+    await log.close();
+    await spool.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    try {
+      const next = loadConfig(configFile);
+      const old = scheduler;
+      scheduler = buildScheduler(next, spool, events, queueInterval);
+      void old.stop(STOP_GRACE).then(() => scheduler.start());
+      config = next;
+      events.emit({ type: 'notice', text: `SIGHUP received: configuration reloaded from ${config.file} (listeners, spool and log keep their old settings until a restart)` });
+    } catch (err) {
+      events.emit({ type: 'notice', text: `SIGHUP received: ${(err as Error).message}; keeping the old configuration` });
+    }
+  });
+}

@@ -1,0 +1,45 @@
+// cli/format.ts: Exim's queue-listing formats (-bp): the age and size columns, one
+// message with its recipients, and the --json object. Pure functions of a record.
+import type { MessageRecord } from '../core/types.js';
+
+/** Exim's age column: minutes up to 90, then rounded hours up to 72, then days; 3 wide. */
+export function formatAge(ms: number): string {
+  const m = Math.max(0, Math.floor(ms / 60_000));
+  if (m <= 90) return `${m}m`.padStart(3);
+  const h = Math.floor((m + 30) / 60);
+  if (h <= 72) return `${h}h`.padStart(3);
+  return `${Math.floor((h + 12) / 24)}d`.padStart(3);
+}
+
+/** Exim's string_format_size, 5 wide. */
+export function formatSize(n: number): string {
+  if (n === 0) return '     ';
+  if (n < 1024) return String(n).padStart(5);
+  if (n < 10 * 1024) return `${(n / 1024).toFixed(1)}K`.padStart(5);
+  if (n < 1024 * 1024) return `${Math.floor((n + 512) / 1024)}K`.padStart(5);
+  if (n < 10 * 1024 * 1024) return `${(n / 1024 / 1024).toFixed(1)}M`.padStart(5);
+  return `${Math.floor((n + 512 * 1024) / 1024 / 1024)}M`.padStart(5);
+}
+
+export function formatEntry(r: MessageRecord, now: number, undeliveredOnly = false): string {
+  let out = `${formatAge(now - r.arrival)} ${formatSize(r.size)} ${r.id} <${r.sender}>${r.frozen ? ' *** frozen ***' : ''}\n`;
+  for (const rc of r.recipients) {
+    const done = rc.state !== 'pending';
+    if (done && undeliveredOnly) continue;
+    out += `        ${done ? 'D' : ' '} ${rc.address}\n`;
+  }
+  return out + '\n';
+}
+
+export function jsonEntry(r: MessageRecord): string {
+  return JSON.stringify({
+    id: r.id,
+    arrival: new Date(r.arrival).toISOString(),
+    size: r.size,
+    sender: r.sender,
+    recipients: r.recipients.map((x) => ({ address: x.address, state: x.state, ...(x.lastError ? { last_error: x.lastError } : {}) })),
+    frozen: r.frozen,
+    last_error: r.lastError ?? null,
+    next_attempt: r.nextAttempt === null ? null : new Date(r.nextAttempt).toISOString(),
+  }) + '\n';
+}

@@ -1,0 +1,137 @@
+// cli/main.ts: the one program behind bin/: picks the personality from the command
+// name (postern, sendmail, mailq, postern-qgrep) and the mode flag, imports only that
+// command, and turns errors into one sentence on stderr plus a sysexits status.
+import { basename } from 'node:path';
+import { CommandError, EX, usage } from '../core/exit.js';
+
+const out = (s: string) => process.stdout.write(s);
+const err = (s: string) => process.stderr.write(s);
+
+/** Pulls `-C FILE` out of the arguments. */
+function takeConfigFlag(argv: string[]): { file: string | undefined; rest: string[] } {
+  const rest: string[] = [];
+  let file: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '-C') {
+      file = argv[++i];
+      if (file === undefined) throw usage('option -C needs a file name');
+    } else if (a.startsWith('-C') && a.length > 2) file = a.slice(2);
+    else rest.push(a);
+  }
+  return { file, rest };
+}
+
+async function config(file: string | undefined) {
+  const { loadConfig } = await import('../config/load.js');
+  return loadConfig(file);
+}
+
+async function openSpool(file: string | undefined) {
+  const c = await config(file);
+  const { LmdbSpool } = await import('../spool/lmdb-spool.js');
+  return { c, spool: LmdbSpool.open(c.spool.directory) };
+}
+
+async function run(personality: string, argv: string[]): Promise<number> {
+  const { file, rest } = takeConfigFlag(argv);
+  if (personality === 'mailq') return run('postern', ['-bp', ...rest, ...(file ? ['-C', file] : [])]);
+  if (personality === 'postern-qgrep') {
+    const { qgrep } = await import('./qgrep.js');
+    const { c, spool } = await openSpool(file);
+    try {
+      return qgrep(rest, c, spool, out);
+    } finally {
+      await spool.close();
+    }
+  }
+  const mode = rest.find((a) => /^-(b[dpsVPtm]|bp[a-z]*|M[a-z]*|q[a-z0-9]*|bdf)$/.test(a) || a === '--json');
+  if (personality === 'sendmail' && mode && /^-b[dVPt]|^-M/.test(mode)) {
+    // sendmail is the submission personality; the admin flags belong to postern.
+  }
+  if (!mode || mode === '-bm') {
+    const { sendmail } = await import('../receive/sendmail.js');
+    await sendmail(rest, await config(file), process.stdin);
+    return EX.OK;
+  }
+  if (mode === '-bd' || mode === '-bdf') {
+    const { daemon } = await import('./daemon.js');
+    await daemon(rest, file);
+    return -1; // keeps running
+  }
+  if (mode === '-bV') {
+    const { versionCheck } = await import('./info-commands.js');
+    return versionCheck(await config(file), out);
+  }
+  if (mode === '-bP') {
+    const { printSettings } = await import('./info-commands.js');
+    return printSettings(rest.filter((a) => a !== '-bP'), await config(file), out, err);
+  }
+  if (mode === '-bt') {
+    const { addressTest } = await import('./info-commands.js');
+    const addrs = rest.filter((a) => a !== '-bt');
+    if (addrs.length === 0) throw usage('-bt needs at least one address');
+    return addressTest(addrs, await config(file), out);
+  }
+  if (mode === '-bs') throw usage('-bs (SMTP on standard input) is not supported yet; use SMTP on the listener or sendmail -t');
+  const { c, spool } = await openSpool(file);
+  const q = await import('./queue-commands.js');
+  try {
+    const others = rest.filter((a) => a !== mode);
+    if (mode === '--json' || mode.startsWith('-bp')) {
+      const flags = mode === '--json' ? '-bp' : mode;
+      if (!/^-bp[cru]*$/.test(flags)) throw usage(`unknown option ${mode}`);
+      const json = rest.includes('--json');
+      const ids = others.filter((a) => a !== '--json' && !/^-bp/.test(a));
+      for (const id of ids) if (id.startsWith('-')) throw usage(`unknown option ${id}`);
+      return q.listQueue(spool, out, { count: flags.includes('c'), undelivered: flags.includes('u'), json, ids });
+    }
+    if (mode === '-q' || mode === '-qf' || mode === '-qff') {
+      if (others.length) throw usage(`unexpected argument ${others[0]} after ${mode}`);
+      return await q.queueRun(c, spool, { force: mode !== '-q', thaw: mode === '-qff' });
+    }
+    if (mode === '-M') {
+      q.checkIds('-M', others);
+      return await q.queueRun(c, spool, { force: true, thaw: true, ids: others });
+    }
+    if (mode.startsWith('-M')) return await q.messageCommand(mode, others, c, spool, out);
+    throw usage(`unknown option ${mode}`);
+  } finally {
+    await spool.close();
+  }
+}
+
+export async function main(argv0: string, argv: string[]): Promise<void> {
+  const personality = basename(argv0).replace(/\.js$/, '');
+  try {
+    const status = await run(personality, argv);
+    if (status >= 0) process.exitCode = status;
+  } catch (e) {
+    const name = personality === 'postern-qgrep' ? 'postern-qgrep' : personality;
+    if (e instanceof CommandError) {
+      err(`${name}: ${e.message}\n`);
+      process.exitCode = e.exitCode;
+      return;
+    }
+    const { ConfigError } = await import('../config/load.js');
+    if (e instanceof ConfigError) {
+      err(`${name}: ${e.message}\n`);
+      process.exitCode = EX.FAIL;
+      return;
+    }
+    const { SpoolUnavailable } = await import('../spool/lmdb-spool.js');
+    if (e instanceof SpoolUnavailable) {
+      err(`${name}: ${e.message}; try again later\n`);
+      process.exitCode = EX.TEMPFAIL;
+      return;
+    }
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      err(`${name}: cannot listen: ${(e as Error).message}\n`);
+      process.exitCode = EX.FAIL;
+      return;
+    }
+    err(`${name}: internal error: ${(e as Error).stack ?? String(e)}\n`);
+    process.exitCode = EX.SOFTWARE;
+  }
+}

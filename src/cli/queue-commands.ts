@@ -1,0 +1,139 @@
+// cli/queue-commands.ts: Exim's queue commands on the spool, daemon running or not:
+// -bp and friends, -Mvh/-Mvb/-Mvl, -Mrm/-Mf/-Mt, -M and -q runs. Per-message results
+// go to stdout in Exim's words; the exit status is 1 if any ID failed.
+import { userInfo } from 'node:os';
+import type { Config } from '../config/schema.js';
+import { EventBus } from '../core/events.js';
+import { failure, usage } from '../core/exit.js';
+import { MainLog, logTime, renderText } from '../log/mainlog.js';
+import { request } from '../receive/local-client.js';
+import { LmdbSpool } from '../spool/lmdb-spool.js';
+import { isMessageId } from '../spool/message-id.js';
+import { formatEntry, jsonEntry } from './format.js';
+
+type Out = (s: string) => void;
+
+function operator(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function checkIds(flag: string, ids: string[]): void {
+  if (ids.length === 0) throw usage(`no message ID given after ${flag}`);
+  for (const id of ids) if (!isMessageId(id)) throw usage(`malformed message id ${id} after ${flag} option`);
+}
+
+export function listQueue(spool: LmdbSpool, out: Out, opts: { count?: boolean; undelivered?: boolean; json?: boolean; ids?: string[] }): number {
+  if (opts.count) {
+    out(`${spool.count()}\n`);
+    return 0;
+  }
+  const now = Date.now();
+  const records = opts.ids && opts.ids.length ? opts.ids.map((id) => spool.load(id) ?? id) : spool.list();
+  for (const r of records) {
+    if (typeof r === 'string') {
+      if (!opts.json) out(`      ${r}\n    *** spool read error: No such file or directory ***\n\n`);
+      continue;
+    }
+    out(opts.json ? jsonEntry(r) : formatEntry(r, now, opts.undelivered));
+  }
+  return 0;
+}
+
+export async function messageCommand(flag: string, ids: string[], config: Config, spool: LmdbSpool, out: Out): Promise<number> {
+  checkIds(flag, ids);
+  if (flag === '-Mvh' || flag === '-Mvb' || flag === '-Mvl') {
+    if (ids.length > 1) throw usage(`only one message can be listed at once with ${flag}`);
+    const id = ids[0] as string;
+    const text = flag === '-Mvl' ? spool.messageLog(id) ?? (spool.load(id) ? '' : undefined)
+      : flag === '-Mvh' ? spool.headers(id)
+      : spool.load(id) ? await bodyText(spool, id) : undefined;
+    if (text === undefined) {
+      out(`Spool data file for ${id} does not exist\n`);
+      return 1;
+    }
+    out(text);
+    return 0;
+  }
+  const events = new EventBus();
+  const log = new MainLog(config.log.file, config.log.format, Date.now);
+  events.on((e) => log.writeSync(e));
+  const user = operator();
+  let status = 0;
+  for (const id of ids) {
+    if (flag === '-Mrm') {
+      if (await spool.remove(id)) {
+        events.emit({ type: 'admin', id, action: 'removed', user });
+        events.emit({ type: 'completed', id });
+        out(`Message ${id} has been removed\n`);
+      } else {
+        out(`Spool data file for ${id} does not exist\n`);
+        status = 1;
+      }
+    } else if (flag === '-Mf' || flag === '-Mt') {
+      const freeze = flag === '-Mf';
+      const e = { type: 'admin', id, action: freeze ? 'frozen' : 'unfrozen', user } as const;
+      const r = await spool.setFrozen(id, freeze, `${logTime(Date.now())} ${renderText(e)}\n`, Date.now());
+      if (r === 'gone') {
+        out(`Spool data file for ${id} does not exist\n`);
+        status = 1;
+      } else if (r === 'unchanged') {
+        out(`Message ${id} is ${freeze ? 'already frozen' : 'not frozen'}\n`);
+        status = 1;
+      } else {
+        events.emit(e);
+        out(`Message ${id} ${freeze ? 'is now frozen' : 'is no longer frozen'}\n`);
+        if (!freeze) await kickDaemon(config);
+      }
+    } else {
+      throw usage(`unknown option ${flag}`);
+    }
+  }
+  return status;
+}
+
+async function bodyText(spool: LmdbSpool, id: string): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const c of spool.body(id)) parts.push(c as Buffer);
+  return Buffer.concat(parts).toString('utf8');
+}
+
+async function kickDaemon(config: Config): Promise<boolean> {
+  try {
+    return (await request(config.spool.directory, { op: 'kick' }, undefined, 5000)) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * -q, -qf, -qff and -M: make the chosen messages due now. With a daemon running it is
+ * poked and delivers them; otherwise this process runs the deliveries itself.
+ */
+export async function queueRun(config: Config, spool: LmdbSpool, opts: { force: boolean; thaw: boolean; ids?: string[] }): Promise<number> {
+  const now = Date.now();
+  if (opts.ids) {
+    await spool.makeDue(opts.ids, now, true);
+  } else if (opts.force) {
+    const ids: string[] = [];
+    for (const r of spool.list()) if (opts.thaw || !r.frozen) ids.push(r.id);
+    for (let i = 0; i < ids.length; i += 1000) await spool.makeDue(ids.slice(i, i + 1000), now, opts.thaw);
+  }
+  if (await kickDaemon(config)) return 0;
+  const { buildScheduler } = await import('./daemon.js');
+  const events = new EventBus();
+  const log = new MainLog(config.log.file, config.log.format, Date.now);
+  events.on((e) => log.write(e));
+  const scheduler = buildScheduler(config, spool, events, 24 * 3_600_000);
+  // One pass: only what is due now; nothing that comes due later in this run.
+  scheduler.start();
+  await scheduler.whenIdle();
+  await scheduler.stop(0);
+  await log.close();
+  return 0;
+}
+
+export { failure };

@@ -1,0 +1,94 @@
+// config/schema.ts: the TOML keys of SPEC.md as one zod schema, with defaults. The
+// Config type is derived from it; units ("50M", "15m") are turned into numbers here
+// so the rest of postern only sees bytes and milliseconds.
+import { z } from 'zod';
+
+const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** "90s", "15m", "2h", "4d", "1w", or a bare number of seconds, to milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)([smhdw]?)$/.exec(text.trim());
+  if (!m) return undefined;
+  return Math.round(Number(m[1]) * (UNITS[m[2] || 's'] ?? 1000));
+}
+
+export function parseSize(text: string | number): number | undefined {
+  if (typeof text === 'number') return Number.isInteger(text) && text > 0 ? text : undefined;
+  const m = /^(\d+)([KMG]?)$/i.exec(text.trim());
+  if (!m) return undefined;
+  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m[2] ?? '').toUpperCase()] ?? 1;
+  return Number(m[1]) * mult;
+}
+
+const duration = z.string().transform((s, ctx) => {
+  const ms = parseDuration(s);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not a duration such as "30s", "15m", "2h" or "4d"` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+/** host:port, [v6]:port, or a bare host (port 25). */
+export const hostPort = z.string().transform((s, ctx) => {
+  const m = /^(?:\[([^\]]+)\]|([^:\s]+))(?::(\d{1,5}))?$/.exec(s.trim());
+  const port = m?.[3] === undefined ? 25 : Number(m[3]);
+  if (!m || port < 1 || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not host:port (use [addr]:port for IPv6)` });
+    return z.NEVER;
+  }
+  return { name: (m[1] ?? m[2]) as string, port };
+});
+
+const cidr = z.string().regex(/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/, 'must be an address or address/prefix');
+
+export const configSchema = z.strictObject({
+  hostname: z.string().min(1).optional(),
+  qualify_domain: z.string().min(1).optional(),
+  listen: z.strictObject({
+    smtp: z.array(hostPort).default([{ name: '127.0.0.1', port: 25 }, { name: '::1', port: 25 }]),
+    relay_from: z.array(cidr).default(['127.0.0.0/8', '::1/128']),
+    max_message_size: z.union([z.string(), z.number()]).transform((v, ctx) => {
+      const n = parseSize(v);
+      if (n === undefined) {
+        ctx.addIssue({ code: 'custom', message: `"${v}" is not a size such as "50M" or "512K"` });
+        return z.NEVER;
+      }
+      return n;
+    }).default(50 * 1024 * 1024),
+    max_recipients: z.number().int().positive().default(1000),
+    max_connections: z.number().int().positive().default(100),
+  }).prefault({}),
+  spool: z.strictObject({
+    directory: z.string().min(1).default('/var/spool/postern'),
+  }).prefault({}),
+  smarthost: z.strictObject({
+    hosts: z.array(hostPort).min(1, 'needs at least one host'),
+    tls: z.enum(['none', 'opportunistic', 'required', 'implicit']).default('opportunistic'),
+    tls_ca_file: z.string().optional(),
+    auth_user: z.string().optional(),
+    auth_password_file: z.string().optional(),
+    connections: z.number().int().min(1).max(100).default(4),
+    timeout: duration.default(300_000),
+  }),
+  retry: z.strictObject({
+    rules: z.array(z.string()).default(['* * F,2h,15m; G,16h,1h,1.5; F,4d,6h']),
+    delay_warning: z.array(duration).default([86_400_000]),
+  }).prefault({}),
+  queue: z.strictObject({
+    active_limit: z.number().int().min(1).default(500),
+  }).prefault({}),
+  log: z.strictObject({
+    file: z.string().min(1).default('/var/log/postern/mainlog'),
+    format: z.enum(['exim', 'json']).default('exim'),
+  }).prefault({}),
+});
+
+export type RawConfig = z.output<typeof configSchema>;
+
+/** The effective configuration: schema output plus the derived values. */
+export interface Config extends RawConfig {
+  file: string;
+  hostname: string;
+  qualify_domain: string;
+}

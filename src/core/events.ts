@@ -1,0 +1,35 @@
+// core/events.ts: the typed events domain code emits (arrival, delivery results,
+// operator actions, rejections). Formatting happens at the edge (log/mainlog.ts);
+// nothing else builds log strings.
+import { EventEmitter } from 'node:events';
+import type { HostLabel } from './types.js';
+
+export type MtaEvent =
+  | { type: 'received'; id: string; sender: string; protocol: string; size: number; user?: string;
+      clientName?: string; clientIp?: string; helo?: string; messageIdHeader?: string; bounceOf?: string }
+  | { type: 'delivered'; id: string; rcpt: string; first: boolean; router: string; transport: string;
+      host: HostLabel; confirmation: string }
+  | { type: 'deferred'; id: string; rcpt: string; router: string; transport: string; errno: number;
+      reason: string; host?: HostLabel }
+  | { type: 'failed'; id: string; rcpt: string; router: string; transport: string; reason: string; host?: HostLabel }
+  | { type: 'hostError'; id: string; host: HostLabel; reason: string }
+  | { type: 'completed'; id: string }
+  | { type: 'frozen'; id: string; reason: string }
+  | { type: 'admin'; id: string; action: 'frozen' | 'unfrozen' | 'removed' | 'cancelled'; user: string }
+  | { type: 'rejected'; stage: 'connect' | 'MAIL' | 'RCPT' | 'DATA'; clientName?: string; clientIp?: string;
+      helo?: string; sender?: string; rcpt?: string; reason: string }
+  | { type: 'notice'; id?: string; text: string };
+
+export type EventType = MtaEvent['type'];
+
+/** A tiny typed bus. The daemon owns one; the CLI owns one per command. */
+export class EventBus {
+  private readonly ee = new EventEmitter();
+  emit(event: MtaEvent): void {
+    this.ee.emit('event', event);
+  }
+  on(fn: (event: MtaEvent) => void): () => void {
+    this.ee.on('event', fn);
+    return () => this.ee.off('event', fn);
+  }
+}

@@ -1,0 +1,111 @@
+// log/mainlog.ts: renders events as Exim main-log lines (or JSON lines) and appends
+// them to log.file. Also renders the per-message log text (-Mvl), which is the same
+// line without the message ID. The only place that knows the line formats.
+import { appendFileSync, createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { dirname } from 'node:path';
+import type { MtaEvent } from '../core/events.js';
+import type { HostLabel } from '../core/types.js';
+
+export type LogFormat = 'exim' | 'json';
+
+const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+
+/** Exim's timestamp: local time, `YYYY-MM-DD HH:MM:SS`. */
+export function logTime(ms: number): string {
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/** `name [ip]`, with `:port` after the bracket when not 25 (Exim's outgoing_port). */
+export function hostField(h: HostLabel): string {
+  return `${h.name} [${h.ip}]${h.port === 25 ? '' : `:${h.port}`}`;
+}
+
+function clientField(name: string | undefined, helo: string | undefined, ip: string | undefined): string {
+  // Exim: H=name [ip] when the name is known, H=(helo) [ip] when only the HELO is.
+  const who = name ? (helo && helo !== name ? `${name} (${helo})` : name) : helo ? `(${helo})` : '';
+  return `H=${who}${who ? ' ' : ''}[${ip ?? ''}]`;
+}
+
+/** The text after "time ID " on a main-log line; undefined for events not logged. */
+export function renderText(e: MtaEvent): string {
+  switch (e.type) {
+    case 'received': {
+      const parts = [`<= ${e.sender || '<>'}`];
+      if (e.bounceOf) parts.push(`R=${e.bounceOf}`);
+      if (e.clientIp) parts.push(clientField(e.clientName, e.helo, e.clientIp));
+      if (e.user) parts.push(`U=${e.user}`);
+      parts.push(`P=${e.protocol}`, `S=${e.size}`);
+      if (e.messageIdHeader) parts.push(`id=${e.messageIdHeader}`);
+      return parts.join(' ');
+    }
+    case 'delivered':
+      return `${e.first ? '=>' : '->'} ${e.rcpt} R=${e.router} T=${e.transport} H=${hostField(e.host)} C="${e.confirmation.replace(/"/g, "'")}"`;
+    case 'deferred':
+      return `== ${e.rcpt} R=${e.router} T=${e.transport} defer (${e.errno})` +
+        `${e.host ? ` H=${hostField(e.host)}` : ''}: ${e.reason}`;
+    case 'failed':
+      return `** ${e.rcpt} R=${e.router} T=${e.transport}${e.host ? ` H=${hostField(e.host)}` : ''}: ${e.reason}`;
+    case 'hostError':
+      return `H=${hostField(e.host)} ${e.reason}`;
+    case 'completed':
+      return 'Completed';
+    case 'frozen':
+      return `Frozen (${e.reason})`;
+    case 'admin':
+      return `${e.action} by ${e.user}`;
+    case 'rejected': {
+      const who = clientField(e.clientName, e.helo, e.clientIp);
+      const from = e.sender !== undefined ? ` F=<${e.sender}>` : '';
+      const what = e.stage === 'RCPT' ? `rejected RCPT <${e.rcpt ?? ''}>` :
+        e.stage === 'MAIL' ? `rejected MAIL FROM:<${e.sender ?? ''}>` :
+        e.stage === 'DATA' ? 'rejected after DATA' : 'rejected connection';
+      return `${who}${from} ${what}: ${e.reason}`;
+    }
+    case 'notice':
+      return e.text;
+  }
+}
+
+function eventId(e: MtaEvent): string | undefined {
+  return 'id' in e ? e.id : undefined;
+}
+
+export function renderLine(e: MtaEvent, now: number, format: LogFormat): string {
+  if (format === 'json') return JSON.stringify({ time: new Date(now).toISOString(), ...e }) + '\n';
+  const id = eventId(e);
+  return `${logTime(now)} ${id ? `${id} ` : ''}${renderText(e)}\n`;
+}
+
+/** Appends rendered lines to the main log; writes are buffered and ordered. */
+export class MainLog {
+  private stream: WriteStream | undefined;
+  constructor(private readonly file: string, private readonly format: LogFormat, private readonly now: () => number) {}
+
+  write(e: MtaEvent): void {
+    const line = renderLine(e, this.now(), this.format);
+    if (!this.stream) {
+      mkdirSync(dirname(this.file), { recursive: true });
+      this.stream = createWriteStream(this.file, { flags: 'a' });
+      this.stream.on('error', (err) => process.stderr.write(`postern: cannot write ${this.file}: ${err.message}\n`));
+    }
+    this.stream.write(line);
+  }
+
+  /** For short-lived commands: append at once, so the line is there when we exit. */
+  writeSync(e: MtaEvent): void {
+    try {
+      mkdirSync(dirname(this.file), { recursive: true });
+      appendFileSync(this.file, renderLine(e, this.now(), this.format));
+    } catch (err) {
+      process.stderr.write(`postern: cannot write ${this.file}: ${(err as Error).message}\n`);
+    }
+  }
+
+  close(): Promise<void> {
+    const s = this.stream;
+    this.stream = undefined;
+    return new Promise((resolve) => (s ? s.end(resolve) : resolve()));
+  }
+}

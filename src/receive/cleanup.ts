@@ -1,0 +1,201 @@
+// receive/cleanup.ts: what every submission goes through before the spool, shared by
+// SMTP and sendmail (Postfix's cleanup): line ends to LF, header/body split, address
+// qualification, the header fix-ups Exim applies to local submissions (Received,
+// Message-ID, Date, From), and recipients from headers for `sendmail -t`.
+import addressparser from 'nodemailer/lib/addressparser';
+
+export const VERSION = '0.1.0';
+
+/** CRLF to LF, across chunk boundaries. */
+export class LineEnds {
+  private carry = false;
+  push(chunk: Buffer): Buffer {
+    let s = chunk.toString('latin1');
+    if (this.carry) s = '\r' + s;
+    this.carry = s.endsWith('\r');
+    if (this.carry) s = s.slice(0, -1);
+    return Buffer.from(s.replace(/\r\n/g, '\n'), 'latin1');
+  }
+  end(): Buffer {
+    return this.carry ? Buffer.from('\r', 'latin1') : Buffer.alloc(0);
+  }
+}
+
+export interface Header {
+  /** Name as written. */
+  name: string;
+  /** Whole header, folded lines included, ending with LF. */
+  raw: string;
+}
+
+export interface ParsedMessage {
+  headers: Header[];
+  body: Buffer;
+}
+
+const HEADER_START = /^[\x21-\x39\x3b-\x7e]+:/;
+
+/** Splits an LF message into headers and body (at the blank line, or at the first non-header line). */
+export function parseMessage(data: Buffer): ParsedMessage {
+  const headers: Header[] = [];
+  let pos = 0;
+  while (pos < data.length) {
+    let nl = data.indexOf(10, pos);
+    if (nl < 0) nl = data.length;
+    const line = data.toString('utf8', pos, nl);
+    if (line === '') {
+      pos = nl + 1;
+      break;
+    }
+    if (/^[ \t]/.test(line) && headers.length > 0) {
+      (headers[headers.length - 1] as Header).raw += line + '\n';
+    } else if (HEADER_START.test(line)) {
+      headers.push({ name: line.slice(0, line.indexOf(':')), raw: line + '\n' });
+    } else {
+      break; // Not a header: the body starts here (Exim inserts the blank line).
+    }
+    pos = nl + 1;
+  }
+  return { headers, body: data.subarray(Math.min(pos, data.length)) };
+}
+
+export function headerValue(h: Header): string {
+  return h.raw.slice(h.raw.indexOf(':') + 1).replace(/\r?\n[ \t]/g, ' ').trim();
+}
+
+export function findHeader(headers: Header[], name: string): Header | undefined {
+  const lower = name.toLowerCase();
+  return headers.find((h) => h.name.toLowerCase() === lower);
+}
+
+export function qualify(address: string, domain: string): string {
+  return address === '' || address.includes('@') ? address : `${address}@${domain}`;
+}
+
+/** The bare addresses of an address header (groups flattened). */
+export function headerAddresses(value: string): string[] {
+  const out: string[] = [];
+  const walk = (list: ReturnType<typeof addressparser>) => {
+    for (const a of list) {
+      if ('group' in a && a.group) walk(a.group);
+      else if ('address' in a && a.address) out.push(a.address);
+    }
+  };
+  walk(addressparser(value));
+  return out;
+}
+
+const pad = (n: number) => String(n).padStart(2, '0');
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** RFC 5322 date in local time: `Mon, 23 Nov 2026 05:04:24 +0000`. */
+export function rfc5322Date(ms: number): string {
+  const d = new Date(ms);
+  const off = -d.getTimezoneOffset();
+  const sign = off < 0 ? '-' : '+';
+  const tz = `${sign}${pad(Math.floor(Math.abs(off) / 60))}${pad(Math.abs(off) % 60)}`;
+  return `${DAYS[d.getDay()]}, ${d.getDate()} ${MONTHS[d.getMonth()]} ${d.getFullYear()} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${tz}`;
+}
+
+const ADDRESS_HEADERS = new Set(['from', 'to', 'cc', 'bcc', 'sender', 'reply-to']);
+
+/** Rewrites an address header so that bare local parts get `@domain`; leaves it alone otherwise. */
+function qualifyHeader(h: Header, domain: string): Header {
+  const list = addressparser(headerValue(h));
+  let changed = false;
+  const render = (a: (typeof list)[number]): string => {
+    if ('group' in a && a.group) return `${a.name}: ${a.group.map(render).join(', ')};`;
+    const addr = 'address' in a ? a.address ?? '' : '';
+    const q = qualify(addr, domain);
+    if (q !== addr) changed = true;
+    return a.name ? `${/^[\w .!#$%&'*+/=?^`{|}~-]*$/.test(a.name) ? a.name : JSON.stringify(a.name)} <${q}>` : q;
+  };
+  const value = list.map(render).join(', ');
+  return changed ? { name: h.name, raw: `${h.name}: ${value}\n` } : h;
+}
+
+export interface Submission {
+  id: string;
+  now: number;
+  hostname: string;
+  qualifyDomain: string;
+  sender: string;
+  /** Envelope recipients, if given (SMTP, or sendmail's arguments). */
+  recipients: string[];
+  /** How it came: `local` (sendmail) or the SMTP protocol name. */
+  protocol: string;
+  /** Local submitter's login (sendmail). */
+  user?: string;
+  /** Full name for a generated From: (sendmail -F). */
+  fullName?: string;
+  client?: { name?: string; ip: string; helo?: string };
+  /** sendmail -t: take recipients from To/Cc/Bcc and remove Bcc. */
+  extractRecipients?: boolean;
+}
+
+export interface Cleaned {
+  headers: string;
+  body: Buffer;
+  recipients: string[];
+  messageIdHeader?: string;
+}
+
+/** Applies the local-submission fix-ups; throws CleanupError for unusable input. */
+export class CleanupError extends Error {}
+
+export function cleanup(data: Buffer, sub: Submission): Cleaned {
+  const parsed = parseMessage(data);
+  let headers = parsed.headers.map((h) =>
+    ADDRESS_HEADERS.has(h.name.toLowerCase()) && !h.raw.includes('\0') ? qualifyHeader(h, sub.qualifyDomain) : h);
+
+  let recipients = sub.recipients.map((r) => qualify(r, sub.qualifyDomain));
+  if (sub.extractRecipients) {
+    // As Exim and sendmail 8: addresses also on the command line are removed from the header list.
+    const minus = new Set(recipients.map((r) => r.toLowerCase()));
+    const found: string[] = [];
+    for (const h of headers) {
+      if (!/^(to|cc|bcc)$/i.test(h.name)) continue;
+      for (const a of headerAddresses(headerValue(h))) {
+        const q = qualify(a, sub.qualifyDomain);
+        if (!minus.has(q.toLowerCase()) && !found.some((f) => f.toLowerCase() === q.toLowerCase())) found.push(q);
+      }
+    }
+    recipients = found;
+    headers = headers.filter((h) => h.name.toLowerCase() !== 'bcc');
+  }
+
+  const date = rfc5322Date(sub.now);
+  const senderText = sub.sender === '' ? '<>' : `<${sub.sender}>`;
+  let received: string;
+  if (sub.client) {
+    const c = sub.client;
+    const from = c.name ? `${c.name} ([${c.ip}]${c.helo ? ` helo=${c.helo}` : ''})` : `[${c.ip}]${c.helo ? ` (helo=${c.helo})` : ''}`;
+    const forLine = recipients.length === 1 ? `\n\tfor ${recipients[0]}` : '';
+    received = `Received: from ${from}\n\tby ${sub.hostname} with ${sub.protocol} (postern ${VERSION})\n` +
+      `\t(envelope-from ${senderText})\n\tid ${sub.id}${forLine};\n\t${date}\n`;
+  } else {
+    received = `Received: from ${sub.user ?? 'unknown'} by ${sub.hostname} with ${sub.protocol} (postern ${VERSION})\n` +
+      `\t(envelope-from ${senderText})\n\tid ${sub.id};\n\t${date}\n`;
+  }
+
+  const added: Header[] = [];
+  let messageIdHeader: string | undefined;
+  const mid = findHeader(headers, 'message-id');
+  if (mid) {
+    messageIdHeader = headerValue(mid).replace(/^<|>$/g, '') || undefined;
+  } else {
+    added.push({ name: 'Message-Id', raw: `Message-Id: <E${sub.id}@${sub.hostname}>\n` });
+  }
+  if (!findHeader(headers, 'from')) {
+    const addr = sub.sender || `${sub.user ?? 'MAILER-DAEMON'}@${sub.qualifyDomain}`;
+    const name = sub.fullName;
+    const value = name ? `${/^[\w .'-]*$/.test(name) ? name : JSON.stringify(name)} <${addr}>` : addr;
+    added.push({ name: 'From', raw: `From: ${value}\n` });
+  }
+  if (!findHeader(headers, 'date')) added.push({ name: 'Date', raw: `Date: ${date}\n` });
+
+  const text = received + [...headers, ...added].map((h) => h.raw).join('');
+  return { headers: text, body: parsed.body, recipients, ...(messageIdHeader ? { messageIdHeader } : {}) };
+}

@@ -1,0 +1,51 @@
+// receive/local-client.ts: the command side of the daemon's local socket
+// (`postern.sock` in the spool folder): hand a cleaned message to the running daemon,
+// or poke it to look at the due index. Deliberately light: node:net only, so
+// `sendmail` starts almost as fast as bare node.
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+
+export const socketPath = (spoolDir: string) => join(spoolDir, 'postern.sock');
+
+export type LocalReply = { ok: true; id?: string } | { ok: false; error: string };
+
+/**
+ * Sends one request (a JSON line, then `body` bytes) and reads the JSON reply line.
+ * Resolves undefined when no daemon listens (socket missing or refused).
+ */
+export function request(spoolDir: string, header: object, body?: Buffer, timeoutMs = 60_000): Promise<LocalReply | undefined> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(socketPath(spoolDir));
+    let reply = '';
+    let connected = false;
+    const timer = setTimeout(() => sock.destroy(new Error('the daemon did not answer in time')), timeoutMs);
+    sock.on('connect', () => {
+      connected = true;
+      sock.write(JSON.stringify(header) + '\n');
+      if (body) sock.write(body);
+    });
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      reply += d;
+      const nl = reply.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        sock.end();
+        try {
+          resolve(JSON.parse(reply.slice(0, nl)) as LocalReply);
+        } catch {
+          reject(new Error('the daemon sent a malformed reply'));
+        }
+      }
+    });
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (!connected && (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'ENOTSOCK')) resolve(undefined);
+      else reject(err);
+    });
+    sock.on('close', () => {
+      clearTimeout(timer);
+      if (connected && !reply.includes('\n')) reject(new Error('the daemon closed the connection without answering'));
+    });
+  });
+}

@@ -1,0 +1,219 @@
+// receive/smtp.ts: the SMTP listener (smtp-server). Enforces relay_from, size and
+// recipient limits, runs every message through cleanup and answers `250 ... id=ID`
+// only after the spool commit is synced. Wakes the scheduler through an injected
+// kick(); knows nothing of delivery.
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { SMTPServer, type SMTPServerSession, type SMTPServerDataStream } from 'smtp-server';
+import type { Clock } from '../core/clock.js';
+import type { EventBus } from '../core/events.js';
+import { REPLY, ReplyError } from '../core/replies.js';
+import type { SmtpReply } from '../core/types.js';
+import { isRoutableAddress } from '../router/router.js';
+import { MessageIdGenerator } from '../spool/message-id.js';
+import type { Spool } from '../spool/spool.js';
+import { cleanup, LineEnds, qualify } from './cleanup.js';
+
+export interface SmtpReceiverOptions {
+  hostname: string;
+  qualifyDomain: string;
+  relayFrom: string[];
+  maxMessageSize: number;
+  maxRecipients: number;
+  maxConnections: number;
+  spool: Spool;
+  events: EventBus;
+  clock: Clock;
+  ids: MessageIdGenerator;
+  kick: () => void;
+}
+
+/** relay_from as a BlockList (Node's own CIDR matcher). */
+export function relayList(cidrs: string[]): BlockList {
+  const list = new BlockList();
+  for (const c of cidrs) {
+    const [addr = '', prefix] = c.split('/');
+    const type = isIPv6(addr) ? 'ipv6' : 'ipv4';
+    if (!isIPv4(addr) && !isIPv6(addr)) throw new Error(`"${c}" is not an address or address/prefix`);
+    list.addSubnet(addr, prefix === undefined ? (type === 'ipv4' ? 32 : 128) : Number(prefix), type);
+  }
+  return list;
+}
+
+function allowed(list: BlockList, ip: string): boolean {
+  const plain = ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
+  return list.check(plain, isIPv6(plain) ? 'ipv6' : 'ipv4');
+}
+
+const fail = (reply: SmtpReply) => new ReplyError(reply);
+
+type Conn = Record<string, unknown> & {
+  send: (code: number, data: unknown, context?: unknown) => void;
+  init: () => void;
+  _setListeners: (cb: () => void) => void;
+  connectionReady: () => void;
+};
+
+/**
+ * smtp-server with two local adjustments to each new connection, made before its
+ * init() runs: trusted (relay_from) clients are greeted at once instead of after the
+ * library's fixed 100 ms early-talker pause, and a reply text that starts with an
+ * RFC 3463 code goes out with that code instead of the library's guess from the
+ * basic code. Pinned to smtp-server 3.21 (package.json), whose connect() adds the
+ * connection to `connections` and then calls init().
+ */
+class PosternSmtpServer extends SMTPServer {
+  constructor(options: ConstructorParameters<typeof SMTPServer>[0], private readonly trusted: BlockList) {
+    super(options);
+  }
+  override connect(socket: import('node:net').Socket, socketOptions: never): void {
+    const connections = (this as unknown as { connections: Set<Conn> }).connections;
+    const add = connections.add;
+    connections.add = (conn: Conn) => {
+      connections.add = add;
+      adjust(conn, allowed(this.trusted, socket.remoteAddress ?? ''), this.options.maxClients ?? 0, connections);
+      return add.call(connections, conn);
+    };
+    super.connect(socket, socketOptions);
+  }
+}
+
+function adjust(conn: Conn, trusted: boolean, maxClients: number, connections: Set<Conn>): void {
+  const send = conn.send;
+  conn.send = function (code, data, context) {
+    if (typeof data === 'string' && /^[245]\.\d{1,3}\.\d{1,3} /.test(data)) return send.call(this, code, data, false);
+    return send.call(this, code, data, context);
+  };
+  if (!trusted) return;
+  conn.init = () => {
+    conn._setListeners(() => {
+      if (maxClients && connections.size > maxClients) {
+        conn.send(421, '4.3.2 Too many connections, try again later', false);
+        return;
+      }
+      conn.connectionReady();
+    });
+  };
+}
+
+export class SmtpReceiver {
+  private readonly servers: SMTPServer[] = [];
+  private readonly relay: BlockList;
+
+  constructor(private readonly o: SmtpReceiverOptions) {
+    this.relay = relayList(o.relayFrom);
+  }
+
+  private newServer(): SMTPServer {
+    const o = this.o;
+    const server = new PosternSmtpServer({
+      name: o.hostname,
+      banner: 'ESMTP postern',
+      size: o.maxMessageSize,
+      maxClients: o.maxConnections,
+      disabledCommands: ['AUTH', 'STARTTLS'],
+      authOptional: true,
+      hideENHANCEDSTATUSCODES: false,
+      hideDSN: true,
+      hideSTARTTLS: true,
+      disableReverseLookup: true,
+      logger: false,
+      socketTimeout: 5 * 60_000,
+      closeTimeout: 10_000,
+      onMailFrom: (address, session, cb) => cb(this.checkSender(address.address, address.args, session) ?? undefined),
+      onRcptTo: (address, session, cb) => cb(this.checkRecipient(address.address, session) ?? undefined),
+      onData: (stream, session, cb) => this.receive(stream, session, cb),
+    } as ConstructorParameters<typeof SMTPServer>[0], this.relay);
+    server.on('error', () => { /* per-connection trouble: the session ends, the server goes on */ });
+    this.servers.push(server);
+    return server;
+  }
+
+  private client(session: SMTPServerSession) {
+    const ip = session.remoteAddress.replace(/^::ffff:(?=\d+\.)/, '');
+    return { ip, ...(session.hostNameAppearsAs ? { helo: session.hostNameAppearsAs } : {}) };
+  }
+
+  private reject(session: SMTPServerSession, stage: 'MAIL' | 'RCPT' | 'DATA', reply: SmtpReply, sender?: string, rcpt?: string): ReplyError {
+    const c = this.client(session);
+    this.o.events.emit({ type: 'rejected', stage, clientIp: c.ip, ...(c.helo ? { helo: c.helo } : {}),
+      ...(sender !== undefined ? { sender } : {}), ...(rcpt !== undefined ? { rcpt } : {}), reason: reply.text });
+    return fail(reply);
+  }
+
+  private checkSender(address: string, args: unknown, session: SMTPServerSession): ReplyError | null {
+    const size = Number((args as Record<string, string> | undefined)?.SIZE ?? 0);
+    if (size > this.o.maxMessageSize) return this.reject(session, 'MAIL', REPLY.messageTooBig, address);
+    if (address !== '' && !isRoutableAddress(qualify(address, this.o.qualifyDomain))) {
+      return this.reject(session, 'MAIL', REPLY.badSender, address);
+    }
+    return null;
+  }
+
+  private checkRecipient(address: string, session: SMTPServerSession): ReplyError | null {
+    const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+    if (!allowed(this.relay, session.remoteAddress)) return this.reject(session, 'RCPT', REPLY.relayDenied, sender, address);
+    if (session.envelope.rcptTo.length >= this.o.maxRecipients) return fail(REPLY.tooManyRecipients);
+    if (!isRoutableAddress(qualify(address, this.o.qualifyDomain))) return this.reject(session, 'RCPT', REPLY.badRecipient, sender, address);
+    return null;
+  }
+
+  private receive(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, msg?: string) => void): void {
+    const ends = new LineEnds();
+    const parts: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => {
+      if (!stream.sizeExceeded) parts.push(ends.push(chunk));
+    });
+    stream.on('error', (err) => cb(err));
+    stream.on('end', () => {
+      const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+      if (stream.sizeExceeded) return cb(this.reject(session, 'DATA', REPLY.messageTooBig, sender));
+      parts.push(ends.end());
+      void this.store(Buffer.concat(parts), session, sender).then(
+        (id) => cb(null, `${REPLY.queued(id).enhanced} ${REPLY.queued(id).text}`),
+        (err: Error) => cb(err instanceof ReplyError ? err : fail(REPLY.spoolUnavailable)),
+      );
+    });
+  }
+
+  private async store(data: Buffer, session: SMTPServerSession, rawSender: string): Promise<string> {
+    const now = this.o.clock.now();
+    const id = this.o.ids.next(now);
+    const c = this.client(session);
+    const sender = qualify(rawSender, this.o.qualifyDomain);
+    const protocol = session.transmissionType === 'ESMTP' || session.transmissionType?.startsWith('ESMTP') ? 'esmtp' : 'smtp';
+    const cleaned = cleanup(data, {
+      id, now, hostname: this.o.hostname, qualifyDomain: this.o.qualifyDomain, sender, protocol,
+      recipients: session.envelope.rcptTo.map((r) => r.address),
+      client: c,
+    });
+    const record = await this.o.spool.commit({
+      id, sender, recipients: cleaned.recipients, arrival: now, protocol,
+      clientIp: c.ip, ...(c.helo ? { helo: c.helo } : {}),
+      ...(cleaned.messageIdHeader ? { messageIdHeader: cleaned.messageIdHeader } : {}),
+      headers: cleaned.headers, body: [cleaned.body],
+    });
+    this.o.events.emit({ type: 'received', id, sender, protocol, size: record.size, clientIp: c.ip,
+      ...(c.helo ? { helo: c.helo } : {}), ...(record.messageIdHeader ? { messageIdHeader: record.messageIdHeader } : {}) });
+    this.o.kick();
+    return id;
+  }
+
+  /** One smtp-server per listen address; resolves with the address as bound. */
+  listen(host: string, port: number): Promise<string> {
+    const server = this.newServer();
+    return new Promise((resolve, reject) => {
+      const srv = (server as unknown as { server: import('node:net').Server }).server;
+      const onError = (err: Error) => reject(err);
+      srv.once('error', onError);
+      server.listen(port, host, () => {
+        srv.off('error', onError);
+        const a = srv.address();
+        resolve(typeof a === 'object' && a ? (a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`) : `${host}:${port}`);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => undefined);
+  }
+}

@@ -1,0 +1,246 @@
+// scheduler/scheduler.ts: the queue manager. Owns the active window (at most
+// activeLimit messages in memory, fed from the spool's due index, never a scan), the
+// single due-timer, delivery concurrency (p-queue), host retry state, and turning
+// each attempt's outcomes into one spool.settle(). Does not talk SMTP (transports/)
+// or decide routes (router/).
+import { Readable } from 'node:stream';
+import PQueue from 'p-queue';
+import type { Clock, Timer } from '../core/clock.js';
+import type { EventBus } from '../core/events.js';
+import type { HostSpec, MessageRecord, Outcome, RecipientRecord } from '../core/types.js';
+import { renderText, logTime } from '../log/mainlog.js';
+import type { Router } from '../router/router.js';
+import type { Spool } from '../spool/spool.js';
+import type { Transport } from '../transports/transport.js';
+import { findRule, nextAttempt, type RetryRule, type RetryState } from './retry-rules.js';
+
+export interface SchedulerOptions {
+  spool: Spool;
+  router: Router;
+  transport: Transport;
+  clock: Clock;
+  events: EventBus;
+  retryRules: RetryRule[];
+  activeLimit: number;
+  concurrency: number;
+  /** -q<interval>: the longest a due message waits for a look, ms. */
+  queueInterval: number;
+}
+
+const hostKey = (h: HostSpec) => `${h.name}:${h.port}`;
+
+export class Scheduler {
+  private readonly active = new Set<string>();
+  private readonly queue: PQueue;
+  private readonly hostRetry = new Map<string, RetryState>();
+  private timer: Timer | undefined;
+  private timerAt = Infinity;
+  private started = false;
+  private stopping = false;
+  private filling = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly o: SchedulerOptions) {
+    this.queue = new PQueue({ concurrency: o.concurrency });
+  }
+
+  start(): void {
+    this.started = true;
+    this.fill();
+  }
+
+  /** New mail, or "look at the due index now". */
+  kick(): void {
+    this.fill();
+  }
+
+  /** Resolves when nothing due remains and nothing is in flight (for queue runs). */
+  whenIdle(): Promise<void> {
+    if (this.active.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    this.timer?.cancel();
+    this.queue.clear();
+    let grace: { cancel(): void } | undefined;
+    await Promise.race([this.queue.onIdle(), new Promise((r) => { grace = this.o.clock.at(this.o.clock.now() + graceMs, () => r(undefined)); })]);
+    grace?.cancel();
+    await this.o.transport.close();
+  }
+
+  private usableHosts(hosts: HostSpec[], now: number): HostSpec[] {
+    return hosts.filter((h) => (this.hostRetry.get(hostKey(h))?.nextTry ?? 0) <= now);
+  }
+
+  /** When every smarthost waits for its retry time, mail waits in the spool (Postfix's dead-site throttle). */
+  private hostsWaitUntil(now: number): number | undefined {
+    const hosts = this.firstRouteHosts();
+    if (hosts.length === 0 || this.usableHosts(hosts, now).length > 0) return undefined;
+    return Math.min(...hosts.map((h) => this.hostRetry.get(hostKey(h))?.nextTry ?? now));
+  }
+
+  private firstRouteHosts(): HostSpec[] {
+    const r = this.o.router.route('postmaster@localhost.invalid');
+    return r.ok ? r.route.hosts : [];
+  }
+
+  private fill(): void {
+    if (!this.started || this.stopping || this.filling) return;
+    this.filling = true;
+    try {
+      const now = this.o.clock.now();
+      const hostsBack = this.hostsWaitUntil(now);
+      if (hostsBack !== undefined) {
+        this.arm(Math.min(hostsBack, now + this.o.queueInterval));
+        return;
+      }
+      const free = this.o.activeLimit - this.active.size;
+      if (free > 0) {
+        for (const id of this.o.spool.due(now, free, this.active)) this.admit(id);
+      }
+      if (this.active.size < this.o.activeLimit) {
+        const next = this.o.spool.nextDue(this.active);
+        this.arm(Math.min(next ?? Infinity, now + this.o.queueInterval));
+      }
+    } catch (err) {
+      this.o.events.emit({ type: 'notice', text: `queue manager: cannot read the spool: ${(err as Error).message}` });
+      this.arm(this.o.clock.now() + 5000);
+    } finally {
+      this.filling = false;
+    }
+  }
+
+  private arm(at: number): void {
+    if (at === this.timerAt && this.timer) return;
+    this.timer?.cancel();
+    this.timerAt = at;
+    this.timer = this.o.clock.at(at, () => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      this.fill();
+    });
+  }
+
+  private admit(id: string): void {
+    this.active.add(id);
+    void this.queue.add(() => this.attempt(id)).catch((err: Error) => {
+      this.o.events.emit({ type: 'notice', id, text: `delivery attempt failed internally: ${err.stack ?? err.message}` });
+    }).finally(() => {
+      this.active.delete(id);
+      if (this.active.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+      this.fill();
+    });
+  }
+
+  private async attempt(id: string): Promise<void> {
+    if (this.stopping) return;
+    const record = this.o.spool.load(id);
+    if (!record || record.frozen) return;
+    const now = this.o.clock.now();
+    const pending = record.recipients.filter((r) => r.state === 'pending');
+    const outcomes: Outcome[] = [];
+    const routable: string[] = [];
+    let route: { router: string; transport: string; hosts: HostSpec[] } = { router: 'smarthost', transport: this.o.transport.name, hosts: [] };
+    for (const r of pending) {
+      const routing = this.o.router.route(r.address);
+      if (routing.ok) {
+        routable.push(r.address);
+        route = routing.route;
+      } else {
+        outcomes.push({ rcpt: r.address, kind: 'failed', detail: routing.reason });
+      }
+    }
+    const lines: string[] = [];
+    if (routable.length > 0) {
+      const hosts = this.usableHosts(route.hosts, now);
+      // Hosts went down while this message waited in the window: leave it due, untouched.
+      if (hosts.length === 0 && outcomes.length === 0) return;
+      const headers = this.o.spool.headers(id) ?? '';
+      const result = await this.o.transport.deliver({
+        id,
+        sender: record.sender,
+        recipients: routable,
+        hosts,
+        size: record.size,
+        message: () => this.messageStream(id, headers),
+      });
+      const after = this.o.clock.now();
+      for (const t of result.troubles) {
+        const key = hostKey({ name: t.host.name, port: t.host.port });
+        const state = nextAttempt(findRule(this.o.retryRules, t.host.name), this.hostRetry.get(key), after);
+        this.hostRetry.set(key, state ?? { firstFailure: after, lastTry: after, nextTry: after + 15 * 60_000 });
+        const e = { type: 'hostError', id, host: t.host, reason: t.reason } as const;
+        this.o.events.emit(e);
+        lines.push(`${logTime(after)} ${renderText(e)}\n`);
+      }
+      for (const h of result.healthy) this.hostRetry.delete(hostKey(h));
+      outcomes.push(...result.outcomes);
+    }
+    await this.settle(record, outcomes, route, lines);
+  }
+
+  /** Headers, the blank line, then the body chunks as the spool streams them. */
+  private messageStream(id: string, headers: string): Readable {
+    const body = this.o.spool.body(id);
+    async function* all() {
+      yield Buffer.from(headers + '\n');
+      for await (const chunk of body) yield chunk as Buffer;
+    }
+    return Readable.from(all(), { objectMode: false });
+  }
+
+  private async settle(record: MessageRecord, outcomes: Outcome[], route: { router: string; transport: string },
+    lines: string[]): Promise<void> {
+    const now = this.o.clock.now();
+    const updated: RecipientRecord[] = [];
+    const events: Parameters<EventBus['emit']>[0][] = [];
+    let first = true;
+    let next = Infinity;
+    let lastError: string | undefined;
+    for (const o of outcomes) {
+      const prev = record.recipients.find((r) => r.address === o.rcpt);
+      if (!prev) continue;
+      const r: RecipientRecord = { ...prev, tries: prev.tries + 1, lastTry: now };
+      if (o.kind === 'delivered') {
+        r.state = 'delivered';
+        events.push({ type: 'delivered', id: record.id, rcpt: o.rcpt, first, router: route.router, transport: route.transport,
+          host: o.host!, confirmation: o.detail });
+        first = false;
+      } else if (o.kind === 'failed') {
+        r.state = 'failed';
+        r.lastError = o.detail;
+        lastError = o.detail;
+        events.push({ type: 'failed', id: record.id, rcpt: o.rcpt, router: route.router, transport: route.transport,
+          reason: o.detail, ...(o.host ? { host: o.host } : {}) });
+      } else {
+        const prevState = prev.firstFailure !== undefined
+          ? { firstFailure: prev.firstFailure, lastTry: prev.lastTry ?? prev.firstFailure, nextTry: record.nextAttempt ?? now } : undefined;
+        const state = nextAttempt(findRule(this.o.retryRules, o.rcpt), prevState, now);
+        r.lastError = o.detail;
+        lastError = o.detail;
+        if (state === null) {
+          r.state = 'failed';
+          events.push({ type: 'failed', id: record.id, rcpt: o.rcpt, router: route.router, transport: route.transport,
+            reason: `retry timeout exceeded (${o.detail})`, ...(o.host ? { host: o.host } : {}) });
+        } else {
+          r.firstFailure = state.firstFailure;
+          next = Math.min(next, state.nextTry);
+          events.push({ type: 'deferred', id: record.id, rcpt: o.rcpt, router: route.router, transport: route.transport,
+            errno: o.errno ?? -1, reason: o.detail, ...(o.host ? { host: o.host } : {}) });
+        }
+      }
+      updated.push(r);
+    }
+    for (const e of events) lines.push(`${logTime(now)} ${renderText(e)}\n`);
+    const result = await this.o.spool.settle(record.id, {
+      recipients: updated,
+      nextAttempt: next === Infinity ? now + 60_000 : next,
+      ...(lastError !== undefined ? { lastError } : {}),
+      log: lines,
+    });
+    for (const e of events) this.o.events.emit(e);
+    if (result.kind === 'completed') this.o.events.emit({ type: 'completed', id: record.id });
+  }
+}

@@ -1,0 +1,254 @@
+// spool/lmdb-spool.ts: the Spool in one LMDB environment shared by the daemon and the
+// command-line processes. Sub-databases: `meta` (envelope + per-recipient state,
+// keyed by ID, so ID order is arrival order), `headers`, `body` (64 KB chunks keyed
+// [ID, n]), `due` (the index [nextAttempt, ID] the scheduler reads), `msglog`.
+// Writes of one event-loop turn share a transaction and one sync (group commit).
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import type { MessageRecord, NewMessage } from '../core/types.js';
+import type { Settlement, SettleResult, Spool } from './spool.js';
+
+const CHUNK = 64 * 1024;
+export const QUEUE_ONLY_DELAY = 5 * 60_000;
+
+export class SpoolUnavailable extends Error {}
+
+/** Joins small buffers and splits big ones into CHUNK-sized pieces. */
+function rechunk(parts: Buffer[]): Buffer[] {
+  const out: Buffer[] = [];
+  let pending: Buffer[] = [];
+  let size = 0;
+  for (let part of parts) {
+    while (part.length > 0) {
+      const take = Math.min(CHUNK - size, part.length);
+      pending.push(part.subarray(0, take));
+      size += take;
+      part = part.subarray(take);
+      if (size === CHUNK) {
+        out.push(pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending));
+        pending = [];
+        size = 0;
+      }
+    }
+  }
+  if (size > 0) out.push(pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending));
+  return out;
+}
+
+export function newRecord(msg: NewMessage, bodySize: number, chunks: number): MessageRecord {
+  const record: MessageRecord = {
+    v: 1,
+    id: msg.id,
+    sender: msg.sender,
+    arrival: msg.arrival,
+    size: Buffer.byteLength(msg.headers) + 1 + bodySize,
+    protocol: msg.protocol,
+    frozen: false,
+    recipients: msg.recipients.map((address) => ({ address, state: 'pending', tries: 0 })),
+    // -odq: not before the next periodic queue run (see README); `postern -q` makes it due at once.
+    nextAttempt: msg.queueOnly ? msg.arrival + QUEUE_ONLY_DELAY : msg.arrival,
+    attempts: 0,
+    warningsSent: 0,
+    bodySize,
+    chunks,
+  };
+  for (const k of ['user', 'clientName', 'clientIp', 'helo', 'messageIdHeader', 'bounceOf'] as const) {
+    if (msg[k] !== undefined) record[k] = msg[k];
+  }
+  return record;
+}
+
+export class LmdbSpool implements Spool {
+  private constructor(
+    private readonly root: RootDatabase,
+    private readonly meta: Database<MessageRecord, string>,
+    private readonly hdrs: Database<string, string>,
+    private readonly chunks: Database<Buffer, [string, number]>,
+    private readonly dueIdx: Database<number, [number, string]>,
+    private readonly mlog: Database<string, string>,
+  ) {}
+
+  static open(directory: string): LmdbSpool {
+    try {
+      mkdirSync(directory, { recursive: true });
+      // noSync stays off: a commit is not acknowledged until `flushed` says it is on disk.
+      const root = open({ path: join(directory, 'spool.mdb'), maxDbs: 8, compression: false, noSync: false });
+      return new LmdbSpool(
+        root,
+        root.openDB<MessageRecord, string>({ name: 'meta', encoding: 'msgpack' }),
+        root.openDB<string, string>({ name: 'headers', encoding: 'string' }),
+        root.openDB<Buffer, [string, number]>({ name: 'body', encoding: 'binary' }),
+        root.openDB<number, [number, string]>({ name: 'due', encoding: 'msgpack' }),
+        root.openDB<string, string>({ name: 'msglog', encoding: 'string' }),
+      );
+    } catch (err) {
+      throw new SpoolUnavailable(`cannot open the spool in ${directory}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Resolves when everything written so far is synced to disk. */
+  private async synced<T>(commit: Promise<T>): Promise<T> {
+    const value = await commit;
+    await this.root.flushed;
+    return value;
+  }
+
+  async commit(msg: NewMessage): Promise<MessageRecord> {
+    const parts = rechunk(msg.body);
+    const bodySize = parts.reduce((n, b) => n + b.length, 0);
+    const record = newRecord(msg, bodySize, parts.length);
+    const stored = await this.synced(this.root.transaction(() => {
+      if (this.meta.doesExist(msg.id)) return false;
+      this.writeNew(record, msg.headers, parts);
+      return true;
+    }));
+    if (!stored) throw new SpoolUnavailable(`message ID ${msg.id} is already in the spool`);
+    return record;
+  }
+
+  private writeNew(record: MessageRecord, headers: string, parts: Buffer[]): void {
+    this.meta.put(record.id, record);
+    this.hdrs.put(record.id, headers);
+    parts.forEach((part, i) => this.chunks.put([record.id, i], part));
+    if (record.nextAttempt !== null) this.dueIdx.put([record.nextAttempt, record.id], 1);
+  }
+
+  load(id: string): MessageRecord | undefined {
+    return this.meta.get(id);
+  }
+
+  headers(id: string): string | undefined {
+    return this.hdrs.get(id);
+  }
+
+  body(id: string): Readable {
+    const record = this.meta.get(id);
+    const chunks = this.chunks;
+    return Readable.from((function* () {
+      for (let i = 0; i < (record?.chunks ?? 0); i++) {
+        const part = chunks.getBinary([id, i]);
+        if (!part) throw new Error(`body of ${id} is missing chunk ${i}`);
+        yield Buffer.from(part);
+      }
+    })(), { objectMode: false });
+  }
+
+  messageLog(id: string): string | undefined {
+    return this.mlog.get(id);
+  }
+
+  due(before: number, limit: number, skip?: ReadonlySet<string>): string[] {
+    // Another process (sendmail) may have committed since our read snapshot.
+    this.root.resetReadTxn();
+    const ids: string[] = [];
+    for (const key of this.dueIdx.getKeys({ start: [0, ''], end: [before, '\uffff'] })) {
+      const id = key[1];
+      if (skip?.has(id)) continue;
+      ids.push(id);
+      if (ids.length >= limit) break;
+    }
+    return ids;
+  }
+
+  nextDue(skip?: ReadonlySet<string>): number | undefined {
+    this.root.resetReadTxn();
+    for (const key of this.dueIdx.getKeys({})) if (!skip?.has(key[1])) return key[0];
+    return undefined;
+  }
+
+  private appendLog(id: string, lines: string[]): void {
+    if (lines.length === 0) return;
+    this.mlog.put(id, (this.mlog.get(id) ?? '') + lines.join(''));
+  }
+
+  private deleteAll(record: MessageRecord): void {
+    this.meta.remove(record.id);
+    this.hdrs.remove(record.id);
+    for (let i = 0; i < record.chunks; i++) this.chunks.remove([record.id, i]);
+    if (record.nextAttempt !== null) this.dueIdx.remove([record.nextAttempt, record.id]);
+    this.mlog.remove(record.id);
+  }
+
+  private setDue(record: MessageRecord, at: number | null): void {
+    if (record.nextAttempt !== null) this.dueIdx.remove([record.nextAttempt, record.id]);
+    record.nextAttempt = at;
+    if (at !== null) this.dueIdx.put([at, record.id], 1);
+  }
+
+  settle(id: string, s: Settlement): Promise<SettleResult> {
+    return this.synced(this.root.transaction((): SettleResult => {
+      const record = this.meta.get(id);
+      // Removed (-Mrm) while it was being delivered: nothing left to record.
+      if (!record) return { kind: 'gone' };
+      const byAddress = new Map(s.recipients.map((r) => [r.address, r]));
+      record.recipients = record.recipients.map((r) => (r.state === 'pending' ? byAddress.get(r.address) ?? r : r));
+      record.attempts += 1;
+      if (s.lastError !== undefined) record.lastError = s.lastError;
+      for (const m of s.enqueue ?? []) {
+        const parts = rechunk(m.body);
+        const size = parts.reduce((n, b) => n + b.length, 0);
+        this.writeNew(newRecord(m, size, parts.length), m.headers, parts);
+      }
+      if (!record.recipients.some((r) => r.state === 'pending')) {
+        this.deleteAll(record);
+        return { kind: 'completed', record };
+      }
+      // A message frozen by the operator during the attempt stays off the due index.
+      this.setDue(record, record.frozen ? null : s.nextAttempt);
+      this.meta.put(id, record);
+      this.appendLog(id, s.log);
+      return { kind: 'pending', record };
+    }));
+  }
+
+  *list(): Iterable<MessageRecord> {
+    this.root.resetReadTxn();
+    for (const { value } of this.meta.getRange({})) yield value;
+  }
+
+  count(): number {
+    this.root.resetReadTxn();
+    return this.meta.getCount();
+  }
+
+  remove(id: string): Promise<boolean> {
+    return this.synced(this.root.transaction(() => {
+      const record = this.meta.get(id);
+      if (!record) return false;
+      this.deleteAll(record);
+      return true;
+    }));
+  }
+
+  setFrozen(id: string, frozen: boolean, log: string, dueAt: number): Promise<'changed' | 'unchanged' | 'gone'> {
+    return this.synced(this.root.transaction(() => {
+      const record = this.meta.get(id);
+      if (!record) return 'gone' as const;
+      if (record.frozen === frozen) return 'unchanged' as const;
+      record.frozen = frozen;
+      this.setDue(record, frozen ? null : dueAt);
+      this.meta.put(id, record);
+      this.appendLog(id, [log]);
+      return 'changed' as const;
+    }));
+  }
+
+  makeDue(ids: string[], at: number, thaw: boolean): Promise<void> {
+    return this.synced(this.root.transaction(() => {
+      for (const id of ids) {
+        const record = this.meta.get(id);
+        if (!record || (record.frozen && !thaw)) continue;
+        record.frozen = false;
+        this.setDue(record, at);
+        this.meta.put(id, record);
+      }
+    }));
+  }
+
+  async close(): Promise<void> {
+    await this.root.flushed;
+    await this.root.close();
+  }
+}

@@ -1,0 +1,42 @@
+// spool/spool.ts: the storage contract between receiving, scheduling and the queue
+// commands. Durable storage only: it knows nothing of routing or SMTP. Every method
+// that changes a message is one transaction; the promise of a write resolves only
+// once the commit is synced to disk.
+import type { Readable } from 'node:stream';
+import type { MessageRecord, NewMessage, RecipientRecord } from '../core/types.js';
+
+/** The result of one delivery attempt, written as one transaction. */
+export interface Settlement {
+  /** New state of the recipients that were tried, by address (others stay as they are). */
+  recipients: RecipientRecord[];
+  /** Next time the message is due; ignored when nothing is pending any more. */
+  nextAttempt: number | null;
+  lastError?: string;
+  /** Lines for the message's own log (-Mvl), timestamps included. */
+  log: string[];
+  /** Messages born of this attempt (bounces), committed in the same transaction. */
+  enqueue?: NewMessage[];
+}
+
+export type SettleResult = { kind: 'gone' } | { kind: 'pending'; record: MessageRecord } | { kind: 'completed'; record: MessageRecord };
+
+export interface Spool {
+  commit(msg: NewMessage): Promise<MessageRecord>;
+  load(id: string): MessageRecord | undefined;
+  headers(id: string): string | undefined;
+  body(id: string): Readable;
+  messageLog(id: string): string | undefined;
+  /** IDs due at or before `before`, oldest first, at most `limit`, skipping `skip`. */
+  due(before: number, limit: number, skip?: ReadonlySet<string>): string[];
+  /** The earliest due time, skipping `skip` (the messages already in the active window). */
+  nextDue(skip?: ReadonlySet<string>): number | undefined;
+  settle(id: string, s: Settlement): Promise<SettleResult>;
+  /** Every message, in ID (= arrival) order; streams, never loads the queue whole. */
+  list(): Iterable<MessageRecord>;
+  count(): number;
+  remove(id: string): Promise<boolean>;
+  setFrozen(id: string, frozen: boolean, log: string, dueAt: number): Promise<'changed' | 'unchanged' | 'gone'>;
+  /** Make a message due now (queue runs, -M). */
+  makeDue(ids: string[], at: number, thaw: boolean): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,219 @@
+// transports/smtp.ts: the remote_smtp transport to the smarthost, on nodemailer's
+// SMTPConnection. Owns the connection cache (idle connections reused across messages,
+// PIPELINING as the hub offers it), TLS and AUTH policy, and failover across the host
+// list. Returns per-recipient outcomes; only a bug makes it throw.
+import { lookup } from 'node:dns/promises';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type { Clock, Timer } from '../core/clock.js';
+import type { HostLabel, HostSpec, HostTrouble, Outcome } from '../core/types.js';
+import { classifyError, classifyRejection, type SmtpClientError } from './smtp-errors.js';
+import type { DeliveryJob, DeliveryResult, Transport } from './transport.js';
+
+export interface SmtpTransportOptions {
+  heloName: string;
+  tls: 'none' | 'opportunistic' | 'required' | 'implicit';
+  tlsCaFile?: string;
+  authUser?: string;
+  authPasswordFile?: string;
+  /** Inactivity limit for one SMTP command, ms. */
+  timeout: number;
+  /** How long an idle connection is kept for the next message, ms. */
+  idleTime?: number;
+  clock: Clock;
+}
+
+interface Cached {
+  conn: SMTPConnection;
+  label: HostLabel;
+  timer?: Timer;
+  dead: boolean;
+  /** Has carried a message before: the hub may have dropped it while idle. */
+  used: boolean;
+}
+
+const hostKey = (h: HostSpec) => `${h.name}:${h.port}`;
+
+export class SmtpTransport implements Transport {
+  readonly name = 'remote_smtp';
+  private readonly idle = new Map<string, Cached[]>();
+  private readonly open = new Set<Cached>();
+
+  constructor(private readonly opts: SmtpTransportOptions) {}
+
+  async deliver(job: DeliveryJob): Promise<DeliveryResult> {
+    const troubles: HostTrouble[] = [];
+    const healthy: HostSpec[] = [];
+    let lastTrouble: { reason: string; errno: number } = { reason: 'no host to try', errno: -54 };
+    for (const host of job.hosts) {
+      const attempt = await this.tryHost(host, job);
+      if (attempt.kind === 'done') {
+        healthy.push(host);
+        return { outcomes: attempt.outcomes, troubles, healthy };
+      }
+      troubles.push({ host: attempt.label, reason: attempt.reason });
+      lastTrouble = attempt;
+    }
+    // Every host failed as a host: everyone is deferred with the last reason.
+    const outcomes = job.recipients.map((rcpt): Outcome => ({ rcpt, kind: 'deferred', detail: lastTrouble.reason, errno: lastTrouble.errno }));
+    return { outcomes, troubles, healthy };
+  }
+
+  private async tryHost(host: HostSpec, job: DeliveryJob):
+    Promise<{ kind: 'done'; outcomes: Outcome[] } | { kind: 'host'; label: HostLabel; reason: string; errno: number }> {
+    // A cached connection may have been closed by the hub since; one retry on a fresh one.
+    for (let round = 0; round < 2; round++) {
+      let cached: Cached;
+      try {
+        cached = round === 0 ? this.takeIdle(host) ?? await this.connect(host) : await this.connect(host);
+      } catch (err) {
+        const e = err as SmtpClientError & { label?: HostLabel };
+        const c = classifyError(e, job.sender);
+        return { kind: 'host', label: e.label ?? { name: host.name, ip: host.name, port: host.port }, reason: c.reason, errno: c.errno };
+      }
+      const reused = cached.used;
+      const stream = job.message();
+      try {
+        const info = await this.send(cached, job, stream);
+        cached.used = true;
+        this.release(host, cached);
+        return { kind: 'done', outcomes: this.fromInfo(job, cached.label, info) };
+      } catch (err) {
+        const e = err as SmtpClientError;
+        const c = classifyError(e, job.sender);
+        if (c.scope === 'host') {
+          this.discard(cached);
+          if (reused && stream.readableDidRead === false) continue;
+          return { kind: 'host', label: cached.label, reason: c.reason, errno: c.errno };
+        }
+        // The hub refused this message; the session is fine: RSET and keep it.
+        cached.conn.reset((resetErr) => (resetErr ? this.discard(cached) : this.release(host, cached)));
+        if (e.command === 'RCPT TO' && e.rejectedErrors) {
+          return { kind: 'done', outcomes: this.fromInfo(job, cached.label, { accepted: [], rejectedErrors: e.rejectedErrors, response: '' }) };
+        }
+        const kind = c.scope === 'message' && c.permanent ? 'failed' : 'deferred';
+        return {
+          kind: 'done',
+          outcomes: job.recipients.map((rcpt): Outcome => ({ rcpt, kind, detail: c.reason, errno: c.errno, host: cached.label })),
+        };
+      }
+    }
+    throw new Error('unreachable');
+  }
+
+  private fromInfo(job: DeliveryJob, label: HostLabel,
+    info: { accepted: string[]; rejectedErrors?: SmtpClientError[]; response: string }): Outcome[] {
+    const rejected = new Map((info.rejectedErrors ?? []).map((e) => [e.recipient ?? '', e]));
+    const confirmation = info.response.replace(/\r?\n/g, ' ').trim();
+    return job.recipients.map((rcpt): Outcome => {
+      const err = rejected.get(rcpt);
+      if (err) {
+        const r = classifyRejection(err, rcpt);
+        return { rcpt, kind: r.permanent ? 'failed' : 'deferred', detail: r.reason, errno: r.errno, host: label };
+      }
+      if (info.accepted.includes(rcpt)) return { rcpt, kind: 'delivered', detail: confirmation, host: label };
+      return { rcpt, kind: 'deferred', detail: 'recipient not confirmed by remote server', errno: -1, host: label };
+    });
+  }
+
+  private send(cached: Cached, job: DeliveryJob, stream: NodeJS.ReadableStream):
+    Promise<{ accepted: string[]; rejectedErrors?: SmtpClientError[]; response: string }> {
+    return new Promise((resolve, reject) => {
+      cached.conn.send({ from: job.sender, to: job.recipients, size: job.size } as SMTPConnection.Envelope,
+        stream as never, (err, info) => {
+          if (err) reject(err);
+          else resolve(info as never);
+        });
+    });
+  }
+
+  private takeIdle(host: HostSpec): Cached | undefined {
+    const list = this.idle.get(hostKey(host));
+    while (list && list.length > 0) {
+      const c = list.pop() as Cached;
+      c.timer?.cancel();
+      if (!c.dead) return c;
+    }
+    return undefined;
+  }
+
+  private release(host: HostSpec, c: Cached): void {
+    if (c.dead) return;
+    const list = this.idle.get(hostKey(host)) ?? [];
+    this.idle.set(hostKey(host), list);
+    list.push(c);
+    c.timer = this.opts.clock.at(this.opts.clock.now() + (this.opts.idleTime ?? 5000), () => {
+      const i = list.indexOf(c);
+      if (i >= 0) list.splice(i, 1);
+      this.discard(c, true);
+    });
+  }
+
+  private discard(c: Cached, polite = false): void {
+    c.timer?.cancel();
+    c.dead = true;
+    this.open.delete(c);
+    if (polite) c.conn.quit();
+    else c.conn.close();
+  }
+
+  private async connect(host: HostSpec): Promise<Cached> {
+    let ip = host.name;
+    if (!isIP(host.name)) {
+      try {
+        ip = (await lookup(host.name)).address;
+      } catch {
+        throw Object.assign(new Error('host lookup did not complete'), { label: { name: host.name, ip: host.name, port: host.port } });
+      }
+    }
+    const label: HostLabel = { name: host.name, ip, port: host.port };
+    const o = this.opts;
+    const verify = o.tls === 'required' || o.tls === 'implicit';
+    const tlsOptions: Record<string, unknown> = { rejectUnauthorized: verify };
+    if (!isIP(host.name)) tlsOptions.servername = host.name;
+    if (verify && o.tlsCaFile) tlsOptions.ca = readFileSync(o.tlsCaFile);
+    const conn = new SMTPConnection({
+      host: ip,
+      port: host.port,
+      name: o.heloName,
+      secure: o.tls === 'implicit',
+      ignoreTLS: o.tls === 'none',
+      requireTLS: o.tls === 'required',
+      opportunisticTLS: o.tls === 'opportunistic',
+      tls: tlsOptions,
+      ...(isIP(host.name) ? {} : { servername: host.name }),
+      connectionTimeout: Math.min(o.timeout, 30_000),
+      greetingTimeout: Math.min(o.timeout, 30_000),
+      socketTimeout: o.timeout,
+      socketCloseTimeout: 1000,
+      logger: false,
+    } as SMTPConnection.Options);
+    const cached: Cached = { conn, label, dead: false, used: false };
+    conn.on('error', () => { cached.dead = true; });
+    conn.on('end', () => { cached.dead = true; });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        conn.once('error', reject);
+        conn.connect(() => { conn.off('error', reject); resolve(); });
+      });
+      if (o.authUser !== undefined) {
+        // Credentials go only over an encrypted session.
+        if (!conn.secure) throw Object.assign(new Error('hub did not offer STARTTLS, so AUTH was not attempted'), { code: 'ETLS' });
+        const pass = readFileSync(o.authPasswordFile ?? '', 'utf8').split('\n')[0] ?? '';
+        await new Promise<void>((resolve, reject) => conn.login({ user: o.authUser as string, pass }, (err) => (err ? reject(err) : resolve())));
+      }
+    } catch (err) {
+      cached.dead = true;
+      conn.close();
+      throw Object.assign(err as Error, { label });
+    }
+    this.open.add(cached);
+    return cached;
+  }
+
+  async close(): Promise<void> {
+    for (const c of [...this.open]) this.discard(c, true);
+    this.idle.clear();
+  }
+}
