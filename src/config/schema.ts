@@ -33,7 +33,7 @@ const duration = z.string().transform((s, ctx) => {
 export const hostPort = z.string().transform((s, ctx) => {
   const m = /^(?:\[([^\]]+)\]|([^:\s]+))(?::(\d{1,5}))?$/.exec(s.trim());
   const port = m?.[3] === undefined ? 25 : Number(m[3]);
-  if (!m || port < 1 || port > 65535) {
+  if (!m || port < 0 || port > 65535) {
     ctx.addIssue({ code: 'custom', message: `"${s}" is not host:port (use [addr]:port for IPv6)` });
     return z.NEVER;
   }

@@ -72,13 +72,25 @@ export function qualify(address: string, domain: string): string {
   return address === '' || address.includes('@') ? address : `${address}@${domain}`;
 }
 
+type Parsed = ReturnType<typeof addressparser>[number];
+
+/** addressparser reads a bare word (`root`) as a name; for us it is an unqualified address. */
+function entryAddress(a: Parsed): { name: string; address: string } {
+  const address = 'address' in a ? a.address ?? '' : '';
+  if (address === '' && a.name && /^[^\s@<>()",;:]+$/.test(a.name)) return { name: '', address: a.name };
+  return { name: a.name ?? '', address };
+}
+
 /** The bare addresses of an address header (groups flattened). */
 export function headerAddresses(value: string): string[] {
   const out: string[] = [];
   const walk = (list: ReturnType<typeof addressparser>) => {
     for (const a of list) {
       if ('group' in a && a.group) walk(a.group);
-      else if ('address' in a && a.address) out.push(a.address);
+      else {
+        const e = entryAddress(a);
+        if (e.address) out.push(e.address);
+      }
     }
   };
   walk(addressparser(value));
@@ -105,12 +117,12 @@ const ADDRESS_HEADERS = new Set(['from', 'to', 'cc', 'bcc', 'sender', 'reply-to'
 function qualifyHeader(h: Header, domain: string): Header {
   const list = addressparser(headerValue(h));
   let changed = false;
-  const render = (a: (typeof list)[number]): string => {
+  const render = (a: Parsed): string => {
     if ('group' in a && a.group) return `${a.name}: ${a.group.map(render).join(', ')};`;
-    const addr = 'address' in a ? a.address ?? '' : '';
-    const q = qualify(addr, domain);
-    if (q !== addr) changed = true;
-    return a.name ? `${/^[\w .!#$%&'*+/=?^`{|}~-]*$/.test(a.name) ? a.name : JSON.stringify(a.name)} <${q}>` : q;
+    const { name, address } = entryAddress(a);
+    const q = qualify(address, domain);
+    if (q !== address) changed = true;
+    return name ? `${/^[\w .!#$%&'*+/=?^`{|}~-]*$/.test(name) ? name : JSON.stringify(name)} <${q}>` : q;
   };
   const value = list.map(render).join(', ');
   return changed ? { name: h.name, raw: `${h.name}: ${value}\n` } : h;

@@ -1,0 +1,129 @@
+// test/helpers/postern.ts: runs the real bin/ commands as child processes against a
+// private config, spool and log in a temp folder, and waits for events (the ready
+// line, a main-log line, a process exit) with bounded timeouts, never fixed sleeps.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const BIN = (name: string) => join(ROOT, 'bin', name);
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCommand(name: string, args: string[], opts: { input?: string | Buffer; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [BIN(name), ...args], { env: { ...process.env, ...opts.env }, stdio: 'pipe' });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${name} ${args.join(' ')} timed out`)); }, opts.timeoutMs ?? 30_000);
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => { clearTimeout(timer); resolvePromise({ code, stdout, stderr }); });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+export async function waitUntil<T>(what: string, probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export class Instance {
+  readonly dir: string;
+  readonly config: string;
+  daemon: ChildProcess | undefined;
+  port = 0;
+  daemonStderr = '';
+
+  constructor(smarthostPorts: number[], extra = '') {
+    this.dir = mkdtempSync(join(tmpdir(), 'postern-test-'));
+    this.config = join(this.dir, 'postern.toml');
+    this.writeConfig(smarthostPorts, extra);
+  }
+
+  writeConfig(smarthostPorts: number[], extra = ''): void {
+    const hosts = smarthostPorts.map((p) => `"127.0.0.1:${p}"`).join(', ');
+    writeFileSync(this.config, `hostname = "web1.example.org"
+qualify_domain = "example.org"
+[listen]
+smtp = ["127.0.0.1:${this.port}"]
+max_recipients = 5
+max_message_size = "1M"
+[spool]
+directory = "spool"
+[smarthost]
+hosts = [${hosts}]
+tls = "none"
+timeout = "10s"
+[log]
+file = "log/mainlog"
+${extra}`);
+  }
+
+  run(name: string, args: string[], opts: Parameters<typeof runCommand>[2] = {}): Promise<RunResult> {
+    return runCommand(name, ['-C', this.config, ...args], opts);
+  }
+
+  /** Starts `postern -bd` and resolves once it prints its ready line. */
+  async start(args: string[] = ['-q1m']): Promise<void> {
+    this.daemonStderr = '';
+    const child = spawn(process.execPath, [BIN('postern'), '-C', this.config, '-bd', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.daemon = child;
+    child.stderr!.on('data', (d) => (this.daemonStderr += d));
+    const line = await new Promise<string>((res, rej) => {
+      const t = setTimeout(() => rej(new Error(`daemon not ready: ${this.daemonStderr}`)), 20_000);
+      child.stderr!.on('data', () => {
+        const m = /ready, listening for SMTP on (\S+)/.exec(this.daemonStderr);
+        if (m) { clearTimeout(t); res(m[1] as string); }
+      });
+      child.on('exit', (code) => { clearTimeout(t); rej(new Error(`daemon exited ${code}: ${this.daemonStderr}`)); });
+    });
+    const port = Number(line.slice(line.lastIndexOf(':') + 1));
+    if (this.port === 0) {
+      // Keep the port across restarts of this instance.
+      this.port = port;
+      const text = readFileSync(this.config, 'utf8').replace('"127.0.0.1:0"', `"127.0.0.1:${port}"`);
+      writeFileSync(this.config, text);
+    }
+  }
+
+  /** Ends the daemon with a signal and resolves with its exit code. */
+  stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    const d = this.daemon;
+    this.daemon = undefined;
+    if (!d || d.exitCode !== null || d.signalCode !== null) return Promise.resolve(d?.exitCode ?? null);
+    return new Promise((res) => {
+      d.on('exit', (code) => res(code));
+      d.kill(signal);
+    });
+  }
+
+  log(): string {
+    const f = join(this.dir, 'log/mainlog');
+    return existsSync(f) ? readFileSync(f, 'utf8') : '';
+  }
+
+  waitForLog(re: RegExp, count = 1, timeoutMs = 20_000): Promise<string[]> {
+    const g = new RegExp(re.source, re.flags.includes('g') ? re.flags : re.flags + 'gm');
+    return waitUntil(`${count} log line(s) matching ${re}`, () => {
+      const m = this.log().match(g);
+      return m && m.length >= count ? m : undefined;
+    }, timeoutMs);
+  }
+
+  async cleanup(): Promise<void> {
+    await this.stop('SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
