@@ -1,0 +1,273 @@
+// Unit tests for src/config/load.ts parseConfig: defaults, path resolution, and the
+// ConfigError for every kind of bad file, naming file, line and key.
+import { hostname as osHostname } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../../src/config/load.js';
+
+const FILE = '/etc/postern/postern.toml';
+
+const MINIMAL = `[smarthost]
+hosts = ["mail.example.org"]
+`;
+
+/** 1-based line of the only line containing `needle`. */
+function lineOf(text: string, needle: string): number {
+  const lines = text.split('\n');
+  const hits = lines.flatMap((l, i) => (l.includes(needle) ? [i + 1] : []));
+  if (hits.length !== 1) throw new Error(`test bug: "${needle}" is on ${hits.length} lines`);
+  return hits[0]!;
+}
+
+function error(text: string, file = FILE): ConfigError {
+  try {
+    parseConfig(text, file);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('parseConfig accepted a bad file');
+}
+
+describe('parseConfig: a valid file', () => {
+  it('a minimal file gets every default', () => {
+    const c = parseConfig(MINIMAL, FILE);
+    expect(c.file).toBe(FILE);
+    expect(c.hostname).toBe(osHostname());
+    expect(c.qualify_domain).toBe(osHostname());
+    expect(c.listen).toEqual({
+      smtp: [{ name: '127.0.0.1', port: 25 }, { name: '::1', port: 25 }],
+      relay_from: ['127.0.0.0/8', '::1/128'],
+      max_message_size: 50 * 1024 * 1024,
+      max_recipients: 1000,
+      max_connections: 100,
+    });
+    expect(c.spool).toEqual({ directory: '/var/spool/postern' });
+    expect(c.smarthost).toEqual({
+      hosts: [{ name: 'mail.example.org', port: 25 }],
+      tls: 'opportunistic',
+      connections: 4,
+      timeout: 300_000,
+    });
+    expect(c.retry).toEqual({ rules: ['* * F,2h,15m; G,16h,1h,1.5; F,4d,6h'], delay_warning: [86_400_000] });
+    expect(c.queue).toEqual({ active_limit: 500 });
+    expect(c.log).toEqual({ file: '/var/log/postern/mainlog', format: 'exim' });
+  });
+
+  it('qualify_domain defaults to hostname', () => {
+    const c = parseConfig(`hostname = "web1.example.org"\n${MINIMAL}`, FILE);
+    expect(c.hostname).toBe('web1.example.org');
+    expect(c.qualify_domain).toBe('web1.example.org');
+  });
+
+  it('reads the SPEC.md example file', () => {
+    const text = `hostname = "web1.example.org"
+qualify_domain = "example.org"
+
+[listen]
+smtp = ["127.0.0.1:25", "[::1]:25"]
+relay_from = ["127.0.0.0/8", "::1/128"]
+max_message_size = "50M"
+max_recipients = 1000
+max_connections = 100
+
+[spool]
+directory = "/var/spool/postern"
+
+[smarthost]
+hosts = ["mail.example.org:25", "mail2.example.org:587"]
+tls = "required"
+tls_ca_file = "/etc/postern/hub-ca.pem"
+auth_user = "web1"
+auth_password_file = "/etc/postern/smarthost.pass"
+
+[retry]
+rules = ["* * F,2h,15m; G,16h,1h,1.5; F,4d,6h"]
+delay_warning = ["24h", "2d"]
+
+[log]
+file = "/var/log/postern/mainlog"
+format = "json"
+`;
+    const c = parseConfig(text, FILE);
+    expect(c.hostname).toBe('web1.example.org');
+    expect(c.qualify_domain).toBe('example.org');
+    expect(c.listen.smtp).toEqual([{ name: '127.0.0.1', port: 25 }, { name: '::1', port: 25 }]);
+    expect(c.smarthost.hosts).toEqual([{ name: 'mail.example.org', port: 25 }, { name: 'mail2.example.org', port: 587 }]);
+    expect(c.smarthost.tls).toBe('required');
+    expect(c.smarthost.auth_user).toBe('web1');
+    expect(c.smarthost.auth_password_file).toBe('/etc/postern/smarthost.pass');
+    expect(c.retry.delay_warning).toEqual([86_400_000, 2 * 86_400_000]);
+    expect(c.log.format).toBe('json');
+  });
+
+  it.each([
+    ['"512K"', 512 * 1024],
+    ['"10m"', 10 * 1024 * 1024],
+    ['"1G"', 1024 ** 3],
+    ['"2048"', 2048],
+    ['4096', 4096],
+  ])('max_message_size = %s is %i bytes', (value, bytes) => {
+    expect(parseConfig(`[listen]\nmax_message_size = ${value}\n${MINIMAL}`, FILE).listen.max_message_size).toBe(bytes);
+  });
+
+  it.each([
+    ['"90s"', 90_000],
+    ['"30"', 30_000],
+    ['"15m"', 900_000],
+    ['"1h"', 3_600_000],
+  ])('smarthost.timeout = %s is %i ms', (value, ms) => {
+    expect(parseConfig(`${MINIMAL}timeout = ${value}\n`, FILE).smarthost.timeout).toBe(ms);
+  });
+
+  it('resolves relative paths against the file\'s folder, leaves absolute ones', () => {
+    const text = `[spool]
+directory = "../var/spool"
+[log]
+file = "log/mainlog"
+[smarthost]
+hosts = ["mail.example.org"]
+tls = "required"
+tls_ca_file = "certs/hub-ca.pem"
+auth_user = "web1"
+auth_password_file = "./smarthost.pass"
+`;
+    const c = parseConfig(text, '/srv/postern/config/postern.toml');
+    expect(c.spool.directory).toBe('/srv/postern/var/spool');
+    expect(c.log.file).toBe('/srv/postern/config/log/mainlog');
+    expect(c.smarthost.tls_ca_file).toBe('/srv/postern/config/certs/hub-ca.pem');
+    expect(c.smarthost.auth_password_file).toBe('/srv/postern/config/smarthost.pass');
+
+    const abs = parseConfig('[spool]\ndirectory = "/var/spool/x"\n' + MINIMAL, '/srv/postern/config/postern.toml');
+    expect(abs.spool.directory).toBe('/var/spool/x');
+  });
+});
+
+interface BadCase {
+  name: string;
+  text: string;
+  /** Text on the line that must be named. */
+  at: string;
+  key: string;
+  /** More that the message must say. */
+  says?: RegExp;
+}
+
+const BAD: BadCase[] = [
+  {
+    name: 'TOML syntax error (missing value)',
+    text: `hostname = "web1.example.org"\n[listen]\nmax_recipients =\n${MINIMAL}`,
+    at: 'max_recipients =', key: 'max_recipients',
+  },
+  {
+    name: 'unknown key in a table',
+    text: `hostname = "web1.example.org"\n[listen]\nmax_recipients = 10\nmax_recipient = 10\n${MINIMAL}`,
+    at: 'max_recipient = 10', key: 'listen.max_recipient', says: /unknown key/,
+  },
+  {
+    name: 'unknown key in the smarthost table',
+    text: `[listen]\nmax_recipients = 10\n[smarthost]\nhosts = ["a.example"]\nport = 587\n`,
+    at: 'port = 587', key: 'smarthost.port', says: /unknown key/,
+  },
+  {
+    name: 'unknown top-level key',
+    text: `hostname = "web1.example.org"\nqualify_domian = "example.org"\n${MINIMAL}`,
+    at: 'qualify_domian', key: 'qualify_domian', says: /unknown key/,
+  },
+  {
+    name: 'unknown table',
+    text: `${MINIMAL}\n[queues]\nactive_limit = 5\n`,
+    at: '[queues]', key: 'queues', says: /unknown key/,
+  },
+  {
+    name: 'wrong type (string for a number)',
+    text: `[listen]\nsmtp = ["127.0.0.1:25"]\nmax_recipients = "many"\n${MINIMAL}`,
+    at: 'max_recipients', key: 'listen.max_recipients', says: /number/,
+  },
+  {
+    name: 'wrong type (string for an array)',
+    text: `${MINIMAL}\n[retry]\nrules = "* * F,2h,15m"\n`,
+    at: 'rules =', key: 'retry.rules', says: /array/,
+  },
+  {
+    name: 'wrong type (number for hostname)',
+    text: `hostname = 42\n${MINIMAL}`,
+    at: 'hostname', key: 'hostname', says: /string/,
+  },
+  {
+    name: 'bad duration in smarthost.timeout',
+    text: `${MINIMAL}connections = 2\ntimeout = "5 minutes"\n`,
+    at: 'timeout', key: 'smarthost.timeout', says: /"5 minutes" is not a duration/,
+  },
+  {
+    name: 'bad duration in retry.delay_warning',
+    text: `${MINIMAL}\n[retry]\ndelay_warning = ["24h", "1y"]\n`,
+    at: 'delay_warning', key: 'retry.delay_warning', says: /"1y" is not a duration/,
+  },
+  {
+    name: 'bad size',
+    text: `[listen]\nmax_message_size = "50MB"\n${MINIMAL}`,
+    at: 'max_message_size', key: 'listen.max_message_size', says: /"50MB" is not a size/,
+  },
+  {
+    name: 'bad tls value',
+    text: `[smarthost]\nhosts = ["mail.example.org"]\ntls = "starttls"\n`,
+    at: 'tls =', key: 'smarthost.tls', says: /opportunistic/,
+  },
+  {
+    name: 'bad host:port',
+    text: `[smarthost]\nhosts = ["mail.example.org:99999"]\n`,
+    at: 'hosts', key: 'smarthost.hosts', says: /not host:port/,
+  },
+  {
+    name: 'auth_user with tls = "none"',
+    text: `[smarthost]\nhosts = ["mail.example.org"]\ntls = "none"\nauth_user = "web1"\nauth_password_file = "/etc/postern/pass"\n`,
+    at: 'auth_user', key: 'smarthost.auth_user', says: /TLS/,
+  },
+  {
+    name: 'auth_user without auth_password_file',
+    text: `[smarthost]\nhosts = ["mail.example.org"]\nauth_user = "web1"\n`,
+    at: 'auth_user', key: 'smarthost.auth_user', says: /auth_password_file/,
+  },
+  {
+    name: 'malformed retry rule',
+    text: `${MINIMAL}\n[retry]\ndelay_warning = ["24h"]\nrules = ["* * F,2h,15m; G,16h,1h"]\n`,
+    at: 'rules =', key: 'retry.rules', says: /malformed parameter set "G,16h,1h"/,
+  },
+  {
+    name: 'missing smarthost.hosts',
+    text: `hostname = "web1.example.org"\n\n[smarthost]\ntls = "none"\n`,
+    at: '[smarthost]', key: 'smarthost.hosts',
+  },
+  {
+    name: 'empty smarthost.hosts',
+    text: `[smarthost]\nhosts = []\n`,
+    at: 'hosts', key: 'smarthost.hosts', says: /at least one host/,
+  },
+  {
+    name: 'bad value set with a dotted key',
+    text: `listen.max_recipients = "many"\n${MINIMAL}`,
+    at: 'listen.max_recipients', key: 'listen.max_recipients', says: /number/,
+  },
+];
+
+describe('parseConfig: bad files', () => {
+  it.each(BAD.map((c) => [c.name, c] as const))('%s', (_name, c) => {
+    const err = error(c.text, FILE);
+    expect(err.message).toContain(FILE);
+    expect(err.message).toContain(` line ${lineOf(c.text, c.at)}:`);
+    expect(err.message).toMatch(new RegExp(`\\b${c.key.replace(/\./g, '\\.')}\\b`));
+    if (c.says) expect(err.message).toMatch(c.says);
+    // One plain sentence: no stack, no multi-line code frame.
+    expect(err.message).not.toContain('\n');
+  });
+
+  it('a missing [smarthost] table names the key (no line to point at)', () => {
+    const err = error('hostname = "web1.example.org"\n');
+    expect(err.message).toContain(FILE);
+    expect(err.message).toMatch(/\bsmarthost\b/);
+  });
+
+  it('names the file it was given', () => {
+    expect(error('bogus = 1\n' + MINIMAL, '/tmp/other.toml').message).toMatch(/^configuration error in \/tmp\/other\.toml line 1: bogus: unknown key$/);
+  });
+});
