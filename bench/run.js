@@ -10,10 +10,10 @@
 // the whole run stops starting new steps after --deadline seconds (default 570).
 // Results: bench/out/results.md (also printed) and bench/out/results.json.
 import { spawn, execFileSync } from 'node:child_process';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, openSync, readSync, closeSync, fstatSync } from 'node:fs';
 import { createServer, createConnection } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -184,6 +184,19 @@ const countLines = (file, re) => new LineCounter(file, re).poll();
 // postern under test
 
 const workDirs = [];
+/** Every long-running child we started (daemons, sinks), so a crash does not leave them behind. */
+const live = new Set();
+function killLive() {
+  for (const pid of live) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+  live.clear();
+}
+process.on('uncaughtException', (e) => {
+  log(`error: ${e.stack ?? e.message}`);
+  killLive();
+  process.exit(1);
+});
 function workDir(name) {
   const d = mkdtempSync(join(tmpdir(), `postern-bench-${name}-`));
   workDirs.push(d);
@@ -217,11 +230,29 @@ function writeConfig(dir, { smtpPort, smarthostPort }) {
   return { file, dir, mainlog: join(dir, 'mainlog'), spool: join(dir, 'spool'), smtpPort, smarthostPort };
 }
 
+/**
+ * The daemon's own pid: it differs from child.pid under a wrapper such as strace. Read
+ * from its `daemon started: pid=N` log line, which the log stream may write a moment
+ * after "ready".
+ */
+async function daemonPid(cfg, child) {
+  const until = Date.now() + 5000;
+  while (Date.now() < until) {
+    const text = existsSync(cfg.mainlog) ? readFileSync(cfg.mainlog, 'utf8') : '';
+    const started = text.match(/daemon started: pid=(\d+)/g);
+    if (started) return Number(/pid=(\d+)/.exec(started.at(-1))[1]);
+    await sleep(20);
+  }
+  throw new Error(`no "daemon started: pid=" line in ${cfg.mainlog} 5 s after ready (child pid ${child.pid})`);
+}
+
 /** Starts `postern -bd -q1m` (optionally under a wrapper such as strace) and waits for "ready". */
 function startDaemon(cfg, wrapper = []) {
   return new Promise((res, rej) => {
     const args = [...wrapper, NODE, POSTERN, '-C', cfg.file, '-bd', '-q1m'];
     const child = spawn(args[0], args.slice(1), { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    live.add(child.pid);
+    child.once('close', () => live.delete(child.pid));
     let stderr = '';
     let ready = false;
     const timer = setTimeout(() => { child.kill('SIGKILL'); rej(new Error(`daemon not ready after 20 s: ${stderr}`)); }, 20_000);
@@ -230,11 +261,15 @@ function startDaemon(cfg, wrapper = []) {
       if (!ready && /postern: ready, listening for SMTP on/.test(stderr)) {
         ready = true;
         clearTimeout(timer);
-        // The daemon's own pid (it differs from child.pid under a wrapper).
-        const started = readFileSync(cfg.mainlog, 'utf8').match(/daemon started: pid=(\d+)/g) ?? [];
-        const pid = Number(/pid=(\d+)/.exec(started.at(-1) ?? '')?.[1] ?? child.pid);
         const exited = new Promise((r) => child.once('close', (code, signal) => r({ code, signal })));
-        res({ child, pid, exited, stderr: () => stderr });
+        void daemonPid(cfg, child).then((pid) => {
+          live.add(pid);
+          void exited.then(() => live.delete(pid));
+          res({ child, pid, exited, stderr: () => stderr });
+        }, (e) => {
+          child.kill('SIGKILL');
+          rej(e);
+        });
       }
     });
     child.once('close', (code) => {
@@ -365,6 +400,8 @@ async function startSink(port) {
   } else {
     child = spawn(NODE, [join(ROOT, 'bench', 'sink.js'), String(port), String(Math.ceil(STEP_TIMEOUT / 1000) + 60)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   }
+  live.add(child.pid);
+  child.once('close', () => live.delete(child.pid));
   let buf = '';
   child.stdout.on('data', (d) => {
     buf = (buf + d).slice(-4096);
@@ -738,6 +775,7 @@ try {
   log(`error: ${e.stack ?? e.message}`);
   try { save(); } catch { /* nothing more to do */ }
 } finally {
+  killLive();
   if (!opt.keep) for (const d of workDirs) rmSync(d, { recursive: true, force: true });
   else log(`work folders kept: ${workDirs.join(' ')}`);
 }
