@@ -235,6 +235,17 @@ describe('cleanup', () => {
     expect(headerNames(c.headers)).not.toContain('Bcc');
   });
 
+  // An unqualified address before a name-addr in the same header: Exim (with
+  // unqualified addresses allowed for local submissions) reads two addresses here.
+  it.each<[string, string[], string]>([
+    ['root, Admin <admin@example.net>', ['root@example.org', 'admin@example.net'], 'root@example.org, Admin <admin@example.net>'],
+    ['root, "Admin" <admin>', ['root@example.org', 'admin@example.org'], 'root@example.org, Admin <admin@example.org>'],
+  ])('-t keeps a bare local part before a named address: To: %s', (to, rcpts, qualified) => {
+    const c = cleanup(b(`To: ${to}\n\n`), sub({ recipients: [], extractRecipients: true }));
+    expect(c.recipients).toEqual(rcpts);
+    expect(header(c.headers, 'To')).toBe(qualified);
+  });
+
   it('-t with no address headers gives no recipients', () => {
     expect(cleanup(b('Subject: x\n\n'), sub({ recipients: [], extractRecipients: true })).recipients).toEqual([]);
   });
