@@ -56,7 +56,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   const log = new MainLog(config.log.file, config.log.format, () => Date.now());
   events.on((e) => log.write(e));
   let scheduler = buildScheduler(config, spool, events, queueInterval);
-  const kick = () => scheduler.kick();
+  const kick = (force = false) => scheduler.kick(force);
   const receiver = new SmtpReceiver({
     hostname: config.hostname, qualifyDomain: config.qualify_domain, relayFrom: config.listen.relay_from,
     maxMessageSize: config.listen.max_message_size, maxRecipients: config.listen.max_recipients,

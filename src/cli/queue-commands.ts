@@ -101,9 +101,9 @@ async function bodyText(spool: LmdbSpool, id: string): Promise<string> {
   return Buffer.concat(parts).toString('utf8');
 }
 
-async function kickDaemon(config: Config): Promise<boolean> {
+async function kickDaemon(config: Config, force = false): Promise<boolean> {
   try {
-    return (await request(config.spool.directory, { op: 'kick' }, undefined, 5000)) !== undefined;
+    return (await request(config.spool.directory, { op: 'kick', force }, undefined, 5000)) !== undefined;
   } catch {
     return false;
   }
@@ -122,7 +122,7 @@ export async function queueRun(config: Config, spool: LmdbSpool, opts: { force: 
     for (const r of spool.list()) if (opts.thaw || !r.frozen) ids.push(r.id);
     for (let i = 0; i < ids.length; i += 1000) await spool.makeDue(ids.slice(i, i + 1000), now, opts.thaw);
   }
-  if (await kickDaemon(config)) return 0;
+  if (await kickDaemon(config, opts.force)) return 0;
   const { buildScheduler } = await import('./daemon.js');
   const events = new EventBus();
   const log = new MainLog(config.log.file, config.log.format, Date.now);

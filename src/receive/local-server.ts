@@ -14,7 +14,8 @@ export interface SubmitRequest {
   msg: Omit<NewMessage, 'body'>;
   bodyLength: number;
 }
-export type LocalRequest = SubmitRequest | { op: 'kick' };
+/** A kick; `force` (from -qf, -M) also forgets the hosts' retry times, as Exim's forced runs do. */
+export type LocalRequest = SubmitRequest | { op: 'kick'; force?: boolean };
 
 const MAX_HEADER = 4 * 1024 * 1024;
 
@@ -22,7 +23,7 @@ export class LocalServer {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
 
-  constructor(private readonly o: { spoolDir: string; spool: Spool; events: EventBus; kick: () => void; maxMessageSize: number }) {}
+  constructor(private readonly o: { spoolDir: string; spool: Spool; events: EventBus; kick: (force?: boolean) => void; maxMessageSize: number }) {}
 
   listen(): Promise<void> {
     const path = socketPath(this.o.spoolDir);
@@ -62,7 +63,7 @@ export class LocalServer {
         }
         chunk = buf.subarray(nl + 1);
         if (req.op === 'kick') {
-          this.o.kick();
+          this.o.kick(req.force === true);
           return answer({ ok: true });
         }
         if (req.op !== 'submit' || !(req.bodyLength >= 0) || req.bodyLength > this.o.maxMessageSize * 2) {

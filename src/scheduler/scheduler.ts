@@ -49,8 +49,9 @@ export class Scheduler {
     this.fill();
   }
 
-  /** New mail, or "look at the due index now". */
-  kick(): void {
+  /** New mail, or "look at the due index now"; `force` also forgets host retry times (-qf, -M). */
+  kick(force = false): void {
+    if (force) this.hostRetry.clear();
     this.fill();
   }
 
