@@ -73,7 +73,11 @@ async function run(personality: string, argv: string[]): Promise<number> {
     if (addrs.length === 0) throw usage('-bt needs at least one address');
     return addressTest(addrs, await config(file), out);
   }
-  if (mode === '-bs') throw usage('-bs (SMTP on standard input) is not supported yet; use SMTP on the listener or sendmail -t');
+  if (mode === '-bs') {
+    const { bsmtp } = await import('../receive/bsmtp.js');
+    await bsmtp(await config(file));
+    return EX.OK;
+  }
   const { c, spool } = await openSpool(file);
   const q = await import('./queue-commands.js');
   try {

@@ -25,6 +25,8 @@ export interface SmtpReceiverOptions {
   clock: Clock;
   ids: MessageIdGenerator;
   kick: () => void;
+  /** For `-bs`: the session is a local user's on stdin/stdout (P=local-esmtp, U=user). */
+  localUser?: string;
 }
 
 /** relay_from as a BlockList (Node's own CIDR matcher). */
@@ -65,15 +67,16 @@ class PosternSmtpServer extends SMTPServer {
   constructor(options: ConstructorParameters<typeof SMTPServer>[0], private readonly trusted: BlockList) {
     super(options);
   }
-  override connect(socket: import('node:net').Socket, socketOptions: never): void {
+  override connect(socket: import('node:net').Socket, socketOptions: { remoteAddress?: string } | undefined): void {
     const connections = (this as unknown as { connections: Set<Conn> }).connections;
     const add = connections.add;
     connections.add = (conn: Conn) => {
       connections.add = add;
-      adjust(conn, allowed(this.trusted, socket.remoteAddress ?? ''), this.options.maxClients ?? 0, connections);
+      const remote = socketOptions?.remoteAddress ?? socket.remoteAddress ?? '';
+      adjust(conn, allowed(this.trusted, remote), this.options.maxClients ?? 0, connections);
       return add.call(connections, conn);
     };
-    super.connect(socket, socketOptions);
+    super.connect(socket, socketOptions as never);
   }
 }
 
@@ -98,6 +101,14 @@ function adjust(conn: Conn, trusted: boolean, maxClients: number, connections: S
 export class SmtpReceiver {
   private readonly servers: SMTPServer[] = [];
   private readonly relay: BlockList;
+  private storing = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  /** Resolves when no message is being stored. */
+  whenIdle(): Promise<void> {
+    if (this.storing === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
 
   constructor(private readonly o: SmtpReceiverOptions) {
     this.relay = relayList(o.relayFrom);
@@ -107,7 +118,7 @@ export class SmtpReceiver {
     const o = this.o;
     const server = new PosternSmtpServer({
       name: o.hostname,
-      banner: 'ESMTP postern',
+      banner: 'postern',
       size: o.maxMessageSize,
       maxClients: o.maxConnections,
       disabledCommands: ['AUTH', 'STARTTLS'],
@@ -131,6 +142,12 @@ export class SmtpReceiver {
   private client(session: SMTPServerSession) {
     const ip = session.remoteAddress.replace(/^::ffff:(?=\d+\.)/, '');
     return { ip, ...(session.hostNameAppearsAs ? { helo: session.hostNameAppearsAs } : {}) };
+  }
+
+  /** Runs one SMTP session over any duplex stream (sendmail -bs on stdin/stdout). */
+  serve(stream: import('node:stream').Duplex): void {
+    const server = this.newServer();
+    (server as unknown as { connect(s: unknown, o: unknown): void }).connect(stream, { remoteAddress: '127.0.0.1', remotePort: 0 });
   }
 
   private reject(session: SMTPServerSession, stage: 'MAIL' | 'RCPT' | 'DATA', reply: SmtpReply, sender?: string, rcpt?: string): ReplyError {
@@ -168,7 +185,10 @@ export class SmtpReceiver {
       const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
       if (stream.sizeExceeded) return cb(this.reject(session, 'DATA', REPLY.messageTooBig, sender));
       parts.push(ends.end());
-      void this.store(Buffer.concat(parts), session, sender).then(
+      this.storing++;
+      void this.store(Buffer.concat(parts), session, sender).finally(() => {
+        if (--this.storing === 0) for (const w of this.idleWaiters.splice(0)) w();
+      }).then(
         (id) => cb(null, `${REPLY.queued(id).enhanced} ${REPLY.queued(id).text}`),
         (err: Error) => cb(err instanceof ReplyError ? err : fail(REPLY.spoolUnavailable)),
       );
@@ -178,22 +198,25 @@ export class SmtpReceiver {
   private async store(data: Buffer, session: SMTPServerSession, rawSender: string): Promise<string> {
     const now = this.o.clock.now();
     const id = this.o.ids.next(now);
+    const local = this.o.localUser;
     const c = this.client(session);
     const sender = qualify(rawSender, this.o.qualifyDomain);
-    const protocol = session.transmissionType === 'ESMTP' || session.transmissionType?.startsWith('ESMTP') ? 'esmtp' : 'smtp';
+    const esmtp = session.transmissionType === 'ESMTP' || session.transmissionType?.startsWith('ESMTP');
+    const protocol = `${local === undefined ? '' : 'local-'}${esmtp ? 'esmtp' : 'smtp'}`;
+    // A local (-bs) session is the user's, not a network client's.
+    const who = local === undefined ? { client: c } : { user: local };
     const cleaned = cleanup(data, {
       id, now, hostname: this.o.hostname, qualifyDomain: this.o.qualifyDomain, sender, protocol,
-      recipients: session.envelope.rcptTo.map((r) => r.address),
-      client: c,
+      recipients: session.envelope.rcptTo.map((r) => r.address), ...who,
     });
+    const origin = local === undefined ? { clientIp: c.ip, ...(c.helo ? { helo: c.helo } : {}) } : { user: local };
     const record = await this.o.spool.commit({
-      id, sender, recipients: cleaned.recipients, arrival: now, protocol,
-      clientIp: c.ip, ...(c.helo ? { helo: c.helo } : {}),
+      id, sender, recipients: cleaned.recipients, arrival: now, protocol, ...origin,
       ...(cleaned.messageIdHeader ? { messageIdHeader: cleaned.messageIdHeader } : {}),
       headers: cleaned.headers, body: [cleaned.body],
     });
-    this.o.events.emit({ type: 'received', id, sender, protocol, size: record.size, clientIp: c.ip,
-      ...(c.helo ? { helo: c.helo } : {}), ...(record.messageIdHeader ? { messageIdHeader: record.messageIdHeader } : {}) });
+    this.o.events.emit({ type: 'received', id, sender, protocol, size: record.size, ...origin,
+      ...(record.messageIdHeader ? { messageIdHeader: record.messageIdHeader } : {}) });
     this.o.kick();
     return id;
   }

@@ -111,6 +111,21 @@ describe('command line', () => {
     expect(long.code).toBe(1);
   });
 
+  it('sendmail -bs runs an SMTP session on stdin/stdout', async () => {
+    const r = await p.run('sendmail', ['-bs'], {
+      input: 'EHLO me\r\nMAIL FROM:<me@example.org>\r\nRCPT TO:<ops@example.org>\r\nDATA\r\nSubject: bs\r\n\r\nhello\r\n.\r\nQUIT\r\n',
+    });
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split('\r\n');
+    expect(lines[0]).toMatch(/^220 web1\.example\.org ESMTP/);
+    expect(lines).toContain('250 2.1.5 Accepted');
+    const id = /^250 2\.0\.0 OK id=(\S+)$/m.exec(r.stdout.replace(/\r/g, ''))?.[1];
+    expect(id).toMatch(/^[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}$/);
+    expect(lines[lines.length - 1]).toMatch(/^221 /);
+    expect(p.log()).toMatch(new RegExp(`${id} <= me@example\\.org U=\\S+ P=local-esmtp S=\\d+`));
+    expect((await p.run('postern', ['-Mvh', id as string])).stdout).toMatch(/^Received: from \S+ by web1\.example\.org with local-esmtp/);
+  });
+
   it('postern-qgrep selects like exiqgrep and feeds -Mrm', async () => {
     await submit('a@example.org');
     await p.run('sendmail', ['-odq', '-f', 'spam@bad.example', 'b@example.org'], { input: 'x\n' });
