@@ -6,7 +6,8 @@ import { systemClock } from '../core/clock.js';
 import { EventBus } from '../core/events.js';
 import { usage } from '../core/exit.js';
 import { loadConfig } from '../config/load.js';
-import { parseDuration, type Config } from '../config/schema.js';
+import type { Config } from '../config/schema.js';
+import { parseDuration } from '../config/units.js';
 import { MainLog } from '../log/mainlog.js';
 import { SmtpReceiver } from '../receive/smtp.js';
 import { LocalServer } from '../receive/local-server.js';
@@ -50,7 +51,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     if (ms === undefined || ms <= 0) throw usage(`unknown option ${a} for -bd (expected -q<interval>, such as -q15m)`);
     queueInterval = ms;
   }
-  let config = loadConfig(configFile);
+  let config = await loadConfig(configFile);
   const spool = LmdbSpool.open(config.spool.directory);
   const events = new EventBus();
   const log = new MainLog(config.log.file, config.log.format, () => Date.now());
@@ -86,9 +87,10 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGHUP', () => {
+  process.on('SIGHUP', () => void reload());
+  const reload = async () => {
     try {
-      const next = loadConfig(configFile);
+      const next = await loadConfig(configFile);
       const old = scheduler;
       scheduler = buildScheduler(next, spool, events, queueInterval);
       void old.stop(STOP_GRACE).then(() => scheduler.start());
@@ -97,5 +99,5 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     } catch (err) {
       events.emit({ type: 'notice', text: `SIGHUP received: ${(err as Error).message}; keeping the old configuration` });
     }
-  });
+  };
 }

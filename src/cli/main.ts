@@ -24,7 +24,7 @@ function takeConfigFlag(argv: string[]): { file: string | undefined; rest: strin
 
 async function config(file: string | undefined) {
   const { loadConfig } = await import('../config/load.js');
-  return loadConfig(file);
+  return await loadConfig(file);
 }
 
 async function openSpool(file: string | undefined) {

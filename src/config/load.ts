@@ -1,18 +1,20 @@
 // config/load.ts: finds the configuration file (-C, $POSTERN_CONFIG, /etc, the
-// package's development default), parses the TOML, validates it against the schema
-// and resolves relative paths against the file's folder. Every failure is a
-// ConfigError naming file, line and key: never a stack trace.
-import { existsSync, readFileSync } from 'node:fs';
-import { hostname as osHostname } from 'node:os';
-import { dirname, isAbsolute, resolve } from 'node:path';
+// package's development default) and returns the validated configuration. Validation
+// (zod, about 80 ms to load) runs only when the file changed: the result is kept in
+// the spool folder as config.cache.json, keyed by a hash of the file, so `sendmail`
+// starts almost as fast as bare node. Every failure is a ConfigError naming file,
+// line and key: never a stack trace.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse, TomlError } from 'smol-toml';
-import { configSchema, type Config } from './schema.js';
-import { parseRetryRules } from '../scheduler/retry-rules.js';
+import { parse } from 'smol-toml';
+import type { Config } from './schema.js';
 
 export class ConfigError extends Error {}
 
 const PACKAGE_DEFAULT = resolve(dirname(fileURLToPath(import.meta.url)), '../../config/postern.toml');
+const CACHE_VERSION = 1;
 
 export function findConfigFile(explicit?: string): string {
   if (explicit) return resolve(explicit);
@@ -21,31 +23,18 @@ export function findConfigFile(explicit?: string): string {
   return PACKAGE_DEFAULT;
 }
 
-/** The 1-based line where `key` (a dotted path) is set, for error messages. */
-export function lineOfKey(text: string, path: (string | number)[]): number | undefined {
-  const keys = path.filter((p): p is string => typeof p === 'string');
-  if (keys.length === 0) return undefined;
-  const lines = text.split('\n');
-  const leaf = keys[keys.length - 1] as string;
-  const table = keys.slice(0, -1).join('.');
-  let current = '';
-  let tableLine: number | undefined;
-  for (let i = 0; i < lines.length; i++) {
-    const line = (lines[i] as string).trim();
-    const header = /^\[([^\]]+)\]/.exec(line);
-    if (header) {
-      current = (header[1] as string).trim();
-      if (current === keys.join('.')) tableLine = i + 1;
-      continue;
-    }
-    const m = /^([A-Za-z0-9_-]+)\s*=/.exec(line);
-    if (m && m[1] === leaf && current === table) return i + 1;
-    if (m && table === '' && current === '' && m[1] === leaf) return i + 1;
+/** Where the validated form of this file is kept: in its spool folder. */
+function cachePath(file: string, text: string): string | undefined {
+  try {
+    const raw = parse(text) as { spool?: { directory?: unknown } };
+    const dir = typeof raw.spool?.directory === 'string' ? raw.spool.directory : '/var/spool/postern';
+    return join(resolve(dirname(file), dir), 'config.cache.json');
+  } catch {
+    return undefined; // a syntax error: validation will name it
   }
-  return tableLine;
 }
 
-export function loadConfig(explicit?: string): Config {
+export async function loadConfig(explicit?: string): Promise<Config> {
   const file = findConfigFile(explicit);
   let text: string;
   try {
@@ -53,60 +42,22 @@ export function loadConfig(explicit?: string): Config {
   } catch (err) {
     throw new ConfigError(`cannot read configuration file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  return parseConfig(text, file);
-}
-
-export function parseConfig(text: string, file: string): Config {
-  let raw: unknown;
-  try {
-    raw = parse(text);
-  } catch (err) {
-    if (err instanceof TomlError) {
-      const first = err.message.split('\n')[0];
-      throw new ConfigError(`configuration error in ${file} line ${err.line}: ${first}`);
-    }
-    throw err;
+  const hash = createHash('sha256').update(`${CACHE_VERSION}\0${file}\0${text}`).digest('hex');
+  const cache = cachePath(file, text);
+  if (cache) {
+    try {
+      const stored = JSON.parse(readFileSync(cache, 'utf8')) as { hash: string; config: Config };
+      if (stored.hash === hash) return stored.config;
+    } catch { /* no cache yet, or unreadable: validate */ }
   }
-  const result = configSchema.safeParse(raw);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    let path = issue.path as (string | number)[];
-    // For an unknown key zod reports the table; name the key itself.
-    if (issue.code === 'unrecognized_keys' && issue.keys.length) path = [...path, issue.keys[0] as string];
-    const key = path.filter((p) => typeof p === 'string').join('.') || '(top level)';
-    const line = lineOfKey(text, path);
-    const where = line ? ` line ${line}` : '';
-    const msg = issue.code === 'unrecognized_keys' ? 'unknown key' : issue.message;
-    throw new ConfigError(`configuration error in ${file}${where}: ${key}: ${msg}`);
+  const { parseConfig } = await import('./validate.js');
+  const config = parseConfig(text, file);
+  if (cache) {
+    try {
+      const tmp = `${cache}.${process.pid}.tmp`;
+      writeFileSync(tmp, JSON.stringify({ hash, config }));
+      renameSync(tmp, cache);
+    } catch { /* the spool may not exist yet or not be ours to write: fine */ }
   }
-  const c = result.data;
-  const base = dirname(file);
-  const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
-  const fail = (path: string[], msg: string): never => {
-    const line = lineOfKey(text, path);
-    throw new ConfigError(`configuration error in ${file}${line ? ` line ${line}` : ''}: ${path.join('.')}: ${msg}`);
-  };
-  try {
-    parseRetryRules(c.retry.rules);
-  } catch (err) {
-    fail(['retry', 'rules'], (err as Error).message);
-  }
-  if (c.smarthost.auth_user !== undefined) {
-    if (c.smarthost.tls === 'none') fail(['smarthost', 'auth_user'], 'AUTH needs TLS: set tls to "opportunistic", "required" or "implicit"');
-    if (c.smarthost.auth_password_file === undefined) fail(['smarthost', 'auth_user'], 'auth_password_file must be set too');
-  }
-  const hostname = c.hostname ?? osHostname();
-  return {
-    ...c,
-    file,
-    hostname,
-    qualify_domain: c.qualify_domain ?? hostname,
-    spool: { directory: abs(c.spool.directory) },
-    log: { ...c.log, file: abs(c.log.file) },
-    smarthost: {
-      ...c.smarthost,
-      ...(c.smarthost.tls_ca_file !== undefined ? { tls_ca_file: abs(c.smarthost.tls_ca_file) } : {}),
-      ...(c.smarthost.auth_password_file !== undefined ? { auth_password_file: abs(c.smarthost.auth_password_file) } : {}),
-    },
-  };
+  return config;
 }

@@ -2,23 +2,9 @@
 // Config type is derived from it; units ("50M", "15m") are turned into numbers here
 // so the rest of postern only sees bytes and milliseconds.
 import { z } from 'zod';
+import { parseDuration, parseSize } from './units.js';
 
-const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-
-/** "90s", "15m", "2h", "4d", "1w", or a bare number of seconds, to milliseconds. */
-export function parseDuration(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)([smhdw]?)$/.exec(text.trim());
-  if (!m) return undefined;
-  return Math.round(Number(m[1]) * (UNITS[m[2] || 's'] ?? 1000));
-}
-
-export function parseSize(text: string | number): number | undefined {
-  if (typeof text === 'number') return Number.isInteger(text) && text > 0 ? text : undefined;
-  const m = /^(\d+)([KMG]?)$/i.exec(text.trim());
-  if (!m) return undefined;
-  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m[2] ?? '').toUpperCase()] ?? 1;
-  return Number(m[1]) * mult;
-}
+export { parseDuration, parseSize };
 
 const duration = z.string().transform((s, ctx) => {
   const ms = parseDuration(s);

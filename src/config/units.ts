@@ -1,0 +1,21 @@
+// config/units.ts: durations ("15m") and sizes ("50M") as TOML writes them, to ms and
+// bytes. Dependency-free, so the retry rules and the daemon's -q flag can use it
+// without loading the schema library.
+
+const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** "90s", "15m", "2h", "4d", "1w", or a bare number of seconds, to milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)([smhdw]?)$/.exec(text.trim());
+  if (!m) return undefined;
+  return Math.round(Number(m[1]) * (UNITS[m[2] || 's'] ?? 1000));
+}
+
+/** "50M", "512K", "1G" or a number of bytes. */
+export function parseSize(text: string | number): number | undefined {
+  if (typeof text === 'number') return Number.isInteger(text) && text > 0 ? text : undefined;
+  const m = /^(\d+)([KMG]?)$/i.exec(text.trim());
+  if (!m) return undefined;
+  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m[2] ?? '').toUpperCase()] ?? 1;
+  return Number(m[1]) * mult;
+}
