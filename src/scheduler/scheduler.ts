@@ -36,6 +36,7 @@ export class Scheduler {
   private timer: Timer | undefined;
   private timerAt = Infinity;
   private started = false;
+  private kicked = false;
   private stopping = false;
   private filling = false;
   private idleWaiters: (() => void)[] = [];
@@ -52,7 +53,13 @@ export class Scheduler {
   /** New mail, or "look at the due index now"; `force` also forgets host retry times (-qf, -M). */
   kick(force = false): void {
     if (force) this.hostRetry.clear();
-    this.fill();
+    // Arrivals of one event-loop turn share one look at the due index.
+    if (this.kicked) return;
+    this.kicked = true;
+    setImmediate(() => {
+      this.kicked = false;
+      this.fill();
+    });
   }
 
   /** Resolves when nothing due remains and nothing is in flight (for queue runs). */

@@ -126,6 +126,27 @@ describe('mail path', () => {
     await p.waitForLog(new RegExp(`${a} Completed`));
   });
 
+  it('defers when the smarthost drops the connection at the end of data or stops answering', async () => {
+    let drops = 1;
+    sink.behaviour.dropAtData = () => drops-- > 0;
+    const text = (await import('node:fs')).readFileSync(p.config, 'utf8').replace('timeout = "10s"', 'timeout = "2s"');
+    (await import('node:fs')).writeFileSync(p.config, text);
+    await p.start();
+    const id = (await sendOne(p.port, 'a@example.org', ['ops@example.org'], 'Subject: drop\n\nx\n')).slice(-16);
+    await p.waitForLog(new RegExp(`${id} == ops@example\\.org R=smarthost T=remote_smtp defer \\(-?\\d+\\): `));
+    expect(sink.messages).toHaveLength(0);
+    // The host now waits for its retry time; a forced run tries it at once.
+    expect((await p.run('postern', ['-qf'])).code).toBe(0);
+    await p.waitForLog(new RegExp(`${id} Completed`));
+    sink.behaviour.delayMs = 4000; // longer than smarthost.timeout
+    const id2 = (await sendOne(p.port, 'a@example.org', ['slow@example.org'], 'Subject: slow\n\nx\n')).slice(-16);
+    await p.waitForLog(new RegExp(`${id2} == slow@example\\.org R=smarthost T=remote_smtp defer \\(110\\): Connection timed out`));
+    sink.behaviour.delayMs = 0;
+    expect((await p.run('postern', ['-qf'])).code).toBe(0);
+    await p.waitForLog(new RegExp(`${id2} Completed`));
+    expect(sink.messages.map((m) => m.to[0])).toEqual(['ops@example.org', 'slow@example.org']);
+  });
+
   it('enforces relay_from, max_recipients and max_message_size with enhanced codes', async () => {
     p.writeConfig([sink.port], '');
     const text = (await import('node:fs')).readFileSync(p.config, 'utf8').replace('max_recipients = 5', 'max_recipients = 2\nrelay_from = ["10.0.0.0/8"]');

@@ -119,7 +119,10 @@ ${extra}`);
     return waitUntil(`${count} log line(s) matching ${re}`, () => {
       const m = this.log().match(g);
       return m && m.length >= count ? m : undefined;
-    }, timeoutMs);
+    }, timeoutMs).catch((err: Error) => {
+      // Show what the log did say: the quickest way to read a failure in CI.
+      throw new Error(`${err.message}\n--- main log tail ---\n${this.log().split('\n').slice(-15).join('\n')}`);
+    });
   }
 
   async cleanup(): Promise<void> {
