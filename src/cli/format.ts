@@ -11,13 +11,22 @@ export function formatAge(ms: number): string {
   return `${Math.floor((h + 12) / 24)}d`.padStart(3);
 }
 
+/** printf's %.1f: an exact tie rounds to the even digit (1.25 -> 1.2), unlike toFixed. */
+function oneDecimal(v: number): string {
+  const tenths = v * 10;
+  const floor = Math.floor(tenths);
+  const tie = tenths - floor === 0.5;
+  const rounded = tie ? (floor % 2 === 0 ? floor : floor + 1) : Math.round(tenths);
+  return (rounded / 10).toFixed(1);
+}
+
 /** Exim's string_format_size, 5 wide. */
 export function formatSize(n: number): string {
   if (n === 0) return '     ';
   if (n < 1024) return String(n).padStart(5);
-  if (n < 10 * 1024) return `${(n / 1024).toFixed(1)}K`.padStart(5);
+  if (n < 10 * 1024) return `${oneDecimal(n / 1024)}K`.padStart(5);
   if (n < 1024 * 1024) return `${Math.floor((n + 512) / 1024)}K`.padStart(5);
-  if (n < 10 * 1024 * 1024) return `${(n / 1024 / 1024).toFixed(1)}M`.padStart(5);
+  if (n < 10 * 1024 * 1024) return `${oneDecimal(n / 1024 / 1024)}M`.padStart(5);
   return `${Math.floor((n + 512 * 1024) / 1024 / 1024)}M`.padStart(5);
 }
 

@@ -9,28 +9,42 @@ import { configSchema, type Config } from './schema.js';
 import { ConfigError } from './load.js';
 import { parseRetryRules } from '../scheduler/retry-rules.js';
 
-/** The 1-based line where `key` (a dotted path) is set, for error messages. */
+/** Each `key = value` line of a TOML text with the full dotted path it sets, and each table header. */
+function keyLines(text: string): { path: string; line: number; header: boolean }[] {
+  const out: { path: string; line: number; header: boolean }[] = [];
+  let table = '';
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    const header = /^\[\[?\s*([^\]]+?)\s*\]\]?/.exec(line);
+    if (header) {
+      table = (header[1] as string).replace(/\s*\.\s*/g, '.');
+      out.push({ path: table, line: i + 1, header: true });
+      return;
+    }
+    const m = /^([A-Za-z0-9_-]+(?:\s*\.\s*[A-Za-z0-9_-]+)*)\s*=/.exec(line);
+    if (m) out.push({ path: (table ? `${table}.` : '') + (m[1] as string).replace(/\s*\.\s*/g, '.'), line: i + 1, header: false });
+  });
+  return out;
+}
+
+/**
+ * The 1-based line where `path` is set, for error messages: the key's own line, else
+ * the line that sets its nearest parent (an inline table), else its table's header.
+ */
 export function lineOfKey(text: string, path: (string | number)[]): number | undefined {
   const keys = path.filter((p): p is string => typeof p === 'string');
-  if (keys.length === 0) return undefined;
-  const lines = text.split('\n');
-  const leaf = keys[keys.length - 1] as string;
-  const table = keys.slice(0, -1).join('.');
-  let current = '';
-  let tableLine: number | undefined;
-  for (let i = 0; i < lines.length; i++) {
-    const line = (lines[i] as string).trim();
-    const header = /^\[([^\]]+)\]/.exec(line);
-    if (header) {
-      current = (header[1] as string).trim();
-      if (current === keys.join('.')) tableLine = i + 1;
-      continue;
-    }
-    const m = /^([A-Za-z0-9_-]+)\s*=/.exec(line);
-    if (m && m[1] === leaf && current === table) return i + 1;
-    if (m && table === '' && current === '' && m[1] === leaf) return i + 1;
+  const lines = keyLines(text);
+  for (let n = keys.length; n > 0; n--) {
+    const want = keys.slice(0, n).join('.');
+    const hit = lines.find((l) => l.path === want);
+    if (hit) return hit.line;
   }
-  return tableLine;
+  return undefined;
+}
+
+/** The dotted key assigned (or the table opened) on a given line, for syntax errors. */
+function keyAtLine(text: string, line: number): string | undefined {
+  return keyLines(text).find((l) => l.line === line)?.path;
 }
 
 export function parseConfig(text: string, file: string): Config {
@@ -39,8 +53,9 @@ export function parseConfig(text: string, file: string): Config {
     raw = parse(text);
   } catch (err) {
     if (err instanceof TomlError) {
-      const first = err.message.split('\n')[0];
-      throw new ConfigError(`configuration error in ${file} line ${err.line}: ${first}`);
+      const first = (err.message.split('\n')[0] ?? '').replace(/^Invalid TOML document: /, '');
+      const key = keyAtLine(text, err.line);
+      throw new ConfigError(`configuration error in ${file} line ${err.line}: ${key ? `${key}: ` : ''}TOML syntax error: ${first}`);
     }
     throw err;
   }

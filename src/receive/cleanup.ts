@@ -81,10 +81,54 @@ function entryAddress(a: Parsed): { name: string; address: string } {
   return { name: a.name ?? '', address };
 }
 
+/**
+ * Splits an address list at its top-level commas (outside quotes, comments, angle
+ * brackets and groups). addressparser alone reads `root, Admin <a@b>` as one named
+ * address, which would lose the bare `root`.
+ */
+function splitList(value: string): string[] {
+  const parts: string[] = [];
+  let cur = '';
+  let quote = false;
+  let angle = 0;
+  let paren = 0;
+  let group = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i] as string;
+    if (quote) {
+      cur += c;
+      if (c === '\\') cur += value[++i] ?? '';
+      else if (c === '"') quote = false;
+      continue;
+    }
+    if (c === '"') quote = true;
+    else if (c === '(') paren++;
+    else if (c === ')' && paren > 0) paren--;
+    else if (paren === 0) {
+      if (c === '<') angle++;
+      else if (c === '>' && angle > 0) angle--;
+      else if (c === ':' && angle === 0) group = true;
+      else if (c === ';' && angle === 0) group = false;
+      else if (c === ',' && angle === 0 && !group) {
+        parts.push(cur);
+        cur = '';
+        continue;
+      }
+    }
+    cur += c;
+  }
+  parts.push(cur);
+  return parts.map((p) => p.trim()).filter(Boolean);
+}
+
+function parseList(value: string): Parsed[] {
+  return splitList(value).flatMap((part) => addressparser(part));
+}
+
 /** The bare addresses of an address header (groups flattened). */
 export function headerAddresses(value: string): string[] {
   const out: string[] = [];
-  const walk = (list: ReturnType<typeof addressparser>) => {
+  const walk = (list: Parsed[]) => {
     for (const a of list) {
       if ('group' in a && a.group) walk(a.group);
       else {
@@ -93,7 +137,7 @@ export function headerAddresses(value: string): string[] {
       }
     }
   };
-  walk(addressparser(value));
+  walk(parseList(value));
   return out;
 }
 
@@ -115,7 +159,7 @@ const ADDRESS_HEADERS = new Set(['from', 'to', 'cc', 'bcc', 'sender', 'reply-to'
 
 /** Rewrites an address header so that bare local parts get `@domain`; leaves it alone otherwise. */
 function qualifyHeader(h: Header, domain: string): Header {
-  const list = addressparser(headerValue(h));
+  const list = parseList(headerValue(h));
   let changed = false;
   const render = (a: Parsed): string => {
     if ('group' in a && a.group) return `${a.name}: ${a.group.map(render).join(', ')};`;

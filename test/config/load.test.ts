@@ -2,7 +2,8 @@
 // ConfigError for every kind of bad file, naming file, line and key.
 import { hostname as osHostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/validate.js';
 
 const FILE = '/etc/postern/postern.toml';
 
