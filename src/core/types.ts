@@ -56,16 +56,13 @@ export interface RecipientRecord {
   lastError?: string;
 }
 
-/** Envelope and state of one queued message; headers and body are stored apart. */
-export interface MessageRecord {
-  v: 1;
+/** How and from whom a message arrived: what the `<=` line shows. */
+export interface Arrival {
   id: string;
   /** '' is the null sender <>. */
   sender: string;
   /** Arrival, ms since the epoch. */
   arrival: number;
-  /** Header + body bytes as stored (Exim's S=). */
-  size: number;
   protocol: string;
   user?: string;
   clientName?: string;
@@ -74,6 +71,13 @@ export interface MessageRecord {
   messageIdHeader?: string;
   /** For bounces: the ID of the message they report on. */
   bounceOf?: string;
+}
+
+/** Envelope and state of one queued message; headers and body are stored apart. */
+export interface MessageRecord extends Arrival {
+  v: 1;
+  /** Header + body bytes as stored (Exim's S=). */
+  size: number;
   frozen: boolean;
   recipients: RecipientRecord[];
   /** ms; null when frozen or finished. The due index holds the same key. */
@@ -87,18 +91,8 @@ export interface MessageRecord {
 }
 
 /** What the receiving side hands to the spool. */
-export interface NewMessage {
-  id: string;
-  sender: string;
+export interface NewMessage extends Arrival {
   recipients: string[];
-  arrival: number;
-  protocol: string;
-  user?: string;
-  clientName?: string;
-  clientIp?: string;
-  helo?: string;
-  messageIdHeader?: string;
-  bounceOf?: string;
   /** The header block, LF line ends, ending with the blank line's LF excluded. */
   headers: string;
   /** Body chunks, LF line ends. */
