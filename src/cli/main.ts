@@ -46,9 +46,6 @@ async function run(personality: string, argv: string[]): Promise<number> {
     }
   }
   const mode = rest.find((a) => /^-(b[dpsVPtm]|bp[a-z]*|M[a-z]*|q[a-z0-9]*|bdf)$/.test(a) || a === '--json');
-  if (personality === 'sendmail' && mode && /^-b[dVPt]|^-M/.test(mode)) {
-    // sendmail is the submission personality; the admin flags belong to postern.
-  }
   if (!mode || mode === '-bm') {
     const { sendmail } = await import('../receive/sendmail.js');
     await sendmail(rest, await config(file), process.stdin);

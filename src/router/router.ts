@@ -14,6 +14,11 @@ export function isRoutableAddress(address: string): boolean {
 export class Router {
   constructor(private readonly hosts: HostSpec[]) {}
 
+  /** Every host any route may use (the scheduler's dead-host throttle looks at them). */
+  destinations(): HostSpec[] {
+    return this.hosts;
+  }
+
   route(address: string): Routing {
     if (!isRoutableAddress(address)) return { ok: false, reason: 'Unrouteable address' };
     return { ok: true, route: { router: 'smarthost', transport: 'remote_smtp', hosts: this.hosts } };

@@ -84,14 +84,9 @@ export class Scheduler {
 
   /** When every smarthost waits for its retry time, mail waits in the spool (Postfix's dead-site throttle). */
   private hostsWaitUntil(now: number): number | undefined {
-    const hosts = this.firstRouteHosts();
+    const hosts = this.o.router.destinations();
     if (hosts.length === 0 || this.usableHosts(hosts, now).length > 0) return undefined;
     return Math.min(...hosts.map((h) => this.hostRetry.get(hostKey(h))?.nextTry ?? now));
-  }
-
-  private firstRouteHosts(): HostSpec[] {
-    const r = this.o.router.route('postmaster@localhost.invalid');
-    return r.ok ? r.route.hosts : [];
   }
 
   private fill(): void {
