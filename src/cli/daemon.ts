@@ -44,12 +44,14 @@ export function buildScheduler(config: Config, spool: LmdbSpool, events: EventBu
 
 export async function daemon(argv: string[], configFile: string | undefined): Promise<void> {
   let queueInterval = 30 * 60_000;
+  let qFlag = '-q30m';
   for (const a of argv) {
     if (a === '-bd' || a === '-bdf') continue;
     const m = /^-q(.+)$/.exec(a);
     const ms = m ? parseDuration(m[1] as string) : undefined;
     if (ms === undefined || ms <= 0) throw usage(`unknown option ${a} for -bd (expected -q<interval>, such as -q15m)`);
     queueInterval = ms;
+    qFlag = a;
   }
   let config = await loadConfig(configFile);
   const spool = LmdbSpool.open(config.spool.directory);
@@ -68,8 +70,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   for (const l of config.listen.smtp) bound.push(await receiver.listen(l.name, l.port));
   const local = new LocalServer({ spoolDir: config.spool.directory, spool, events, kick, maxMessageSize: config.listen.max_message_size });
   await local.listen();
-  const interval = `-q${Math.round(queueInterval / 1000)}s`;
-  events.emit({ type: 'notice', text: `postern ${VERSION} daemon started: pid=${process.pid}, ${interval}, listening for SMTP on ${bound.join(' ')}` });
+  events.emit({ type: 'notice', text: `postern ${VERSION} daemon started: pid=${process.pid}, ${qFlag}, listening for SMTP on ${bound.join(' ')}` });
   scheduler.start();
   process.stderr.write(`postern: ready, listening for SMTP on ${bound.join(' ')}\n`);
 
