@@ -10,12 +10,13 @@
 // the whole run stops starting new steps after --deadline seconds (default 570).
 // Results: bench/out/results.md (also printed) and bench/out/results.json.
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, openSync, readSync, closeSync, fstatSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, openSync, readSync, writeSync, closeSync, fstatSync, fdatasyncSync } from 'node:fs';
 import { createServer, createConnection } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { createHash } from 'node:crypto';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT = join(ROOT, 'bench', 'out');
@@ -39,6 +40,7 @@ const { values: opt } = parseArgs({
     'step-timeout': { type: 'string', default: '180' },
     deadline: { type: 'string', default: '570' },
     keep: { type: 'boolean', default: false },
+    'wait-quiet': { type: 'string', default: '0' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -60,6 +62,7 @@ const SESSIONS = int('sessions', opt.sessions);
 const SIZE = int('size', opt.size, 0);
 const RUNS = int('runs', opt.runs, 2);
 const STEP_TIMEOUT = int('step-timeout', opt['step-timeout']) * 1000;
+const WAIT_QUIET = int('wait-quiet', opt['wait-quiet'], 0);
 const START = Date.now();
 const DEADLINE = START + int('deadline', opt.deadline) * 1000;
 // Hard caps, whatever the options say.
@@ -179,6 +182,71 @@ class LineCounter {
 }
 
 const countLines = (file, re) => new LineCounter(file, re).poll();
+
+/**
+ * User-mode CPU used by processes that are not ours while a measurement runs, as a
+ * percentage of the whole machine: user time from /proc/stat minus our own and our
+ * reaped children's user time from /proc/self/stat (the daemons, the load generator,
+ * the sink, hyperfine and strace are all our children and have exited by the end of
+ * each measurement). Other work on the machine (a test suite, another daemon) makes
+ * the numbers lower and noisier.
+ */
+function cpuSnapshot() {
+  try {
+    // cpu  user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+    const total = f.reduce((a, b) => a + b, 0);
+    const st = readFileSync('/proc/self/stat', 'utf8');
+    const r = st.slice(st.lastIndexOf(')') + 2).split(' ').map(Number);
+    // utime and cutime are fields 14 and 16, i.e. r[11] and r[13]. User mode only: the
+    // kernel's own threads (ext4's journal, softirq for loopback TCP) also work for us.
+    return { busy: f[0] + f[1], total, ours: r[11] + r[13] };
+  } catch {
+    return undefined;
+  }
+}
+
+function cpuWatch() {
+  const a = cpuSnapshot();
+  return () => {
+    const b = cpuSnapshot();
+    if (!a || !b || b.total === a.total) return undefined;
+    return Math.max(0, Math.round((100 * (b.busy - a.busy - (b.ours - a.ours))) / (b.total - a.total)));
+  };
+}
+
+function noteOthers(label, pct) {
+  if (pct !== undefined && pct >= 10) {
+    const msg = `other processes used about ${pct}% of the machine's CPU during "${label}": its numbers are low and noisy`;
+    log(`warning: ${msg}`);
+    results.notes.push(msg);
+  }
+  return pct;
+}
+
+/** With --wait-quiet S: waits (at most S seconds) for a second in which others use under 10% of the CPUs. */
+async function waitQuiet(label) {
+  if (WAIT_QUIET <= 0) return;
+  const until = Math.min(Date.now() + WAIT_QUIET * 1000, DEADLINE - 60_000);
+  let busy;
+  do {
+    const stop = cpuWatch();
+    await sleep(1000);
+    busy = stop();
+    if (busy !== undefined && busy < 10) return;
+  } while (Date.now() < until);
+  log(`"${label}": the machine did not get quiet within ${WAIT_QUIET} s (others at ${busy}%): measuring anyway`);
+}
+
+async function watched(label, fn, row) {
+  await waitQuiet(label);
+  const stop = cpuWatch();
+  const r = await fn();
+  const pct = noteOthers(label, stop());
+  if (row) row().othersCpu = pct;
+  else results.othersCpu[label] = pct;
+  return r;
+}
 
 // ---------------------------------------------------------------------------
 // postern under test
@@ -435,8 +503,22 @@ const results = {
   machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, memGB: Math.round(totalmem() / 2 ** 30) },
   tools: { loadgen: LOADGEN, smtpSource: SMTP_SOURCE ?? null, smtpSink: SMTP_SINK ?? null, hyperfine: HYPERFINE ?? null, strace: STRACE ?? null },
   parameters: { messages: N, e2eMessages: N_E2E, fsyncMessages: N_FSYNC, sessions: SESSIONS, size: SIZE, runs: RUNS },
-  accept: [], e2e: [], sendmail: null, fsync: null, notes: [],
+  accept: [], e2e: [], sendmail: null, fsync: null, notes: [], othersCpu: {},
 };
+
+/** A short hash of the .js files under dist/: which build was measured (others may rebuild it during a run). */
+function distFingerprint() {
+  const h = createHash('sha256');
+  const walk = (d) => {
+    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (p.endsWith('.js')) h.update(p).update(readFileSync(p));
+    }
+  };
+  walk(join(ROOT, 'dist'));
+  return h.digest('hex').slice(0, 12);
+}
 
 function distFreshness() {
   const newest = (dir, ext) => {
@@ -461,6 +543,8 @@ function distFreshness() {
   }
 }
 
+const pct = (v) => (v === undefined ? '?' : `${v}%`);
+
 function table(headers, rows) {
   return [`| ${headers.join(' | ')} |`, `|${headers.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
@@ -469,30 +553,35 @@ function renderMarkdown() {
   const r = results;
   const L = [];
   L.push('# postern benchmark results', '');
-  L.push(`Run ${r.started}, Node ${r.machine.node}, ${r.machine.cpus} CPUs (${r.machine.cpuModel}), ${r.machine.memGB} GB.`);
+  L.push(`Run ${r.started}, Node ${r.machine.node}, ${r.machine.cpus} CPUs (${r.machine.cpuModel}), ${r.machine.memGB} GB. ` +
+    `Spools on ${r.machine.spoolFs ?? '?'}; one 4 KB write + fdatasync there: median ${r.machine.fdatasyncMs ?? '?'} ms.`);
   L.push(`Load generator: ${r.tools.loadgen === 'smtp-source' ? `Postfix smtp-source (${r.tools.smtpSource})` : "built-in (nodemailer's SMTPConnection)"}; ` +
     `sink: ${r.tools.smtpSink ? 'Postfix smtp-sink' : 'bench/sink.js (smtp-server)'}; ` +
-    `${SESSIONS} concurrent sessions; ${SIZE}-byte message bodies. Daemon: \`bin/postern -C CONFIG -bd -q1m\` with config/postern.toml's settings.`, '');
+    `${SESSIONS} concurrent sessions; ${SIZE}-byte message bodies. Daemon: \`bin/postern -C CONFIG -bd -q1m\` with config/postern.toml's settings.`);
+  L.push(`Build measured: dist/ fingerprint ${r.dist ?? '?'} (sha256 of the .js files under dist/).`);
+  L.push('"Others\' CPU" = user-mode CPU used during that measurement by processes that are not the bench\'s, in % of the whole machine (from /proc/stat); ' +
+    'more than a few % means the machine was shared and the number is low.');
+  L.push('');
   if (r.accept.length) {
     L.push('## 1. Accepting over SMTP, smarthost down', '');
     L.push('Time from the first connection until the load generator has its last 250 (every 250 is sent only after the spool commit is synced). ' +
       '"queued" is `postern -bpc` right after the load; it must equal the messages sent.', '');
-    L.push(table(['connections', 'messages', 'seconds', 'msg/s', 'queued (-bpc)', '`<=` lines', 'daemon peak RSS', 'problems'],
-      r.accept.map((a) => [a.mode, a.messages, secs(a.ms), `**${a.rate}**`, a.queued, a.arrivals, `${a.mem.peakMB} MB`, a.errors.length ? a.errors.join('; ') : 'none'])));
+    L.push(table(['connections', 'messages', 'seconds', 'msg/s', 'queued (-bpc)', '`<=` lines', 'daemon peak RSS', "others' CPU", 'problems'],
+      r.accept.map((a) => [a.mode, a.messages, secs(a.ms), `**${a.rate}**`, a.queued, a.arrivals, `${a.mem.peakMB} MB`, pct(a.othersCpu), a.errors.length ? a.errors.join('; ') : 'none'])));
     L.push('', `Load command: \`${r.accept[0].command}\``, '');
   }
   if (r.e2e.length) {
     L.push('## 2. End to end into a sink', '');
     L.push('From the first connection until the main log holds N `Completed` lines (each one written after the sink answered 250 and the spool entry was removed with a synced commit).', '');
-    L.push(table(['connections', 'messages', 'submission s', 'submission msg/s', 'until all Completed s', 'end-to-end msg/s', 'sink counted', 'left in queue', 'problems'],
-      r.e2e.map((e) => [e.mode, e.messages, secs(e.submitMs), e.submitRate, e.doneMs ? secs(e.doneMs) : 'n/a', `**${e.rate}**`, e.sinkCount, e.queuedAfter, e.errors.length ? e.errors.join('; ') : 'none'])));
+    L.push(table(['connections', 'messages', 'submission s', 'submission msg/s', 'until all Completed s', 'end-to-end msg/s', 'sink counted', 'left in queue', "others' CPU", 'problems'],
+      r.e2e.map((e) => [e.mode, e.messages, secs(e.submitMs), e.submitRate, e.doneMs ? secs(e.doneMs) : 'n/a', `**${e.rate}**`, e.sinkCount, e.queuedAfter, pct(e.othersCpu), e.errors.length ? e.errors.join('; ') : 'none'])));
     L.push('', `Sink: \`${r.e2e[0].sink}\``, '');
   }
   if (r.sendmail) {
     const s = r.sendmail;
     L.push('## 3. Whole-process time of one submission', '');
     L.push(`${s.tool === 'hyperfine' ? `hyperfine (${s.runs} runs, ${s.warmup} warm-up)` : `timed by bench/run.js (${s.runs} runs after ${s.warmup} warm-up)`}; ` +
-      `message ${s.messageBytes} bytes on stdin.`, '');
+      `message ${s.messageBytes} bytes on stdin; others' CPU during this step: ${pct(r.othersCpu.sendmail)}.`, '');
     L.push(table(['command', 'mean ms', '± σ', 'median ms', 'min ms', 'max ms'],
       s.rows.map((x) => [x.label, x.mean.toFixed(1), x.stddev.toFixed(1), x.median.toFixed(1), x.min.toFixed(1), x.max.toFixed(1)])));
     L.push('', ...s.checks.map((c) => `- ${c}`), '');
@@ -502,7 +591,8 @@ function renderMarkdown() {
     L.push('## 4. Sync system calls per message', '');
     L.push(`\`strace -f -c ${f.seccomp ? '--seccomp-bpf ' : ''}-e trace=fsync,fdatasync,msync,sync_file_range\` around the daemon; ` +
       'baseline = daemon started and stopped with no mail (start-up and shut-down syncs). "net" subtracts the baseline. ' +
-      'The smarthost is down, so the first deliveries are deferred once (a few settle commits) before the host is marked down.', '');
+      'The smarthost is down, so the first deliveries are deferred once (a few settle commits) before the host is marked down. ' +
+      `Others' CPU during this step: ${pct(r.othersCpu.fsync)}.`, '');
     L.push(table(['run', 'messages', 'fsync', 'fdatasync', 'msync', 'sync_file_range', 'total', 'net', 'net per message', 'accept msg/s under strace'],
       f.rows.map((x) => [x.label, x.messages, x.calls.fsync, x.calls.fdatasync, x.calls.msync, x.calls.sync_file_range, x.total,
         x.net ?? '', x.perMessage ?? '', x.rate ?? ''])));
@@ -529,11 +619,13 @@ async function measureAccept(reuse) {
   const d = await startDaemon(cfg);
   log(`accept, ${mode}: ${N} messages, ${SESSIONS} sessions, smarthost 127.0.0.1:${cfg.smarthostPort} (closed)`);
   let l;
+  let mem;
+  let queued;
   try {
     l = await load({ port: cfg.smtpPort, sessions: SESSIONS, messages: N, size: SIZE, reuse, timeoutMs: Math.min(STEP_TIMEOUT, timeLeft()) });
   } finally {
-    var mem = memory(d.pid);
-    var queued = await queueCount(cfg).catch((e) => `error: ${e.message}`);
+    mem = memory(d.pid);
+    queued = await queueCount(cfg).catch((e) => `error: ${e.message}`);
     await stopDaemon(d);
   }
   const arrivals = countLines(cfg.mainlog, / <= /);
@@ -632,6 +724,7 @@ async function measureSendmail(queuedCfg) {
   const d = await startDaemon(up);
   const rows = [];
   let tool;
+  let upQueued;
   try {
     log(`sendmail: ${commands.length} commands, ${RUNS} runs each`);
     if (HYPERFINE) {
@@ -658,7 +751,7 @@ async function measureSendmail(queuedCfg) {
       }
     }
   } finally {
-    var upQueued = await queueCount(up).catch((e) => e.message);
+    upQueued = await queueCount(up).catch((e) => e.message);
     await stopDaemon(d);
   }
   const downQueued = await queueCount(down).catch((e) => e.message);
@@ -699,12 +792,13 @@ async function straceRun(label, messages, reuse, seccomp) {
   const wrapper = [STRACE, '-f', '-c', ...(seccomp ? ['--seccomp-bpf'] : []), '-e', `trace=${SYNCS.join(',')}`, '-o', out];
   const d = await startDaemon(cfg, wrapper);
   let l;
+  let queued;
   try {
     if (messages > 0) l = await load({ port: cfg.smtpPort, sessions: SESSIONS, messages, size: SIZE, reuse, timeoutMs: Math.min(STEP_TIMEOUT, timeLeft()) });
     else await sleep(1000);
     await sleep(500);
   } finally {
-    var queued = await queueCount(cfg).catch(() => NaN);
+    queued = await queueCount(cfg).catch(() => NaN);
     await stopDaemon(d);
   }
   const text = existsSync(out) ? readFileSync(out, 'utf8') : '';
@@ -738,29 +832,58 @@ async function measureFsync() {
 
 // ---------------------------------------------------------------------------
 
+/** The spool's file system and what one 4 KB write + fdatasync costs there (median of 50). */
+function diskProbe() {
+  const dir = workDir('disk');
+  let fs = 'unknown';
+  try { fs = execFileSync('df', ['--output=fstype,source', dir], { encoding: 'utf8' }).split('\n')[1].trim().replace(/\s+/g, ' on '); } catch { /* no df */ }
+  const fd = openSync(join(dir, 'probe'), 'w');
+  const buf = Buffer.alloc(4096, 1);
+  const times = [];
+  try {
+    for (let i = 0; i < 50; i++) {
+      const t = performance.now();
+      writeSync(fd, buf);
+      fdatasyncSync(fd);
+      times.push(performance.now() - t);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  results.machine.spoolFs = `${fs} (${tmpdir()})`;
+  results.machine.fdatasyncMs = Number(stats(times).median.toFixed(3));
+  log(`spool file system: ${results.machine.spoolFs}; 4 KB write + fdatasync: median ${results.machine.fdatasyncMs} ms`);
+}
+
 async function main() {
   distFreshness();
+  results.dist = distFingerprint();
+  diskProbe();
   mkdirSync(OUT, { recursive: true });
   log(`load generator: ${LOADGEN}${LOADGEN === 'smtp-source' ? ` (${SMTP_SOURCE})` : ' (set SMTP_SOURCE=/path/to/smtp-source to use Postfix\'s)'}`);
   let queuedCfg;
   if (STEPS.has('accept')) {
-    await measureAccept(false);
-    if (timeLeft() > 30_000) queuedCfg = await measureAccept(true);
+    await watched('accept, one per message', () => measureAccept(false), () => results.accept.at(-1));
+    if (timeLeft() > 30_000) queuedCfg = await watched('accept, reused', () => measureAccept(true), () => results.accept.at(-1));
   }
   if (STEPS.has('e2e')) {
     for (const reuse of [false, true]) {
       if (timeLeft() < 30_000) { results.notes.push('e2e: skipped a run, out of time'); break; }
-      await measureE2e(reuse);
+      await watched(`e2e, ${reuse ? 'reused' : 'one per message'}`, () => measureE2e(reuse), () => results.e2e.at(-1));
     }
   }
   if (STEPS.has('sendmail')) {
     if (timeLeft() < 30_000) results.notes.push('sendmail: skipped, out of time');
-    else await measureSendmail(queuedCfg);
+    else await watched('sendmail', () => measureSendmail(queuedCfg));
   }
   if (STEPS.has('fsync')) {
     if (!STRACE) results.notes.push('fsync: skipped, strace not found (apt-get install -y strace, or STRACE=/path)');
     else if (timeLeft() < 30_000) results.notes.push('fsync: skipped, out of time');
-    else await measureFsync();
+    else await watched('fsync', () => measureFsync());
+  }
+  const after = distFingerprint();
+  if (after !== results.dist) {
+    results.notes.push(`dist/ changed during the run (build ${results.dist} at the start, ${after} at the end): later steps measured another build`);
   }
   save();
   process.stdout.write(renderMarkdown());

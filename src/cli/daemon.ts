@@ -59,12 +59,12 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   const log = new MainLog(config.log.file, config.log.format, () => Date.now());
   events.on((e) => log.write(e));
   let scheduler = buildScheduler(config, spool, events, queueInterval);
-  const kick = (force = false) => scheduler.kick(force);
+  const kick = (opts: { id?: string; force?: boolean } = {}) => scheduler.kick(opts);
   const receiver = new SmtpReceiver({
     hostname: config.hostname, qualifyDomain: config.qualify_domain, relayFrom: config.listen.relay_from,
     maxMessageSize: config.listen.max_message_size, maxRecipients: config.listen.max_recipients,
     maxConnections: config.listen.max_connections, spool, events, clock: systemClock,
-    ids: new MessageIdGenerator(), kick,
+    ids: new MessageIdGenerator(), kick: (id) => kick({ id }),
   });
   const bound: string[] = [];
   for (const l of config.listen.smtp) bound.push(await receiver.listen(l.name, l.port));

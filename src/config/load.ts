@@ -5,7 +5,7 @@
 // starts almost as fast as bare node. Every failure is a ConfigError naming file,
 // line and key: never a stack trace.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'smol-toml';
@@ -54,6 +54,8 @@ export async function loadConfig(explicit?: string): Promise<Config> {
   const config = parseConfig(text, file);
   if (cache) {
     try {
+      // The daemon's first start comes before the spool exists: make its folder.
+      mkdirSync(dirname(cache), { recursive: true });
       const tmp = `${cache}.${process.pid}.tmp`;
       writeFileSync(tmp, JSON.stringify({ hash, config }));
       renameSync(tmp, cache);

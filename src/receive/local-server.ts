@@ -23,7 +23,7 @@ export class LocalServer {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
 
-  constructor(private readonly o: { spoolDir: string; spool: Spool; events: EventBus; kick: (force?: boolean) => void; maxMessageSize: number }) {}
+  constructor(private readonly o: { spoolDir: string; spool: Spool; events: EventBus; kick: (opts: { id?: string; force?: boolean }) => void; maxMessageSize: number }) {}
 
   listen(): Promise<void> {
     const path = socketPath(this.o.spoolDir);
@@ -63,7 +63,7 @@ export class LocalServer {
         }
         chunk = buf.subarray(nl + 1);
         if (req.op === 'kick') {
-          this.o.kick(req.force === true);
+          this.o.kick({ force: req.force === true });
           return answer({ ok: true });
         }
         if (req.op !== 'submit' || !(req.bodyLength >= 0) || req.bodyLength > this.o.maxMessageSize * 2) {
@@ -87,7 +87,7 @@ export class LocalServer {
       const record = await this.o.spool.commit({ ...m, body: [body] });
       this.o.events.emit({ type: 'received', id: m.id, sender: m.sender, protocol: m.protocol, size: record.size,
         ...(m.user ? { user: m.user } : {}), ...(m.messageIdHeader ? { messageIdHeader: m.messageIdHeader } : {}) });
-      if (!m.queueOnly) this.o.kick();
+      if (!m.queueOnly) this.o.kick({ id: m.id });
       return { ok: true, id: m.id };
     } catch (err) {
       return { ok: false, error: (err as Error).message };

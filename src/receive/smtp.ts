@@ -24,7 +24,8 @@ export interface SmtpReceiverOptions {
   events: EventBus;
   clock: Clock;
   ids: MessageIdGenerator;
-  kick: () => void;
+  /** Tells the scheduler a message was committed. */
+  kick: (id: string) => void;
   /** For `-bs`: the session is a local user's on stdin/stdout (P=local-esmtp, U=user). */
   localUser?: string;
 }
@@ -217,7 +218,7 @@ export class SmtpReceiver {
     });
     this.o.events.emit({ type: 'received', id, sender, protocol, size: record.size, ...origin,
       ...(record.messageIdHeader ? { messageIdHeader: record.messageIdHeader } : {}) });
-    this.o.kick();
+    this.o.kick(id);
     return id;
   }
 

@@ -10,7 +10,7 @@ import type { EventBus } from '../core/events.js';
 import type { HostSpec, MessageRecord, Outcome, RecipientRecord } from '../core/types.js';
 import { renderText, logTime } from '../log/mainlog.js';
 import type { Router } from '../router/router.js';
-import type { Spool } from '../spool/spool.js';
+import type { DueKey, Spool } from '../spool/spool.js';
 import type { Transport } from '../transports/transport.js';
 import { findRule, nextAttempt, type RetryRule, type RetryState } from './retry-rules.js';
 
@@ -37,6 +37,10 @@ export class Scheduler {
   private timerAt = Infinity;
   private started = false;
   private kicked = false;
+  /** New mail, admitted by ID without reading the due index (Postfix's incoming queue). */
+  private readonly incoming = new Set<string>();
+  /** Where the last look at the due index stopped; reset by the timer and forced runs. */
+  private cursor: DueKey | undefined;
   private stopping = false;
   private filling = false;
   private idleWaiters: (() => void)[] = [];
@@ -47,12 +51,24 @@ export class Scheduler {
 
   start(): void {
     this.started = true;
+    this.cursor = undefined;
     this.fill();
   }
 
-  /** New mail, or "look at the due index now"; `force` also forgets host retry times (-qf, -M). */
-  kick(force = false): void {
-    if (force) this.hostRetry.clear();
+  /**
+   * New mail (`id`), or "look at the due index now". `force` (-qf, -M) also forgets host
+   * retry times and looks at the due index from its start.
+   */
+  kick(opts: { id?: string; force?: boolean } = {}): void {
+    if (opts.force) {
+      this.hostRetry.clear();
+      this.cursor = undefined;
+    }
+    if (opts.id !== undefined) {
+      // Bounded: past the limit new mail is found through the due index instead.
+      if (this.incoming.size < this.o.activeLimit * 4) this.incoming.add(opts.id);
+      else this.cursor = undefined;
+    }
     // Arrivals of one event-loop turn share one look at the due index.
     if (this.kicked) return;
     this.kicked = true;
@@ -99,12 +115,23 @@ export class Scheduler {
         this.arm(Math.min(hostsBack, now + this.o.queueInterval));
         return;
       }
+      for (const id of this.incoming) {
+        if (this.active.size >= this.o.activeLimit) break;
+        this.incoming.delete(id);
+        if (!this.active.has(id)) this.admit(id);
+      }
+      // The backlog: due mail after the cursor, so the active window is not read again
+      // and again. Everything that becomes due later is ahead of the cursor, except
+      // what the timer and forced runs catch by resetting it.
       const free = this.o.activeLimit - this.active.size;
       if (free > 0) {
-        for (const id of this.o.spool.due(now, free, this.active)) this.admit(id);
+        for (const key of this.o.spool.dueAfter(this.cursor, now, free, this.active)) {
+          this.admit(key.id);
+          this.cursor = key;
+        }
       }
       if (this.active.size < this.o.activeLimit) {
-        const next = this.o.spool.nextDue(this.active);
+        const next = this.o.spool.nextDueAfter(now);
         this.arm(Math.min(next ?? Infinity, now + this.o.queueInterval));
       }
     } catch (err) {
@@ -122,6 +149,7 @@ export class Scheduler {
     this.timer = this.o.clock.at(at, () => {
       this.timer = undefined;
       this.timerAt = Infinity;
+      this.cursor = undefined;
       this.fill();
     });
   }
@@ -140,8 +168,9 @@ export class Scheduler {
   private async attempt(id: string): Promise<void> {
     if (this.stopping) return;
     const record = this.o.spool.load(id);
-    if (!record || record.frozen) return;
     const now = this.o.clock.now();
+    // Gone, frozen, or (for kicked new mail) not due yet, e.g. sendmail -odq.
+    if (!record || record.frozen || record.nextAttempt === null || record.nextAttempt > now) return;
     const pending = record.recipients.filter((r) => r.state === 'pending');
     const outcomes: Outcome[] = [];
     const routable: string[] = [];

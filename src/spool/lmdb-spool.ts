@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { MessageRecord, NewMessage } from '../core/types.js';
-import type { Settlement, SettleResult, Spool } from './spool.js';
+import type { DueKey, Settlement, SettleResult, Spool } from './spool.js';
 
 const CHUNK = 64 * 1024;
 export const QUEUE_ONLY_DELAY = 5 * 60_000;
@@ -150,6 +150,24 @@ export class LmdbSpool implements Spool {
       if (ids.length >= limit) break;
     }
     return ids;
+  }
+
+  dueAfter(after: DueKey | undefined, before: number, limit: number, skip?: ReadonlySet<string>): DueKey[] {
+    this.root.resetReadTxn();
+    const out: DueKey[] = [];
+    const start: [number, string] = after ? [after.at, after.id] : [0, ''];
+    for (const [at, id] of this.dueIdx.getKeys({ start, end: [before, '\uffff'] })) {
+      if ((after && at === after.at && id === after.id) || skip?.has(id)) continue;
+      out.push({ at, id });
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  nextDueAfter(t: number): number | undefined {
+    this.root.resetReadTxn();
+    for (const key of this.dueIdx.getKeys({ start: [t + 1, ''], limit: 1 })) return key[0];
+    return undefined;
   }
 
   nextDue(skip?: ReadonlySet<string>): number | undefined {

@@ -20,6 +20,12 @@ export interface Settlement {
 
 export type SettleResult = { kind: 'gone' } | { kind: 'pending'; record: MessageRecord } | { kind: 'completed'; record: MessageRecord };
 
+/** A key of the due index. */
+export interface DueKey {
+  at: number;
+  id: string;
+}
+
 export interface Spool {
   commit(msg: NewMessage): Promise<MessageRecord>;
   load(id: string): MessageRecord | undefined;
@@ -30,6 +36,10 @@ export interface Spool {
   due(before: number, limit: number, skip?: ReadonlySet<string>): string[];
   /** The earliest due time, skipping `skip` (the messages already in the active window). */
   nextDue(skip?: ReadonlySet<string>): number | undefined;
+  /** As due(), but starting after the key `after` (the scheduler's cursor), with the keys. */
+  dueAfter(after: DueKey | undefined, before: number, limit: number, skip?: ReadonlySet<string>): DueKey[];
+  /** The earliest due time later than `t`: one key read. */
+  nextDueAfter(t: number): number | undefined;
   settle(id: string, s: Settlement): Promise<SettleResult>;
   /** Every message, in ID (= arrival) order; streams, never loads the queue whole. */
   list(): Iterable<MessageRecord>;

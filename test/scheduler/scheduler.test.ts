@@ -1,0 +1,147 @@
+// The queue manager's logic with a real LMDB spool in a temp folder, a manual clock and
+// a scripted in-process transport (the SMTP transport itself is tested end to end):
+// a backlog larger than the active window goes out exactly once, deferred recipients
+// wait for their retry time, and a dead smarthost holds mail in the spool.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
+import { EventBus, type MtaEvent } from '../../src/core/events.js';
+import type { Outcome } from '../../src/core/types.js';
+import { Router } from '../../src/router/router.js';
+import { parseRetryRules } from '../../src/scheduler/retry-rules.js';
+import { Scheduler } from '../../src/scheduler/scheduler.js';
+import { LmdbSpool } from '../../src/spool/lmdb-spool.js';
+import { MessageIdGenerator } from '../../src/spool/message-id.js';
+import type { DeliveryJob, DeliveryResult, Transport } from '../../src/transports/transport.js';
+
+const T0 = Date.UTC(2026, 10, 23, 5, 0, 0);
+const HOST = { name: '127.0.0.1', port: 2599 };
+const LABEL = { name: '127.0.0.1', ip: '127.0.0.1', port: 2599 };
+
+/** Answers each recipient as `answer` says; counts what it was given. */
+class ScriptedTransport implements Transport {
+  readonly name = 'remote_smtp';
+  delivered: string[] = [];
+  jobs = 0;
+  hostDown = false;
+  answer: (rcpt: string) => Outcome['kind'] = () => 'delivered';
+  async deliver(job: DeliveryJob): Promise<DeliveryResult> {
+    this.jobs++;
+    await new Promise((r) => setImmediate(r));
+    if (this.hostDown) {
+      return { outcomes: job.recipients.map((rcpt) => ({ rcpt, kind: 'deferred', detail: 'Connection refused', errno: 111 })),
+        troubles: [{ host: LABEL, reason: 'Connection refused' }], healthy: [] };
+    }
+    const outcomes = job.recipients.map((rcpt): Outcome => {
+      const kind = this.answer(rcpt);
+      if (kind === 'delivered') this.delivered.push(`${job.id} ${rcpt}`);
+      return { rcpt, kind, detail: kind === 'delivered' ? '250 OK' : '451 later', errno: -44, host: LABEL };
+    });
+    return { outcomes, troubles: [], healthy: [HOST] };
+  }
+  async close(): Promise<void> {}
+}
+
+let dir: string;
+let spool: LmdbSpool;
+let clock: ManualClock;
+let transport: ScriptedTransport;
+let events: MtaEvent[];
+let scheduler: Scheduler;
+const ids = new MessageIdGenerator(77);
+
+function build(activeLimit: number): Scheduler {
+  const bus = new EventBus();
+  bus.on((e) => events.push(e));
+  return new Scheduler({
+    spool, router: new Router([HOST]), transport, clock, events: bus,
+    retryRules: parseRetryRules(['* * F,2h,15m; G,16h,1h,1.5; F,4d,6h']),
+    activeLimit, concurrency: 3, queueInterval: 30 * 60_000,
+  });
+}
+
+async function queue(n: number, rcpts = ['a@example.org']): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = ids.next(clock.now());
+    await spool.commit({ id, sender: 's@example.org', recipients: rcpts, arrival: clock.now(), protocol: 'local',
+      headers: 'Subject: x\n', body: [Buffer.from('body\n')] });
+    out.push(id);
+  }
+  return out;
+}
+
+async function until(what: string, cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+  if (!cond()) throw new Error(`never happened: ${what}`);
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'postern-sched-'));
+  spool = LmdbSpool.open(dir);
+  clock = new ManualClock(T0);
+  transport = new ScriptedTransport();
+  events = [];
+});
+afterEach(async () => {
+  await scheduler.stop(0);
+  await spool.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('scheduler', () => {
+  it('delivers a backlog ten times the active window exactly once', async () => {
+    const queued = await queue(200);
+    scheduler = build(20);
+    scheduler.start();
+    await until('all delivered', () => spool.count() === 0);
+    expect(transport.delivered).toHaveLength(200);
+    expect(new Set(transport.delivered).size).toBe(200);
+    expect(events.filter((e) => e.type === 'completed').map((e) => (e as { id: string }).id).sort()).toEqual(queued.sort());
+  });
+
+  it('admits new mail by ID as it is kicked, without waiting for the timer', async () => {
+    scheduler = build(5);
+    scheduler.start();
+    const [id] = await queue(1);
+    scheduler.kick({ id: id as string });
+    await until('delivered', () => transport.delivered.length === 1);
+  });
+
+  it('keeps a deferred recipient until its retry time, then delivers only it', async () => {
+    transport.answer = (r) => (r.startsWith('tmp') ? 'deferred' : 'delivered');
+    const [id] = await queue(1, ['ok@example.org', 'tmp@example.org']);
+    scheduler = build(5);
+    scheduler.start();
+    await until('first attempt settled', () => events.some((e) => e.type === 'deferred'));
+    expect(spool.load(id as string)?.nextAttempt).toBe(T0 + 15 * 60_000);
+    transport.answer = () => 'delivered';
+    clock.advance(14 * 60_000);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(transport.jobs).toBe(1);
+    clock.advance(60_000);
+    await until('retried', () => spool.count() === 0);
+    expect(transport.delivered).toEqual([`${id} ok@example.org`, `${id} tmp@example.org`]);
+  });
+
+  it('holds mail in the spool while the smarthost waits for its retry time', async () => {
+    transport.hostDown = true;
+    await queue(10);
+    scheduler = build(20);
+    scheduler.start();
+    await until('first failures', () => events.some((e) => e.type === 'hostError'));
+    await until('settled', () => transport.jobs >= 1 && events.filter((e) => e.type === 'deferred').length >= 1);
+    const triedWhileDown = transport.jobs;
+    expect(triedWhileDown).toBeLessThanOrEqual(3); // the first few in flight at once, not all ten
+    const more = await queue(5);
+    for (const id of more) scheduler.kick({ id });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(transport.jobs).toBe(triedWhileDown);
+    transport.hostDown = false;
+    clock.advance(15 * 60_000); // the host's retry time
+    await until('everything delivered', () => spool.count() === 0);
+    expect(transport.delivered).toHaveLength(15);
+  });
+});
