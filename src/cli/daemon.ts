@@ -86,6 +86,14 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     await spool.close();
     process.exit(0);
   };
+  // A bug (Postfix's panic): log it and exit non-zero; systemd restarts us and the
+  // spool's due index says what is left to do. Never carry on in an unknown state.
+  const panic = (err: unknown) => {
+    events.emit({ type: 'notice', text: `panic: ${(err as Error)?.stack ?? String(err)}` });
+    void log.close().finally(() => process.exit(70));
+  };
+  process.on('uncaughtException', panic);
+  process.on('unhandledRejection', panic);
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => void reload());

@@ -156,7 +156,9 @@ export class Scheduler {
 
   private admit(id: string): void {
     this.active.add(id);
-    void this.queue.add(() => this.attempt(id)).catch((err: Error) => {
+    // The delivery holds a transport slot; writing its result does not, so the next
+    // delivery starts while this one's settle waits for its sync.
+    void this.queue.add(() => this.attempt(id)).then((settle) => settle?.()).catch((err: Error) => {
       this.o.events.emit({ type: 'notice', id, text: `delivery attempt failed internally: ${err.stack ?? err.message}` });
     }).finally(() => {
       this.active.delete(id);
@@ -165,12 +167,13 @@ export class Scheduler {
     });
   }
 
-  private async attempt(id: string): Promise<void> {
-    if (this.stopping) return;
+  /** One delivery attempt; resolves with the settle step to run outside the slot. */
+  private async attempt(id: string): Promise<(() => Promise<void>) | undefined> {
+    if (this.stopping) return undefined;
     const record = this.o.spool.load(id);
     const now = this.o.clock.now();
     // Gone, frozen, or (for kicked new mail) not due yet, e.g. sendmail -odq.
-    if (!record || record.frozen || record.nextAttempt === null || record.nextAttempt > now) return;
+    if (!record || record.frozen || record.nextAttempt === null || record.nextAttempt > now) return undefined;
     const pending = record.recipients.filter((r) => r.state === 'pending');
     const outcomes: Outcome[] = [];
     const routable: string[] = [];
@@ -188,7 +191,7 @@ export class Scheduler {
     if (routable.length > 0) {
       const hosts = this.usableHosts(route.hosts, now);
       // Hosts went down while this message waited in the window: leave it due, untouched.
-      if (hosts.length === 0 && outcomes.length === 0) return;
+      if (hosts.length === 0 && outcomes.length === 0) return undefined;
       const headers = this.o.spool.headers(id) ?? '';
       const result = await this.o.transport.deliver({
         id,
@@ -196,7 +199,7 @@ export class Scheduler {
         recipients: routable,
         hosts,
         size: record.size,
-        message: () => this.messageStream(id, headers),
+        message: () => this.messageStream(id, headers, record.chunks),
       });
       const after = this.o.clock.now();
       for (const t of result.troubles) {
@@ -210,12 +213,12 @@ export class Scheduler {
       for (const h of result.healthy) this.hostRetry.delete(hostKey(h));
       outcomes.push(...result.outcomes);
     }
-    await this.settle(record, outcomes, route, lines);
+    return () => this.settle(record, outcomes, route, lines);
   }
 
   /** Headers, the blank line, then the body chunks as the spool streams them. */
-  private messageStream(id: string, headers: string): Readable {
-    const body = this.o.spool.body(id);
+  private messageStream(id: string, headers: string, chunks: number): Readable {
+    const body = this.o.spool.body(id, chunks);
     async function* all() {
       yield Buffer.from(headers + '\n');
       for await (const chunk of body) yield chunk as Buffer;

@@ -123,11 +123,11 @@ export class LmdbSpool implements Spool {
     return this.hdrs.get(id);
   }
 
-  body(id: string): Readable {
-    const record = this.meta.get(id);
+  body(id: string, expected?: number): Readable {
+    const count = expected ?? this.meta.get(id)?.chunks ?? 0;
     const chunks = this.chunks;
     return Readable.from((function* () {
-      for (let i = 0; i < (record?.chunks ?? 0); i++) {
+      for (let i = 0; i < count; i++) {
         const part = chunks.getBinary([id, i]);
         if (!part) throw new Error(`body of ${id} is missing chunk ${i}`);
         yield Buffer.from(part);

@@ -30,7 +30,8 @@ export interface Spool {
   commit(msg: NewMessage): Promise<MessageRecord>;
   load(id: string): MessageRecord | undefined;
   headers(id: string): string | undefined;
-  body(id: string): Readable;
+  /** The body; `chunks` (from the record the caller holds) makes a body removed meanwhile an error, not a short read. */
+  body(id: string, chunks?: number): Readable;
   messageLog(id: string): string | undefined;
   /** IDs due at or before `before`, oldest first, at most `limit`, skipping `skip`. */
   due(before: number, limit: number, skip?: ReadonlySet<string>): string[];

@@ -38,6 +38,10 @@ export function classifyError(err: SmtpClientError, sender: string): Classified 
   const command = err.command ?? '';
   const code = err.responseCode;
   const reply = oneLine(err.response);
+  if (err.code === 'ESTREAM') {
+    // Our side could not read the message (removed meanwhile): nothing to do with the host.
+    return { scope: 'message', permanent: false, reason: `spool read error: ${oneLine(err.message)}`, errno: -1 };
+  }
   if (err.code === 'EAUTH') {
     // A wrong password on the satellite must not bounce everyone's mail: a host error.
     return { scope: 'host', reason: `authentication failed${reply ? `: ${reply}` : `: ${oneLine(err.message)}`}`, errno: -42 };
