@@ -88,6 +88,8 @@ export async function messageCommand(flag: string, ids: string[], config: Config
         out(`Message ${id} ${freeze ? 'is now frozen' : 'is no longer frozen'}\n`);
         if (!freeze) await kickDaemon(config);
       }
+    } else if (flag === '-Mg') {
+      throw usage('-Mg (give up and bounce) is not available yet: it comes with bounces; -Mrm removes without a bounce');
     } else {
       throw usage(`unknown option ${flag}`);
     }
