@@ -35,7 +35,10 @@ async function openSpool(file: string | undefined) {
 
 async function run(personality: string, argv: string[]): Promise<number> {
   const { file, rest } = takeConfigFlag(argv);
-  if (personality === 'mailq') return run('postern', ['-bp', ...rest, ...(file ? ['-C', file] : [])]);
+  if (personality === 'mailq') {
+    const listing = rest.some((a) => a.startsWith('-bp')) ? rest : ['-bp', ...rest];
+    return run('postern', [...listing, ...(file ? ['-C', file] : [])]);
+  }
   if (personality === 'postern-qgrep') {
     const { qgrep } = await import('./qgrep.js');
     const { c, spool } = await openSpool(file);
@@ -104,6 +107,11 @@ async function run(personality: string, argv: string[]): Promise<number> {
 
 export async function main(argv0: string, argv: string[]): Promise<void> {
   const personality = basename(argv0).replace(/\.js$/, '');
+  // `mailq | head`: a reader that went away is not an error worth a stack trace.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
   try {
     const status = await run(personality, argv);
     if (status >= 0) process.exitCode = status;
