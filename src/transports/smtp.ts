@@ -47,30 +47,48 @@ export class SmtpTransport implements Transport {
     const healthy: HostSpec[] = [];
     let lastTrouble: { reason: string; errno: number } = { reason: 'no host to try', errno: -54 };
     for (const host of job.hosts) {
-      const attempt = await this.tryHost(host, job);
-      if (attempt.kind === 'done') {
-        healthy.push(host);
-        return { outcomes: attempt.outcomes, troubles, healthy };
+      const ips = await this.addresses(host);
+      if (ips.length === 0) {
+        lastTrouble = { reason: 'host lookup did not complete', errno: -1 };
+        troubles.push({ host: { name: host.name, ip: host.name, port: host.port }, reason: lastTrouble.reason });
+        continue;
       }
-      troubles.push({ host: attempt.label, reason: attempt.reason });
-      lastTrouble = attempt;
+      // Every address of a host, in the resolver's order, as Exim tries them.
+      for (const ip of ips) {
+        const attempt = await this.tryHost(host, ip, job);
+        if (attempt.kind === 'done') {
+          healthy.push(host);
+          return { outcomes: attempt.outcomes, troubles, healthy };
+        }
+        troubles.push({ host: attempt.label, reason: attempt.reason });
+        lastTrouble = attempt;
+      }
     }
     // Every host failed as a host: everyone is deferred with the last reason.
     const outcomes = job.recipients.map((rcpt): Outcome => ({ rcpt, kind: 'deferred', detail: lastTrouble.reason, errno: lastTrouble.errno }));
     return { outcomes, troubles, healthy };
   }
 
-  private async tryHost(host: HostSpec, job: DeliveryJob):
+  private async addresses(host: HostSpec): Promise<string[]> {
+    if (isIP(host.name)) return [host.name];
+    try {
+      return (await lookup(host.name, { all: true })).map((a) => a.address);
+    } catch {
+      return [];
+    }
+  }
+
+  private async tryHost(host: HostSpec, ip: string, job: DeliveryJob):
     Promise<{ kind: 'done'; outcomes: Outcome[] } | { kind: 'host'; label: HostLabel; reason: string; errno: number }> {
     // A cached connection may have been closed by the hub since; one retry on a fresh one.
     for (let round = 0; round < 2; round++) {
       let cached: Cached;
       try {
-        cached = round === 0 ? this.takeIdle(host) ?? await this.connect(host) : await this.connect(host);
+        cached = round === 0 ? this.takeIdle(host) ?? await this.connect(host, ip) : await this.connect(host, ip);
       } catch (err) {
         const e = err as SmtpClientError & { label?: HostLabel };
         const c = classifyError(e, job.sender);
-        return { kind: 'host', label: e.label ?? { name: host.name, ip: host.name, port: host.port }, reason: c.reason, errno: c.errno };
+        return { kind: 'host', label: e.label ?? { name: host.name, ip, port: host.port }, reason: c.reason, errno: c.errno };
       }
       const reused = cached.used;
       const stream = job.message();
@@ -158,15 +176,7 @@ export class SmtpTransport implements Transport {
     else c.conn.close();
   }
 
-  private async connect(host: HostSpec): Promise<Cached> {
-    let ip = host.name;
-    if (!isIP(host.name)) {
-      try {
-        ip = (await lookup(host.name)).address;
-      } catch {
-        throw Object.assign(new Error('host lookup did not complete'), { label: { name: host.name, ip: host.name, port: host.port } });
-      }
-    }
+  private async connect(host: HostSpec, ip: string): Promise<Cached> {
     const label: HostLabel = { name: host.name, ip, port: host.port };
     const o = this.opts;
     const verify = o.tls === 'required' || o.tls === 'implicit';

@@ -41,6 +41,15 @@ describe('mail path', () => {
     expect((await p.run('postern', ['-bpc'])).stdout).toBe('0\n');
   });
 
+  it('resolves a smarthost given by name and logs name and address', async () => {
+    const fs = await import('node:fs');
+    fs.writeFileSync(p.config, fs.readFileSync(p.config, 'utf8').replace(`"127.0.0.1:${sink.port}"`, `"localhost:${sink.port}"`));
+    await p.start();
+    const id = (await sendOne(p.port, 'a@example.org', ['ops@example.org'], 'Subject: byname\n\nx\n')).slice(-16);
+    await sink.waitFor(1);
+    await p.waitForLog(new RegExp(`${id} => ops@example\\.org R=smarthost T=remote_smtp H=localhost \\[127\\.0\\.0\\.1\\]:${sink.port} C=`));
+  });
+
   it('accepts sendmail -t -i while the daemon is down and delivers when it starts', async () => {
     const r = await p.run('sendmail', ['-t', '-i'], { input: 'To: ops@example.org, root\nBcc: hidden@example.org\nSubject: hi\n\nbody\n.\nmore\n' });
     expect(r.stderr).toBe('');
