@@ -138,7 +138,8 @@ export class SmtpTransport implements Transport {
   private send(cached: Cached, job: DeliveryJob, stream: NodeJS.ReadableStream):
     Promise<{ accepted: string[]; rejectedErrors?: SmtpClientError[]; response: string }> {
     return new Promise((resolve, reject) => {
-      cached.conn.send({ from: job.sender, to: job.recipients, size: job.size } as SMTPConnection.Envelope,
+      // BODY=8BITMIME is always correct to declare (RFC 6152), and 8-bit mail needs it.
+      cached.conn.send({ from: job.sender, to: job.recipients, size: job.size, use8BitMime: true } as SMTPConnection.Envelope,
         stream as never, (err, info) => {
           if (err) reject(err);
           else resolve(info as never);

@@ -41,6 +41,20 @@ describe('mail path', () => {
     expect((await p.run('postern', ['-bpc'])).stdout).toBe('0\n');
   });
 
+  it('relays 8-bit bodies and SMTPUTF8 addresses unchanged', async () => {
+    await p.start();
+    const { client } = await RawSmtp.open(p.port);
+    await client.cmd('EHLO client.test');
+    expect(await client.cmd('MAIL FROM:<jürgen@example.org> BODY=8BITMIME SMTPUTF8')).toMatch(/^250/);
+    expect(await client.cmd('RCPT TO:<zoë@example.org>')).toMatch(/^250/);
+    expect(await client.data('Subject: grüße\nContent-Type: text/plain; charset=utf-8\n\nÄrger über Öl – ✓\n')).toMatch(/^250/);
+    client.close();
+    await sink.waitFor(1);
+    expect(sink.messages[0]!.from).toBe('jürgen@example.org');
+    expect(sink.messages[0]!.to).toEqual(['zoë@example.org']);
+    expect(sink.messages[0]!.data).toContain('\r\n\r\nÄrger über Öl – ✓\r\n');
+  });
+
   it('resolves a smarthost given by name and logs name and address', async () => {
     const fs = await import('node:fs');
     fs.writeFileSync(p.config, fs.readFileSync(p.config, 'utf8').replace(`"127.0.0.1:${sink.port}"`, `"localhost:${sink.port}"`));
