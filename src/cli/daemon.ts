@@ -4,7 +4,8 @@
 // configuration, keeping the old one if the new one is bad).
 import { systemClock } from '../core/clock.js';
 import { EventBus } from '../core/events.js';
-import { usage } from '../core/exit.js';
+import { failure, usage } from '../core/exit.js';
+import { acquireDeliveryLock } from '../spool/lock.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { parseDuration } from '../config/units.js';
@@ -13,7 +14,7 @@ import { SmtpReceiver } from '../receive/smtp.js';
 import { LocalServer } from '../receive/local-server.js';
 import { VERSION } from '../receive/cleanup.js';
 import { Router } from '../router/router.js';
-import { Scheduler } from '../scheduler/scheduler.js';
+import { Scheduler, type SchedulerSettings } from '../scheduler/scheduler.js';
 import { parseRetryRules } from '../scheduler/retry-rules.js';
 import { LmdbSpool } from '../spool/lmdb-spool.js';
 import { MessageIdGenerator } from '../spool/message-id.js';
@@ -31,15 +32,19 @@ export function buildTransport(config: Config): SmtpTransport {
   });
 }
 
-export function buildScheduler(config: Config, spool: LmdbSpool, events: EventBus, queueInterval: number): Scheduler {
-  return new Scheduler({
-    spool, events, clock: systemClock, queueInterval,
+/** The parts of the scheduler that come from the configuration (and change on SIGHUP). */
+export function schedulerSettings(config: Config): SchedulerSettings {
+  return {
     router: new Router(config.smarthost.hosts),
     transport: buildTransport(config),
     retryRules: parseRetryRules(config.retry.rules),
     activeLimit: config.queue.active_limit,
     concurrency: config.smarthost.connections,
-  });
+  };
+}
+
+export function buildScheduler(config: Config, spool: LmdbSpool, events: EventBus, queueInterval: number): Scheduler {
+  return new Scheduler({ spool, events, clock: systemClock, queueInterval, ...schedulerSettings(config) });
 }
 
 export async function daemon(argv: string[], configFile: string | undefined): Promise<void> {
@@ -55,10 +60,14 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   }
   let config = await loadConfig(configFile);
   const spool = LmdbSpool.open(config.spool.directory);
+  const lock = acquireDeliveryLock(config.spool.directory);
+  if (!lock.ok) {
+    throw failure(`another postern process (pid ${lock.heldBy}) is delivering from ${config.spool.directory}; stop it first`);
+  }
   const events = new EventBus();
   const log = new MainLog(config.log.file, config.log.format, () => Date.now());
   events.on((e) => log.write(e));
-  let scheduler = buildScheduler(config, spool, events, queueInterval);
+  const scheduler = buildScheduler(config, spool, events, queueInterval);
   const kick = (opts: { id?: string; force?: boolean } = {}) => scheduler.kick(opts);
   const receiver = new SmtpReceiver({
     hostname: config.hostname, qualifyDomain: config.qualify_domain, relayFrom: config.listen.relay_from,
@@ -84,6 +93,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     events.emit({ type: 'notice', text: `postern daemon stopped: pid=${process.pid}` });
     await log.close();
     await spool.close();
+    lock.release();
     process.exit(0);
   };
   // A bug (Postfix's panic): log it and exit non-zero; systemd restarts us and the
@@ -100,9 +110,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   const reload = async () => {
     try {
       const next = await loadConfig(configFile);
-      const old = scheduler;
-      scheduler = buildScheduler(next, spool, events, queueInterval);
-      void old.stop(STOP_GRACE).then(() => scheduler.start());
+      scheduler.reconfigure(schedulerSettings(next));
       config = next;
       events.emit({ type: 'notice', text: `SIGHUP received: configuration reloaded from ${config.file} (listeners, spool and log keep their old settings until a restart)` });
     } catch (err) {

@@ -4,7 +4,8 @@
 import { userInfo } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { EventBus } from '../core/events.js';
-import { failure, usage } from '../core/exit.js';
+import { failure, tempError, usage } from '../core/exit.js';
+import { acquireDeliveryLock } from '../spool/lock.js';
 import { MainLog, logTime, renderText } from '../log/mainlog.js';
 import { request } from '../receive/local-client.js';
 import { LmdbSpool } from '../spool/lmdb-spool.js';
@@ -119,12 +120,21 @@ export async function queueRun(config: Config, spool: LmdbSpool, opts: { force: 
   const now = Date.now();
   if (opts.ids) {
     await spool.makeDue(opts.ids, now, true);
-  } else if (opts.force) {
+  } else {
+    // A forced run takes every (unfrozen) message; a plain run the due ones, which
+    // include sendmail -odq mail not yet tried.
     const ids: string[] = [];
-    for (const r of spool.list()) if (opts.thaw || !r.frozen) ids.push(r.id);
+    for (const r of spool.list()) {
+      if (opts.force ? opts.thaw || !r.frozen : r.queueOnly && r.attempts === 0 && !r.frozen) ids.push(r.id);
+    }
     for (let i = 0; i < ids.length; i += 1000) await spool.makeDue(ids.slice(i, i + 1000), now, opts.thaw);
   }
   if (await kickDaemon(config, opts.force)) return 0;
+  // No daemon answered: this process delivers, if no other one is doing so already.
+  const lock = acquireDeliveryLock(config.spool.directory);
+  if (!lock.ok) {
+    throw tempError(`another postern process (pid ${lock.heldBy}) is delivering from this spool and did not answer; try again`);
+  }
   const { buildScheduler } = await import('./daemon.js');
   const events = new EventBus();
   const log = new MainLog(config.log.file, config.log.format, Date.now);
@@ -135,6 +145,7 @@ export async function queueRun(config: Config, spool: LmdbSpool, opts: { force: 
   await scheduler.whenIdle();
   await scheduler.stop(0);
   await log.close();
+  lock.release();
   return 0;
 }
 

@@ -5,7 +5,7 @@
 // starts almost as fast as bare node. Every failure is a ConfigError naming file,
 // line and key: never a stack trace.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'smol-toml';
@@ -34,6 +34,21 @@ function cachePath(file: string, text: string): string | undefined {
   }
 }
 
+/**
+ * Only a cache written by root or by ourselves, and writable by nobody else, is
+ * believed: a user who may write the spool folder must not be able to hand the daemon
+ * a configuration of their own.
+ */
+function trusted(path: string): boolean {
+  try {
+    const st = statSync(path);
+    const me = process.getuid?.() ?? 0;
+    return (st.uid === 0 || st.uid === me) && (st.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
+
 export async function loadConfig(explicit?: string): Promise<Config> {
   const file = findConfigFile(explicit);
   let text: string;
@@ -44,7 +59,7 @@ export async function loadConfig(explicit?: string): Promise<Config> {
   }
   const hash = createHash('sha256').update(`${CACHE_VERSION}\0${file}\0${text}`).digest('hex');
   const cache = cachePath(file, text);
-  if (cache) {
+  if (cache && trusted(cache)) {
     try {
       const stored = JSON.parse(readFileSync(cache, 'utf8')) as { hash: string; config: Config };
       if (stored.hash === hash) return stored.config;
@@ -57,7 +72,7 @@ export async function loadConfig(explicit?: string): Promise<Config> {
       // The daemon's first start comes before the spool exists: make its folder.
       mkdirSync(dirname(cache), { recursive: true });
       const tmp = `${cache}.${process.pid}.tmp`;
-      writeFileSync(tmp, JSON.stringify({ hash, config }));
+      writeFileSync(tmp, JSON.stringify({ hash, config }), { mode: 0o644 });
       renameSync(tmp, cache);
     } catch { /* the spool may not exist yet or not be ours to write: fine */ }
   }

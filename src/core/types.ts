@@ -85,6 +85,8 @@ export interface MessageRecord extends Arrival {
   attempts: number;
   lastError?: string;
   warningsSent: number;
+  /** Submitted with sendmail -odq: waits for a queue run. */
+  queueOnly?: boolean;
   /** Body bytes and chunk count, so readers know what to expect. */
   bodySize: number;
   chunks: number;

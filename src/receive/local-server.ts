@@ -6,6 +6,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, rmSync } from 'node:fs';
 import type { EventBus } from '../core/events.js';
 import type { NewMessage } from '../core/types.js';
+import { isRoutableAddress } from '../router/router.js';
+import { isMessageId } from '../spool/message-id.js';
 import type { Spool } from '../spool/spool.js';
 import { socketPath } from './local-client.js';
 
@@ -19,9 +21,44 @@ export type LocalRequest = SubmitRequest | { op: 'kick'; force?: boolean };
 
 const MAX_HEADER = 4 * 1024 * 1024;
 
+/**
+ * The socket is open to every local user, so a request is rebuilt field by field from
+ * what sendmail may say; anything else is refused. Time comes from our own clock when
+ * the caller's is off by more than a minute.
+ */
+export function checkSubmit(req: unknown, now: number): { msg: Omit<NewMessage, 'body'>; bodyLength: number } | string {
+  if (typeof req !== 'object' || req === null) return 'malformed request';
+  const r = req as { msg?: Record<string, unknown>; bodyLength?: unknown };
+  const m = r.msg;
+  if (typeof m !== 'object' || m === null) return 'malformed request';
+  const str = (v: unknown) => typeof v === 'string';
+  if (!str(m.id) || !isMessageId(m.id as string)) return 'bad message id';
+  if (!str(m.sender) || (m.sender !== '' && !isRoutableAddress(m.sender as string))) return 'bad sender';
+  const rcpts = m.recipients;
+  if (!Array.isArray(rcpts) || rcpts.length === 0 || rcpts.length > 100_000 || !rcpts.every((x) => str(x) && isRoutableAddress(x as string))) {
+    return 'bad recipients';
+  }
+  if (!str(m.headers)) return 'bad headers';
+  if (m.user !== undefined && !(str(m.user) && /^[\w.@+-]{1,64}$/.test(m.user as string))) return 'bad user';
+  if (m.messageIdHeader !== undefined && !(str(m.messageIdHeader) && !/[\r\n]/.test(m.messageIdHeader as string))) return 'bad message-id';
+  if (!Number.isInteger(r.bodyLength) || (r.bodyLength as number) < 0) return 'bad body length';
+  const arrival = typeof m.arrival === 'number' && Math.abs(m.arrival - now) < 60_000 ? m.arrival : now;
+  return {
+    bodyLength: r.bodyLength as number,
+    msg: {
+      id: m.id as string, sender: m.sender as string, recipients: rcpts as string[], arrival, protocol: 'local',
+      headers: m.headers as string,
+      ...(m.user !== undefined ? { user: m.user as string } : {}),
+      ...(m.messageIdHeader !== undefined ? { messageIdHeader: m.messageIdHeader as string } : {}),
+      ...(m.queueOnly === true ? { queueOnly: true } : {}),
+    },
+  };
+}
+
 export class LocalServer {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  private readonly pending = new Set<Promise<unknown>>();
 
   constructor(private readonly o: { spoolDir: string; spool: Spool; events: EventBus; kick: (opts: { id?: string; force?: boolean }) => void; maxMessageSize: number }) {}
 
@@ -56,26 +93,32 @@ export class LocalServer {
           if (buf.length > MAX_HEADER) answer({ ok: false, error: 'request too long' });
           return;
         }
+        let parsed: unknown;
         try {
-          req = JSON.parse(buf.subarray(0, nl).toString('utf8')) as LocalRequest;
+          parsed = JSON.parse(buf.subarray(0, nl).toString('utf8'));
         } catch {
           return answer({ ok: false, error: 'malformed request' });
         }
         chunk = buf.subarray(nl + 1);
-        if (req.op === 'kick') {
-          this.o.kick({ force: req.force === true });
+        const op = typeof parsed === 'object' && parsed !== null ? (parsed as { op?: unknown }).op : undefined;
+        if (op === 'kick') {
+          this.o.kick({ force: (parsed as { force?: unknown }).force === true });
           return answer({ ok: true });
         }
-        if (req.op !== 'submit' || !(req.bodyLength >= 0) || req.bodyLength > this.o.maxMessageSize * 2) {
-          return answer({ ok: false, error: 'malformed request' });
-        }
+        if (op !== 'submit') return answer({ ok: false, error: 'malformed request' });
+        const checked = checkSubmit(parsed, Date.now());
+        if (typeof checked === 'string') return answer({ ok: false, error: checked });
+        if (checked.bodyLength > this.o.maxMessageSize) return answer({ ok: false, error: 'message too big' });
+        req = { op: 'submit', ...checked };
       }
       if (req.op !== 'submit') return;
       parts.push(chunk);
       got += chunk.length;
       if (got >= req.bodyLength) {
         sock.off('data', onData);
-        void this.submit(req, Buffer.concat(parts).subarray(0, req.bodyLength)).then(answer);
+        const done = this.submit(req, Buffer.concat(parts).subarray(0, req.bodyLength)).then(answer);
+        this.pending.add(done);
+        void done.finally(() => this.pending.delete(done));
       }
     };
     sock.on('data', onData);
@@ -94,8 +137,11 @@ export class LocalServer {
     }
   }
 
-  close(): Promise<void> {
+  /** Stops listening, lets submissions being committed answer, then drops the rest. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await Promise.allSettled([...this.pending]);
     for (const s of this.sockets) s.destroy();
-    return new Promise((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await closed;
   }
 }

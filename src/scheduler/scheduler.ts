@@ -27,6 +27,9 @@ export interface SchedulerOptions {
   queueInterval: number;
 }
 
+/** What a configuration reload (SIGHUP) may change while the scheduler runs. */
+export type SchedulerSettings = Pick<SchedulerOptions, 'router' | 'transport' | 'retryRules' | 'activeLimit' | 'concurrency'>;
+
 const hostKey = (h: HostSpec) => `${h.name}:${h.port}`;
 
 export class Scheduler {
@@ -45,8 +48,26 @@ export class Scheduler {
   private filling = false;
   private idleWaiters: (() => void)[] = [];
 
-  constructor(private readonly o: SchedulerOptions) {
-    this.queue = new PQueue({ concurrency: o.concurrency });
+  private o: SchedulerOptions;
+
+  constructor(options: SchedulerOptions) {
+    this.o = { ...options };
+    this.queue = new PQueue({ concurrency: options.concurrency });
+  }
+
+  /**
+   * New settings in place (SIGHUP). The same scheduler keeps its active window, so a
+   * message in flight is never picked up a second time; the old transport finishes
+   * what it carries and closes.
+   */
+  reconfigure(next: SchedulerSettings): void {
+    const old = this.o.transport;
+    this.o = { ...this.o, ...next };
+    this.queue.concurrency = next.concurrency;
+    this.hostRetry.clear();
+    this.cursor = undefined;
+    if (old !== next.transport) void old.close();
+    this.kick();
   }
 
   start(): void {
@@ -84,12 +105,16 @@ export class Scheduler {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /**
+   * Stops admitting; waits (at most graceMs) for every attempt in the window to be
+   * delivered and settled, so its log lines are written; then closes the transport.
+   * Waiting tasks see `stopping` and end at once.
+   */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     this.timer?.cancel();
-    this.queue.clear();
     let grace: { cancel(): void } | undefined;
-    await Promise.race([this.queue.onIdle(), new Promise((r) => { grace = this.o.clock.at(this.o.clock.now() + graceMs, () => r(undefined)); })]);
+    await Promise.race([this.whenIdle(), new Promise((r) => { grace = this.o.clock.at(this.o.clock.now() + graceMs, () => r(undefined)); })]);
     grace?.cancel();
     await this.o.transport.close();
   }
@@ -143,7 +168,8 @@ export class Scheduler {
   }
 
   private arm(at: number): void {
-    if (at === this.timerAt && this.timer) return;
+    // Never move an armed timer later: under steady traffic it would never fire.
+    if (this.timer && at >= this.timerAt) return;
     this.timer?.cancel();
     this.timerAt = at;
     this.timer = this.o.clock.at(at, () => {
@@ -210,7 +236,10 @@ export class Scheduler {
         this.o.events.emit(e);
         lines.push(`${logTime(after)} ${renderText(e)}\n`);
       }
-      for (const h of result.healthy) this.hostRetry.delete(hostKey(h));
+      for (const h of result.healthy) {
+        // A host back from its retry wait: mail left behind the cursor meanwhile is due.
+        if (this.hostRetry.delete(hostKey(h))) this.cursor = undefined;
+      }
       outcomes.push(...result.outcomes);
     }
     return () => this.settle(record, outcomes, route, lines);
@@ -234,6 +263,7 @@ export class Scheduler {
     let first = true;
     let next = Infinity;
     let lastError: string | undefined;
+    let freeze: string | undefined;
     for (const o of outcomes) {
       const prev = record.recipients.find((r) => r.address === o.rcpt);
       if (!prev) continue;
@@ -256,9 +286,11 @@ export class Scheduler {
         r.lastError = o.detail;
         lastError = o.detail;
         if (state === null) {
-          r.state = 'failed';
-          events.push({ type: 'failed', id: record.id, rcpt: o.rcpt, router: route.router, transport: route.transport,
-            reason: `retry timeout exceeded (${o.detail})`, ...(o.host ? { host: o.host } : {}) });
+          // Past the rule's last cutoff Exim bounces. Until postern sends bounces the
+          // message is frozen instead: kept safe, and visible to the operator.
+          freeze = `retry timeout exceeded for ${o.rcpt}: ${o.detail}`;
+          events.push({ type: 'deferred', id: record.id, rcpt: o.rcpt, router: route.router, transport: route.transport,
+            errno: o.errno ?? -1, reason: o.detail, ...(o.host ? { host: o.host } : {}) });
         } else {
           r.firstFailure = state.firstFailure;
           next = Math.min(next, state.nextTry);
@@ -268,11 +300,13 @@ export class Scheduler {
       }
       updated.push(r);
     }
+    if (freeze !== undefined) events.push({ type: 'frozen', id: record.id, reason: freeze });
     for (const e of events) lines.push(`${logTime(now)} ${renderText(e)}\n`);
     const result = await this.o.spool.settle(record.id, {
       recipients: updated,
       nextAttempt: next === Infinity ? now + 60_000 : next,
       ...(lastError !== undefined ? { lastError } : {}),
+      ...(freeze !== undefined ? { freeze: true } : {}),
       log: lines,
     });
     for (const e of events) this.o.events.emit(e);

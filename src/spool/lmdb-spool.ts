@@ -54,6 +54,7 @@ export function newRecord(msg: NewMessage, bodySize: number, chunks: number): Me
     bodySize,
     chunks,
   };
+  if (msg.queueOnly) record.queueOnly = true;
   for (const k of ['user', 'clientName', 'clientIp', 'helo', 'messageIdHeader', 'bounceOf'] as const) {
     if (msg[k] !== undefined) record[k] = msg[k];
   }
@@ -213,7 +214,8 @@ export class LmdbSpool implements Spool {
         this.deleteAll(record);
         return { kind: 'completed', record };
       }
-      // A message frozen by the operator during the attempt stays off the due index.
+      // A message frozen now, or by the operator during the attempt, is off the due index.
+      if (s.freeze) record.frozen = true;
       this.setDue(record, record.frozen ? null : s.nextAttempt);
       this.meta.put(id, record);
       this.appendLog(id, s.log);

@@ -12,6 +12,8 @@ export interface Settlement {
   /** Next time the message is due; ignored when nothing is pending any more. */
   nextAttempt: number | null;
   lastError?: string;
+  /** Freeze the message (kept, off the due index) if anything is still pending. */
+  freeze?: boolean;
   /** Lines for the message's own log (-Mvl), timestamps included. */
   log: string[];
   /** Messages born of this attempt (bounces), committed in the same transaction. */

@@ -18,7 +18,9 @@ export type Classified =
   /** The host is unusable: try the next one; the recipients are untouched. */
   | { scope: 'host'; reason: string; errno: number }
   /** The message was refused on this host (MAIL, DATA, end of data): all recipients share it. */
-  | { scope: 'message'; permanent: boolean; reason: string; errno: number };
+  | { scope: 'message'; permanent: boolean; reason: string; errno: number }
+  /** Every recipient was refused at RCPT: each has its own reply in `rejectedErrors`. */
+  | { scope: 'recipients' };
 
 function oneLine(s: string | undefined): string {
   return (s ?? '').replace(/\r?\n/g, ' ').replace(/\s+/g, ' ').trim();
@@ -41,6 +43,12 @@ export function classifyError(err: SmtpClientError, sender: string): Classified 
   if (err.code === 'ESTREAM') {
     // Our side could not read the message (removed meanwhile): nothing to do with the host.
     return { scope: 'message', permanent: false, reason: `spool read error: ${oneLine(err.message)}`, errno: -1 };
+  }
+  if (command === 'RCPT TO' && err.rejectedErrors && err.rejectedErrors.length > 0) return { scope: 'recipients' };
+  if (!code && (err.code === 'EENVELOPE' || err.code === 'EMESSAGE')) {
+    // Refused by the client library before a byte went out (larger than the hub's
+    // SIZE, an address it cannot send): no other host would take it either.
+    return { scope: 'message', permanent: true, reason: `message refused before sending: ${oneLine(err.message)}`, errno: -1 };
   }
   if (err.code === 'EAUTH') {
     // A wrong password on the satellite must not bounce everyone's mail: a host error.
@@ -73,4 +81,10 @@ export function classifyRejection(err: SmtpClientError, rcpt: string): { permane
     reason: `SMTP error from remote mail server after RCPT TO:<${rcpt}>: ${oneLine(err.response) || oneLine(err.message)}`,
     errno: -44,
   };
+}
+
+/** Trouble while connecting (greeting, EHLO, STARTTLS, AUTH, sockets) is always the host's. */
+export function connectTrouble(err: SmtpClientError): { reason: string; errno: number } {
+  const c = classifyError(err, '');
+  return c.scope === 'recipients' ? { reason: oneLine(err.message), errno: -1 } : { reason: c.reason, errno: c.errno };
 }

@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { Clock, Timer } from '../core/clock.js';
 import type { HostLabel, HostSpec, HostTrouble, Outcome } from '../core/types.js';
-import { classifyError, classifyRejection, type SmtpClientError } from './smtp-errors.js';
+import { classifyError, classifyRejection, connectTrouble, type SmtpClientError } from './smtp-errors.js';
 import type { DeliveryJob, DeliveryResult, Transport } from './transport.js';
 
 export interface SmtpTransportOptions {
@@ -38,7 +38,7 @@ const hostKey = (h: HostSpec) => `${h.name}:${h.port}`;
 export class SmtpTransport implements Transport {
   readonly name = 'remote_smtp';
   private readonly idle = new Map<string, Cached[]>();
-  private readonly open = new Set<Cached>();
+  private closing = false;
 
   constructor(private readonly opts: SmtpTransportOptions) {}
 
@@ -87,8 +87,7 @@ export class SmtpTransport implements Transport {
         cached = round === 0 ? this.takeIdle(host) ?? await this.connect(host, ip) : await this.connect(host, ip);
       } catch (err) {
         const e = err as SmtpClientError & { label?: HostLabel };
-        const c = classifyError(e, job.sender);
-        return { kind: 'host', label: e.label ?? { name: host.name, ip, port: host.port }, reason: c.reason, errno: c.errno };
+        return { kind: 'host', label: e.label ?? { name: host.name, ip, port: host.port }, ...connectTrouble(e) };
       }
       const reused = cached.used;
       const stream = job.message();
@@ -105,12 +104,14 @@ export class SmtpTransport implements Transport {
           if (reused && stream.readableDidRead === false) continue;
           return { kind: 'host', label: cached.label, reason: c.reason, errno: c.errno };
         }
-        // The hub refused this message; the session is fine: RSET and keep it.
-        cached.conn.reset((resetErr) => (resetErr ? this.discard(cached) : this.release(host, cached)));
-        if (e.command === 'RCPT TO' && e.rejectedErrors) {
-          return { kind: 'done', outcomes: this.fromInfo(job, cached.label, { accepted: [], rejectedErrors: e.rejectedErrors, response: '' }) };
+        // The hub refused this message; the session is fine: RSET and keep it. A read
+        // error of our own leaves a DATA half sent: that session cannot be reused.
+        if (e.code === 'ESTREAM') this.discard(cached);
+        else cached.conn.reset((resetErr) => (resetErr ? this.discard(cached) : this.release(host, cached)));
+        if (c.scope === 'recipients') {
+          return { kind: 'done', outcomes: this.fromInfo(job, cached.label, { accepted: [], rejectedErrors: e.rejectedErrors ?? [], response: '' }) };
         }
-        const kind = c.scope === 'message' && c.permanent ? 'failed' : 'deferred';
+        const kind = c.permanent ? 'failed' : 'deferred';
         return {
           kind: 'done',
           outcomes: job.recipients.map((rcpt): Outcome => ({ rcpt, kind, detail: c.reason, errno: c.errno, host: cached.label })),
@@ -159,6 +160,7 @@ export class SmtpTransport implements Transport {
 
   private release(host: HostSpec, c: Cached): void {
     if (c.dead) return;
+    if (this.closing) return this.discard(c, true);
     const list = this.idle.get(hostKey(host)) ?? [];
     this.idle.set(hostKey(host), list);
     list.push(c);
@@ -172,7 +174,6 @@ export class SmtpTransport implements Transport {
   private discard(c: Cached, polite = false): void {
     c.timer?.cancel();
     c.dead = true;
-    this.open.delete(c);
     if (polite) c.conn.quit();
     else c.conn.close();
   }
@@ -219,12 +220,13 @@ export class SmtpTransport implements Transport {
       conn.close();
       throw Object.assign(err as Error, { label });
     }
-    this.open.add(cached);
     return cached;
   }
 
+  /** Closes idle connections now and busy ones as their delivery ends. */
   async close(): Promise<void> {
-    for (const c of [...this.open]) this.discard(c, true);
+    this.closing = true;
+    for (const list of this.idle.values()) for (const c of list.splice(0)) this.discard(c, true);
     this.idle.clear();
   }
 }
