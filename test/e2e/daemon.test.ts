@@ -6,6 +6,11 @@ import { Instance } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 import { RawSmtp, sendOne } from '../helpers/smtp-client.js';
 
+async function waitUntilConnected(sink: Sink): Promise<void> {
+  const { waitUntil } = await import('../helpers/postern.js');
+  await waitUntil('the daemon at the sink', () => sink.connections > 0);
+}
+
 async function freePort(): Promise<number> {
   const s = new Sink();
   const port = await s.listen();
@@ -58,6 +63,78 @@ describe('daemon', () => {
     await b.waitFor(2);
     expect(await p.stop('SIGTERM')).toBe(0);
     expect(p.log()).toMatch(/postern daemon stopped/);
+  });
+
+  it('fails recipients the hub refuses without holding back other mail', async () => {
+    const sink = new Sink({ size: 4000 });
+    sinks.push(sink);
+    await sink.listen();
+    sink.behaviour.rcpt = (a) => (a.startsWith('bad') ? 550 : undefined);
+    p = new Instance([sink.port]);
+    await p.start();
+    const a = (await sendOne(p.port, 's@example.org', ['bad1@example.org', 'bad2@example.org'], 'Subject: all refused\n\nx\n')).slice(-16);
+    await p.waitForLog(new RegExp(`${a} \\*\\* bad2@example\\.org .*RCPT TO:<bad2@example\\.org>: 550`));
+    await p.waitForLog(new RegExp(`${a} Completed`));
+    const big = (await sendOne(p.port, 's@example.org', ['ok@example.org'], `Subject: big\n\n${'y'.repeat(6000)}\n`)).slice(-16);
+    await p.waitForLog(new RegExp(`${big} \\*\\* ok@example\\.org .*message refused before sending`));
+    // The smarthost is still in good standing: the next message goes out at once.
+    const b = (await sendOne(p.port, 's@example.org', ['ok@example.org'], 'Subject: fine\n\nx\n')).slice(-16);
+    await p.waitForLog(new RegExp(`${b} Completed`));
+    expect(p.log()).not.toMatch(/H=127\.0\.0\.1 \[127\.0\.0\.1\]:\d+ SMTP error/);
+  });
+
+  it('-q delivers sendmail -odq mail; a second queue runner is kept out by the delivery lock', async () => {
+    const sink = new Sink();
+    sinks.push(sink);
+    await sink.listen();
+    p = new Instance([sink.port]);
+    expect((await p.run('sendmail', ['-odq', 'ops@example.org'], { input: 'Subject: odq\n\nx\n' })).code).toBe(0);
+    // A live process (this test) holds the lock: no second runner.
+    writeFileSync(`${p.dir}/spool/deliver.lock`, `${process.pid}\n`);
+    const held = await p.run('postern', ['-q']);
+    expect(held.code).toBe(75);
+    expect(held.stderr).toMatch(new RegExp(`another postern process \\(pid ${process.pid}\\) is delivering`));
+    // A dead owner's lock is taken over.
+    writeFileSync(`${p.dir}/spool/deliver.lock`, '999999999\n');
+    const run = await p.run('postern', ['-q']);
+    expect(run.code).toBe(0);
+    await sink.waitFor(1);
+    expect((await p.run('postern', ['-bpc'])).stdout).toBe('0\n');
+  });
+
+  it('refuses malformed requests on its local socket and keeps serving', async () => {
+    const sink = new Sink();
+    sinks.push(sink);
+    await sink.listen();
+    p = new Instance([sink.port]);
+    await p.start();
+    const { request } = await import('../../src/receive/local-client.js');
+    const dir = `${p.dir}/spool`;
+    expect(await request(dir, null as unknown as object)).toEqual({ ok: false, error: 'malformed request' });
+    const forged = { op: 'submit', bodyLength: 2, msg: { id: 'zzzzzz-evil', sender: '', recipients: ['a@example.org'], headers: 'X: y\n' } };
+    expect(await request(dir, forged, Buffer.from('x\n'))).toEqual({ ok: false, error: 'bad message id' });
+    const r = await p.run('sendmail', ['ops@example.org'], { input: 'Subject: still here\n\nx\n' });
+    expect(r.code).toBe(0);
+    await sink.waitFor(1);
+  });
+
+  it('does not deliver a message twice when SIGHUP comes during its delivery', async () => {
+    const sink = new Sink();
+    sinks.push(sink);
+    await sink.listen();
+    sink.behaviour.delayMs = 1500;
+    p = new Instance([sink.port]);
+    await p.start();
+    const id = (await sendOne(p.port, 's@example.org', ['ops@example.org'], 'Subject: hup\n\nx\n')).slice(-16);
+    await waitUntilConnected(sink);
+    p.daemon!.kill('SIGHUP');
+    await p.waitForLog(/SIGHUP received: configuration reloaded/);
+    await p.waitForLog(new RegExp(`${id} Completed`));
+    sink.behaviour.delayMs = 0;
+    const next = (await sendOne(p.port, 's@example.org', ['ops@example.org'], 'Subject: after\n\nx\n')).slice(-16);
+    await p.waitForLog(new RegExp(`${next} Completed`));
+    expect(sink.messages.filter((m) => m.data.includes('Subject: hup'))).toHaveLength(1);
+    expect(p.log().match(new RegExp(`${id} =>`, 'g'))).toHaveLength(1);
   });
 
   it('answers 421 past max_connections and serves the others', async () => {

@@ -96,7 +96,8 @@ describe('scheduler', () => {
     const queued = await queue(200);
     scheduler = build(20);
     scheduler.start();
-    await until('all delivered', () => spool.count() === 0);
+    await until('all completed', () => events.filter((e) => e.type === 'completed').length === 200);
+    expect(spool.count()).toBe(0);
     expect(transport.delivered).toHaveLength(200);
     expect(new Set(transport.delivered).size).toBe(200);
     expect(events.filter((e) => e.type === 'completed').map((e) => (e as { id: string }).id).sort()).toEqual(queued.sort());
@@ -124,6 +125,25 @@ describe('scheduler', () => {
     clock.advance(60_000);
     await until('retried', () => spool.count() === 0);
     expect(transport.delivered).toEqual([`${id} ok@example.org`, `${id} tmp@example.org`]);
+  });
+
+  it('freezes, never drops, a message whose recipient passes the last retry cutoff', async () => {
+    transport.answer = () => 'deferred';
+    const [id] = await queue(1);
+    scheduler = build(5);
+    scheduler.start();
+    for (let day = 0; day < 5 && !events.some((e) => e.type === 'frozen'); day++) {
+      for (let step = 0; step < 24 * 4; step++) {
+        clock.advance(15 * 60_000);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    }
+    await until('frozen', () => events.some((e) => e.type === 'frozen'));
+    const record = spool.load(id as string);
+    expect(record?.frozen).toBe(true);
+    expect(record?.recipients[0]?.state).toBe('pending');
+    expect(spool.count()).toBe(1);
+    expect(events.some((e) => e.type === 'failed' || e.type === 'completed')).toBe(false);
   });
 
   it('holds mail in the spool while the smarthost waits for its retry time', async () => {
