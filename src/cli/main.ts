@@ -4,7 +4,7 @@
 import { basename } from 'node:path';
 import { CommandError, EX, usage } from '../core/exit.js';
 
-const out = (s: string) => process.stdout.write(s);
+const out = (s: string | Uint8Array) => process.stdout.write(s);
 const err = (s: string) => process.stderr.write(s);
 
 /** Pulls `-C FILE` out of the arguments. */

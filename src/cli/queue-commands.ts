@@ -12,7 +12,7 @@ import { LmdbSpool } from '../spool/lmdb-spool.js';
 import { isMessageId } from '../spool/message-id.js';
 import { formatEntry, jsonEntry } from './format.js';
 
-type Out = (s: string) => void;
+type Out = (s: string | Buffer) => void;
 
 function operator(): string {
   try {
@@ -49,9 +49,11 @@ export async function messageCommand(flag: string, ids: string[], config: Config
   if (flag === '-Mvh' || flag === '-Mvb' || flag === '-Mvl') {
     if (ids.length > 1) throw usage(`only one message can be listed at once with ${flag}`);
     const id = ids[0] as string;
+    // Headers and body are shown as the bytes they are, whatever their charset.
+    const headers = flag === '-Mvh' ? spool.headers(id) : undefined;
     const text = flag === '-Mvl' ? spool.messageLog(id) ?? (spool.load(id) ? '' : undefined)
-      : flag === '-Mvh' ? spool.headers(id)
-      : spool.load(id) ? await bodyText(spool, id) : undefined;
+      : flag === '-Mvh' ? (headers === undefined ? undefined : Buffer.from(headers, 'latin1'))
+      : spool.load(id) ? await bodyBytes(spool, id) : undefined;
     if (text === undefined) {
       out(`Spool data file for ${id} does not exist\n`);
       return 1;
@@ -98,10 +100,10 @@ export async function messageCommand(flag: string, ids: string[], config: Config
   return status;
 }
 
-async function bodyText(spool: LmdbSpool, id: string): Promise<string> {
+async function bodyBytes(spool: LmdbSpool, id: string): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of spool.body(id)) parts.push(c as Buffer);
-  return Buffer.concat(parts).toString('utf8');
+  return Buffer.concat(parts);
 }
 
 async function kickDaemon(config: Config, force = false): Promise<boolean> {

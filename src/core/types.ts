@@ -95,7 +95,7 @@ export interface MessageRecord extends Arrival {
 /** What the receiving side hands to the spool. */
 export interface NewMessage extends Arrival {
   recipients: string[];
-  /** The header block, LF line ends, ending with the blank line's LF excluded. */
+  /** The header block, LF line ends, as a byte string (one char per byte). */
   headers: string;
   /** Body chunks, LF line ends. */
   body: Buffer[];

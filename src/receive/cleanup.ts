@@ -2,9 +2,21 @@
 // SMTP and sendmail (Postfix's cleanup): line ends to LF, header/body split, address
 // qualification, the header fix-ups Exim applies to local submissions (Received,
 // Message-ID, Date, From), and recipients from headers for `sendmail -t`.
+// Headers are handled as byte strings (latin1: one char per byte), so whatever bytes a
+// client sent (UTF-8, Latin-1, junk) reach the smarthost unchanged; text we add is
+// UTF-8, converted with toBytes().
 import addressparser from 'nodemailer/lib/addressparser';
 
 export const VERSION = '0.1.0';
+
+/** A JS (UTF-16) string as a byte string holding its UTF-8 encoding. */
+export function toBytes(s: string): string {
+  return Buffer.from(s, 'utf8').toString('latin1');
+}
+/** A byte string (as headers are held) back to text, reading it as UTF-8. */
+export function fromBytes(s: string): string {
+  return Buffer.from(s, 'latin1').toString('utf8');
+}
 
 /** CRLF to LF, across chunk boundaries. */
 export class LineEnds {
@@ -42,7 +54,7 @@ export function parseMessage(data: Buffer): ParsedMessage {
   while (pos < data.length) {
     let nl = data.indexOf(10, pos);
     if (nl < 0) nl = data.length;
-    const line = data.toString('utf8', pos, nl);
+    const line = data.toString('latin1', pos, nl);
     if (line === '') {
       pos = nl + 1;
       break;
@@ -204,7 +216,7 @@ export class CleanupError extends Error {}
 export function cleanup(data: Buffer, sub: Submission): Cleaned {
   const parsed = parseMessage(data);
   let headers = parsed.headers.map((h) =>
-    ADDRESS_HEADERS.has(h.name.toLowerCase()) && !h.raw.includes('\0') ? qualifyHeader(h, sub.qualifyDomain) : h);
+    ADDRESS_HEADERS.has(h.name.toLowerCase()) && !h.raw.includes('\0') ? qualifyHeader(h, toBytes(sub.qualifyDomain)) : h);
 
   let recipients = sub.recipients.map((r) => qualify(r, sub.qualifyDomain));
   if (sub.extractRecipients) {
@@ -214,7 +226,7 @@ export function cleanup(data: Buffer, sub: Submission): Cleaned {
     for (const h of headers) {
       if (!/^(to|cc|bcc)$/i.test(h.name)) continue;
       for (const a of headerAddresses(headerValue(h))) {
-        const q = qualify(a, sub.qualifyDomain);
+        const q = qualify(fromBytes(a), sub.qualifyDomain);
         if (!minus.has(q.toLowerCase()) && !found.some((f) => f.toLowerCase() === q.toLowerCase())) found.push(q);
       }
     }
@@ -240,18 +252,18 @@ export function cleanup(data: Buffer, sub: Submission): Cleaned {
   let messageIdHeader: string | undefined;
   const mid = findHeader(headers, 'message-id');
   if (mid) {
-    messageIdHeader = headerValue(mid).replace(/^<|>$/g, '') || undefined;
+    messageIdHeader = fromBytes(headerValue(mid)).replace(/^<|>$/g, '') || undefined;
   } else {
-    added.push({ name: 'Message-Id', raw: `Message-Id: <E${sub.id}@${sub.hostname}>\n` });
+    added.push({ name: 'Message-Id', raw: toBytes(`Message-Id: <E${sub.id}@${sub.hostname}>\n`) });
   }
   if (!findHeader(headers, 'from')) {
     const addr = sub.sender || `${sub.user ?? 'MAILER-DAEMON'}@${sub.qualifyDomain}`;
     const name = sub.fullName;
     const value = name ? `${/^[\w .'-]*$/.test(name) ? name : JSON.stringify(name)} <${addr}>` : addr;
-    added.push({ name: 'From', raw: `From: ${value}\n` });
+    added.push({ name: 'From', raw: toBytes(`From: ${value}\n`) });
   }
   if (!findHeader(headers, 'date')) added.push({ name: 'Date', raw: `Date: ${date}\n` });
 
-  const text = received + [...headers, ...added].map((h) => h.raw).join('');
+  const text = toBytes(received) + [...headers, ...added].map((h) => h.raw).join('');
   return { headers: text, body: parsed.body, recipients, ...(messageIdHeader ? { messageIdHeader } : {}) };
 }

@@ -103,7 +103,7 @@ export async function sendmail(argv: string[], config: Config, stdin: NodeJS.Rea
   for (const r of cleaned.recipients) {
     if (!isRoutableAddress(r)) throw dataError(`bad recipient address "${r}" in the message headers`);
   }
-  if (Buffer.byteLength(cleaned.headers) + cleaned.body.length > config.listen.max_message_size) {
+  if (Buffer.byteLength(cleaned.headers, 'latin1') + cleaned.body.length > config.listen.max_message_size) {
     throw dataError(`message is larger than max_message_size (${config.listen.max_message_size} bytes)`);
   }
   const msg: Omit<NewMessage, 'body'> = {

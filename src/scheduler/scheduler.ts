@@ -249,7 +249,7 @@ export class Scheduler {
   private messageStream(id: string, headers: string, chunks: number): Readable {
     const body = this.o.spool.body(id, chunks);
     async function* all() {
-      yield Buffer.from(headers + '\n');
+      yield Buffer.from(headers + '\n', 'latin1'); // headers are byte strings
       for await (const chunk of body) yield chunk as Buffer;
     }
     return Readable.from(all(), { objectMode: false });

@@ -43,7 +43,7 @@ export function newRecord(msg: NewMessage, bodySize: number, chunks: number): Me
     id: msg.id,
     sender: msg.sender,
     arrival: msg.arrival,
-    size: Buffer.byteLength(msg.headers) + 1 + bodySize,
+    size: Buffer.byteLength(msg.headers, 'latin1') + 1 + bodySize,
     protocol: msg.protocol,
     frozen: false,
     recipients: msg.recipients.map((address) => ({ address, state: 'pending', tries: 0 })),

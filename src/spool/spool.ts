@@ -31,6 +31,7 @@ export interface DueKey {
 export interface Spool {
   commit(msg: NewMessage): Promise<MessageRecord>;
   load(id: string): MessageRecord | undefined;
+  /** The header block as a byte string (one char per byte: encode with latin1). */
   headers(id: string): string | undefined;
   /** The body; `chunks` (from the record the caller holds) makes a body removed meanwhile an error, not a short read. */
   body(id: string, chunks?: number): Readable;

@@ -55,6 +55,22 @@ describe('mail path', () => {
     expect(sink.messages[0]!.data).toContain('\r\n\r\nÄrger über Öl – ✓\r\n');
   });
 
+  it('keeps header and body bytes that are not UTF-8 (Latin-1) exactly', async () => {
+    const latin1 = Buffer.from('Subject: Gr\xfc\xdfe aus K\xf6ln\nTo: ops@example.org\n\nK\xe4se\n', 'latin1');
+    expect((await p.run('sendmail', ['-odq', '-t', '-i'], { input: latin1 })).code).toBe(0);
+    const id = (await p.run('postern-qgrep', ['-i'])).stdout.trim();
+    const { spawnSync } = await import('node:child_process');
+    const { BIN } = await import('../helpers/postern.js');
+    const mvh = spawnSync(process.execPath, [BIN('postern'), '-C', p.config, '-Mvh', id]);
+    expect(mvh.stdout.includes(Buffer.from('Subject: Gr\xfc\xdfe aus K\xf6ln\n', 'latin1'))).toBe(true);
+    await p.start();
+    expect((await p.run('postern', ['-qf'])).code).toBe(0);
+    await sink.waitFor(1);
+    const raw = sink.messages[0]!.raw;
+    expect(raw.includes(Buffer.from('\r\nSubject: Gr\xfc\xdfe aus K\xf6ln\r\n', 'latin1'))).toBe(true);
+    expect(raw.includes(Buffer.from('\r\n\r\nK\xe4se\r\n', 'latin1'))).toBe(true);
+  });
+
   it('resolves a smarthost given by name and logs name and address', async () => {
     const fs = await import('node:fs');
     fs.writeFileSync(p.config, fs.readFileSync(p.config, 'utf8').replace(`"127.0.0.1:${sink.port}"`, `"localhost:${sink.port}"`));

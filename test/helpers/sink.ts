@@ -8,6 +8,8 @@ export interface Received {
   from: string;
   to: string[];
   data: string;
+  /** The message as the bytes that arrived. */
+  raw: Buffer;
 }
 
 export interface SinkBehaviour {
@@ -53,6 +55,7 @@ export class Sink {
             from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
             to: session.envelope.rcptTo.map((r) => r.address),
             data: Buffer.concat(parts).toString('utf8'),
+            raw: Buffer.concat(parts),
           };
           if (this.behaviour.dropAtData?.()) {
             (session as unknown as { _socket?: { destroy(): void } });
