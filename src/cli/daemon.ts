@@ -108,6 +108,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => void reload());
   const reload = async () => {
+    log.reopen();
     try {
       const next = await loadConfig(configFile);
       scheduler.reconfigure(schedulerSettings(next));

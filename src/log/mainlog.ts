@@ -103,6 +103,13 @@ export class MainLog {
     }
   }
 
+  /** After logrotate moved the file: the next line opens log.file anew. */
+  reopen(): void {
+    const s = this.stream;
+    this.stream = undefined;
+    s?.end();
+  }
+
   close(): Promise<void> {
     const s = this.stream;
     this.stream = undefined;

@@ -61,6 +61,11 @@ describe('daemon', () => {
     await p.waitForLog(/SIGHUP received: configuration error in .* log\.bogus_key: unknown key; keeping the old configuration/);
     await sendOne(p.port, 'x@example.org', ['three@example.org'], 'Subject: 3\n\nx\n');
     await b.waitFor(2);
+    // logrotate: the file is moved away, SIGHUP makes the daemon open a new one.
+    const { renameSync } = await import('node:fs');
+    renameSync(`${p.dir}/log/mainlog`, `${p.dir}/log/mainlog.1`);
+    p.daemon!.kill('SIGHUP');
+    await p.waitForLog(/SIGHUP received/);
     expect(await p.stop('SIGTERM')).toBe(0);
     expect(p.log()).toMatch(/postern daemon stopped/);
   });
