@@ -117,6 +117,10 @@ export class LmdbSpool implements Spool {
   }
 
   load(id: string): MessageRecord | undefined {
+    const record = this.meta.get(id);
+    if (record) return record;
+    // Perhaps committed by another process (sendmail, -bs) after our read snapshot.
+    this.root.resetReadTxn();
     return this.meta.get(id);
   }
 
