@@ -8,7 +8,7 @@ import { failure, usage } from '../core/exit.js';
 import { acquireDeliveryLock } from '../spool/lock.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { parseDuration } from '../config/units.js';
+import { parseDuration } from '../core/units.js';
 import { MainLog } from '../log/mainlog.js';
 import { SmtpReceiver } from '../receive/smtp.js';
 import { LocalServer } from '../receive/local-server.js';

@@ -74,7 +74,7 @@ async function run(personality: string, argv: string[]): Promise<number> {
     return addressTest(addrs, await config(file), out);
   }
   if (mode === '-bs') {
-    const { bsmtp } = await import('../receive/bsmtp.js');
+    const { bsmtp } = await import('./bsmtp.js');
     await bsmtp(await config(file));
     return EX.OK;
   }

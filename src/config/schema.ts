@@ -2,7 +2,7 @@
 // Config type is derived from it; units ("50M", "15m") are turned into numbers here
 // so the rest of postern only sees bytes and milliseconds.
 import { z } from 'zod';
-import { parseDuration, parseSize } from './units.js';
+import { parseDuration, parseSize } from '../core/units.js';
 
 export { parseDuration, parseSize };
 

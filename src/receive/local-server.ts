@@ -6,7 +6,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, rmSync } from 'node:fs';
 import type { EventBus } from '../core/events.js';
 import type { NewMessage } from '../core/types.js';
-import { isRoutableAddress } from '../router/router.js';
+import { isRoutableAddress } from '../core/address.js';
 import { isMessageId } from '../spool/message-id.js';
 import type { Spool } from '../spool/spool.js';
 import { socketPath } from './local-client.js';

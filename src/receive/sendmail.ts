@@ -6,7 +6,7 @@ import { userInfo } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { dataError, tempError, usage } from '../core/exit.js';
 import type { NewMessage } from '../core/types.js';
-import { isRoutableAddress } from '../router/router.js';
+import { isRoutableAddress } from '../core/address.js';
 import { MessageIdGenerator } from '../spool/message-id.js';
 import { cleanup, LineEnds, qualify } from './cleanup.js';
 import { request } from './local-client.js';

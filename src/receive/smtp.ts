@@ -8,7 +8,7 @@ import type { Clock } from '../core/clock.js';
 import type { EventBus } from '../core/events.js';
 import { REPLY, ReplyError } from '../core/replies.js';
 import type { SmtpReply } from '../core/types.js';
-import { isRoutableAddress } from '../router/router.js';
+import { isRoutableAddress } from '../core/address.js';
 import { MessageIdGenerator } from '../spool/message-id.js';
 import type { Spool } from '../spool/spool.js';
 import { cleanup, LineEnds, qualify } from './cleanup.js';

@@ -1,15 +1,12 @@
 // router/router.ts: Exim's `smarthost` manualroute router as a pure query: every
 // well-formed address goes to the smarthost list with the remote_smtp transport, in
 // failover order. No I/O; the scheduler and `-bt` ask it.
+import { isRoutableAddress } from '../core/address.js';
 import type { HostSpec, Route } from '../core/types.js';
 
 export type Routing = { ok: true; route: Route } | { ok: false; reason: string };
 
-const ADDRESS = /^[^\s@<>()\\,;:"]+(?:\.[^\s@<>()\\,;:"]+)*@[A-Za-z0-9\-_.[\]:]+$|^"[^"\r\n]*"@[A-Za-z0-9\-_.[\]:]+$/u;
-
-export function isRoutableAddress(address: string): boolean {
-  return ADDRESS.test(address);
-}
+export { isRoutableAddress };
 
 export class Router {
   constructor(private readonly hosts: HostSpec[]) {}

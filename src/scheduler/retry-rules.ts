@@ -1,7 +1,7 @@
 // scheduler/retry-rules.ts: Exim retry rules ("* * F,2h,15m; G,16h,1h,1.5; F,4d,6h"):
 // parsing, and the pure function that gives the next attempt time, or null once the
 // last cutoff, measured from the first failure, has passed. No I/O, no clock.
-import { parseDuration } from '../config/units.js';
+import { parseDuration } from '../core/units.js';
 
 export interface RetryParams {
   kind: 'F' | 'G' | 'H';

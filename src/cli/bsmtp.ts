@@ -1,4 +1,4 @@
-// receive/bsmtp.ts: `sendmail -bs` / `postern -bs`: one SMTP session on stdin/stdout
+// cli/bsmtp.ts: `sendmail -bs` / `postern -bs`: one SMTP session on stdin/stdout
 // for a local user (protocol local-esmtp), with the same smtp-server handling as the
 // listener. Messages are committed to the spool directly; a running daemon is poked.
 import { Duplex } from 'node:stream';
@@ -9,8 +9,8 @@ import { EventBus } from '../core/events.js';
 import { MainLog } from '../log/mainlog.js';
 import { LmdbSpool } from '../spool/lmdb-spool.js';
 import { MessageIdGenerator } from '../spool/message-id.js';
-import { request } from './local-client.js';
-import { SmtpReceiver } from './smtp.js';
+import { request } from '../receive/local-client.js';
+import { SmtpReceiver } from '../receive/smtp.js';
 
 /** stdin and stdout as one socket-like stream, with the setTimeout() smtp-server expects. */
 class StdioSocket extends Duplex {

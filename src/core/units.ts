@@ -1,4 +1,4 @@
-// config/units.ts: durations ("15m") and sizes ("50M") as TOML writes them, to ms and
+// core/units.ts: durations ("15m") and sizes ("50M") as TOML writes them, to ms and
 // bytes. Dependency-free, so the retry rules and the daemon's -q flag can use it
 // without loading the schema library.
 
