@@ -93,13 +93,18 @@ export class MainLog {
     this.stream.write(line);
   }
 
-  /** For short-lived commands: append at once, so the line is there when we exit. */
-  writeSync(e: MtaEvent): void {
+  /**
+   * For short-lived commands: append at once, so the line is there when we exit. A
+   * user who may not write the log (sendmail from cron) gets no complaint on stderr,
+   * which cron would mail: the message is spooled, and the daemon logs its delivery.
+   */
+  writeSync(e: MtaEvent): boolean {
     try {
       mkdirSync(dirname(this.file), { recursive: true });
       appendFileSync(this.file, renderLine(e, this.now(), this.format));
-    } catch (err) {
-      process.stderr.write(`postern: cannot write ${this.file}: ${(err as Error).message}\n`);
+      return true;
+    } catch {
+      return false;
     }
   }
 
