@@ -4,7 +4,7 @@
 import { userInfo } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { EventBus } from '../core/events.js';
-import { failure, tempError, usage } from '../core/exit.js';
+import { tempError, usage } from '../core/exit.js';
 import { acquireDeliveryLock } from '../spool/lock.js';
 import { MainLog, logTime, renderText } from '../log/mainlog.js';
 import { request } from '../receive/local-client.js';
@@ -151,4 +151,3 @@ export async function queueRun(config: Config, spool: LmdbSpool, opts: { force: 
   return 0;
 }
 
-export { failure };
