@@ -48,6 +48,7 @@ export function jsonEntry(r: MessageRecord): string {
     sender: r.sender,
     recipients: r.recipients.map((x) => ({ address: x.address, state: x.state, ...(x.lastError ? { last_error: x.lastError } : {}) })),
     frozen: r.frozen,
+    attempts: r.attempts,
     last_error: r.lastError ?? null,
     next_attempt: r.nextAttempt === null ? null : new Date(r.nextAttempt).toISOString(),
   }) + '\n';

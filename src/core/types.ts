@@ -47,6 +47,13 @@ export interface HostTrouble {
   reason: string;
 }
 
+/** One delivery attempt of a message, kept in its history (what happened, where, when). */
+export interface AttemptRecord {
+  at: number;
+  host?: HostLabel;
+  results: { rcpt: string; kind: Outcome['kind']; detail: string; errno?: number }[];
+}
+
 export interface RecipientRecord {
   address: string;
   state: RecipientState;

@@ -301,12 +301,18 @@ export class Scheduler {
       updated.push(r);
     }
     if (freeze !== undefined) events.push({ type: 'frozen', id: record.id, reason: freeze });
+    const host = outcomes.find((o) => o.host)?.host;
     for (const e of events) lines.push(`${logTime(now)} ${renderText(e)}\n`);
     const result = await this.o.spool.settle(record.id, {
       recipients: updated,
       nextAttempt: next === Infinity ? now + 60_000 : next,
       ...(lastError !== undefined ? { lastError } : {}),
       ...(freeze !== undefined ? { freeze: true } : {}),
+      attempt: {
+        at: now,
+        ...(host ? { host } : {}),
+        results: outcomes.map((o) => ({ rcpt: o.rcpt, kind: o.kind, detail: o.detail, ...(o.errno !== undefined ? { errno: o.errno } : {}) })),
+      },
       log: lines,
     });
     for (const e of events) this.o.events.emit(e);

@@ -1,13 +1,14 @@
 // spool/lmdb-spool.ts: the Spool in one LMDB environment shared by the daemon and the
 // command-line processes. Sub-databases: `meta` (envelope + per-recipient state,
 // keyed by ID, so ID order is arrival order), `headers`, `body` (64 KB chunks keyed
-// [ID, n]), `due` (the index [nextAttempt, ID] the scheduler reads), `msglog`.
+// [ID, n]), `due` (the index [nextAttempt, ID] the scheduler reads), `msglog` (the
+// -Mvl text) and `history` (one structured record per attempt, keyed [ID, n]).
 // Writes of one event-loop turn share a transaction and one sync (group commit).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import type { MessageRecord, NewMessage } from '../core/types.js';
+import type { AttemptRecord, MessageRecord, NewMessage } from '../core/types.js';
 import type { DueKey, Settlement, SettleResult, Spool } from './spool.js';
 
 const CHUNK = 64 * 1024;
@@ -69,6 +70,7 @@ export class LmdbSpool implements Spool {
     private readonly chunks: Database<Buffer, [string, number]>,
     private readonly dueIdx: Database<number, [number, string]>,
     private readonly mlog: Database<string, string>,
+    private readonly attempts: Database<AttemptRecord, [string, number]>,
   ) {}
 
   static open(directory: string): LmdbSpool {
@@ -83,6 +85,7 @@ export class LmdbSpool implements Spool {
         root.openDB<Buffer, [string, number]>({ name: 'body', encoding: 'binary' }),
         root.openDB<number, [number, string]>({ name: 'due', encoding: 'msgpack' }),
         root.openDB<string, string>({ name: 'msglog', encoding: 'string' }),
+        root.openDB<AttemptRecord, [string, number]>({ name: 'history', encoding: 'msgpack' }),
       );
     } catch (err) {
       throw new SpoolUnavailable(`cannot open the spool in ${directory}: ${(err as Error).message}`);
@@ -144,6 +147,10 @@ export class LmdbSpool implements Spool {
     return this.mlog.get(id);
   }
 
+  history(id: string): AttemptRecord[] {
+    return [...this.attempts.getRange({ start: [id, 0], end: [id, Number.MAX_SAFE_INTEGER] })].map((e) => e.value);
+  }
+
   due(before: number, limit: number, skip?: ReadonlySet<string>): string[] {
     // Another process (sendmail) may have committed since our read snapshot.
     this.root.resetReadTxn();
@@ -192,6 +199,7 @@ export class LmdbSpool implements Spool {
     for (let i = 0; i < record.chunks; i++) this.chunks.remove([record.id, i]);
     if (record.nextAttempt !== null) this.dueIdx.remove([record.nextAttempt, record.id]);
     this.mlog.remove(record.id);
+    for (let n = 1; n <= record.attempts; n++) this.attempts.remove([record.id, n]);
   }
 
   private setDue(record: MessageRecord, at: number | null): void {
@@ -208,6 +216,7 @@ export class LmdbSpool implements Spool {
       const byAddress = new Map(s.recipients.map((r) => [r.address, r]));
       record.recipients = record.recipients.map((r) => (r.state === 'pending' ? byAddress.get(r.address) ?? r : r));
       record.attempts += 1;
+      if (s.attempt) this.attempts.put([id, record.attempts], s.attempt);
       if (s.lastError !== undefined) record.lastError = s.lastError;
       for (const m of s.enqueue ?? []) {
         const parts = rechunk(m.body);

@@ -3,7 +3,7 @@
 // that changes a message is one transaction; the promise of a write resolves only
 // once the commit is synced to disk.
 import type { Readable } from 'node:stream';
-import type { MessageRecord, NewMessage, RecipientRecord } from '../core/types.js';
+import type { AttemptRecord, MessageRecord, NewMessage, RecipientRecord } from '../core/types.js';
 
 /** The result of one delivery attempt, written as one transaction. */
 export interface Settlement {
@@ -12,6 +12,8 @@ export interface Settlement {
   /** Next time the message is due; ignored when nothing is pending any more. */
   nextAttempt: number | null;
   lastError?: string;
+  /** This attempt, appended to the message's history. */
+  attempt?: AttemptRecord;
   /** Freeze the message (kept, off the due index) if anything is still pending. */
   freeze?: boolean;
   /** Lines for the message's own log (-Mvl), timestamps included. */
@@ -36,6 +38,8 @@ export interface Spool {
   /** The body; `chunks` (from the record the caller holds) makes a body removed meanwhile an error, not a short read. */
   body(id: string, chunks?: number): Readable;
   messageLog(id: string): string | undefined;
+  /** The message's delivery attempts, oldest first. */
+  history(id: string): AttemptRecord[];
   /** IDs due at or before `before`, oldest first, at most `limit`, skipping `skip`. */
   due(before: number, limit: number, skip?: ReadonlySet<string>): string[];
   /** The earliest due time, skipping `skip` (the messages already in the active window). */

@@ -172,6 +172,7 @@ describe('jsonEntry', () => {
         { address: 'bad@example.org', state: 'failed', last_error: '550 5.1.1 unknown user' },
       ],
       frozen: false,
+      attempts: 1,
       last_error: 'Connection refused',
       next_attempt: '2026-11-23T05:19:24.000Z',
     });

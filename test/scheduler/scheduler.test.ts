@@ -118,12 +118,18 @@ describe('scheduler', () => {
     scheduler.start();
     await until('first attempt settled', () => events.some((e) => e.type === 'deferred'));
     expect(spool.load(id as string)?.nextAttempt).toBe(T0 + 15 * 60_000);
+    // The attempt is in the message's history, per recipient.
+    expect(spool.history(id as string)).toEqual([{ at: T0, host: LABEL, results: [
+      { rcpt: 'ok@example.org', kind: 'delivered', detail: '250 OK', errno: -44 },
+      { rcpt: 'tmp@example.org', kind: 'deferred', detail: '451 later', errno: -44 },
+    ] }]);
     transport.answer = () => 'delivered';
     clock.advance(14 * 60_000);
     await new Promise((r) => setTimeout(r, 50));
     expect(transport.jobs).toBe(1);
     clock.advance(60_000);
     await until('retried', () => spool.count() === 0);
+    expect(spool.history(id as string)).toEqual([]); // gone with the message
     expect(transport.delivered).toEqual([`${id} ok@example.org`, `${id} tmp@example.org`]);
   });
 
