@@ -12,6 +12,7 @@ const ALLOWED: Record<string, string[]> = {
   router: ['core'],
   transports: ['core'],
   log: ['core'],
+  bounce: ['core'],
 };
 
 function imports(folder: string): { file: string; target: string }[] {

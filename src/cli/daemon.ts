@@ -2,6 +2,7 @@
 // router, transport, scheduler and the receivers, and handles signals (TERM/INT:
 // stop listening, finish in-flight deliveries within a bound, exit 0; HUP: reload the
 // configuration, keeping the old one if the new one is bad).
+import { userInfo } from 'node:os';
 import { systemClock } from '../core/clock.js';
 import { EventBus } from '../core/events.js';
 import { failure, usage } from '../core/exit.js';
@@ -43,8 +44,21 @@ export function schedulerSettings(config: Config): SchedulerSettings {
   };
 }
 
-export function buildScheduler(config: Config, spool: LmdbSpool, events: EventBus, queueInterval: number): Scheduler {
-  return new Scheduler({ spool, events, clock: systemClock, queueInterval, ...schedulerSettings(config) });
+export function buildScheduler(config: Config, spool: LmdbSpool, events: EventBus, queueInterval: number,
+  ids: MessageIdGenerator): Scheduler {
+  return new Scheduler({
+    spool, events, clock: systemClock, queueInterval, ids, hostname: config.hostname, qualifyDomain: config.qualify_domain,
+    user: login(), ...schedulerSettings(config),
+  });
+}
+
+/** The login postern runs as: U= on the bounces it sends. */
+export function login(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return 'postern';
+  }
 }
 
 export async function daemon(argv: string[], configFile: string | undefined): Promise<void> {
@@ -67,13 +81,15 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   const events = new EventBus();
   const log = new MainLog(config.log.file, config.log.format, () => Date.now());
   events.on((e) => log.write(e));
-  const scheduler = buildScheduler(config, spool, events, queueInterval);
+  // One ID generator for this process: receiving and bounces share it.
+  const ids = new MessageIdGenerator();
+  const scheduler = buildScheduler(config, spool, events, queueInterval, ids);
   const kick = (opts: { id?: string; force?: boolean } = {}) => scheduler.kick(opts);
   const receiver = new SmtpReceiver({
     hostname: config.hostname, qualifyDomain: config.qualify_domain, relayFrom: config.listen.relay_from,
     maxMessageSize: config.listen.max_message_size, maxRecipients: config.listen.max_recipients,
     maxConnections: config.listen.max_connections, spool, events, clock: systemClock,
-    ids: new MessageIdGenerator(), kick: (id) => kick({ id }),
+    ids, kick: (id) => kick({ id }),
   });
   const bound: string[] = [];
   for (const l of config.listen.smtp) bound.push(await receiver.listen(l.name, l.port));

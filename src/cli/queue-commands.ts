@@ -9,7 +9,7 @@ import { acquireDeliveryLock } from '../spool/lock.js';
 import { MainLog, logTime, renderText } from '../log/mainlog.js';
 import { request } from '../receive/local-client.js';
 import { LmdbSpool } from '../spool/lmdb-spool.js';
-import { isMessageId } from '../spool/message-id.js';
+import { isMessageId, MessageIdGenerator } from '../spool/message-id.js';
 import { formatEntry, jsonEntry } from './format.js';
 
 type Out = (s: string | Buffer) => void;
@@ -92,12 +92,45 @@ export async function messageCommand(flag: string, ids: string[], config: Config
         if (!freeze) await kickDaemon(config);
       }
     } else if (flag === '-Mg') {
-      throw usage('-Mg (give up and bounce) is not available yet: it comes with bounces; -Mrm removes without a bounce');
+      if (!(await giveUp(id, config, spool, events, user))) {
+        out(`Spool data file for ${id} does not exist\n`);
+        status = 1;
+      }
     } else {
       throw usage(`unknown option ${flag}`);
     }
   }
   return status;
+}
+
+/**
+ * -Mg: every undelivered recipient fails without a reason (as in Exim) and one bounce
+ * goes to the sender, in one transaction; the message completes. Prints nothing.
+ */
+async function giveUp(id: string, config: Config, spool: LmdbSpool, events: EventBus, user: string): Promise<boolean> {
+  const record = spool.load(id);
+  if (!record) return false;
+  const pending = record.recipients.filter((r) => r.state === 'pending');
+  const now = Date.now();
+  const { bounceArrival, failureReport, RETURN_SIZE_LIMIT } = await import('../bounce/dsn.js');
+  const bounce = record.sender !== '' && pending.length > 0 ? failureReport({
+    id: new MessageIdGenerator().next(now), now, hostname: config.hostname, qualifyDomain: config.qualify_domain, user,
+    original: record, originalHeaders: spool.headers(id) ?? '', originalBody: spool.bodyPrefix(id, RETURN_SIZE_LIMIT + 1),
+    failed: pending.map((r) => ({ rcpt: r.address })),
+  }) : undefined;
+  const cancelled = { type: 'admin', id, action: 'cancelled', user } as const;
+  const result = await spool.settle(id, {
+    recipients: pending.map((r) => ({ ...r, state: 'failed' as const })),
+    nextAttempt: null,
+    log: [`${logTime(now)} ${renderText(cancelled)}\n`],
+    ...(bounce ? { enqueue: [bounce] } : {}),
+  });
+  if (result.kind === 'gone') return false;
+  events.emit(cancelled);
+  if (bounce) events.emit(bounceArrival(bounce));
+  if (result.kind === 'completed') events.emit({ type: 'completed', id });
+  if (bounce) await kickDaemon(config);
+  return true;
 }
 
 async function bodyBytes(spool: LmdbSpool, id: string): Promise<Buffer> {
@@ -141,7 +174,7 @@ export async function queueRun(config: Config, spool: LmdbSpool, opts: { force: 
   const events = new EventBus();
   const log = new MainLog(config.log.file, config.log.format, Date.now);
   events.on((e) => log.write(e));
-  const scheduler = buildScheduler(config, spool, events, 24 * 3_600_000);
+  const scheduler = buildScheduler(config, spool, events, 24 * 3_600_000, new MessageIdGenerator());
   // One pass: only what is due now; nothing that comes due later in this run.
   scheduler.start();
   await scheduler.whenIdle();

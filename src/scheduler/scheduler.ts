@@ -7,12 +7,14 @@ import { Readable } from 'node:stream';
 import PQueue from 'p-queue';
 import type { Clock, Timer } from '../core/clock.js';
 import type { EventBus } from '../core/events.js';
-import type { HostSpec, MessageRecord, Outcome, RecipientRecord } from '../core/types.js';
+import type { HostSpec, MessageRecord, NewMessage, Outcome, RecipientRecord } from '../core/types.js';
 import { renderText, logTime } from '../log/mainlog.js';
 import type { Router } from '../router/router.js';
 import type { DueKey, Spool } from '../spool/spool.js';
 import type { Transport } from '../transports/transport.js';
 import { findRule, nextAttempt, type RetryRule, type RetryState } from './retry-rules.js';
+import { bounceArrival, failureReport, RETURN_SIZE_LIMIT, type FailedRecipient } from '../bounce/dsn.js';
+import type { MessageIdGenerator } from '../spool/message-id.js';
 
 export interface SchedulerOptions {
   spool: Spool;
@@ -25,6 +27,11 @@ export interface SchedulerOptions {
   concurrency: number;
   /** -q<interval>: the longest a due message waits for a look, ms. */
   queueInterval: number;
+  /** For bounces: names, and this process's one ID generator (shared with receiving). */
+  hostname: string;
+  qualifyDomain: string;
+  ids: MessageIdGenerator;
+  user?: string;
 }
 
 /** What a configuration reload (SIGHUP) may change while the scheduler runs. */
@@ -245,6 +252,15 @@ export class Scheduler {
     return () => this.settle(record, outcomes, route, lines);
   }
 
+  private report(record: MessageRecord, failed: FailedRecipient[], now: number): NewMessage {
+    return failureReport({
+      id: this.o.ids.next(now), now, hostname: this.o.hostname, qualifyDomain: this.o.qualifyDomain,
+      ...(this.o.user ? { user: this.o.user } : {}),
+      original: record, originalHeaders: this.o.spool.headers(record.id) ?? '',
+      originalBody: this.o.spool.bodyPrefix(record.id, RETURN_SIZE_LIMIT + 1), failed,
+    });
+  }
+
   /** Headers, the blank line, then the body chunks as the spool streams them. */
   private messageStream(id: string, headers: string, chunks: number): Readable {
     const body = this.o.spool.body(id, chunks);
@@ -302,6 +318,11 @@ export class Scheduler {
     }
     if (freeze !== undefined) events.push({ type: 'frozen', id: record.id, reason: freeze });
     const host = outcomes.find((o) => o.host)?.host;
+    // Failed recipients are reported to the sender in the same transaction; a bounce
+    // (null sender) that fails is not bounced again.
+    const failed: FailedRecipient[] = outcomes.filter((o) => o.kind === 'failed')
+      .map((o) => ({ rcpt: o.rcpt, detail: o.detail, ...(o.host ? { host: o.host } : {}) }));
+    const bounce = failed.length > 0 && record.sender !== '' ? this.report(record, failed, now) : undefined;
     for (const e of events) lines.push(`${logTime(now)} ${renderText(e)}\n`);
     const result = await this.o.spool.settle(record.id, {
       recipients: updated,
@@ -314,8 +335,14 @@ export class Scheduler {
         results: outcomes.map((o) => ({ rcpt: o.rcpt, kind: o.kind, detail: o.detail, ...(o.errno !== undefined ? { errno: o.errno } : {}) })),
       },
       log: lines,
+      ...(bounce ? { enqueue: [bounce] } : {}),
     });
     for (const e of events) this.o.events.emit(e);
+    if (bounce && result.kind !== 'gone') {
+      this.o.events.emit(bounceArrival(bounce));
+      this.kick({ id: bounce.id });
+    }
     if (result.kind === 'completed') this.o.events.emit({ type: 'completed', id: record.id });
   }
 }
+

@@ -143,6 +143,18 @@ export class LmdbSpool implements Spool {
     })(), { objectMode: false });
   }
 
+  bodyPrefix(id: string, limit: number): Buffer {
+    const parts: Buffer[] = [];
+    let size = 0;
+    for (let i = 0; size < limit; i++) {
+      const part = this.chunks.getBinary([id, i]);
+      if (!part) break;
+      parts.push(Buffer.from(part));
+      size += part.length;
+    }
+    return Buffer.concat(parts).subarray(0, limit);
+  }
+
   messageLog(id: string): string | undefined {
     return this.mlog.get(id);
   }
@@ -219,6 +231,7 @@ export class LmdbSpool implements Spool {
       if (s.attempt) this.attempts.put([id, record.attempts], s.attempt);
       if (s.lastError !== undefined) record.lastError = s.lastError;
       for (const m of s.enqueue ?? []) {
+        if (this.meta.doesExist(m.id)) continue; // never overwrite; IDs come from one generator per process
         const parts = rechunk(m.body);
         const size = parts.reduce((n, b) => n + b.length, 0);
         this.writeNew(newRecord(m, size, parts.length), m.headers, parts);

@@ -38,6 +38,8 @@ export interface Spool {
   /** The body; `chunks` (from the record the caller holds) makes a body removed meanwhile an error, not a short read. */
   body(id: string, chunks?: number): Readable;
   messageLog(id: string): string | undefined;
+  /** The first `limit` bytes of the body, read at once (for bounces). */
+  bodyPrefix(id: string, limit: number): Buffer;
   /** The message's delivery attempts, oldest first. */
   history(id: string): AttemptRecord[];
   /** IDs due at or before `before`, oldest first, at most `limit`, skipping `skip`. */

@@ -59,6 +59,7 @@ function build(activeLimit: number): Scheduler {
     spool, router: new Router([HOST]), transport, clock, events: bus,
     retryRules: parseRetryRules(['* * F,2h,15m; G,16h,1h,1.5; F,4d,6h']),
     activeLimit, concurrency: 3, queueInterval: 30 * 60_000,
+    hostname: 'web1.example.org', qualifyDomain: 'example.org', ids: new MessageIdGenerator(78),
   });
 }
 

@@ -1,0 +1,123 @@
+// bounce/dsn.ts: RFC 3464 delivery status notifications in Exim's shape: the failure
+// report ("Mail delivery failed: returning message to sender") with a text part, a
+// message/delivery-status part and the original message (cut at 100 KB). Pure: the
+// caller gives the original and the failed recipients and commits what comes back.
+import { rfc5322Date } from '../core/date.js';
+import type { MtaEvent } from '../core/events.js';
+import type { HostLabel, MessageRecord, NewMessage } from '../core/types.js';
+
+export const RETURN_SIZE_LIMIT = 100 * 1024;
+
+export interface FailedRecipient {
+  rcpt: string;
+  /** The remote reply or local reason; absent for -Mg (no reason, as in Exim). */
+  detail?: string;
+  host?: HostLabel;
+}
+
+export interface BounceInput {
+  id: string;
+  now: number;
+  hostname: string;
+  qualifyDomain: string;
+  user?: string;
+  original: MessageRecord;
+  /** The original header block as a byte string. */
+  originalHeaders: string;
+  /** The start of the original body (at most RETURN_SIZE_LIMIT bytes are used). */
+  originalBody: Buffer;
+  failed: FailedRecipient[];
+}
+
+/** Folds a reason into lines of about 70 characters, indented as Exim's report does. */
+function wrap(text: string, indent: string): string {
+  const words = text.split(/\s+/).filter(Boolean);
+  const lines: string[] = [];
+  let line = '';
+  for (const w of words) {
+    if (line && line.length + 1 + w.length > 70) {
+      lines.push(line);
+      line = w;
+    } else line = line ? `${line} ${w}` : w;
+  }
+  if (line) lines.push(line);
+  return lines.map((l) => indent + l).join('\n');
+}
+
+/** The reply part of a reason ("... RCPT TO:<a>: 550 5.1.1 no") for Diagnostic-Code. */
+function diagnostic(detail: string): string | undefined {
+  const m = /(\d{3}[ -].*)$/.exec(detail.replace(/^SMTP error from remote mail server after [^:]+(?::<[^>]*>)?: /, ''));
+  return m ? m[1] : undefined;
+}
+
+/** Builds the failure report for the original's sender; the caller commits it. */
+export function failureReport(b: BounceInput): NewMessage {
+  const o = b.original;
+  const boundary = `${Math.floor(b.now / 1000)}-posterndsn-${b.id}`;
+  const to = o.sender;
+  const lines: string[] = [];
+  lines.push(`X-Failed-Recipients: ${b.failed.map((f) => f.rcpt).join(', ')}`);
+  lines.push('Auto-Submitted: auto-replied');
+  lines.push(`From: Mail Delivery System <Mailer-Daemon@${b.qualifyDomain}>`);
+  lines.push(`To: ${to}`);
+  if (o.messageIdHeader) lines.push(`References: <${o.messageIdHeader}>`);
+  lines.push(`Content-Type: multipart/report; report-type=delivery-status; boundary=${boundary}`);
+  lines.push('MIME-Version: 1.0');
+  lines.push('Subject: Mail delivery failed: returning message to sender');
+  lines.push(`Message-Id: <E${b.id}@${b.hostname}>`);
+  lines.push(`Date: ${rfc5322Date(b.now)}`);
+  const received = `Received: from ${b.user ?? 'postern'} by ${b.hostname} with local (postern)\n\tid ${b.id};\n\t${rfc5322Date(b.now)}\n`;
+  const headers = Buffer.from(received + lines.join('\n') + '\n', 'utf8').toString('latin1');
+
+  const text: string[] = [
+    `--${boundary}`,
+    'Content-type: text/plain; charset=us-ascii',
+    '',
+    'This message was created automatically by mail delivery software.',
+    '',
+    'A message that you sent could not be delivered to one or more of its',
+    'recipients. This is a permanent error. The following address(es) failed:',
+    '',
+  ];
+  for (const f of b.failed) {
+    text.push(`  ${f.rcpt}`);
+    if (f.host) text.push(`    host ${f.host.name} [${f.host.ip}]`);
+    if (f.detail) text.push(wrap(f.detail, '    '));
+  }
+  text.push('', `--${boundary}`, 'Content-type: message/delivery-status', '', `Reporting-MTA: dns; ${b.hostname}`, '');
+  for (const f of b.failed) {
+    text.push('Action: failed', `Final-Recipient: rfc822;${f.rcpt}`, 'Status: 5.0.0');
+    if (f.host) text.push(`Remote-MTA: dns; ${f.host.name}`);
+    const diag = f.detail ? diagnostic(f.detail) : undefined;
+    if (diag) text.push(`Diagnostic-Code: smtp; ${diag}`);
+    text.push('');
+  }
+  text.push(`--${boundary}`, 'Content-type: message/rfc822', '', '');
+  const returned = Buffer.concat([
+    Buffer.from(`Return-path: <${o.sender}>\n`, 'utf8'),
+    Buffer.from(b.originalHeaders, 'latin1'),
+    Buffer.from('\n'),
+    b.originalBody.subarray(0, RETURN_SIZE_LIMIT),
+  ]);
+  const cut = b.originalBody.length > RETURN_SIZE_LIMIT
+    ? Buffer.from(`\n------ This is a copy of the message, cut at ${RETURN_SIZE_LIMIT / 1024}K ------\n`) : Buffer.alloc(0);
+  const body = [Buffer.from(text.join('\n'), 'utf8'), returned, cut, Buffer.from(`\n--${boundary}--\n`)];
+  return {
+    id: b.id,
+    sender: '',
+    recipients: [to],
+    arrival: b.now,
+    protocol: 'local',
+    ...(b.user ? { user: b.user } : {}),
+    bounceOf: o.id,
+    headers,
+    body,
+  };
+}
+
+/** The `<= <> R=ID` event of a bounce just committed. */
+export function bounceArrival(m: NewMessage): MtaEvent {
+  const size = Buffer.byteLength(m.headers, 'latin1') + 1 + m.body.reduce((n, b) => n + b.length, 0);
+  return { type: 'received', id: m.id, sender: '', protocol: 'local', size, ...(m.user ? { user: m.user } : {}),
+    ...(m.bounceOf ? { bounceOf: m.bounceOf } : {}) };
+}

@@ -1,0 +1,83 @@
+// Failure reports: a recipient the smarthost refuses is reported to the sender in an
+// RFC 3464 message with the null sender, committed with the attempt's result; -Mg
+// gives up on a message and bounces it; a failing bounce is not bounced again.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Instance } from '../helpers/postern.js';
+import { Sink } from '../helpers/sink.js';
+import { sendOne } from '../helpers/smtp-client.js';
+
+describe('bounces', () => {
+  let sink: Sink;
+  let p: Instance;
+  beforeEach(async () => {
+    sink = new Sink();
+    await sink.listen();
+    p = new Instance([sink.port]);
+  });
+  afterEach(async () => {
+    await p.cleanup();
+    await sink.close();
+  });
+
+  it('reports a refused recipient to the sender, as Exim does', async () => {
+    sink.behaviour.rcpt = (a) => (a.startsWith('bad') ? 550 : undefined);
+    await p.start();
+    const id = (await sendOne(p.port, 'app@example.org', ['ok@example.org', 'bad@example.org'],
+      'Subject: important\nMessage-ID: <orig1@web1.example.org>\n\nthe original text\n')).slice(-16);
+    await sink.waitFor(2);
+    const report = sink.messages.find((m) => m.from === '')!;
+    expect(report.to).toEqual(['app@example.org']);
+    const d = report.data;
+    expect(d).toMatch(/^X-Failed-Recipients: bad@example\.org\r$/m);
+    expect(d).toMatch(/^Auto-Submitted: auto-replied\r$/m);
+    expect(d).toMatch(/^From: Mail Delivery System <Mailer-Daemon@example\.org>\r$/m);
+    expect(d).toMatch(/^References: <orig1@web1\.example\.org>\r$/m);
+    expect(d).toMatch(/^Content-Type: multipart\/report; report-type=delivery-status; boundary=/m);
+    expect(d).toMatch(/^Subject: Mail delivery failed: returning message to sender\r$/m);
+    expect(d).toContain('The following address(es) failed:\r\n\r\n  bad@example.org\r\n    host 127.0.0.1 [127.0.0.1]\r\n');
+    expect(d).toMatch(/^Action: failed\r\nFinal-Recipient: rfc822;bad@example\.org\r\nStatus: 5\.0\.0\r\nRemote-MTA: dns; 127\.0\.0\.1\r\nDiagnostic-Code: smtp; 550 /m);
+    expect(d).toContain('Content-type: message/rfc822\r\n\r\nReturn-path: <app@example.org>\r\n');
+    expect(d).toContain('the original text');
+    const log = p.log();
+    const bounceId = new RegExp(`(\\S+) <= <> R=${id} U=\\S+ P=local S=\\d+`).exec(log)?.[1];
+    expect(bounceId).toMatch(/^[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}$/);
+    // Exim's order: the ** line, the bounce's arrival, then Completed.
+    const lines = log.split('\n');
+    const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
+    expect(at(new RegExp(`${id} \\*\\* bad@`))).toBeLessThan(at(new RegExp(`<= <> R=${id}`)));
+    expect(at(new RegExp(`<= <> R=${id}`))).toBeLessThan(at(new RegExp(`${id} Completed`)));
+    await p.waitForLog(new RegExp(`${bounceId} Completed`));
+  });
+
+  it('does not bounce a bounce', async () => {
+    sink.behaviour.rcpt = () => 550;
+    await p.start();
+    const id = (await sendOne(p.port, '', ['bad@example.org'], 'Subject: a bounce itself\n\nx\n')).slice(-16);
+    await p.waitForLog(new RegExp(`${id} Completed`));
+    expect(p.log()).not.toMatch(/<= <> R=/);
+  });
+
+  it('-Mg gives up on a message and bounces it to the sender', async () => {
+    const r = await p.run('sendmail', ['-odq', '-f', 'cron@example.org', 'ops@example.org', 'dev@example.org'], { input: 'Subject: give up\n\nx\n' });
+    expect(r.code).toBe(0);
+    const id = (await p.run('postern-qgrep', ['-i'])).stdout.trim();
+    await p.start();
+    const g = await p.run('postern', ['-Mg', id]);
+    expect(g.code).toBe(0);
+    expect(g.stdout).toBe('');
+    await sink.waitFor(1);
+    const report = sink.messages[0]!;
+    expect(report.from).toBe('');
+    expect(report.to).toEqual(['cron@example.org']);
+    expect(report.data).toContain('failed:\r\n\r\n  ops@example.org\r\n  dev@example.org\r\n');
+    expect(report.data).not.toContain('Diagnostic-Code');
+    const log = p.log();
+    expect(log).toMatch(new RegExp(`${id} cancelled by \\S+`));
+    expect(log).toMatch(new RegExp(`<= <> R=${id} `));
+    expect(log).toMatch(new RegExp(`${id} Completed`));
+    expect(sink.messages.filter((m) => m.to.includes('ops@example.org'))).toHaveLength(0);
+    const missing = await p.run('postern', ['-Mg', '1xVaAA-000001-00']);
+    expect(missing.stdout).toBe('Spool data file for 1xVaAA-000001-00 does not exist\n');
+    expect(missing.code).toBe(1);
+  });
+});
