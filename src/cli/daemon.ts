@@ -39,6 +39,7 @@ export function schedulerSettings(config: Config): SchedulerSettings {
     router: new Router(config.smarthost.hosts),
     transport: buildTransport(config),
     retryRules: parseRetryRules(config.retry.rules),
+    delayWarning: config.retry.delay_warning,
     activeLimit: config.queue.active_limit,
     concurrency: config.smarthost.connections,
   };

@@ -14,6 +14,7 @@ import type { DueKey, Spool } from '../spool/spool.js';
 import type { Transport } from '../transports/transport.js';
 import { findRule, nextAttempt, type RetryRule, type RetryState } from './retry-rules.js';
 import { bounceArrival, failureReport, RETURN_SIZE_LIMIT, type FailedRecipient } from '../bounce/dsn.js';
+import { delayReport, wantsWarnings, warningAge } from '../bounce/delay-warning.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
 
 export interface SchedulerOptions {
@@ -23,6 +24,8 @@ export interface SchedulerOptions {
   clock: Clock;
   events: EventBus;
   retryRules: RetryRule[];
+  /** retry.delay_warning, ms after arrival. */
+  delayWarning: number[];
   activeLimit: number;
   concurrency: number;
   /** -q<interval>: the longest a due message waits for a look, ms. */
@@ -35,7 +38,7 @@ export interface SchedulerOptions {
 }
 
 /** What a configuration reload (SIGHUP) may change while the scheduler runs. */
-export type SchedulerSettings = Pick<SchedulerOptions, 'router' | 'transport' | 'retryRules' | 'activeLimit' | 'concurrency'>;
+export type SchedulerSettings = Pick<SchedulerOptions, 'router' | 'transport' | 'retryRules' | 'delayWarning' | 'activeLimit' | 'concurrency'>;
 
 const hostKey = (h: HostSpec) => `${h.name}:${h.port}`;
 
@@ -261,6 +264,21 @@ export class Scheduler {
     });
   }
 
+  /** A delay warning, if this deferral passes the next delay_warning time. */
+  private warning(record: MessageRecord, outcomes: Outcome[], now: number): NewMessage | undefined {
+    const delayed = outcomes.filter((o) => o.kind === 'deferred');
+    if (delayed.length === 0 || record.sender === '') return undefined;
+    const due = warningAge(this.o.delayWarning, record.warningsSent);
+    if (due === undefined || now - record.arrival < due) return undefined;
+    const headers = this.o.spool.headers(record.id) ?? '';
+    if (!wantsWarnings(headers)) return undefined;
+    return delayReport({
+      id: this.o.ids.next(now), now, hostname: this.o.hostname, qualifyDomain: this.o.qualifyDomain,
+      ...(this.o.user ? { user: this.o.user } : {}), original: record, originalHeaders: headers, delay: due,
+      delayed: delayed.map((o) => ({ rcpt: o.rcpt, detail: o.detail, ...(o.host ? { host: o.host } : {}) })),
+    });
+  }
+
   /** Headers, the blank line, then the body chunks as the spool streams them. */
   private messageStream(id: string, headers: string, chunks: number): Readable {
     const body = this.o.spool.body(id, chunks);
@@ -302,8 +320,9 @@ export class Scheduler {
         r.lastError = o.detail;
         lastError = o.detail;
         if (state === null) {
-          // Past the rule's last cutoff Exim bounces. Until postern sends bounces the
-          // message is frozen instead: kept safe, and visible to the operator.
+          // Past the rule's last cutoff Exim bounces. postern freezes instead, so a long
+          // hub outage or a wrong AUTH password cannot bounce everyone's mail; the
+          // operator sees it in -bp and decides (-Mt retries, -Mg bounces).
           freeze = `retry timeout exceeded for ${o.rcpt}: ${o.detail}`;
           events.push({ type: 'deferred', id: record.id, rcpt: o.rcpt, router: route.router, transport: route.transport,
             errno: o.errno ?? -1, reason: o.detail, ...(o.host ? { host: o.host } : {}) });
@@ -323,6 +342,8 @@ export class Scheduler {
     const failed: FailedRecipient[] = outcomes.filter((o) => o.kind === 'failed')
       .map((o) => ({ rcpt: o.rcpt, detail: o.detail, ...(o.host ? { host: o.host } : {}) }));
     const bounce = failed.length > 0 && record.sender !== '' ? this.report(record, failed, now) : undefined;
+    const warning = freeze === undefined ? this.warning(record, outcomes, now) : undefined;
+    const reports = [...(bounce ? [bounce] : []), ...(warning ? [warning] : [])];
     for (const e of events) lines.push(`${logTime(now)} ${renderText(e)}\n`);
     const result = await this.o.spool.settle(record.id, {
       recipients: updated,
@@ -335,12 +356,15 @@ export class Scheduler {
         results: outcomes.map((o) => ({ rcpt: o.rcpt, kind: o.kind, detail: o.detail, ...(o.errno !== undefined ? { errno: o.errno } : {}) })),
       },
       log: lines,
-      ...(bounce ? { enqueue: [bounce] } : {}),
+      ...(reports.length > 0 ? { enqueue: reports } : {}),
+      ...(warning ? { warningsSent: record.warningsSent + 1 } : {}),
     });
     for (const e of events) this.o.events.emit(e);
-    if (bounce && result.kind !== 'gone') {
-      this.o.events.emit(bounceArrival(bounce));
-      this.kick({ id: bounce.id });
+    if (result.kind !== 'gone') {
+      for (const m of reports) {
+        this.o.events.emit(bounceArrival(m));
+        this.kick({ id: m.id });
+      }
     }
     if (result.kind === 'completed') this.o.events.emit({ type: 'completed', id: record.id });
   }

@@ -230,6 +230,7 @@ export class LmdbSpool implements Spool {
       record.attempts += 1;
       if (s.attempt) this.attempts.put([id, record.attempts], s.attempt);
       if (s.lastError !== undefined) record.lastError = s.lastError;
+      if (s.warningsSent !== undefined) record.warningsSent = s.warningsSent;
       for (const m of s.enqueue ?? []) {
         if (this.meta.doesExist(m.id)) continue; // never overwrite; IDs come from one generator per process
         const parts = rechunk(m.body);

@@ -14,6 +14,8 @@ export interface Settlement {
   lastError?: string;
   /** This attempt, appended to the message's history. */
   attempt?: AttemptRecord;
+  /** Delay warnings sent so far, when this attempt sent one. */
+  warningsSent?: number;
   /** Freeze the message (kept, off the due index) if anything is still pending. */
   freeze?: boolean;
   /** Lines for the message's own log (-Mvl), timestamps included. */

@@ -49,6 +49,29 @@ describe('bounces', () => {
     await p.waitForLog(new RegExp(`${bounceId} Completed`));
   });
 
+  it('warns the sender when a message waits past delay_warning', async () => {
+    const fs = await import('node:fs');
+    fs.writeFileSync(p.config, fs.readFileSync(p.config, 'utf8') + '[retry]\ndelay_warning = ["1s"]\n');
+    sink.behaviour.rcpt = (a) => (a.startsWith('tmp') ? 451 : undefined);
+    await p.start();
+    const id = (await sendOne(p.port, 'app@example.org', ['tmp@example.org'], 'Subject: slow one\n\nx\n')).slice(-16);
+    await p.waitForLog(new RegExp(`${id} == tmp@example\\.org`));
+    // The next attempt must come when the message is older than delay_warning.
+    const { waitUntil } = await import('../helpers/postern.js');
+    const arrival = JSON.parse((await p.run('postern', ['-bp', '--json'])).stdout).arrival as string;
+    await waitUntil('the message to pass delay_warning', () => Date.now() - Date.parse(arrival) > 1100);
+    expect((await p.run('postern', ['-qf'])).code).toBe(0);
+    await sink.waitFor(1);
+    const w = sink.messages[0]!;
+    expect(w.from).toBe('');
+    expect(w.to).toEqual(['app@example.org']);
+    expect(w.data).toMatch(new RegExp(`^Subject: Warning: message ${id} delayed \\d+ minutes\r$`, 'm'));
+    expect(w.data).toContain('The subject of the message is: slow one');
+    expect(w.data).toMatch(/^Action: delayed\r\nFinal-Recipient: rfc822;tmp@example\.org\r\nStatus: 4\.0\.0\r$/m);
+    expect(w.data).toContain('Content-type: text/rfc822-headers');
+    expect(p.log()).toMatch(new RegExp(`<= <> R=${id} `));
+  });
+
   it('does not bounce a bounce', async () => {
     sink.behaviour.rcpt = () => 550;
     await p.start();

@@ -52,14 +52,14 @@ let events: MtaEvent[];
 let scheduler: Scheduler;
 const ids = new MessageIdGenerator(77);
 
-function build(activeLimit: number): Scheduler {
+function build(activeLimit: number, delayWarning: number[] = []): Scheduler {
   const bus = new EventBus();
   bus.on((e) => events.push(e));
   return new Scheduler({
     spool, router: new Router([HOST]), transport, clock, events: bus,
     retryRules: parseRetryRules(['* * F,2h,15m; G,16h,1h,1.5; F,4d,6h']),
     activeLimit, concurrency: 3, queueInterval: 30 * 60_000,
-    hostname: 'web1.example.org', qualifyDomain: 'example.org', ids: new MessageIdGenerator(78),
+    hostname: 'web1.example.org', qualifyDomain: 'example.org', ids: new MessageIdGenerator(78), delayWarning,
   });
 }
 
@@ -151,6 +151,22 @@ describe('scheduler', () => {
     expect(record?.recipients[0]?.state).toBe('pending');
     expect(spool.count()).toBe(1);
     expect(events.some((e) => e.type === 'failed' || e.type === 'completed')).toBe(false);
+  });
+
+  it('warns the sender once per delay_warning time while a recipient is deferred', async () => {
+    transport.answer = (r) => (r === 's@example.org' ? 'delivered' : 'deferred'); // warnings reach the sender
+    const [id] = await queue(1, ['tmp@example.org']);
+    scheduler = build(5, [3_600_000]); // every hour
+    scheduler.start();
+    const warnings = () => transport.delivered.filter((d) => d.endsWith(' s@example.org')).length;
+    for (let step = 0; step < 9; step++) { // 2 h 15 min of 15-minute retries
+      clock.advance(15 * 60_000);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await until('two warnings', () => warnings() === 2);
+    expect(spool.load(id as string)?.warningsSent).toBe(2);
+    const arrivals = events.filter((e) => e.type === 'received') as { bounceOf?: string; sender: string }[];
+    expect(arrivals.map((e) => [e.sender, e.bounceOf])).toEqual([['', id], ['', id]]);
   });
 
   it('holds mail in the spool while the smarthost waits for its retry time', async () => {

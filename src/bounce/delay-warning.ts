@@ -1,0 +1,107 @@
+// bounce/delay-warning.ts: Exim's delay warnings. When a delivery attempt defers, the
+// sender is told once the message has waited past the next time of retry.delay_warning
+// (after the list's last time, warnings repeat at its last interval), unless the
+// message is a bounce, automatic, or list/bulk mail (Exim's delay_warning_condition).
+// Pure: the scheduler commits the report with the attempt's result.
+import { rfc5322Date } from '../core/date.js';
+import type { MessageRecord, NewMessage } from '../core/types.js';
+import type { FailedRecipient } from './dsn.js';
+
+/** When warning number `k` (0-based) is due, as message age in ms; undefined: never. */
+export function warningAge(list: number[], k: number): number | undefined {
+  const times = list.filter((t) => t > 0);
+  if (times.length === 0) return undefined;
+  if (k < times.length) return times[k];
+  const last = times[times.length - 1] as number;
+  const step = times.length > 1 ? last - (times[times.length - 2] as number) : last;
+  return step > 0 ? last + (k - times.length + 1) * step : undefined;
+}
+
+/** Exim's delay_warning_condition: no warnings for list, bulk or automatic mail. */
+export function wantsWarnings(headers: string): boolean {
+  if (/^(list-id|list-post|list-subscribe):/im.test(headers)) return false;
+  if (/^precedence:\s*(bulk|list|junk)/im.test(headers)) return false;
+  if (/^auto-submitted:\s*(auto-generated|auto-replied)/im.test(headers)) return false;
+  return true;
+}
+
+/** "N hours" when whole hours, else "N minutes", as Exim's warning subject says. */
+export function delayText(ms: number): string {
+  const minutes = Math.floor(ms / 60_000);
+  return minutes % 60 === 0 && minutes > 0 ? `${minutes / 60} hours` : `${minutes} minutes`;
+}
+
+export interface WarningInput {
+  id: string;
+  now: number;
+  hostname: string;
+  qualifyDomain: string;
+  user?: string;
+  original: MessageRecord;
+  originalHeaders: string;
+  /** The threshold that was passed, for the text. */
+  delay: number;
+  delayed: FailedRecipient[];
+}
+
+export function delayReport(w: WarningInput): NewMessage {
+  const o = w.original;
+  const boundary = `${Math.floor(w.now / 1000)}-posterndsn-${w.id}`;
+  const subjectLine = /^subject:[ \t]*(.*(?:\n[ \t].*)*)/im.exec(w.originalHeaders)?.[1]?.replace(/\n[ \t]+/g, ' ');
+  const dateLine = /^date:[ \t]*(.*)/im.exec(w.originalHeaders)?.[1];
+  const delay = delayText(w.delay);
+  const head = [
+    `Received: from ${w.user ?? 'postern'} by ${w.hostname} with local (postern)`,
+    `\tid ${w.id};`,
+    `\t${rfc5322Date(w.now)}`,
+    `From: Mail Delivery System <Mailer-Daemon@${w.qualifyDomain}>`,
+    `To: ${o.sender}`,
+    ...(o.messageIdHeader ? [`References: <${o.messageIdHeader}>`] : []),
+    `Content-Type: multipart/report; report-type=delivery-status; boundary=${boundary}`,
+    'MIME-Version: 1.0',
+    `Subject: Warning: message ${o.id} delayed ${delay}`,
+    'Auto-Submitted: auto-replied',
+    `Message-Id: <E${w.id}@${w.hostname}>`,
+    `Date: ${rfc5322Date(w.now)}`,
+  ];
+  const text = [
+    `--${boundary}`,
+    'Content-type: text/plain; charset=us-ascii',
+    '',
+    'This message was created automatically by mail delivery software.',
+    '',
+    'A message that you sent has not yet been delivered to one or more of its',
+    `recipients after more than ${delay} on the queue on ${w.hostname}.`,
+    '',
+    `The message identifier is:     ${o.id}`,
+    ...(subjectLine !== undefined ? [`The subject of the message is: ${subjectLine}`] : []),
+    ...(dateLine !== undefined ? [`The date of the message is:    ${dateLine}`] : []),
+    '',
+    `The address${w.delayed.length > 1 ? 'es' : ''} to which the message has not yet been delivered ${w.delayed.length > 1 ? 'are' : 'is'}:`,
+    '',
+  ];
+  for (const d of w.delayed) {
+    text.push(`  ${d.rcpt}`);
+    if (d.host) text.push(`    host ${d.host.name} [${d.host.ip}]`);
+    if (d.detail) text.push(`    Delay reason: ${d.detail}`);
+  }
+  text.push('', 'No action is required on your part. Delivery attempts will continue for',
+    'some time, and this warning may be repeated at intervals if the message',
+    'remains undelivered. Eventually the mail delivery software will give up,',
+    'and when that happens, the message will be returned to you.', '',
+    `--${boundary}`, 'Content-type: message/delivery-status', '', `Reporting-MTA: dns; ${w.hostname}`, '');
+  for (const d of w.delayed) {
+    text.push('Action: delayed', `Final-Recipient: rfc822;${d.rcpt}`, 'Status: 4.0.0');
+    if (d.host) text.push(`Remote-MTA: dns; ${d.host.name}`);
+    const diag = d.detail && /(\d{3}[ -].*)$/.exec(d.detail)?.[1];
+    if (diag) text.push(`Diagnostic-Code: smtp; ${diag}`);
+    text.push('');
+  }
+  text.push(`--${boundary}`, 'Content-type: text/rfc822-headers', '', '');
+  return {
+    id: w.id, sender: '', recipients: [o.sender], arrival: w.now, protocol: 'local',
+    ...(w.user ? { user: w.user } : {}), bounceOf: o.id,
+    headers: Buffer.from(head.join('\n') + '\n', 'utf8').toString('latin1'),
+    body: [Buffer.from(text.join('\n'), 'utf8'), Buffer.from(w.originalHeaders, 'latin1'), Buffer.from(`\n--${boundary}--\n`)],
+  };
+}
