@@ -5,7 +5,7 @@
 // Pure: the scheduler commits the report with the attempt's result.
 import { rfc5322Date } from '../core/date.js';
 import type { MessageRecord, NewMessage } from '../core/types.js';
-import type { FailedRecipient } from './dsn.js';
+import { diagnostic, referenceOf, type FailedRecipient } from './dsn.js';
 
 /** When warning number `k` (0-based) is due, as message age in ms; undefined: never. */
 export function warningAge(list: number[], k: number): number | undefined {
@@ -25,10 +25,20 @@ export function wantsWarnings(headers: string): boolean {
   return true;
 }
 
-/** "N hours" when whole hours, else "N minutes", as Exim's warning subject says. */
+/** As Exim's warning subject says it: minutes under two hours, whole hours after. */
 export function delayText(ms: number): string {
   const minutes = Math.floor(ms / 60_000);
-  return minutes % 60 === 0 && minutes > 0 ? `${minutes / 60} hours` : `${minutes} minutes`;
+  return minutes < 120 ? `${minutes} minutes` : `${Math.floor(minutes / 60)} hours`;
+}
+
+/** How many warning times a message of this age has passed (Exim keeps this count). */
+export function warningsPassed(list: number[], age: number): number {
+  let k = 0;
+  for (;;) {
+    const at = warningAge(list, k);
+    if (at === undefined || at > age || k > 10_000) return k;
+    k++;
+  }
 }
 
 export interface WarningInput {
@@ -47,8 +57,11 @@ export interface WarningInput {
 export function delayReport(w: WarningInput): NewMessage {
   const o = w.original;
   const boundary = `${Math.floor(w.now / 1000)}-posterndsn-${w.id}`;
-  const subjectLine = /^subject:[ \t]*(.*(?:\n[ \t].*)*)/im.exec(w.originalHeaders)?.[1]?.replace(/\n[ \t]+/g, ' ');
-  const dateLine = /^date:[ \t]*(.*)/im.exec(w.originalHeaders)?.[1];
+  // Header text is held as bytes; read it as the UTF-8 it usually is.
+  const text8 = (s: string | undefined) => (s === undefined ? undefined : Buffer.from(s, 'latin1').toString('utf8'));
+  const subjectLine = text8(/^subject:[ \t]*(.*(?:\n[ \t].*)*)/im.exec(w.originalHeaders)?.[1]?.replace(/\n[ \t]+/g, ' '));
+  const dateLine = text8(/^date:[ \t]*(.*)/im.exec(w.originalHeaders)?.[1]);
+  const ref = referenceOf(w.originalHeaders);
   const delay = delayText(w.delay);
   const head = [
     `Received: from ${w.user ?? 'postern'} by ${w.hostname} with local (postern)`,
@@ -56,7 +69,7 @@ export function delayReport(w: WarningInput): NewMessage {
     `\t${rfc5322Date(w.now)}`,
     `From: Mail Delivery System <Mailer-Daemon@${w.qualifyDomain}>`,
     `To: ${o.sender}`,
-    ...(o.messageIdHeader ? [`References: <${o.messageIdHeader}>`] : []),
+    ...(ref ? [`References: ${ref}`] : []),
     `Content-Type: multipart/report; report-type=delivery-status; boundary=${boundary}`,
     'MIME-Version: 1.0',
     `Subject: Warning: message ${o.id} delayed ${delay}`,
@@ -93,7 +106,7 @@ export function delayReport(w: WarningInput): NewMessage {
   for (const d of w.delayed) {
     text.push('Action: delayed', `Final-Recipient: rfc822;${d.rcpt}`, 'Status: 4.0.0');
     if (d.host) text.push(`Remote-MTA: dns; ${d.host.name}`);
-    const diag = d.detail && /(\d{3}[ -].*)$/.exec(d.detail)?.[1];
+    const diag = d.detail ? diagnostic(d.detail) : undefined;
     if (diag) text.push(`Diagnostic-Code: smtp; ${diag}`);
     text.push('');
   }

@@ -45,7 +45,7 @@ function wrap(text: string, indent: string): string {
 }
 
 /** The reply part of a reason ("... RCPT TO:<a>: 550 5.1.1 no") for Diagnostic-Code. */
-function diagnostic(detail: string): string | undefined {
+export function diagnostic(detail: string): string | undefined {
   const m = /(\d{3}[ -].*)$/.exec(detail.replace(/^SMTP error from remote mail server after [^:]+(?::<[^>]*>)?: /, ''));
   return m ? m[1] : undefined;
 }
@@ -56,11 +56,13 @@ export function failureReport(b: BounceInput): NewMessage {
   const boundary = `${Math.floor(b.now / 1000)}-posterndsn-${b.id}`;
   const to = o.sender;
   const lines: string[] = [];
-  lines.push(`X-Failed-Recipients: ${b.failed.map((f) => f.rcpt).join(', ')}`);
+  // Folded, as Exim does, so a long list stays within RFC 5322's line limit.
+  lines.push(`X-Failed-Recipients: ${b.failed.map((f) => f.rcpt).join(',\n  ')}`);
   lines.push('Auto-Submitted: auto-replied');
   lines.push(`From: Mail Delivery System <Mailer-Daemon@${b.qualifyDomain}>`);
   lines.push(`To: ${to}`);
-  if (o.messageIdHeader) lines.push(`References: <${o.messageIdHeader}>`);
+  const ref = referenceOf(b.originalHeaders);
+  if (ref) lines.push(`References: ${ref}`);
   lines.push(`Content-Type: multipart/report; report-type=delivery-status; boundary=${boundary}`);
   lines.push('MIME-Version: 1.0');
   lines.push('Subject: Mail delivery failed: returning message to sender');
@@ -120,4 +122,10 @@ export function bounceArrival(m: NewMessage): MtaEvent {
   const size = Buffer.byteLength(m.headers, 'latin1') + 1 + m.body.reduce((n, b) => n + b.length, 0);
   return { type: 'received', id: m.id, sender: '', protocol: 'local', size, ...(m.user ? { user: m.user } : {}),
     ...(m.bounceOf ? { bounceOf: m.bounceOf } : {}) };
+}
+
+/** The original's Message-ID, whether the sender wrote it or postern added it. */
+export function referenceOf(headers: string): string | undefined {
+  const id = /^message-id:[ \t]*(<[^>\n]+>)/im.exec(headers)?.[1];
+  return id ? Buffer.from(id, 'latin1').toString('utf8') : undefined;
 }

@@ -2,10 +2,13 @@
 // router, transport, scheduler and the receivers, and handles signals (TERM/INT:
 // stop listening, finish in-flight deliveries within a bound, exit 0; HUP: reload the
 // configuration, keeping the old one if the new one is bad).
+import { randomBytes } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { controlKeyPath } from '../receive/local-client.js';
 import { systemClock } from '../core/clock.js';
 import { EventBus } from '../core/events.js';
-import { failure, usage } from '../core/exit.js';
+import { usage } from '../core/exit.js';
 import { acquireDeliveryLock } from '../spool/lock.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -75,10 +78,6 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   }
   let config = await loadConfig(configFile);
   const spool = LmdbSpool.open(config.spool.directory);
-  const lock = acquireDeliveryLock(config.spool.directory);
-  if (!lock.ok) {
-    throw failure(`another postern process (pid ${lock.heldBy}) is delivering from ${config.spool.directory}; stop it first`);
-  }
   const events = new EventBus();
   const log = new MainLog(config.log.file, config.log.format, () => Date.now());
   events.on((e) => log.write(e));
@@ -94,11 +93,31 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   });
   const bound: string[] = [];
   for (const l of config.listen.smtp) bound.push(await receiver.listen(l.name, l.port));
-  const local = new LocalServer({ spoolDir: config.spool.directory, spool, events, kick, maxMessageSize: config.listen.max_message_size });
+  // The key that lets spool administrators (who can read it) ask for operator actions.
+  const controlKey = randomBytes(24).toString('hex');
+  rmSync(controlKeyPath(config.spool.directory), { force: true });
+  writeFileSync(controlKeyPath(config.spool.directory), controlKey + '\n', { mode: 0o600, flag: 'wx' });
+  const local = new LocalServer({ spoolDir: config.spool.directory, spool, events, kick, maxMessageSize: config.listen.max_message_size,
+    controlKey, giveUp: (id, user) => scheduler.giveUp(id, user) });
   await local.listen();
   events.emit({ type: 'notice', text: `postern ${VERSION} daemon started: pid=${process.pid}, ${qFlag}, listening for SMTP on ${bound.join(' ')}` });
-  scheduler.start();
   process.stderr.write(`postern: ready, listening for SMTP on ${bound.join(' ')}\n`);
+
+  // Mail is accepted at once; deliveries start when this process holds the delivery
+  // lock (a `postern -q` run may hold it for a while; it is never taken from a live one).
+  let release = () => {};
+  let lockTimer: NodeJS.Timeout | undefined;
+  const takeLock = () => {
+    const lock = acquireDeliveryLock(config.spool.directory);
+    if (lock.ok) {
+      release = lock.release;
+      scheduler.start();
+      return;
+    }
+    if (!lockTimer) events.emit({ type: 'notice', text: `waiting for the delivery lock held by pid ${lock.heldBy}` });
+    lockTimer = setTimeout(takeLock, 2000);
+  };
+  takeLock();
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -108,9 +127,10 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     await Promise.all([receiver.close(), local.close()]);
     await scheduler.stop(STOP_GRACE);
     events.emit({ type: 'notice', text: `postern daemon stopped: pid=${process.pid}` });
+    if (lockTimer) clearTimeout(lockTimer);
     await log.close();
     await spool.close();
-    lock.release();
+    release();
     process.exit(0);
   };
   // A bug (Postfix's panic): log it and exit non-zero; systemd restarts us and the

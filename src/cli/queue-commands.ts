@@ -7,7 +7,8 @@ import { EventBus } from '../core/events.js';
 import { tempError, usage } from '../core/exit.js';
 import { acquireDeliveryLock } from '../spool/lock.js';
 import { MainLog, logTime, renderText } from '../log/mainlog.js';
-import { request } from '../receive/local-client.js';
+import { readFileSync } from 'node:fs';
+import { controlKeyPath, request } from '../receive/local-client.js';
 import { LmdbSpool } from '../spool/lmdb-spool.js';
 import { isMessageId, MessageIdGenerator } from '../spool/message-id.js';
 import { formatEntry, jsonEntry } from './format.js';
@@ -65,6 +66,7 @@ export async function messageCommand(flag: string, ids: string[], config: Config
   const log = new MainLog(config.log.file, config.log.format, Date.now);
   events.on((e) => log.writeSync(e));
   const user = operator();
+  const idGen = new MessageIdGenerator(); // one per process: bounces of several -Mg never share an ID
   let status = 0;
   for (const id of ids) {
     if (flag === '-Mrm') {
@@ -92,10 +94,10 @@ export async function messageCommand(flag: string, ids: string[], config: Config
         if (!freeze) await kickDaemon(config);
       }
     } else if (flag === '-Mg') {
-      if (!(await giveUp(id, config, spool, events, user))) {
-        out(`Spool data file for ${id} does not exist\n`);
-        status = 1;
-      }
+      const result = await giveUpCommand(id, config, spool, events, user, idGen);
+      if (result === 'gone') out(`Spool data file for ${id} does not exist\n`);
+      if (result === 'locked') out(`Message ${id} is locked\n`);
+      if (result !== 'done') status = 1;
     } else {
       throw usage(`unknown option ${flag}`);
     }
@@ -104,33 +106,28 @@ export async function messageCommand(flag: string, ids: string[], config: Config
 }
 
 /**
- * -Mg: every undelivered recipient fails without a reason (as in Exim) and one bounce
- * goes to the sender, in one transaction; the message completes. Prints nothing.
+ * -Mg. The process that delivers from the spool does it: the daemon through its
+ * socket (it refuses while the message is being delivered), or, with no daemon, this
+ * command while it holds the delivery lock.
  */
-async function giveUp(id: string, config: Config, spool: LmdbSpool, events: EventBus, user: string): Promise<boolean> {
-  const record = spool.load(id);
-  if (!record) return false;
-  const pending = record.recipients.filter((r) => r.state === 'pending');
-  const now = Date.now();
-  const { bounceArrival, failureReport, RETURN_SIZE_LIMIT } = await import('../bounce/dsn.js');
-  const bounce = record.sender !== '' && pending.length > 0 ? failureReport({
-    id: new MessageIdGenerator().next(now), now, hostname: config.hostname, qualifyDomain: config.qualify_domain, user,
-    original: record, originalHeaders: spool.headers(id) ?? '', originalBody: spool.bodyPrefix(id, RETURN_SIZE_LIMIT + 1),
-    failed: pending.map((r) => ({ rcpt: r.address })),
-  }) : undefined;
-  const cancelled = { type: 'admin', id, action: 'cancelled', user } as const;
-  const result = await spool.settle(id, {
-    recipients: pending.map((r) => ({ ...r, state: 'failed' as const })),
-    nextAttempt: null,
-    log: [`${logTime(now)} ${renderText(cancelled)}\n`],
-    ...(bounce ? { enqueue: [bounce] } : {}),
-  });
-  if (result.kind === 'gone') return false;
-  events.emit(cancelled);
-  if (bounce) events.emit(bounceArrival(bounce));
-  if (result.kind === 'completed') events.emit({ type: 'completed', id });
-  if (bounce) await kickDaemon(config);
-  return true;
+async function giveUpCommand(id: string, config: Config, spool: LmdbSpool, events: EventBus, user: string,
+  ids: MessageIdGenerator): Promise<'done' | 'gone' | 'locked'> {
+  let key = '';
+  try {
+    key = readFileSync(controlKeyPath(config.spool.directory), 'utf8').trim();
+  } catch { /* no daemon has run, or not ours to read */ }
+  const reply = await request(config.spool.directory, { op: 'giveup', id, user, key }, undefined, 30_000).catch(() => undefined);
+  if (reply?.ok) return reply.result as 'done' | 'gone' | 'locked';
+  if (reply && !reply.ok) throw tempError(`the daemon refused -Mg (${reply.error}); run it as the spool's owner`);
+  const lock = acquireDeliveryLock(config.spool.directory);
+  if (!lock.ok) throw tempError(`another postern process (pid ${lock.heldBy}) is delivering from this spool; try again`);
+  try {
+    const { giveUp } = await import('../scheduler/give-up.js');
+    const bounce = await giveUp({ spool, events, ids, hostname: config.hostname, qualifyDomain: config.qualify_domain, now: Date.now() }, id, user);
+    return bounce === undefined ? 'gone' : 'done';
+  } finally {
+    lock.release();
+  }
 }
 
 async function bodyBytes(spool: LmdbSpool, id: string): Promise<Buffer> {

@@ -5,7 +5,7 @@
 // starts almost as fast as bare node. Every failure is a ConfigError naming file,
 // line and key: never a stack trace.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'smol-toml';
@@ -39,13 +39,19 @@ function cachePath(file: string, text: string): string | undefined {
  * believed: a user who may write the spool folder must not be able to hand the daemon
  * a configuration of their own.
  */
-function trusted(path: string): boolean {
+function readTrusted(path: string): string | undefined {
+  let fd: number | undefined;
   try {
-    const st = statSync(path);
+    // One descriptor, no symlinks: what is checked is what is read.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    const st = fstatSync(fd);
     const me = process.getuid?.() ?? 0;
-    return (st.uid === 0 || st.uid === me) && (st.mode & 0o022) === 0;
+    if (!st.isFile() || !(st.uid === 0 || st.uid === me) || (st.mode & 0o022) !== 0) return undefined;
+    return readFileSync(fd, 'utf8');
   } catch {
-    return false;
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
@@ -59,11 +65,12 @@ export async function loadConfig(explicit?: string): Promise<Config> {
   }
   const hash = createHash('sha256').update(`${CACHE_VERSION}\0${file}\0${text}`).digest('hex');
   const cache = cachePath(file, text);
-  if (cache && trusted(cache)) {
+  const cached = cache ? readTrusted(cache) : undefined;
+  if (cached !== undefined) {
     try {
-      const stored = JSON.parse(readFileSync(cache, 'utf8')) as { hash: string; config: Config };
+      const stored = JSON.parse(cached) as { hash: string; config: Config };
       if (stored.hash === hash) return stored.config;
-    } catch { /* no cache yet, or unreadable: validate */ }
+    } catch { /* unreadable: validate */ }
   }
   const { parseConfig } = await import('./validate.js');
   const config = parseConfig(text, file);
@@ -71,8 +78,10 @@ export async function loadConfig(explicit?: string): Promise<Config> {
     try {
       // The daemon's first start comes before the spool exists: make its folder.
       mkdirSync(dirname(cache), { recursive: true });
+      // A new file of our own (O_EXCL: never through a link someone left there).
       const tmp = `${cache}.${process.pid}.tmp`;
-      writeFileSync(tmp, JSON.stringify({ hash, config }), { mode: 0o644 });
+      rmSync(tmp, { force: true });
+      writeFileSync(tmp, JSON.stringify({ hash, config }), { mode: 0o644, flag: 'wx' });
       renameSync(tmp, cache);
     } catch { /* the spool may not exist yet or not be ours to write: fine */ }
   }

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 
 export const socketPath = (spoolDir: string) => join(spoolDir, 'postern.sock');
 
-export type LocalReply = { ok: true; id?: string } | { ok: false; error: string };
+export type LocalReply = { ok: true; id?: string; result?: string } | { ok: false; error: string };
+export const controlKeyPath = (spoolDir: string) => join(spoolDir, 'control.key');
 
 /**
  * Sends one request (a JSON line, then `body` bytes) and reads the JSON reply line.

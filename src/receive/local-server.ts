@@ -7,7 +7,7 @@ import { chmodSync, rmSync } from 'node:fs';
 import type { EventBus } from '../core/events.js';
 import type { NewMessage } from '../core/types.js';
 import { isRoutableAddress } from '../core/address.js';
-import { isMessageId } from '../spool/message-id.js';
+import { base62, isMessageId } from '../spool/message-id.js';
 import type { Spool } from '../spool/spool.js';
 import { socketPath } from './local-client.js';
 
@@ -18,6 +18,9 @@ export interface SubmitRequest {
 }
 /** A kick; `force` (from -qf, -M) also forgets the hosts' retry times, as Exim's forced runs do. */
 export type LocalRequest = SubmitRequest | { op: 'kick'; force?: boolean };
+
+/** Operator requests carry the key from `control.key` (mode 0600 in the spool folder). */
+export type GiveUpHandler = (id: string, user: string) => Promise<'done' | 'gone' | 'locked'>;
 
 const MAX_HEADER = 4 * 1024 * 1024;
 
@@ -32,7 +35,8 @@ export function checkSubmit(req: unknown, now: number): { msg: Omit<NewMessage, 
   const m = r.msg;
   if (typeof m !== 'object' || m === null) return 'malformed request';
   const str = (v: unknown) => typeof v === 'string';
-  if (!str(m.id) || !isMessageId(m.id as string)) return 'bad message id';
+  // The daemon's own IDs (its pid in the middle) are for what it makes itself, bounces.
+  if (!str(m.id) || !isMessageId(m.id as string) || (m.id as string).split('-')[1] === base62(process.pid, 6)) return 'bad message id';
   if (!str(m.sender) || (m.sender !== '' && !isRoutableAddress(m.sender as string))) return 'bad sender';
   const rcpts = m.recipients;
   if (!Array.isArray(rcpts) || rcpts.length === 0 || rcpts.length > 100_000 || !rcpts.every((x) => str(x) && isRoutableAddress(x as string))) {
@@ -60,7 +64,8 @@ export class LocalServer {
   private readonly sockets = new Set<Socket>();
   private readonly pending = new Set<Promise<unknown>>();
 
-  constructor(private readonly o: { spoolDir: string; spool: Spool; events: EventBus; kick: (opts: { id?: string; force?: boolean }) => void; maxMessageSize: number }) {}
+  constructor(private readonly o: { spoolDir: string; spool: Spool; events: EventBus; kick: (opts: { id?: string; force?: boolean }) => void;
+    maxMessageSize: number; giveUp?: GiveUpHandler; controlKey?: string }) {}
 
   listen(): Promise<void> {
     const path = socketPath(this.o.spoolDir);
@@ -104,6 +109,14 @@ export class LocalServer {
         if (op === 'kick') {
           this.o.kick({ force: (parsed as { force?: unknown }).force === true });
           return answer({ ok: true });
+        }
+        if (op === 'giveup') {
+          const g = parsed as { id?: unknown; user?: unknown; key?: unknown };
+          if (!this.o.giveUp || !this.o.controlKey || g.key !== this.o.controlKey) return answer({ ok: false, error: 'not permitted' });
+          if (typeof g.id !== 'string' || !isMessageId(g.id)) return answer({ ok: false, error: 'bad message id' });
+          const user = typeof g.user === 'string' && /^[\w.@+-]{1,64}$/.test(g.user) ? g.user : 'unknown';
+          void this.o.giveUp(g.id, user).then((result) => answer({ ok: true, result }), (err: Error) => answer({ ok: false, error: err.message }));
+          return;
         }
         if (op !== 'submit') return answer({ ok: false, error: 'malformed request' });
         const checked = checkSubmit(parsed, Date.now());

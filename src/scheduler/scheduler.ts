@@ -14,8 +14,9 @@ import type { DueKey, Spool } from '../spool/spool.js';
 import type { Transport } from '../transports/transport.js';
 import { findRule, nextAttempt, type RetryRule, type RetryState } from './retry-rules.js';
 import { bounceArrival, failureReport, RETURN_SIZE_LIMIT, type FailedRecipient } from '../bounce/dsn.js';
-import { delayReport, wantsWarnings, warningAge } from '../bounce/delay-warning.js';
+import { delayReport, wantsWarnings, warningAge, warningsPassed } from '../bounce/delay-warning.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
+import { giveUp } from './give-up.js';
 
 export interface SchedulerOptions {
   spool: Spool;
@@ -78,6 +79,17 @@ export class Scheduler {
     this.cursor = undefined;
     if (old !== next.transport) void old.close();
     this.kick();
+  }
+
+  /** -Mg from the local socket: done between attempts, never during one. */
+  async giveUp(id: string, user: string): Promise<'done' | 'gone' | 'locked'> {
+    if (this.active.has(id)) return 'locked';
+    const o = this.o;
+    const bounce = await giveUp({ spool: o.spool, events: o.events, ids: o.ids, hostname: o.hostname,
+      qualifyDomain: o.qualifyDomain, now: o.clock.now() }, id, user);
+    if (bounce === undefined) return 'gone';
+    if (bounce) this.kick({ id: bounce });
+    return 'done';
   }
 
   start(): void {
@@ -195,7 +207,13 @@ export class Scheduler {
     // The delivery holds a transport slot; writing its result does not, so the next
     // delivery starts while this one's settle waits for its sync.
     void this.queue.add(() => this.attempt(id)).then((settle) => settle?.()).catch((err: Error) => {
+      // A bug or a spool that cannot record a result: carrying on could send this
+      // message again and again. Stop (Postfix's panic); the spool says what is left.
       this.o.events.emit({ type: 'notice', id, text: `delivery attempt failed internally: ${err.stack ?? err.message}` });
+      this.stopping = true;
+      queueMicrotask(() => {
+        throw err;
+      });
     }).finally(() => {
       this.active.delete(id);
       if (this.active.size === 0) for (const w of this.idleWaiters.splice(0)) w();
@@ -268,8 +286,11 @@ export class Scheduler {
   private warning(record: MessageRecord, outcomes: Outcome[], now: number): NewMessage | undefined {
     const delayed = outcomes.filter((o) => o.kind === 'deferred');
     if (delayed.length === 0 || record.sender === '') return undefined;
-    const due = warningAge(this.o.delayWarning, record.warningsSent);
-    if (due === undefined || now - record.arrival < due) return undefined;
+    // One warning however many times were passed (a message first tried late does not
+    // get a burst), naming the latest; the count of times passed is what is kept.
+    const passed = warningsPassed(this.o.delayWarning, now - record.arrival);
+    if (passed <= record.warningsSent) return undefined;
+    const due = warningAge(this.o.delayWarning, passed - 1) as number;
     const headers = this.o.spool.headers(record.id) ?? '';
     if (!wantsWarnings(headers)) return undefined;
     return delayReport({
@@ -357,7 +378,7 @@ export class Scheduler {
       },
       log: lines,
       ...(reports.length > 0 ? { enqueue: reports } : {}),
-      ...(warning ? { warningsSent: record.warningsSent + 1 } : {}),
+      ...(warning ? { warningsSent: warningsPassed(this.o.delayWarning, now - record.arrival) } : {}),
     });
     for (const e of events) this.o.events.emit(e);
     if (result.kind !== 'gone') {

@@ -232,7 +232,9 @@ export class LmdbSpool implements Spool {
       if (s.lastError !== undefined) record.lastError = s.lastError;
       if (s.warningsSent !== undefined) record.warningsSent = s.warningsSent;
       for (const m of s.enqueue ?? []) {
-        if (this.meta.doesExist(m.id)) continue; // never overwrite; IDs come from one generator per process
+        // Never overwrite: IDs come from one generator per process, so this is a bug;
+        // throwing aborts the whole transaction rather than lose the report silently.
+        if (this.meta.doesExist(m.id)) throw new Error(`message ID ${m.id} is already in the spool`);
         const parts = rechunk(m.body);
         const size = parts.reduce((n, b) => n + b.length, 0);
         this.writeNew(newRecord(m, size, parts.length), m.headers, parts);

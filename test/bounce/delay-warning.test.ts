@@ -1,6 +1,6 @@
 // Delay-warning timing and conditions (Exim's delay_warning and delay_warning_condition).
 import { describe, expect, it } from 'vitest';
-import { delayText, wantsWarnings, warningAge } from '../../src/bounce/delay-warning.js';
+import { delayText, wantsWarnings, warningAge, warningsPassed } from '../../src/bounce/delay-warning.js';
 
 const H = 3_600_000;
 
@@ -22,6 +22,18 @@ describe('warningAge', () => {
   });
 });
 
+describe('warningsPassed', () => {
+  it.each([
+    [[24 * H], 23 * H, 0],
+    [[24 * H], 24 * H, 1],
+    [[24 * H], 73 * H, 3], // a message first tried at 73 h gets one warning, counted as three
+    [[4 * H, 8 * H, 24 * H], 41 * H, 4],
+    [[], 100 * H, 0],
+  ])('%j at age %i: %i', (list, age, n) => {
+    expect(warningsPassed(list, age)).toBe(n);
+  });
+});
+
 describe('wantsWarnings', () => {
   it.each([
     ['Subject: x\n', true],
@@ -36,7 +48,7 @@ describe('wantsWarnings', () => {
 });
 
 describe('delayText', () => {
-  it.each([[60_000, '1 minutes'], [24 * H, '24 hours'], [90 * 60_000, '90 minutes']])('%i -> %s', (ms, text) => {
+  it.each([[60_000, '1 minutes'], [24 * H, '24 hours'], [90 * 60_000, '90 minutes'], [150 * 60_000, '2 hours'], [H, '60 minutes']])('%i -> %s', (ms, text) => {
     expect(delayText(ms)).toBe(text);
   });
 });

@@ -72,6 +72,27 @@ describe('bounces', () => {
     expect(p.log()).toMatch(new RegExp(`<= <> R=${id} `));
   });
 
+  it('-Mg leaves a message being delivered alone, and works with no daemon running', async () => {
+    sink.behaviour.delayMs = 1500;
+    await p.start();
+    const id = (await sendOne(p.port, 'a@example.org', ['ops@example.org'], 'Subject: in flight\n\nx\n')).slice(-16);
+    const { waitUntil } = await import('../helpers/postern.js');
+    await waitUntil('the delivery to start', () => sink.connections > 0);
+    const g = await p.run('postern', ['-Mg', id]);
+    expect(g.stdout).toBe(`Message ${id} is locked\n`);
+    expect(g.code).toBe(1);
+    await p.waitForLog(new RegExp(`${id} Completed`));
+    expect(p.log()).not.toMatch(/<= <> R=/);
+    await p.stop();
+    expect((await p.run('sendmail', ['-odq', '-f', 'x@example.org', 'y@example.org'], { input: 'Subject: q\n\nx\n' })).code).toBe(0);
+    const queued = (await p.run('postern-qgrep', ['-i'])).stdout.trim();
+    expect((await p.run('postern', ['-Mg', queued])).code).toBe(0);
+    const left = (await p.run('postern', ['-bp', '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(left).toHaveLength(1);
+    expect(left[0].sender).toBe('');
+    expect(left[0].recipients[0].address).toBe('x@example.org');
+  });
+
   it('does not bounce a bounce', async () => {
     sink.behaviour.rcpt = () => 550;
     await p.start();

@@ -94,11 +94,17 @@ describe('daemon', () => {
     await sink.listen();
     p = new Instance([sink.port]);
     expect((await p.run('sendmail', ['-odq', 'ops@example.org'], { input: 'Subject: odq\n\nx\n' })).code).toBe(0);
-    // A live process (this test) holds the lock: no second runner.
-    writeFileSync(`${p.dir}/spool/deliver.lock`, `${process.pid}\n`);
-    const held = await p.run('postern', ['-q']);
-    expect(held.code).toBe(75);
-    expect(held.stderr).toMatch(new RegExp(`another postern process \\(pid ${process.pid}\\) is delivering`));
+    // A live postern process holds the lock: no second runner.
+    const { spawn } = await import('node:child_process');
+    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)', 'postern-lock-holder'], { stdio: 'ignore' });
+    try {
+      writeFileSync(`${p.dir}/spool/deliver.lock`, `${holder.pid}\n`);
+      const held = await p.run('postern', ['-q']);
+      expect(held.code).toBe(75);
+      expect(held.stderr).toMatch(new RegExp(`another postern process \\(pid ${holder.pid}\\) is delivering`));
+    } finally {
+      holder.kill('SIGKILL');
+    }
     // A dead owner's lock is taken over.
     writeFileSync(`${p.dir}/spool/deliver.lock`, '999999999\n');
     const run = await p.run('postern', ['-q']);
