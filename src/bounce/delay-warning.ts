@@ -5,7 +5,7 @@
 // Pure: the scheduler commits the report with the attempt's result.
 import { rfc5322Date } from '../core/date.js';
 import type { MessageRecord, NewMessage } from '../core/types.js';
-import { diagnostic, referenceOf, type FailedRecipient } from './dsn.js';
+import { deliveryStatus, referenceOf, type FailedRecipient } from './dsn.js';
 
 /** When warning number `k` (0-based) is due, as message age in ms; undefined: never. */
 export function warningAge(list: number[], k: number): number | undefined {
@@ -102,15 +102,8 @@ export function delayReport(w: WarningInput): NewMessage {
     'some time, and this warning may be repeated at intervals if the message',
     'remains undelivered. Eventually the mail delivery software will give up,',
     'and when that happens, the message will be returned to you.', '',
-    `--${boundary}`, 'Content-type: message/delivery-status', '', `Reporting-MTA: dns; ${w.hostname}`, '');
-  for (const d of w.delayed) {
-    text.push('Action: delayed', `Final-Recipient: rfc822;${d.rcpt}`, 'Status: 4.0.0');
-    if (d.host) text.push(`Remote-MTA: dns; ${d.host.name}`);
-    const diag = d.detail ? diagnostic(d.detail) : undefined;
-    if (diag) text.push(`Diagnostic-Code: smtp; ${diag}`);
-    text.push('');
-  }
-  text.push(`--${boundary}`, 'Content-type: text/rfc822-headers', '', '');
+    ...deliveryStatus(boundary, w.hostname, 'delayed', w.delayed),
+    `--${boundary}`, 'Content-type: text/rfc822-headers', '', '');
   return {
     id: w.id, sender: '', recipients: [o.sender], arrival: w.now, protocol: 'local',
     ...(w.user ? { user: w.user } : {}), bounceOf: o.id,

@@ -86,15 +86,7 @@ export function failureReport(b: BounceInput): NewMessage {
     if (f.host) text.push(`    host ${f.host.name} [${f.host.ip}]`);
     if (f.detail) text.push(wrap(f.detail, '    '));
   }
-  text.push('', `--${boundary}`, 'Content-type: message/delivery-status', '', `Reporting-MTA: dns; ${b.hostname}`, '');
-  for (const f of b.failed) {
-    text.push('Action: failed', `Final-Recipient: rfc822;${f.rcpt}`, 'Status: 5.0.0');
-    if (f.host) text.push(`Remote-MTA: dns; ${f.host.name}`);
-    const diag = f.detail ? diagnostic(f.detail) : undefined;
-    if (diag) text.push(`Diagnostic-Code: smtp; ${diag}`);
-    text.push('');
-  }
-  text.push(`--${boundary}`, 'Content-type: message/rfc822', '', '');
+  text.push('', ...deliveryStatus(boundary, b.hostname, 'failed', b.failed), `--${boundary}`, 'Content-type: message/rfc822', '', '');
   const returned = Buffer.concat([
     Buffer.from(`Return-path: <${o.sender}>\n`, 'utf8'),
     Buffer.from(b.originalHeaders, 'latin1'),
@@ -128,4 +120,17 @@ export function bounceArrival(m: NewMessage): MtaEvent {
 export function referenceOf(headers: string): string | undefined {
   const id = /^message-id:[ \t]*(<[^>\n]+>)/im.exec(headers)?.[1];
   return id ? Buffer.from(id, 'latin1').toString('utf8') : undefined;
+}
+
+/** The message/delivery-status part (RFC 3464): per-message fields, then one block per recipient. */
+export function deliveryStatus(boundary: string, hostname: string, action: 'failed' | 'delayed', rcpts: FailedRecipient[]): string[] {
+  const out = [`--${boundary}`, 'Content-type: message/delivery-status', '', `Reporting-MTA: dns; ${hostname}`, ''];
+  for (const f of rcpts) {
+    out.push(`Action: ${action}`, `Final-Recipient: rfc822;${f.rcpt}`, `Status: ${action === 'failed' ? '5.0.0' : '4.0.0'}`);
+    if (f.host) out.push(`Remote-MTA: dns; ${f.host.name}`);
+    const diag = f.detail ? diagnostic(f.detail) : undefined;
+    if (diag) out.push(`Diagnostic-Code: smtp; ${diag}`);
+    out.push('');
+  }
+  return out;
 }
