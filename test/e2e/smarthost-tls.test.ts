@@ -89,6 +89,41 @@ describe('smarthost TLS and AUTH', () => {
     expect((await p.run('postern', ['-bpc'])).stdout).toBe('2\n');
   });
 
+  it('implicit TLS (port 465 style) is TLS from the first byte, verified', async () => {
+    hub = new Sink({
+      secure: true,
+      disabledCommands: ['STARTTLS'],
+      authOptional: true,
+      key: readFileSync(cert('hub.key')),
+      cert: readFileSync(cert('hub.pem')),
+      onAuth: (auth: { username: string }, session: { secure: boolean }, cb: (e: Error | null, r?: { user: string }) => void) => {
+        logins.push({ user: auth.username, secure: session.secure });
+        cb(null, { user: auth.username });
+      },
+    });
+    await hub.listen();
+    p = new Instance([hub.port]);
+    writeFileSync(p.config, readFileSync(p.config, 'utf8').replace('tls = "none"',
+      `tls = "implicit"\ntls_ca_file = "${cert('hub.pem')}"\nauth_user = "web1"\nauth_password_file = "${cert('pass')}"`));
+    await p.start();
+    const id = (await sendOne(p.port, 'a@example.org', ['ops@example.org'], 'Subject: implicit\n\nx\n')).slice(-16);
+    await hub.waitFor(1);
+    await p.waitForLog(new RegExp(`${id} Completed`));
+    expect(logins).toEqual([{ user: 'web1', secure: true }]);
+  });
+
+  it('defers when tls = "required" and the hub offers no STARTTLS', async () => {
+    hub = new Sink(); // plain SMTP, no STARTTLS
+    await hub.listen();
+    p = new Instance([hub.port]);
+    writeFileSync(p.config, readFileSync(p.config, 'utf8').replace('tls = "none"', `tls = "required"\ntls_ca_file = "${cert('hub.pem')}"`));
+    await p.start();
+    const id = (await sendOne(p.port, 'a@example.org', ['ops@example.org'], 'Subject: needs tls\n\nx\n')).slice(-16);
+    await p.waitForLog(new RegExp(`${id} == ops@example\\.org R=smarthost T=remote_smtp defer \\(-?\\d+\\): `));
+    expect(hub.messages).toHaveLength(0);
+    expect(p.log()).not.toMatch(/\*\*/);
+  });
+
   it('opportunistic TLS encrypts without verifying', async () => {
     await startHub();
     p = new Instance([hub.port]);
