@@ -3,9 +3,8 @@
 // (after the list's last time, warnings repeat at its last interval), unless the
 // message is a bounce, automatic, or list/bulk mail (Exim's delay_warning_condition).
 // Pure: the scheduler commits the report with the attempt's result.
-import { rfc5322Date } from '../core/date.js';
-import type { MessageRecord, NewMessage } from '../core/types.js';
-import { deliveryStatus, referenceOf, type FailedRecipient } from './dsn.js';
+import type { NewMessage } from '../core/types.js';
+import { deliveryStatus, reportBoundary, reportMessage, type FailedRecipient, type ReportBase } from './dsn.js';
 
 /** When warning number `k` (0-based) is due, as message age in ms; undefined: never. */
 export function warningAge(list: number[], k: number): number | undefined {
@@ -41,14 +40,7 @@ export function warningsPassed(list: number[], age: number): number {
   }
 }
 
-export interface WarningInput {
-  id: string;
-  now: number;
-  hostname: string;
-  qualifyDomain: string;
-  user?: string;
-  original: MessageRecord;
-  originalHeaders: string;
+export interface WarningInput extends ReportBase {
   /** The threshold that was passed, for the text. */
   delay: number;
   delayed: FailedRecipient[];
@@ -56,27 +48,12 @@ export interface WarningInput {
 
 export function delayReport(w: WarningInput): NewMessage {
   const o = w.original;
-  const boundary = `${Math.floor(w.now / 1000)}-posterndsn-${w.id}`;
+  const boundary = reportBoundary(w);
   // Header text is held as bytes; read it as the UTF-8 it usually is.
   const text8 = (s: string | undefined) => (s === undefined ? undefined : Buffer.from(s, 'latin1').toString('utf8'));
   const subjectLine = text8(/^subject:[ \t]*(.*(?:\n[ \t].*)*)/im.exec(w.originalHeaders)?.[1]?.replace(/\n[ \t]+/g, ' '));
   const dateLine = text8(/^date:[ \t]*(.*)/im.exec(w.originalHeaders)?.[1]);
-  const ref = referenceOf(w.originalHeaders);
   const delay = delayText(w.delay);
-  const head = [
-    `Received: from ${w.user ?? 'postern'} by ${w.hostname} with local (postern)`,
-    `\tid ${w.id};`,
-    `\t${rfc5322Date(w.now)}`,
-    `From: Mail Delivery System <Mailer-Daemon@${w.qualifyDomain}>`,
-    `To: ${o.sender}`,
-    ...(ref ? [`References: ${ref}`] : []),
-    `Content-Type: multipart/report; report-type=delivery-status; boundary=${boundary}`,
-    'MIME-Version: 1.0',
-    `Subject: Warning: message ${o.id} delayed ${delay}`,
-    'Auto-Submitted: auto-replied',
-    `Message-Id: <E${w.id}@${w.hostname}>`,
-    `Date: ${rfc5322Date(w.now)}`,
-  ];
   const text = [
     `--${boundary}`,
     'Content-type: text/plain; charset=us-ascii',
@@ -104,10 +81,6 @@ export function delayReport(w: WarningInput): NewMessage {
     'and when that happens, the message will be returned to you.', '',
     ...deliveryStatus(boundary, w.hostname, 'delayed', w.delayed),
     `--${boundary}`, 'Content-type: text/rfc822-headers', '', '');
-  return {
-    id: w.id, sender: '', recipients: [o.sender], arrival: w.now, protocol: 'local',
-    ...(w.user ? { user: w.user } : {}), bounceOf: o.id,
-    headers: Buffer.from(head.join('\n') + '\n', 'utf8').toString('latin1'),
-    body: [Buffer.from(text.join('\n'), 'utf8'), Buffer.from(w.originalHeaders, 'latin1'), Buffer.from(`\n--${boundary}--\n`)],
-  };
+  return reportMessage(w, [], `Warning: message ${o.id} delayed ${delay}`,
+    [Buffer.from(text.join('\n'), 'utf8'), Buffer.from(w.originalHeaders, 'latin1'), Buffer.from(`\n--${boundary}--\n`)]);
 }

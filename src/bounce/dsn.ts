@@ -15,7 +15,8 @@ export interface FailedRecipient {
   host?: HostLabel;
 }
 
-export interface BounceInput {
+/** What every report (failure or delay warning) is made from. */
+export interface ReportBase {
   id: string;
   now: number;
   hostname: string;
@@ -24,9 +25,45 @@ export interface BounceInput {
   original: MessageRecord;
   /** The original header block as a byte string. */
   originalHeaders: string;
+}
+
+export interface BounceInput extends ReportBase {
   /** The start of the original body (at most RETURN_SIZE_LIMIT bytes are used). */
   originalBody: Buffer;
   failed: FailedRecipient[];
+}
+
+export function reportBoundary(r: ReportBase): string {
+  return `${Math.floor(r.now / 1000)}-posterndsn-${r.id}`;
+}
+
+/**
+ * A report as a new message: Mailer-Daemon's headers (after `leading`, such as
+ * X-Failed-Recipients), the null sender, the original's sender as recipient, and
+ * `bounceOf` set so the log says `<= <> R=<original ID>`.
+ */
+export function reportMessage(r: ReportBase, leading: string[], subject: string, body: Buffer[]): NewMessage {
+  const o = r.original;
+  const ref = referenceOf(r.originalHeaders);
+  const lines = [
+    `Received: from ${r.user ?? 'postern'} by ${r.hostname} with local (postern)\n\tid ${r.id};\n\t${rfc5322Date(r.now)}`,
+    ...leading,
+    'Auto-Submitted: auto-replied',
+    `From: Mail Delivery System <Mailer-Daemon@${r.qualifyDomain}>`,
+    `To: ${o.sender}`,
+    ...(ref ? [`References: ${ref}`] : []),
+    `Content-Type: multipart/report; report-type=delivery-status; boundary=${reportBoundary(r)}`,
+    'MIME-Version: 1.0',
+    `Subject: ${subject}`,
+    `Message-Id: <E${r.id}@${r.hostname}>`,
+    `Date: ${rfc5322Date(r.now)}`,
+  ];
+  return {
+    id: r.id, sender: '', recipients: [o.sender], arrival: r.now, protocol: 'local',
+    ...(r.user ? { user: r.user } : {}), bounceOf: o.id,
+    headers: Buffer.from(lines.join('\n') + '\n', 'utf8').toString('latin1'),
+    body,
+  };
 }
 
 /** Folds a reason into lines of about 70 characters, indented as Exim's report does. */
@@ -53,23 +90,7 @@ export function diagnostic(detail: string): string | undefined {
 /** Builds the failure report for the original's sender; the caller commits it. */
 export function failureReport(b: BounceInput): NewMessage {
   const o = b.original;
-  const boundary = `${Math.floor(b.now / 1000)}-posterndsn-${b.id}`;
-  const to = o.sender;
-  const lines: string[] = [];
-  // Folded, as Exim does, so a long list stays within RFC 5322's line limit.
-  lines.push(`X-Failed-Recipients: ${b.failed.map((f) => f.rcpt).join(',\n  ')}`);
-  lines.push('Auto-Submitted: auto-replied');
-  lines.push(`From: Mail Delivery System <Mailer-Daemon@${b.qualifyDomain}>`);
-  lines.push(`To: ${to}`);
-  const ref = referenceOf(b.originalHeaders);
-  if (ref) lines.push(`References: ${ref}`);
-  lines.push(`Content-Type: multipart/report; report-type=delivery-status; boundary=${boundary}`);
-  lines.push('MIME-Version: 1.0');
-  lines.push('Subject: Mail delivery failed: returning message to sender');
-  lines.push(`Message-Id: <E${b.id}@${b.hostname}>`);
-  lines.push(`Date: ${rfc5322Date(b.now)}`);
-  const received = `Received: from ${b.user ?? 'postern'} by ${b.hostname} with local (postern)\n\tid ${b.id};\n\t${rfc5322Date(b.now)}\n`;
-  const headers = Buffer.from(received + lines.join('\n') + '\n', 'utf8').toString('latin1');
+  const boundary = reportBoundary(b);
 
   const text: string[] = [
     `--${boundary}`,
@@ -95,18 +116,10 @@ export function failureReport(b: BounceInput): NewMessage {
   ]);
   const cut = b.originalBody.length > RETURN_SIZE_LIMIT
     ? Buffer.from(`\n------ This is a copy of the message, cut at ${RETURN_SIZE_LIMIT / 1024}K ------\n`) : Buffer.alloc(0);
-  const body = [Buffer.from(text.join('\n'), 'utf8'), returned, cut, Buffer.from(`\n--${boundary}--\n`)];
-  return {
-    id: b.id,
-    sender: '',
-    recipients: [to],
-    arrival: b.now,
-    protocol: 'local',
-    ...(b.user ? { user: b.user } : {}),
-    bounceOf: o.id,
-    headers,
-    body,
-  };
+  // X-Failed-Recipients folded, as Exim does, so a long list stays within RFC 5322's line limit.
+  return reportMessage(b, [`X-Failed-Recipients: ${b.failed.map((f) => f.rcpt).join(',\n  ')}`],
+    'Mail delivery failed: returning message to sender',
+    [Buffer.from(text.join('\n'), 'utf8'), returned, cut, Buffer.from(`\n--${boundary}--\n`)]);
 }
 
 /** The `<= <> R=ID` event of a bounce just committed. */
