@@ -22,14 +22,28 @@ export function fromBytes(s: string): string {
 }
 
 /** CRLF to LF, across chunk boundaries. */
+const CR = 13;
+const LF = 10;
+
 export class LineEnds {
   private carry = false;
+  /** One pass over the bytes, at most one copy; a chunk without CR is passed through. */
   push(chunk: Buffer): Buffer {
-    let s = chunk.toString('latin1');
-    if (this.carry) s = '\r' + s;
-    this.carry = s.endsWith('\r');
-    if (this.carry) s = s.slice(0, -1);
-    return Buffer.from(s.replace(/\r\n/g, '\n'), 'latin1');
+    let buf = this.carry ? Buffer.concat([Buffer.of(CR), chunk]) : chunk;
+    this.carry = buf.length > 0 && buf[buf.length - 1] === CR;
+    if (this.carry) buf = buf.subarray(0, -1);
+    let cr = buf.indexOf(CR);
+    if (cr < 0) return buf;
+    const out = Buffer.allocUnsafe(buf.length);
+    let o = 0;
+    let start = 0;
+    for (; cr >= 0; cr = buf.indexOf(CR, cr + 1)) {
+      if (buf[cr + 1] !== LF) continue; // a bare CR stays
+      o += buf.copy(out, o, start, cr);
+      start = cr + 1;
+    }
+    o += buf.copy(out, o, start);
+    return out.subarray(0, o);
   }
   end(): Buffer {
     return this.carry ? Buffer.from('\r', 'latin1') : Buffer.alloc(0);

@@ -63,14 +63,14 @@ export async function readMessage(stdin: NodeJS.ReadableStream, dotEnds: boolean
   const parts: Buffer[] = [];
   for await (const chunk of stdin) parts.push(ends.push(chunk as Buffer));
   parts.push(ends.end());
-  let data = Buffer.concat(parts);
-  if (dotEnds) {
-    const at = data.subarray(0, 2).toString() === '.\n' || data.toString() === '.' ? 0 : data.indexOf('\n.\n');
-    const bare = data.toString('latin1').endsWith('\n.') ? data.length - 1 : -1;
-    if (at === 0) data = Buffer.alloc(0);
-    else if (at > 0) data = data.subarray(0, at + 1);
-    else if (bare > 0) data = data.subarray(0, bare);
-  }
+  const data = Buffer.concat(parts);
+  if (!dotEnds) return data;
+  // The first line holding only "." ends the message (the last line may lack its LF).
+  const DOT_LINE = Buffer.from('\n.\n');
+  if (data.equals(Buffer.from('.')) || data.subarray(0, 2).equals(Buffer.from('.\n'))) return Buffer.alloc(0);
+  const at = data.indexOf(DOT_LINE);
+  if (at >= 0) return data.subarray(0, at + 1);
+  if (data.length >= 2 && data.subarray(-2).equals(Buffer.from('\n.'))) return data.subarray(0, -1);
   return data;
 }
 
