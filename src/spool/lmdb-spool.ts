@@ -164,19 +164,11 @@ export class LmdbSpool implements Spool {
   }
 
   due(before: number, limit: number, skip?: ReadonlySet<string>): string[] {
-    // Another process (sendmail) may have committed since our read snapshot.
-    this.root.resetReadTxn();
-    const ids: string[] = [];
-    for (const key of this.dueIdx.getKeys({ start: [0, ''], end: [before, '\uffff'] })) {
-      const id = key[1];
-      if (skip?.has(id)) continue;
-      ids.push(id);
-      if (ids.length >= limit) break;
-    }
-    return ids;
+    return this.dueAfter(undefined, before, limit, skip).map((k) => k.id);
   }
 
   dueAfter(after: DueKey | undefined, before: number, limit: number, skip?: ReadonlySet<string>): DueKey[] {
+    // Another process (sendmail) may have committed since our read snapshot.
     this.root.resetReadTxn();
     const out: DueKey[] = [];
     const start: [number, string] = after ? [after.at, after.id] : [0, ''];
