@@ -2,22 +2,17 @@
 // RFC 3464 message with the null sender, committed with the attempt's result; -Mg
 // gives up on a message and bounces it; a failing bounce is not bounced again.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Instance } from '../helpers/postern.js';
-import { Sink } from '../helpers/sink.js';
+import { closeBoth, Instance, sinkAndInstance } from '../helpers/postern.js';
+import type { Sink } from '../helpers/sink.js';
 import { sendOne } from '../helpers/smtp-client.js';
 
 describe('bounces', () => {
   let sink: Sink;
   let p: Instance;
   beforeEach(async () => {
-    sink = new Sink();
-    await sink.listen();
-    p = new Instance([sink.port]);
+    [sink, p] = await sinkAndInstance();
   });
-  afterEach(async () => {
-    await p.cleanup();
-    await sink.close();
-  });
+  afterEach(() => closeBoth(sink, p));
 
   it('reports a refused recipient to the sender, as Exim does', async () => {
     sink.behaviour.rcpt = (a) => (a.startsWith('bad') ? 550 : undefined);

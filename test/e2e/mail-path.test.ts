@@ -2,7 +2,7 @@
 // folder, real SMTP smarthost sink, real bin/ commands.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Sink } from '../helpers/sink.js';
-import { Instance } from '../helpers/postern.js';
+import { closeBoth, Instance, sinkAndInstance } from '../helpers/postern.js';
 import { RawSmtp, sendOne } from '../helpers/smtp-client.js';
 
 const ID = '[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}';
@@ -12,14 +12,9 @@ describe('mail path', () => {
   let p: Instance;
 
   beforeEach(async () => {
-    sink = new Sink();
-    await sink.listen();
-    p = new Instance([sink.port]);
+    [sink, p] = await sinkAndInstance();
   });
-  afterEach(async () => {
-    await p.cleanup();
-    await sink.close();
-  });
+  afterEach(() => closeBoth(sink, p));
 
   it('relays an SMTP message to the smarthost and logs it in Exim format', async () => {
     await p.start();

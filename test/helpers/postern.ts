@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Sink } from './sink.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const BIN = (name: string) => join(ROOT, 'bin', name);
@@ -129,4 +130,16 @@ ${extra}`);
     await this.stop('SIGKILL');
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A listening test smarthost and an Instance relaying to it: the usual e2e setup. */
+export async function sinkAndInstance(): Promise<[Sink, Instance]> {
+  const sink = new Sink();
+  await sink.listen();
+  return [sink, new Instance([sink.port])];
+}
+
+export async function closeBoth(sink: Sink, p: Instance): Promise<void> {
+  await p.cleanup();
+  await sink.close();
 }
