@@ -28,8 +28,35 @@ function clientField(name: string | undefined, helo: string | undefined, ip: str
   return `H=${who}${who ? ' ' : ''}[${ip ?? ''}]`;
 }
 
-/** The text after "time ID " on a main-log line; undefined for events not logged. */
+/**
+ * Exim's string_printing(): a control character in client-supplied text (HELO,
+ * addresses, Message-ID, a hub's reply) must not forge a log line or reach an admin's
+ * terminal as an escape sequence. `\n`, `\r`, `\b`, `\v`, `\f`, `\t` by name, every
+ * other C0 control, DEL and C1 control as three octal digits (`\033`); U+2028/U+2029
+ * (line breaks to some viewers) as `\u2028`. Printable Unicode (IDN, UTF-8 local parts) stays.
+ */
+const UNPRINTABLE = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/g;
+const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\b': '\\b', '\v': '\\v', '\f': '\\f', '\t': '\\t' };
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => {
+    const code = c.charCodeAt(0);
+    if (code > 0xff) return `\\u${code.toString(16)}`;
+    return NAMED[c] ?? `\\${code.toString(8).padStart(3, '0')}`;
+  });
+}
+
+/** JSON.stringify leaves DEL, C1 controls and U+2028/9 raw: escape them too, as \uXXXX. */
+const JSON_UNSAFE = /[\x7f-\x9f\u2028\u2029]/g;
+function jsonLine(value: unknown): string {
+  return JSON.stringify(value).replace(JSON_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** The text after "time ID " on a main-log line, with its control characters escaped. */
 export function renderText(e: MtaEvent): string {
+  return printable(rawText(e));
+}
+
+function rawText(e: MtaEvent): string {
   switch (e.type) {
     case 'received': {
       const parts = [`<= ${e.sender || '<>'}`];
@@ -73,9 +100,9 @@ function eventId(e: MtaEvent): string | undefined {
 }
 
 export function renderLine(e: MtaEvent, now: number, format: LogFormat): string {
-  if (format === 'json') return JSON.stringify({ time: new Date(now).toISOString(), ...e }) + '\n';
+  if (format === 'json') return jsonLine({ time: new Date(now).toISOString(), ...e }) + '\n';
   const id = eventId(e);
-  return `${logTime(now)} ${id ? `${id} ` : ''}${renderText(e)}\n`;
+  return `${logTime(now)} ${id ? `${printable(id)} ` : ''}${renderText(e)}\n`;
 }
 
 /** Appends rendered lines to the main log; writes are buffered and ordered. */
