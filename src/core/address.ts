@@ -1,10 +1,53 @@
-// core/address.ts: what postern accepts as a mail address (local@domain, quoted local
-// parts allowed, no spaces or brackets outside quotes). Shared by receiving, which
-// refuses what cannot be routed, and by the router.
+// core/address.ts: what postern accepts as a mail address: RFC 5321's Mailbox (a
+// dot-atom or quoted-string local part, an LDH domain or an address literal), with
+// RFC 6531's UTF-8 (SMTPUTF8: IDN domains, UTF-8 local parts). Shared by receiving,
+// which refuses what cannot be routed, and by the router.
+import { isIPv4, isIPv6 } from 'node:net';
 
-// The domain may be internationalised (SMTPUTF8): letters and digits of any script.
-const ADDRESS = /^[^\s@<>()\\,;:"]+(?:\.[^\s@<>()\\,;:"]+)*@[\p{L}\p{N}\-_.[\]:]+$|^"[^"\r\n<>]*"@[\p{L}\p{N}\-_.[\]:]+$/u;
+// UTF-8 beyond ASCII, less C1 controls, white space and invisible formatting characters.
+const UTF8 = '[^\\x00-\\x9f\\s\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\ufeff]';
+const ATEXT = `(?:[A-Za-z0-9!#$%&'*+\\-/=?^_\`{|}~]|${UTF8})`;
+const DOT_ATOM = `${ATEXT}+(?:\\.${ATEXT}+)*`;
+// qtextSMTP (printable ASCII but " and \) or UTF-8, and quoted-pairSMTP (\ and printable ASCII).
+const QUOTED = `"(?:[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]|${UTF8}|\\\\[\\x20-\\x7e])*"`;
+const LOCAL = new RegExp(`^(?:${DOT_ATOM}|${QUOTED})$`, 'u');
+const DOT_ATOM_ONLY = new RegExp(`^${DOT_ATOM}$`, 'u');
+// A label: letters and digits (of any script), hyphens inside only.
+const LABEL = /^[\p{L}\p{N}](?:[\p{L}\p{N}\p{M}-]*[\p{L}\p{N}\p{M}])?$/u;
+
+function isDomain(domain: string): boolean {
+  if (domain.startsWith('[') && domain.endsWith(']')) {
+    const literal = domain.slice(1, -1);
+    if (/^IPv6:/i.test(literal)) return isIPv6(literal.slice(5));
+    return isIPv4(literal);
+  }
+  if (domain.length === 0 || domain.length > 255) return false;
+  return domain.split('.').every((l) => l.length <= 63 && LABEL.test(l));
+}
+
+export interface ParsedAddress {
+  /** The local part's value: quotes removed, quoted pairs resolved. */
+  local: string;
+  domain: string;
+}
+
+/** local@domain split and checked; undefined when it is not a valid address. */
+export function parseAddress(address: string): ParsedAddress | undefined {
+  const at = address.lastIndexOf('@');
+  if (at <= 0) return undefined;
+  const local = address.slice(0, at);
+  const domain = address.slice(at + 1);
+  if (!LOCAL.test(local) || !isDomain(domain)) return undefined;
+  const value = local.startsWith('"') ? local.slice(1, -1).replace(/\\(.)/gu, '$1') : local;
+  return { local: value, domain };
+}
+
+/** The address written back: the local part as a dot-atom when it is one, else quoted. */
+export function formatAddress(a: ParsedAddress): string {
+  const local = DOT_ATOM_ONLY.test(a.local) ? a.local : `"${a.local.replace(/["\\]/g, '\\$&')}"`;
+  return `${local}@${a.domain}`;
+}
 
 export function isRoutableAddress(address: string): boolean {
-  return ADDRESS.test(address);
+  return parseAddress(address) !== undefined;
 }
