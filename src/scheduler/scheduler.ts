@@ -264,6 +264,11 @@ export class Scheduler {
         this.o.events.emit(e);
         lines.push(`${logTime(after)} ${renderText(e)}\n`);
       }
+      for (const n of result.notes ?? []) {
+        const e = { type: 'hostError', id, host: n.host, reason: n.reason } as const;
+        this.o.events.emit(e);
+        lines.push(`${logTime(after)} ${renderText(e)}\n`);
+      }
       for (const h of result.healthy) {
         // A host back from its retry wait: mail left behind the cursor meanwhile is due.
         if (this.hostRetry.delete(hostKey(h))) this.cursor = undefined;

@@ -27,6 +27,8 @@ export interface SmtpTransportOptions {
 interface Cached {
   conn: SMTPConnection;
   label: HostLabel;
+  /** Set when STARTTLS failed and this session went on in cleartext (tls = opportunistic). */
+  fellBack?: string;
   timer?: Timer;
   dead: boolean;
   /** Has carried a message before: the hub may have dropped it while idle. */
@@ -34,6 +36,48 @@ interface Cached {
 }
 
 const hostKey = (h: HostSpec) => `${h.name}:${h.port}`;
+
+type Callback<T> = (err: Error | null | undefined, value?: T) => void;
+
+/**
+ * One SMTPConnection call as a promise that always settles. nodemailer leaves a
+ * callback pending when the hub drops the connection in the middle of some commands
+ * (AUTH among them), which held a delivery slot forever; so the end of the connection,
+ * an error event and (when given) a deadline settle it too.
+ */
+export function guarded<T>(conn: SMTPConnection, deadlineMs: number | undefined, start: (cb: Callback<T>) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let done = false;
+    let timer: NodeJS.Timeout | undefined;
+    const finish: Callback<T> = (err, value) => {
+      if (done) return;
+      done = true;
+      if (timer) clearTimeout(timer);
+      conn.off('end', onEnd);
+      conn.off('error', onError);
+      if (err) reject(err);
+      else resolve(value as T);
+    };
+    const onEnd = () => finish(Object.assign(new Error('Connection closed unexpectedly'), { code: 'ECONNECTION' }));
+    const onError = (err: Error) => finish(err);
+    if (deadlineMs !== undefined) {
+      timer = setTimeout(() => finish(Object.assign(new Error('Timeout: no answer in time'), { code: 'ETIMEDOUT' })), deadlineMs);
+    }
+    conn.on('end', onEnd);
+    conn.on('error', onError);
+    try {
+      start(finish);
+    } catch (err) {
+      finish(err as Error);
+    }
+  });
+}
+
+/** A failure of the TLS handshake itself (not a missing STARTTLS, not a reply code). */
+function tlsHandshakeFailed(err: SmtpClientError): boolean {
+  return !err.responseCode && (err.code === 'ETLS' || /certificate|TLS|SSL|handshake/i.test(err.message)) &&
+    !/did not offer STARTTLS/.test(err.message);
+}
 
 export class SmtpTransport implements Transport {
   readonly name = 'remote_smtp';
@@ -58,7 +102,7 @@ export class SmtpTransport implements Transport {
         const attempt = await this.tryHost(host, ip, job);
         if (attempt.kind === 'done') {
           healthy.push(host);
-          return { outcomes: attempt.outcomes, troubles, healthy };
+          return { outcomes: attempt.outcomes, troubles, healthy, ...(attempt.notes.length ? { notes: attempt.notes } : {}) };
         }
         troubles.push({ host: attempt.label, reason: attempt.reason });
         lastTrouble = attempt;
@@ -79,7 +123,7 @@ export class SmtpTransport implements Transport {
   }
 
   private async tryHost(host: HostSpec, ip: string, job: DeliveryJob):
-    Promise<{ kind: 'done'; outcomes: Outcome[] } | { kind: 'host'; label: HostLabel; reason: string; errno: number }> {
+    Promise<{ kind: 'done'; outcomes: Outcome[]; notes: HostTrouble[] } | { kind: 'host'; label: HostLabel; reason: string; errno: number }> {
     // A cached connection may have been closed by the hub since; one retry on a fresh one.
     for (let round = 0; round < 2; round++) {
       let cached: Cached;
@@ -90,12 +134,13 @@ export class SmtpTransport implements Transport {
         return { kind: 'host', label: e.label ?? { name: host.name, ip, port: host.port }, ...connectTrouble(e) };
       }
       const reused = cached.used;
+      const notes: HostTrouble[] = cached.fellBack && !reused ? [{ host: cached.label, reason: cached.fellBack }] : [];
       const stream = job.message();
       try {
         const info = await this.send(cached, job, stream);
         cached.used = true;
         this.release(host, cached);
-        return { kind: 'done', outcomes: this.fromInfo(job, cached.label, info) };
+        return { kind: 'done', outcomes: this.fromInfo(job, cached.label, info), notes };
       } catch (err) {
         const e = err as SmtpClientError;
         const c = classifyError(e, job.sender);
@@ -109,11 +154,12 @@ export class SmtpTransport implements Transport {
         if (e.code === 'ESTREAM') this.discard(cached);
         else cached.conn.reset((resetErr) => (resetErr ? this.discard(cached) : this.release(host, cached)));
         if (c.scope === 'recipients') {
-          return { kind: 'done', outcomes: this.fromInfo(job, cached.label, { accepted: [], rejectedErrors: e.rejectedErrors ?? [], response: '' }) };
+          return { kind: 'done', outcomes: this.fromInfo(job, cached.label, { accepted: [], rejectedErrors: e.rejectedErrors ?? [], response: '' }), notes };
         }
         const kind = c.permanent ? 'failed' : 'deferred';
         return {
           kind: 'done',
+          notes,
           outcomes: job.recipients.map((rcpt): Outcome => ({ rcpt, kind, detail: c.reason, errno: c.errno, host: cached.label })),
         };
       }
@@ -138,13 +184,11 @@ export class SmtpTransport implements Transport {
 
   private send(cached: Cached, job: DeliveryJob, stream: NodeJS.ReadableStream):
     Promise<{ accepted: string[]; rejectedErrors?: SmtpClientError[]; response: string }> {
-    return new Promise((resolve, reject) => {
+    // No overall deadline: a big message may take long; socketTimeout bounds silence.
+    return guarded(cached.conn, undefined, (cb) => {
       // BODY=8BITMIME is always correct to declare (RFC 6152), and 8-bit mail needs it.
       cached.conn.send({ from: job.sender, to: job.recipients, size: job.size, use8BitMime: true } as SMTPConnection.Envelope,
-        stream as never, (err, info) => {
-          if (err) reject(err);
-          else resolve(info as never);
-        });
+        stream as never, (err, info) => cb(err, info as never));
     });
   }
 
@@ -179,9 +223,22 @@ export class SmtpTransport implements Transport {
   }
 
   private async connect(host: HostSpec, ip: string): Promise<Cached> {
+    try {
+      return await this.open(host, ip, this.opts.tls);
+    } catch (err) {
+      // Exim and Postfix: under "opportunistic" a failed STARTTLS handshake is not a
+      // reason to keep mail back; deliver in cleartext, and say so in the log.
+      if (this.opts.tls !== 'opportunistic' || !tlsHandshakeFailed(err as SmtpClientError)) throw err;
+      const cached = await this.open(host, ip, 'none');
+      cached.fellBack = `TLS session failure: ${(err as Error).message.replace(/\s+/g, ' ').trim()}; delivering unencrypted (tls = opportunistic)`;
+      return cached;
+    }
+  }
+
+  private async open(host: HostSpec, ip: string, tls: SmtpTransportOptions['tls']): Promise<Cached> {
     const label: HostLabel = { name: host.name, ip, port: host.port };
     const o = this.opts;
-    const verify = o.tls === 'required' || o.tls === 'implicit';
+    const verify = tls === 'required' || tls === 'implicit';
     const tlsOptions: Record<string, unknown> = { rejectUnauthorized: verify };
     if (!isIP(host.name)) tlsOptions.servername = host.name;
     if (verify && o.tlsCaFile) tlsOptions.ca = readFileSync(o.tlsCaFile);
@@ -189,10 +246,10 @@ export class SmtpTransport implements Transport {
       host: ip,
       port: host.port,
       name: o.heloName,
-      secure: o.tls === 'implicit',
-      ignoreTLS: o.tls === 'none',
-      requireTLS: o.tls === 'required',
-      opportunisticTLS: o.tls === 'opportunistic',
+      secure: tls === 'implicit',
+      ignoreTLS: tls === 'none',
+      requireTLS: tls === 'required',
+      opportunisticTLS: tls === 'opportunistic',
       tls: tlsOptions,
       ...(isIP(host.name) ? {} : { servername: host.name }),
       connectionTimeout: Math.min(o.timeout, 30_000),
@@ -204,21 +261,29 @@ export class SmtpTransport implements Transport {
     const cached: Cached = { conn, label, dead: false, used: false };
     conn.on('error', () => { cached.dead = true; });
     conn.on('end', () => { cached.dead = true; });
+    // Greeting, EHLO, STARTTLS and AUTH: a few commands, each bounded by socketTimeout;
+    // the deadline is a backstop for a callback that never comes.
+    const deadline = 4 * o.timeout + 30_000;
+    let authenticating = false;
     try {
-      await new Promise<void>((resolve, reject) => {
-        conn.once('error', reject);
-        conn.connect(() => { conn.off('error', reject); resolve(); });
-      });
+      await guarded<void>(conn, deadline, (cb) => conn.connect(() => cb(null)));
       if (o.authUser !== undefined) {
         // Credentials go only over an encrypted session.
         if (!conn.secure) throw Object.assign(new Error('hub did not offer STARTTLS, so AUTH was not attempted'), { code: 'ETLS' });
         const pass = readFileSync(o.authPasswordFile ?? '', 'utf8').split('\n')[0] ?? '';
-        await new Promise<void>((resolve, reject) => conn.login({ user: o.authUser as string, pass }, (err) => (err ? reject(err) : resolve())));
+        authenticating = true;
+        await guarded<void>(conn, deadline, (cb) => conn.login({ user: o.authUser as string, pass }, (err) => cb(err)));
       }
     } catch (err) {
       cached.dead = true;
       conn.close();
-      throw Object.assign(err as Error, { label });
+      const e = err as SmtpClientError;
+      // A connection lost during AUTH is an AUTH failure as far as the log can tell.
+      if (authenticating && e.code !== 'EAUTH') {
+        e.code = 'EAUTH';
+        e.message = `${e.message} during AUTH`;
+      }
+      throw Object.assign(e, { label });
     }
     return cached;
   }

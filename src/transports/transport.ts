@@ -21,6 +21,8 @@ export interface DeliveryResult {
   troubles: HostTrouble[];
   /** Hosts that answered SMTP properly during this job. */
   healthy: HostSpec[];
+  /** Worth a log line but not a host failure (a STARTTLS failure that fell back to cleartext). */
+  notes?: HostTrouble[];
 }
 
 export interface Transport {

@@ -80,7 +80,8 @@ export class Sink {
     else fn();
   }
 
-  private dropAll(): void {
+  /** Destroys every open connection (a hub that goes away mid-session). */
+  dropAll(): void {
     const conns = (this.server as unknown as { connections: Set<{ _socket: { destroy(): void } }> }).connections;
     for (const c of conns) c._socket.destroy();
   }
