@@ -62,30 +62,132 @@ export interface ParsedMessage {
   body: Buffer;
 }
 
-const HEADER_START = /^[\x21-\x39\x3b-\x7e]+:/;
+/** Exim's header_maxsize: a header block larger than this is refused (552 5.3.4). */
+export const MAX_HEADER_SIZE = 1024 * 1024;
+
+/** The header block of a message being received is over MAX_HEADER_SIZE. */
+export class HeaderTooLong extends Error {}
+
+const SP = 32;
+const TAB = 9;
+const COLON = 58;
+const isNameByte = (c: number) => c >= 0x21 && c <= 0x7e && c !== COLON;
+
+/**
+ * Where the header block ends, for a message arriving in pieces (LF line ends): holds
+ * the header lines (at most `limit` bytes), passes everything after them on. Splits
+ * exactly as parseMessage does: at the blank line (which belongs to neither part), or
+ * at the first line that is neither a header nor a continuation (the body starts there).
+ */
+export class HeaderSplitter {
+  private buf: Buffer = Buffer.alloc(0);
+  private len = 0;
+  /** `buf` is the caller's chunk (not copied until more must be held). */
+  private borrowed = false;
+  /** Start of the first line not yet read as a header line. */
+  private scanned = 0;
+  private sawHeader = false;
+  private block: Buffer | undefined;
+
+  constructor(private readonly limit = MAX_HEADER_SIZE) {}
+
+  /** The header lines (LF-terminated except perhaps the last), once the split is known. */
+  get head(): Buffer | undefined {
+    return this.block;
+  }
+
+  /** Body bytes in this piece: none while the headers are still coming. Throws HeaderTooLong. */
+  push(chunk: Buffer): Buffer {
+    if (this.block) return chunk;
+    this.append(chunk);
+    for (;;) {
+      const nl = this.buf.subarray(0, this.len).indexOf(LF, this.scanned);
+      if (nl < 0) break;
+      if (nl === this.scanned) return this.finish(this.scanned, nl + 1);
+      if (!this.isHeaderLine(this.scanned, nl, true)) return this.finish(this.scanned, this.scanned);
+      this.sawHeader = true;
+      this.scanned = nl + 1;
+    }
+    // A partial last line: wait for its end unless its first bytes already say it is body.
+    if (this.scanned < this.len && !this.isHeaderLine(this.scanned, this.len, false)) return this.finish(this.scanned, this.scanned);
+    if (this.len > this.limit) throw new HeaderTooLong('message header too long');
+    return Buffer.alloc(0);
+  }
+
+  /** At the end of the message: the body bytes still held (a message may be headers only). */
+  end(): Buffer {
+    if (this.block) return Buffer.alloc(0);
+    // A last line without LF that reads as a header is one (parseMessage's rule).
+    if (this.scanned < this.len && this.isHeaderLine(this.scanned, this.len, true)) return this.finish(this.len, this.len);
+    return this.finish(this.scanned, this.scanned);
+  }
+
+  /**
+   * Whether bytes [from, to) are (`complete`) or could still become (a prefix of) a
+   * header line: a continuation after a header, or header-name bytes then a colon.
+   */
+  private isHeaderLine(from: number, to: number, complete: boolean): boolean {
+    const b = this.buf;
+    const first = b[from] as number;
+    if (first === SP || first === TAB) return this.sawHeader;
+    for (let i = from; i < to; i++) {
+      const c = b[i] as number;
+      if (c === COLON) return i > from;
+      if (!isNameByte(c)) return false;
+    }
+    return !complete;
+  }
+
+  private append(chunk: Buffer): void {
+    if (this.len === 0) {
+      this.buf = chunk;
+      this.len = chunk.length;
+      this.borrowed = true;
+      return;
+    }
+    if (this.borrowed || this.len + chunk.length > this.buf.length) {
+      // Doubling keeps many small pieces linear; bounded by the limit plus one piece.
+      const grown = Buffer.allocUnsafe(Math.max(this.len + chunk.length, this.buf.length * 2, 4096));
+      this.buf.copy(grown, 0, 0, this.len);
+      this.buf = grown;
+      this.borrowed = false;
+    }
+    chunk.copy(this.buf, this.len);
+    this.len += chunk.length;
+  }
+
+  private finish(headEnd: number, bodyStart: number): Buffer {
+    if (headEnd > this.limit) throw new HeaderTooLong('message header too long');
+    this.block = Buffer.from(this.buf.subarray(0, headEnd));
+    const body = this.buf.subarray(bodyStart, this.len);
+    this.buf = Buffer.alloc(0);
+    this.len = 0;
+    return body;
+  }
+}
+
+/** The headers of a header block as HeaderSplitter delimits it (every line is a header line). */
+export function parseHeaderBlock(head: Buffer): Header[] {
+  const headers: Header[] = [];
+  let pos = 0;
+  while (pos < head.length) {
+    let nl = head.indexOf(LF, pos);
+    if (nl < 0) nl = head.length;
+    const line = head.toString('latin1', pos, nl);
+    const last = headers[headers.length - 1];
+    if ((line.startsWith(' ') || line.startsWith('\t')) && last) last.raw += line + '\n';
+    else headers.push({ name: line.slice(0, line.indexOf(':')), raw: line + '\n' });
+    pos = nl + 1;
+  }
+  return headers;
+}
 
 /** Splits an LF message into headers and body (at the blank line, or at the first non-header line). */
 export function parseMessage(data: Buffer): ParsedMessage {
-  const headers: Header[] = [];
-  let pos = 0;
-  while (pos < data.length) {
-    let nl = data.indexOf(10, pos);
-    if (nl < 0) nl = data.length;
-    const line = data.toString('latin1', pos, nl);
-    if (line === '') {
-      pos = nl + 1;
-      break;
-    }
-    if (/^[ \t]/.test(line) && headers.length > 0) {
-      (headers[headers.length - 1] as Header).raw += line + '\n';
-    } else if (HEADER_START.test(line)) {
-      headers.push({ name: line.slice(0, line.indexOf(':')), raw: line + '\n' });
-    } else {
-      break; // Not a header: the body starts here (Exim inserts the blank line).
-    }
-    pos = nl + 1;
-  }
-  return { headers, body: data.subarray(Math.min(pos, data.length)) };
+  const split = new HeaderSplitter(Infinity);
+  const first = split.push(data);
+  const rest = split.end();
+  return { headers: parseHeaderBlock(split.head ?? Buffer.alloc(0)), body: rest.length ? rest : first };
 }
 
 export function headerValue(h: Header): string {
@@ -218,7 +320,12 @@ export class CleanupError extends Error {}
 
 export function cleanup(data: Buffer, sub: Submission): Cleaned {
   const parsed = parseMessage(data);
-  let headers = parsed.headers.map((h) =>
+  return { ...cleanupHeaders(parsed.headers, sub), body: parsed.body };
+}
+
+/** The fix-ups on the header block alone, for a message whose body streams past (SMTP). */
+export function cleanupHeaders(parsedHeaders: Header[], sub: Submission): Omit<Cleaned, 'body'> {
+  let headers = parsedHeaders.map((h) =>
     ADDRESS_HEADERS.has(h.name.toLowerCase()) && !h.raw.includes('\0') ? qualifyHeader(h, toBytes(sub.qualifyDomain)) : h);
 
   let recipients = sub.recipients.map((r) => qualify(r, sub.qualifyDomain));
@@ -268,5 +375,5 @@ export function cleanup(data: Buffer, sub: Submission): Cleaned {
   if (!findHeader(headers, 'date')) added.push({ name: 'Date', raw: `Date: ${date}\n` });
 
   const text = toBytes(received) + [...headers, ...added].map((h) => h.raw).join('');
-  return { headers: text, body: parsed.body, recipients, ...(messageIdHeader ? { messageIdHeader } : {}) };
+  return { headers: text, recipients, ...(messageIdHeader ? { messageIdHeader } : {}) };
 }
