@@ -42,6 +42,8 @@ export function schedulerSettings(config: Config): SchedulerSettings {
     router: new Router(config.smarthost.hosts),
     transport: buildTransport(config),
     retryRules: parseRetryRules(config.retry.rules),
+    timeoutFrozenAfter: config.retry.timeout_frozen_after,
+    ignoreBounceErrorsAfter: config.retry.ignore_bounce_errors_after,
     delayWarning: config.retry.delay_warning,
     activeLimit: config.queue.active_limit,
     concurrency: config.smarthost.connections,

@@ -60,6 +60,10 @@ export const configSchema = z.strictObject({
   retry: z.strictObject({
     rules: z.array(z.string()).default(['* * F,2h,15m; G,16h,1h,1.5; F,4d,6h']),
     delay_warning: z.array(duration).default([86_400_000]),
+    /** Frozen messages older than this are cancelled (bounces discarded); "0s" never (Debian: 7d). */
+    timeout_frozen_after: duration.default(7 * 86_400_000),
+    /** A frozen bounce older than this gets one last try, then is discarded; "0s" never (Debian: 2d). */
+    ignore_bounce_errors_after: duration.default(2 * 86_400_000),
   }).prefault({}),
   queue: z.strictObject({
     active_limit: z.number().int().min(1).default(500),

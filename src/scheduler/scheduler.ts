@@ -25,6 +25,10 @@ export interface SchedulerOptions {
   clock: Clock;
   events: EventBus;
   retryRules: RetryRule[];
+  /** retry.timeout_frozen_after, ms after arrival: a frozen message is then cancelled (0: never). */
+  timeoutFrozenAfter: number;
+  /** retry.ignore_bounce_errors_after, ms after arrival: a frozen bounce gets one last try, then is discarded. */
+  ignoreBounceErrorsAfter: number;
   /** retry.delay_warning, ms after arrival. */
   delayWarning: number[];
   activeLimit: number;
@@ -39,7 +43,8 @@ export interface SchedulerOptions {
 }
 
 /** What a configuration reload (SIGHUP) may change while the scheduler runs. */
-export type SchedulerSettings = Pick<SchedulerOptions, 'router' | 'transport' | 'retryRules' | 'delayWarning' | 'activeLimit' | 'concurrency'>;
+export type SchedulerSettings = Pick<SchedulerOptions, 'router' | 'transport' | 'retryRules' | 'delayWarning' | 'activeLimit' | 'concurrency'
+  | 'timeoutFrozenAfter' | 'ignoreBounceErrorsAfter'>;
 
 const hostKey = (h: HostSpec) => `${h.name}:${h.port}`;
 
@@ -207,6 +212,12 @@ export class Scheduler {
     // The delivery holds a transport slot; writing its result does not, so the next
     // delivery starts while this one's settle waits for its sync.
     void this.queue.add(() => this.attempt(id)).then((settle) => settle?.()).catch((err: Error) => {
+      // Stopping (the spool may be closing under a delivery that outlived the grace):
+      // the result is not recorded, the message stays due, nothing more to do.
+      if (this.stopping) {
+        this.o.events.emit({ type: 'notice', id, text: `delivery result not recorded while stopping: ${err.message}` });
+        return;
+      }
       // A bug or a spool that cannot record a result: carrying on could send this
       // message again and again. Stop (Postfix's panic); the spool says what is left.
       this.o.events.emit({ type: 'notice', id, text: `delivery attempt failed internally: ${err.stack ?? err.message}` });
@@ -216,8 +227,10 @@ export class Scheduler {
       });
     }).finally(() => {
       this.active.delete(id);
-      if (this.active.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+      // What this attempt made (a bounce, a warning) is admitted before anyone is told
+      // the queue is idle: a queue run ends only when nothing it can do is left.
       this.fill();
+      if (this.active.size === 0) for (const w of this.idleWaiters.splice(0)) w();
     });
   }
 
@@ -227,7 +240,15 @@ export class Scheduler {
     const record = this.o.spool.load(id);
     const now = this.o.clock.now();
     // Gone, frozen, or (for kicked new mail) not due yet, e.g. sendmail -odq.
-    if (!record || record.frozen || record.nextAttempt === null || record.nextAttempt > now) return undefined;
+    if (!record || record.nextAttempt === null || record.nextAttempt > now) return undefined;
+    // A frozen message is due only when one of its frozen-time limits has come.
+    let lastChance = false;
+    if (record.frozen) {
+      if (this.frozenLimit(record) > now) return undefined;
+      if (record.sender !== '' || !this.bounceErrorsFirst()) return () => this.cancelFrozen(record);
+      lastChance = true; // ignore_bounce_errors_after: thawed, tried once more, then discarded
+      this.o.events.emit({ type: 'notice', id, text: 'Unfrozen by errmsg timer' });
+    }
     const pending = record.recipients.filter((r) => r.state === 'pending');
     const outcomes: Outcome[] = [];
     const routable: string[] = [];
@@ -275,7 +296,29 @@ export class Scheduler {
       }
       outcomes.push(...result.outcomes);
     }
-    return () => this.settle(record, outcomes, route, lines);
+    return () => this.settle(record, outcomes, route, lines, lastChance);
+  }
+
+  /** Does ignore_bounce_errors_after come before timeout_frozen_after? */
+  private bounceErrorsFirst(): boolean {
+    const t = this.o.timeoutFrozenAfter;
+    return this.o.ignoreBounceErrorsAfter > 0 && (t === 0 || this.o.ignoreBounceErrorsAfter <= t);
+  }
+
+  /** When a frozen message next needs a look (its due key while frozen); Infinity: never. */
+  private frozenLimit(record: MessageRecord): number {
+    const limits = [this.o.timeoutFrozenAfter];
+    if (record.sender === '') limits.push(this.o.ignoreBounceErrorsAfter);
+    const ms = Math.min(...limits.filter((x) => x > 0));
+    return ms === Infinity ? Infinity : record.arrival + ms;
+  }
+
+  /** timeout_frozen_after: cancelled as -Mg cancels (a bounce is only discarded). */
+  private async cancelFrozen(record: MessageRecord): Promise<void> {
+    const o = this.o;
+    const bounce = await giveUp({ spool: o.spool, events: o.events, ids: o.ids, hostname: o.hostname,
+      qualifyDomain: o.qualifyDomain, now: o.clock.now() }, record.id, 'timeout_frozen_after');
+    if (bounce) this.kick({ id: bounce });
   }
 
   private report(record: MessageRecord, failed: FailedRecipient[], now: number): NewMessage {
@@ -316,7 +359,7 @@ export class Scheduler {
   }
 
   private async settle(record: MessageRecord, outcomes: Outcome[], route: { router: string; transport: string },
-    lines: string[]): Promise<void> {
+    lines: string[], lastChance = false): Promise<void> {
     const now = this.o.clock.now();
     const updated: RecipientRecord[] = [];
     const events: Parameters<EventBus['emit']>[0][] = [];
@@ -333,7 +376,15 @@ export class Scheduler {
         events.push({ type: 'delivered', id: record.id, rcpt: o.rcpt, first, router: route.router, transport: route.transport,
           host: o.host!, confirmation: o.detail });
         first = false;
-      } else if (o.kind === 'failed') {
+      } else if (o.kind === 'failed' && record.sender === '' && !lastChance) {
+        // A bounce nobody takes is frozen, never dropped, so the postmaster sees it
+        // (Exim); timeout_frozen_after / ignore_bounce_errors_after end it later.
+        r.lastError = o.detail;
+        lastError = o.detail;
+        freeze = 'delivery error message';
+        events.push({ type: 'failed', id: record.id, rcpt: o.rcpt, router: route.router, transport: route.transport,
+          reason: o.detail, ...(o.host ? { host: o.host } : {}) });
+      } else if (o.kind === 'failed' || lastChance) {
         r.state = 'failed';
         r.lastError = o.detail;
         lastError = o.detail;
@@ -362,6 +413,10 @@ export class Scheduler {
       updated.push(r);
     }
     if (freeze !== undefined) events.push({ type: 'frozen', id: record.id, reason: freeze });
+    if (lastChance && outcomes.some((o) => o.kind !== 'delivered')) {
+      events.push({ type: 'notice', id: record.id, text: 'bounce message discarded: undeliverable for longer than ignore_bounce_errors_after' });
+    }
+    const wakeAt = freeze !== undefined ? this.frozenLimit(record) : Infinity;
     const host = outcomes.find((o) => o.host)?.host;
     // Failed recipients are reported to the sender in the same transaction; a bounce
     // (null sender) that fails is not bounced again.
@@ -375,7 +430,7 @@ export class Scheduler {
       recipients: updated,
       nextAttempt: next === Infinity ? now + 60_000 : next,
       ...(lastError !== undefined ? { lastError } : {}),
-      ...(freeze !== undefined ? { freeze: true } : {}),
+      ...(freeze !== undefined ? { freeze: true, ...(wakeAt !== Infinity ? { wakeAt } : {}) } : {}),
       attempt: {
         at: now,
         ...(host ? { host } : {}),

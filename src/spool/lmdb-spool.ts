@@ -237,7 +237,7 @@ export class LmdbSpool implements Spool {
       }
       // A message frozen now, or by the operator during the attempt, is off the due index.
       if (s.freeze) record.frozen = true;
-      this.setDue(record, record.frozen ? null : s.nextAttempt);
+      this.setDue(record, record.frozen ? (s.freeze ? s.wakeAt ?? null : null) : s.nextAttempt);
       this.meta.put(id, record);
       this.appendLog(id, s.log);
       return { kind: 'pending', record };

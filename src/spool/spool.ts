@@ -18,6 +18,8 @@ export interface Settlement {
   warningsSent?: number;
   /** Freeze the message (kept, off the due index) if anything is still pending. */
   freeze?: boolean;
+  /** With `freeze`: stay on the due index at this time, when a frozen-time limit needs a look. */
+  wakeAt?: number;
   /** Lines for the message's own log (-Mvl), timestamps included. */
   log: string[];
   /** Messages born of this attempt (bounces), committed in the same transaction. */

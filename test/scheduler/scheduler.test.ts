@@ -17,6 +17,7 @@ import { MessageIdGenerator } from '../../src/spool/message-id.js';
 import type { DeliveryJob, DeliveryResult, Transport } from '../../src/transports/transport.js';
 
 const T0 = Date.UTC(2026, 10, 23, 5, 0, 0);
+const DAY = 86_400_000;
 const HOST = { name: '127.0.0.1', port: 2599 };
 const LABEL = { name: '127.0.0.1', ip: '127.0.0.1', port: 2599 };
 
@@ -58,16 +59,16 @@ function build(activeLimit: number, delayWarning: number[] = []): Scheduler {
   return new Scheduler({
     spool, router: new Router([HOST]), transport, clock, events: bus,
     retryRules: parseRetryRules(['* * F,2h,15m; G,16h,1h,1.5; F,4d,6h']),
-    activeLimit, concurrency: 3, queueInterval: 30 * 60_000,
+    activeLimit, concurrency: 3, queueInterval: 30 * 60_000, timeoutFrozenAfter: 7 * DAY, ignoreBounceErrorsAfter: 2 * DAY,
     hostname: 'web1.example.org', qualifyDomain: 'example.org', ids: new MessageIdGenerator(78), delayWarning,
   });
 }
 
-async function queue(n: number, rcpts = ['a@example.org']): Promise<string[]> {
+async function queue(n: number, rcpts = ['a@example.org'], sender = 's@example.org'): Promise<string[]> {
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
     const id = ids.next(clock.now());
-    await spool.commit({ id, sender: 's@example.org', recipients: rcpts, arrival: clock.now(), protocol: 'local',
+    await spool.commit({ id, sender, recipients: rcpts, arrival: clock.now(), protocol: 'local',
       headers: 'Subject: x\n', body: [Buffer.from('body\n')] });
     out.push(id);
   }
@@ -186,5 +187,75 @@ describe('scheduler', () => {
     clock.advance(15 * 60_000); // the host's retry time
     await until('everything delivered', () => spool.count() === 0);
     expect(transport.delivered).toHaveLength(15);
+  });
+
+  it('freezes a bounce the hub refuses instead of dropping it, then discards it after ignore_bounce_errors_after', async () => {
+    transport.answer = () => 'failed';
+    const [id] = await queue(1, ['gone@example.org'], '');
+    scheduler = build(5);
+    scheduler.start();
+    await until('frozen', () => events.some((e) => e.type === 'frozen'));
+    expect(events.find((e) => e.type === 'frozen')).toMatchObject({ id, reason: 'delivery error message' });
+    expect(events.some((e) => e.type === 'completed')).toBe(false);
+    const held = spool.load(id as string);
+    expect(held?.frozen).toBe(true);
+    expect(held?.recipients[0]?.state).toBe('pending');
+    // Nothing happens before the limit...
+    clock.advance(DAY);
+    scheduler.kick({ force: true });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(transport.jobs).toBe(1);
+    // ...then one last try, and the bounce is discarded (no bounce of a bounce).
+    clock.advance(DAY + 1000);
+    scheduler.kick({ force: true });
+    await until('discarded', () => events.some((e) => e.type === 'completed'));
+    expect(transport.jobs).toBe(2);
+    expect(events.some((e) => e.type === 'notice' && /Unfrozen by errmsg timer/.test(e.text))).toBe(true);
+    expect(spool.count()).toBe(0);
+  });
+
+  it('delivers a frozen bounce that the hub takes on its last try', async () => {
+    transport.answer = () => 'failed';
+    const [id] = await queue(1, ['back@example.org'], '');
+    scheduler = build(5);
+    scheduler.start();
+    await until('frozen', () => events.some((e) => e.type === 'frozen'));
+    transport.answer = () => 'delivered';
+    clock.advance(2 * DAY + 1000);
+    scheduler.kick({ force: true });
+    await until('completed', () => events.some((e) => e.type === 'completed' && e.id === id));
+    expect(transport.delivered).toEqual([`${id} back@example.org`]);
+  });
+
+  it('cancels a message frozen past its retry cutoff once timeout_frozen_after has passed, bouncing it', async () => {
+    transport.answer = () => 'deferred';
+    const [id] = await queue(1, ['slow@example.org']);
+    scheduler = build(5);
+    scheduler.start();
+    // Retry until the rule's 4-day cutoff freezes it.
+    for (let i = 0; i < 200 && !events.some((e) => e.type === 'frozen'); i++) {
+      clock.advance(6 * 3_600_000);
+      scheduler.kick({ force: false });
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await until('frozen', () => events.some((e) => e.type === 'frozen'));
+    expect(spool.load(id as string)?.frozen).toBe(true);
+    transport.answer = () => 'delivered';
+    clock.advance(7 * DAY);
+    scheduler.kick({ force: false });
+    await until('cancelled', () => events.some((e) => e.type === 'admin' && e.action === 'cancelled' && e.user === 'timeout_frozen_after'));
+    await until('bounce delivered', () => transport.delivered.some((d) => d.endsWith(' s@example.org')));
+    expect(spool.load(id as string)).toBeUndefined();
+  });
+
+  it('a queue run waits for what its attempts produced (a bounce) before it counts as idle', async () => {
+    transport.answer = (r) => (r.startsWith('bad') ? 'failed' : 'delivered');
+    await queue(1, ['bad@example.org']);
+    scheduler = build(5);
+    scheduler.start();
+    await scheduler.whenIdle();
+    // The failure report went out in the same run: the spool is empty, nothing is in flight.
+    expect(transport.delivered.some((d) => d.endsWith(' s@example.org'))).toBe(true);
+    expect(spool.count()).toBe(0);
   });
 });
