@@ -3,13 +3,15 @@
 // keyed by ID, so ID order is arrival order), `headers`, `body` (64 KB chunks keyed
 // [ID, n]), `due` (the index [nextAttempt, ID] the scheduler reads), `msglog` (the
 // -Mvl text) and `history` (one structured record per attempt, keyed [ID, n]).
+// Also `incoming` (ID → pid and start time of a message being received and not yet
+// committed: what a crash leaves behind is removed at the next daemon start).
 // Writes of one event-loop turn share a transaction and one sync (group commit).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { AttemptRecord, MessageRecord, NewMessage } from '../core/types.js';
-import type { DueKey, Settlement, SettleResult, Spool } from './spool.js';
+import type { DueKey, IncomingMessage, IncomingMeta, Settlement, SettleResult, Spool } from './spool.js';
 
 const CHUNK = 64 * 1024;
 export const QUEUE_ONLY_DELAY = 5 * 60_000;
@@ -38,7 +40,7 @@ function rechunk(parts: Buffer[]): Buffer[] {
   return out;
 }
 
-export function newRecord(msg: NewMessage, bodySize: number, chunks: number): MessageRecord {
+export function newRecord(msg: Omit<NewMessage, 'body'>, bodySize: number, chunks: number): MessageRecord {
   const record: MessageRecord = {
     v: 1,
     id: msg.id,
@@ -62,7 +64,25 @@ export function newRecord(msg: NewMessage, bodySize: number, chunks: number): Me
   return record;
 }
 
+/** The process writing a message not yet committed, and since when. */
+interface IncomingEntry {
+  pid: number;
+  start: number;
+}
+
+/** Whether a process lives (EPERM: it does, as another user). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export class LmdbSpool implements Spool {
+  private readonly incomingDb: Database<IncomingEntry, string>;
+
   private constructor(
     private readonly root: RootDatabase,
     private readonly meta: Database<MessageRecord, string>,
@@ -71,7 +91,9 @@ export class LmdbSpool implements Spool {
     private readonly dueIdx: Database<number, [number, string]>,
     private readonly mlog: Database<string, string>,
     private readonly attempts: Database<AttemptRecord, [string, number]>,
-  ) {}
+  ) {
+    this.incomingDb = root.openDB<IncomingEntry, string>({ name: 'incoming', encoding: 'msgpack' });
+  }
 
   static open(directory: string): LmdbSpool {
     try {
@@ -110,6 +132,136 @@ export class LmdbSpool implements Spool {
     }));
     if (!stored) throw new SpoolUnavailable(`message ID ${msg.id} is already in the spool`);
     return record;
+  }
+
+  incoming(id: string): IncomingMessage {
+    let pending = Buffer.allocUnsafe(CHUNK);
+    let fill = 0;
+    let written = 0;
+    let bodySize = 0;
+    let state: 'open' | 'committing' | 'done' = 'open';
+    let last: Promise<unknown> = Promise.resolve();
+    let failure: unknown;
+    /** The first chunk's transaction found the ID free: the chunks [id, n] are this writer's. */
+    let owned = false;
+    const meta = this.meta;
+    const chunks = this.chunks;
+    const incomingDb = this.incomingDb;
+    const dropAll = (n: number) => !owned ? Promise.resolve() : this.root.transaction(() => {
+      for (let i = 0; i < n; i++) chunks.remove([id, i]);
+      incomingDb.remove(id);
+    });
+    return {
+      id,
+      get bodySize() {
+        return bodySize;
+      },
+      write: (body: Buffer): Promise<void> => {
+        if (state !== 'open') return Promise.reject(new Error(`message ${id} is no longer being received`));
+        if (failure !== undefined) return Promise.reject(failure);
+        bodySize += body.length;
+        const full: Buffer[] = [];
+        for (let off = 0; off < body.length;) {
+          const n = body.copy(pending, fill, off);
+          fill += n;
+          off += n;
+          if (fill === CHUNK) {
+            full.push(pending);
+            pending = Buffer.allocUnsafe(CHUNK);
+            fill = 0;
+          }
+        }
+        if (full.length === 0) return Promise.resolve();
+        const first = written;
+        written += full.length;
+        // Not waited for on disk: commit() syncs, and a crash before it leaves an
+        // `incoming` entry that the next start sweeps.
+        const txn = this.root.transaction(() => {
+          if (first === 0) {
+            // Never write over a stored message's body, nor another writer's.
+            if (meta.doesExist(id) || incomingDb.doesExist(id)) throw new SpoolUnavailable(`message ID ${id} is already in the spool`);
+            incomingDb.put(id, { pid: process.pid, start: Date.now() });
+            owned = true;
+          }
+          full.forEach((b, i) => chunks.put([id, first + i], b));
+        });
+        last = txn.catch((err: unknown) => { failure ??= err; });
+        return txn.then(() => undefined);
+      },
+      commit: async (m: IncomingMeta): Promise<MessageRecord> => {
+        if (state !== 'open') throw new Error(`message ${id} is no longer being received`);
+        state = 'committing';
+        await last;
+        if (failure !== undefined) {
+          state = 'done';
+          await dropAll(written).catch(() => undefined);
+          throw failure;
+        }
+        const tail = fill > 0 ? pending.subarray(0, fill) : undefined;
+        const record = newRecord({ ...m, id }, bodySize, written + (tail ? 1 : 0));
+        try {
+          const stored = await this.synced(this.root.transaction(() => {
+            if (meta.doesExist(id)) return false;
+            if (tail) chunks.put([id, written], tail);
+            this.writeNew(record, m.headers, []);
+            incomingDb.remove(id);
+            return true;
+          }));
+          if (!stored) throw new SpoolUnavailable(`message ID ${id} is already in the spool`);
+        } catch (err) {
+          state = 'done';
+          if (written > 0 && !(err instanceof SpoolUnavailable)) await dropAll(written).catch(() => undefined);
+          throw err;
+        }
+        state = 'done';
+        return record;
+      },
+      abort: async (): Promise<void> => {
+        if (state === 'done') return;
+        state = 'done';
+        pending = Buffer.alloc(0);
+        await last;
+        if (written > 0) await dropAll(written).catch(() => undefined);
+      },
+    };
+  }
+
+  /**
+   * Removes the chunks of messages whose writer died before committing them (a crash
+   * mid-DATA): entries of processes no longer alive, or of an earlier process that had
+   * this one's pid. Run at daemon start; returns how many were removed.
+   */
+  async sweepIncoming(): Promise<number> {
+    this.root.resetReadTxn();
+    const started = Date.now() - process.uptime() * 1000;
+    const dead: string[] = [];
+    for (const { key, value } of this.incomingDb.getRange({})) {
+      if (value.pid === process.pid ? value.start < started : !alive(value.pid)) dead.push(key);
+    }
+    if (dead.length === 0) return 0;
+    await this.root.transaction(() => {
+      for (const id of dead) {
+        this.incomingDb.remove(id);
+        if (this.meta.doesExist(id)) continue; // committed after all: those chunks are its body
+        const keys = [...this.chunks.getKeys({ start: [id, 0], end: [id, Number.MAX_SAFE_INTEGER] })];
+        for (const k of keys) this.chunks.remove(k);
+      }
+    });
+    return dead.length;
+  }
+
+  /** Messages being received (written in part, not committed), by any process. */
+  incomingCount(): number {
+    this.root.resetReadTxn();
+    return this.incomingDb.getCount();
+  }
+
+  /** Body chunks that belong to no stored message (a full scan: for tests and checks). */
+  strayChunks(): number {
+    this.root.resetReadTxn();
+    let n = 0;
+    for (const [id] of this.chunks.getKeys({})) if (!this.meta.doesExist(id)) n++;
+    return n;
   }
 
   private writeNew(record: MessageRecord, headers: string, parts: Buffer[]): void {

@@ -34,8 +34,31 @@ export interface DueKey {
   id: string;
 }
 
+/** What commit() of a message being received needs besides its body. */
+export type IncomingMeta = Omit<NewMessage, 'id' | 'body'>;
+
+/**
+ * A message being received, its body written to the spool as it arrives (in 64 KB
+ * chunks, in batched transactions that are not waited for on disk). Nothing of it is
+ * visible to anyone until commit(); abort(), or the next daemon start after a crash,
+ * removes what was written.
+ */
+export interface IncomingMessage {
+  readonly id: string;
+  /** Body bytes so far. */
+  readonly bodySize: number;
+  /** Adds body bytes (LF line ends). Resolves when the spool can take more: wait before writing again. */
+  write(body: Buffer): Promise<void>;
+  /** Writes the envelope, the headers and the due key in one transaction; resolves once synced. */
+  commit(meta: IncomingMeta): Promise<MessageRecord>;
+  /** Drops what was written (client gone, size exceeded). Never rejects. */
+  abort(): Promise<void>;
+}
+
 export interface Spool {
   commit(msg: NewMessage): Promise<MessageRecord>;
+  /** Starts a message whose body arrives in pieces; see IncomingMessage. */
+  incoming(id: string): IncomingMessage;
   load(id: string): MessageRecord | undefined;
   /** The header block as a byte string (one char per byte: encode with latin1). */
   headers(id: string): string | undefined;
