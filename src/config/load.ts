@@ -5,7 +5,7 @@
 // starts almost as fast as bare node. Every failure is a ConfigError naming file,
 // line and key: never a stack trace.
 import { createHash } from 'node:crypto';
-import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'smol-toml';
@@ -55,14 +55,38 @@ function readTrusted(path: string): string | undefined {
   }
 }
 
+/** A configuration file is small: anything larger is a mistake (-C /dev/zero, a log file). */
+export const MAX_CONFIG_SIZE = 1024 * 1024;
+
+/**
+ * The file's text, read from one descriptor: a regular file of at most MAX_CONFIG_SIZE
+ * bytes. A FIFO is opened without blocking and refused, as are devices and folders.
+ */
+function readConfigText(file: string): string {
+  let fd: number | undefined;
+  const fail = (why: string) => new ConfigError(`cannot read configuration file ${file}: ${why}`);
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw fail('it is a directory');
+    if (!st.isFile()) throw fail('it is not a regular file');
+    const buf = Buffer.alloc(MAX_CONFIG_SIZE + 1);
+    let len = 0;
+    for (let n; len < buf.length && (n = readSync(fd, buf, len, buf.length - len, null)) > 0;) len += n;
+    if (len > MAX_CONFIG_SIZE) throw fail(`it is too large (over ${MAX_CONFIG_SIZE / 1024 / 1024} MB)`);
+    return buf.toString('utf8', 0, len);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    const e = err as NodeJS.ErrnoException;
+    throw fail(e.code === 'EISDIR' ? 'it is a directory' : e.code ?? e.message);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 export async function loadConfig(explicit?: string): Promise<Config> {
   const file = findConfigFile(explicit);
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`cannot read configuration file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
+  const text = readConfigText(file);
   const hash = createHash('sha256').update(`${CACHE_VERSION}\0${file}\0${text}`).digest('hex');
   const cache = cachePath(file, text);
   const cached = cache ? readTrusted(cache) : undefined;

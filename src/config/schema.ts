@@ -15,6 +15,10 @@ const duration = z.string().transform((s, ctx) => {
   return ms;
 });
 
+/** A duration that is a wait or a timer: more than 0, and no more than a Node timer holds (24 days). */
+const positive = duration.refine((ms) => ms > 0, 'must be more than 0');
+const timer = positive.refine((ms) => ms <= 2 ** 31 - 1, 'must be at most 24d');
+
 /** host:port, [v6]:port, or a bare host (port 25). */
 export const hostPort = z.string().transform((s, ctx) => {
   const m = /^(?:\[([^\]]+)\]|([^:\s]+))(?::(\d{1,5}))?$/.exec(s.trim());
@@ -36,14 +40,18 @@ export const configSchema = z.strictObject({
     relay_from: z.array(cidr).default(['127.0.0.0/8', '::1/128']),
     max_message_size: z.union([z.string(), z.number()]).transform((v, ctx) => {
       const n = parseSize(v);
-      if (n === undefined) {
-        ctx.addIssue({ code: 'custom', message: `"${v}" is not a size such as "50M" or "512K"` });
+      if (n === undefined || n === 0) {
+        ctx.addIssue({ code: 'custom', message: n === 0 ? 'must be more than 0' : `"${v}" is not a size such as "50M" or "512K"` });
         return z.NEVER;
       }
       return n;
     }).default(50 * 1024 * 1024),
     max_recipients: z.number().int().positive().default(1000),
     max_connections: z.number().int().positive().default(100),
+    /** Silence from a client this long ends its session with 421 4.4.2. */
+    idle_timeout: timer.default(300_000),
+    /** 5xx replies in one session before 421 4.7.0 and the end of it (Postfix's hard error limit); 0: none. */
+    max_errors: z.number().int().min(0).default(20),
   }).prefault({}),
   spool: z.strictObject({
     directory: z.string().min(1).default('/var/spool/postern'),
@@ -55,11 +63,11 @@ export const configSchema = z.strictObject({
     auth_user: z.string().optional(),
     auth_password_file: z.string().optional(),
     connections: z.number().int().min(1).max(100).default(4),
-    timeout: duration.default(300_000),
+    timeout: timer.default(300_000),
   }),
   retry: z.strictObject({
     rules: z.array(z.string()).default(['* * F,2h,15m; G,16h,1h,1.5; F,4d,6h']),
-    delay_warning: z.array(duration).default([86_400_000]),
+    delay_warning: z.array(positive).default([86_400_000]),
     /** Frozen messages older than this are cancelled (bounces discarded); "0s" never (Debian: 7d). */
     timeout_frozen_after: duration.default(7 * 86_400_000),
     /** A frozen bounce older than this gets one last try, then is discarded; "0s" never (Debian: 2d). */

@@ -66,9 +66,17 @@ export function parseConfig(text: string, file: string): Config {
     // For an unknown key zod reports the table; name the key itself.
     if (issue.code === 'unrecognized_keys' && issue.keys.length) path = [...path, issue.keys[0] as string];
     const key = path.filter((p) => typeof p === 'string').join('.') || '(top level)';
-    const line = lineOfKey(text, path);
-    const where = line ? ` line ${line}` : '';
-    const msg = issue.code === 'unrecognized_keys' ? 'unknown key' : issue.message;
+    let line = lineOfKey(text, path);
+    let msg = issue.code === 'unrecognized_keys' ? 'unknown key' : issue.message;
+    if (line === undefined) {
+      // Nothing names it: a required table or key that is missing. Point at the end
+      // of the file, where it would go.
+      line = Math.max(1, text.split('\n').length - (text.endsWith('\n') ? 1 : 0));
+      if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) {
+        msg = path.length === 1 ? `the [${key}] table is missing` : 'is missing';
+      }
+    }
+    const where = ` line ${line}`;
     throw new ConfigError(`configuration error in ${file}${where}: ${key}: ${msg}`);
   }
   const c = result.data;

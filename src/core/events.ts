@@ -18,7 +18,10 @@ export type MtaEvent =
   | { type: 'admin'; id: string; action: 'frozen' | 'unfrozen' | 'removed' | 'cancelled'; user: string }
   | { type: 'rejected'; stage: 'connect' | 'MAIL' | 'RCPT' | 'DATA'; clientName?: string; clientIp?: string;
       helo?: string; sender?: string; rcpt?: string; reason: string }
-  | { type: 'notice'; id?: string; text: string };
+  | { type: 'notice'; id?: string; text: string }
+  /** An SMTP client's command refused by the protocol engine, or its session ended by a limit. */
+  | { type: 'smtpError'; kind: 'syntax' | 'protocol' | 'dropped' | 'timeout' | 'refused'; clientIp?: string;
+      helo?: string; command?: string; reason: string };
 
 export type EventType = MtaEvent['type'];
 

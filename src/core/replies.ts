@@ -10,6 +10,8 @@ export const REPLY = {
   relayDenied: r(550, '5.7.1', 'Relay not permitted'),
   tooManyRecipients: r(452, '4.5.3', 'Too many recipients'),
   messageTooBig: r(552, '5.3.4', 'Message size exceeds fixed maximum message size'),
+  /** Exim's header_maxsize (1 MB): the header block alone is over it. */
+  headerTooLong: r(552, '5.3.4', 'Message header too long'),
   badSender: r(553, '5.1.7', 'Bad sender address syntax'),
   badRecipient: r(553, '5.1.3', 'Bad recipient address syntax'),
   spoolUnavailable: r(452, '4.3.1', 'Insufficient system storage, try again later'),

@@ -4,11 +4,12 @@
 
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
-/** "90s", "15m", "2h", "4d", "1w", or a bare number of seconds, to milliseconds. */
+/** "90s", "15m", "2h", "4d", "1w", or a bare number of seconds, to milliseconds (a safe integer). */
 export function parseDuration(text: string): number | undefined {
   const m = /^(\d+(?:\.\d+)?)([smhdw]?)$/.exec(text.trim());
   if (!m) return undefined;
-  return Math.round(Number(m[1]) * (UNITS[m[2] || 's'] ?? 1000));
+  const ms = Math.round(Number(m[1]) * (UNITS[m[2] || 's'] ?? 1000));
+  return Number.isSafeInteger(ms) ? ms : undefined;
 }
 
 /** "50M", "512K", "1G" or a number of bytes. */
@@ -17,5 +18,6 @@ export function parseSize(text: string | number): number | undefined {
   const m = /^(\d+)([KMG]?)$/i.exec(text.trim());
   if (!m) return undefined;
   const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m[2] ?? '').toUpperCase()] ?? 1;
-  return Number(m[1]) * mult;
+  const n = Number(m[1]) * mult;
+  return Number.isSafeInteger(n) ? n : undefined;
 }

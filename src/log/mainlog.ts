@@ -92,6 +92,18 @@ function rawText(e: MtaEvent): string {
     }
     case 'notice':
       return e.text;
+    case 'smtpError': {
+      // Exim's wording for each (smtp_in.c); "from" names the host without H=.
+      const who = clientField(undefined, e.helo, e.clientIp);
+      const cmd = `"${e.command ?? ''}"`;
+      switch (e.kind) {
+        case 'syntax': return `SMTP syntax error in ${cmd} ${who} ${e.reason}`;
+        case 'protocol': return `SMTP protocol error in ${cmd} ${who} ${e.reason}`;
+        case 'dropped': return `SMTP call from ${who.slice(2)} dropped: ${e.reason}${e.command ? ` (last command was ${cmd})` : ''}`;
+        case 'timeout': return `SMTP command timeout on connection from ${who.slice(2)}`;
+        case 'refused': return `Connection from ${who.slice(2)} refused: ${e.reason}`;
+      }
+    }
   }
 }
 

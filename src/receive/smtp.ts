@@ -5,7 +5,7 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { SMTPServer, type SMTPServerSession, type SMTPServerDataStream } from 'smtp-server';
 import type { Clock } from '../core/clock.js';
-import type { EventBus } from '../core/events.js';
+import type { EventBus, MtaEvent } from '../core/events.js';
 import { REPLY, ReplyError } from '../core/replies.js';
 import type { SmtpReply } from '../core/types.js';
 import { isRoutableAddress } from '../core/address.js';
@@ -28,6 +28,10 @@ export interface SmtpReceiverOptions {
   kick: (id: string) => void;
   /** For `-bs`: the session is a local user's on stdin/stdout (P=local-esmtp, U=user). */
   localUser?: string;
+  /** listen.idle_timeout: a client silent this long gets 421 4.4.2 (ms; default 5 minutes). */
+  idleTimeout?: number;
+  /** listen.max_errors: after this many 5xx replies in a session, 421 4.7.0 and close (0: no limit; default 20). */
+  maxErrors?: number;
 }
 
 /** relay_from as a BlockList (Node's own CIDR matcher). */
@@ -54,7 +58,30 @@ type Conn = Record<string, unknown> & {
   init: () => void;
   _setListeners: (cb: () => void) => void;
   connectionReady: () => void;
+  _onCommand: (command: Buffer | string, callback: () => void) => void;
+  _parseAddressCommand: (name: string, command: Buffer | string) => { address: string } | false;
+  remoteAddress?: string;
+  hostNameAppearsAs?: string;
+  _closing?: boolean;
 };
+
+/** What adjust() needs from the receiver: the limits, and where a session's trouble is logged. */
+interface SessionPolicy {
+  hostname: string;
+  maxErrors: number;
+  log: (e: Extract<MtaEvent, { type: 'smtpError' }>) => void;
+}
+
+/** How a reply the library made itself is logged (Exim's "SMTP syntax error" family). */
+function errorKind(code: number, text: string): 'syntax' | 'protocol' | 'dropped' | 'refused' {
+  if (code === 421) return /too many connected clients/i.test(text) ? 'refused' : 'dropped';
+  if (code === 503) return 'protocol';
+  return code >= 500 && code <= 504 || code === 555 ? 'syntax' : 'protocol';
+}
+
+// `MAIL FROM:<"quoted local"@domain> params`: the library splits the path at white space
+// and at every "@", so a quoted local part is swapped for an atom while it parses.
+const QUOTED_PATH = /^(\s*[A-Za-z]+\s+[A-Za-z]+\s*:\s*<)("(?:[^"\\\r\n]|\\[^\r\n])*")(@[^<>\s]*>.*)$/s;
 
 /**
  * smtp-server with two local adjustments to each new connection, made before its
@@ -65,7 +92,8 @@ type Conn = Record<string, unknown> & {
  * connection to `connections` and then calls init().
  */
 class PosternSmtpServer extends SMTPServer {
-  constructor(options: ConstructorParameters<typeof SMTPServer>[0], private readonly trusted: BlockList) {
+  constructor(options: ConstructorParameters<typeof SMTPServer>[0], private readonly trusted: BlockList,
+    private readonly policy: SessionPolicy) {
     super(options);
   }
   override connect(socket: import('node:net').Socket, socketOptions: { remoteAddress?: string } | undefined): void {
@@ -74,23 +102,55 @@ class PosternSmtpServer extends SMTPServer {
     connections.add = (conn: Conn) => {
       connections.add = add;
       const remote = socketOptions?.remoteAddress ?? socket.remoteAddress ?? '';
-      adjust(conn, allowed(this.trusted, remote), this.options.maxClients ?? 0, connections);
+      adjust(conn, allowed(this.trusted, remote), this.options.maxClients ?? 0, connections, this.policy);
       return add.call(connections, conn);
     };
     super.connect(socket, socketOptions as never);
   }
 }
 
-function adjust(conn: Conn, trusted: boolean, maxClients: number, connections: Set<Conn>): void {
+function adjust(conn: Conn, trusted: boolean, maxClients: number, connections: Set<Conn>, policy: SessionPolicy): void {
   const send = conn.send;
+  let lastCommand: string | undefined;
+  let errors = 0;
+  const log = (kind: Extract<MtaEvent, { type: 'smtpError' }>['kind'], reason: string, command = lastCommand) => policy.log({
+    type: 'smtpError', kind, reason, clientIp: (conn.remoteAddress ?? '').replace(/^::ffff:(?=\d+\.)/, ''),
+    ...(conn.hostNameAppearsAs ? { helo: conn.hostNameAppearsAs } : {}), ...(command !== undefined ? { command } : {}),
+  });
+  const onCommand = conn._onCommand;
+  conn._onCommand = function (command, callback) {
+    lastCommand = String(command ?? '').slice(0, 256);
+    return onCommand.call(this, command, callback);
+  };
+  const parseAddress = conn._parseAddressCommand;
+  conn._parseAddressCommand = function (name, command) {
+    const m = QUOTED_PATH.exec(String(command ?? ''));
+    if (!m) return parseAddress.call(this, name, command);
+    const parsed = parseAddress.call(this, name, `${m[1]}q${m[3]}`);
+    if (parsed && parsed.address.startsWith('q@')) parsed.address = (m[2] as string) + parsed.address.slice(1);
+    return parsed;
+  };
   conn.send = function (code, data, context) {
-    if (typeof data === 'string' && /^[245]\.\d{1,3}\.\d{1,3} /.test(data)) return send.call(this, code, data, false);
-    return send.call(this, code, data, context);
+    const text = typeof data === 'string' ? data : '';
+    // A reply text that starts with an RFC 3463 code is ours, sent with that code.
+    const ours = /^[245]\.\d{1,3}\.\d{1,3} /.test(text);
+    if (code === 421 && !ours && /^Timeout\b/.test(text)) {
+      log('timeout', 'idle timeout');
+      return send.call(this, 421, `4.4.2 ${policy.hostname} SMTP command timeout - closing connection`, false);
+    }
+    const result = ours ? send.call(this, code, data, false) : send.call(this, code, data, context);
+    if (code >= 400 && !ours) log(errorKind(code, text), text.replace(/^Error: /, ''));
+    if (code >= 500 && policy.maxErrors > 0 && ++errors >= policy.maxErrors && !conn._closing) {
+      log('dropped', 'too many syntax or protocol errors');
+      send.call(this, 421, `4.7.0 ${policy.hostname} Too many syntax or protocol errors`, false);
+    }
+    return result;
   };
   if (!trusted) return;
   conn.init = () => {
     conn._setListeners(() => {
       if (maxClients && connections.size > maxClients) {
+        log('refused', 'too many connections');
         conn.send(421, '4.3.2 Too many connections, try again later', false);
         return;
       }
@@ -129,12 +189,14 @@ export class SmtpReceiver {
       hideSTARTTLS: true,
       disableReverseLookup: true,
       logger: false,
-      socketTimeout: 5 * 60_000,
+      socketTimeout: o.idleTimeout ?? 5 * 60_000,
       closeTimeout: 10_000,
       onMailFrom: (address, session, cb) => cb(this.checkSender(address.address, address.args, session) ?? undefined),
       onRcptTo: (address, session, cb) => cb(this.checkRecipient(address.address, session) ?? undefined),
       onData: (stream, session, cb) => this.receive(stream, session, cb),
-    } as ConstructorParameters<typeof SMTPServer>[0], this.relay);
+    } as ConstructorParameters<typeof SMTPServer>[0], this.relay, {
+      hostname: o.hostname, maxErrors: o.maxErrors ?? 20, log: (e) => this.o.events.emit(e),
+    });
     server.on('error', () => { /* per-connection trouble: the session ends, the server goes on */ });
     this.servers.push(server);
     return server;

@@ -1,8 +1,11 @@
 // Unit tests for src/config/load.ts parseConfig: defaults, path resolution, and the
 // ConfigError for every kind of bad file, naming file, line and key.
-import { hostname as osHostname } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname as osHostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/config/load.js';
+import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { parseConfig } from '../../src/config/validate.js';
 
 const FILE = '/etc/postern/postern.toml';
@@ -41,6 +44,8 @@ describe('parseConfig: a valid file', () => {
       max_message_size: 50 * 1024 * 1024,
       max_recipients: 1000,
       max_connections: 100,
+      idle_timeout: 300_000,
+      max_errors: 20,
     });
     expect(c.spool).toEqual({ directory: '/var/spool/postern' });
     expect(c.smarthost).toEqual({
@@ -245,6 +250,46 @@ const BAD: BadCase[] = [
     at: 'hosts', key: 'smarthost.hosts', says: /at least one host/,
   },
   {
+    name: 'zero smarthost.timeout',
+    text: `${MINIMAL}timeout = "0s"\n`,
+    at: 'timeout', key: 'smarthost.timeout', says: /must be more than 0/,
+  },
+  {
+    name: 'smarthost.timeout beyond what a timer holds',
+    text: `${MINIMAL}timeout = "30d"\n`,
+    at: 'timeout', key: 'smarthost.timeout', says: /at most 24d/,
+  },
+  {
+    name: 'zero listen.idle_timeout',
+    text: `[listen]\nidle_timeout = "0m"\n${MINIMAL}`,
+    at: 'idle_timeout', key: 'listen.idle_timeout', says: /must be more than 0/,
+  },
+  {
+    name: 'zero retry.delay_warning',
+    text: `${MINIMAL}\n[retry]\ndelay_warning = ["0h"]\n`,
+    at: 'delay_warning', key: 'retry.delay_warning', says: /must be more than 0/,
+  },
+  {
+    name: 'zero max_message_size (string)',
+    text: `[listen]\nmax_message_size = "0"\n${MINIMAL}`,
+    at: 'max_message_size', key: 'listen.max_message_size', says: /must be more than 0/,
+  },
+  {
+    name: 'zero max_message_size (number)',
+    text: `[listen]\nmax_message_size = 0\n${MINIMAL}`,
+    at: 'max_message_size', key: 'listen.max_message_size',
+  },
+  {
+    name: 'negative listen.max_errors',
+    text: `[listen]\nmax_errors = -1\n${MINIMAL}`,
+    at: 'max_errors', key: 'listen.max_errors',
+  },
+  {
+    name: 'a size too large to count',
+    text: `[listen]\nmax_message_size = "99999999999999999999G"\n${MINIMAL}`,
+    at: 'max_message_size', key: 'listen.max_message_size', says: /is not a size/,
+  },
+  {
     name: 'bad value set with a dotted key',
     text: `listen.max_recipients = "many"\n${MINIMAL}`,
     at: 'listen.max_recipients', key: 'listen.max_recipients', says: /number/,
@@ -262,10 +307,10 @@ describe('parseConfig: bad files', () => {
     expect(err.message).not.toContain('\n');
   });
 
-  it('a missing [smarthost] table names the key (no line to point at)', () => {
-    const err = error('hostname = "web1.example.org"\n');
-    expect(err.message).toContain(FILE);
-    expect(err.message).toMatch(/\bsmarthost\b/);
+  it('a missing [smarthost] table is named, at the end of the file', () => {
+    expect(error('hostname = "web1.example.org"\n\n[listen]\nmax_errors = 5\n').message)
+      .toBe(`configuration error in ${FILE} line 4: smarthost: the [smarthost] table is missing`);
+    expect(error('').message).toBe(`configuration error in ${FILE} line 1: smarthost: the [smarthost] table is missing`);
   });
 
   it('names the file it was given', () => {
