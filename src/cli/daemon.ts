@@ -91,6 +91,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     hostname: config.hostname, qualifyDomain: config.qualify_domain, relayFrom: config.listen.relay_from,
     maxMessageSize: config.listen.max_message_size, maxRecipients: config.listen.max_recipients,
     maxConnections: config.listen.max_connections, spool, events, clock: systemClock,
+    idleTimeout: config.listen.idle_timeout, maxErrors: config.listen.max_errors,
     ids, kick: (id) => kick({ id }),
   });
   const bound: string[] = [];
