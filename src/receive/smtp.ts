@@ -1,6 +1,8 @@
 // receive/smtp.ts: the SMTP listener (smtp-server). Enforces relay_from, size and
 // recipient limits, runs every message through cleanup and answers `250 ... id=ID`
-// only after the spool commit is synced. Wakes the scheduler through an injected
+// only after the spool commit is synced. The message is never held whole: the header
+// block is held (at most MAX_HEADER_SIZE) until its end, the body goes to the spool in
+// 64 KB chunks as it arrives, the client paused while a chunk is being written. Wakes the scheduler through an injected
 // kick(); knows nothing of delivery.
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { SMTPServer, type SMTPServerSession, type SMTPServerDataStream } from 'smtp-server';
@@ -10,8 +12,8 @@ import { REPLY, ReplyError } from '../core/replies.js';
 import type { SmtpReply } from '../core/types.js';
 import { isRoutableAddress } from '../core/address.js';
 import { MessageIdGenerator } from '../spool/message-id.js';
-import type { Spool } from '../spool/spool.js';
-import { cleanup, LineEnds, qualify } from './cleanup.js';
+import type { IncomingMessage, Spool } from '../spool/spool.js';
+import { cleanupHeaders, HeaderSplitter, HeaderTooLong, LineEnds, parseHeaderBlock, qualify } from './cleanup.js';
 
 export interface SmtpReceiverOptions {
   hostname: string;
@@ -238,29 +240,88 @@ export class SmtpReceiver {
   }
 
   private receive(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, msg?: string) => void): void {
+    const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+    // As Exim: the arrival time and the ID are taken when the data starts.
+    const now = this.o.clock.now();
+    const message = this.o.spool.incoming(this.o.ids.next(now));
     const ends = new LineEnds();
-    const parts: Buffer[] = [];
-    stream.on('data', (chunk: Buffer) => {
-      if (!stream.sizeExceeded) parts.push(ends.push(chunk));
-    });
-    stream.on('error', (err) => cb(err));
-    stream.on('end', () => {
-      const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-      if (stream.sizeExceeded) return cb(this.reject(session, 'DATA', REPLY.messageTooBig, sender));
-      parts.push(ends.end());
-      this.storing++;
-      void this.store(Buffer.concat(parts), session, sender).finally(() => {
-        if (--this.storing === 0) for (const w of this.idleWaiters.splice(0)) w();
-      }).then(
-        (id) => cb(null, `${REPLY.queued(id).enhanced} ${REPLY.queued(id).text}`),
-        (err: Error) => cb(err instanceof ReplyError ? err : fail(REPLY.spoolUnavailable)),
+    const split = new HeaderSplitter();
+    /** Decided while the data comes (too big, header too long, spool trouble); answered at its end. */
+    let refused: SmtpReply | undefined;
+    let writing: Promise<void> = Promise.resolve();
+    let ended = false;
+    const refuse = (reply: SmtpReply) => {
+      if (refused) return;
+      refused = reply;
+      void message.abort(); // what was written goes at once; the rest of the data is read and dropped
+    };
+    const pass = (body: Buffer) => {
+      if (body.length === 0) return;
+      // Back-pressure: the client waits while the spool takes a chunk.
+      stream.pause();
+      writing = writing.then(() => (refused ? undefined : message.write(body))).then(
+        () => { stream.resume(); },
+        () => { refuse(REPLY.spoolUnavailable); stream.resume(); },
       );
+    };
+    stream.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      if (stream.sizeExceeded) return refuse(REPLY.messageTooBig);
+      try {
+        pass(split.push(ends.push(chunk)));
+      } catch (err) {
+        if (!(err instanceof HeaderTooLong)) throw err;
+        refuse(REPLY.headerTooLong);
+      }
+    });
+    stream.on('error', (err) => {
+      void message.abort();
+      cb(err);
+    });
+    // The client went away mid-DATA: nothing of the message stays in the spool.
+    stream.on('close', () => { if (!ended) void message.abort(); });
+    stream.on('end', () => {
+      ended = true;
+      this.storing++;
+      void this.finish(message, split, ends, () => writing, () => refused ?? (stream.sizeExceeded ? REPLY.messageTooBig : undefined), now, session, sender)
+        .finally(() => {
+          if (--this.storing === 0) for (const w of this.idleWaiters.splice(0)) w();
+        }).then(
+          (id) => cb(null, `${REPLY.queued(id).enhanced} ${REPLY.queued(id).text}`),
+          (err: Error) => cb(err instanceof ReplyError ? err : fail(REPLY.spoolUnavailable)),
+        );
     });
   }
 
-  private async store(data: Buffer, session: SMTPServerSession, rawSender: string): Promise<string> {
-    const now = this.o.clock.now();
-    const id = this.o.ids.next(now);
+  /** At the end of the data: the last bytes to the spool, the header fix-ups, the synced commit. */
+  private async finish(message: IncomingMessage, split: HeaderSplitter, ends: LineEnds, writing: () => Promise<void>,
+    refused: () => SmtpReply | undefined, now: number, session: SMTPServerSession, rawSender: string): Promise<string> {
+    await writing();
+    let reply = refused();
+    if (!reply) {
+      try {
+        const last = split.push(ends.end());
+        const rest = split.end();
+        if (last.length) await message.write(last);
+        if (rest.length) await message.write(rest);
+      } catch (err) {
+        reply = err instanceof HeaderTooLong ? REPLY.headerTooLong : REPLY.spoolUnavailable;
+      }
+    }
+    if (reply) {
+      await message.abort();
+      throw reply.code >= 500 ? this.reject(session, 'DATA', reply, rawSender) : fail(reply);
+    }
+    try {
+      return await this.store(message, split.head ?? Buffer.alloc(0), now, session, rawSender);
+    } catch (err) {
+      await message.abort();
+      throw err;
+    }
+  }
+
+  private async store(message: IncomingMessage, head: Buffer, now: number, session: SMTPServerSession, rawSender: string): Promise<string> {
+    const id = message.id;
     const local = this.o.localUser;
     const c = this.client(session);
     const sender = qualify(rawSender, this.o.qualifyDomain);
@@ -268,15 +329,15 @@ export class SmtpReceiver {
     const protocol = `${local === undefined ? '' : 'local-'}${esmtp ? 'esmtp' : 'smtp'}`;
     // A local (-bs) session is the user's, not a network client's.
     const who = local === undefined ? { client: c } : { user: local };
-    const cleaned = cleanup(data, {
+    const cleaned = cleanupHeaders(parseHeaderBlock(head), {
       id, now, hostname: this.o.hostname, qualifyDomain: this.o.qualifyDomain, sender, protocol,
       recipients: session.envelope.rcptTo.map((r) => r.address), ...who,
     });
     const origin = local === undefined ? { clientIp: c.ip, ...(c.helo ? { helo: c.helo } : {}) } : { user: local };
-    const record = await this.o.spool.commit({
-      id, sender, recipients: cleaned.recipients, arrival: now, protocol, ...origin,
+    const record = await message.commit({
+      sender, recipients: cleaned.recipients, arrival: now, protocol, ...origin,
       ...(cleaned.messageIdHeader ? { messageIdHeader: cleaned.messageIdHeader } : {}),
-      headers: cleaned.headers, body: [cleaned.body],
+      headers: cleaned.headers,
     });
     this.o.events.emit({ type: 'received', id, sender, protocol, size: record.size, ...origin,
       ...(record.messageIdHeader ? { messageIdHeader: record.messageIdHeader } : {}) });
