@@ -7,6 +7,7 @@
 // UTF-8, converted with toBytes().
 import addressparser from 'nodemailer/lib/addressparser';
 import { rfc5322Date } from '../core/date.js';
+import { CommandError, EX } from '../core/exit.js';
 
 export { rfc5322Date };
 
@@ -315,8 +316,12 @@ export interface Cleaned {
   messageIdHeader?: string;
 }
 
-/** Applies the local-submission fix-ups; throws CleanupError for unusable input. */
-export class CleanupError extends Error {}
+/** Unusable input (sendmail exits 65 with the message). */
+export class CleanupError extends CommandError {
+  constructor(message: string) {
+    super(message, EX.DATAERR);
+  }
+}
 
 export function cleanup(data: Buffer, sub: Submission): Cleaned {
   const parsed = parseMessage(data);
@@ -335,7 +340,15 @@ export function cleanupHeaders(parsedHeaders: Header[], sub: Submission): Omit<C
     const found: string[] = [];
     for (const h of headers) {
       if (!/^(to|cc|bcc)$/i.test(h.name)) continue;
-      for (const a of headerAddresses(headerValue(h))) {
+      const value = headerValue(h);
+      // addressparser drops a NUL (or another control) silently, which would send the
+      // message to an address nobody wrote: refuse the message instead.
+      const bad = /[\x00-\x08\x0a-\x1f\x7f]/.exec(value)?.[0];
+      if (bad !== undefined) {
+        const what = bad === '\0' ? 'a NUL' : `a control character (\\${bad.charCodeAt(0).toString(8).padStart(3, '0')})`;
+        throw new CleanupError(`the ${fromBytes(h.name)}: header holds ${what}, so its recipients cannot be read`);
+      }
+      for (const a of headerAddresses(value)) {
         const q = qualify(fromBytes(a), sub.qualifyDomain);
         if (!minus.has(q.toLowerCase()) && !found.some((f) => f.toLowerCase() === q.toLowerCase())) found.push(q);
       }

@@ -1,10 +1,13 @@
 // End-to-end tests of hostile and faulty SMTP sessions against the real daemon: bytes
 // that would forge log lines, the SMTP library's own rejections in the main log, the
 // per-session error limit (listen.max_errors), the idle timeout (listen.idle_timeout),
-// RFC 5321 address syntax at MAIL/RCPT, and the connection limit's log line.
+// RFC 5321 address syntax at MAIL/RCPT, and the connection limit's log line; and for
+// the commands, a NUL in a `sendmail -t` recipient header, and -C naming a device,
+// a FIFO or a folder.
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { closeBoth, sinkAndInstance, type Instance } from '../helpers/postern.js';
+import { closeBoth, runCommand, sinkAndInstance, type Instance } from '../helpers/postern.js';
 import type { Sink } from '../helpers/sink.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 
@@ -138,5 +141,33 @@ describe('hostile SMTP sessions', () => {
     expect(second.greeting).toMatch(/^421 4\.3\.2 /);
     await p.waitForLog(/Connection from \[127\.0\.0\.1\] refused: too many connections$/);
     first.client.close();
+  });
+});
+
+describe('hostile input to the commands', () => {
+  let sink: Sink;
+  let p: Instance;
+  beforeEach(async () => {
+    [sink, p] = await sinkAndInstance();
+  });
+  afterEach(async () => {
+    await closeBoth(sink, p);
+  });
+
+  it('sendmail -t with a NUL in To: exits 65 with one sentence and queues nothing', async () => {
+    const r = await p.run('sendmail', ['-t', '-i'], { input: Buffer.from('To: a\0b@example.org\nSubject: x\n\nbody\n', 'latin1') });
+    expect(r.stderr).toBe('sendmail: the To: header holds a NUL, so its recipients cannot be read\n');
+    expect(r.code).toBe(65);
+    expect(p.log()).not.toMatch(/<= /);
+  });
+
+  it('-C /dev/zero, a FIFO and a folder are refused with one sentence and exit 1, at once', async () => {
+    const fifo = `${p.dir}/fifo.toml`;
+    execFileSync('mkfifo', [fifo]);
+    for (const [file, why] of [['/dev/zero', 'it is not a regular file'], [fifo, 'it is not a regular file'], [p.dir, 'it is a directory']]) {
+      const r = await runCommand('postern', ['-C', file as string, '-bV'], { timeoutMs: 20_000 });
+      expect(r.stderr).toBe(`postern: cannot read configuration file ${file}: ${why}\n`);
+      expect(r.code).toBe(1);
+    }
   });
 });

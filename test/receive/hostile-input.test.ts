@@ -1,0 +1,36 @@
+// Unit tests for hostile bytes in src/receive/cleanup.ts: under `sendmail -t` a NUL or
+// another control character in To:/Cc:/Bcc: refuses the message (exit 65) instead of
+// sending it to the address left once the parser dropped the byte.
+import { describe, expect, it } from 'vitest';
+import { cleanup, CleanupError, type Submission } from '../../src/receive/cleanup.js';
+
+const sub: Submission = {
+  id: '1xVME4-0001HS-0Y', now: 0, hostname: 'web1.example.org', qualifyDomain: 'example.org',
+  sender: 'www-data@example.org', recipients: [], protocol: 'local', user: 'www-data', extractRecipients: true,
+};
+const msg = (to: string) => Buffer.from(`To: ${to}\nSubject: x\n\nbody\n`, 'latin1');
+
+describe('cleanup -t: control characters in recipient headers', () => {
+  it.each([
+    ['a\0b@example.org', 'a NUL'],
+    ['ok@example.org, a\0@example.org', 'a NUL'],
+    ['a\x01b@example.org', 'a control character (\\001)'],
+    ['a\rb@example.org', 'a control character (\\015)'],
+  ])('%j is refused with exit 65', (to, what) => {
+    let caught: unknown;
+    try {
+      cleanup(msg(to), sub);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(CleanupError);
+    expect((caught as CleanupError).exitCode).toBe(65);
+    expect((caught as Error).message).toBe(`the To: header holds ${what}, so its recipients cannot be read`);
+  });
+
+  it('a tab and a folded line are fine; the same bytes outside -t are not looked at', () => {
+    expect(cleanup(msg('a@example.org,\n\tb@example.org\t'), sub).recipients).toEqual(['a@example.org', 'b@example.org']);
+    expect(cleanup(msg('a\0b@example.org'), { ...sub, extractRecipients: false, recipients: ['c@example.org'] }).recipients)
+      .toEqual(['c@example.org']);
+  });
+});
