@@ -288,7 +288,14 @@ export class SmtpReceiver {
           if (--this.storing === 0) for (const w of this.idleWaiters.splice(0)) w();
         }).then(
           (id) => cb(null, `${REPLY.queued(id).enhanced} ${REPLY.queued(id).text}`),
-          (err: Error) => cb(err instanceof ReplyError ? err : fail(REPLY.spoolUnavailable)),
+          (err: Error) => {
+            if (err instanceof ReplyError) return cb(err);
+            // Unexpected: the client is told to try again; the log says why.
+            const c = this.client(session);
+            this.o.events.emit({ type: 'rejected', stage: 'DATA', clientIp: c.ip, ...(c.helo ? { helo: c.helo } : {}),
+              sender, reason: `local error: ${err?.message ?? String(err)}` });
+            cb(fail(REPLY.spoolUnavailable));
+          },
         );
     });
   }
