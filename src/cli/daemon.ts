@@ -20,9 +20,11 @@ import { VERSION } from '../receive/cleanup.js';
 import { Router } from '../router/router.js';
 import { Scheduler, type SchedulerSettings } from '../scheduler/scheduler.js';
 import { parseRetryRules } from '../scheduler/retry-rules.js';
-import { LmdbSpool } from '../spool/lmdb-spool.js';
+import { LmdbSpool, SpoolUnavailable } from '../spool/lmdb-spool.js';
 import { MessageIdGenerator } from '../spool/message-id.js';
 import { SmtpTransport } from '../transports/smtp.js';
+import { Pickup } from '../receive/pickup.js';
+import { daemonUser, dropPrivileges, prepareFolders } from './privileges.js';
 
 const STOP_GRACE = 30_000;
 
@@ -67,6 +69,26 @@ export function login(): string {
   }
 }
 
+/**
+ * The spool as the SMTP receiver sees it before it is open: the listeners are bound
+ * (as root) before the spool is opened (as the daemon's user); a message that could
+ * reach DATA in between gets 452.
+ */
+function openedLater(get: () => LmdbSpool): LmdbSpool {
+  return new Proxy({} as LmdbSpool, {
+    get(_target, key) {
+      let spool: LmdbSpool;
+      try {
+        spool = get();
+      } catch {
+        throw new SpoolUnavailable('the spool is not open yet');
+      }
+      const value = Reflect.get(spool, key, spool) as unknown;
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(spool) : value;
+    },
+  });
+}
+
 export async function daemon(argv: string[], configFile: string | undefined): Promise<void> {
   let queueInterval = 30 * 60_000;
   let qFlag = '-q30m';
@@ -79,29 +101,42 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     qFlag = a;
   }
   let config = await loadConfig(configFile);
-  const spool = LmdbSpool.open(config.spool.directory);
+  const owner = daemonUser(config); // an unknown user: one sentence, exit 1
+  process.umask(0o027); // a main log made after a rotation is 0640 too
   const events = new EventBus();
-  const log = new MainLog(config.log.file, config.log.format, () => Date.now());
-  events.on((e) => log.write(e));
-  // One ID generator for this process: receiving and bounces share it.
+  // One ID generator for this process: receiving, pickup and bounces share it.
   const ids = new MessageIdGenerator();
-  const scheduler = buildScheduler(config, spool, events, queueInterval, ids);
-  const kick = (opts: { id?: string; force?: boolean } = {}) => scheduler.kick(opts);
+  // A kick without an ID (sendmail, -q) also means "look at the maildrop".
+  const kick = (opts: { id?: string; force?: boolean } = {}) => {
+    scheduler.kick(opts);
+    if (opts.id === undefined) void pickup.run();
+  };
   const receiver = new SmtpReceiver({
     hostname: config.hostname, qualifyDomain: config.qualify_domain, relayFrom: config.listen.relay_from,
     maxMessageSize: config.listen.max_message_size, maxRecipients: config.listen.max_recipients,
-    maxConnections: config.listen.max_connections, spool, events, clock: systemClock,
+    maxConnections: config.listen.max_connections, spool: openedLater(() => spool), events, clock: systemClock,
     idleTimeout: config.listen.idle_timeout, maxErrors: config.listen.max_errors,
     ids, kick: (id) => kick({ id }),
   });
   const bound: string[] = [];
   for (const l of config.listen.smtp) bound.push(await receiver.listen(l.name, l.port));
+  // Listeners are bound: now the folders and their owners; then root is left behind
+  // before the spool, the control socket and the delivery lock are opened.
+  prepareFolders(config, owner);
+  if (owner && process.geteuid?.() === 0) dropPrivileges(owner);
+  const spool = LmdbSpool.open(config.spool.directory);
+  const log = new MainLog(config.log.file, config.log.format, () => Date.now());
+  events.on((e) => log.write(e));
+  const scheduler = buildScheduler(config, spool, events, queueInterval, ids);
+  const pickup = new Pickup({
+    dir: config.spool.maildrop, spool, events, clock: systemClock, ids, hostname: config.hostname, qualifyDomain: config.qualify_domain,
+    maxMessageSize: config.listen.max_message_size, maxRecipients: config.listen.max_recipients, kick: (id) => scheduler.kick({ id }),
+  });
   // The key that lets spool administrators (who can read it) ask for operator actions.
   const controlKey = randomBytes(24).toString('hex');
   rmSync(controlKeyPath(config.spool.directory), { force: true });
   writeFileSync(controlKeyPath(config.spool.directory), controlKey + '\n', { mode: 0o600, flag: 'wx' });
-  const local = new LocalServer({ spoolDir: config.spool.directory, spool, events, kick, maxMessageSize: config.listen.max_message_size,
-    controlKey, giveUp: (id, user) => scheduler.giveUp(id, user) });
+  const local = new LocalServer({ spoolDir: config.spool.directory, kick, controlKey, giveUp: (id, user) => scheduler.giveUp(id, user) });
   await local.listen();
   events.emit({ type: 'notice', text: `postern ${VERSION} daemon started: pid=${process.pid}, ${qFlag}, listening for SMTP on ${bound.join(' ')}` });
   process.stderr.write(`postern: ready, listening for SMTP on ${bound.join(' ')}\n`);
@@ -115,6 +150,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     if (lock.ok) {
       release = lock.release;
       scheduler.start();
+      pickup.start(); // the maildrop is drained by the process that delivers
       return;
     }
     if (!lockTimer) events.emit({ type: 'notice', text: `waiting for the delivery lock held by pid ${lock.heldBy}` });
@@ -128,6 +164,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     stopping = true;
     events.emit({ type: 'notice', text: `${signal} received: stopping` });
     await Promise.all([receiver.close(), local.close()]);
+    await pickup.stop();
     await scheduler.stop(STOP_GRACE);
     events.emit({ type: 'notice', text: `postern daemon stopped: pid=${process.pid}` });
     if (lockTimer) clearTimeout(lockTimer);

@@ -27,10 +27,37 @@ async function config(file: string | undefined) {
   return await loadConfig(file);
 }
 
-async function openSpool(file: string | undefined) {
+/**
+ * For the queue commands: admins only (exit 77 for others); root with `user` set
+ * goes on as that user; what waits in the maildrop is picked up first when no daemon
+ * does it, so the listing shows what sendmail took.
+ */
+async function openSpool(file: string | undefined, what: string) {
   const c = await config(file);
+  const { becomeDaemonUser, requireAdmin } = await import('./privileges.js');
+  requireAdmin(c, what);
+  becomeDaemonUser(c);
+  process.umask(0o027); // a main log this command starts is 0640, as the daemon's
   const { LmdbSpool } = await import('../spool/lmdb-spool.js');
-  return { c, spool: LmdbSpool.open(c.spool.directory) };
+  const { MessageIdGenerator } = await import('../spool/message-id.js');
+  const { pickupNow } = await import('./queue-commands.js');
+  const spool = LmdbSpool.open(c.spool.directory);
+  const ids = new MessageIdGenerator();
+  try {
+    await pickupNow(c, spool, ids);
+  } catch (e) {
+    await spool.close();
+    throw e;
+  }
+  return { c, spool, ids };
+}
+
+/** What a queue command does, for the permission message. */
+function purpose(mode: string): string {
+  if (mode === '--json' || mode.startsWith('-bp')) return 'list the queue';
+  if (mode.startsWith('-q') || mode === '-M') return 'run the queue';
+  if (mode.startsWith('-Mv')) return 'read queued messages';
+  return 'act on queued messages';
 }
 
 async function run(personality: string, argv: string[]): Promise<number> {
@@ -41,7 +68,7 @@ async function run(personality: string, argv: string[]): Promise<number> {
   }
   if (personality === 'postern-qgrep') {
     const { qgrep } = await import('./qgrep.js');
-    const { c, spool } = await openSpool(file);
+    const { c, spool } = await openSpool(file, 'list the queue');
     try {
       return qgrep(rest, c, spool, out);
     } finally {
@@ -51,7 +78,8 @@ async function run(personality: string, argv: string[]): Promise<number> {
   const mode = rest.find((a) => /^-(b[dpsVPtm]|bp[a-z]*|M[a-z]*|q[a-z0-9]*|bdf)$/.test(a) || a === '--json');
   if (!mode || mode === '-bm') {
     const { sendmail } = await import('../receive/sendmail.js');
-    await sendmail(rest, await config(file), process.stdin);
+    const c = await config(file);
+    await sendmail(rest, c, process.stdin, async () => (await import('./privileges.js')).makeMaildrop(c));
     return EX.OK;
   }
   if (mode === '-bd' || mode === '-bdf') {
@@ -78,7 +106,7 @@ async function run(personality: string, argv: string[]): Promise<number> {
     await bsmtp(await config(file));
     return EX.OK;
   }
-  const { c, spool } = await openSpool(file);
+  const { c, spool, ids } = await openSpool(file, purpose(mode));
   const q = await import('./queue-commands.js');
   try {
     const others = rest.filter((a) => a !== mode);
@@ -92,13 +120,13 @@ async function run(personality: string, argv: string[]): Promise<number> {
     }
     if (mode === '-q' || mode === '-qf' || mode === '-qff') {
       if (others.length) throw usage(`unexpected argument ${others[0]} after ${mode}`);
-      return await q.queueRun(c, spool, { force: mode !== '-q', thaw: mode === '-qff' });
+      return await q.queueRun(c, spool, { force: mode !== '-q', thaw: mode === '-qff' }, ids);
     }
     if (mode === '-M') {
       q.checkIds('-M', others);
-      return await q.queueRun(c, spool, { force: true, thaw: true, ids: others });
+      return await q.queueRun(c, spool, { force: true, thaw: true, ids: others }, ids);
     }
-    if (mode.startsWith('-M')) return await q.messageCommand(mode, others, c, spool, out);
+    if (mode.startsWith('-M')) return await q.messageCommand(mode, others, c, spool, out, ids);
     throw usage(`unknown option ${mode}`);
   } finally {
     await spool.close();

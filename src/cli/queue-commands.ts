@@ -7,7 +7,7 @@ import { EventBus } from '../core/events.js';
 import { tempError, usage } from '../core/exit.js';
 import { acquireDeliveryLock } from '../spool/lock.js';
 import { MainLog, logTime, renderText } from '../log/mainlog.js';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { controlKeyPath, request } from '../receive/local-client.js';
 import { LmdbSpool } from '../spool/lmdb-spool.js';
 import { isMessageId, MessageIdGenerator } from '../spool/message-id.js';
@@ -45,7 +45,8 @@ export function listQueue(spool: LmdbSpool, out: Out, opts: { count?: boolean; u
   return 0;
 }
 
-export async function messageCommand(flag: string, ids: string[], config: Config, spool: LmdbSpool, out: Out): Promise<number> {
+export async function messageCommand(flag: string, ids: string[], config: Config, spool: LmdbSpool, out: Out,
+  idGen = new MessageIdGenerator()): Promise<number> {
   checkIds(flag, ids);
   if (flag === '-Mvh' || flag === '-Mvb' || flag === '-Mvl') {
     if (ids.length > 1) throw usage(`only one message can be listed at once with ${flag}`);
@@ -66,7 +67,6 @@ export async function messageCommand(flag: string, ids: string[], config: Config
   const log = new MainLog(config.log.file, config.log.format, Date.now);
   events.on((e) => log.writeSync(e));
   const user = operator();
-  const idGen = new MessageIdGenerator(); // one per process: bounces of several -Mg never share an ID
   let status = 0;
   for (const id of ids) {
     if (flag === '-Mrm') {
@@ -130,6 +130,42 @@ async function giveUpCommand(id: string, config: Config, spool: LmdbSpool, event
   }
 }
 
+/**
+ * Moves what waits in the maildrop into the spool before a queue command looks at
+ * it, as the daemon would (it does it only when it can take the delivery lock: else
+ * the process that holds it, the daemon, picks up itself). The caller's ID generator:
+ * one per process, so the IDs made here never meet a bounce's.
+ */
+export async function pickupNow(config: Config, spool: LmdbSpool, ids: MessageIdGenerator): Promise<void> {
+  let waiting: string[];
+  try {
+    waiting = readdirSync(config.spool.maildrop);
+  } catch {
+    return; // no maildrop yet
+  }
+  if (waiting.length === 0) return;
+  let lock;
+  try {
+    lock = acquireDeliveryLock(config.spool.directory);
+  } catch {
+    return;
+  }
+  if (!lock.ok) return;
+  try {
+    const { Pickup } = await import('../receive/pickup.js');
+    const { systemClock } = await import('../core/clock.js');
+    const events = new EventBus();
+    const log = new MainLog(config.log.file, config.log.format, Date.now);
+    events.on((e) => log.writeSync(e));
+    await new Pickup({
+      dir: config.spool.maildrop, spool, events, clock: systemClock, ids, hostname: config.hostname, qualifyDomain: config.qualify_domain,
+      maxMessageSize: config.listen.max_message_size, maxRecipients: config.listen.max_recipients, kick: () => {},
+    }).run();
+  } finally {
+    lock.release();
+  }
+}
+
 async function bodyBytes(spool: LmdbSpool, id: string): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of spool.body(id)) parts.push(c as Buffer);
@@ -148,7 +184,8 @@ async function kickDaemon(config: Config, force = false): Promise<boolean> {
  * -q, -qf, -qff and -M: make the chosen messages due now. With a daemon running it is
  * poked and delivers them; otherwise this process runs the deliveries itself.
  */
-export async function queueRun(config: Config, spool: LmdbSpool, opts: { force: boolean; thaw: boolean; ids?: string[] }): Promise<number> {
+export async function queueRun(config: Config, spool: LmdbSpool, opts: { force: boolean; thaw: boolean; ids?: string[] },
+  idGen = new MessageIdGenerator()): Promise<number> {
   const now = Date.now();
   if (opts.ids) {
     await spool.makeDue(opts.ids, now, true);
@@ -171,7 +208,7 @@ export async function queueRun(config: Config, spool: LmdbSpool, opts: { force: 
   const events = new EventBus();
   const log = new MainLog(config.log.file, config.log.format, Date.now);
   events.on((e) => log.write(e));
-  const scheduler = buildScheduler(config, spool, events, 24 * 3_600_000, new MessageIdGenerator());
+  const scheduler = buildScheduler(config, spool, events, 24 * 3_600_000, idGen);
   // One pass: only what is due now; nothing that comes due later in this run.
   scheduler.start();
   await scheduler.whenIdle();

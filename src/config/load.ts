@@ -14,7 +14,7 @@ import type { Config } from './schema.js';
 export class ConfigError extends Error {}
 
 const PACKAGE_DEFAULT = resolve(dirname(fileURLToPath(import.meta.url)), '../../config/postern.toml');
-const CACHE_VERSION = 1;
+const CACHE_VERSION = 2;
 
 export function findConfigFile(explicit?: string): string {
   if (explicit) return resolve(explicit);
@@ -101,7 +101,7 @@ export async function loadConfig(explicit?: string): Promise<Config> {
   if (cache) {
     try {
       // The daemon's first start comes before the spool exists: make its folder.
-      mkdirSync(dirname(cache), { recursive: true });
+      mkdirSync(dirname(cache), { recursive: true, mode: 0o700 });
       // A new file of our own (O_EXCL: never through a link someone left there).
       const tmp = `${cache}.${process.pid}.tmp`;
       rmSync(tmp, { force: true });

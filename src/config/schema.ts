@@ -34,6 +34,8 @@ const cidr = z.string().regex(/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/, 'must be an addres
 
 export const configSchema = z.strictObject({
   hostname: z.string().min(1).optional(),
+  /** The daemon's own user: a daemon started as root binds its listeners, then runs as this user. */
+  user: z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}\$?$/i, 'must be a user name').optional(),
   qualify_domain: z.string().min(1).optional(),
   listen: z.strictObject({
     smtp: z.array(hostPort).default([{ name: '127.0.0.1', port: 25 }, { name: '::1', port: 25 }]),
@@ -55,6 +57,8 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   spool: z.strictObject({
     directory: z.string().min(1).default('/var/spool/postern'),
+    /** The public drop folder of sendmail (mode 1733); default: the spool folder's path + "-maildrop". */
+    maildrop: z.string().min(1).optional(),
   }).prefault({}),
   smarthost: z.strictObject({
     hosts: z.array(hostPort).min(1, 'needs at least one host'),
@@ -89,4 +93,5 @@ export interface Config extends RawConfig {
   file: string;
   hostname: string;
   qualify_domain: string;
+  spool: { directory: string; maildrop: string };
 }

@@ -101,7 +101,7 @@ export function parseConfig(text: string, file: string): Config {
     file,
     hostname,
     qualify_domain: c.qualify_domain ?? hostname,
-    spool: { directory: abs(c.spool.directory) },
+    spool: { directory: abs(c.spool.directory), maildrop: abs(c.spool.maildrop ?? `${c.spool.directory.replace(/\/+$/, '')}-maildrop`) },
     log: { ...c.log, file: abs(c.log.file) },
     smarthost: {
       ...c.smarthost,

@@ -1,7 +1,7 @@
-// receive/local-client.ts: the command side of the daemon's local socket
-// (`postern.sock` in the spool folder): hand a cleaned message to the running daemon,
-// or poke it to look at the due index. Deliberately light: node:net only, so
-// `sendmail` starts almost as fast as bare node.
+// receive/local-client.ts: the command side of the daemon's control socket
+// (`postern.sock` in the private spool folder, so root and the daemon's user only):
+// poke the daemon to look at the maildrop and the due index, or ask it for -Mg.
+// Deliberately light: node:net only, so `sendmail` starts almost as fast as bare node.
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 
@@ -11,8 +11,8 @@ export type LocalReply = { ok: true; id?: string; result?: string } | { ok: fals
 export const controlKeyPath = (spoolDir: string) => join(spoolDir, 'control.key');
 
 /**
- * Sends one request (a JSON line, then `body` bytes) and reads the JSON reply line.
- * Resolves undefined when no daemon listens (socket missing or refused).
+ * Sends one request (a JSON line) and reads the JSON reply line. Resolves undefined
+ * when no daemon listens (socket missing or refused).
  */
 export function request(spoolDir: string, header: object, body?: Buffer, timeoutMs = 60_000): Promise<LocalReply | undefined> {
   return new Promise((resolve, reject) => {

@@ -1,15 +1,15 @@
-// receive/sendmail.ts: `sendmail [options] [recipient...]`: reads one message from
-// stdin, applies the same cleanup as SMTP, and hands it to the running daemon over
-// its local socket, or, when no daemon runs, commits it to the spool directly (it is
-// delivered when the daemon starts). Exit 0 only after a synced commit.
+// receive/sendmail.ts: `sendmail [options] [recipient...]`, for every user, root
+// included: reads one message from stdin, checks it as the pickup will (addresses,
+// recipients, size), and writes it as one file into the maildrop folder (maildrop.ts).
+// Exit 0 only after that file is synced; the daemon picks it up, now or when it
+// starts. Never talks to the spool itself.
 import { userInfo } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { dataError, tempError, usage } from '../core/exit.js';
-import type { NewMessage } from '../core/types.js';
 import { isRoutableAddress } from '../core/address.js';
-import { MessageIdGenerator } from '../spool/message-id.js';
 import { cleanup, LineEnds, qualify } from './cleanup.js';
 import { request } from './local-client.js';
+import { DropError, DROP_VERSION, writeDropFile, type DropEnvelope } from './maildrop.js';
 
 export interface SendmailArgs {
   extract: boolean;
@@ -82,8 +82,15 @@ function login(): string {
   }
 }
 
-export async function sendmail(argv: string[], config: Config, stdin: NodeJS.ReadableStream): Promise<string> {
+/**
+ * `makeMaildrop` (from the caller, who knows who may): makes a missing maildrop and
+ * says whether it is there now.
+ */
+export async function sendmail(argv: string[], config: Config, stdin: NodeJS.ReadableStream,
+  makeMaildrop: () => boolean | Promise<boolean> = () => false): Promise<string> {
   const args = parseSendmailArgs(argv);
+  // The checks below only validate: the daemon's pickup makes the message again from
+  // the drop file, with the identity the kernel gives (the file's owner).
   const user = login();
   let sender = args.sender === undefined ? `${user}@${config.qualify_domain}` : args.sender.replace(/^<(.*)>$/, '$1');
   sender = qualify(sender, config.qualify_domain);
@@ -92,47 +99,41 @@ export async function sendmail(argv: string[], config: Config, stdin: NodeJS.Rea
     if (!isRoutableAddress(qualify(r, config.qualify_domain))) throw dataError(`bad recipient address "${r}"`);
   }
   if (!args.extract && args.recipients.length === 0) throw usage('no recipients given: name them as arguments or use -t');
+  const tooMany = () => dataError(`too many recipients (at most ${config.listen.max_recipients})`);
+  if (args.recipients.length > config.listen.max_recipients) throw tooMany();
   const data = await readMessage(stdin, args.dotEnds);
-  const now = Date.now();
-  const id = new MessageIdGenerator().next(now);
+  const tooBig = () => dataError(`message is larger than max_message_size (${config.listen.max_message_size} bytes)`);
+  if (data.length > config.listen.max_message_size) throw tooBig();
   const cleaned = cleanup(data, {
-    id, now, hostname: config.hostname, qualifyDomain: config.qualify_domain, sender, recipients: args.recipients,
+    id: 'validation', now: Date.now(), hostname: config.hostname, qualifyDomain: config.qualify_domain, sender, recipients: args.recipients,
     protocol: 'local', user, extractRecipients: args.extract, ...(args.fullName !== undefined ? { fullName: args.fullName } : {}),
   });
   if (cleaned.recipients.length === 0) throw dataError('no recipients found in the message headers');
   for (const r of cleaned.recipients) {
     if (!isRoutableAddress(r)) throw dataError(`bad recipient address "${r}" in the message headers`);
   }
-  if (Buffer.byteLength(cleaned.headers, 'latin1') + cleaned.body.length > config.listen.max_message_size) {
-    throw dataError(`message is larger than max_message_size (${config.listen.max_message_size} bytes)`);
-  }
-  const msg: Omit<NewMessage, 'body'> = {
-    id, sender, recipients: cleaned.recipients, arrival: now, protocol: 'local', user, headers: cleaned.headers,
-    ...(cleaned.messageIdHeader ? { messageIdHeader: cleaned.messageIdHeader } : {}),
+  if (cleaned.recipients.length > config.listen.max_recipients) throw tooMany();
+  if (Buffer.byteLength(cleaned.headers, 'latin1') + cleaned.body.length > config.listen.max_message_size) throw tooBig();
+  const envelope: DropEnvelope = {
+    v: DROP_VERSION, recipients: args.recipients, extract: args.extract, protocol: 'local',
+    ...(args.sender !== undefined ? { sender: args.sender } : {}),
+    ...(args.fullName !== undefined ? { fullName: args.fullName } : {}),
     ...(args.queueOnly ? { queueOnly: true } : {}),
   };
-  const dir = config.spool.directory;
-  let reply;
+  let name: string;
   try {
-    reply = await request(dir, { op: 'submit', msg, bodyLength: cleaned.body.length }, cleaned.body);
+    try {
+      name = writeDropFile(config.spool.maildrop, envelope, data);
+    } catch (err) {
+      if (!(err instanceof DropError && err.code === 'ENOENT' && await makeMaildrop())) throw err;
+      name = writeDropFile(config.spool.maildrop, envelope, data);
+    }
   } catch (err) {
-    throw tempError(`the daemon did not take the message (${(err as Error).message}); try again`);
+    if (err instanceof DropError) throw tempError(`${err.message}; try again later`);
+    throw err;
   }
-  if (reply?.ok) return id;
-  if (reply && !reply.ok) throw tempError(`the message could not be spooled (${reply.error}); try again`);
-  // No daemon: write the spool ourselves; the daemon finds the message in the due index.
-  const { LmdbSpool } = await import('../spool/lmdb-spool.js');
-  const { MainLog } = await import('../log/mainlog.js');
-  let spool;
-  try {
-    spool = LmdbSpool.open(dir);
-    const record = await spool.commit({ ...msg, body: [cleaned.body] });
-    new MainLog(config.log.file, config.log.format, Date.now).writeSync({ type: 'received', id, sender, protocol: 'local',
-      size: record.size, user, ...(msg.messageIdHeader ? { messageIdHeader: msg.messageIdHeader } : {}) });
-  } catch (err) {
-    throw tempError(`the message could not be spooled (${(err as Error).message}); try again`);
-  } finally {
-    await spool?.close();
-  }
-  return id;
+  // The daemon watches the maildrop; a poke (possible for root and the daemon's user
+  // only: the socket is in the private spool folder) saves it the wait for the event.
+  await request(config.spool.directory, { op: 'kick' }, undefined, 2000).catch(() => undefined);
+  return name;
 }

@@ -2,11 +2,12 @@
 // command-line processes. Sub-databases: `meta` (envelope + per-recipient state,
 // keyed by ID, so ID order is arrival order), `headers`, `body` (64 KB chunks keyed
 // [ID, n]), `due` (the index [nextAttempt, ID] the scheduler reads), `msglog` (the
-// -Mvl text) and `history` (one structured record per attempt, keyed [ID, n]).
+// -Mvl text), `history` (one structured record per attempt, keyed [ID, n]) and
+// `pickedup` (maildrop file name → ID, written with the commit of a picked-up file).
 // Also `incoming` (ID → pid and start time of a message being received and not yet
 // committed: what a crash leaves behind is removed at the next daemon start).
 // Writes of one event-loop turn share a transaction and one sync (group commit).
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -91,15 +92,22 @@ export class LmdbSpool implements Spool {
     private readonly dueIdx: Database<number, [number, string]>,
     private readonly mlog: Database<string, string>,
     private readonly attempts: Database<AttemptRecord, [string, number]>,
+    private readonly pickups: Database<string, string>,
   ) {
     this.incomingDb = root.openDB<IncomingEntry, string>({ name: 'incoming', encoding: 'msgpack' });
   }
 
   static open(directory: string): LmdbSpool {
     try {
-      mkdirSync(directory, { recursive: true });
+      mkdirSync(directory, { recursive: true, mode: 0o700 });
       // noSync stays off: a commit is not acknowledged until `flushed` says it is on disk.
-      const root = open({ path: join(directory, 'spool.mdb'), maxDbs: 8, compression: false, noSync: false });
+      const root = open({ path: join(directory, 'spool.mdb'), maxDbs: 12, compression: false, noSync: false });
+      // The spool is its owner's alone (lmdb creates its files 0644).
+      for (const f of ['spool.mdb', 'spool.mdb-lock']) {
+        try {
+          chmodSync(join(directory, f), 0o600);
+        } catch { /* not ours (root reading a daemon user's spool): its owner set the mode */ }
+      }
       return new LmdbSpool(
         root,
         root.openDB<MessageRecord, string>({ name: 'meta', encoding: 'msgpack' }),
@@ -108,6 +116,7 @@ export class LmdbSpool implements Spool {
         root.openDB<number, [number, string]>({ name: 'due', encoding: 'msgpack' }),
         root.openDB<string, string>({ name: 'msglog', encoding: 'string' }),
         root.openDB<AttemptRecord, [string, number]>({ name: 'history', encoding: 'msgpack' }),
+        root.openDB<string, string>({ name: 'pickedup', encoding: 'string' }),
       );
     } catch (err) {
       throw new SpoolUnavailable(`cannot open the spool in ${directory}: ${(err as Error).message}`);
@@ -262,6 +271,42 @@ export class LmdbSpool implements Spool {
     let n = 0;
     for (const [id] of this.chunks.getKeys({})) if (!this.meta.doesExist(id)) n++;
     return n;
+  }
+
+  /**
+   * A message from a maildrop file: committed together with the file's name, so a
+   * pickup that crashes before removing the file never commits it twice. Resolves
+   * false when that file was already taken.
+   */
+  async commitPickup(msg: NewMessage, file: string): Promise<MessageRecord | false> {
+    const parts = rechunk(msg.body);
+    const record = newRecord(msg, parts.reduce((n, b) => n + b.length, 0), parts.length);
+    return this.synced(this.root.transaction(() => {
+      if (this.pickups.doesExist(file)) return false;
+      if (this.meta.doesExist(msg.id)) throw new SpoolUnavailable(`message ID ${msg.id} is already in the spool`);
+      this.writeNew(record, msg.headers, parts);
+      this.pickups.put(file, msg.id);
+      return record;
+    }));
+  }
+
+  /** The ID a maildrop file became, if it was picked up already. */
+  pickedUp(file: string): string | undefined {
+    this.root.resetReadTxn();
+    return this.pickups.get(file);
+  }
+
+  /** Every maildrop file name still remembered (their files should be gone). */
+  pickupMarks(): string[] {
+    return [...this.pickups.getKeys({})];
+  }
+
+  /** Forgets maildrop files that are removed; no sync needed (a stale mark only costs a lookup). */
+  forgetPickups(files: string[]): Promise<void> {
+    if (files.length === 0) return Promise.resolve();
+    return this.root.transaction(() => {
+      for (const f of files) this.pickups.remove(f);
+    }).then(() => undefined);
   }
 
   private writeNew(record: MessageRecord, headers: string, parts: Buffer[]): void {

@@ -113,7 +113,7 @@ describe('daemon', () => {
     expect((await p.run('postern', ['-bpc'])).stdout).toBe('0\n');
   });
 
-  it('refuses malformed requests on its local socket and keeps serving', async () => {
+  it('takes no messages on its control socket, refuses malformed requests and keeps serving', async () => {
     const sink = new Sink();
     sinks.push(sink);
     await sink.listen();
@@ -122,8 +122,9 @@ describe('daemon', () => {
     const { request } = await import('../../src/receive/local-client.js');
     const dir = `${p.dir}/spool`;
     expect(await request(dir, null as unknown as object)).toEqual({ ok: false, error: 'malformed request' });
-    const forged = { op: 'submit', bodyLength: 2, msg: { id: 'zzzzzz-evil', sender: '', recipients: ['a@example.org'], headers: 'X: y\n' } };
-    expect(await request(dir, forged, Buffer.from('x\n'))).toEqual({ ok: false, error: 'bad message id' });
+    // Messages come through the maildrop only: the old submit request is refused.
+    const forged = { op: 'submit', bodyLength: 2, msg: { id: '1xVaAA-000001-00', sender: '', recipients: ['a@example.org'], headers: 'X: y\n' } };
+    expect(await request(dir, forged, Buffer.from('x\n'))).toEqual({ ok: false, error: 'malformed request' });
     const r = await p.run('sendmail', ['ops@example.org'], { input: 'Subject: still here\n\nx\n' });
     expect(r.code).toBe(0);
     await sink.waitFor(1);

@@ -1,0 +1,158 @@
+// cli/privileges.ts: who may do what, and the folders that make it so. The spool
+// folder is private (0700, its files 0600, the daemon's user's); the maildrop is the
+// public drop folder (1733: anyone may add a file, nobody but its owner may list or
+// remove); the main log is 0640. A daemon started as root sets these up, then becomes
+// `user`; queue commands refuse (exit 77) anyone but root and the daemon's user.
+import { closeSync, constants, fchmodSync, fchownSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, chmodSync, statSync, type Stats } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { failure, noPermission } from '../core/exit.js';
+import { userByName, userName, type UserEntry } from '../core/users.js';
+
+const euid = () => process.geteuid?.() ?? 0;
+
+/** The configured daemon user, looked up; an unknown name is a one-sentence failure. */
+export function daemonUser(config: Config): UserEntry | undefined {
+  if (config.user === undefined) return undefined;
+  const u = userByName(config.user);
+  if (!u) throw failure(`the user "${config.user}" (configuration key user) does not exist`);
+  return u;
+}
+
+function stat(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Admins are root and the daemon's user: `user` when set, else the spool folder's
+ * owner. Others get one sentence and exit 77 for the queue commands.
+ */
+export function requireAdmin(config: Config, what: string): void {
+  const me = euid();
+  if (me === 0) return;
+  let who: string;
+  if (config.user !== undefined) {
+    if (userByName(config.user)?.uid === me) return;
+    who = `the ${config.user} user`;
+  } else {
+    const st = stat(config.spool.directory);
+    if (!st || st.uid === me) return; // no spool yet: nothing to protect
+    who = `the spool's owner (${userName(st.uid)})`;
+  }
+  throw noPermission(`permission denied: only root and ${who} may ${what}`);
+}
+
+/** Root becomes the daemon's user: its group alone, then gid, then uid (the order matters). */
+export function dropPrivileges(u: UserEntry): void {
+  process.setgroups?.([u.gid]);
+  process.setgid?.(u.gid);
+  process.setuid?.(u.uid);
+}
+
+/** Root with `user` set runs queue commands as that user, so the spool never gets root's files. */
+export function becomeDaemonUser(config: Config): void {
+  if (euid() !== 0) return;
+  const u = daemonUser(config);
+  if (u) dropPrivileges(u);
+}
+
+/**
+ * The daemon's start: makes the spool folder, the maildrop and the main log when
+ * missing and gives them their owner (`owner`, when root) and modes. Also fixes a spool
+ * left by an older postern (0755 folder, 0644 files owned by root).
+ */
+/** Makes the maildrop when missing, checks it, and gives it its owner and mode 1733. */
+function maildrop(drop: string, owner: UserEntry | undefined): void {
+  const allowed = new Set([0, euid(), ...(owner ? [owner.uid] : [])]);
+  let st: Stats | undefined;
+  try {
+    st = lstatSync(drop);
+  } catch {
+    mkdirSync(dirname(drop), { recursive: true, mode: 0o755 });
+    mkdirSync(drop, { mode: 0o700 });
+    st = lstatSync(drop);
+  }
+  if (st.isSymbolicLink()) throw failure(`the maildrop ${drop} is a symbolic link; make it a folder`);
+  if (!st.isDirectory()) throw failure(`the maildrop ${drop} is not a folder`);
+  if (!allowed.has(st.uid)) throw failure(`the maildrop ${drop} belongs to ${userName(st.uid)}, not to root or the daemon's user`);
+  if (euid() === 0 && owner) lchownSync(drop, owner.uid, owner.gid);
+  // Sticky, writable and traversable by all, listable by its owner only.
+  chmodSync(drop, 0o1733);
+}
+
+/**
+ * sendmail before any daemon has run (a new machine, a test): an administrator's
+ * sendmail makes the spool folder and the maildrop as the daemon would; anyone else
+ * is told to try again later. True when the maildrop is there now.
+ */
+export function makeMaildrop(config: Config): boolean {
+  try {
+    requireAdmin(config, 'make the maildrop');
+    const owner = daemonUser(config);
+    const spool = config.spool.directory;
+    mkdirSync(spool, { recursive: true, mode: 0o700 });
+    if (euid() === 0 && owner) lchownSync(spool, owner.uid, owner.gid);
+    maildrop(config.spool.maildrop, owner);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function prepareFolders(config: Config, owner: UserEntry | undefined): void {
+  const root = euid() === 0;
+  const chown = (path: string) => {
+    if (root && owner) lchownSync(path, owner.uid, owner.gid);
+  };
+  const mode = (path: string, m: number) => {
+    try {
+      chmodSync(path, m);
+    } catch { /* not ours to change: left as its owner set it */ }
+  };
+
+  const spool = config.spool.directory;
+  mkdirSync(spool, { recursive: true, mode: 0o700 });
+  if (!statSync(spool).isDirectory()) throw failure(`the spool folder ${spool} is not a folder`);
+  chown(spool);
+  mode(spool, 0o700);
+  for (const name of readdirSync(spool)) {
+    const path = join(spool, name);
+    const st = lstatSync(path);
+    if (st.isSymbolicLink()) continue;
+    chown(path);
+    if (st.isFile()) mode(path, 0o600);
+  }
+
+  maildrop(config.spool.maildrop, owner);
+
+  const log = config.log.file;
+  const logDir = dirname(log);
+  try {
+    statSync(logDir);
+  } catch {
+    mkdirSync(logDir, { recursive: true, mode: 0o750 });
+    chown(logDir);
+  }
+  const ds = statSync(logDir);
+  // A folder others may write would let them swap the log for a link to any file.
+  if (root && (ds.mode & 0o002) !== 0) throw failure(`the main log's folder ${logDir} is writable by every user; choose a private folder for log.file`);
+  let fd: number;
+  try {
+    fd = openSync(log, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o640);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw failure(`the main log ${log} is a symbolic link`);
+    throw err;
+  }
+  try {
+    if (root && owner) fchownSync(fd, owner.uid, owner.gid);
+    try {
+      fchmodSync(fd, 0o640);
+    } catch { /* not ours */ }
+  } finally {
+    closeSync(fd);
+  }
+}
