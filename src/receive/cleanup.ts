@@ -7,6 +7,7 @@
 // UTF-8, converted with toBytes().
 import addressparser from 'nodemailer/lib/addressparser';
 import { rfc5322Date } from '../core/date.js';
+import { isRoutableAddress } from '../core/address.js';
 import { CommandError, EX } from '../core/exit.js';
 
 export { rfc5322Date };
@@ -275,19 +276,34 @@ export function headerAddresses(value: string): string[] {
 
 const ADDRESS_HEADERS = new Set(['from', 'to', 'cc', 'bcc', 'sender', 'reply-to']);
 
+/**
+ * A display name as RFC 5322 writes it: bare when it is atoms and spaces, else a
+ * quoted-string (only `"` and `\` escaped: JSON's `\t` would read back as "t"). A line
+ * break would start a header of its own: it becomes a space.
+ */
+function phrase(name: string): string {
+  const flat = name.replace(/[\r\n]+/g, ' ');
+  return /^[\w .!#$%&'*+/=?^`{|}~-]*$/.test(flat) ? flat : `"${flat.replace(/["\\]/g, '\\$&')}"`;
+}
+
 /** Rewrites an address header so that bare local parts get `@domain`; leaves it alone otherwise. */
 function qualifyHeader(h: Header, domain: string): Header {
   const list = parseList(headerValue(h));
   let changed = false;
+  // Something addressparser made of malformed text (an open quote, a stray "@"): the
+  // header is left as it came rather than rewritten into something else.
+  let malformed = false;
   const render = (a: Parsed): string => {
-    if ('group' in a && a.group) return `${a.name}: ${a.group.map(render).join(', ')};`;
+    if ('group' in a && a.group) return `${phrase(a.name ?? '')}: ${a.group.map(render).join(', ')};`;
     const { name, address } = entryAddress(a);
     const q = qualify(address, domain);
     if (q !== address) changed = true;
-    return name ? `${/^[\w .!#$%&'*+/=?^`{|}~-]*$/.test(name) ? name : JSON.stringify(name)} <${q}>` : q;
+    if (q !== '' && !isRoutableAddress(fromBytes(q))) malformed = true;
+    // A name without an address (a stray phrase) stays a phrase: never `<>`.
+    return name ? (q ? `${phrase(name)} <${q}>` : phrase(name)) : q;
   };
   const value = list.map(render).join(', ');
-  return changed ? { name: h.name, raw: `${h.name}: ${value}\n` } : h;
+  return changed && !malformed ? { name: h.name, raw: `${h.name}: ${value}\n` } : h;
 }
 
 export interface Submission {
@@ -382,7 +398,7 @@ export function cleanupHeaders(parsedHeaders: Header[], sub: Submission): Omit<C
   if (!findHeader(headers, 'from')) {
     const addr = sub.sender || `${sub.user ?? 'MAILER-DAEMON'}@${sub.qualifyDomain}`;
     const name = sub.fullName;
-    const value = name ? `${/^[\w .'-]*$/.test(name) ? name : JSON.stringify(name)} <${addr}>` : addr;
+    const value = name ? `${phrase(name)} <${addr}>` : addr;
     added.push({ name: 'From', raw: toBytes(`From: ${value}\n`) });
   }
   if (!findHeader(headers, 'date')) added.push({ name: 'Date', raw: `Date: ${date}\n` });

@@ -34,3 +34,31 @@ describe('cleanup -t: control characters in recipient headers', () => {
       .toEqual(['c@example.org']);
   });
 });
+
+describe('cleanup: display names and malformed address headers (found by test/property/cleanup.test.ts)', () => {
+  const local = { ...sub, extractRecipients: false, recipients: ['ops@example.org'] };
+  const headerOf = (headers: string, name: string) => headers.split('\n').find((l) => l.startsWith(`${name}:`));
+
+  it('a name without an address stays a phrase, never "<>"', () => {
+    const out = cleanup(Buffer.from('To: a\ta, root\n\nbody\n', 'latin1'), local);
+    expect(headerOf(out.headers, 'To')).toBe('To: "a\ta", root@example.org');
+  });
+
+  it('names are quoted as RFC 5322 quotes them (a tab stays a tab), group names too', () => {
+    const out = cleanup(Buffer.from('To: "Q, R": root;\nCc: "a\\"b" <root>\n\nbody\n', 'latin1'), local);
+    expect(headerOf(out.headers, 'To')).toBe('To: "Q, R": root@example.org;');
+    expect(headerOf(out.headers, 'Cc')).toBe('Cc: "a\\"b" <root@example.org>');
+  });
+
+  it('sendmail -F: a line break in the full name cannot start a header of its own', () => {
+    const out = cleanup(Buffer.from('Subject: x\n\nbody\n', 'latin1'), { ...local, fullName: 'Eve\nBcc: victim@example.org\tx' });
+    expect(headerOf(out.headers, 'From')).toBe('From: "Eve Bcc: victim@example.org\tx" <www-data@example.org>');
+    expect(headerOf(out.headers, 'Bcc')).toBeUndefined();
+  });
+
+  it('a header addressparser cannot make sense of is left as it came', () => {
+    const raw = 'To: a,\n\t"@\n\t<a\n';
+    const out = cleanup(Buffer.from(`${raw}\nbody\n`, 'latin1'), local);
+    expect(out.headers).toContain(raw);
+  });
+});
