@@ -77,12 +77,11 @@ export function login(): string {
 function openedLater(get: () => LmdbSpool): LmdbSpool {
   return new Proxy({} as LmdbSpool, {
     get(_target, key) {
-      let spool: LmdbSpool;
+      let spool: LmdbSpool | undefined;
       try {
         spool = get();
-      } catch {
-        throw new SpoolUnavailable('the spool is not open yet');
-      }
+      } catch { /* not declared yet */ }
+      if (!spool) throw new SpoolUnavailable('the spool is not open yet');
       const value = Reflect.get(spool, key, spool) as unknown;
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(spool) : value;
     },
@@ -122,9 +121,15 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   for (const l of config.listen.smtp) bound.push(await receiver.listen(l.name, l.port));
   // Listeners are bound: now the folders and their owners; then root is left behind
   // before the spool, the control socket and the delivery lock are opened.
-  prepareFolders(config, owner);
-  if (owner && process.geteuid?.() === 0) dropPrivileges(owner);
-  const spool = LmdbSpool.open(config.spool.directory);
+  let spool: LmdbSpool;
+  try {
+    prepareFolders(config, owner);
+    if (owner && process.geteuid?.() === 0) dropPrivileges(owner);
+    spool = LmdbSpool.open(config.spool.directory);
+  } catch (err) {
+    await receiver.close(); // else the bound listeners would keep a failed start alive
+    throw err;
+  }
   const log = new MainLog(config.log.file, config.log.format, () => Date.now());
   events.on((e) => log.write(e));
   const scheduler = buildScheduler(config, spool, events, queueInterval, ids);

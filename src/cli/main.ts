@@ -3,6 +3,7 @@
 // command, and turns errors into one sentence on stderr plus a sysexits status.
 import { basename } from 'node:path';
 import { CommandError, EX, usage } from '../core/exit.js';
+import { isLmdbCommitFailure } from '../spool/spool.js';
 
 const out = (s: string | Uint8Array) => process.stdout.write(s);
 const err = (s: string) => process.stderr.write(s);
@@ -136,6 +137,11 @@ async function run(personality: string, argv: string[]): Promise<number> {
 export async function main(argv0: string, argv: string[]): Promise<void> {
   const personality = basename(argv0).replace(/\.js$/, '');
   // `mailq | head`: a reader that went away is not an error worth a stack trace.
+  // lmdb-js also rejects a promise of its own when a commit fails (a full disk); the
+  // write that failed reports it (exit 75), so that echo is no crash.
+  process.on('unhandledRejection', (e) => {
+    if (!isLmdbCommitFailure(e) && process.listenerCount('unhandledRejection') === 1) throw e;
+  });
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw e;
@@ -157,7 +163,8 @@ export async function main(argv0: string, argv: string[]): Promise<void> {
       return;
     }
     const { SpoolUnavailable } = await import('../spool/lmdb-spool.js');
-    if (e instanceof SpoolUnavailable) {
+    const { SpoolWriteError } = await import('../spool/spool.js');
+    if (e instanceof SpoolUnavailable || e instanceof SpoolWriteError) {
       err(`${name}: ${e.message}; try again later\n`);
       process.exitCode = EX.TEMPFAIL;
       return;

@@ -10,7 +10,7 @@ import type { EventBus } from '../core/events.js';
 import type { HostSpec, MessageRecord, NewMessage, Outcome, RecipientRecord } from '../core/types.js';
 import { renderText, logTime } from '../log/mainlog.js';
 import type { Router } from '../router/router.js';
-import type { DueKey, Spool } from '../spool/spool.js';
+import { SpoolWriteError, type DueKey, type Settlement, type SettleResult, type Spool } from '../spool/spool.js';
 import type { Transport } from '../transports/transport.js';
 import { findRule, nextAttempt, type RetryRule, type RetryState } from './retry-rules.js';
 import { bounceArrival, failureReport, RETURN_SIZE_LIMIT, type FailedRecipient } from '../bounce/dsn.js';
@@ -321,6 +321,22 @@ export class Scheduler {
     if (bounce) this.kick({ id: bounce });
   }
 
+  /**
+   * spool.settle, again and again while the spool cannot be written (a full disk): the
+   * message stays in the active window meanwhile, so what was delivered is never sent
+   * again; deliveries go on, and the one that frees space lets this through.
+   */
+  private async recorded(id: string, s: Settlement): Promise<SettleResult> {
+    for (let wait = 1000; ; wait = Math.min(wait * 2, 30_000)) {
+      try {
+        return await this.o.spool.settle(id, s);
+      } catch (err) {
+        if (!(err instanceof SpoolWriteError) || this.stopping) throw err;
+        await new Promise<void>((resolve) => this.o.clock.at(this.o.clock.now() + wait, resolve));
+      }
+    }
+  }
+
   private report(record: MessageRecord, failed: FailedRecipient[], now: number): NewMessage {
     return failureReport({
       id: this.o.ids.next(now), now, hostname: this.o.hostname, qualifyDomain: this.o.qualifyDomain,
@@ -426,7 +442,7 @@ export class Scheduler {
     const warning = freeze === undefined ? this.warning(record, outcomes, now) : undefined;
     const reports = [...(bounce ? [bounce] : []), ...(warning ? [warning] : [])];
     for (const e of events) lines.push(`${logTime(now)} ${renderText(e)}\n`);
-    const result = await this.o.spool.settle(record.id, {
+    const result = await this.recorded(record.id, {
       recipients: updated,
       nextAttempt: next === Infinity ? now + 60_000 : next,
       ...(lastError !== undefined ? { lastError } : {}),

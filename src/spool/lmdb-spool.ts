@@ -12,6 +12,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { AttemptRecord, MessageRecord, NewMessage } from '../core/types.js';
+import { isLmdbCommitFailure, SpoolWriteError } from './spool.js';
+import type { SpaceReserve } from './reserve.js';
+export { isLmdbCommitFailure };
 import type { DueKey, IncomingMessage, IncomingMeta, Settlement, SettleResult, Spool } from './spool.js';
 
 const CHUNK = 64 * 1024;
@@ -124,14 +127,43 @@ export class LmdbSpool implements Spool {
   }
 
   /** Resolves when everything written so far is synced to disk. */
+  /** Told of every failed write (the daemon logs them, at most once a minute). */
+  onWriteError: ((err: SpoolWriteError) => void) | undefined;
+  /** Room kept back so that delivery results can be written on a full disk (the daemon's). */
+  reserve: SpaceReserve | undefined;
+
+  /** New mail waits while the reserve is spent: what room there is goes to delivery results. */
+  private roomForNewMail(): void {
+    if (this.reserve && !this.reserve.canAccept()) throw new SpoolWriteError('cannot write the spool (disk full)');
+  }
+
   private async synced<T>(commit: Promise<T>): Promise<T> {
-    const value = await commit;
-    await this.root.flushed;
-    return value;
+    try {
+      const value = await commit;
+      await this.root.flushed;
+      return value;
+    } catch (err) {
+      throw this.writeFailure(err);
+    }
+  }
+
+  /**
+   * A commit LMDB could not write (a full disk, an I/O error) becomes a SpoolWriteError:
+   * the caller answers "try again later" and the process goes on; the transaction left
+   * nothing behind. Errors thrown on purpose inside a transaction stay as they are.
+   */
+  private writeFailure(err: unknown): unknown {
+    if (!isLmdbCommitFailure(err)) return err;
+    (err as { commitError?: Promise<unknown> }).commitError?.catch(() => undefined);
+    const failure = new SpoolWriteError('cannot write the spool (disk full or I/O error)');
+    this.reserve?.release();
+    this.onWriteError?.(failure);
+    return failure;
   }
 
   async commit(msg: NewMessage): Promise<MessageRecord> {
     const parts = rechunk(msg.body);
+    this.roomForNewMail();
     const bodySize = parts.reduce((n, b) => n + b.length, 0);
     const record = newRecord(msg, bodySize, parts.length);
     const stored = await this.synced(this.root.transaction(() => {
@@ -144,6 +176,43 @@ export class LmdbSpool implements Spool {
   }
 
   incoming(id: string): IncomingMessage {
+  /**
+   * A message from a maildrop file: committed together with the file's name, so a
+   * pickup that crashes before removing the file never commits it twice. Resolves
+   * false when that file was already taken.
+   */
+  async commitPickup(msg: NewMessage, file: string): Promise<MessageRecord | false> {
+    this.roomForNewMail();
+    const parts = rechunk(msg.body);
+    const record = newRecord(msg, parts.reduce((n, b) => n + b.length, 0), parts.length);
+    return this.synced(this.root.transaction(() => {
+      if (this.pickups.doesExist(file)) return false;
+      if (this.meta.doesExist(msg.id)) throw new SpoolUnavailable(`message ID ${msg.id} is already in the spool`);
+      this.writeNew(record, msg.headers, parts);
+      this.pickups.put(file, msg.id);
+      return record;
+    }));
+  }
+
+  /** The ID a maildrop file became, if it was picked up already. */
+  pickedUp(file: string): string | undefined {
+    this.root.resetReadTxn();
+    return this.pickups.get(file);
+  }
+
+  /** Every maildrop file name still remembered (their files should be gone). */
+  pickupMarks(): string[] {
+    return [...this.pickups.getKeys({})];
+  }
+
+  /** Forgets maildrop files that are removed; no sync needed (a stale mark only costs a lookup). */
+  forgetPickups(files: string[]): Promise<void> {
+    if (files.length === 0) return Promise.resolve();
+    return this.root.transaction(() => {
+      for (const f of files) this.pickups.remove(f);
+    }).then(() => undefined);
+  }
+
     let pending = Buffer.allocUnsafe(CHUNK);
     let fill = 0;
     let written = 0;
@@ -204,7 +273,14 @@ export class LmdbSpool implements Spool {
         if (failure !== undefined) {
           state = 'done';
           await dropAll(written).catch(() => undefined);
-          throw failure;
+          throw this.writeFailure(failure);
+        }
+        try {
+          this.roomForNewMail();
+        } catch (err) {
+          state = 'done';
+          await dropAll(written).catch(() => undefined);
+          throw err;
         }
         const tail = fill > 0 ? pending.subarray(0, fill) : undefined;
         const record = newRecord({ ...m, id }, bodySize, written + (tail ? 1 : 0));

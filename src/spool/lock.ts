@@ -1,9 +1,11 @@
 // spool/lock.ts: the delivery lock, `deliver.lock` in the spool folder: one process at a
 // time delivers from a spool (the daemon, or a `postern -q` run when no daemon runs),
-// so no message is sent twice by two queue runners. The file holds the owner's pid and
-// appears whole (written aside, then linked into place); a lock whose owner is gone
-// (SIGKILL, crash, a reboot that gave its pid to another program) is taken over.
-import { closeSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+// so no message is sent twice by two queue runners. The lock is a symbolic link whose
+// target is the owner's pid (the old "symlink lock"): made in one atomic step, with
+// no temporary file, no data block (it works on a full disk) and nothing ever opened
+// through it; a lock whose owner is gone (SIGKILL, crash, a reboot that gave its pid
+// to another program) is taken over.
+import { readFileSync, readlinkSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
 export type LockResult = { ok: true; release: () => void } | { ok: false; heldBy: number };
@@ -22,42 +24,39 @@ function ownerAlive(pid: number): boolean {
   }
 }
 
+/** The pid a lock names, 0 when it names none (gone meanwhile, or not our kind of lock). */
+function holder(path: string): number {
+  try {
+    const pid = Number(readlinkSync(path));
+    return Number.isInteger(pid) && pid > 0 ? pid : 0;
+  } catch {
+    return 0;
+  }
+}
+
 export function acquireDeliveryLock(spoolDir: string): LockResult {
   const path = join(spoolDir, 'deliver.lock');
-  const mine = `${path}.${process.pid}`;
-  const fd = openSync(mine, 'w', 0o644);
-  writeSync(fd, `${process.pid}\n`);
-  closeSync(fd);
-  try {
-    for (let round = 0; round < 2; round++) {
-      try {
-        linkSync(mine, path); // fails if a lock is there: no window with a half-written file
-        let released = false;
-        const release = () => {
-          if (released) return;
-          released = true;
-          try {
-            if (Number(readFileSync(path, 'utf8')) === process.pid) unlinkSync(path);
-          } catch { /* already gone */ }
-        };
-        process.once('exit', release);
-        return { ok: true, release };
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        let pid = 0;
-        try {
-          pid = Number(readFileSync(path, 'utf8').trim());
-        } catch { /* vanished meanwhile: try again */ }
-        if (pid > 0 && pid !== process.pid && ownerAlive(pid)) return { ok: false, heldBy: pid };
-        try {
-          unlinkSync(path); // stale
-        } catch { /* someone else took it over first */ }
-      }
-    }
-    return { ok: false, heldBy: 0 };
-  } finally {
+  for (let round = 0; round < 2; round++) {
     try {
-      unlinkSync(mine);
-    } catch { /* fine */ }
+      symlinkSync(String(process.pid), path); // fails if a lock is there
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        try {
+          if (holder(path) === process.pid) unlinkSync(path);
+        } catch { /* already gone */ }
+      };
+      process.once('exit', release);
+      return { ok: true, release };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = holder(path);
+      if (pid > 0 && pid !== process.pid && ownerAlive(pid)) return { ok: false, heldBy: pid };
+      try {
+        unlinkSync(path); // stale, or a lock file of an earlier postern (a regular file)
+      } catch { /* someone else took it over first */ }
+    }
   }
+  return { ok: false, heldBy: 0 };
 }

@@ -5,6 +5,21 @@
 import type { Readable } from 'node:stream';
 import type { AttemptRecord, MessageRecord, NewMessage, RecipientRecord } from '../core/types.js';
 
+/** The spool could not be written (disk full, I/O error): nothing was changed; try again later. */
+export class SpoolWriteError extends Error {}
+
+/**
+ * lmdb-js rejects every write of a failed commit with this error, and also rejects an
+ * internal promise nobody can handle: the daemon's unhandledRejection handler uses
+ * this test to tell that echo from a bug.
+ */
+export function isLmdbCommitFailure(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.message.startsWith('Commit failed') || 'commitError' in err) return true;
+  // The commit's own error (ENOSPC, EIO), rejected on a promise lmdb-js keeps for itself.
+  return typeof (err as { code?: unknown }).code === 'number' && /[\\/]lmdb[\\/]write\.js/.test(err.stack ?? '');
+}
+
 /** The result of one delivery attempt, written as one transaction. */
 export interface Settlement {
   /** New state of the recipients that were tried, by address (others stay as they are). */

@@ -1,0 +1,56 @@
+// spool/reserve.ts: room kept back for a full disk. LMDB copies pages on every write,
+// so even recording a delivery (which removes a message) needs a little free space;
+// on a disk filled by someone else the daemon could deliver but never record it. The
+// reserve is a file of zeros in the spool folder: the first failed write deletes it,
+// which lets delivery results through, and new mail is refused (452) until the disk
+// has room to make the reserve again (Postfix's queue_minfree, made certain).
+import { closeSync, existsSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+
+export class SpaceReserve {
+  private readonly path: string;
+  private released = false;
+  private lastCheck = 0;
+
+  constructor(directory: string, private readonly size: number) {
+    this.path = join(directory, 'reserve');
+  }
+
+  /** Makes the reserve file if it is missing and the disk has room for it twice over. */
+  ensure(): boolean {
+    if (existsSync(this.path)) {
+      this.released = false;
+      return true;
+    }
+    try {
+      const st = statfsSync(join(this.path, '..'));
+      if (st.bavail * st.bsize < 2 * this.size) return false;
+      const fd = openSync(this.path, 'wx', 0o600);
+      try {
+        const zeros = Buffer.alloc(64 * 1024);
+        for (let n = 0; n < this.size; n += zeros.length) writeSync(fd, zeros, 0, Math.min(zeros.length, this.size - n));
+      } finally {
+        closeSync(fd);
+      }
+      this.released = false;
+      return true;
+    } catch {
+      rmSync(this.path, { force: true });
+      return false;
+    }
+  }
+
+  /** A write failed: give the space back so that delivery results can be written. */
+  release(): void {
+    this.released = true;
+    rmSync(this.path, { force: true });
+  }
+
+  /** May new mail be written? Not while the reserve is spent; looks again at most once a second. */
+  canAccept(now = Date.now()): boolean {
+    if (!this.released) return true;
+    if (now - this.lastCheck < 1000) return false;
+    this.lastCheck = now;
+    return this.ensure();
+  }
+}

@@ -1,0 +1,255 @@
+// The privilege model with real processes: the spool is private (0700/0600, log 0640),
+// the daemon runs as `user`, any user submits through the maildrop whether or not the
+// daemon runs and is known by the kernel's word (the file's owner), hand-made maildrop
+// files (links, incomplete files) never pass for someone else's mail, and the queue
+// commands and the control socket are for root and the daemon's user only. The tests
+// that need a second user make one with useradd (root only; skipped otherwise).
+import { spawn, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, Instance, waitUntil, type RunResult } from '../helpers/postern.js';
+import { Sink } from '../helpers/sink.js';
+import { sendOne } from '../helpers/smtp-client.js';
+
+const isRoot = process.getuid?.() === 0;
+
+interface TestUser { name: string; uid: number; gid: number }
+
+/** Runs a postern command (or `node -e CODE` when name is undefined) as another user. */
+function runAs(u: TestUser, name: string | undefined, args: string[], input: string | Buffer = ''): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const argv = name === undefined ? args : [BIN(name), ...args];
+    const child = spawn(process.execPath, argv, {
+      uid: u.uid, gid: u.gid, cwd: '/', stdio: 'pipe',
+      env: { ...process.env, HOME: '/', USER: u.name, LOGNAME: u.name },
+    });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${name} ${args.join(' ')} timed out`)); }, 30_000);
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+    child.stdin.end(input);
+  });
+}
+
+/** Writes `data` as `path` with `mode`, as the user (a hand-made maildrop file). */
+function writeAs(u: TestUser, path: string, data: string, mode: number): Promise<RunResult> {
+  const code = `const fs = require('fs'); const fd = fs.openSync(${JSON.stringify(path)}, 'wx', ${mode}); fs.writeSync(fd, ${JSON.stringify(data)}); fs.fchmodSync(fd, ${mode}); fs.closeSync(fd);`;
+  return runAs(u, undefined, ['-e', code]);
+}
+
+const dropFile = (envelope: object, message: string) => `${JSON.stringify(envelope)}\n${message}`;
+
+function procUid(pid: number): number {
+  const line = /^Uid:\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(line?.[2]);
+}
+
+const mode = (path: string) => statSync(path).mode & 0o7777;
+
+describe('privileges', () => {
+  let p: Instance | undefined;
+  let sink: Sink | undefined;
+  afterEach(async () => {
+    await p?.cleanup();
+    await sink?.close();
+    p = undefined;
+    sink = undefined;
+  });
+
+  async function setup(user?: TestUser): Promise<Instance> {
+    sink = new Sink();
+    await sink.listen();
+    p = new Instance([sink.port]);
+    // The throwaway user must reach the config, the maildrop next to the spool, and the code.
+    chmodSync(p.dir, 0o711);
+    if (user) writeFileSync(p.config, `user = "${user.name}"\n${readFileSync(p.config, 'utf8')}`);
+    return p;
+  }
+
+  it('keeps the spool private (0700, 0600), the log 0640 and the maildrop 1733', async () => {
+    const inst = await setup();
+    await inst.start();
+    const sent = await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: modes\n\nx\n');
+    expect(sent).toMatch(/^250 /);
+    await sink!.waitFor(1);
+    expect(mode(join(inst.dir, 'spool'))).toBe(0o700);
+    expect(mode(join(inst.dir, 'spool/spool.mdb'))).toBe(0o600);
+    expect(mode(join(inst.dir, 'spool/spool.mdb-lock'))).toBe(0o600);
+    expect(mode(join(inst.dir, 'log/mainlog'))).toBe(0o640);
+    expect(mode(join(inst.dir, 'spool-maildrop'))).toBe(0o1733);
+    expect(mode(join(inst.dir, 'log'))! & 0o002).toBe(0);
+  });
+
+  it('refuses to start when the maildrop is a symbolic link', async () => {
+    const inst = await setup();
+    symlinkSync('/tmp', join(inst.dir, 'spool-maildrop'));
+    const r = await inst.run('postern', ['-bd']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^postern: the maildrop .* is a symbolic link; make it a folder\n$/);
+  });
+
+  it('the maildrop pickup never commits a file twice (its name is committed with the message)', async () => {
+    const inst = await setup();
+    await inst.start();
+    await inst.stop();
+    // A drop file whose name the spool already knows: what a crash between the
+    // commit and the unlink leaves. The pickup only removes it.
+    const { LmdbSpool } = await import('../../src/spool/lmdb-spool.js');
+    const spool = LmdbSpool.open(join(inst.dir, 'spool'));
+    const name = randomBytes(16).toString('hex');
+    const committed = await spool.commitPickup({ id: '1xVaAA-000001-00', sender: 'a@example.org', recipients: ['ops@example.org'],
+      arrival: Date.now(), protocol: 'local', headers: 'Subject: first\n', body: [Buffer.from('x\n')] }, name);
+    expect(committed).not.toBe(false);
+    await spool.close();
+    writeFileSync(join(inst.dir, 'spool-maildrop', name), dropFile({ v: 1, recipients: ['ops@example.org'], extract: false, protocol: 'local' }, 'Subject: again\n\nx\n'), { mode: 0o644 });
+    await inst.start();
+    await sink!.waitFor(1);
+    await waitUntil('the picked-up file removed', () => !existsSync(join(inst.dir, 'spool-maildrop', name)));
+    expect(sink!.messages.map((m) => /Subject: (\w+)/.exec(m.data)?.[1])).toEqual(['first']);
+    expect(inst.log()).not.toMatch(/Subject: again|<= root/);
+  });
+
+  describe.skipIf(!isRoot)('with a second user (needs root: useradd)', () => {
+    let u: TestUser;
+    beforeAll(() => {
+      const name = `pt${randomBytes(4).toString('hex')}`;
+      execFileSync('useradd', ['-M', '-U', '-s', '/usr/sbin/nologin', name]);
+      const uid = Number(execFileSync('id', ['-u', name]).toString());
+      const gid = Number(execFileSync('id', ['-g', name]).toString());
+      u = { name, uid, gid };
+    });
+    afterAll(() => {
+      if (u) execFileSync('userdel', [u.name], { stdio: 'ignore' });
+    });
+
+    it('the daemon with user = set runs as that user, owns the spool, and delivers', async () => {
+      const inst = await setup(u);
+      await inst.start();
+      expect(procUid(inst.daemon!.pid!)).toBe(u.uid);
+      await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: as user\n\nx\n');
+      await sink!.waitFor(1);
+      for (const f of ['spool', 'spool/spool.mdb', 'spool/control.key', 'spool-maildrop', 'log/mainlog']) {
+        expect(statSync(join(inst.dir, f)).uid).toBe(u.uid);
+      }
+    });
+
+    it("a user's sendmail succeeds with the daemon down; the daemon delivers it as theirs, whatever the file claims", async () => {
+      const inst = await setup(u);
+      await inst.start();
+      await inst.stop();
+      const r = await runAs(u, 'sendmail', ['-C', inst.config, 'ops@example.org'], 'Subject: down\n\nbody\n');
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      // A hand-made file that claims to be root's: the owner decides.
+      const forged = await writeAs(u, join(inst.dir, 'spool-maildrop', randomBytes(16).toString('hex')),
+        dropFile({ v: 1, user: 'root', U: 'root', recipients: ['ops@example.org'], extract: false, protocol: 'local' }, 'Subject: forged\n\nx\n'), 0o644);
+      expect(forged.code).toBe(0);
+      await inst.start();
+      await sink!.waitFor(2);
+      for (const m of sink!.messages) {
+        expect(m.from).toBe(`${u.name}@example.org`);
+        expect(m.data).toMatch(new RegExp(`^Received: from ${u.name} by web1\\.example\\.org with local`));
+      }
+      const arrivals = inst.log().match(/<= .*/g) ?? [];
+      expect(arrivals).toHaveLength(2);
+      for (const a of arrivals) expect(a).toMatch(new RegExp(`^<= ${u.name}@example\\.org U=${u.name} P=local S=\\d+`));
+      expect(readdirSync(join(inst.dir, 'spool-maildrop'))).toEqual([]);
+    });
+
+    it("a user's sendmail is delivered at once with the daemon up; -f is kept, U= is theirs", async () => {
+      const inst = await setup(u);
+      await inst.start();
+      const r = await runAs(u, 'sendmail', ['-C', inst.config, '-f', 'app@example.org', 'ops@example.org'], 'Subject: up\n\nbody\n');
+      expect(r.code).toBe(0);
+      await sink!.waitFor(1);
+      expect(sink!.messages[0]!.from).toBe('app@example.org');
+      await inst.waitForLog(new RegExp(`<= app@example\\.org U=${u.name} P=local`));
+    });
+
+    it("hand-made maildrop files (a hard link to root's file, a symlink, an unfinished file) never pass as root's mail", async () => {
+      const inst = await setup(u);
+      await inst.start();
+      await inst.stop();
+      const drop = join(inst.dir, 'spool-maildrop');
+      // A complete-looking drop file of root's, where the user may link to it.
+      const rootFile = join(inst.dir, 'root-drop');
+      writeFileSync(rootFile, dropFile({ v: 1, recipients: ['ops@example.org'], extract: false, protocol: 'local' }, 'Subject: roots\n\nx\n'), { mode: 0o666 });
+      chmodSync(rootFile, 0o666);
+      const link = await runAs(u, undefined, ['-e', `require('fs').linkSync(${JSON.stringify(rootFile)}, ${JSON.stringify(join(drop, 'a'.repeat(32)))})`]);
+      expect(link.code).toBe(0);
+      const sym = await runAs(u, undefined, ['-e', `require('fs').symlinkSync(${JSON.stringify(rootFile)}, ${JSON.stringify(join(drop, 'b'.repeat(32)))})`]);
+      expect(sym.code).toBe(0);
+      const unfinished = await writeAs(u, join(drop, 'c'.repeat(32)),
+        dropFile({ v: 1, recipients: ['ops@example.org'], extract: false, protocol: 'local' }, 'Subject: unfinished\n\nx\n'), 0o600);
+      expect(unfinished.code).toBe(0);
+      const junk = await writeAs(u, join(drop, 'd'.repeat(32)), 'not a drop file\n', 0o644);
+      expect(junk.code).toBe(0);
+      await inst.start();
+      await inst.waitForLog(/maildrop: removed a{32} from root \(uid 0\): a file with 2 links/);
+      await inst.waitForLog(new RegExp(`maildrop: removed b{32} from ${u.name} \\(uid ${u.uid}\\): a symbolic link`));
+      await inst.waitForLog(new RegExp(`maildrop: removed d{32} from ${u.name} \\(uid ${u.uid}\\): the envelope line is not JSON`));
+      // The unfinished file waits (a day) for its writer; nothing was delivered.
+      expect(existsSync(join(drop, 'c'.repeat(32)))).toBe(true);
+      expect(existsSync(rootFile)).toBe(true);
+      expect(inst.log()).not.toMatch(/<= /);
+      expect(sink!.messages).toHaveLength(0);
+    });
+
+    it('a non-admin user gets exit 77 for -bp, -Mrm, -q and postern-qgrep, and cannot reach the control socket', async () => {
+      const inst = await setup(u);
+      await inst.start();
+      const id = (await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: x\n\nx\n')).slice(-16);
+      // The test user is the daemon's (an admin): the outsider is nobody.
+      const nobody = { name: 'nobody', uid: Number(execFileSync('id', ['-u', 'nobody']).toString()), gid: Number(execFileSync('id', ['-g', 'nobody']).toString()) };
+      for (const [args, verb] of [[['-bp'], 'list the queue'], [['-Mrm', id], 'act on queued messages'], [['-q'], 'run the queue']] as const) {
+        const r = await runAs(nobody, 'postern', ['-C', inst.config, ...args]);
+        expect(r.code).toBe(77);
+        expect(r.stderr).toBe(`postern: permission denied: only root and the ${u.name} user may ${verb}\n`);
+      }
+      const q = await runAs(nobody, 'postern-qgrep', ['-C', inst.config, '-c']);
+      expect(q.code).toBe(77);
+      expect(q.stderr).toMatch(/^postern-qgrep: permission denied: /);
+      const mailq = await runAs(nobody, 'mailq', ['-C', inst.config]);
+      expect(mailq.code).toBe(77);
+      // The daemon's user is an admin.
+      const own = await runAs(u, 'postern', ['-C', inst.config, '-bpc']);
+      expect(own.code).toBe(0);
+      // The control socket is out of reach.
+      const sock = join(inst.dir, 'spool/postern.sock');
+      const conn = await runAs(nobody, undefined, ['-e',
+        `require('net').createConnection(${JSON.stringify(sock)}).on('connect', () => { console.log('connected'); process.exit(0); }).on('error', (e) => { console.log(e.code); process.exit(0); })`]);
+      expect(conn.stdout.trim()).toBe('EACCES');
+    });
+
+    it('opens a spool left by the previous postern (0755 folder, root-owned 0644 files) and delivers what it holds', async () => {
+      const inst = await setup(u);
+      const { LmdbSpool } = await import('../../src/spool/lmdb-spool.js');
+      const dir = join(inst.dir, 'spool');
+      const spool = LmdbSpool.open(dir);
+      await spool.commit({ id: '1xVaAA-000002-00', sender: 'old@example.org', recipients: ['ops@example.org'], arrival: Date.now(),
+        protocol: 'local', user: 'root', headers: 'Subject: old\n', body: [Buffer.from('x\n')] });
+      await spool.close();
+      chmodSync(dir, 0o755);
+      for (const f of readdirSync(dir)) chmodSync(join(dir, f), 0o644);
+      chownSync(dir, 0, 0);
+      await inst.start();
+      await sink!.waitFor(1);
+      expect(sink!.messages[0]!.from).toBe('old@example.org');
+      expect(mode(dir)).toBe(0o700);
+      expect(statSync(join(dir, 'spool.mdb')).uid).toBe(u.uid);
+      expect(mode(join(dir, 'spool.mdb'))).toBe(0o600);
+    });
+
+    it('refuses to start for an unknown user, in one sentence', async () => {
+      const inst = await setup({ ...u, name: `${u.name}nx` });
+      const r = await inst.run('postern', ['-bd']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(`postern: the user "${u.name}nx" (configuration key user) does not exist\n`);
+    });
+  });
+});
