@@ -35,6 +35,8 @@ export function parseRetryRule(text: string): RetryRule {
   const params = (m[3] as string).split(';').map((s) => s.trim()).filter(Boolean).map((set) => {
     const f = set.split(',').map((x) => x.trim());
     const kind = f[0];
+    // A zero interval would retry in a tight loop.
+    if (f.length >= 3 && duration(f[2]!, text) === 0) throw new Error(`zero interval in "${set}" of retry rule "${text}"`);
     if (kind === 'F' && f.length === 3) {
       return { kind, cutoff: duration(f[1]!, text), interval: duration(f[2]!, text), multiplier: 1 } as RetryParams;
     }
