@@ -22,11 +22,15 @@ import { Scheduler, type SchedulerSettings } from '../scheduler/scheduler.js';
 import { parseRetryRules } from '../scheduler/retry-rules.js';
 import { LmdbSpool, SpoolUnavailable } from '../spool/lmdb-spool.js';
 import { MessageIdGenerator } from '../spool/message-id.js';
+import { SpaceReserve } from '../spool/reserve.js';
 import { SmtpTransport } from '../transports/smtp.js';
 import { Pickup } from '../receive/pickup.js';
+import { isLmdbCommitFailure } from '../spool/lmdb-spool.js';
 import { daemonUser, dropPrivileges, prepareFolders } from './privileges.js';
 
 const STOP_GRACE = 30_000;
+/** Disk space kept back for recording delivery results on a full disk (spool/reserve.ts). */
+const RESERVE = 1024 * 1024;
 
 export function buildTransport(config: Config): SmtpTransport {
   const s = config.smarthost;
@@ -130,8 +134,20 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     await receiver.close(); // else the bound listeners would keep a failed start alive
     throw err;
   }
+  // What a crash mid-DATA left: chunks of messages whose receiving process is gone.
+  await spool.sweepIncoming().catch(() => 0);
   const log = new MainLog(config.log.file, config.log.format, () => Date.now());
   events.on((e) => log.write(e));
+  // A full disk is logged at most once a minute (each client gets its 452 anyway).
+  let troubleLogged = -Infinity;
+  const spoolTrouble = (text: string) => {
+    if (Date.now() - troubleLogged < 60_000) return;
+    troubleLogged = Date.now();
+    events.emit({ type: 'notice', text: `${text}; mail is refused with 452 4.3.1 until space is back (logged once a minute at most)` });
+  };
+  spool.onWriteError = (err) => spoolTrouble(err.message);
+  spool.reserve = new SpaceReserve(config.spool.directory, RESERVE);
+  spool.reserve.ensure();
   const scheduler = buildScheduler(config, spool, events, queueInterval, ids);
   const pickup = new Pickup({
     dir: config.spool.maildrop, spool, events, clock: systemClock, ids, hostname: config.hostname, qualifyDomain: config.qualify_domain,
@@ -139,8 +155,14 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   });
   // The key that lets spool administrators (who can read it) ask for operator actions.
   const controlKey = randomBytes(24).toString('hex');
-  rmSync(controlKeyPath(config.spool.directory), { force: true });
-  writeFileSync(controlKeyPath(config.spool.directory), controlKey + '\n', { mode: 0o600, flag: 'wx' });
+  try {
+    rmSync(controlKeyPath(config.spool.directory), { force: true });
+    writeFileSync(controlKeyPath(config.spool.directory), controlKey + '\n', { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    // A full disk must not keep the daemon from starting (it delivers, which frees
+    // space); -Mg then runs in the command under the delivery lock instead.
+    spoolTrouble(`cannot write ${controlKeyPath(config.spool.directory)}: ${(err as Error).message}`);
+  }
   const local = new LocalServer({ spoolDir: config.spool.directory, kick, controlKey, giveUp: (id, user) => scheduler.giveUp(id, user) });
   await local.listen();
   events.emit({ type: 'notice', text: `postern ${VERSION} daemon started: pid=${process.pid}, ${qFlag}, listening for SMTP on ${bound.join(' ')}` });
@@ -151,7 +173,15 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   let release = () => {};
   let lockTimer: NodeJS.Timeout | undefined;
   const takeLock = () => {
-    const lock = acquireDeliveryLock(config.spool.directory);
+    let lock: ReturnType<typeof acquireDeliveryLock>;
+    try {
+      lock = acquireDeliveryLock(config.spool.directory);
+    } catch (err) {
+      // No inode left, say: keep accepting (452 while the disk is full) and try again.
+      spoolTrouble(`cannot take the delivery lock: ${(err as Error).message}`);
+      lockTimer = setTimeout(takeLock, 2000);
+      return;
+    }
     if (lock.ok) {
       release = lock.release;
       scheduler.start();
@@ -181,6 +211,9 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   // A bug (Postfix's panic): log it and exit non-zero; systemd restarts us and the
   // spool's due index says what is left to do. Never carry on in an unknown state.
   const panic = (err: unknown) => {
+    // lmdb-js rejects a promise of its own, beside the one our write awaited, when a
+    // commit fails: the write's owner has handled it (452, retried settle).
+    if (isLmdbCommitFailure(err)) return spoolTrouble('cannot write the spool (disk full or I/O error)');
     events.emit({ type: 'notice', text: `panic: ${(err as Error)?.stack ?? String(err)}` });
     void log.close().finally(() => process.exit(70));
   };
@@ -189,6 +222,8 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => void reload());
+  // Exim admins send USR1 out of habit: here it reopens the main log (never an inspector).
+  process.on('SIGUSR1', () => log.reopen());
   const reload = async () => {
     log.reopen();
     try {

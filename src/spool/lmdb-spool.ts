@@ -22,6 +22,7 @@ export const QUEUE_ONLY_DELAY = 5 * 60_000;
 
 export class SpoolUnavailable extends Error {}
 
+
 /** Joins small buffers and splits big ones into CHUNK-sized pieces. */
 function rechunk(parts: Buffer[]): Buffer[] {
   const out: Buffer[] = [];
@@ -126,7 +127,6 @@ export class LmdbSpool implements Spool {
     }
   }
 
-  /** Resolves when everything written so far is synced to disk. */
   /** Told of every failed write (the daemon logs them, at most once a minute). */
   onWriteError: ((err: SpoolWriteError) => void) | undefined;
   /** Room kept back so that delivery results can be written on a full disk (the daemon's). */
@@ -137,6 +137,7 @@ export class LmdbSpool implements Spool {
     if (this.reserve && !this.reserve.canAccept()) throw new SpoolWriteError('cannot write the spool (disk full)');
   }
 
+  /** Resolves when everything written so far is synced to disk. */
   private async synced<T>(commit: Promise<T>): Promise<T> {
     try {
       const value = await commit;
@@ -162,8 +163,8 @@ export class LmdbSpool implements Spool {
   }
 
   async commit(msg: NewMessage): Promise<MessageRecord> {
-    const parts = rechunk(msg.body);
     this.roomForNewMail();
+    const parts = rechunk(msg.body);
     const bodySize = parts.reduce((n, b) => n + b.length, 0);
     const record = newRecord(msg, bodySize, parts.length);
     const stored = await this.synced(this.root.transaction(() => {
@@ -175,7 +176,6 @@ export class LmdbSpool implements Spool {
     return record;
   }
 
-  incoming(id: string): IncomingMessage {
   /**
    * A message from a maildrop file: committed together with the file's name, so a
    * pickup that crashes before removing the file never commits it twice. Resolves
@@ -213,6 +213,7 @@ export class LmdbSpool implements Spool {
     }).then(() => undefined);
   }
 
+  incoming(id: string): IncomingMessage {
     let pending = Buffer.allocUnsafe(CHUNK);
     let fill = 0;
     let written = 0;
@@ -347,42 +348,6 @@ export class LmdbSpool implements Spool {
     let n = 0;
     for (const [id] of this.chunks.getKeys({})) if (!this.meta.doesExist(id)) n++;
     return n;
-  }
-
-  /**
-   * A message from a maildrop file: committed together with the file's name, so a
-   * pickup that crashes before removing the file never commits it twice. Resolves
-   * false when that file was already taken.
-   */
-  async commitPickup(msg: NewMessage, file: string): Promise<MessageRecord | false> {
-    const parts = rechunk(msg.body);
-    const record = newRecord(msg, parts.reduce((n, b) => n + b.length, 0), parts.length);
-    return this.synced(this.root.transaction(() => {
-      if (this.pickups.doesExist(file)) return false;
-      if (this.meta.doesExist(msg.id)) throw new SpoolUnavailable(`message ID ${msg.id} is already in the spool`);
-      this.writeNew(record, msg.headers, parts);
-      this.pickups.put(file, msg.id);
-      return record;
-    }));
-  }
-
-  /** The ID a maildrop file became, if it was picked up already. */
-  pickedUp(file: string): string | undefined {
-    this.root.resetReadTxn();
-    return this.pickups.get(file);
-  }
-
-  /** Every maildrop file name still remembered (their files should be gone). */
-  pickupMarks(): string[] {
-    return [...this.pickups.getKeys({})];
-  }
-
-  /** Forgets maildrop files that are removed; no sync needed (a stale mark only costs a lookup). */
-  forgetPickups(files: string[]): Promise<void> {
-    if (files.length === 0) return Promise.resolve();
-    return this.root.transaction(() => {
-      for (const f of files) this.pickups.remove(f);
-    }).then(() => undefined);
   }
 
   private writeNew(record: MessageRecord, headers: string, parts: Buffer[]): void {
