@@ -166,7 +166,6 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   const local = new LocalServer({ spoolDir: config.spool.directory, kick, controlKey, giveUp: (id, user) => scheduler.giveUp(id, user) });
   await local.listen();
   events.emit({ type: 'notice', text: `postern ${VERSION} daemon started: pid=${process.pid}, ${qFlag}, listening for SMTP on ${bound.join(' ')}` });
-  process.stderr.write(`postern: ready, listening for SMTP on ${bound.join(' ')}\n`);
 
   // Mail is accepted at once; deliveries start when this process holds the delivery
   // lock (a `postern -q` run may hold it for a while; it is never taken from a live one).
@@ -224,6 +223,8 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   process.on('SIGHUP', () => void reload());
   // Exim admins send USR1 out of habit: here it reopens the main log (never an inspector).
   process.on('SIGUSR1', () => log.reopen());
+  // Ready only now that every signal has its handler: a TERM right after this line is a clean stop.
+  process.stderr.write(`postern: ready, listening for SMTP on ${bound.join(' ')}\n`);
   const reload = async () => {
     log.reopen();
     try {

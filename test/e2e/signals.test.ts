@@ -1,0 +1,79 @@
+// Signals as an Exim administrator sends them: USR1 (out of habit) reopens the main
+// log and never opens Node's inspector (which would give any local user a root
+// shell); HUP in the first moments after start, before the daemon is ready, does not
+// kill it; HUP after a rotation reopens the log too.
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BIN, Instance, waitUntil } from '../helpers/postern.js';
+import { Sink } from '../helpers/sink.js';
+import { sendOne } from '../helpers/smtp-client.js';
+
+/** Is anything listening on TCP `port` (any address)? From /proc, so no client is needed. */
+function listening(port: number): boolean {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (!existsSync(f)) continue;
+    for (const line of readFileSync(f, 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[1]?.endsWith(hex) && cols[3] === '0A') return true;
+    }
+  }
+  return false;
+}
+
+describe('signals', () => {
+  let p: Instance | undefined;
+  let sink: Sink | undefined;
+  afterEach(async () => {
+    await p?.cleanup();
+    await sink?.close();
+    p = sink = undefined;
+  });
+
+  it('SIGUSR1 reopens the main log and never starts an inspector', async () => {
+    sink = new Sink();
+    await sink.listen();
+    const inst = new Instance([sink.port]);
+    p = inst;
+    await inst.start();
+    const before = listening(9229);
+    const log = join(inst.dir, 'log/mainlog');
+    renameSync(log, `${log}.1`); // logrotate's move
+    inst.daemon?.kill('SIGUSR1');
+    inst.daemon?.kill('SIGUSR1');
+    const id = (await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: after usr1\n\nx\n')).slice(-16);
+    await waitUntil('a new main log', () => existsSync(log) && readFileSync(log, 'utf8').includes(`${id} Completed`));
+    expect(inst.daemon?.exitCode).toBeNull();
+    expect(inst.daemonStderr).not.toMatch(/Debugger listening|inspector/i);
+    if (!before) expect(listening(9229)).toBe(false);
+  });
+
+  it('a SIGHUP while the daemon is starting does not kill it', async () => {
+    sink = new Sink();
+    await sink.listen();
+    const inst = new Instance([sink.port]);
+    p = inst;
+    for (let round = 0; round < 3; round++) {
+      const child = spawn(process.execPath, [BIN('postern'), '-C', inst.config, '-bd', '-q1m'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      let exited = false;
+      child.on('exit', () => { exited = true; });
+      // HUP every few milliseconds from the moment Node runs our first line (about
+      // 40 ms after exec on this machine; before that the signal's default is Node's,
+      // not ours) until the daemon says it is ready.
+      await new Promise((r) => setTimeout(r, 150));
+      while (!/ready, listening/.test(stderr) && !exited) {
+        child.kill('SIGHUP');
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      expect(exited, `round ${round}: the daemon died: ${stderr}`).toBe(false);
+      child.kill('SIGHUP'); // and once more when ready: a reload
+      const exit = new Promise((r) => child.on('exit', r));
+      child.kill('SIGTERM');
+      expect(await exit).toBe(0);
+    }
+  });
+});
