@@ -48,7 +48,7 @@ type Inspected =
   | { kind: 'skip' }
   | { kind: 'taken' }
   | { kind: 'bad'; reason: string; uid?: number; dir?: boolean }
-  | { kind: 'ok'; uid: number; data: Buffer };
+  | { kind: 'ok'; uid: number; data: Buffer; written: number };
 
 export class Pickup {
   private running: Promise<void> | undefined;
@@ -152,7 +152,7 @@ export class Pickup {
       }
       bytes += seen.data.length;
       const user = userName(seen.uid);
-      const msg = this.message(seen.data, user);
+      const msg = this.message(seen.data, user, seen.written);
       if (typeof msg === 'string') {
         this.discard(name, msg, seen.uid);
         continue;
@@ -208,7 +208,7 @@ export class Pickup {
         if (n === 0) break;
         got += n;
       }
-      return { kind: 'ok', uid: st.uid, data: data.subarray(0, got) };
+      return { kind: 'ok', uid: st.uid, data: data.subarray(0, got), written: st.mtimeMs };
     } finally {
       closeSync(fd);
     }
@@ -228,7 +228,7 @@ export class Pickup {
   }
 
   /** The spool message a drop file becomes, or why it cannot be one. */
-  private message(data: Buffer, user: string): { msg: NewMessage; queueOnly: boolean } | string {
+  private message(data: Buffer, user: string, written: number): { msg: NewMessage; queueOnly: boolean } | string {
     const o = this.o;
     const parsed = parseDropFile(data, { maxRecipients: o.maxRecipients });
     if (typeof parsed === 'string') return parsed;
@@ -254,7 +254,8 @@ export class Pickup {
     return {
       queueOnly: e.queueOnly === true,
       msg: {
-        id, sender, recipients: cleaned.recipients, arrival: now, protocol: e.protocol, user, headers: cleaned.headers, body: [cleaned.body],
+        // Arrived when sendmail wrote it (the daemon may have been down), never in the future.
+        id, sender, recipients: cleaned.recipients, arrival: Math.min(now, Math.floor(written)), protocol: e.protocol, user, headers: cleaned.headers, body: [cleaned.body],
         ...(cleaned.messageIdHeader ? { messageIdHeader: cleaned.messageIdHeader } : {}),
         ...(e.queueOnly ? { queueOnly: true } : {}),
       },

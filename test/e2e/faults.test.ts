@@ -174,4 +174,27 @@ describe('smarthost faults', () => {
     await inst.waitForLog(new RegExp(`${id} == ops@example\\.org R=smarthost T=remote_smtp defer \\(-37\\): TLS session failure`));
     expect(raw.messages).toHaveLength(0);
   });
+
+  it('a stand-alone queue run that makes a bounce and a delay warning delivers them and ends cleanly', async () => {
+    const h = new Sink();
+    hub = h;
+    h.behaviour = { rcpt: (a) => (a.startsWith('bad') ? 550 : a.startsWith('slow') ? 451 : undefined) };
+    await h.listen();
+    const inst = new Instance([h.port], '[retry]\ndelay_warning = ["1s"]\n');
+    p = inst;
+    // No daemon: both wait in the maildrop for the queue run.
+    expect((await inst.run('sendmail', ['-f', 'app@example.org', 'bad@example.org'], { input: 'Subject: b\n\nx\n' })).code).toBe(0);
+    expect((await inst.run('sendmail', ['-f', 'app@example.org', 'slow@example.org'], { input: 'Subject: w\n\nx\n' })).code).toBe(0);
+    const sent = Date.now();
+    // Old enough for the 1 s delay warning on its first deferral.
+    await new Promise((r) => setTimeout(r, Math.max(0, sent + 1200 - Date.now())));
+    const run = await inst.run('postern', ['-qf'], { timeoutMs: 60_000 });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    // The failure report and the warning went out in the same run, to the sender.
+    const toSender = h.messages.filter((m) => m.to.includes('app@example.org'));
+    expect(toSender.some((m) => /Subject: Mail delivery failed/.test(m.data))).toBe(true);
+    expect(toSender.some((m) => /Subject: Warning: message .* delayed/.test(m.data))).toBe(true);
+    expect(inst.log()).not.toMatch(/Database is closed|panic/);
+  });
 });
