@@ -1,16 +1,14 @@
-// cli/bsmtp.ts: `sendmail -bs` / `postern -bs`: one SMTP session on stdin/stdout
-// for a local user (protocol local-esmtp), with the same smtp-server handling as the
-// listener. Messages are committed to the spool directly; a running daemon is poked.
+// cli/bsmtp.ts: `sendmail -bs` / `postern -bs`: one SMTP session on stdin/stdout for
+// any local user. Each message becomes a maildrop file, as sendmail's do; the daemon's
+// pickup makes it with the identity of the file's owner. Limits as on the listener.
 import { Duplex } from 'node:stream';
-import { userInfo } from 'node:os';
+import { SMTPServer } from 'smtp-server';
 import type { Config } from '../config/schema.js';
-import { systemClock } from '../core/clock.js';
-import { EventBus } from '../core/events.js';
-import { MainLog } from '../log/mainlog.js';
-import { LmdbSpool } from '../spool/lmdb-spool.js';
-import { MessageIdGenerator } from '../spool/message-id.js';
+import { isRoutableAddress } from '../core/address.js';
+import { REPLY } from '../core/replies.js';
+import { LineEnds, qualify } from '../receive/cleanup.js';
 import { request } from '../receive/local-client.js';
-import { SmtpReceiver } from '../receive/smtp.js';
+import { DropError, DropWriter, DROP_VERSION, type DropEnvelope } from '../receive/maildrop.js';
 
 /** stdin and stdout as one socket-like stream, with the setTimeout() smtp-server expects. */
 class StdioSocket extends Duplex {
@@ -59,29 +57,141 @@ class StdioSocket extends Duplex {
   }
 }
 
-export async function bsmtp(config: Config): Promise<void> {
-  const spool = LmdbSpool.open(config.spool.directory);
-  const events = new EventBus();
-  const log = new MainLog(config.log.file, config.log.format, Date.now);
-  events.on((e) => log.writeSync(e));
-  let user = 'unknown';
-  try {
-    user = userInfo().username;
-  } catch { /* keep unknown */ }
-  const receiver = new SmtpReceiver({
-    hostname: config.hostname, qualifyDomain: config.qualify_domain, relayFrom: ['127.0.0.1/32'],
-    maxMessageSize: config.listen.max_message_size, maxRecipients: config.listen.max_recipients,
-    maxConnections: 1, spool, events, clock: systemClock, ids: new MessageIdGenerator(), localUser: user,
-    kick: () => void request(config.spool.directory, { op: 'kick' }, undefined, 5000).catch(() => undefined),
-  });
+type Conn = { init: () => void; _setListeners: (cb: () => void) => void; connectionReady: () => void;
+  send: (code: number, data: unknown, context?: unknown) => void };
+
+/**
+ * smtp-server for one session on stdin: the caller is not a network peer, so it is
+ * greeted at once (no early-talker pause: piped input is normal here), and our replies
+ * keep their own enhanced codes. Pinned to smtp-server 3.21, whose connect() adds the
+ * connection to `connections`, then init()s it (as receive/smtp.ts relies on too).
+ */
+class StdioSmtpServer extends SMTPServer {
+  override connect(socket: import('node:net').Socket, socketOptions: unknown): void {
+    const connections = (this as unknown as { connections: Set<Conn> }).connections;
+    const add = connections.add;
+    connections.add = (conn: Conn) => {
+      connections.add = add;
+      conn.init = () => conn._setListeners(() => conn.connectionReady());
+      // A reply text that starts with an RFC 3463 code is ours: sent with that code.
+      const send = conn.send;
+      conn.send = function (code, data, context) {
+        const ours = typeof data === 'string' && /^[245]\.\d{1,3}\.\d{1,3} /.test(data);
+        return send.call(this, code, data, ours ? false : context);
+      };
+      return add.call(connections, conn);
+    };
+    super.connect(socket, socketOptions as never);
+  }
+}
+
+const reply = (r: { code: number; enhanced: string; text: string }) =>
+  Object.assign(new Error(`${r.enhanced} ${r.text}`), { responseCode: r.code });
+
+/**
+ * Each message of the session becomes one maildrop file (protocol local-smtp or
+ * local-esmtp): the daemon's pickup makes it with the identity of the file's owner,
+ * so `250 2.0.0 OK queued` carries no spool ID. The listener's limits apply: size,
+ * recipients, address syntax. `makeMaildrop` makes a missing maildrop where allowed.
+ */
+export async function bsmtp(config: Config, makeMaildrop: () => boolean | Promise<boolean> = () => false): Promise<void> {
+  const q = (a: string) => qualify(a, config.qualify_domain);
+  let storing = 0;
+  let idle: (() => void) | undefined;
+  const server = new StdioSmtpServer({
+    name: config.hostname,
+    banner: 'postern',
+    size: config.listen.max_message_size,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    authOptional: true,
+    hideENHANCEDSTATUSCODES: false,
+    hideDSN: true,
+    hideSTARTTLS: true,
+    disableReverseLookup: true,
+    logger: false,
+    socketTimeout: config.listen.idle_timeout,
+    onMailFrom: (address, _session, cb) => {
+      const size = Number((address.args as Record<string, string> | undefined)?.SIZE ?? 0);
+      if (size > config.listen.max_message_size) return cb(reply(REPLY.messageTooBig));
+      if (address.address !== '' && !isRoutableAddress(q(address.address))) return cb(reply(REPLY.badSender));
+      cb();
+    },
+    onRcptTo: (address, session, cb) => {
+      if (session.envelope.rcptTo.length >= config.listen.max_recipients) return cb(reply(REPLY.tooManyRecipients));
+      if (!isRoutableAddress(q(address.address))) return cb(reply(REPLY.badRecipient));
+      cb();
+    },
+    onData: (stream, session, cb) => {
+      const esmtp = session.transmissionType === 'ESMTP' || session.transmissionType?.startsWith('ESMTP');
+      const envelope: DropEnvelope = {
+        v: DROP_VERSION, extract: false, protocol: esmtp ? 'local-esmtp' : 'local-smtp',
+        sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+        recipients: session.envelope.rcptTo.map((r) => r.address),
+      };
+      storing++;
+      const done = (err?: Error | null, text?: string) => {
+        cb(err, text);
+        if (--storing === 0) idle?.();
+      };
+      void open(envelope).then((drop) => {
+        const ends = new LineEnds();
+        let failed: Error | undefined;
+        stream.on('data', (chunk: Buffer) => {
+          if (failed || stream.sizeExceeded || !drop) return;
+          try {
+            drop.write(ends.push(chunk));
+          } catch (err) {
+            failed = err as Error;
+          }
+        });
+        stream.on('end', () => {
+          if (!drop) return done(reply(REPLY.spoolUnavailable));
+          if (stream.sizeExceeded) {
+            drop.abort();
+            return done(reply(REPLY.messageTooBig));
+          }
+          try {
+            if (failed) throw failed;
+            drop.write(ends.end());
+            drop.finish();
+          } catch {
+            return done(reply(REPLY.spoolUnavailable));
+          }
+          done(null, '2.0.0 OK queued');
+          void request(config.spool.directory, { op: 'kick' }, undefined, 2000).catch(() => undefined);
+        });
+      });
+    },
+  } as ConstructorParameters<typeof SMTPServer>[0]);
+  server.on('error', () => { /* the session ends */ });
+
+  /** The drop file for one message; undefined (answered 452) when the maildrop cannot take it. */
+  async function open(envelope: DropEnvelope): Promise<DropWriter | undefined> {
+    try {
+      return new DropWriter(config.spool.maildrop, envelope);
+    } catch (err) {
+      if (!(err instanceof DropError && err.code === 'ENOENT' && await makeMaildrop())) return undefined;
+      try {
+        return new DropWriter(config.spool.maildrop, envelope);
+      } catch {
+        return undefined;
+      }
+    }
+  }
+
   const socket = new StdioSocket(process.stdin, process.stdout);
-  const done = new Promise<void>((resolve) => socket.on('close', resolve));
+  // The session is over when smtp-server has ended its side (QUIT, timeout, hang-up).
+  const closed = new Promise<void>((resolve) => {
+    socket.on('close', resolve);
+    socket.on('finish', resolve);
+  });
   // A caller that hangs up without QUIT: once the last message is stored and
   // answered, end the session as a dropped connection would.
   socket.on('input-end', () => {
-    void receiver.whenIdle().then(() => setTimeout(() => socket.end(), 1000).unref());
+    const end = () => setTimeout(() => socket.end(), 1000);
+    if (storing === 0) end();
+    else idle = end;
   });
-  receiver.serve(socket);
-  await done;
-  await spool.close();
+  (server as unknown as { connect(s: unknown, o: unknown): void }).connect(socket, { remoteAddress: '127.0.0.1', remotePort: 0 });
+  await closed;
 }

@@ -104,7 +104,8 @@ async function run(personality: string, argv: string[]): Promise<number> {
   }
   if (mode === '-bs') {
     const { bsmtp } = await import('./bsmtp.js');
-    await bsmtp(await config(file));
+    const c = await config(file);
+    await bsmtp(c, async () => (await import('./privileges.js')).makeMaildrop(c));
     return EX.OK;
   }
   const { c, spool, ids } = await openSpool(file, purpose(mode));

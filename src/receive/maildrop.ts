@@ -5,7 +5,7 @@
 // The writer makes the file complete (mode 0644) only after its bytes are synced.
 // Light on purpose (node:fs and node:crypto only): sendmail loads it.
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fchmodSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const DROP_VERSION = 1;
@@ -23,7 +23,7 @@ export interface DropEnvelope {
   extract: boolean;
   fullName?: string;
   queueOnly?: boolean;
-  protocol: 'local' | 'local-esmtp';
+  protocol: 'local' | 'local-smtp' | 'local-esmtp';
 }
 
 export class DropError extends Error {
@@ -38,36 +38,68 @@ export function dropName(): string {
 }
 
 /**
- * Writes one complete drop file and returns its name. Never through a link (O_EXCL,
- * O_NOFOLLOW); synced before the mode says "complete", synced again after.
+ * One drop file being written: made new (O_EXCL, never through a link, mode 0600),
+ * the envelope line first, then the message as it comes; finish() syncs it, marks it
+ * complete (0644) and syncs again. Errors are DropErrors saying what to tell the user.
  */
-export function writeDropFile(dir: string, envelope: DropEnvelope, message: Buffer | Buffer[]): string {
-  const name = dropName();
-  const path = join(dir, name);
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  } catch (err) {
-    throw new DropError(dropFailure(dir, err as NodeJS.ErrnoException), (err as NodeJS.ErrnoException).code);
-  }
-  try {
-    const parts = [Buffer.from(JSON.stringify(envelope) + '\n', 'utf8'), ...(Array.isArray(message) ? message : [message])];
-    for (const part of parts) {
-      for (let off = 0; off < part.length;) off += writeSync(fd, part, off, part.length - off);
-    }
-    fsyncSync(fd);
-    fchmodSync(fd, 0o644);
-    fsyncSync(fd);
-  } catch (err) {
+export class DropWriter {
+  readonly name = dropName();
+  private readonly path: string;
+  private fd: number | undefined;
+
+  constructor(private readonly dir: string, envelope: DropEnvelope) {
+    this.path = join(dir, this.name);
     try {
-      closeSync(fd);
-    } catch { /* reported below */ }
-    // An incomplete file (still 0600) is ignored by the pickup and removed after a day.
-    throw new DropError(dropFailure(dir, err as NodeJS.ErrnoException), (err as NodeJS.ErrnoException).code);
+      this.fd = openSync(this.path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    } catch (err) {
+      throw new DropError(dropFailure(dir, err as NodeJS.ErrnoException), (err as NodeJS.ErrnoException).code);
+    }
+    this.write(Buffer.from(JSON.stringify(envelope) + '\n', 'utf8'));
   }
-  closeSync(fd);
-  syncFolder(dir);
-  return name;
+
+  write(part: Buffer): void {
+    try {
+      for (let off = 0; off < part.length;) off += writeSync(this.fd!, part, off, part.length - off);
+    } catch (err) {
+      this.abort();
+      throw new DropError(dropFailure(this.dir, err as NodeJS.ErrnoException), (err as NodeJS.ErrnoException).code);
+    }
+  }
+
+  finish(): string {
+    try {
+      fsyncSync(this.fd!);
+      fchmodSync(this.fd!, 0o644);
+      fsyncSync(this.fd!);
+      closeSync(this.fd!);
+      this.fd = undefined;
+    } catch (err) {
+      this.abort();
+      throw new DropError(dropFailure(this.dir, err as NodeJS.ErrnoException), (err as NodeJS.ErrnoException).code);
+    }
+    syncFolder(this.dir);
+    return this.name;
+  }
+
+  /** Removes what was written (the folder is sticky, but the file is ours). */
+  abort(): void {
+    if (this.fd !== undefined) {
+      try {
+        closeSync(this.fd);
+      } catch { /* gone with the file */ }
+      this.fd = undefined;
+    }
+    try {
+      unlinkSync(this.path);
+    } catch { /* an incomplete file left behind is removed by the pickup after a day */ }
+  }
+}
+
+/** Writes one complete drop file and returns its name. */
+export function writeDropFile(dir: string, envelope: DropEnvelope, message: Buffer | Buffer[]): string {
+  const w = new DropWriter(dir, envelope);
+  for (const part of Array.isArray(message) ? message : [message]) w.write(part);
+  return w.finish();
 }
 
 /** Syncs the folder entry where we may (root, the daemon's user); others rely on the file's sync. */
@@ -109,7 +141,7 @@ export function parseDropFile(data: Buffer, limits: { maxRecipients: number }): 
   if (!Array.isArray(e.recipients) || !e.recipients.every(str)) return 'bad recipients';
   if (e.recipients.length > limits.maxRecipients) return `more than ${limits.maxRecipients} recipients`;
   if (e.fullName !== undefined && !str(e.fullName)) return 'bad full name';
-  if (e.protocol !== 'local' && e.protocol !== 'local-esmtp') return 'bad protocol';
+  if (e.protocol !== 'local' && e.protocol !== 'local-smtp' && e.protocol !== 'local-esmtp') return 'bad protocol';
   return {
     envelope: {
       v: DROP_VERSION, recipients: e.recipients as string[], extract: e.extract === true, protocol: e.protocol,

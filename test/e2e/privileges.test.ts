@@ -171,6 +171,23 @@ describe('privileges', () => {
       await inst.waitForLog(new RegExp(`<= app@example\\.org U=${u.name} P=local`));
     });
 
+    it("a user's sendmail -bs session is delivered as theirs, with the listener's limits", async () => {
+      const inst = await setup(u);
+      await inst.start();
+      const rcpts = Array.from({ length: 6 }, (_, i) => `RCPT TO:<r${i}@example.org>\r\n`).join('');
+      const r = await runAs(u, 'sendmail', ['-C', inst.config, '-bs'],
+        `EHLO me\r\nMAIL FROM:<>\r\n${rcpts}DATA\r\nSubject: bs\r\n\r\nhello\r\n.\r\nQUIT\r\n`);
+      expect(r.code).toBe(0);
+      const lines = r.stdout.trimEnd().split('\r\n');
+      expect(lines.filter((l) => l === '250 2.1.5 Accepted')).toHaveLength(5); // max_recipients = 5
+      expect(lines).toContain('452 4.5.3 Too many recipients');
+      expect(lines).toContain('250 2.0.0 OK queued');
+      await sink!.waitFor(1);
+      expect(sink!.messages[0]!.to).toHaveLength(5);
+      await inst.waitForLog(new RegExp(`<= <> U=${u.name} P=local-esmtp S=\\d+`));
+      expect(sink!.messages[0]!.data).toMatch(new RegExp(`^Received: from ${u.name} by web1\\.example\\.org with local-esmtp`));
+    });
+
     it("hand-made maildrop files (a hard link to root's file, a symlink, an unfinished file) never pass as root's mail", async () => {
       const inst = await setup(u);
       await inst.start();
