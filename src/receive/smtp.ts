@@ -141,7 +141,10 @@ function adjust(conn: Conn, trusted: boolean, maxClients: number, connections: S
       return send.call(this, 421, `4.4.2 ${policy.hostname} SMTP command timeout - closing connection`, false);
     }
     const result = ours ? send.call(this, code, data, false) : send.call(this, code, data, context);
-    if (code >= 400 && !ours) log(errorKind(code, text), text.replace(/^Error: /, ''));
+    if (code >= 400 && !ours) {
+      const kind = errorKind(code, text);
+      log(kind, kind === 'refused' ? 'too many connections' : text.replace(/^Error: /, ''));
+    }
     if (code >= 500 && policy.maxErrors > 0 && ++errors >= policy.maxErrors && !conn._closing) {
       log('dropped', 'too many syntax or protocol errors');
       send.call(this, 421, `4.7.0 ${policy.hostname} Too many syntax or protocol errors`, false);

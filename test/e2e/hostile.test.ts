@@ -142,6 +142,17 @@ describe('hostile SMTP sessions', () => {
     await p.waitForLog(/Connection from \[127\.0\.0\.1\] refused: too many connections$/);
     first.client.close();
   });
+
+  it('the same for a client outside relay_from (refused by the library itself)', async () => {
+    listenKeys(p, 'max_connections = 1\nrelay_from = ["10.0.0.0/8"]');
+    await p.start();
+    const first = await RawSmtp.open(p.port);
+    expect(first.greeting).toMatch(/^220 /);
+    const second = await RawSmtp.open(p.port);
+    expect(second.greeting).toMatch(/^421 /);
+    await p.waitForLog(/Connection from \[127\.0\.0\.1\] refused: too many connections$/);
+    first.client.close();
+  });
 });
 
 describe('hostile input to the commands', () => {
