@@ -47,7 +47,8 @@ describe('parseConfig: a valid file', () => {
       idle_timeout: 300_000,
       max_errors: 20,
     });
-    expect(c.spool).toEqual({ directory: '/var/spool/postern' });
+    expect(c.spool).toEqual({ directory: '/var/spool/postern', maildrop: '/var/spool/postern-maildrop' });
+    expect(c.user).toBeUndefined();
     expect(c.smarthost).toEqual({
       hosts: [{ name: 'mail.example.org', port: 25 }],
       tls: 'opportunistic',
@@ -123,6 +124,15 @@ format = "json"
     ['"1h"', 3_600_000],
   ])('smarthost.timeout = %s is %i ms', (value, ms) => {
     expect(parseConfig(`${MINIMAL}timeout = ${value}\n`, FILE).smarthost.timeout).toBe(ms);
+  });
+
+  it('spool.maildrop: next to the spool folder by default, relative to the file\'s folder when set; user is a name', () => {
+    const base = '[smarthost]\nhosts = ["mail.example.org"]\n';
+    expect(parseConfig(`[spool]\ndirectory = "spool/"\n${base}`, '/etc/postern/postern.toml').spool)
+      .toEqual({ directory: '/etc/postern/spool', maildrop: '/etc/postern/spool-maildrop' });
+    expect(parseConfig(`user = "postern"\n[spool]\nmaildrop = "drop"\n${base}`, '/etc/postern/postern.toml'))
+      .toMatchObject({ user: 'postern', spool: { directory: '/var/spool/postern', maildrop: '/etc/postern/drop' } });
+    expect(() => parseConfig(`user = "bad user"\n${base}`, '/x/p.toml')).toThrow(/line 1: user: must be a user name/);
   });
 
   it('resolves relative paths against the file\'s folder, leaves absolute ones', () => {
