@@ -134,6 +134,8 @@ export class Pickup {
     const taken: string[] = [];
     let bytes = 0;
     let full = false;
+    const logins = new Map<number, string>(); // /etc/passwd read once per uid and round
+    const owner = (uid: number) => logins.get(uid) ?? logins.set(uid, userName(uid)).get(uid)!;
     for (const name of names) {
       if (this.stuck.has(name)) continue;
       if (work.length + taken.length >= ROUND_FILES || bytes >= ROUND_BYTES) {
@@ -151,7 +153,7 @@ export class Pickup {
         continue;
       }
       bytes += seen.data.length;
-      const user = userName(seen.uid);
+      const user = owner(seen.uid);
       const msg = this.message(seen.data, user, seen.written);
       if (typeof msg === 'string') {
         this.discard(name, msg, seen.uid);

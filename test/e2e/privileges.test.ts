@@ -114,6 +114,27 @@ describe('privileges', () => {
     expect(inst.log()).not.toMatch(/Subject: again|<= root/);
   });
 
+  it('idle connections to the control socket are dropped after 10 s and block neither SMTP nor sendmail', async () => {
+    const inst = await setup();
+    await inst.start();
+    const { createConnection } = await import('node:net');
+    const sock = join(inst.dir, 'spool/postern.sock');
+    const idle = await Promise.all(Array.from({ length: 100 }, () => new Promise<import('node:net').Socket>((resolve) => {
+      const c = createConnection(sock);
+      c.on('error', () => resolve(c));
+      c.on('connect', () => resolve(c));
+    })));
+    let closed = 0;
+    for (const c of idle) c.on('close', () => closed++);
+    expect(await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: smtp\n\nx\n')).toMatch(/^250 /);
+    const r = await inst.run('sendmail', ['ops@example.org'], { input: 'Subject: sendmail\n\nx\n' });
+    expect(r.code).toBe(0);
+    await sink!.waitFor(2);
+    // Past the cap of 64 connections at once, the rest are closed at once; all are gone after the 10 s timeout.
+    await waitUntil('every idle connection closed by the daemon', () => closed === idle.length, 25_000);
+    expect((await inst.run('postern', ['-q'])).code).toBe(0);
+  }, 40_000);
+
   describe.skipIf(!isRoot)('with a second user (needs root: useradd)', () => {
     let u: TestUser;
     beforeAll(() => {

@@ -1,0 +1,87 @@
+// The maildrop pickup on a real LMDB spool in a temp folder: files written by the
+// sendmail side (writeDropFile) become spool messages made by the pickup (its IDs, the
+// owner as U=), in bounded rounds; -odq mail is not kicked; anything that is not a
+// complete drop file (FIFO, folder, junk, too big) is removed with a log line and
+// never blocks or crashes the pickup.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/core/clock.js';
+import { EventBus, type MtaEvent } from '../../src/core/events.js';
+import { writeDropFile } from '../../src/receive/maildrop.js';
+import { Pickup } from '../../src/receive/pickup.js';
+import { LmdbSpool } from '../../src/spool/lmdb-spool.js';
+import { MessageIdGenerator } from '../../src/spool/message-id.js';
+
+describe('maildrop pickup', () => {
+  let dir: string;
+  let drop: string;
+  let spool: LmdbSpool;
+  let events: MtaEvent[];
+  let kicked: string[];
+  let pickup: Pickup;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'postern-pickup-'));
+    drop = join(dir, 'maildrop');
+    mkdirSync(drop);
+    spool = LmdbSpool.open(join(dir, 'spool'));
+    events = [];
+    kicked = [];
+    const bus = new EventBus();
+    bus.on((e) => events.push(e));
+    pickup = new Pickup({ dir: drop, spool, events: bus, clock: systemClock, ids: new MessageIdGenerator(), hostname: 'web1.example.org',
+      qualifyDomain: 'example.org', maxMessageSize: 4096, maxRecipients: 5, kick: (id) => kicked.push(id) });
+  });
+  afterEach(async () => {
+    await spool.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const envelope = (extra: object = {}) => ({ v: 1, recipients: ['ops@example.org'], extract: false, protocol: 'local' as const, ...extra });
+
+  it('makes each file a spool message with its own ID and the owner as U=, in rounds of at most 200', async () => {
+    for (let i = 0; i < 250; i++) writeDropFile(drop, envelope(), Buffer.from(`Subject: n${i}\n\nbody\n`));
+    writeDropFile(drop, envelope({ queueOnly: true, sender: 'app' }), Buffer.from('Subject: later\n\nx\n'));
+    await pickup.run();
+    expect(readdirSync(drop)).toEqual([]);
+    expect(spool.count()).toBe(251);
+    const me = userInfo().username;
+    const received = events.filter((e) => e.type === 'received');
+    expect(received).toHaveLength(251);
+    for (const e of received) expect(e).toMatchObject({ user: me, protocol: 'local' });
+    // -odq mail waits for a queue run: committed, not kicked; -f is kept and qualified.
+    const later = [...spool.list()].find((r) => r.queueOnly)!;
+    expect(later.sender).toBe('app@example.org');
+    expect(kicked).toHaveLength(250);
+    expect(kicked).not.toContain(later.id);
+    expect(spool.headers(later.id)).toMatch(new RegExp(`^Received: from ${me} by web1\\.example\\.org with local`));
+    expect(spool.pickupMarks()).toEqual([]);
+  });
+
+  it('removes what is not a complete drop file, with one log line naming the owner, and goes on', async () => {
+    execFileSync('mkfifo', [join(drop, 'fifo')]);
+    mkdirSync(join(drop, 'folder'));
+    writeFileSync(join(drop, 'junk'), 'no envelope here', { mode: 0o644 });
+    writeFileSync(join(drop, 'big'), `${JSON.stringify(envelope())}\n${'x'.repeat(2 * 1024 * 1024)}`, { mode: 0o644 });
+    writeFileSync(join(drop, 'norcpt'), `${JSON.stringify(envelope({ recipients: [] }))}\nSubject: x\n\nx\n`, { mode: 0o644 });
+    writeFileSync(join(drop, 'many'), `${JSON.stringify(envelope({ recipients: ['a@x.org', 'b@x.org', 'c@x.org', 'd@x.org', 'e@x.org', 'f@x.org'] }))}\nx\n`, { mode: 0o644 });
+    writeFileSync(join(drop, 'unfinished'), `${JSON.stringify(envelope())}\nSubject: x\n\nx\n`, { mode: 0o600 });
+    writeDropFile(drop, envelope(), Buffer.from('Subject: good\n\nx\n'));
+    await pickup.run();
+    expect(readdirSync(drop)).toEqual(['unfinished']);
+    expect(spool.count()).toBe(1);
+    const notices = events.filter((e) => e.type === 'notice').map((e) => (e as { text: string }).text).sort();
+    const me = userInfo().username;
+    expect(notices).toEqual([
+      expect.stringMatching(new RegExp(`^maildrop: removed big from ${me} \\(uid \\d+\\): too big`)),
+      expect.stringMatching(/^maildrop: removed fifo from .*: not a regular file$/),
+      expect.stringMatching(/^maildrop: removed folder from .*: a folder$/),
+      expect.stringMatching(/^maildrop: removed junk from .*: no envelope line$/),
+      expect.stringMatching(/^maildrop: removed many from .*: more than 5 recipients$/),
+      expect.stringMatching(/^maildrop: removed norcpt from .*: no recipients$/),
+    ]);
+  });
+});
