@@ -112,8 +112,9 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   // A kick without an ID (sendmail, -q) also means "look at the maildrop".
   const kick = (opts: { id?: string; force?: boolean } = {}) => {
     scheduler.kick(opts);
-    if (opts.id === undefined) void pickup.run();
+    if (opts.id === undefined && picking) void pickup.run();
   };
+  let picking = false; // the maildrop is this process's once it holds the delivery lock
   const receiver = new SmtpReceiver({
     hostname: config.hostname, qualifyDomain: config.qualify_domain, relayFrom: config.listen.relay_from,
     maxMessageSize: config.listen.max_message_size, maxRecipients: config.listen.max_recipients,
@@ -184,6 +185,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     if (lock.ok) {
       release = lock.release;
       scheduler.start();
+      picking = true;
       pickup.start(); // the maildrop is drained by the process that delivers
       return;
     }

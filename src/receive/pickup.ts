@@ -163,11 +163,12 @@ export class Pickup {
     }
     // All commits of the round share one transaction and one sync (group commit).
     const results = await Promise.allSettled(work.map((w) => this.o.spool.commitPickup(w.msg, w.name)));
+    let refused: { count: number; why: string } | undefined;
     results.forEach((r, i) => {
       const w = work[i]!;
       if (r.status === 'rejected') {
-        // The spool refused (full disk...): the file stays for the next round.
-        this.o.events.emit({ type: 'notice', text: `maildrop: cannot pick up ${w.name} from ${w.user}: ${(r.reason as Error).message}` });
+        // The spool refused (full disk...): the file stays for a later round.
+        refused = { count: (refused?.count ?? 0) + 1, why: (r.reason as Error)?.message ?? String(r.reason) };
         return;
       }
       taken.push(w.name);
@@ -177,9 +178,10 @@ export class Pickup {
         ...(m.messageIdHeader ? { messageIdHeader: m.messageIdHeader } : {}) });
       if (!w.queueOnly) this.o.kick(m.id);
     });
+    if (refused) this.o.events.emit({ type: 'notice', text: `maildrop: ${refused.count} file(s) left for later: ${refused.why}` });
     const removed = taken.filter((name) => this.remove(name));
     await this.o.spool.forgetPickups(removed).catch(() => undefined);
-    return full;
+    return full && !refused;
   }
 
   private inspect(name: string): Inspected {
