@@ -67,7 +67,8 @@ export function becomeDaemonUser(config: Config): void {
  */
 /** Makes the maildrop when missing, checks it, and gives it its owner and mode 1733. */
 function maildrop(drop: string, owner: UserEntry | undefined): void {
-  const allowed = new Set([0, euid(), ...(owner ? [owner.uid] : [])]);
+  // Root's or the daemon user's; a daemon not run by root must own it (to list it).
+  const allowed = new Set(euid() === 0 ? [0, ...(owner ? [owner.uid] : [])] : [euid()]);
   let st: Stats | undefined;
   try {
     st = lstatSync(drop);
@@ -78,7 +79,7 @@ function maildrop(drop: string, owner: UserEntry | undefined): void {
   }
   if (st.isSymbolicLink()) throw failure(`the maildrop ${drop} is a symbolic link; make it a folder`);
   if (!st.isDirectory()) throw failure(`the maildrop ${drop} is not a folder`);
-  if (!allowed.has(st.uid)) throw failure(`the maildrop ${drop} belongs to ${userName(st.uid)}, not to root or the daemon's user`);
+  if (!allowed.has(st.uid)) throw failure(`the maildrop ${drop} belongs to ${userName(st.uid)}, not to ${euid() === 0 ? 'root or the daemon\'s user' : userName(euid())}`);
   if (euid() === 0 && owner) lchownSync(drop, owner.uid, owner.gid);
   // Sticky, writable and traversable by all, listable by its owner only.
   chmodSync(drop, 0o1733);
