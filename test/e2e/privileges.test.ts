@@ -254,6 +254,10 @@ describe('privileges', () => {
       expect(q.stderr).toMatch(/^postern-qgrep: permission denied: /);
       const mailq = await runAs(nobody, 'mailq', ['-C', inst.config]);
       expect(mailq.code).toBe(77);
+      // -bt, -bV and -bP stay open to everyone.
+      for (const args of [['-bt', 'ops@example.org'], ['-bV'], ['-bP', 'qualify_domain']]) {
+        expect((await runAs(nobody, 'postern', ['-C', inst.config, ...args])).code).toBe(0);
+      }
       // The daemon's user is an admin.
       const own = await runAs(u, 'postern', ['-C', inst.config, '-bpc']);
       expect(own.code).toBe(0);
@@ -281,6 +285,13 @@ describe('privileges', () => {
       expect(mode(dir)).toBe(0o700);
       expect(statSync(join(dir, 'spool.mdb')).uid).toBe(u.uid);
       expect(mode(join(dir, 'spool.mdb'))).toBe(0o600);
+    });
+
+    it("a user's sendmail before any daemon has made the maildrop exits 75 in one sentence", async () => {
+      const inst = await setup(u);
+      const r = await runAs(u, 'sendmail', ['-C', inst.config, 'ops@example.org'], 'Subject: early\n\nx\n');
+      expect(r.code).toBe(75);
+      expect(r.stderr).toBe(`sendmail: the maildrop folder ${join(inst.dir, 'spool-maildrop')} does not exist (has the postern daemon ever run?); try again later\n`);
     });
 
     it('refuses to start for an unknown user, in one sentence', async () => {
