@@ -327,3 +327,48 @@ describe('parseConfig: bad files', () => {
     expect(error('bogus = 1\n' + MINIMAL, '/tmp/other.toml').message).toMatch(/^configuration error in \/tmp\/other\.toml line 1: bogus: unknown key$/);
   });
 });
+
+describe('loadConfig: what -C may name', () => {
+  const dir = () => mkdtempSync(join(tmpdir(), 'postern-cfg-'));
+  async function refusal(file: string): Promise<string> {
+    try {
+      await loadConfig(file);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      return (err as Error).message;
+    }
+    throw new Error('loadConfig accepted it');
+  }
+
+  it('/dev/zero is refused at once, not read without end', async () => {
+    expect(await refusal('/dev/zero')).toBe('cannot read configuration file /dev/zero: it is not a regular file');
+  });
+
+  it('a folder and a FIFO (with no writer: it must not block) are refused in one sentence', async () => {
+    const d = dir();
+    try {
+      expect(await refusal(d)).toBe(`cannot read configuration file ${d}: it is a directory`);
+      const fifo = join(d, 'fifo.toml');
+      execFileSync('mkfifo', [fifo]);
+      expect(await refusal(fifo)).toBe(`cannot read configuration file ${fifo}: it is not a regular file`);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('a file over 1 MB is refused; one just under it is read', async () => {
+    const d = dir();
+    try {
+      mkdirSync(join(d, 'spool'));
+      const big = join(d, 'big.toml');
+      writeFileSync(big, `${MINIMAL}# ${'x'.repeat(1024 * 1024)}\n`);
+      expect(await refusal(big)).toBe(`cannot read configuration file ${big}: it is too large (over 1 MB)`);
+      const ok = join(d, 'ok.toml');
+      const head = `${MINIMAL}[spool]\ndirectory = "spool"\n# `;
+      writeFileSync(ok, `${head}${'x'.repeat(1024 * 1024 - head.length - 1)}\n`);
+      expect((await loadConfig(ok)).smarthost.hosts).toEqual([{ name: 'mail.example.org', port: 25 }]);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
