@@ -55,7 +55,8 @@ describe('parseConfig: a valid file', () => {
       connections: 4,
       timeout: 300_000,
     });
-    expect(c.retry).toEqual({ rules: ['* * F,2h,15m; G,16h,1h,1.5; F,4d,6h'], delay_warning: [86_400_000] });
+    expect(c.retry).toEqual({ rules: ['* * F,2h,15m; G,16h,1h,1.5; F,4d,6h'], delay_warning: [86_400_000],
+      timeout_frozen_after: 7 * 86_400_000, ignore_bounce_errors_after: 2 * 86_400_000 });
     expect(c.queue).toEqual({ active_limit: 500 });
     expect(c.log).toEqual({ file: '/var/log/postern/mainlog', format: 'exim' });
   });
