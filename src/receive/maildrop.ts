@@ -102,8 +102,8 @@ export function writeDropFile(dir: string, envelope: DropEnvelope, message: Buff
   return w.finish();
 }
 
-/** Syncs the folder entry where we may (root, the daemon's user); others rely on the file's sync. */
-function syncFolder(dir: string): void {
+/** Syncs the folder's entries where we may (root, the daemon's user); others rely on the file's sync. */
+export function syncFolder(dir: string): void {
   try {
     const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
     try {

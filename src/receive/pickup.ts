@@ -15,7 +15,7 @@ import { isRoutableAddress } from '../core/address.js';
 import { userName } from '../core/users.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
 import { cleanup, qualify } from './cleanup.js';
-import { ENVELOPE_ALLOWANCE, INCOMPLETE_AGE, parseDropFile } from './maildrop.js';
+import { ENVELOPE_ALLOWANCE, INCOMPLETE_AGE, parseDropFile, syncFolder } from './maildrop.js';
 
 /** What the pickup needs of the spool (LmdbSpool has it). */
 export interface PickupSpool {
@@ -180,6 +180,9 @@ export class Pickup {
     });
     if (refused) this.o.events.emit({ type: 'notice', text: `maildrop: ${refused.count} file(s) left for later: ${refused.why}` });
     const removed = taken.filter((name) => this.remove(name));
+    // The removals must be on disk before the marks go: a file back after a crash
+    // with no mark would be picked up twice.
+    if (removed.length) syncFolder(this.o.dir);
     await this.o.spool.forgetPickups(removed).catch(() => undefined);
     return full && !refused;
   }
