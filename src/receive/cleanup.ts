@@ -346,7 +346,21 @@ export function cleanup(data: Buffer, sub: Submission): Cleaned {
 
 /** The fix-ups on the header block alone, for a message whose body streams past (SMTP). */
 export function cleanupHeaders(parsedHeaders: Header[], sub: Submission): Omit<Cleaned, 'body'> {
-  let headers = parsedHeaders.map((h) =>
+  if (sub.extractRecipients) {
+    for (const h of parsedHeaders) {
+      if (!/^(to|cc|bcc)$/i.test(h.name)) continue;
+      // addressparser drops a NUL (or another control) silently, which would send the
+      // message to an address nobody wrote: refuse the message instead.
+      const bad = /[\x00-\x08\x0a-\x1f\x7f]/.exec(headerValue(h))?.[0];
+      if (bad !== undefined) {
+        const what = bad === '\0' ? 'a NUL' : `a control character (\\${bad.charCodeAt(0).toString(8).padStart(3, '0')})`;
+        throw new CleanupError(`the ${fromBytes(h.name)}: header holds ${what}, so its recipients cannot be read`);
+      }
+    }
+  }
+  // A bare CR is a line end to the transport (and to many hubs): inside a header it
+  // would split the header there, or end the header block early. It becomes a space.
+  let headers = parsedHeaders.map((h) => (h.raw.includes('\r') ? { name: h.name, raw: h.raw.replace(/\r/g, ' ') } : h)).map((h) =>
     ADDRESS_HEADERS.has(h.name.toLowerCase()) && !h.raw.includes('\0') ? qualifyHeader(h, toBytes(sub.qualifyDomain)) : h);
 
   let recipients = sub.recipients.map((r) => qualify(r, sub.qualifyDomain));
@@ -356,15 +370,7 @@ export function cleanupHeaders(parsedHeaders: Header[], sub: Submission): Omit<C
     const found: string[] = [];
     for (const h of headers) {
       if (!/^(to|cc|bcc)$/i.test(h.name)) continue;
-      const value = headerValue(h);
-      // addressparser drops a NUL (or another control) silently, which would send the
-      // message to an address nobody wrote: refuse the message instead.
-      const bad = /[\x00-\x08\x0a-\x1f\x7f]/.exec(value)?.[0];
-      if (bad !== undefined) {
-        const what = bad === '\0' ? 'a NUL' : `a control character (\\${bad.charCodeAt(0).toString(8).padStart(3, '0')})`;
-        throw new CleanupError(`the ${fromBytes(h.name)}: header holds ${what}, so its recipients cannot be read`);
-      }
-      for (const a of headerAddresses(value)) {
+      for (const a of headerAddresses(headerValue(h))) {
         const q = qualify(fromBytes(a), sub.qualifyDomain);
         if (!minus.has(q.toLowerCase()) && !found.some((f) => f.toLowerCase() === q.toLowerCase())) found.push(q);
       }

@@ -1,11 +1,11 @@
 // Property tests for the header handling of src/receive/cleanup.ts, on generated
 // header blocks of hostile bytes: cleanup never throws anything but CleanupError; its
 // header block is whole lines, each a header or a continuation, never a lone "." and
-// with no CR it did not get; running it again on its own output changes nothing but
+// never a CR; running it again on its own output changes nothing but
 // the Received line (qualification is idempotent); -t recipients are all qualified.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { cleanup, CleanupError, parseMessage, type Submission } from '../../src/receive/cleanup.js';
+import { cleanup, CleanupError, type Submission } from '../../src/receive/cleanup.js';
 
 const RUNS = 2000;
 
@@ -31,8 +31,6 @@ const header = fc.tuple(fc.constantFrom(...NAMES), fc.oneof(addressValue, text(3
 const message = fc.tuple(fc.array(header, { maxLength: 8 }), fc.boolean(), text(40))
   .map(([headers, blank, body]) => Buffer.from(`${headers.join('')}${blank ? '\n' : ''}${body}`, 'latin1'));
 
-const count = (s: string, c: string) => s.split(c).length - 1;
-
 /** The header block without its first header (the Received line cleanup puts on top). */
 function withoutReceived(headers: string): string {
   const lines = headers.split('\n');
@@ -51,7 +49,7 @@ function run(data: Buffer, s: Submission) {
 }
 
 describe('cleanup headers (property)', () => {
-  it('only CleanupError escapes; the header block is whole header lines, no lone ".", no new CR', () => {
+  it('only CleanupError escapes; the header block is whole header lines, no lone ".", no CR', () => {
     fc.assert(fc.property(message, fc.boolean(), (data, extract) => {
       const out = run(data, { ...sub, extractRecipients: extract, recipients: extract ? [] : sub.recipients });
       if (!out) return;
@@ -61,8 +59,8 @@ describe('cleanup headers (property)', () => {
         expect(line).not.toBe('.');
         expect(line).toMatch(/^(?:[\x21-\x39\x3b-\x7e]+:|[ \t])/);
       }
-      const inHead = data.toString('latin1', 0, data.length - parseMessage(data).body.length);
-      expect(count(out.headers, '\r')).toBeLessThanOrEqual(count(inHead, '\r'));
+      // No CR at all: the transport would turn it into a line end inside a header.
+      expect(out.headers).not.toContain('\r');
       if (extract) for (const r of out.recipients) expect(r).toContain('@');
     }), { numRuns: RUNS });
   });

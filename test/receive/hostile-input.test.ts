@@ -62,3 +62,15 @@ describe('cleanup: display names and malformed address headers (found by test/pr
     expect(out.headers).toContain(raw);
   });
 });
+
+describe('cleanup: a bare CR in a header', () => {
+  it('goes out as a space, so the hub sees the same header lines postern saw', () => {
+    const out = cleanup(Buffer.from('Subject: a\r\rb\nX-Thing: c\rFrom: forged@example.org\n\nbody\r\n', 'latin1'),
+      { ...sub, extractRecipients: false, recipients: ['ops@example.org'] });
+    expect(out.headers).not.toContain('\r');
+    expect(out.headers).toContain('Subject: a  b\nX-Thing: c From: forged@example.org\n');
+    // The From: that was not a header is not one now either: postern adds its own.
+    expect(out.headers).toContain('From: www-data@example.org\n');
+    expect(out.body.toString('latin1')).toBe('body\r\n');
+  });
+});
