@@ -8,6 +8,7 @@ import { isRoutableAddress } from '../core/address.js';
 import { REPLY } from '../core/replies.js';
 import { LineEnds, qualify } from '../receive/cleanup.js';
 import { request } from '../receive/local-client.js';
+import { acceptQuotedLocalParts } from '../receive/smtp.js';
 import { DropError, DropWriter, DROP_VERSION, type DropEnvelope } from '../receive/maildrop.js';
 
 /** stdin and stdout as one socket-like stream, with the setTimeout() smtp-server expects. */
@@ -73,6 +74,7 @@ class StdioSmtpServer extends SMTPServer {
     connections.add = (conn: Conn) => {
       connections.add = add;
       conn.init = () => conn._setListeners(() => conn.connectionReady());
+      acceptQuotedLocalParts(conn); // "a b"@example.org, as the listener takes it
       // A reply text that starts with an RFC 3463 code is ours: sent with that code.
       const send = conn.send;
       conn.send = function (code, data, context) {

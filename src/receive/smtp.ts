@@ -111,6 +111,24 @@ class PosternSmtpServer extends SMTPServer {
   }
 }
 
+/**
+ * Lets smtp-server 3.21's MAIL/RCPT parser take a quoted local part (`"a b"@x`), which
+ * it splits at the space or the inner "@": the quoted string is swapped for an atom
+ * while the library parses, then put back. The address checks (core/address.ts) still
+ * judge the result. For any connection of the library (the listener's, -bs).
+ */
+export function acceptQuotedLocalParts(conn: unknown): void {
+  const c = conn as Conn;
+  const parseAddress = c._parseAddressCommand;
+  c._parseAddressCommand = function (name, command) {
+    const m = QUOTED_PATH.exec(String(command ?? ''));
+    if (!m) return parseAddress.call(this, name, command);
+    const parsed = parseAddress.call(this, name, `${m[1]}q${m[3]}`);
+    if (parsed && parsed.address.startsWith('q@')) parsed.address = (m[2] as string) + parsed.address.slice(1);
+    return parsed;
+  };
+}
+
 function adjust(conn: Conn, trusted: boolean, maxClients: number, connections: Set<Conn>, policy: SessionPolicy): void {
   const send = conn.send;
   let lastCommand: string | undefined;
@@ -124,14 +142,7 @@ function adjust(conn: Conn, trusted: boolean, maxClients: number, connections: S
     lastCommand = String(command ?? '').slice(0, 256);
     return onCommand.call(this, command, callback);
   };
-  const parseAddress = conn._parseAddressCommand;
-  conn._parseAddressCommand = function (name, command) {
-    const m = QUOTED_PATH.exec(String(command ?? ''));
-    if (!m) return parseAddress.call(this, name, command);
-    const parsed = parseAddress.call(this, name, `${m[1]}q${m[3]}`);
-    if (parsed && parsed.address.startsWith('q@')) parsed.address = (m[2] as string) + parsed.address.slice(1);
-    return parsed;
-  };
+  acceptQuotedLocalParts(conn);
   conn.send = function (code, data, context) {
     const text = typeof data === 'string' ? data : '';
     // A reply text that starts with an RFC 3463 code is ours, sent with that code.

@@ -43,7 +43,8 @@ describe('hostile SMTP sessions', () => {
     expect(await client.data('Message-ID: <x\x1b[2J\x1b[31m@evil\r2024-01-01 00:00:00 forged>\nSubject: hi\n\nbody')).toMatch(/^250/);
     client.close();
     const [line] = await p.waitForLog(/^.* <= a@example\.org .*$/);
-    expect(line).toContain('id=x\\033[2J\\033[31m@evil\\r2024-01-01 00:00:00 forged');
+    // (A bare CR in a header goes out as a space: see cleanup.)
+    expect(line).toContain('id=x\\033[2J\\033[31m@evil 2024-01-01 00:00:00 forged');
     expect(p.log()).toContain('SMTP syntax error in "EHLO evil\\r2024-01-01 00:00:00 1forge-000000-XX Completed\\033]0;owned\\007" H=[127.0.0.1]');
     assertPrintable(p.log());
     expect(p.log()).not.toMatch(/^2024-01-01 00:00:00 1forge/m);
@@ -170,6 +171,15 @@ describe('hostile input to the commands', () => {
     expect(r.stderr).toBe('sendmail: the To: header holds a NUL, so its recipients cannot be read\n');
     expect(r.code).toBe(65);
     expect(p.log()).not.toMatch(/<= /);
+  });
+
+  it('sendmail -bs takes a quoted local part as the listener does', async () => {
+    const r = await p.run('sendmail', ['-bs'], {
+      input: 'EHLO me\r\nMAIL FROM:<"me too"@example.org>\r\nRCPT TO:<"a b"@example.org>\r\nRCPT TO:<x@-bad.test>\r\nQUIT\r\n',
+    });
+    const lines = r.stdout.trimEnd().split('\r\n');
+    expect(lines.filter((l) => l.startsWith('250 2.1.'))).toHaveLength(2);
+    expect(lines.some((l) => /^5\d\d 5\.1\.3 /.test(l))).toBe(true);
   });
 
   it('-C /dev/zero, a FIFO and a folder are refused with one sentence and exit 1, at once', async () => {
