@@ -31,12 +31,20 @@ export class LineEnds {
   private carry = false;
   /** One pass over the bytes, at most one copy; a chunk without CR is passed through. */
   push(chunk: Buffer): Buffer {
+    return this.convert(chunk, false);
+  }
+  /** As push(), but converts in the chunk's own memory (the caller gives it up): no copy at all. */
+  pushInPlace(chunk: Buffer): Buffer {
+    return this.convert(chunk, true);
+  }
+  private convert(chunk: Buffer, inPlace: boolean): Buffer {
     let buf = this.carry ? Buffer.concat([Buffer.of(CR), chunk]) : chunk;
     this.carry = buf.length > 0 && buf[buf.length - 1] === CR;
     if (this.carry) buf = buf.subarray(0, -1);
     let cr = buf.indexOf(CR);
     if (cr < 0) return buf;
-    const out = Buffer.allocUnsafe(buf.length);
+    // In place is safe: the output never gets ahead of the input (copy is a memmove).
+    const out = inPlace ? buf : Buffer.allocUnsafe(buf.length);
     let o = 0;
     let start = 0;
     for (; cr >= 0; cr = buf.indexOf(CR, cr + 1)) {

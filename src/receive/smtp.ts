@@ -282,7 +282,7 @@ export class SmtpReceiver {
       if (refused) return;
       if (stream.sizeExceeded) return refuse(REPLY.messageTooBig);
       try {
-        pass(split.push(ends.push(chunk)));
+        pass(split.push(ends.pushInPlace(chunk))); // the chunk is ours: no copy
       } catch (err) {
         if (!(err instanceof HeaderTooLong)) throw err;
         refuse(REPLY.headerTooLong);

@@ -214,7 +214,11 @@ export class LmdbSpool implements Spool {
   }
 
   incoming(id: string): IncomingMessage {
-    let pending = Buffer.allocUnsafe(CHUNK);
+    // Chunk buffers are reused once their transaction is over (LMDB copied them), so a
+    // long body makes no garbage here: a writer holds two or three at most.
+    const spare: Buffer[] = [];
+    const take = () => spare.pop() ?? Buffer.allocUnsafe(CHUNK);
+    let pending = take();
     let fill = 0;
     let written = 0;
     let bodySize = 0;
@@ -246,7 +250,7 @@ export class LmdbSpool implements Spool {
           off += n;
           if (fill === CHUNK) {
             full.push(pending);
-            pending = Buffer.allocUnsafe(CHUNK);
+            pending = take();
             fill = 0;
           }
         }
@@ -264,7 +268,7 @@ export class LmdbSpool implements Spool {
           }
           full.forEach((b, i) => chunks.put([id, first + i], b));
         });
-        last = txn.catch((err: unknown) => { failure ??= err; });
+        last = txn.catch((err: unknown) => { failure ??= err; }).finally(() => { spare.push(...full); });
         return txn.then(() => undefined);
       },
       commit: async (m: IncomingMeta): Promise<MessageRecord> => {

@@ -30,7 +30,9 @@ function block(k: number, i: number): Buffer {
 
 /**
  * A smarthost that keeps only the SHA-256 of each body (by Subject), never the bytes;
- * hold() keeps new connections waiting for their greeting until release().
+ * hold() keeps new connections waiting for their greeting, and connections already open
+ * (the transport keeps one for the next message) waiting for the reply to MAIL, until
+ * release().
  */
 class HashSink {
   private gate: Promise<void> | undefined;
@@ -52,6 +54,10 @@ class HashSink {
       authOptional: true, disabledCommands: ['AUTH', 'STARTTLS'], disableReverseLookup: true, logger: false,
       size: 100 * MB,
       onConnect: (_s: SMTPServerSession, cb: (e?: Error) => void) => {
+        if (this.gate) void this.gate.then(() => cb());
+        else cb();
+      },
+      onMailFrom: (_a: unknown, _s: SMTPServerSession, cb: (e?: Error) => void) => {
         if (this.gate) void this.gate.then(() => cb());
         else cb();
       },

@@ -1,9 +1,10 @@
 // Tests for HeaderSplitter (src/receive/cleanup.ts): a message arriving in pieces is
 // split into header block and body exactly as the whole-message parser always split
-// it, whatever the pieces, and the held header block is bounded.
+// it, whatever the pieces, and the held header block is bounded; LineEnds converting
+// in the chunk's own memory gives what the copying conversion gives.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { HeaderSplitter, HeaderTooLong, parseHeaderBlock, type Header } from '../../src/receive/cleanup.js';
+import { HeaderSplitter, HeaderTooLong, LineEnds, parseHeaderBlock, type Header } from '../../src/receive/cleanup.js';
 
 /** The whole-message parser as it was before streaming: the reference. */
 function reference(data: Buffer): { headers: Header[]; body: Buffer } {
@@ -90,5 +91,29 @@ describe('HeaderSplitter', () => {
     const s = new HeaderSplitter(1000);
     expect(s.push(Buffer.from('Subject: x\n\n')).length).toBe(0);
     expect(s.push(Buffer.alloc(100_000, 'a')).length).toBe(100_000);
+  });
+});
+
+describe('LineEnds.pushInPlace', () => {
+  it('gives what push gives, for any pieces', () => {
+    const text = fc.array(fc.constantFrom('a', '\r', '\n', '\r\n', '.', 'xyz'), { maxLength: 40 }).map((a) => a.join(''));
+    fc.assert(fc.property(text, fc.array(fc.nat(), { maxLength: 5 }), (t, cuts) => {
+      const data = Buffer.from(t, 'latin1');
+      const points = [...cuts.map((c) => c % (data.length + 1)), data.length].sort((a, b) => a - b);
+      const copy = new LineEnds();
+      const inPlace = new LineEnds();
+      const a: Buffer[] = [];
+      const b: Buffer[] = [];
+      let at = 0;
+      for (const c of points) {
+        a.push(Buffer.from(copy.push(data.subarray(at, c))));
+        b.push(Buffer.from(inPlace.pushInPlace(Buffer.from(data.subarray(at, c)))));
+        at = c;
+      }
+      a.push(copy.end());
+      b.push(inPlace.end());
+      expect(Buffer.concat(b).equals(Buffer.concat(a))).toBe(true);
+      expect(Buffer.concat(a).toString('latin1')).toBe(t.replace(/\r\n/g, '\n'));
+    }), { numRuns: 3000 });
   });
 });
