@@ -4,14 +4,16 @@
 // caller gives the original and the failed recipients and commits what comes back.
 import { rfc5322Date } from '../core/date.js';
 import type { MtaEvent } from '../core/events.js';
-import type { HostLabel, MessageRecord, NewMessage } from '../core/types.js';
+import type { HostLabel, MessageRecord, NewMessage, RemoteReply } from '../core/types.js';
 
 export const RETURN_SIZE_LIMIT = 100 * 1024;
 
 export interface FailedRecipient {
   rcpt: string;
-  /** The remote reply or local reason; absent for -Mg (no reason, as in Exim). */
+  /** The reason in Exim's words (log/outcome-text.ts); absent for -Mg (no reason, as in Exim). */
   detail?: string;
+  /** The hub's reply, when there was one: Status and Diagnostic-Code come from it. */
+  reply?: RemoteReply;
   host?: HostLabel;
 }
 
@@ -81,10 +83,20 @@ function wrap(text: string, indent: string): string {
   return lines.map((l) => indent + l).join('\n');
 }
 
-/** The reply part of a reason ("... RCPT TO:<a>: 550 5.1.1 no") for Diagnostic-Code. */
-export function diagnostic(detail: string): string | undefined {
-  const m = /(\d{3}[ -].*)$/.exec(detail.replace(/^SMTP error from remote mail server after [^:]+(?::<[^>]*>)?: /, ''));
-  return m ? m[1] : undefined;
+/**
+ * RFC 3464 Status: the reply's enhanced code (5.1.1), in the class the action needs (a
+ * temporary reply that ended in a failure is reported as 5.x.x, as Postfix does);
+ * 5.0.0 / 4.0.0 only when no reply is known.
+ */
+export function statusOf(action: 'failed' | 'delayed', reply: RemoteReply | undefined): string {
+  const cls = action === 'failed' ? '5' : '4';
+  const m = reply ? /^[245](\.\d{1,3}\.\d{1,3})$/.exec(reply.enhanced) : null;
+  return m ? `${cls}${m[1]}` : `${cls}.0.0`;
+}
+
+/** RFC 3464 Diagnostic-Code: the reply as the hub sent it (`smtp; 550 5.1.1 text`). */
+export function diagnosticCode(reply: RemoteReply): string {
+  return `smtp; ${[String(reply.code), reply.derived ? '' : reply.enhanced, reply.text].filter(Boolean).join(' ')}`;
 }
 
 /** Builds the failure report for the original's sender; the caller commits it. */
@@ -139,10 +151,9 @@ export function referenceOf(headers: string): string | undefined {
 export function deliveryStatus(boundary: string, hostname: string, action: 'failed' | 'delayed', rcpts: FailedRecipient[]): string[] {
   const out = [`--${boundary}`, 'Content-type: message/delivery-status', '', `Reporting-MTA: dns; ${hostname}`, ''];
   for (const f of rcpts) {
-    out.push(`Action: ${action}`, `Final-Recipient: rfc822;${f.rcpt}`, `Status: ${action === 'failed' ? '5.0.0' : '4.0.0'}`);
+    out.push(`Action: ${action}`, `Final-Recipient: rfc822;${f.rcpt}`, `Status: ${statusOf(action, f.reply)}`);
     if (f.host) out.push(`Remote-MTA: dns; ${f.host.name}`);
-    const diag = f.detail ? diagnostic(f.detail) : undefined;
-    if (diag) out.push(`Diagnostic-Code: smtp; ${diag}`);
+    if (f.reply) out.push(`Diagnostic-Code: ${diagnosticCode(f.reply)}`);
     out.push('');
   }
   return out;

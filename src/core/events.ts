@@ -2,19 +2,22 @@
 // operator actions, rejections). Formatting happens at the edge (log/mainlog.ts);
 // nothing else builds log strings.
 import { EventEmitter } from 'node:events';
-import type { HostLabel } from './types.js';
+import type { HostLabel, RemoteReply, Trouble } from './types.js';
 
 export type MtaEvent =
   | { type: 'received'; id: string; sender: string; protocol: string; size: number; user?: string;
       clientName?: string; clientIp?: string; helo?: string; messageIdHeader?: string; bounceOf?: string }
   | { type: 'delivered'; id: string; rcpt: string; first: boolean; router: string; transport: string;
-      host: HostLabel; confirmation: string }
-  | { type: 'deferred'; id: string; rcpt: string; router: string; transport: string; errno: number;
-      reason: string; host?: HostLabel }
-  | { type: 'failed'; id: string; rcpt: string; router: string; transport: string; reason: string; host?: HostLabel }
-  | { type: 'hostError'; id: string; host: HostLabel; reason: string }
+      host: HostLabel; reply: RemoteReply }
+  /** A recipient deferred or failed: the result as data (log/outcome-text.ts words it); `sender` for MAIL FROM:<>. */
+  | { type: 'deferred' | 'failed'; id: string; rcpt: string; router: string; transport: string; sender: string;
+      result: Trouble; host?: HostLabel }
+  /** A host failed as a host (or, with `fellBack`, TLS failed and delivery went on in cleartext). */
+  | { type: 'hostError'; id: string; host: HostLabel; result: Trouble; fellBack?: true }
   | { type: 'completed'; id: string }
-  | { type: 'frozen'; id: string; reason: string }
+  /** Frozen: a bounce nobody takes, or a recipient past its retry rule's last cutoff. */
+  | { type: 'frozen'; id: string; reason: 'bounce' }
+  | { type: 'frozen'; id: string; reason: 'retry_timeout'; rcpt: string; sender: string; result: Trouble }
   | { type: 'admin'; id: string; action: 'frozen' | 'unfrozen' | 'removed' | 'cancelled'; user: string }
   | { type: 'rejected'; stage: 'connect' | 'MAIL' | 'RCPT' | 'DATA'; clientName?: string; clientIp?: string;
       helo?: string; sender?: string; rcpt?: string; reason: string }

@@ -21,17 +21,44 @@ export interface Route {
   hosts: HostSpec[];
 }
 
+/** The step of an SMTP session a reply or failure belongs to; `dot` is the reply after the final dot. */
+export type Phase = 'connect' | 'greeting' | 'ehlo' | 'starttls' | 'auth' | 'mail' | 'rcpt' | 'data' | 'dot';
+
+/**
+ * Why an attempt did not deliver (a closed set): the hub `refused` the connection, it
+ * was `unreachable` (no route), a `timeout`, a `lost_connection`, a `tls` or `auth`
+ * failure, a `reply` from the hub, `retry_time` (every host waits for its retry time),
+ * a `local` problem (our spool, the client library), or `unroutable` (no route for the
+ * address). A delivered outcome has cause `reply` (the hub's 250).
+ */
+export type Cause = 'refused' | 'unreachable' | 'timeout' | 'lost_connection' | 'tls' | 'auth' | 'reply'
+  | 'retry_time' | 'local' | 'unroutable';
+
+/**
+ * A reply from a remote server. `enhanced` is the hub's RFC 3463 code when its text
+ * began with one; otherwise it is derived from the basic code (class.0.0) and
+ * `derived` is set (log lines then print the reply as the hub sent it, without it).
+ */
+export interface RemoteReply extends SmtpReply {
+  derived?: true;
+}
+
+/** What went wrong (or right) in an attempt, as data; log/outcome-text.ts renders it. */
+export interface Trouble {
+  cause: Cause;
+  phase?: Phase;
+  reply?: RemoteReply;
+  /** A short local reason (spool read error, library refusal, routing), or the library's TLS/socket error text. */
+  note?: string;
+}
+
 /**
  * The result of one delivery attempt for one recipient (a closed set, as OpenSMTPD's
  * OK / TEMPFAIL / PERMFAIL). `host` is "name [ip]:port" as the log prints it.
  */
-export interface Outcome {
+export interface Outcome extends Trouble {
   rcpt: string;
   kind: 'delivered' | 'deferred' | 'failed';
-  /** The remote reply, or a local description of the trouble. */
-  detail: string;
-  /** errno-ish number shown in `defer (N)`: 111 refused, -44 RCPT 4xx, -1 other. */
-  errno?: number;
   host?: HostLabel;
 }
 
@@ -42,16 +69,23 @@ export interface HostLabel {
 }
 
 /** A host-level event seen during an attempt, logged as `H=name [ip] reason`. */
-export interface HostTrouble {
+export interface HostTrouble extends Trouble {
   host: HostLabel;
-  reason: string;
+  /** STARTTLS failed and the session went on in cleartext (tls = opportunistic): a note, not a host failure. */
+  fellBack?: true;
+}
+
+/** One recipient's result inside an attempt record. */
+export interface AttemptResult extends Trouble {
+  rcpt: string;
+  kind: Outcome['kind'];
 }
 
 /** One delivery attempt of a message, kept in its history (what happened, where, when). */
 export interface AttemptRecord {
   at: number;
   host?: HostLabel;
-  results: { rcpt: string; kind: Outcome['kind']; detail: string; errno?: number }[];
+  results: AttemptResult[];
 }
 
 export interface RecipientRecord {
@@ -108,4 +142,9 @@ export interface NewMessage extends Arrival {
   body: Buffer[];
   /** Do not deliver until a queue run (sendmail -odq). */
   queueOnly?: boolean;
+}
+
+/** Just the Trouble fields of an outcome or host trouble (what events and records keep). */
+export function troubleOf(t: Trouble): Trouble {
+  return { cause: t.cause, ...(t.phase ? { phase: t.phase } : {}), ...(t.reply ? { reply: t.reply } : {}), ...(t.note !== undefined ? { note: t.note } : {}) };
 }

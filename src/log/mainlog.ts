@@ -5,6 +5,7 @@ import { appendFileSync, createWriteStream, mkdirSync, type WriteStream } from '
 import { dirname } from 'node:path';
 import type { MtaEvent } from '../core/events.js';
 import type { HostLabel } from '../core/types.js';
+import { fellBackText, reasonText, replyText } from './outcome-text.js';
 
 export type LogFormat = 'exim' | 'json';
 
@@ -68,18 +69,20 @@ function rawText(e: MtaEvent): string {
       return parts.join(' ');
     }
     case 'delivered':
-      return `${e.first ? '=>' : '->'} ${e.rcpt} R=${e.router} T=${e.transport} H=${hostField(e.host)} C="${e.confirmation.replace(/"/g, "'")}"`;
-    case 'deferred':
-      return `== ${e.rcpt} R=${e.router} T=${e.transport} defer (${e.errno})` +
-        `${e.host ? ` H=${hostField(e.host)}` : ''}: ${e.reason}`;
+      return `${e.first ? '=>' : '->'} ${e.rcpt} R=${e.router} T=${e.transport} H=${hostField(e.host)} C="${replyText(e.reply).replace(/"/g, "'")}"`;
+    case 'deferred': {
+      const r = reasonText(e.result, e.rcpt, e.sender);
+      return `== ${e.rcpt} R=${e.router} T=${e.transport} defer (${r.errno})${e.host ? ` H=${hostField(e.host)}` : ''}: ${r.text}`;
+    }
     case 'failed':
-      return `** ${e.rcpt} R=${e.router} T=${e.transport}${e.host ? ` H=${hostField(e.host)}` : ''}: ${e.reason}`;
+      return `** ${e.rcpt} R=${e.router} T=${e.transport}${e.host ? ` H=${hostField(e.host)}` : ''}: ${reasonText(e.result, e.rcpt, e.sender).text}`;
     case 'hostError':
-      return `H=${hostField(e.host)} ${e.reason}`;
+      return `H=${hostField(e.host)} ${e.fellBack ? fellBackText(e.result) : reasonText(e.result).text}`;
     case 'completed':
       return 'Completed';
     case 'frozen':
-      return `Frozen (${e.reason})`;
+      return e.reason === 'bounce' ? 'Frozen (delivery error message)'
+        : `Frozen (retry timeout exceeded for ${e.rcpt}: ${reasonText(e.result, e.rcpt, e.sender).text})`;
     case 'admin':
       return `${e.action} by ${e.user}`;
     case 'rejected': {
@@ -111,8 +114,19 @@ function eventId(e: MtaEvent): string | undefined {
   return 'id' in e ? e.id : undefined;
 }
 
+/** JSON lines keep the data and add Exim's words for it (`reason`, and `errno` for a deferral). */
+function jsonWords(e: MtaEvent): Record<string, unknown> {
+  if (e.type === 'deferred' || e.type === 'failed') {
+    const r = reasonText(e.result, e.rcpt, e.sender);
+    return e.type === 'deferred' ? { reason: r.text, errno: r.errno } : { reason: r.text };
+  }
+  if (e.type === 'hostError') return { reason: e.fellBack ? fellBackText(e.result) : reasonText(e.result).text };
+  if (e.type === 'delivered') return { confirmation: replyText(e.reply) };
+  return {};
+}
+
 export function renderLine(e: MtaEvent, now: number, format: LogFormat): string {
-  if (format === 'json') return jsonLine({ time: new Date(now).toISOString(), ...e }) + '\n';
+  if (format === 'json') return jsonLine({ time: new Date(now).toISOString(), ...e, ...jsonWords(e) }) + '\n';
   const id = eventId(e);
   return `${logTime(now)} ${id ? `${printable(id)} ` : ''}${renderText(e)}\n`;
 }

@@ -6,9 +6,10 @@
 import { Readable } from 'node:stream';
 import PQueue from 'p-queue';
 import type { Clock, Timer } from '../core/clock.js';
-import type { EventBus } from '../core/events.js';
-import type { HostSpec, MessageRecord, NewMessage, Outcome, RecipientRecord } from '../core/types.js';
+import type { EventBus, MtaEvent } from '../core/events.js';
+import { troubleOf, type HostSpec, type MessageRecord, type NewMessage, type Outcome, type RecipientRecord } from '../core/types.js';
 import { renderText, logTime } from '../log/mainlog.js';
+import { reasonText } from '../log/outcome-text.js';
 import type { Router } from '../router/router.js';
 import { SpoolWriteError, type DueKey, type Settlement, type SettleResult, type Spool } from '../spool/spool.js';
 import type { Transport } from '../transports/transport.js';
@@ -259,7 +260,7 @@ export class Scheduler {
         routable.push(r.address);
         route = routing.route;
       } else {
-        outcomes.push({ rcpt: r.address, kind: 'failed', detail: routing.reason });
+        outcomes.push({ rcpt: r.address, kind: 'failed', cause: 'unroutable', note: routing.reason });
       }
     }
     const lines: string[] = [];
@@ -281,12 +282,12 @@ export class Scheduler {
         const key = hostKey({ name: t.host.name, port: t.host.port });
         const state = nextAttempt(findRule(this.o.retryRules, t.host.name), this.hostRetry.get(key), after);
         this.hostRetry.set(key, state ?? { firstFailure: after, lastTry: after, nextTry: after + 15 * 60_000 });
-        const e = { type: 'hostError', id, host: t.host, reason: t.reason } as const;
+        const e = { type: 'hostError', id, host: t.host, result: troubleOf(t) } as const;
         this.o.events.emit(e);
         lines.push(`${logTime(after)} ${renderText(e)}\n`);
       }
       for (const n of result.notes ?? []) {
-        const e = { type: 'hostError', id, host: n.host, reason: n.reason } as const;
+        const e = { type: 'hostError', id, host: n.host, result: troubleOf(n), ...(n.fellBack ? { fellBack: true as const } : {}) } as const;
         this.o.events.emit(e);
         lines.push(`${logTime(after)} ${renderText(e)}\n`);
       }
@@ -346,6 +347,11 @@ export class Scheduler {
     });
   }
 
+  /** A recipient as a report names it: Exim's words for the human part, the reply for Status and Diagnostic-Code. */
+  private reported(o: Outcome, sender: string): FailedRecipient {
+    return { rcpt: o.rcpt, detail: reasonText(o, o.rcpt, sender).text, ...(o.reply ? { reply: o.reply } : {}), ...(o.host ? { host: o.host } : {}) };
+  }
+
   /** A delay warning, if this deferral passes the next delay_warning time. */
   private warning(record: MessageRecord, outcomes: Outcome[], now: number): NewMessage | undefined {
     const delayed = outcomes.filter((o) => o.kind === 'deferred');
@@ -360,7 +366,7 @@ export class Scheduler {
     return delayReport({
       id: this.o.ids.next(now), now, hostname: this.o.hostname, qualifyDomain: this.o.qualifyDomain,
       ...(this.o.user ? { user: this.o.user } : {}), original: record, originalHeaders: headers, delay: due,
-      delayed: delayed.map((o) => ({ rcpt: o.rcpt, detail: o.detail, ...(o.host ? { host: o.host } : {}) })),
+      delayed: delayed.map((o) => this.reported(o, record.sender)),
     });
   }
 
@@ -382,53 +388,51 @@ export class Scheduler {
     let first = true;
     let next = Infinity;
     let lastError: string | undefined;
-    let freeze: string | undefined;
+    let freeze: Extract<MtaEvent, { type: 'frozen' }> | undefined;
     for (const o of outcomes) {
       const prev = record.recipients.find((r) => r.address === o.rcpt);
       if (!prev) continue;
       const r: RecipientRecord = { ...prev, tries: prev.tries + 1, lastTry: now };
+      const words = reasonText(o, o.rcpt, record.sender).text;
+      const result = { id: record.id, rcpt: o.rcpt, router: route.router, transport: route.transport, sender: record.sender,
+        result: troubleOf(o), ...(o.host ? { host: o.host } : {}) };
       if (o.kind === 'delivered') {
         r.state = 'delivered';
         events.push({ type: 'delivered', id: record.id, rcpt: o.rcpt, first, router: route.router, transport: route.transport,
-          host: o.host!, confirmation: o.detail });
+          host: o.host!, reply: o.reply ?? { code: 250, enhanced: '2.0.0', text: '', derived: true } });
         first = false;
       } else if (o.kind === 'failed' && record.sender === '' && !lastChance) {
         // A bounce nobody takes is frozen, never dropped, so the postmaster sees it
         // (Exim); timeout_frozen_after / ignore_bounce_errors_after end it later.
-        r.lastError = o.detail;
-        lastError = o.detail;
-        freeze = 'delivery error message';
-        events.push({ type: 'failed', id: record.id, rcpt: o.rcpt, router: route.router, transport: route.transport,
-          reason: o.detail, ...(o.host ? { host: o.host } : {}) });
+        r.lastError = words;
+        lastError = words;
+        freeze = { type: 'frozen', id: record.id, reason: 'bounce' };
+        events.push({ type: 'failed', ...result });
       } else if (o.kind === 'failed' || lastChance) {
         r.state = 'failed';
-        r.lastError = o.detail;
-        lastError = o.detail;
-        events.push({ type: 'failed', id: record.id, rcpt: o.rcpt, router: route.router, transport: route.transport,
-          reason: o.detail, ...(o.host ? { host: o.host } : {}) });
+        r.lastError = words;
+        lastError = words;
+        events.push({ type: 'failed', ...result });
       } else {
         const prevState = prev.firstFailure !== undefined
           ? { firstFailure: prev.firstFailure, lastTry: prev.lastTry ?? prev.firstFailure, nextTry: record.nextAttempt ?? now } : undefined;
         const state = nextAttempt(findRule(this.o.retryRules, o.rcpt), prevState, now);
-        r.lastError = o.detail;
-        lastError = o.detail;
+        r.lastError = words;
+        lastError = words;
         if (state === null) {
           // Past the rule's last cutoff Exim bounces. postern freezes instead, so a long
           // hub outage or a wrong AUTH password cannot bounce everyone's mail; the
           // operator sees it in -bp and decides (-Mt retries, -Mg bounces).
-          freeze = `retry timeout exceeded for ${o.rcpt}: ${o.detail}`;
-          events.push({ type: 'deferred', id: record.id, rcpt: o.rcpt, router: route.router, transport: route.transport,
-            errno: o.errno ?? -1, reason: o.detail, ...(o.host ? { host: o.host } : {}) });
+          freeze = { type: 'frozen', id: record.id, reason: 'retry_timeout', rcpt: o.rcpt, sender: record.sender, result: troubleOf(o) };
         } else {
           r.firstFailure = state.firstFailure;
           next = Math.min(next, state.nextTry);
-          events.push({ type: 'deferred', id: record.id, rcpt: o.rcpt, router: route.router, transport: route.transport,
-            errno: o.errno ?? -1, reason: o.detail, ...(o.host ? { host: o.host } : {}) });
         }
+        events.push({ type: 'deferred', ...result });
       }
       updated.push(r);
     }
-    if (freeze !== undefined) events.push({ type: 'frozen', id: record.id, reason: freeze });
+    if (freeze !== undefined) events.push(freeze);
     if (lastChance && outcomes.some((o) => o.kind !== 'delivered')) {
       events.push({ type: 'notice', id: record.id, text: 'bounce message discarded: undeliverable for longer than ignore_bounce_errors_after' });
     }
@@ -436,8 +440,7 @@ export class Scheduler {
     const host = outcomes.find((o) => o.host)?.host;
     // Failed recipients are reported to the sender in the same transaction; a bounce
     // (null sender) that fails is not bounced again.
-    const failed: FailedRecipient[] = outcomes.filter((o) => o.kind === 'failed')
-      .map((o) => ({ rcpt: o.rcpt, detail: o.detail, ...(o.host ? { host: o.host } : {}) }));
+    const failed: FailedRecipient[] = outcomes.filter((o) => o.kind === 'failed').map((o) => this.reported(o, record.sender));
     const bounce = failed.length > 0 && record.sender !== '' ? this.report(record, failed, now) : undefined;
     const warning = freeze === undefined ? this.warning(record, outcomes, now) : undefined;
     const reports = [...(bounce ? [bounce] : []), ...(warning ? [warning] : [])];
@@ -450,7 +453,7 @@ export class Scheduler {
       attempt: {
         at: now,
         ...(host ? { host } : {}),
-        results: outcomes.map((o) => ({ rcpt: o.rcpt, kind: o.kind, detail: o.detail, ...(o.errno !== undefined ? { errno: o.errno } : {}) })),
+        results: outcomes.map((o) => ({ rcpt: o.rcpt, kind: o.kind, ...troubleOf(o) })),
       },
       log: lines,
       ...(reports.length > 0 ? { enqueue: reports } : {}),

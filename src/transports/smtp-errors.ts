@@ -1,6 +1,9 @@
 // transports/smtp-errors.ts: the one place that maps nodemailer's SMTPConnection
 // errors and per-recipient rejections to postern's outcomes, by scope (host, message,
-// recipient) and severity, as Postfix's smtp_trouble.c does. Unknown means temporary.
+// recipient), cause and phase, as Postfix's smtp_trouble.c does. The mapping is the
+// table ERROR_TABLE, read top to bottom, first match wins. No sentences are built
+// here: log/outcome-text.ts renders what this returns. Unknown means temporary.
+import type { Cause, Phase, RemoteReply, Trouble } from '../core/types.js';
 
 /** The error shape nodemailer's SMTPConnection produces (lib/errors). */
 export interface SmtpClientError extends Error {
@@ -12,79 +15,141 @@ export interface SmtpClientError extends Error {
   rejectedErrors?: SmtpClientError[];
   errno?: number;
   syscall?: string;
+  /** nodemailer's kind of timeout: CONNECT_TIMEOUT, GREETING_TIMEOUT, UPGRADE_TIMEOUT, SOCKET_TIMEOUT. */
+  timeoutType?: string;
 }
 
 export type Classified =
   /** The host is unusable: try the next one; the recipients are untouched. */
-  | { scope: 'host'; reason: string; errno: number }
+  | { scope: 'host'; trouble: Trouble }
   /** The message was refused on this host (MAIL, DATA, end of data): all recipients share it. */
-  | { scope: 'message'; permanent: boolean; reason: string; errno: number }
+  | { scope: 'message'; permanent: boolean; trouble: Trouble }
   /** Every recipient was refused at RCPT: each has its own reply in `rejectedErrors`. */
   | { scope: 'recipients' };
 
-function oneLine(s: string | undefined): string {
+export function oneLine(s: string | undefined): string {
   return (s ?? '').replace(/\r?\n/g, ' ').replace(/\s+/g, ' ').trim();
 }
 
-function socketReason(err: SmtpClientError): { reason: string; errno: number } {
-  const text = `${err.message} ${(err as { cause?: Error }).cause?.message ?? ''}`;
-  if (/ECONNREFUSED/.test(text)) return { reason: 'Connection refused', errno: 111 };
-  if (/ETIMEDOUT|timeout/i.test(text) || err.code === 'ETIMEDOUT') return { reason: 'Connection timed out', errno: 110 };
-  if (/EHOSTUNREACH|ENETUNREACH/.test(text)) return { reason: 'No route to host', errno: 113 };
-  if (/ECONNRESET|closed unexpectedly|EPIPE/i.test(text)) return { reason: 'Remote host closed connection', errno: -18 };
-  return { reason: oneLine(err.message), errno: -1 };
+/**
+ * A server's reply as data. A multi-line reply becomes one line: the code (and the
+ * enhanced code, when repeated) of each continuation line is dropped. Without an
+ * enhanced code in the text, it is derived from the basic code as class.0.0.
+ */
+export function parseReply(response: string, fallbackCode = 451): RemoteReply {
+  const lines = response.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  const code = Number(/^(\d{3})/.exec(lines[0] ?? '')?.[1] ?? fallbackCode);
+  const parts = lines.map((l) => l.replace(/^\d{3}(?:[ -]|$)/, ''));
+  const enhanced = /^([245]\.\d{1,3}\.\d{1,3})(?: |$)/.exec(parts[0] ?? '')?.[1];
+  const text = parts.map((p, i) => (i > 0 && enhanced && p.startsWith(`${enhanced} `) ? p.slice(enhanced.length + 1) : p))
+    .map((p, i) => (i === 0 && enhanced ? p.slice(enhanced.length).trimStart() : p));
+  const one = oneLine(text.join(' '));
+  return enhanced ? { code, enhanced, text: one } : { code, enhanced: `${Math.floor(code / 100)}.0.0`, text: one, derived: true };
 }
 
-/** Classifies an error from connect/login/send. */
-export function classifyError(err: SmtpClientError, sender: string): Classified {
-  const command = err.command ?? '';
-  const code = err.responseCode;
-  const reply = oneLine(err.response);
-  if (err.code === 'ESTREAM') {
-    // Our side could not read the message (removed meanwhile): nothing to do with the host.
-    return { scope: 'message', permanent: false, reason: `spool read error: ${oneLine(err.message)}`, errno: -1 };
+/** The command nodemailer names on an error, as a phase of the session. */
+export function phaseOf(command: string | undefined): Phase | undefined {
+  if (!command || command === 'CONN') return 'greeting';
+  if (/^(EHLO|HELO|LHLO)$/.test(command)) return 'ehlo';
+  if (command === 'STARTTLS') return 'starttls';
+  if (command.startsWith('AUTH')) return 'auth';
+  if (command.startsWith('MAIL')) return 'mail';
+  if (command.startsWith('RCPT')) return 'rcpt';
+  if (command === 'DATA') return 'data';
+  return undefined;
+}
+
+function timeoutPhase(e: SmtpClientError): Phase | undefined {
+  switch (e.timeoutType) {
+    case 'CONNECT_TIMEOUT': return 'connect';
+    case 'GREETING_TIMEOUT': return 'greeting';
+    case 'UPGRADE_TIMEOUT': return 'starttls';
+    default: return undefined;
   }
-  if (command === 'RCPT TO' && err.rejectedErrors && err.rejectedErrors.length > 0) return { scope: 'recipients' };
-  if (!code && (err.code === 'EENVELOPE' || err.code === 'EMESSAGE')) {
-    // Refused by the client library before a byte went out (larger than the hub's
-    // SIZE, an address it cannot send): no other host would take it either.
-    return { scope: 'message', permanent: true, reason: `message refused before sending: ${oneLine(err.message)}`, errno: -1 };
-  }
-  if (err.code === 'EAUTH') {
-    // A wrong password on the satellite must not bounce everyone's mail: a host error.
-    return { scope: 'host', reason: `authentication failed${reply ? `: ${reply}` : `: ${oneLine(err.message)}`}`, errno: -42 };
-  }
-  if (err.code === 'ETLS' || /certificate|TLS|SSL/i.test(err.message) && !code) {
-    return { scope: 'host', reason: `TLS session failure: ${oneLine(err.message)}`, errno: -37 };
-  }
-  if (code && /^MAIL/.test(command)) {
-    return { scope: 'message', permanent: code >= 500, reason: `SMTP error from remote mail server after MAIL FROM:<${sender}>: ${reply}`, errno: -45 };
-  }
-  if (code && command === 'DATA' && err.code === 'EENVELOPE') {
-    return { scope: 'message', permanent: code >= 500, reason: `SMTP error from remote mail server after DATA: ${reply}`, errno: -46 };
-  }
-  if (code && err.code === 'EMESSAGE') {
-    return { scope: 'message', permanent: code >= 500, reason: `SMTP error from remote mail server after end of data: ${reply}`, errno: -46 };
-  }
-  if (code) {
-    // Greeting, EHLO, STARTTLS and the like: the host is not usable now.
-    return { scope: 'host', reason: `SMTP error from remote mail server after ${command || 'initial connection'}: ${reply}`, errno: -1 };
-  }
-  return { scope: 'host', ...socketReason(err) };
+}
+
+/** The error text with the cause's (a system error's code is often only there). */
+function fullText(e: SmtpClientError): string {
+  return `${e.message} ${(e as { cause?: Error }).cause?.message ?? ''} ${e.code ?? ''}`;
+}
+
+const replyOf = (e: SmtpClientError): RemoteReply | undefined => (e.responseCode && e.response ? parseReply(e.response) : undefined);
+const hasCode = (e: SmtpClientError) => !!e.responseCode;
+
+interface Row {
+  /** What the row recognises, in words. */
+  when: string;
+  match: (e: SmtpClientError) => boolean;
+  scope: 'host' | 'message' | 'recipients';
+  cause: Cause;
+  /** The phase, when the row fixes it; else from nodemailer's command. */
+  phase?: Phase | ((e: SmtpClientError) => Phase | undefined);
+  /** 'code': permanent for a 5xx reply; true: always; false: never (message scope only). */
+  permanent?: 'code' | boolean;
+  /** A short reason kept when there is no reply to show. */
+  note?: (e: SmtpClientError) => string | undefined;
+}
+
+/**
+ * nodemailer error → scope, cause, phase. A wrong password or a TLS problem on the
+ * satellite is the host's (it must not bounce everyone's mail); a refusal of the
+ * message itself is shared by all its recipients; RCPT rejections are per recipient.
+ */
+export const ERROR_TABLE: Row[] = [
+  { when: 'our own message stream failed (ESTREAM: removed meanwhile)', match: (e) => e.code === 'ESTREAM',
+    scope: 'message', cause: 'local', permanent: false, note: (e) => `spool read error: ${oneLine(e.message)}` },
+  { when: 'every recipient refused at RCPT', match: (e) => e.command === 'RCPT TO' && (e.rejectedErrors?.length ?? 0) > 0,
+    scope: 'recipients', cause: 'reply', phase: 'rcpt' },
+  { when: 'refused by the client library before a byte went out (over SIZE, bad address)',
+    match: (e) => !hasCode(e) && (e.code === 'EENVELOPE' || e.code === 'EMESSAGE'),
+    scope: 'message', cause: 'local', permanent: true, note: (e) => `message refused before sending: ${oneLine(e.message)}` },
+  { when: 'AUTH failed (EAUTH; a connection lost during AUTH counts as one)', match: (e) => e.code === 'EAUTH',
+    scope: 'host', cause: 'auth', phase: 'auth', note: (e) => (replyOf(e) ? undefined : oneLine(e.message)) },
+  { when: 'TLS failed (ETLS, or a certificate/TLS/SSL error without a reply)',
+    match: (e) => e.code === 'ETLS' || (/certificate|TLS|SSL/i.test(e.message) && !hasCode(e)),
+    scope: 'host', cause: 'tls', phase: 'starttls', note: (e) => oneLine(e.message) },
+  { when: 'a reply to MAIL FROM', match: (e) => hasCode(e) && /^MAIL/.test(e.command ?? ''),
+    scope: 'message', cause: 'reply', phase: 'mail', permanent: 'code' },
+  { when: 'a reply to DATA', match: (e) => hasCode(e) && e.command === 'DATA' && e.code === 'EENVELOPE',
+    scope: 'message', cause: 'reply', phase: 'data', permanent: 'code' },
+  { when: 'a reply after the final dot', match: (e) => hasCode(e) && e.code === 'EMESSAGE',
+    scope: 'message', cause: 'reply', phase: 'dot', permanent: 'code' },
+  { when: 'any other reply (greeting, EHLO, STARTTLS): the host is not usable now', match: hasCode,
+    scope: 'host', cause: 'reply', phase: (e) => phaseOf(e.command) },
+  { when: 'connection refused', match: (e) => /ECONNREFUSED/.test(fullText(e)),
+    scope: 'host', cause: 'refused', phase: 'connect' },
+  { when: 'a timeout (connect, greeting, TLS upgrade or a silent hub)', match: (e) => e.code === 'ETIMEDOUT' || /ETIMEDOUT|timeout/i.test(fullText(e)),
+    scope: 'host', cause: 'timeout', phase: timeoutPhase },
+  { when: 'no route to the host', match: (e) => /EHOSTUNREACH|ENETUNREACH/.test(fullText(e)),
+    scope: 'host', cause: 'unreachable', phase: 'connect' },
+  { when: 'the connection was closed or reset', match: (e) => /ECONNRESET|closed unexpectedly|EPIPE/i.test(fullText(e)),
+    scope: 'host', cause: 'lost_connection' },
+  { when: 'anything else: the host, temporarily, with the library\'s words', match: () => true,
+    scope: 'host', cause: 'lost_connection', note: (e) => oneLine(e.message) },
+];
+
+/** Classifies an error from connect/login/send by the first matching row of ERROR_TABLE. */
+export function classifyError(err: SmtpClientError): Classified {
+  const row = ERROR_TABLE.find((r) => r.match(err)) as Row;
+  if (row.scope === 'recipients') return { scope: 'recipients' };
+  const phase = typeof row.phase === 'function' ? row.phase(err) : row.phase;
+  const reply = replyOf(err);
+  const note = row.note?.(err);
+  const trouble: Trouble = { cause: row.cause, ...(phase ? { phase } : {}), ...(reply ? { reply } : {}), ...(note ? { note } : {}) };
+  if (row.scope === 'host') return { scope: 'host', trouble };
+  const permanent = row.permanent === 'code' ? (err.responseCode ?? 0) >= 500 : row.permanent === true;
+  return { scope: 'message', permanent, trouble };
 }
 
 /** A RCPT rejection: permanent for 5xx, temporary otherwise. */
-export function classifyRejection(err: SmtpClientError, rcpt: string): { permanent: boolean; reason: string; errno: number } {
+export function classifyRejection(err: SmtpClientError): { permanent: boolean; trouble: Trouble } {
   const code = err.responseCode ?? 451;
-  return {
-    permanent: code >= 500,
-    reason: `SMTP error from remote mail server after RCPT TO:<${rcpt}>: ${oneLine(err.response) || oneLine(err.message)}`,
-    errno: -44,
-  };
+  const reply = err.response ? parseReply(err.response, code) : { ...parseReply(`${code} ${oneLine(err.message)}`) };
+  return { permanent: code >= 500, trouble: { cause: 'reply', phase: 'rcpt', reply } };
 }
 
 /** Trouble while connecting (greeting, EHLO, STARTTLS, AUTH, sockets) is always the host's. */
-export function connectTrouble(err: SmtpClientError): { reason: string; errno: number } {
-  const c = classifyError(err, '');
-  return c.scope === 'recipients' ? { reason: oneLine(err.message), errno: -1 } : { reason: c.reason, errno: c.errno };
+export function connectTrouble(err: SmtpClientError): Trouble {
+  const c = classifyError(err);
+  return c.scope === 'recipients' ? { cause: 'lost_connection', note: oneLine(err.message) } : c.trouble;
 }

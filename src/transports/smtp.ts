@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { Clock, Timer } from '../core/clock.js';
-import type { HostLabel, HostSpec, HostTrouble, Outcome } from '../core/types.js';
-import { classifyError, classifyRejection, connectTrouble, type SmtpClientError } from './smtp-errors.js';
+import type { HostLabel, HostSpec, HostTrouble, Outcome, Trouble } from '../core/types.js';
+import { classifyError, classifyRejection, connectTrouble, oneLine, parseReply, type SmtpClientError } from './smtp-errors.js';
 import type { DeliveryJob, DeliveryResult, Transport } from './transport.js';
 
 export interface SmtpTransportOptions {
@@ -28,7 +28,7 @@ interface Cached {
   conn: SMTPConnection;
   label: HostLabel;
   /** Set when STARTTLS failed and this session went on in cleartext (tls = opportunistic). */
-  fellBack?: string;
+  fellBack?: Trouble;
   timer?: Timer;
   dead: boolean;
   /** Has carried a message before: the hub may have dropped it while idle. */
@@ -89,12 +89,12 @@ export class SmtpTransport implements Transport {
   async deliver(job: DeliveryJob): Promise<DeliveryResult> {
     const troubles: HostTrouble[] = [];
     const healthy: HostSpec[] = [];
-    let lastTrouble: { reason: string; errno: number } = { reason: 'no host to try', errno: -54 };
+    let lastTrouble: Trouble = { cause: 'retry_time' };
     for (const host of job.hosts) {
       const ips = await this.addresses(host);
       if (ips.length === 0) {
-        lastTrouble = { reason: 'host lookup did not complete', errno: -1 };
-        troubles.push({ host: { name: host.name, ip: host.name, port: host.port }, reason: lastTrouble.reason });
+        lastTrouble = { cause: 'local', note: 'host lookup did not complete' };
+        troubles.push({ host: { name: host.name, ip: host.name, port: host.port }, ...lastTrouble });
         continue;
       }
       // Every address of a host, in the resolver's order, as Exim tries them.
@@ -104,12 +104,12 @@ export class SmtpTransport implements Transport {
           healthy.push(host);
           return { outcomes: attempt.outcomes, troubles, healthy, ...(attempt.notes.length ? { notes: attempt.notes } : {}) };
         }
-        troubles.push({ host: attempt.label, reason: attempt.reason });
-        lastTrouble = attempt;
+        troubles.push({ host: attempt.label, ...attempt.trouble });
+        lastTrouble = attempt.trouble;
       }
     }
     // Every host failed as a host: everyone is deferred with the last reason.
-    const outcomes = job.recipients.map((rcpt): Outcome => ({ rcpt, kind: 'deferred', detail: lastTrouble.reason, errno: lastTrouble.errno }));
+    const outcomes = job.recipients.map((rcpt): Outcome => ({ rcpt, kind: 'deferred', ...lastTrouble }));
     return { outcomes, troubles, healthy };
   }
 
@@ -123,7 +123,7 @@ export class SmtpTransport implements Transport {
   }
 
   private async tryHost(host: HostSpec, ip: string, job: DeliveryJob):
-    Promise<{ kind: 'done'; outcomes: Outcome[]; notes: HostTrouble[] } | { kind: 'host'; label: HostLabel; reason: string; errno: number }> {
+    Promise<{ kind: 'done'; outcomes: Outcome[]; notes: HostTrouble[] } | { kind: 'host'; label: HostLabel; trouble: Trouble }> {
     // A cached connection may have been closed by the hub since; one retry on a fresh one.
     for (let round = 0; round < 2; round++) {
       let cached: Cached;
@@ -131,10 +131,10 @@ export class SmtpTransport implements Transport {
         cached = round === 0 ? this.takeIdle(host) ?? await this.connect(host, ip) : await this.connect(host, ip);
       } catch (err) {
         const e = err as SmtpClientError & { label?: HostLabel };
-        return { kind: 'host', label: e.label ?? { name: host.name, ip, port: host.port }, ...connectTrouble(e) };
+        return { kind: 'host', label: e.label ?? { name: host.name, ip, port: host.port }, trouble: connectTrouble(e) };
       }
       const reused = cached.used;
-      const notes: HostTrouble[] = cached.fellBack && !reused ? [{ host: cached.label, reason: cached.fellBack }] : [];
+      const notes: HostTrouble[] = cached.fellBack && !reused ? [{ host: cached.label, ...cached.fellBack, fellBack: true }] : [];
       const stream = job.message();
       try {
         const info = await this.send(cached, job, stream);
@@ -143,11 +143,11 @@ export class SmtpTransport implements Transport {
         return { kind: 'done', outcomes: this.fromInfo(job, cached.label, info), notes };
       } catch (err) {
         const e = err as SmtpClientError;
-        const c = classifyError(e, job.sender);
+        const c = classifyError(e);
         if (c.scope === 'host') {
           this.discard(cached);
           if (reused && stream.readableDidRead === false) continue;
-          return { kind: 'host', label: cached.label, reason: c.reason, errno: c.errno };
+          return { kind: 'host', label: cached.label, trouble: c.trouble };
         }
         // The hub refused this message; the session is fine: RSET and keep it. A read
         // error of our own leaves a DATA half sent: that session cannot be reused.
@@ -160,7 +160,7 @@ export class SmtpTransport implements Transport {
         return {
           kind: 'done',
           notes,
-          outcomes: job.recipients.map((rcpt): Outcome => ({ rcpt, kind, detail: c.reason, errno: c.errno, host: cached.label })),
+          outcomes: job.recipients.map((rcpt): Outcome => ({ rcpt, kind, ...c.trouble, host: cached.label })),
         };
       }
     }
@@ -170,15 +170,15 @@ export class SmtpTransport implements Transport {
   private fromInfo(job: DeliveryJob, label: HostLabel,
     info: { accepted: string[]; rejectedErrors?: SmtpClientError[]; response: string }): Outcome[] {
     const rejected = new Map((info.rejectedErrors ?? []).map((e) => [e.recipient ?? '', e]));
-    const confirmation = info.response.replace(/\r?\n/g, ' ').trim();
+    const confirmation = parseReply(info.response, 250);
     return job.recipients.map((rcpt): Outcome => {
       const err = rejected.get(rcpt);
       if (err) {
-        const r = classifyRejection(err, rcpt);
-        return { rcpt, kind: r.permanent ? 'failed' : 'deferred', detail: r.reason, errno: r.errno, host: label };
+        const r = classifyRejection(err);
+        return { rcpt, kind: r.permanent ? 'failed' : 'deferred', ...r.trouble, host: label };
       }
-      if (info.accepted.includes(rcpt)) return { rcpt, kind: 'delivered', detail: confirmation, host: label };
-      return { rcpt, kind: 'deferred', detail: 'recipient not confirmed by remote server', errno: -1, host: label };
+      if (info.accepted.includes(rcpt)) return { rcpt, kind: 'delivered', cause: 'reply', phase: 'dot', reply: confirmation, host: label };
+      return { rcpt, kind: 'deferred', cause: 'local', note: 'recipient not confirmed by remote server', host: label };
     });
   }
 
@@ -230,7 +230,7 @@ export class SmtpTransport implements Transport {
       // reason to keep mail back; deliver in cleartext, and say so in the log.
       if (this.opts.tls !== 'opportunistic' || !tlsHandshakeFailed(err as SmtpClientError)) throw err;
       const cached = await this.open(host, ip, 'none');
-      cached.fellBack = `TLS session failure: ${(err as Error).message.replace(/\s+/g, ' ').trim()}; delivering unencrypted (tls = opportunistic)`;
+      cached.fellBack = { cause: 'tls', phase: 'starttls', note: oneLine((err as Error).message) };
       return cached;
     }
   }

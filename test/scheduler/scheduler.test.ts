@@ -20,6 +20,9 @@ const T0 = Date.UTC(2026, 10, 23, 5, 0, 0);
 const DAY = 86_400_000;
 const HOST = { name: '127.0.0.1', port: 2599 };
 const LABEL = { name: '127.0.0.1', ip: '127.0.0.1', port: 2599 };
+const OK = { code: 250, enhanced: '2.0.0', text: 'OK', derived: true as const };
+const LATER = { code: 451, enhanced: '4.0.0', text: 'later', derived: true as const };
+const GONE = { code: 550, enhanced: '5.1.1', text: 'no such user' };
 
 /** Answers each recipient as `answer` says; counts what it was given. */
 class ScriptedTransport implements Transport {
@@ -32,13 +35,14 @@ class ScriptedTransport implements Transport {
     this.jobs++;
     await new Promise((r) => setImmediate(r));
     if (this.hostDown) {
-      return { outcomes: job.recipients.map((rcpt) => ({ rcpt, kind: 'deferred', detail: 'Connection refused', errno: 111 })),
-        troubles: [{ host: LABEL, reason: 'Connection refused' }], healthy: [] };
+      return { outcomes: job.recipients.map((rcpt): Outcome => ({ rcpt, kind: 'deferred', cause: 'refused', phase: 'connect' })),
+        troubles: [{ host: LABEL, cause: 'refused', phase: 'connect' }], healthy: [] };
     }
     const outcomes = job.recipients.map((rcpt): Outcome => {
       const kind = this.answer(rcpt);
       if (kind === 'delivered') this.delivered.push(`${job.id} ${rcpt}`);
-      return { rcpt, kind, detail: kind === 'delivered' ? '250 OK' : '451 later', errno: -44, host: LABEL };
+      return { rcpt, kind, cause: 'reply', phase: kind === 'delivered' ? 'dot' : 'rcpt', host: LABEL,
+        reply: kind === 'delivered' ? OK : kind === 'failed' ? GONE : LATER };
     });
     return { outcomes, troubles: [], healthy: [HOST] };
   }
@@ -122,8 +126,8 @@ describe('scheduler', () => {
     expect(spool.load(id as string)?.nextAttempt).toBe(T0 + 15 * 60_000);
     // The attempt is in the message's history, per recipient.
     expect(spool.history(id as string)).toEqual([{ at: T0, host: LABEL, results: [
-      { rcpt: 'ok@example.org', kind: 'delivered', detail: '250 OK', errno: -44 },
-      { rcpt: 'tmp@example.org', kind: 'deferred', detail: '451 later', errno: -44 },
+      { rcpt: 'ok@example.org', kind: 'delivered', cause: 'reply', phase: 'dot', reply: OK },
+      { rcpt: 'tmp@example.org', kind: 'deferred', cause: 'reply', phase: 'rcpt', reply: LATER },
     ] }]);
     transport.answer = () => 'delivered';
     clock.advance(14 * 60_000);
@@ -195,7 +199,7 @@ describe('scheduler', () => {
     scheduler = build(5);
     scheduler.start();
     await until('frozen', () => events.some((e) => e.type === 'frozen'));
-    expect(events.find((e) => e.type === 'frozen')).toMatchObject({ id, reason: 'delivery error message' });
+    expect(events.find((e) => e.type === 'frozen')).toMatchObject({ id, reason: 'bounce' });
     expect(events.some((e) => e.type === 'completed')).toBe(false);
     const held = spool.load(id as string);
     expect(held?.frozen).toBe(true);
