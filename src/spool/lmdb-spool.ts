@@ -255,6 +255,14 @@ export class LmdbSpool implements Spool {
           }
         }
         if (full.length === 0) return Promise.resolve();
+        if (written === 0) {
+          try {
+            this.roomForNewMail(); // the reserve is spent: new mail waits
+          } catch (err) {
+            failure = err;
+            return Promise.reject(err);
+          }
+        }
         const first = written;
         written += full.length;
         // Not waited for on disk: commit() syncs, and a crash before it leaves an
@@ -267,7 +275,7 @@ export class LmdbSpool implements Spool {
             owned = true;
           }
           full.forEach((b, i) => chunks.put([id, first + i], b));
-        });
+        }).catch((err: unknown) => { throw this.writeFailure(err); });
         last = txn.catch((err: unknown) => { failure ??= err; }).finally(() => { spare.push(...full); });
         return txn.then(() => undefined);
       },
