@@ -88,12 +88,16 @@ describe('bounces', () => {
     expect(left[0].recipients[0].address).toBe('x@example.org');
   });
 
-  it('does not bounce a bounce', async () => {
+  it('does not bounce a bounce: one the hub refuses is frozen for the postmaster, as Exim does', async () => {
     sink.behaviour.rcpt = () => 550;
     await p.start();
     const id = (await sendOne(p.port, '', ['bad@example.org'], 'Subject: a bounce itself\n\nx\n')).slice(-16);
-    await p.waitForLog(new RegExp(`${id} Completed`));
+    await p.waitForLog(new RegExp(`${id} Frozen \\(delivery error message\\)`));
     expect(p.log()).not.toMatch(/<= <> R=/);
+    expect(p.log()).not.toMatch(new RegExp(`${id} Completed`));
+    const bp = await p.run('postern', ['-bp']);
+    expect(bp.stdout).toMatch(new RegExp(`${id} <> \\*\\*\\* frozen \\*\\*\\*`));
+    expect(bp.stdout).toMatch(/^ {10}bad@example\.org$/m);
   });
 
   it('-Mg gives up on a message and bounces it to the sender', async () => {
