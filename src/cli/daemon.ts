@@ -135,6 +135,9 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     await receiver.close(); // else the bound listeners would keep a failed start alive
     throw err;
   }
+  // Now that the maildrop is there and ours: its copy of the validated configuration,
+  // which lets every user's sendmail skip validation (config/load.ts).
+  await loadConfig(configFile).catch(() => undefined);
   // What a crash mid-DATA left: chunks of messages whose receiving process is gone.
   await spool.sweepIncoming().catch(() => 0);
   const log = new MainLog(config.log.file, config.log.format, () => Date.now());

@@ -14,6 +14,7 @@ import type { MessageRecord, NewMessage } from '../core/types.js';
 import { isRoutableAddress } from '../core/address.js';
 import { userName } from '../core/users.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
+import { DROP_CACHE } from '../config/load.js';
 import { cleanup, qualify } from './cleanup.js';
 import { ENVELOPE_ALLOWANCE, INCOMPLETE_AGE, parseDropFile, syncFolder } from './maildrop.js';
 
@@ -137,7 +138,7 @@ export class Pickup {
     const logins = new Map<number, string>(); // /etc/passwd read once per uid and round
     const owner = (uid: number) => logins.get(uid) ?? logins.set(uid, userName(uid)).get(uid)!;
     for (const name of names) {
-      if (this.stuck.has(name)) continue;
+      if (this.stuck.has(name) || this.configCache(name)) continue;
       if (work.length + taken.length >= ROUND_FILES || bytes >= ROUND_BYTES) {
         full = true;
         break;
@@ -185,6 +186,13 @@ export class Pickup {
     if (removed.length) syncFolder(this.o.dir);
     await this.o.spool.forgetPickups(removed).catch(() => undefined);
     return full && !refused;
+  }
+
+  /** The validated-configuration copy (config/load.ts) that root or the daemon's user keeps here. */
+  private configCache(name: string): boolean {
+    if (!name.startsWith(DROP_CACHE)) return false;
+    const uid = this.lstat(join(this.o.dir, name))?.uid;
+    return uid === 0 || uid === process.geteuid?.();
   }
 
   private inspect(name: string): Inspected {

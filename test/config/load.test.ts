@@ -373,3 +373,36 @@ describe('loadConfig: what -C may name', () => {
     }
   });
 });
+
+describe.skipIf(process.getuid?.() !== 0)('the validated-configuration copy in the maildrop', () => {
+  it('is believed from root, never by root from the daemon user (who must not choose what root appends to)', async () => {
+    const { chownSync, readFileSync } = await import('node:fs');
+    const { createHash } = await import('node:crypto');
+    const dir = mkdtempSync(join(tmpdir(), 'postern-cache-'));
+    try {
+      const file = join(dir, 'postern.toml');
+      const text = `[spool]\ndirectory = "spool"\n${MINIMAL}`;
+      writeFileSync(file, text);
+      const drop = join(dir, 'spool-maildrop');
+      mkdirSync(drop, { mode: 0o1733 });
+      chownSync(drop, 1, 1);
+      // The first load validates and leaves a copy of root's in the maildrop.
+      const real = await loadConfig(file);
+      const copy = join(drop, '.config.cache.json');
+      const stored = JSON.parse(readFileSync(copy, 'utf8')) as { hash: string };
+      expect(stored.hash).toBe(createHash('sha256').update(`2\0${file}\0${text}`).digest('hex'));
+      rmSync(join(dir, 'spool/config.cache.json'));
+      const forged = JSON.stringify({ hash: stored.hash, config: { ...real, log: { ...real.log, file: '/tmp/forged-log' } } });
+      // Root's own copy is believed (so the hash above is the one load.ts checks)...
+      writeFileSync(copy, forged, { mode: 0o644 });
+      expect((await loadConfig(file)).log.file).toBe('/tmp/forged-log');
+      // ...the daemon user's is not, by root.
+      rmSync(join(dir, 'spool/config.cache.json'));
+      writeFileSync(copy, forged, { mode: 0o644 });
+      chownSync(copy, 1, 1);
+      expect((await loadConfig(file)).log.file).toBe(real.log.file);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -18,12 +18,12 @@ const isRoot = process.getuid?.() === 0;
 interface TestUser { name: string; uid: number; gid: number }
 
 /** Runs a postern command (or `node -e CODE` when name is undefined) as another user. */
-function runAs(u: TestUser, name: string | undefined, args: string[], input: string | Buffer = ''): Promise<RunResult> {
+function runAs(u: TestUser, name: string | undefined, args: string[], input: string | Buffer = '', env: Record<string, string> = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const argv = name === undefined ? args : [BIN(name), ...args];
     const child = spawn(process.execPath, argv, {
       uid: u.uid, gid: u.gid, cwd: '/', stdio: 'pipe',
-      env: { ...process.env, HOME: '/', USER: u.name, LOGNAME: u.name },
+      env: { ...process.env, HOME: '/', USER: u.name, LOGNAME: u.name, ...env },
     });
     let stdout = '';
     let stderr = '';
@@ -32,6 +32,7 @@ function runAs(u: TestUser, name: string | undefined, args: string[], input: str
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+    child.stdin.on('error', () => { /* a command that exits before reading its input */ });
     child.stdin.end(input);
   });
 }
@@ -50,6 +51,9 @@ function procUid(pid: number): number {
 }
 
 const mode = (path: string) => statSync(path).mode & 0o7777;
+
+const nobody = (): TestUser => ({ name: 'nobody', uid: Number(execFileSync('id', ['-u', 'nobody']).toString()),
+  gid: Number(execFileSync('id', ['-g', 'nobody']).toString()) });
 
 describe('privileges', () => {
   let p: Instance | undefined;
@@ -179,13 +183,24 @@ describe('privileges', () => {
       const arrivals = inst.log().match(/<= .*/g) ?? [];
       expect(arrivals).toHaveLength(2);
       for (const a of arrivals) expect(a).toMatch(new RegExp(`^<= ${u.name}@example\\.org U=${u.name} P=local S=\\d+`));
-      expect(readdirSync(join(inst.dir, 'spool-maildrop'))).toEqual([]);
+      expect(readdirSync(join(inst.dir, 'spool-maildrop')).filter((n) => !n.startsWith('.'))).toEqual([]);
     });
 
-    it("a user's sendmail is delivered at once with the daemon up; -f is kept, U= is theirs", async () => {
+    it("a user's sendmail is delivered at once with the daemon up; -f is kept, U= is theirs; the configuration is not validated again", async () => {
       const inst = await setup(u);
       await inst.start();
-      const r = await runAs(u, 'sendmail', ['-C', inst.config, '-f', 'app@example.org', 'ops@example.org'], 'Subject: up\n\nbody\n');
+      // The first start wrote the port it got into the file: start again on the final file.
+      await inst.stop();
+      await inst.start();
+      // The daemon keeps a copy of the validated configuration in the maildrop, which
+      // users may read by name (they cannot enter the spool folder): no zod for them.
+      const copy = statSync(join(inst.dir, 'spool-maildrop/.config.cache.json'));
+      expect([0, u.uid]).toContain(copy.uid); // root's (the start's check) or the daemon's
+      expect(copy.mode & 0o777).toBe(0o644);
+      const r = await runAs(u, 'sendmail', ['-C', inst.config, '-f', 'app@example.org', 'ops@example.org'], 'Subject: up\n\nbody\n',
+        { NODE_DEBUG: 'esm' });
+      expect(r.stderr).toMatch(/receive\/sendmail\.js/);
+      expect(r.stderr).not.toMatch(/config\/validate\.js/);
       expect(r.code).toBe(0);
       await sink!.waitFor(1);
       expect(sink!.messages[0]!.from).toBe('app@example.org');
@@ -227,10 +242,14 @@ describe('privileges', () => {
       expect(unfinished.code).toBe(0);
       const junk = await writeAs(u, join(drop, 'd'.repeat(32)), 'not a drop file\n', 0o644);
       expect(junk.code).toBe(0);
+      // Another user's "configuration copy" is junk too (only root's or the daemon's is kept, and believed).
+      const copy = await writeAs(nobody(), join(drop, '.config.cache.json.x'), '{}', 0o644);
+      expect(copy.code).toBe(0);
       await inst.start();
       await inst.waitForLog(/maildrop: removed a{32} from root \(uid 0\): a file with 2 links/);
       await inst.waitForLog(new RegExp(`maildrop: removed b{32} from ${u.name} \\(uid ${u.uid}\\): a symbolic link`));
       await inst.waitForLog(new RegExp(`maildrop: removed d{32} from ${u.name} \\(uid ${u.uid}\\): the envelope line is not JSON`));
+      await inst.waitForLog(/maildrop: removed \.config\.cache\.json\.x from nobody \(uid \d+\): no envelope line/);
       // The unfinished file waits (a day) for its writer; nothing was delivered.
       expect(existsSync(join(drop, 'c'.repeat(32)))).toBe(true);
       expect(existsSync(rootFile)).toBe(true);
@@ -271,8 +290,7 @@ describe('privileges', () => {
       const inst = await setup(u);
       await inst.start();
       expect((await runAs(u, 'postern', ['-C', inst.config, '-bpc'])).stdout).toBe('0\n');
-      const nobody = { name: 'nobody', uid: Number(execFileSync('id', ['-u', 'nobody']).toString()), gid: Number(execFileSync('id', ['-g', 'nobody']).toString()) };
-      const r = await runAs(nobody, 'postern', ['-C', inst.config, '-bp']);
+      const r = await runAs(nobody(), 'postern', ['-C', inst.config, '-bp']);
       expect(r.code).toBe(77);
       expect(r.stderr).toBe(`postern: permission denied: only root and the ${u.name} user may list the queue\n`);
     });
