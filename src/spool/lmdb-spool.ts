@@ -230,9 +230,21 @@ export class LmdbSpool implements Spool {
     const meta = this.meta;
     const chunks = this.chunks;
     const incomingDb = this.incomingDb;
-    const dropAll = (n: number) => !owned ? Promise.resolve() : this.root.transaction(() => {
-      for (let i = 0; i < n; i++) chunks.remove([id, i]);
-      incomingDb.remove(id);
+    const dropOnce = (n: number): Promise<unknown> => {
+      if (!owned) return Promise.resolve();
+      try {
+        return this.root.transaction(() => {
+          for (let i = 0; i < n; i++) chunks.remove([id, i]);
+          incomingDb.remove(id);
+        });
+      } catch (err) {
+        return Promise.reject(err); // the spool is closed
+      }
+    };
+    // Never rejects: a removal that fails (a full map) is tried again a few times; what
+    // is still left then goes at the next daemon start.
+    const dropAll = (n: number, delay = 1000): Promise<void> => dropOnce(n).then(() => undefined, () => {
+      if (delay <= 16_000) setTimeout(() => void dropAll(n, delay * 2), delay).unref();
     });
     return {
       id,
