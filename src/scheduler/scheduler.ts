@@ -1,21 +1,23 @@
 // scheduler/scheduler.ts: the queue manager. Owns the active window (at most
 // activeLimit messages in memory, fed from the spool's due index, never a scan), the
-// single due-timer, delivery concurrency (p-queue), host retry state, and turning
-// each attempt's outcomes into one spool.settle(). Does not talk SMTP (transports/)
-// or decide routes (router/).
+// single due-timer and dispatch: delivery concurrency (p-queue), one attempt per
+// message, its result committed as one spool.settle(). The decision what a result
+// means is settle.ts's (pure); host retry state is host-state.ts's. Does not talk
+// SMTP (transports/) or decide routes (router/).
 import { Readable } from 'node:stream';
 import PQueue from 'p-queue';
 import type { Clock, Timer } from '../core/clock.js';
-import type { EventBus, MtaEvent } from '../core/events.js';
-import { troubleOf, type HostSpec, type MessageRecord, type NewMessage, type Outcome, type RecipientRecord } from '../core/types.js';
+import type { EventBus } from '../core/events.js';
+import { troubleOf, type HostSpec, type MessageRecord, type NewMessage, type Outcome } from '../core/types.js';
 import { renderText, logTime } from '../log/mainlog.js';
-import { reasonText } from '../log/outcome-text.js';
 import type { Router } from '../router/router.js';
 import { SpoolWriteError, type DueKey, type Settlement, type SettleResult, type Spool } from '../spool/spool.js';
 import type { Transport } from '../transports/transport.js';
-import { findRule, nextAttempt, type RetryRule, type RetryState } from './retry-rules.js';
+import type { RetryRule } from './retry-rules.js';
 import { bounceArrival, failureReport, RETURN_SIZE_LIMIT, type FailedRecipient } from '../bounce/dsn.js';
-import { delayReport, wantsWarnings, warningAge, warningsPassed } from '../bounce/delay-warning.js';
+import { delayReport } from '../bounce/delay-warning.js';
+import { HostRetryState } from './host-state.js';
+import { decideSettle, frozenAction, type SettleDecision } from './settle.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
 import { giveUp } from './give-up.js';
 
@@ -47,12 +49,10 @@ export interface SchedulerOptions {
 export type SchedulerSettings = Pick<SchedulerOptions, 'router' | 'transport' | 'retryRules' | 'delayWarning' | 'activeLimit' | 'concurrency'
   | 'timeoutFrozenAfter' | 'ignoreBounceErrorsAfter'>;
 
-const hostKey = (h: HostSpec) => `${h.name}:${h.port}`;
-
 export class Scheduler {
   private readonly active = new Set<string>();
   private readonly queue: PQueue;
-  private readonly hostRetry = new Map<string, RetryState>();
+  private readonly hostRetry = new HostRetryState();
   private timer: Timer | undefined;
   private timerAt = Infinity;
   private started = false;
@@ -147,23 +147,12 @@ export class Scheduler {
     await this.o.transport.close();
   }
 
-  private usableHosts(hosts: HostSpec[], now: number): HostSpec[] {
-    return hosts.filter((h) => (this.hostRetry.get(hostKey(h))?.nextTry ?? 0) <= now);
-  }
-
-  /** When every smarthost waits for its retry time, mail waits in the spool (Postfix's dead-site throttle). */
-  private hostsWaitUntil(now: number): number | undefined {
-    const hosts = this.o.router.destinations();
-    if (hosts.length === 0 || this.usableHosts(hosts, now).length > 0) return undefined;
-    return Math.min(...hosts.map((h) => this.hostRetry.get(hostKey(h))?.nextTry ?? now));
-  }
-
   private fill(): void {
     if (!this.started || this.stopping || this.filling) return;
     this.filling = true;
     try {
       const now = this.o.clock.now();
-      const hostsBack = this.hostsWaitUntil(now);
+      const hostsBack = this.hostRetry.allWaitUntil(this.o.router.destinations(), now);
       if (hostsBack !== undefined) {
         this.arm(Math.min(hostsBack, now + this.o.queueInterval));
         return;
@@ -245,8 +234,9 @@ export class Scheduler {
     // A frozen message is due only when one of its frozen-time limits has come.
     let lastChance = false;
     if (record.frozen) {
-      if (this.frozenLimit(record) > now) return undefined;
-      if (record.sender !== '' || !this.bounceErrorsFirst()) return () => this.cancelFrozen(record);
+      const action = frozenAction(record, this.o, now);
+      if (action === 'wait') return undefined;
+      if (action === 'cancel') return () => this.cancelFrozen(record);
       lastChance = true; // ignore_bounce_errors_after: thawed, tried once more, then discarded
       this.o.events.emit({ type: 'notice', id, text: 'Unfrozen by errmsg timer' });
     }
@@ -264,11 +254,12 @@ export class Scheduler {
       }
     }
     const lines: string[] = [];
+    let headers = '';
     if (routable.length > 0) {
-      const hosts = this.usableHosts(route.hosts, now);
+      const hosts = this.hostRetry.usable(route.hosts, now);
       // Hosts went down while this message waited in the window: leave it due, untouched.
       if (hosts.length === 0 && outcomes.length === 0) return undefined;
-      const headers = this.o.spool.headers(id) ?? '';
+      headers = this.o.spool.headers(id) ?? '';
       const result = await this.o.transport.deliver({
         id,
         sender: record.sender,
@@ -279,9 +270,7 @@ export class Scheduler {
       });
       const after = this.o.clock.now();
       for (const t of result.troubles) {
-        const key = hostKey({ name: t.host.name, port: t.host.port });
-        const state = nextAttempt(findRule(this.o.retryRules, t.host.name), this.hostRetry.get(key), after);
-        this.hostRetry.set(key, state ?? { firstFailure: after, lastTry: after, nextTry: after + 15 * 60_000 });
+        this.hostRetry.failed(t.host, this.o.retryRules, after);
         const e = { type: 'hostError', id, host: t.host, result: troubleOf(t) } as const;
         this.o.events.emit(e);
         lines.push(`${logTime(after)} ${renderText(e)}\n`);
@@ -293,25 +282,11 @@ export class Scheduler {
       }
       for (const h of result.healthy) {
         // A host back from its retry wait: mail left behind the cursor meanwhile is due.
-        if (this.hostRetry.delete(hostKey(h))) this.cursor = undefined;
+        if (this.hostRetry.succeeded(h)) this.cursor = undefined;
       }
       outcomes.push(...result.outcomes);
     }
-    return () => this.settle(record, outcomes, route, lines, lastChance);
-  }
-
-  /** Does ignore_bounce_errors_after come before timeout_frozen_after? */
-  private bounceErrorsFirst(): boolean {
-    const t = this.o.timeoutFrozenAfter;
-    return this.o.ignoreBounceErrorsAfter > 0 && (t === 0 || this.o.ignoreBounceErrorsAfter <= t);
-  }
-
-  /** When a frozen message next needs a look (its due key while frozen); Infinity: never. */
-  private frozenLimit(record: MessageRecord): number {
-    const limits = [this.o.timeoutFrozenAfter];
-    if (record.sender === '') limits.push(this.o.ignoreBounceErrorsAfter);
-    const ms = Math.min(...limits.filter((x) => x > 0));
-    return ms === Infinity ? Infinity : record.arrival + ms;
+    return () => this.settle(record, outcomes, route, lines, headers || (this.o.spool.headers(id) ?? ''), lastChance);
   }
 
   /** timeout_frozen_after: cancelled as -Mg cancels (a bounce is only discarded). */
@@ -347,27 +322,18 @@ export class Scheduler {
     });
   }
 
-  /** A recipient as a report names it: Exim's words for the human part, the reply for Status and Diagnostic-Code. */
-  private reported(o: Outcome, sender: string): FailedRecipient {
-    return { rcpt: o.rcpt, detail: reasonText(o, o.rcpt, sender).text, ...(o.reply ? { reply: o.reply } : {}), ...(o.host ? { host: o.host } : {}) };
-  }
-
-  /** A delay warning, if this deferral passes the next delay_warning time. */
-  private warning(record: MessageRecord, outcomes: Outcome[], now: number): NewMessage | undefined {
-    const delayed = outcomes.filter((o) => o.kind === 'deferred');
-    if (delayed.length === 0 || record.sender === '') return undefined;
-    // One warning however many times were passed (a message first tried late does not
-    // get a burst), naming the latest; the count of times passed is what is kept.
-    const passed = warningsPassed(this.o.delayWarning, now - record.arrival);
-    if (passed <= record.warningsSent) return undefined;
-    const due = warningAge(this.o.delayWarning, passed - 1) as number;
-    const headers = this.o.spool.headers(record.id) ?? '';
-    if (!wantsWarnings(headers)) return undefined;
-    return delayReport({
-      id: this.o.ids.next(now), now, hostname: this.o.hostname, qualifyDomain: this.o.qualifyDomain,
-      ...(this.o.user ? { user: this.o.user } : {}), original: record, originalHeaders: headers, delay: due,
-      delayed: delayed.map((o) => this.reported(o, record.sender)),
-    });
+  /** The reports a decision asks for, as messages to commit with the result. */
+  private reports(record: MessageRecord, d: SettleDecision, headers: string, now: number): NewMessage[] {
+    const out: NewMessage[] = [];
+    if (d.bounce) out.push(this.report(record, d.bounce, now));
+    if (d.warning) {
+      out.push(delayReport({
+        id: this.o.ids.next(now), now, hostname: this.o.hostname, qualifyDomain: this.o.qualifyDomain,
+        ...(this.o.user ? { user: this.o.user } : {}), original: record, originalHeaders: headers, delay: d.warning.delay,
+        delayed: d.warning.delayed,
+      }));
+    }
+    return out;
   }
 
   /** Headers, the blank line, then the body chunks as the spool streams them. */
@@ -381,85 +347,23 @@ export class Scheduler {
   }
 
   private async settle(record: MessageRecord, outcomes: Outcome[], route: { router: string; transport: string },
-    lines: string[], lastChance = false): Promise<void> {
+    lines: string[], headers: string, lastChance = false): Promise<void> {
     const now = this.o.clock.now();
-    const updated: RecipientRecord[] = [];
-    const events: Parameters<EventBus['emit']>[0][] = [];
-    let first = true;
-    let next = Infinity;
-    let lastError: string | undefined;
-    let freeze: Extract<MtaEvent, { type: 'frozen' }> | undefined;
-    for (const o of outcomes) {
-      const prev = record.recipients.find((r) => r.address === o.rcpt);
-      if (!prev) continue;
-      const r: RecipientRecord = { ...prev, tries: prev.tries + 1, lastTry: now };
-      const words = reasonText(o, o.rcpt, record.sender).text;
-      const result = { id: record.id, rcpt: o.rcpt, router: route.router, transport: route.transport, sender: record.sender,
-        result: troubleOf(o), ...(o.host ? { host: o.host } : {}) };
-      if (o.kind === 'delivered') {
-        r.state = 'delivered';
-        events.push({ type: 'delivered', id: record.id, rcpt: o.rcpt, first, router: route.router, transport: route.transport,
-          host: o.host!, reply: o.reply ?? { code: 250, enhanced: '2.0.0', text: '', derived: true } });
-        first = false;
-      } else if (o.kind === 'failed' && record.sender === '' && !lastChance) {
-        // A bounce nobody takes is frozen, never dropped, so the postmaster sees it
-        // (Exim); timeout_frozen_after / ignore_bounce_errors_after end it later.
-        r.lastError = words;
-        lastError = words;
-        freeze = { type: 'frozen', id: record.id, reason: 'bounce' };
-        events.push({ type: 'failed', ...result });
-      } else if (o.kind === 'failed' || lastChance) {
-        r.state = 'failed';
-        r.lastError = words;
-        lastError = words;
-        events.push({ type: 'failed', ...result });
-      } else {
-        const prevState = prev.firstFailure !== undefined
-          ? { firstFailure: prev.firstFailure, lastTry: prev.lastTry ?? prev.firstFailure, nextTry: record.nextAttempt ?? now } : undefined;
-        const state = nextAttempt(findRule(this.o.retryRules, o.rcpt), prevState, now);
-        r.lastError = words;
-        lastError = words;
-        if (state === null) {
-          // Past the rule's last cutoff Exim bounces. postern freezes instead, so a long
-          // hub outage or a wrong AUTH password cannot bounce everyone's mail; the
-          // operator sees it in -bp and decides (-Mt retries, -Mg bounces).
-          freeze = { type: 'frozen', id: record.id, reason: 'retry_timeout', rcpt: o.rcpt, sender: record.sender, result: troubleOf(o) };
-        } else {
-          r.firstFailure = state.firstFailure;
-          next = Math.min(next, state.nextTry);
-        }
-        events.push({ type: 'deferred', ...result });
-      }
-      updated.push(r);
-    }
-    if (freeze !== undefined) events.push(freeze);
-    if (lastChance && outcomes.some((o) => o.kind !== 'delivered')) {
-      events.push({ type: 'notice', id: record.id, text: 'bounce message discarded: undeliverable for longer than ignore_bounce_errors_after' });
-    }
-    const wakeAt = freeze !== undefined ? this.frozenLimit(record) : Infinity;
-    const host = outcomes.find((o) => o.host)?.host;
-    // Failed recipients are reported to the sender in the same transaction; a bounce
-    // (null sender) that fails is not bounced again.
-    const failed: FailedRecipient[] = outcomes.filter((o) => o.kind === 'failed').map((o) => this.reported(o, record.sender));
-    const bounce = failed.length > 0 && record.sender !== '' ? this.report(record, failed, now) : undefined;
-    const warning = freeze === undefined ? this.warning(record, outcomes, now) : undefined;
-    const reports = [...(bounce ? [bounce] : []), ...(warning ? [warning] : [])];
-    for (const e of events) lines.push(`${logTime(now)} ${renderText(e)}\n`);
+    const d = decideSettle({ record, outcomes, route, rules: this.o.retryRules, now, limits: this.o, headers, lastChance,
+      jitter: Math.random() });
+    const reports = this.reports(record, d, headers, now);
+    for (const e of d.events) lines.push(`${logTime(now)} ${renderText(e)}\n`);
     const result = await this.recorded(record.id, {
-      recipients: updated,
-      nextAttempt: next === Infinity ? now + 60_000 : next,
-      ...(lastError !== undefined ? { lastError } : {}),
-      ...(freeze !== undefined ? { freeze: true, ...(wakeAt !== Infinity ? { wakeAt } : {}) } : {}),
-      attempt: {
-        at: now,
-        ...(host ? { host } : {}),
-        results: outcomes.map((o) => ({ rcpt: o.rcpt, kind: o.kind, ...troubleOf(o) })),
-      },
+      recipients: d.recipients,
+      nextAttempt: d.nextAttempt,
+      ...(d.lastError !== undefined ? { lastError: d.lastError } : {}),
+      ...(d.freeze ? { freeze: true, ...(d.freeze.wakeAt !== undefined ? { wakeAt: d.freeze.wakeAt } : {}) } : {}),
+      attempt: d.attempt,
       log: lines,
       ...(reports.length > 0 ? { enqueue: reports } : {}),
-      ...(warning ? { warningsSent: warningsPassed(this.o.delayWarning, now - record.arrival) } : {}),
+      ...(d.warning ? { warningsSent: d.warning.warningsSent } : {}),
     });
-    for (const e of events) this.o.events.emit(e);
+    for (const e of d.events) this.o.events.emit(e);
     if (result.kind !== 'gone') {
       for (const m of reports) {
         this.o.events.emit(bounceArrival(m));
@@ -469,4 +373,3 @@ export class Scheduler {
     if (result.kind === 'completed') this.o.events.emit({ type: 'completed', id: record.id });
   }
 }
-
