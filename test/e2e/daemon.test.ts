@@ -1,6 +1,6 @@
 // The daemon's life: forced queue runs after a smarthost outage, SIGHUP reloads (a bad
 // file is logged and the old one kept), SIGTERM exits 0, max_connections, JSON log.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Instance } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
@@ -98,7 +98,7 @@ describe('daemon', () => {
     const { spawn } = await import('node:child_process');
     const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)', 'postern-lock-holder'], { stdio: 'ignore' });
     try {
-      writeFileSync(`${p.dir}/spool/deliver.lock`, `${holder.pid}\n`);
+      symlinkSync(String(holder.pid), `${p.dir}/spool/deliver.lock`); // the lock names its owner's pid
       const held = await p.run('postern', ['-q']);
       expect(held.code).toBe(75);
       expect(held.stderr).toMatch(new RegExp(`another postern process \\(pid ${holder.pid}\\) is delivering`));
@@ -106,7 +106,8 @@ describe('daemon', () => {
       holder.kill('SIGKILL');
     }
     // A dead owner's lock is taken over.
-    writeFileSync(`${p.dir}/spool/deliver.lock`, '999999999\n');
+    rmSync(`${p.dir}/spool/deliver.lock`, { force: true });
+    symlinkSync('999999999', `${p.dir}/spool/deliver.lock`);
     const run = await p.run('postern', ['-q']);
     expect(run.code).toBe(0);
     await sink.waitFor(1);
