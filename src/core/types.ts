@@ -131,6 +131,8 @@ export interface MessageRecord extends Arrival {
   /** Body bytes and chunk count, so readers know what to expect. */
   bodySize: number;
   chunks: number;
+  /** The body is in a file of its own (spool/bodies/ID, a body over 1 MB), not in chunks (then 0). */
+  bodyFile?: true;
 }
 
 /** What the receiving side hands to the spool. */

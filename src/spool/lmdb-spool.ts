@@ -7,7 +7,10 @@
 // Also `incoming` (ID → pid and start time of a message being received and not yet
 // committed: what a crash leaves behind is removed at the next daemon start).
 // Writes of one event-loop turn share a transaction and one sync (group commit).
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, constants, lchownSync, mkdirSync, openSync, readdirSync, readSync, statSync, unlinkSync, createReadStream } from 'node:fs';
+import { open as openFile, rm, type FileHandle } from 'node:fs/promises';
+// A body over BIG (1 MB) is not in `body` but in a file of its own, bodies/ID: read
+// back with plain reads, so sending it on maps none of it into the process.
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -23,6 +26,8 @@ export const QUEUE_ONLY_DELAY = 5 * 60_000;
 export class SpoolUnavailable extends Error {}
 
 
+/** Bodies larger than this go to a file (bodies/ID) as they arrive; smaller ones are held, then committed as chunks. */
+export const BIG = 1024 * 1024;
 /** Joins small buffers and splits big ones into CHUNK-sized pieces. */
 function rechunk(parts: Buffer[]): Buffer[] {
   const out: Buffer[] = [];
@@ -92,6 +97,32 @@ export class LmdbSpool implements Spool {
     private readonly root: RootDatabase,
     private readonly meta: Database<MessageRecord, string>,
     private readonly hdrs: Database<string, string>,
+/**
+ * Makes `<spool>/bodies` (0700) when missing; root making it for a spool that is the
+ * daemon user's gives it to the spool folder's owner.
+ */
+function bodyFolder(directory: string): string {
+  const bodies = join(directory, 'bodies');
+  try {
+    mkdirSync(bodies, { mode: 0o700 });
+    if (process.geteuid?.() === 0) {
+      const st = statSync(directory);
+      lchownSync(bodies, st.uid, st.gid);
+    }
+  } catch (err) {
+    // There already; or a reader that may not write the spool (it reads no body then).
+    if (!['EEXIST', 'EACCES', 'EPERM', 'EROFS'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+  }
+  return bodies;
+}
+
+/** Writes all of `parts` at the file's position (a write may take less than asked). */
+async function writeAll(file: FileHandle, parts: Buffer[]): Promise<void> {
+  for (const part of parts) {
+    for (let off = 0; off < part.length;) off += (await file.write(part, off, part.length - off)).bytesWritten;
+  }
+}
+
     private readonly chunks: Database<Buffer, [string, number]>,
     private readonly dueIdx: Database<number, [number, string]>,
     private readonly mlog: Database<string, string>,
@@ -112,7 +143,8 @@ export class LmdbSpool implements Spool {
           chmodSync(join(directory, f), 0o600);
         } catch { /* not ours (root reading a daemon user's spool): its owner set the mode */ }
       }
-      return new LmdbSpool(
+      const bodies = bodyFolder(directory);
+      const spool = new LmdbSpool(
         root,
         root.openDB<MessageRecord, string>({ name: 'meta', encoding: 'msgpack' }),
         root.openDB<string, string>({ name: 'headers', encoding: 'string' }),
@@ -132,10 +164,17 @@ export class LmdbSpool implements Spool {
   /** Room kept back so that delivery results can be written on a full disk (the daemon's). */
   reserve: SpaceReserve | undefined;
 
+      spool.bodyDir = bodies;
+      return spool;
   /** New mail waits while the reserve is spent: what room there is goes to delivery results. */
   private roomForNewMail(): void {
     if (this.reserve && !this.reserve.canAccept()) throw new SpoolWriteError('cannot write the spool (disk full)');
   }
+
+  /** `<spool>/bodies`: the files of bodies over BIG, named by message ID. */
+  private bodyDir = '';
+  /** Messages with a body file removed by a transaction: the file goes once that is committed. */
+  private readonly doomed = new Set<string>();
 
   /** Resolves when everything written so far is synced to disk. */
   private async synced<T>(commit: Promise<T>): Promise<T> {
@@ -155,9 +194,37 @@ export class LmdbSpool implements Spool {
    */
   private writeFailure(err: unknown): unknown {
     if (!isLmdbCommitFailure(err)) return err;
+    } finally {
+      if (this.doomed.size > 0) this.unlinkDoomed();
     (err as { commitError?: Promise<unknown> }).commitError?.catch(() => undefined);
     const failure = new SpoolWriteError('cannot write the spool (disk full or I/O error)');
     this.reserve?.release();
+  /**
+   * Removes the body files of messages whose removal is committed. A file whose message
+   * is still there (its transaction failed, or is not committed yet) stays; a crash
+   * before the unlink leaves an orphan that the start-time sweep removes.
+   */
+  private unlinkDoomed(): void {
+    this.root.resetReadTxn();
+    for (const id of this.doomed) {
+      if (this.meta.doesExist(id)) continue;
+      this.doomed.delete(id);
+      try {
+        unlinkSync(join(this.bodyDir, id));
+      } catch { /* gone already; or left for the sweep */ }
+    }
+  }
+
+  /** A body file that could not be written: ENOSPC, EDQUOT, EIO are a SpoolWriteError (452 4.3.1, logged), as a failed commit is. */
+  private fileFailure(err: unknown): unknown {
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    if (code !== 'ENOSPC' && code !== 'EDQUOT' && code !== 'EIO') return err;
+    const failure = new SpoolWriteError(`cannot write the spool (${code === 'EIO' ? 'I/O error' : 'disk full'})`);
+    this.reserve?.release();
+    this.onWriteError?.(failure);
+    return failure;
+  }
+
     this.onWriteError?.(failure);
     return failure;
   }
@@ -214,37 +281,70 @@ export class LmdbSpool implements Spool {
   }
 
   incoming(id: string): IncomingMessage {
-    // Chunk buffers are reused once their transaction is over (LMDB copied them), so a
-    // long body makes no garbage here: a writer holds two or three at most.
+    // The first BIG bytes are held here, in 64 KB chunks: a body that ends within them
+    // is committed as chunks in one transaction (no incoming entry, group commit). One
+    // that goes past BIG goes to bodies/ID as it arrives, the client waiting while a
+    // write is outstanding; its `incoming` entry lets the next start sweep a crash's file.
     const spare: Buffer[] = [];
     const take = () => spare.pop() ?? Buffer.allocUnsafe(CHUNK);
     let pending = take();
     let fill = 0;
-    let written = 0;
+    /** Full chunks not in the file (all of them while the body is within BIG). */
+    let held: Buffer[] = [];
     let bodySize = 0;
     let state: 'open' | 'committing' | 'done' = 'open';
     let last: Promise<unknown> = Promise.resolve();
     let failure: unknown;
-    /** The first chunk's transaction found the ID free: the chunks [id, n] are this writer's. */
+    /** The incoming entry is this writer's (the ID was free): so is bodies/ID once opened. */
     let owned = false;
     const meta = this.meta;
-    const chunks = this.chunks;
+    const recycle = (parts: Buffer[]) => {
+      for (const b of parts) if (spare.length < 4) spare.push(b);
+    };
     const incomingDb = this.incomingDb;
-    const dropOnce = (n: number): Promise<unknown> => {
-      if (!owned) return Promise.resolve();
+    const startFile = async (): Promise<FileHandle> => {
+      this.roomForNewMail(); // the reserve is spent: new mail waits
+      await this.root.transaction(() => {
+        // Never write over a stored message, nor another writer's.
+        if (meta.doesExist(id) || incomingDb.doesExist(id)) throw new SpoolUnavailable(`message ID ${id} is already in the spool`);
+        incomingDb.put(id, { pid: process.pid, start: Date.now() });
+        owned = true;
+      }).catch((err: unknown) => { throw this.writeFailure(err); });
+      // The entry is committed (not synced: a crash leaves at worst a file with no entry,
+      // which the sweep removes too) before the file exists.
+      const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+      return openFile(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+    };
+    const toFile = async (parts: Buffer[]): Promise<void> => {
       try {
-        return this.root.transaction(() => {
-          for (let i = 0; i < n; i++) chunks.remove([id, i]);
-          incomingDb.remove(id);
-        });
+        file ??= await startFile();
+        await writeAll(file, parts);
+    let file: FileHandle | undefined;
+    const path = join(this.bodyDir, id);
       } catch (err) {
-        return Promise.reject(err); // the spool is closed
+        throw this.fileFailure(err);
+      } finally {
+        recycle(parts);
       }
     };
-    // Never rejects: a removal that fails (a full map) is tried again a few times; what
-    // is still left then goes at the next daemon start.
-    const dropAll = (n: number, delay = 1000): Promise<void> => dropOnce(n).then(() => undefined, () => {
-      if (delay <= 16_000) setTimeout(() => void dropAll(n, delay * 2), delay).unref();
+    const dropOnce = async (): Promise<void> => {
+      const f = file;
+      file = undefined;
+      await f?.close().catch(() => undefined);
+      if (!owned) return;
+      await rm(path, { force: true });
+      try {
+        await this.root.transaction(() => incomingDb.remove(id));
+      } catch (err) {
+        (err as { commitError?: Promise<unknown> }).commitError?.catch(() => undefined);
+        throw err; // the spool is closed, or the map is full
+      }
+      owned = false;
+    };
+    // Never rejects: a removal that fails is tried again a few times; what is still left
+    // then goes at the next daemon start.
+    const dropAll = (delay = 1000): Promise<void> => dropOnce().catch(() => {
+      if (delay <= 16_000) setTimeout(() => void dropAll(delay * 2), delay).unref();
     });
     return {
       id,
@@ -255,73 +355,83 @@ export class LmdbSpool implements Spool {
         if (state !== 'open') return Promise.reject(new Error(`message ${id} is no longer being received`));
         if (failure !== undefined) return Promise.reject(failure);
         bodySize += body.length;
-        const full: Buffer[] = [];
         for (let off = 0; off < body.length;) {
           const n = body.copy(pending, fill, off);
           fill += n;
           off += n;
           if (fill === CHUNK) {
-            full.push(pending);
+            held.push(pending);
             pending = take();
             fill = 0;
           }
         }
-        if (full.length === 0) return Promise.resolve();
-        if (written === 0) {
-          try {
-            this.roomForNewMail(); // the reserve is spent: new mail waits
-          } catch (err) {
-            failure = err;
-            return Promise.reject(err);
-          }
-        }
-        const first = written;
-        written += full.length;
-        // Not waited for on disk: commit() syncs, and a crash before it leaves an
-        // `incoming` entry that the next start sweeps.
-        const txn = this.root.transaction(() => {
-          if (first === 0) {
-            // Never write over a stored message's body, nor another writer's.
-            if (meta.doesExist(id) || incomingDb.doesExist(id)) throw new SpoolUnavailable(`message ID ${id} is already in the spool`);
-            incomingDb.put(id, { pid: process.pid, start: Date.now() });
-            owned = true;
-          }
-          full.forEach((b, i) => chunks.put([id, first + i], b));
-        }).catch((err: unknown) => { throw this.writeFailure(err); });
-        last = txn.catch((err: unknown) => { failure ??= err; }).finally(() => { spare.push(...full); });
-        return txn.then(() => undefined);
+        if (bodySize <= BIG || held.length === 0) return Promise.resolve();
+        const out = held;
+        held = [];
+        const write = last.then(() => (failure === undefined ? toFile(out) : Promise.reject(failure)));
+        last = write.catch((err: unknown) => { failure ??= err; });
+        return write;
       },
       commit: async (m: IncomingMeta): Promise<MessageRecord> => {
         if (state !== 'open') throw new Error(`message ${id} is no longer being received`);
         state = 'committing';
         await last;
-        if (failure !== undefined) {
+        const give = async (err: unknown): Promise<never> => {
           state = 'done';
-          await dropAll(written).catch(() => undefined);
-          throw this.writeFailure(failure);
-        }
+          held = [];
+          await dropAll();
+          throw err;
+        };
+        if (failure !== undefined) return give(failure);
         try {
           this.roomForNewMail();
         } catch (err) {
-          state = 'done';
-          await dropAll(written).catch(() => undefined);
-          throw err;
+          return give(err);
         }
-        const tail = fill > 0 ? pending.subarray(0, fill) : undefined;
-        const record = newRecord({ ...m, id }, bodySize, written + (tail ? 1 : 0));
+        const tail = fill > 0 ? [pending.subarray(0, fill)] : [];
+        if (!file && !owned) {
+          // Within BIG: chunks, meta, headers and due key in one transaction, as commit(NewMessage).
+          const parts = [...held, ...tail];
+          const record = newRecord({ ...m, id }, bodySize, parts.length);
+          try {
+            const stored = await this.synced(this.root.transaction(() => {
+              if (meta.doesExist(id)) return false;
+              this.writeNew(record, m.headers, parts);
+              return true;
+            }));
+            if (!stored) throw new SpoolUnavailable(`message ID ${id} is already in the spool`);
+          } finally {
+            state = 'done';
+            held = [];
+          }
+          return record;
+        }
+        // In a file: the file and its folder entry on disk first, then the one transaction.
+        try {
+          if (tail.length > 0) await writeAll(file!, tail);
+          await file!.sync();
+          await file!.close();
+          file = undefined;
+          const folder = await openFile(this.bodyDir, constants.O_RDONLY | constants.O_DIRECTORY);
+          try {
+            await folder.sync();
+          } finally {
+            await folder.close();
+          }
+        } catch (err) {
+          return give(this.fileFailure(err));
+        }
+        const record: MessageRecord = { ...newRecord({ ...m, id }, bodySize, 0), bodyFile: true };
         try {
           const stored = await this.synced(this.root.transaction(() => {
             if (meta.doesExist(id)) return false;
-            if (tail) chunks.put([id, written], tail);
             this.writeNew(record, m.headers, []);
             incomingDb.remove(id);
             return true;
           }));
           if (!stored) throw new SpoolUnavailable(`message ID ${id} is already in the spool`);
         } catch (err) {
-          state = 'done';
-          if (written > 0 && !(err instanceof SpoolUnavailable)) await dropAll(written).catch(() => undefined);
-          throw err;
+          return give(err);
         }
         state = 'done';
         return record;
@@ -331,15 +441,19 @@ export class LmdbSpool implements Spool {
         state = 'done';
         pending = Buffer.alloc(0);
         await last;
-        if (written > 0) await dropAll(written).catch(() => undefined);
+        await dropAll();
       },
     };
   }
 
   /**
-   * Removes the chunks of messages whose writer died before committing them (a crash
-   * mid-DATA): entries of processes no longer alive, or of an earlier process that had
-   * this one's pid. Run at daemon start; returns how many were removed.
+   * Removes the chunks and body files of messages whose writer died before committing
+   * them (a crash mid-DATA): entries of processes no longer alive, or of an earlier
+   * process that had this one's pid. Then the files in bodies/ that belong to no stored
+   * message and no live writer (a crash between a removal's commit and its unlink, or
+   * before a writer's entry was on disk). Run at daemon start; returns how many
+   * incoming entries were removed.
+        held = [];
    */
   async sweepIncoming(): Promise<number> {
     this.root.resetReadTxn();
@@ -348,15 +462,21 @@ export class LmdbSpool implements Spool {
     for (const { key, value } of this.incomingDb.getRange({})) {
       if (value.pid === process.pid ? value.start < started : !alive(value.pid)) dead.push(key);
     }
-    if (dead.length === 0) return 0;
-    await this.root.transaction(() => {
-      for (const id of dead) {
-        this.incomingDb.remove(id);
-        if (this.meta.doesExist(id)) continue; // committed after all: those chunks are its body
-        const keys = [...this.chunks.getKeys({ start: [id, 0], end: [id, Number.MAX_SAFE_INTEGER] })];
-        for (const k of keys) this.chunks.remove(k);
-      }
-    });
+    if (dead.length > 0) {
+      await this.root.transaction(() => {
+        for (const id of dead) {
+          this.incomingDb.remove(id);
+          if (this.meta.doesExist(id)) continue; // committed after all: those chunks are its body
+          const keys = [...this.chunks.getKeys({ start: [id, 0], end: [id, Number.MAX_SAFE_INTEGER] })];
+          for (const k of keys) this.chunks.remove(k);
+        }
+      });
+    }
+    for (const id of this.strayBodies()) {
+      try {
+        unlinkSync(join(this.bodyDir, id));
+      } catch { /* gone meanwhile */ }
+    }
     return dead.length;
   }
 
@@ -370,6 +490,20 @@ export class LmdbSpool implements Spool {
   strayChunks(): number {
     this.root.resetReadTxn();
     let n = 0;
+  /** Files in bodies/ of no stored message and no writer still receiving it. */
+  strayBodies(): string[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.bodyDir);
+    } catch {
+      return [];
+    }
+    // Read after the listing: a file's writer has its entry before the file exists,
+    // and its message is stored before the entry goes.
+    this.root.resetReadTxn();
+    return names.filter((id) => !this.meta.doesExist(id) && !this.incomingDb.doesExist(id));
+  }
+
     for (const [id] of this.chunks.getKeys({})) if (!this.meta.doesExist(id)) n++;
     return n;
   }
@@ -394,7 +528,12 @@ export class LmdbSpool implements Spool {
   }
 
   body(id: string, expected?: number): Readable {
-    const count = expected ?? this.meta.get(id)?.chunks ?? 0;
+    const record = this.meta.get(id);
+    // Plain reads: nothing of a big body is mapped into the process. A missing file is an error.
+    if (record?.bodyFile) return createReadStream(join(this.bodyDir, id), { highWaterMark: CHUNK });
+    // Removed meanwhile (a body file's record says 0 chunks): an error, not an empty body.
+    if (!record && expected === 0) return Readable.from((function* (): Generator<Buffer> { throw new Error(`message ${id} is no longer in the spool`); })());
+    const count = expected ?? record?.chunks ?? 0;
     const chunks = this.chunks;
     return Readable.from((function* () {
       for (let i = 0; i < count; i++) {
@@ -417,6 +556,18 @@ export class LmdbSpool implements Spool {
     return Buffer.concat(parts).subarray(0, limit);
   }
 
+    const record = this.meta.get(id);
+    if (record?.bodyFile) {
+      const out = Buffer.allocUnsafe(Math.min(limit, record.bodySize));
+      const fd = openSync(join(this.bodyDir, id), constants.O_RDONLY | constants.O_NOFOLLOW);
+      try {
+        let n = 0;
+        for (let got = 1; n < out.length && got > 0; n += got) got = readSync(fd, out, n, out.length - n, n);
+        return out.subarray(0, n);
+      } finally {
+        closeSync(fd);
+      }
+    }
   messageLog(id: string): string | undefined {
     return this.mlog.get(id);
   }
@@ -478,6 +629,8 @@ export class LmdbSpool implements Spool {
     return this.synced(this.root.transaction((): SettleResult => {
       const record = this.meta.get(id);
       // Removed (-Mrm) while it was being delivered: nothing left to record.
+    // Its body file goes once this transaction is committed (see synced()).
+    if (record.bodyFile) this.doomed.add(record.id);
       if (!record) return { kind: 'gone' };
       const byAddress = new Map(s.recipients.map((r) => [r.address, r]));
       record.recipients = record.recipients.map((r) => (r.state === 'pending' ? byAddress.get(r.address) ?? r : r));

@@ -53,16 +53,16 @@ export interface DueKey {
 export type IncomingMeta = Omit<NewMessage, 'id' | 'body'>;
 
 /**
- * A message being received, its body written to the spool as it arrives (in 64 KB
- * chunks, in batched transactions that are not waited for on disk). Nothing of it is
- * visible to anyone until commit(); abort(), or the next daemon start after a crash,
- * removes what was written.
+ * A message being received. A body within 1 MB is held by the writer and committed as
+ * chunks in one transaction; a bigger one is written to a file of its own as it arrives
+ * (bodies/ID in the spool folder), synced at commit. Nothing of it is visible to anyone
+ * until commit(); abort(), or the next daemon start after a crash, removes what was written.
  */
 export interface IncomingMessage {
   readonly id: string;
   /** Body bytes so far. */
   readonly bodySize: number;
-  /** Adds body bytes (LF line ends). Resolves when the spool can take more: wait before writing again. */
+  /** Adds body bytes (LF line ends; copied, the buffer stays the caller's). Resolves when the spool can take more: wait before writing again. */
   write(body: Buffer): Promise<void>;
   /** Writes the envelope, the headers and the due key in one transaction; resolves once synced. */
   commit(meta: IncomingMeta): Promise<MessageRecord>;
@@ -77,7 +77,11 @@ export interface Spool {
   load(id: string): MessageRecord | undefined;
   /** The header block as a byte string (one char per byte: encode with latin1). */
   headers(id: string): string | undefined;
-  /** The body; `chunks` (from the record the caller holds) makes a body removed meanwhile an error, not a short read. */
+  /**
+   * The body, streamed 64 KB at a time (a body file with plain reads, which map nothing);
+   * `chunks` (from the record the caller holds) makes a body removed meanwhile an error,
+   * not a short read, as is a missing body file.
+   */
   body(id: string, chunks?: number): Readable;
   messageLog(id: string): string | undefined;
   /** The first `limit` bytes of the body, read at once (for bounces). */
