@@ -6,11 +6,11 @@
 // `pickedup` (maildrop file name → ID, written with the commit of a picked-up file).
 // Also `incoming` (ID → pid and start time of a message being received and not yet
 // committed: what a crash leaves behind is removed at the next daemon start).
+// A body over BIG (1 MB) is not in `body` but in a file of its own, bodies/ID: read
+// back with plain reads, so sending it on maps none of it into the process.
 // Writes of one event-loop turn share a transaction and one sync (group commit).
 import { chmodSync, closeSync, constants, lchownSync, mkdirSync, openSync, readdirSync, readSync, statSync, unlinkSync, createReadStream } from 'node:fs';
 import { open as openFile, rm, type FileHandle } from 'node:fs/promises';
-// A body over BIG (1 MB) is not in `body` but in a file of its own, bodies/ID: read
-// back with plain reads, so sending it on maps none of it into the process.
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -22,12 +22,12 @@ import type { DueKey, IncomingMessage, IncomingMeta, Settlement, SettleResult, S
 
 const CHUNK = 64 * 1024;
 export const QUEUE_ONLY_DELAY = 5 * 60_000;
+/** Bodies larger than this go to a file (bodies/ID) as they arrive; smaller ones are held, then committed as chunks. */
+export const BIG = 1024 * 1024;
 
 export class SpoolUnavailable extends Error {}
 
 
-/** Bodies larger than this go to a file (bodies/ID) as they arrive; smaller ones are held, then committed as chunks. */
-export const BIG = 1024 * 1024;
 /** Joins small buffers and splits big ones into CHUNK-sized pieces. */
 function rechunk(parts: Buffer[]): Buffer[] {
   const out: Buffer[] = [];
@@ -90,13 +90,6 @@ function alive(pid: number): boolean {
   }
 }
 
-export class LmdbSpool implements Spool {
-  private readonly incomingDb: Database<IncomingEntry, string>;
-
-  private constructor(
-    private readonly root: RootDatabase,
-    private readonly meta: Database<MessageRecord, string>,
-    private readonly hdrs: Database<string, string>,
 /**
  * Makes `<spool>/bodies` (0700) when missing; root making it for a spool that is the
  * daemon user's gives it to the spool folder's owner.
@@ -123,6 +116,13 @@ async function writeAll(file: FileHandle, parts: Buffer[]): Promise<void> {
   }
 }
 
+export class LmdbSpool implements Spool {
+  private readonly incomingDb: Database<IncomingEntry, string>;
+
+  private constructor(
+    private readonly root: RootDatabase,
+    private readonly meta: Database<MessageRecord, string>,
+    private readonly hdrs: Database<string, string>,
     private readonly chunks: Database<Buffer, [string, number]>,
     private readonly dueIdx: Database<number, [number, string]>,
     private readonly mlog: Database<string, string>,
@@ -154,27 +154,27 @@ async function writeAll(file: FileHandle, parts: Buffer[]): Promise<void> {
         root.openDB<AttemptRecord, [string, number]>({ name: 'history', encoding: 'msgpack' }),
         root.openDB<string, string>({ name: 'pickedup', encoding: 'string' }),
       );
+      spool.bodyDir = bodies;
+      return spool;
     } catch (err) {
       throw new SpoolUnavailable(`cannot open the spool in ${directory}: ${(err as Error).message}`);
     }
-  }
-
-  /** Told of every failed write (the daemon logs them, at most once a minute). */
-  onWriteError: ((err: SpoolWriteError) => void) | undefined;
-  /** Room kept back so that delivery results can be written on a full disk (the daemon's). */
-  reserve: SpaceReserve | undefined;
-
-      spool.bodyDir = bodies;
-      return spool;
-  /** New mail waits while the reserve is spent: what room there is goes to delivery results. */
-  private roomForNewMail(): void {
-    if (this.reserve && !this.reserve.canAccept()) throw new SpoolWriteError('cannot write the spool (disk full)');
   }
 
   /** `<spool>/bodies`: the files of bodies over BIG, named by message ID. */
   private bodyDir = '';
   /** Messages with a body file removed by a transaction: the file goes once that is committed. */
   private readonly doomed = new Set<string>();
+
+  /** Told of every failed write (the daemon logs them, at most once a minute). */
+  onWriteError: ((err: SpoolWriteError) => void) | undefined;
+  /** Room kept back so that delivery results can be written on a full disk (the daemon's). */
+  reserve: SpaceReserve | undefined;
+
+  /** New mail waits while the reserve is spent: what room there is goes to delivery results. */
+  private roomForNewMail(): void {
+    if (this.reserve && !this.reserve.canAccept()) throw new SpoolWriteError('cannot write the spool (disk full)');
+  }
 
   /** Resolves when everything written so far is synced to disk. */
   private async synced<T>(commit: Promise<T>): Promise<T> {
@@ -184,21 +184,11 @@ async function writeAll(file: FileHandle, parts: Buffer[]): Promise<void> {
       return value;
     } catch (err) {
       throw this.writeFailure(err);
+    } finally {
+      if (this.doomed.size > 0) this.unlinkDoomed();
     }
   }
 
-  /**
-   * A commit LMDB could not write (a full disk, an I/O error) becomes a SpoolWriteError:
-   * the caller answers "try again later" and the process goes on; the transaction left
-   * nothing behind. Errors thrown on purpose inside a transaction stay as they are.
-   */
-  private writeFailure(err: unknown): unknown {
-    if (!isLmdbCommitFailure(err)) return err;
-    } finally {
-      if (this.doomed.size > 0) this.unlinkDoomed();
-    (err as { commitError?: Promise<unknown> }).commitError?.catch(() => undefined);
-    const failure = new SpoolWriteError('cannot write the spool (disk full or I/O error)');
-    this.reserve?.release();
   /**
    * Removes the body files of messages whose removal is committed. A file whose message
    * is still there (its transaction failed, or is not committed yet) stays; a crash
@@ -225,6 +215,16 @@ async function writeAll(file: FileHandle, parts: Buffer[]): Promise<void> {
     return failure;
   }
 
+  /**
+   * A commit LMDB could not write (a full disk, an I/O error) becomes a SpoolWriteError:
+   * the caller answers "try again later" and the process goes on; the transaction left
+   * nothing behind. Errors thrown on purpose inside a transaction stay as they are.
+   */
+  private writeFailure(err: unknown): unknown {
+    if (!isLmdbCommitFailure(err)) return err;
+    (err as { commitError?: Promise<unknown> }).commitError?.catch(() => undefined);
+    const failure = new SpoolWriteError('cannot write the spool (disk full or I/O error)');
+    this.reserve?.release();
     this.onWriteError?.(failure);
     return failure;
   }
@@ -287,6 +287,9 @@ async function writeAll(file: FileHandle, parts: Buffer[]): Promise<void> {
     // write is outstanding; its `incoming` entry lets the next start sweep a crash's file.
     const spare: Buffer[] = [];
     const take = () => spare.pop() ?? Buffer.allocUnsafe(CHUNK);
+    const recycle = (parts: Buffer[]) => {
+      for (const b of parts) if (spare.length < 4) spare.push(b);
+    };
     let pending = take();
     let fill = 0;
     /** Full chunks not in the file (all of them while the body is within BIG). */
@@ -297,10 +300,9 @@ async function writeAll(file: FileHandle, parts: Buffer[]): Promise<void> {
     let failure: unknown;
     /** The incoming entry is this writer's (the ID was free): so is bodies/ID once opened. */
     let owned = false;
+    let file: FileHandle | undefined;
+    const path = join(this.bodyDir, id);
     const meta = this.meta;
-    const recycle = (parts: Buffer[]) => {
-      for (const b of parts) if (spare.length < 4) spare.push(b);
-    };
     const incomingDb = this.incomingDb;
     const startFile = async (): Promise<FileHandle> => {
       this.roomForNewMail(); // the reserve is spent: new mail waits
@@ -319,8 +321,6 @@ async function writeAll(file: FileHandle, parts: Buffer[]): Promise<void> {
       try {
         file ??= await startFile();
         await writeAll(file, parts);
-    let file: FileHandle | undefined;
-    const path = join(this.bodyDir, id);
       } catch (err) {
         throw this.fileFailure(err);
       } finally {
@@ -440,6 +440,7 @@ async function writeAll(file: FileHandle, parts: Buffer[]): Promise<void> {
         if (state === 'done') return;
         state = 'done';
         pending = Buffer.alloc(0);
+        held = [];
         await last;
         await dropAll();
       },
@@ -453,7 +454,6 @@ async function writeAll(file: FileHandle, parts: Buffer[]): Promise<void> {
    * message and no live writer (a crash between a removal's commit and its unlink, or
    * before a writer's entry was on disk). Run at daemon start; returns how many
    * incoming entries were removed.
-        held = [];
    */
   async sweepIncoming(): Promise<number> {
     this.root.resetReadTxn();
@@ -480,16 +480,6 @@ async function writeAll(file: FileHandle, parts: Buffer[]): Promise<void> {
     return dead.length;
   }
 
-  /** Messages being received (written in part, not committed), by any process. */
-  incomingCount(): number {
-    this.root.resetReadTxn();
-    return this.incomingDb.getCount();
-  }
-
-  /** Body chunks that belong to no stored message (a full scan: for tests and checks). */
-  strayChunks(): number {
-    this.root.resetReadTxn();
-    let n = 0;
   /** Files in bodies/ of no stored message and no writer still receiving it. */
   strayBodies(): string[] {
     let names: string[];
@@ -504,6 +494,16 @@ async function writeAll(file: FileHandle, parts: Buffer[]): Promise<void> {
     return names.filter((id) => !this.meta.doesExist(id) && !this.incomingDb.doesExist(id));
   }
 
+  /** Messages being received (written in part, not committed), by any process. */
+  incomingCount(): number {
+    this.root.resetReadTxn();
+    return this.incomingDb.getCount();
+  }
+
+  /** Body chunks that belong to no stored message (a full scan: for tests and checks). */
+  strayChunks(): number {
+    this.root.resetReadTxn();
+    let n = 0;
     for (const [id] of this.chunks.getKeys({})) if (!this.meta.doesExist(id)) n++;
     return n;
   }
@@ -545,17 +545,6 @@ async function writeAll(file: FileHandle, parts: Buffer[]): Promise<void> {
   }
 
   bodyPrefix(id: string, limit: number): Buffer {
-    const parts: Buffer[] = [];
-    let size = 0;
-    for (let i = 0; size < limit; i++) {
-      const part = this.chunks.getBinary([id, i]);
-      if (!part) break;
-      parts.push(Buffer.from(part));
-      size += part.length;
-    }
-    return Buffer.concat(parts).subarray(0, limit);
-  }
-
     const record = this.meta.get(id);
     if (record?.bodyFile) {
       const out = Buffer.allocUnsafe(Math.min(limit, record.bodySize));
@@ -568,6 +557,17 @@ async function writeAll(file: FileHandle, parts: Buffer[]): Promise<void> {
         closeSync(fd);
       }
     }
+    const parts: Buffer[] = [];
+    let size = 0;
+    for (let i = 0; size < limit; i++) {
+      const part = this.chunks.getBinary([id, i]);
+      if (!part) break;
+      parts.push(Buffer.from(part));
+      size += part.length;
+    }
+    return Buffer.concat(parts).subarray(0, limit);
+  }
+
   messageLog(id: string): string | undefined {
     return this.mlog.get(id);
   }
@@ -611,6 +611,8 @@ async function writeAll(file: FileHandle, parts: Buffer[]): Promise<void> {
   }
 
   private deleteAll(record: MessageRecord): void {
+    // Its body file goes once this transaction is committed (see synced()).
+    if (record.bodyFile) this.doomed.add(record.id);
     this.meta.remove(record.id);
     this.hdrs.remove(record.id);
     for (let i = 0; i < record.chunks; i++) this.chunks.remove([record.id, i]);
@@ -629,8 +631,6 @@ async function writeAll(file: FileHandle, parts: Buffer[]): Promise<void> {
     return this.synced(this.root.transaction((): SettleResult => {
       const record = this.meta.get(id);
       // Removed (-Mrm) while it was being delivered: nothing left to record.
-    // Its body file goes once this transaction is committed (see synced()).
-    if (record.bodyFile) this.doomed.add(record.id);
       if (!record) return { kind: 'gone' };
       const byAddress = new Map(s.recipients.map((r) => [r.address, r]));
       record.recipients = record.recipients.map((r) => (r.state === 'pending' ? byAddress.get(r.address) ?? r : r));
