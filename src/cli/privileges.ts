@@ -6,7 +6,7 @@
 import { closeSync, constants, fchmodSync, fchownSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, chmodSync, statSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { failure, noPermission } from '../core/exit.js';
+import { CommandError, failure, noPermission } from '../core/exit.js';
 import { userByName, userName, type UserEntry } from '../core/users.js';
 
 const euid = () => process.geteuid?.() ?? 0;
@@ -105,6 +105,17 @@ export function makeMaildrop(config: Config): boolean {
 }
 
 export function prepareFolders(config: Config, owner: UserEntry | undefined): void {
+  let where = config.spool.directory;
+  try {
+    setUp(config, owner, (path) => (where = path));
+  } catch (err) {
+    if (err instanceof CommandError) throw err;
+    // One sentence, not "cannot listen" (main.ts reads a bare EACCES as a bind error).
+    throw failure(`cannot set up ${where}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+function setUp(config: Config, owner: UserEntry | undefined, at: (path: string) => void): void {
   const root = euid() === 0;
   const chown = (path: string) => {
     if (root && owner) lchownSync(path, owner.uid, owner.gid);
@@ -116,22 +127,25 @@ export function prepareFolders(config: Config, owner: UserEntry | undefined): vo
   };
 
   const spool = config.spool.directory;
+  at(spool);
   mkdirSync(spool, { recursive: true, mode: 0o700 });
   if (!statSync(spool).isDirectory()) throw failure(`the spool folder ${spool} is not a folder`);
   chown(spool);
   mode(spool, 0o700);
   for (const name of readdirSync(spool)) {
     const path = join(spool, name);
+    at(path);
     const st = lstatSync(path);
-    if (st.isSymbolicLink()) continue;
-    chown(path);
+    chown(path); // lchown: a link itself (the delivery lock), never what it names
     if (st.isFile()) mode(path, 0o600);
   }
 
+  at(config.spool.maildrop);
   maildrop(config.spool.maildrop, owner);
 
   const log = config.log.file;
   const logDir = dirname(log);
+  at(log);
   try {
     statSync(logDir);
   } catch {
