@@ -138,7 +138,8 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   // Now that the maildrop is there and ours: its copy of the validated configuration,
   // which lets every user's sendmail skip validation (config/load.ts).
   await loadConfig(configFile).catch(() => undefined);
-  // What a crash mid-DATA left: chunks of messages whose receiving process is gone.
+  // What a crash left: body files (or an older version's chunks) of messages whose
+  // receiving process is gone, and body files of no message (a crash before an unlink).
   await spool.sweepIncoming().catch(() => 0);
   const log = new MainLog(config.log.file, config.log.format, () => Date.now());
   events.on((e) => log.write(e));

@@ -138,6 +138,10 @@ function setUp(config: Config, owner: UserEntry | undefined, at: (path: string) 
     const st = lstatSync(path);
     chown(path); // lchown: a link itself (the delivery lock), never what it names
     if (st.isFile()) mode(path, 0o600);
+    // Big bodies' files, made by a daemon that ran as root before `user` was set.
+    if (name === 'bodies' && st.isDirectory() && root && owner) {
+      for (const f of readdirSync(path)) chown(join(path, f));
+    }
   }
 
   at(config.spool.maildrop);

@@ -314,6 +314,24 @@ describe('privileges', () => {
       expect(mode(join(dir, 'spool.mdb'))).toBe(0o600);
     });
 
+    it('a big body file left by a daemon run as root is given to the daemon user and delivered', async () => {
+      const inst = await setup(u);
+      const { BIG, LmdbSpool } = await import('../../src/spool/lmdb-spool.js');
+      const dir = join(inst.dir, 'spool');
+      const spool = LmdbSpool.open(dir);
+      const body = Buffer.from('big body line\n'.repeat(Math.ceil((BIG + 1) / 14)));
+      const w = spool.incoming('1xVaAA-000003-00');
+      await w.write(body);
+      await w.commit({ sender: 'root@example.org', recipients: ['ops@example.org'], arrival: Date.now(), protocol: 'local',
+        user: 'root', headers: 'Subject: big as root\n' });
+      await spool.close();
+      expect(statSync(join(dir, 'bodies', '1xVaAA-000003-00')).uid).toBe(0);
+      await inst.start();
+      await sink!.waitFor(1);
+      expect(sink!.messages[0]!.raw.includes(body.toString().replace(/\n/g, '\r\n'))).toBe(true);
+      expect(statSync(join(dir, 'bodies')).uid).toBe(u.uid);
+    });
+
     it("a user's sendmail before any daemon has made the maildrop exits 75 in one sentence", async () => {
       const inst = await setup(u);
       const r = await runAs(u, 'sendmail', ['-C', inst.config, 'ops@example.org'], 'Subject: early\n\nx\n');
