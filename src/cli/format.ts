@@ -1,6 +1,8 @@
 // cli/format.ts: Exim's queue-listing formats (-bp): the age and size columns, one
 // message with its recipients, and the --json object. Pure functions of a record.
+import type { JournalEntry } from '../core/journal.js';
 import type { MessageRecord } from '../core/types.js';
+import { journalJson } from '../log/journal-text.js';
 
 /** Exim's age column: minutes up to 90, then rounded hours up to 72, then days; 3 wide. */
 export function formatAge(ms: number): string {
@@ -40,7 +42,8 @@ export function formatEntry(r: MessageRecord, now: number, undeliveredOnly = fal
   return out + '\n';
 }
 
-export function jsonEntry(r: MessageRecord): string {
+/** One message for -bp --json; with its journal, a `history` of attempts and operator actions. */
+export function jsonEntry(r: MessageRecord, journal?: JournalEntry[]): string {
   return JSON.stringify({
     id: r.id,
     arrival: new Date(r.arrival).toISOString(),
@@ -51,5 +54,6 @@ export function jsonEntry(r: MessageRecord): string {
     attempts: r.attempts,
     last_error: r.lastError ?? null,
     next_attempt: r.nextAttempt === null ? null : new Date(r.nextAttempt).toISOString(),
+    ...(journal ? { history: journalJson(journal, r.sender) } : {}),
   }) + '\n';
 }

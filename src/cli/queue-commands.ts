@@ -6,7 +6,8 @@ import type { Config } from '../config/schema.js';
 import { EventBus } from '../core/events.js';
 import { tempError, usage } from '../core/exit.js';
 import { acquireDeliveryLock } from '../spool/lock.js';
-import { MainLog, logTime, renderText } from '../log/mainlog.js';
+import { MainLog } from '../log/mainlog.js';
+import { journalText } from '../log/journal-text.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { controlKeyPath, request } from '../receive/local-client.js';
 import { LmdbSpool } from '../spool/lmdb-spool.js';
@@ -40,7 +41,7 @@ export function listQueue(spool: LmdbSpool, out: Out, opts: { count?: boolean; u
       if (!opts.json) out(`      ${r}\n    *** spool read error: No such file or directory ***\n\n`);
       continue;
     }
-    out(opts.json ? jsonEntry(r) : formatEntry(r, now, opts.undelivered));
+    out(opts.json ? jsonEntry(r, spool.journal(r.id)) : formatEntry(r, now, opts.undelivered));
   }
   return 0;
 }
@@ -53,7 +54,7 @@ export async function messageCommand(flag: string, ids: string[], config: Config
     const id = ids[0] as string;
     // Headers and body are shown as the bytes they are, whatever their charset.
     const headers = flag === '-Mvh' ? spool.headers(id) : undefined;
-    const text = flag === '-Mvl' ? spool.messageLog(id) ?? (spool.load(id) ? '' : undefined)
+    const text = flag === '-Mvl' ? (spool.load(id) ? journalText(spool.journal(id)) : undefined)
       : flag === '-Mvh' ? (headers === undefined ? undefined : Buffer.from(headers, 'latin1'))
       : spool.load(id) ? await bodyBytes(spool, id) : undefined;
     if (text === undefined) {
@@ -81,7 +82,8 @@ export async function messageCommand(flag: string, ids: string[], config: Config
     } else if (flag === '-Mf' || flag === '-Mt') {
       const freeze = flag === '-Mf';
       const e = { type: 'admin', id, action: freeze ? 'frozen' : 'unfrozen', user } as const;
-      const r = await spool.setFrozen(id, freeze, `${logTime(Date.now())} ${renderText(e)}\n`, Date.now());
+      const now = Date.now();
+      const r = await spool.setFrozen(id, freeze, { v: 1, type: 'admin', at: now, action: e.action, user }, now);
       if (r === 'gone') {
         out(`Spool data file for ${id} does not exist\n`);
         status = 1;

@@ -5,7 +5,6 @@
 // message being delivered is never given up under the transport's feet.
 import { bounceArrival, failureReport, RETURN_SIZE_LIMIT } from '../bounce/dsn.js';
 import type { EventBus } from '../core/events.js';
-import { logTime, renderText } from '../log/mainlog.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
 import type { Spool } from '../spool/spool.js';
 
@@ -32,7 +31,7 @@ export async function giveUp(c: GiveUpContext, id: string, user: string): Promis
   const result = await c.spool.settle(id, {
     recipients: pending.map((r) => ({ ...r, state: 'failed' as const })),
     nextAttempt: null,
-    log: [`${logTime(c.now)} ${renderText(cancelled)}\n`],
+    journal: [{ v: 1, type: 'admin', at: c.now, action: 'cancelled', user }],
     ...(bounce ? { enqueue: [bounce] } : {}),
   });
   if (result.kind === 'gone') return undefined;

@@ -9,7 +9,7 @@ import PQueue from 'p-queue';
 import type { Clock, Timer } from '../core/clock.js';
 import type { EventBus } from '../core/events.js';
 import { troubleOf, type HostSpec, type MessageRecord, type NewMessage, type Outcome } from '../core/types.js';
-import { renderText, logTime } from '../log/mainlog.js';
+import type { JournalEvent, NewJournalEntry } from '../core/journal.js';
 import type { Router } from '../router/router.js';
 import { SpoolWriteError, type DueKey, type Settlement, type SettleResult, type Spool } from '../spool/spool.js';
 import type { Transport } from '../transports/transport.js';
@@ -253,7 +253,7 @@ export class Scheduler {
         outcomes.push({ rcpt: r.address, kind: 'failed', cause: 'unroutable', note: routing.reason });
       }
     }
-    const lines: string[] = [];
+    const logged: JournalEvent[] = [];
     let headers = '';
     if (routable.length > 0) {
       const hosts = this.hostRetry.usable(route.hosts, now);
@@ -273,12 +273,12 @@ export class Scheduler {
         this.hostRetry.failed(t.host, this.o.retryRules, after);
         const e = { type: 'hostError', id, host: t.host, result: troubleOf(t) } as const;
         this.o.events.emit(e);
-        lines.push(`${logTime(after)} ${renderText(e)}\n`);
+        logged.push({ at: after, event: e });
       }
       for (const n of result.notes ?? []) {
         const e = { type: 'hostError', id, host: n.host, result: troubleOf(n), ...(n.fellBack ? { fellBack: true as const } : {}) } as const;
         this.o.events.emit(e);
-        lines.push(`${logTime(after)} ${renderText(e)}\n`);
+        logged.push({ at: after, event: e });
       }
       for (const h of result.healthy) {
         // A host back from its retry wait: mail left behind the cursor meanwhile is due.
@@ -286,7 +286,7 @@ export class Scheduler {
       }
       outcomes.push(...result.outcomes);
     }
-    return () => this.settle(record, outcomes, route, lines, headers || (this.o.spool.headers(id) ?? ''), lastChance);
+    return () => this.settle(record, outcomes, route, logged, headers || (this.o.spool.headers(id) ?? ''), lastChance);
   }
 
   /** timeout_frozen_after: cancelled as -Mg cancels (a bounce is only discarded). */
@@ -347,19 +347,18 @@ export class Scheduler {
   }
 
   private async settle(record: MessageRecord, outcomes: Outcome[], route: { router: string; transport: string },
-    lines: string[], headers: string, lastChance = false): Promise<void> {
+    logged: JournalEvent[], headers: string, lastChance = false): Promise<void> {
     const now = this.o.clock.now();
     const d = decideSettle({ record, outcomes, route, rules: this.o.retryRules, now, limits: this.o, headers, lastChance,
       jitter: Math.random() });
     const reports = this.reports(record, d, headers, now);
-    for (const e of d.events) lines.push(`${logTime(now)} ${renderText(e)}\n`);
+    const entry: NewJournalEntry = { v: 1, type: 'attempt', ...d.attempt, events: [...logged, ...d.events.map((event) => ({ at: now, event }))] };
     const result = await this.recorded(record.id, {
       recipients: d.recipients,
       nextAttempt: d.nextAttempt,
       ...(d.lastError !== undefined ? { lastError: d.lastError } : {}),
       ...(d.freeze ? { freeze: true, ...(d.freeze.wakeAt !== undefined ? { wakeAt: d.freeze.wakeAt } : {}) } : {}),
-      attempt: d.attempt,
-      log: lines,
+      journal: [entry],
       ...(reports.length > 0 ? { enqueue: reports } : {}),
       ...(d.warning ? { warningsSent: d.warning.warningsSent } : {}),
     });

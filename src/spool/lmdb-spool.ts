@@ -1,9 +1,11 @@
 // spool/lmdb-spool.ts: the Spool in one LMDB environment shared by the daemon and the
 // command-line processes. Sub-databases: `meta` (envelope + per-recipient state,
 // keyed by ID, so ID order is arrival order), `headers`, `body` (64 KB chunks keyed
-// [ID, n]), `due` (the index [nextAttempt, ID] the scheduler reads), `msglog` (the
-// -Mvl text), `history` (one structured record per attempt, keyed [ID, n]) and
-// `pickedup` (maildrop file name → ID, written with the commit of a picked-up file).
+// [ID, n]), `due` (the index [nextAttempt, ID] the scheduler reads), `journal` (the
+// message's versioned history: attempts and operator actions, keyed [ID, n]; see
+// core/journal.ts), the read-only `msglog` and `history` of spools written before the
+// journal (read alongside it: no migration), and `pickedup` (maildrop file name → ID,
+// written with the commit of a picked-up file).
 // Also `incoming` (ID → pid and start time of a message being received and not yet
 // committed: what a crash leaves behind is removed at the next daemon start).
 // A body over BIG (1 MB) is not in `body` but in a file of its own, bodies/ID: read
@@ -14,7 +16,9 @@ import { open as openFile, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import type { AttemptRecord, MessageRecord, NewMessage } from '../core/types.js';
+import type { JournalEntry, NewJournalEntry } from '../core/journal.js';
+import type { MessageRecord, NewMessage } from '../core/types.js';
+import { decodeRecord } from './record.js';
 import { isLmdbCommitFailure, SpoolWriteError } from './spool.js';
 import type { SpaceReserve } from './reserve.js';
 export { isLmdbCommitFailure };
@@ -26,6 +30,9 @@ export const QUEUE_ONLY_DELAY = 5 * 60_000;
 export const BIG = 1024 * 1024;
 
 export class SpoolUnavailable extends Error {}
+
+/** An attempt record as spools written before the journal kept it. */
+type LegacyAttempt = Omit<Extract<JournalEntry, { type: 'legacy-attempt' }>, 'v' | 'type'>;
 
 
 /** Joins small buffers and splits big ones into CHUNK-sized pieces. */
@@ -118,6 +125,7 @@ async function writeAll(file: FileHandle, parts: Buffer[]): Promise<void> {
 
 export class LmdbSpool implements Spool {
   private readonly incomingDb: Database<IncomingEntry, string>;
+  private readonly journalDb: Database<NewJournalEntry, [string, number]>;
 
   private constructor(
     private readonly root: RootDatabase,
@@ -126,10 +134,12 @@ export class LmdbSpool implements Spool {
     private readonly chunks: Database<Buffer, [string, number]>,
     private readonly dueIdx: Database<number, [number, string]>,
     private readonly mlog: Database<string, string>,
-    private readonly attempts: Database<AttemptRecord, [string, number]>,
+    /** Attempt records of spools written before the journal (read, then removed with the message). */
+    private readonly attempts: Database<LegacyAttempt, [string, number]>,
     private readonly pickups: Database<string, string>,
   ) {
     this.incomingDb = root.openDB<IncomingEntry, string>({ name: 'incoming', encoding: 'msgpack' });
+    this.journalDb = root.openDB<NewJournalEntry, [string, number]>({ name: 'journal', encoding: 'msgpack' });
   }
 
   static open(directory: string): LmdbSpool {
@@ -151,7 +161,7 @@ export class LmdbSpool implements Spool {
         root.openDB<Buffer, [string, number]>({ name: 'body', encoding: 'binary' }),
         root.openDB<number, [number, string]>({ name: 'due', encoding: 'msgpack' }),
         root.openDB<string, string>({ name: 'msglog', encoding: 'string' }),
-        root.openDB<AttemptRecord, [string, number]>({ name: 'history', encoding: 'msgpack' }),
+        root.openDB<LegacyAttempt, [string, number]>({ name: 'history', encoding: 'msgpack' }),
         root.openDB<string, string>({ name: 'pickedup', encoding: 'string' }),
       );
       spool.bodyDir = bodies;
@@ -517,10 +527,11 @@ export class LmdbSpool implements Spool {
 
   load(id: string): MessageRecord | undefined {
     const record = this.meta.get(id);
-    if (record) return record;
+    if (record) return decodeRecord(record);
     // Perhaps committed by another process (sendmail, -bs) after our read snapshot.
     this.root.resetReadTxn();
-    return this.meta.get(id);
+    const again = this.meta.get(id);
+    return again ? decodeRecord(again) : undefined;
   }
 
   headers(id: string): string | undefined {
@@ -568,12 +579,16 @@ export class LmdbSpool implements Spool {
     return Buffer.concat(parts).subarray(0, limit);
   }
 
-  messageLog(id: string): string | undefined {
-    return this.mlog.get(id);
-  }
-
-  history(id: string): AttemptRecord[] {
-    return [...this.attempts.getRange({ start: [id, 0], end: [id, Number.MAX_SAFE_INTEGER] })].map((e) => e.value);
+  journal(id: string): JournalEntry[] {
+    const out: JournalEntry[] = [];
+    // What a spool written before the journal kept: shown first, as it was.
+    const text = this.mlog.get(id);
+    if (text) out.push({ v: 0, type: 'legacy-log', text });
+    for (const { value } of this.attempts.getRange({ start: [id, 0], end: [id, Number.MAX_SAFE_INTEGER] })) {
+      out.push({ v: 0, type: 'legacy-attempt', ...value });
+    }
+    for (const { value } of this.journalDb.getRange({ start: [id, 0], end: [id, Number.MAX_SAFE_INTEGER] })) out.push(value);
+    return out;
   }
 
   due(before: number, limit: number, skip?: ReadonlySet<string>): string[] {
@@ -605,9 +620,12 @@ export class LmdbSpool implements Spool {
     return undefined;
   }
 
-  private appendLog(id: string, lines: string[]): void {
-    if (lines.length === 0) return;
-    this.mlog.put(id, (this.mlog.get(id) ?? '') + lines.join(''));
+  /** Appends entries after the message's last one (inside the caller's transaction). */
+  private appendJournal(id: string, entries: NewJournalEntry[]): void {
+    if (entries.length === 0) return;
+    let n = 0;
+    for (const key of this.journalDb.getKeys({ start: [id, Number.MAX_SAFE_INTEGER], end: [id, 0], reverse: true, limit: 1 })) n = key[1];
+    for (const e of entries) this.journalDb.put([id, ++n], e);
   }
 
   private deleteAll(record: MessageRecord): void {
@@ -619,6 +637,7 @@ export class LmdbSpool implements Spool {
     if (record.nextAttempt !== null) this.dueIdx.remove([record.nextAttempt, record.id]);
     this.mlog.remove(record.id);
     for (let n = 1; n <= record.attempts; n++) this.attempts.remove([record.id, n]);
+    for (const key of [...this.journalDb.getKeys({ start: [record.id, 0], end: [record.id, Number.MAX_SAFE_INTEGER] })]) this.journalDb.remove(key);
   }
 
   private setDue(record: MessageRecord, at: number | null): void {
@@ -635,7 +654,6 @@ export class LmdbSpool implements Spool {
       const byAddress = new Map(s.recipients.map((r) => [r.address, r]));
       record.recipients = record.recipients.map((r) => (r.state === 'pending' ? byAddress.get(r.address) ?? r : r));
       record.attempts += 1;
-      if (s.attempt) this.attempts.put([id, record.attempts], s.attempt);
       if (s.lastError !== undefined) record.lastError = s.lastError;
       if (s.warningsSent !== undefined) record.warningsSent = s.warningsSent;
       for (const m of s.enqueue ?? []) {
@@ -654,14 +672,14 @@ export class LmdbSpool implements Spool {
       if (s.freeze) record.frozen = true;
       this.setDue(record, record.frozen ? (s.freeze ? s.wakeAt ?? null : null) : s.nextAttempt);
       this.meta.put(id, record);
-      this.appendLog(id, s.log);
+      this.appendJournal(id, s.journal);
       return { kind: 'pending', record };
     }));
   }
 
   *list(): Iterable<MessageRecord> {
     this.root.resetReadTxn();
-    for (const { value } of this.meta.getRange({})) yield value;
+    for (const { value } of this.meta.getRange({})) yield decodeRecord(value);
   }
 
   count(): number {
@@ -678,7 +696,7 @@ export class LmdbSpool implements Spool {
     }));
   }
 
-  setFrozen(id: string, frozen: boolean, log: string, dueAt: number): Promise<'changed' | 'unchanged' | 'gone'> {
+  setFrozen(id: string, frozen: boolean, entry: NewJournalEntry, dueAt: number): Promise<'changed' | 'unchanged' | 'gone'> {
     return this.synced(this.root.transaction(() => {
       const record = this.meta.get(id);
       if (!record) return 'gone' as const;
@@ -686,7 +704,7 @@ export class LmdbSpool implements Spool {
       record.frozen = frozen;
       this.setDue(record, frozen ? null : dueAt);
       this.meta.put(id, record);
-      this.appendLog(id, [log]);
+      this.appendJournal(id, [entry]);
       return 'changed' as const;
     }));
   }

@@ -3,7 +3,8 @@
 // that changes a message is one transaction; the promise of a write resolves only
 // once the commit is synced to disk.
 import type { Readable } from 'node:stream';
-import type { AttemptRecord, MessageRecord, NewMessage, RecipientRecord } from '../core/types.js';
+import type { JournalEntry, NewJournalEntry } from '../core/journal.js';
+import type { MessageRecord, NewMessage, RecipientRecord } from '../core/types.js';
 
 /** The spool could not be written (disk full, I/O error): nothing was changed; try again later. */
 export class SpoolWriteError extends Error {}
@@ -27,16 +28,14 @@ export interface Settlement {
   /** Next time the message is due; ignored when nothing is pending any more. */
   nextAttempt: number | null;
   lastError?: string;
-  /** This attempt, appended to the message's history. */
-  attempt?: AttemptRecord;
   /** Delay warnings sent so far, when this attempt sent one. */
   warningsSent?: number;
   /** Freeze the message (kept, off the due index) if anything is still pending. */
   freeze?: boolean;
   /** With `freeze`: stay on the due index at this time, when a frozen-time limit needs a look. */
   wakeAt?: number;
-  /** Lines for the message's own log (-Mvl), timestamps included. */
-  log: string[];
+  /** Entries for the message's journal (the attempt, an operator action), in this transaction. */
+  journal: NewJournalEntry[];
   /** Messages born of this attempt (bounces), committed in the same transaction. */
   enqueue?: NewMessage[];
 }
@@ -83,11 +82,14 @@ export interface Spool {
    * not a short read, as is a missing body file.
    */
   body(id: string, chunks?: number): Readable;
-  messageLog(id: string): string | undefined;
   /** The first `limit` bytes of the body, read at once (for bounces). */
   bodyPrefix(id: string, limit: number): Buffer;
-  /** The message's delivery attempts, oldest first. */
-  history(id: string): AttemptRecord[];
+  /**
+   * The message's journal, oldest first: what an earlier version kept (its -Mvl text,
+   * its attempt records) as legacy entries, then the journal proper. Empty for an
+   * unknown message.
+   */
+  journal(id: string): JournalEntry[];
   /** IDs due at or before `before`, oldest first, at most `limit`, skipping `skip`. */
   due(before: number, limit: number, skip?: ReadonlySet<string>): string[];
   /** The earliest due time, skipping `skip` (the messages already in the active window). */
@@ -101,7 +103,7 @@ export interface Spool {
   list(): Iterable<MessageRecord>;
   count(): number;
   remove(id: string): Promise<boolean>;
-  setFrozen(id: string, frozen: boolean, log: string, dueAt: number): Promise<'changed' | 'unchanged' | 'gone'>;
+  setFrozen(id: string, frozen: boolean, entry: NewJournalEntry, dueAt: number): Promise<'changed' | 'unchanged' | 'gone'>;
   /** Make a message due now (queue runs, -M). */
   makeDue(ids: string[], at: number, thaw: boolean): Promise<void>;
   close(): Promise<void>;

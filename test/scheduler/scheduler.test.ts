@@ -125,7 +125,7 @@ describe('scheduler', () => {
     await until('first attempt settled', () => events.some((e) => e.type === 'deferred'));
     expect(spool.load(id as string)?.nextAttempt).toBe(T0 + 15 * 60_000);
     // The attempt is in the message's history, per recipient.
-    expect(spool.history(id as string)).toEqual([{ at: T0, host: LABEL, results: [
+    expect(spool.journal(id as string)).toMatchObject([{ v: 1, type: 'attempt', at: T0, host: LABEL, results: [
       { rcpt: 'ok@example.org', kind: 'delivered', cause: 'reply', phase: 'dot', reply: OK },
       { rcpt: 'tmp@example.org', kind: 'deferred', cause: 'reply', phase: 'rcpt', reply: LATER },
     ] }]);
@@ -135,7 +135,7 @@ describe('scheduler', () => {
     expect(transport.jobs).toBe(1);
     clock.advance(60_000);
     await until('retried', () => spool.count() === 0);
-    expect(spool.history(id as string)).toEqual([]); // gone with the message
+    expect(spool.journal(id as string)).toEqual([]); // gone with the message
     expect(transport.delivered).toEqual([`${id} ok@example.org`, `${id} tmp@example.org`]);
   });
 
@@ -236,11 +236,17 @@ describe('scheduler', () => {
     const [id] = await queue(1, ['slow@example.org']);
     scheduler = build(5);
     scheduler.start();
-    // Retry until the rule's 4-day cutoff freezes it.
+    // Retry until the rule's 4-day cutoff freezes it; each step waits for its attempt to
+    // settle, so a slow machine cannot let the clock run past timeout_frozen_after first.
+    const settled = () => {
+      if (events.some((e) => e.type === 'frozen')) return true;
+      const r = spool.load(id as string);
+      return r !== undefined && !r.frozen && (r.nextAttempt ?? Infinity) > clock.now();
+    };
     for (let i = 0; i < 200 && !events.some((e) => e.type === 'frozen'); i++) {
       clock.advance(6 * 3_600_000);
       scheduler.kick({ force: false });
-      await new Promise((r) => setTimeout(r, 5));
+      await until('the attempt settled', settled);
     }
     await until('frozen', () => events.some((e) => e.type === 'frozen'));
     expect(spool.load(id as string)?.frozen).toBe(true);

@@ -10,9 +10,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LmdbSpool, QUEUE_ONLY_DELAY, SpoolUnavailable } from '../../src/spool/lmdb-spool.js';
 import { MessageIdGenerator } from '../../src/spool/message-id.js';
 import type { NewMessage, RecipientRecord } from '../../src/core/types.js';
+import type { NewJournalEntry } from '../../src/core/journal.js';
 
 const T0 = Date.UTC(2026, 10, 23, 5, 4, 24);
 const MIN = 60_000;
+/** A journal entry told apart by its `user`. */
+const adm = (user: string): NewJournalEntry => ({ v: 1, type: 'admin', at: T0, action: 'frozen', user });
 
 let dir: string;
 let spool: LmdbSpool;
@@ -45,6 +48,9 @@ function message(over: Partial<NewMessage> = {}): NewMessage {
     ...over,
   };
 }
+
+/** The journal of a message, as the `user` of each entry. */
+const users = (id: string) => spool.journal(id).map((e) => (e.type === 'admin' ? e.user : e.type));
 
 async function bodyOf(s: LmdbSpool, id: string): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -81,7 +87,7 @@ describe('commit and read back', () => {
     expect(spool.headers(msg.id)).toBe(msg.headers);
     expect((await bodyOf(spool, msg.id)).toString()).toBe('hello\n');
     expect(spool.count()).toBe(1);
-    expect(spool.messageLog(msg.id)).toBeUndefined();
+    expect(spool.journal(msg.id)).toEqual([]);
   });
 
   it('round trips a 200 KB body split into 64 KB chunks, whatever the parts it came in', async () => {
@@ -143,7 +149,7 @@ describe('the due index', () => {
     const b = await spool.commit(message({ arrival: T0 + 1000 }));
     const c = await spool.commit(message({ arrival: T0 + 2000 }));
     // Push a later than c: due order becomes b, c, a.
-    await spool.settle(a.id, { recipients: [], nextAttempt: T0 + 10 * MIN, log: [] });
+    await spool.settle(a.id, { recipients: [], nextAttempt: T0 + 10 * MIN, journal: [] });
     return { a: a.id, b: b.id, c: c.id };
   }
 
@@ -184,14 +190,14 @@ describe('settle', () => {
         { address: 'dev@example.org', state: 'failed', tries: 1, lastError: '550 5.1.1 unknown user' },
       ],
       nextAttempt: T0 + 15 * MIN,
-      log: ['2026-11-23 05:04:25 => ops@example.org\n'],
+      journal: [adm('delivered')],
     });
     expect(result.kind).toBe('completed');
     if (result.kind !== 'completed') throw new Error('unreachable');
     expect(result.record.recipients.map((r) => r.state)).toEqual(['delivered', 'failed']);
     expect(spool.load(msg.id)).toBeUndefined();
     expect(spool.headers(msg.id)).toBeUndefined();
-    expect(spool.messageLog(msg.id)).toBeUndefined();
+    expect(spool.journal(msg.id)).toEqual([]);
     expect((await bodyOf(spool, msg.id)).length).toBe(0);
     expect(spool.due(Number.MAX_SAFE_INTEGER, 100)).toEqual([]);
     expect(spool.nextDue()).toBeUndefined();
@@ -205,7 +211,7 @@ describe('settle', () => {
     await spool.commit(msg);
     await spool.settle(msg.id, {
       recipients: msg.recipients.map((address) => ({ address, state: 'delivered' as const, tries: 1 })),
-      nextAttempt: null, log: [],
+      nextAttempt: null, journal: [],
     });
     // The same ID again with a small body reads back only the new body.
     await spool.commit({ ...msg, body: [Buffer.from('small\n')] });
@@ -222,7 +228,7 @@ describe('settle', () => {
       ],
       nextAttempt: T0 + 15 * MIN,
       lastError: 'Connection refused',
-      log: ['line one\n', 'line two\n'],
+      journal: [adm('line one'), adm('line two')],
     });
     expect(first.kind).toBe('pending');
     const rec = spool.load(msg.id)!;
@@ -235,7 +241,7 @@ describe('settle', () => {
     ]);
     expect(spool.due(T0 + 15 * MIN - 1, 10)).toEqual([]);
     expect(spool.due(T0 + 15 * MIN, 10)).toEqual([msg.id]);
-    expect(spool.messageLog(msg.id)).toBe('line one\nline two\n');
+    expect(users(msg.id)).toEqual(['line one', 'line two']);
 
     // Second attempt: only dev is tried; a stale "pending" for ops must not undo its delivery.
     await spool.settle(msg.id, {
@@ -244,7 +250,7 @@ describe('settle', () => {
         { address: 'dev@example.org', state: 'pending', tries: 2, firstFailure: T0, lastTry: T0 + 15 * MIN },
       ],
       nextAttempt: T0 + 30 * MIN,
-      log: ['line three\n'],
+      journal: [adm('line three')],
     });
     const rec2 = spool.load(msg.id)!;
     expect(rec2.attempts).toBe(2);
@@ -253,7 +259,7 @@ describe('settle', () => {
     expect(spool.due(T0 + 30 * MIN - 1, 10)).toEqual([]);
     expect(spool.due(T0 + 30 * MIN, 10)).toEqual([msg.id]);
     expect(spool.nextDue()).toBe(T0 + 30 * MIN);
-    expect(spool.messageLog(msg.id)).toBe('line one\nline two\nline three\n');
+    expect(users(msg.id)).toEqual(['line one', 'line two', 'line three']);
     expect(spool.count()).toBe(1);
   });
 
@@ -263,7 +269,7 @@ describe('settle', () => {
     const bounce = message({ sender: '', recipients: ['www-data@example.org'], bounceOf: msg.id, arrival: T0 + 5000, protocol: 'local' });
     await spool.settle(msg.id, {
       recipients: msg.recipients.map((address) => ({ address, state: 'failed' as const, tries: 1 })),
-      nextAttempt: null, log: [], enqueue: [bounce],
+      nextAttempt: null, journal: [], enqueue: [bounce],
     });
     expect(spool.load(msg.id)).toBeUndefined();
     expect(spool.load(bounce.id)).toMatchObject({ sender: '', bounceOf: msg.id, recipients: [pending('www-data@example.org')] });
@@ -277,19 +283,19 @@ describe('settle', () => {
     expect(await spool.remove(msg.id)).toBe(true);
     expect(spool.count()).toBe(0);
     expect(spool.due(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
-    expect(await spool.settle(msg.id, { recipients: [], nextAttempt: T0 + MIN, log: ['x\n'] })).toEqual({ kind: 'gone' });
+    expect(await spool.settle(msg.id, { recipients: [], nextAttempt: T0 + MIN, journal: [adm('x')] })).toEqual({ kind: 'gone' });
     expect(spool.load(msg.id)).toBeUndefined();
-    expect(spool.messageLog(msg.id)).toBeUndefined();
+    expect(spool.journal(msg.id)).toEqual([]);
     expect(spool.due(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
   });
 
   it('a message frozen during the attempt stays off the due index', async () => {
     const msg = message();
     await spool.commit(msg);
-    await spool.setFrozen(msg.id, true, 'frozen by root\n', T0);
+    await spool.setFrozen(msg.id, true, adm('frozen by root'), T0);
     const r = await spool.settle(msg.id, {
       recipients: [{ address: 'ops@example.org', state: 'pending', tries: 1 }],
-      nextAttempt: T0 + 15 * MIN, log: [],
+      nextAttempt: T0 + 15 * MIN, journal: [],
     });
     expect(r.kind).toBe('pending');
     expect(spool.load(msg.id)?.frozen).toBe(true);
@@ -302,32 +308,32 @@ describe('freeze, thaw, makeDue', () => {
   it('setFrozen removes from due; thaw puts it back at dueAt', async () => {
     const msg = message();
     await spool.commit(msg);
-    expect(await spool.setFrozen(msg.id, true, 'frozen by root\n', T0 + MIN)).toBe('changed');
+    expect(await spool.setFrozen(msg.id, true, adm('frozen by root'), T0 + MIN)).toBe('changed');
     expect(spool.load(msg.id)).toMatchObject({ frozen: true, nextAttempt: null });
     expect(spool.due(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
     expect(spool.nextDue()).toBeUndefined();
-    expect(await spool.setFrozen(msg.id, true, 'frozen again\n', T0)).toBe('unchanged');
-    expect(spool.messageLog(msg.id)).toBe('frozen by root\n');
+    expect(await spool.setFrozen(msg.id, true, adm('frozen again'), T0)).toBe('unchanged');
+    expect(users(msg.id)).toEqual(['frozen by root']);
 
-    expect(await spool.setFrozen(msg.id, false, 'unfrozen by root\n', T0 + 2 * MIN)).toBe('changed');
+    expect(await spool.setFrozen(msg.id, false, adm('unfrozen by root'), T0 + 2 * MIN)).toBe('changed');
     expect(spool.load(msg.id)).toMatchObject({ frozen: false, nextAttempt: T0 + 2 * MIN });
     expect(spool.due(T0 + 2 * MIN - 1, 10)).toEqual([]);
     expect(spool.due(T0 + 2 * MIN, 10)).toEqual([msg.id]);
-    expect(await spool.setFrozen(msg.id, false, 'x\n', T0)).toBe('unchanged');
-    expect(spool.messageLog(msg.id)).toBe('frozen by root\nunfrozen by root\n');
+    expect(await spool.setFrozen(msg.id, false, adm('x'), T0)).toBe('unchanged');
+    expect(users(msg.id)).toEqual(['frozen by root', 'unfrozen by root']);
     // Exactly one due key: thawing did not leave the old one behind.
     expect(spool.due(Number.MAX_SAFE_INTEGER, 10)).toEqual([msg.id]);
   });
 
   it('setFrozen on an unknown ID is "gone"', async () => {
-    expect(await spool.setFrozen('1xVME4-0001HS-zz', true, 'x\n', T0)).toBe('gone');
+    expect(await spool.setFrozen('1xVME4-0001HS-zz', true, adm('x'), T0)).toBe('gone');
   });
 
   it('makeDue moves unfrozen messages; frozen ones only with thaw', async () => {
     const a = await spool.commit(message({ arrival: T0 }));
     const b = await spool.commit(message({ arrival: T0 + 1000 }));
-    await spool.settle(a.id, { recipients: [], nextAttempt: T0 + 60 * MIN, log: [] });
-    await spool.setFrozen(b.id, true, 'frozen\n', T0);
+    await spool.settle(a.id, { recipients: [], nextAttempt: T0 + 60 * MIN, journal: [] });
+    await spool.setFrozen(b.id, true, adm('frozen'), T0);
 
     await spool.makeDue([a.id, b.id, '1xVME4-0001HS-zz'], T0 + 5 * MIN, false);
     expect(spool.due(T0 + 5 * MIN, 10)).toEqual([a.id]);
@@ -370,12 +376,12 @@ describe('listing and sharing', () => {
     expect(second.due(T0, 10)).toEqual([msg.id]);
 
     // And the other way round: a change by the second is seen by the first.
-    await second.setFrozen(msg.id, true, 'frozen by root\n', T0);
+    await second.setFrozen(msg.id, true, adm('frozen by root'), T0);
     expect(spool.load(msg.id)?.frozen).toBe(true);
     expect(spool.due(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
     expect(await second.remove(msg.id)).toBe(true);
     expect(spool.count()).toBe(0);
-    expect(await spool.settle(msg.id, { recipients: [], nextAttempt: T0, log: [] })).toEqual({ kind: 'gone' });
+    expect(await spool.settle(msg.id, { recipients: [], nextAttempt: T0, journal: [] })).toEqual({ kind: 'gone' });
   });
 
   it('another process sees commits once they resolve, and this one sees the other\'s', async () => {
