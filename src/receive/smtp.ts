@@ -12,7 +12,7 @@ import { REPLY, ReplyError } from '../core/replies.js';
 import type { SmtpReply } from '../core/types.js';
 import { isRoutableAddress } from '../core/address.js';
 import { MessageIdGenerator } from '../spool/message-id.js';
-import type { IncomingMessage, Spool } from '../spool/spool.js';
+import { SpoolWriteError, type IncomingMessage, type Spool } from '../spool/spool.js';
 import { cleanupHeaders, HeaderSplitter, HeaderTooLong, LineEnds, parseHeaderBlock, qualify } from './cleanup.js';
 
 export interface SmtpReceiverOptions {
@@ -337,7 +337,8 @@ export class SmtpReceiver {
       return await this.store(message, split.head ?? Buffer.alloc(0), now, session, rawSender);
     } catch (err) {
       await message.abort();
-      throw err;
+      // A full disk at the commit: 452 4.3.1, logged by the spool once a minute, not per client.
+      throw err instanceof SpoolWriteError ? fail(REPLY.spoolUnavailable) : err;
     }
   }
 
