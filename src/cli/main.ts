@@ -1,5 +1,5 @@
 // cli/main.ts: the one program behind bin/: picks the personality from the command
-// name (postern, sendmail, mailq, postern-qgrep) and the mode flag, imports only that
+// name (postern, sendmail, mailq, newaliases, postern-qgrep) and the mode flag, imports only that
 // command, and turns errors into one sentence on stderr plus a sysexits status.
 import { basename } from 'node:path';
 import { CommandError, EX, usage } from '../core/exit.js';
@@ -62,6 +62,13 @@ function purpose(mode: string): string {
 }
 
 async function run(personality: string, argv: string[]): Promise<number> {
+  if (argv.includes('--help')) {
+    const { helpText, pageFor } = await import('./help.js');
+    out(helpText(pageFor(personality)));
+    return EX.OK;
+  }
+  // A satellite has no aliases to build (Exim's `-bi` with none): packages call it.
+  if (personality === 'newaliases' || argv.includes('-bi')) return EX.OK;
   const { file, rest } = takeConfigFlag(argv);
   if (personality === 'mailq') {
     const listing = rest.some((a) => a.startsWith('-bp')) ? rest : ['-bp', ...rest];

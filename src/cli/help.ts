@@ -1,0 +1,390 @@
+// cli/help.ts: the one source of postern's help: each page (a personality's usage, or
+// the configuration file's keys) as data, rendered as plain text for `--help` and as
+// roff for the man pages (man/generate.mjs writes man/*.5 and man/*.8 from it).
+
+export interface HelpSection {
+  title: string;
+  paras?: string[];
+  /** term, text: an option or a key and what it does */
+  items?: [string, string][];
+}
+
+export interface HelpPage {
+  name: string;
+  section: 5 | 8;
+  summary: string;
+  synopsis: string[];
+  sections: HelpSection[];
+}
+
+const VERSION = '0.1.0';
+
+const FILES: HelpSection = {
+  title: 'Files',
+  items: [
+    ['/etc/postern/postern.toml', 'the configuration (see postern.toml(5)); -C FILE or $POSTERN_CONFIG name another'],
+    ['/var/spool/postern', 'the spool (LMDB), the delivery lock and the control socket; mode 0700, the daemon user\'s'],
+    ['/var/spool/postern-maildrop', 'where sendmail leaves each message for the daemon to pick up (mode 1733)'],
+    ['/var/log/postern/mainlog', 'the main log, in Exim\'s format (mode 0640)'],
+  ],
+};
+
+const EXIT: HelpSection = {
+  title: 'Exit status',
+  items: [
+    ['0', 'success'],
+    ['1', 'an operation failed (an unknown message ID, a bad configuration)'],
+    ['64', 'a bad command line (EX_USAGE)'],
+    ['65', 'bad input, such as no recipients (EX_DATAERR)'],
+    ['75', 'the spool is unavailable: try again later (EX_TEMPFAIL)'],
+    ['77', 'not allowed: a queue command run by someone other than root and the daemon\'s user (EX_NOPERM)'],
+  ],
+};
+
+const SENDMAIL_OPTIONS: [string, string][] = [
+  ['-t', 'take the recipients from To:, Cc: and Bcc: (Bcc: is removed); addresses also named on the command line are removed from that list'],
+  ['-i, -oi', 'a line holding a single "." does not end the message'],
+  ['-f ADDR, -r ADDR', 'the envelope sender ("-f \'<>\'" for the null sender)'],
+  ['-F NAME', 'the full name for a generated From:'],
+  ['-odq', 'queue only: no delivery until a queue run'],
+  ['-bs', 'an SMTP session on stdin and stdout'],
+  ['-bp', 'list the queue, as mailq'],
+  ['-bi', 'rebuild the aliases: nothing to do (a satellite has none), exit 0'],
+  ['-odi, -odb, -bm, -oem, -oee, -oep, -oeq, -oew, -v, -U, -Am, -Ac, -B 8BITMIME', 'accepted, as other sendmail-compatible MTAs accept them'],
+];
+
+export const PAGES: Record<string, HelpPage> = {
+  postern: {
+    name: 'postern',
+    section: 8,
+    summary: 'satellite mail transfer agent: relays local mail to the smarthost, with Exim\'s commands',
+    synopsis: [
+      'postern [-C FILE] -bd [-qINTERVAL]',
+      'postern [-C FILE] -bp | -bpc | -bpr | -bpu [--json]',
+      'postern [-C FILE] -Mvh | -Mvb | -Mvl | -Mrm | -Mf | -Mt | -M | -Mg ID...',
+      'postern [-C FILE] -q | -qf | -qff',
+      'postern [-C FILE] -bt ADDR... | -bV | -bP [NAME...]',
+      'postern install | uninstall [--root DIR] [--dry-run]',
+      'postern [-C FILE] [sendmail options] [RECIPIENT...]',
+    ],
+    sections: [
+      {
+        title: 'Description',
+        paras: [
+          'postern is the small MTA each machine of a site runs: it takes mail from local programs (SMTP on loopback, and the sendmail command that cron, scripts and PHP call), keeps each message on disk until the smarthost has accepted it, and relays all of it there. It replaces Exim in Debian\'s satellite mode and keeps Exim\'s flags, queue listing and log lines.',
+          'One program answers to several names, picking its personality from the name it was called by: postern (Exim\'s flags), sendmail, mailq (postern -bp), newaliases (nothing to do), postern-qgrep (exiqgrep, see postern-qgrep(8)) and postern-exigrep (exigrep). With no mode flag, postern behaves as sendmail.',
+          'Every command finds its configuration at -C FILE, else $POSTERN_CONFIG, else /etc/postern/postern.toml, else the package\'s config/postern.toml. Every command works on the spool whether or not the daemon runs.',
+        ],
+      },
+      {
+        title: 'Daemon',
+        items: [
+          ['-bd', 'run the daemon in the foreground: the SMTP listeners of listen.smtp and the deliveries. It prints one line on stderr once it is ready. SIGHUP re-reads the configuration and reopens the main log, SIGUSR1 reopens the main log, SIGTERM stops (in-flight deliveries finish)'],
+          ['-qINTERVAL', 'with -bd: the longest a deferred message waits past its retry time for a look (-q15m); new mail goes out at once'],
+        ],
+      },
+      {
+        title: 'Queue commands',
+        paras: ['For root and the daemon\'s user only (others: exit 77). Per-message results go to stdout, as Exim prints them.'],
+        items: [
+          ['-bp', 'list the queue in Exim\'s format (as mailq); -bpc the number of messages, -bpr unsorted, -bpu undelivered recipients only; --json one object per line'],
+          ['-Mvh ID, -Mvb ID, -Mvl ID', 'print the message\'s headers, body, or its own delivery log'],
+          ['-Mrm ID...', 'remove, with no bounce'],
+          ['-Mf ID..., -Mt ID...', 'freeze, thaw'],
+          ['-M ID...', 'deliver now, ignoring retry times and the frozen state'],
+          ['-Mg ID...', 'give up: every undelivered recipient fails and the sender gets one bounce'],
+          ['-q, -qf, -qff', 'one queue run: the due messages; every unfrozen one; frozen ones too'],
+        ],
+      },
+      {
+        title: 'Information',
+        items: [
+          ['-bt ADDR...', 'how each address routes: router, transport and hosts in failover order'],
+          ['-bV', 'print the version and check the configuration'],
+          ['-bP [NAME...]', 'print the effective configuration, or the named settings (credentials never shown)'],
+          ['--help', 'print this usage'],
+        ],
+      },
+      {
+        title: 'Installing over Exim',
+        paras: [
+          'postern install writes /etc/postern/postern.toml (kept if it exists), importing Debian\'s Exim satellite settings (/etc/exim4/update-exim4.conf.conf, /etc/mailname, /etc/exim4/passwd.client) with one line printed per setting mapped and anything it cannot map named on stderr; creates the postern user and group, the spool and log folders; ships /etc/systemd/system/postern.service and /etc/logrotate.d/postern; and links /usr/sbin/sendmail, /usr/lib/sendmail, /usr/bin/mailq and /usr/bin/newaliases to postern, keeping what they pointed to. Mail still in Exim\'s queue is counted. postern uninstall puts the links back as they were and removes what install shipped, keeping the configuration, the spool and the log.',
+        ],
+        items: [
+          ['--root DIR', 'every path is taken inside DIR, and no user or group is created'],
+          ['--dry-run', 'print every step and change nothing'],
+        ],
+      },
+      { title: 'Sendmail options', paras: ['With no mode flag postern reads one message from stdin, as sendmail(8) does:'], items: SENDMAIL_OPTIONS },
+      FILES,
+      EXIT,
+      { title: 'See also', paras: ['postern.toml(5), postern-qgrep(8), postern-exigrep(8), exim(8)'] },
+    ],
+  },
+
+  sendmail: {
+    name: 'sendmail',
+    section: 8,
+    summary: 'submit one message to postern',
+    synopsis: ['sendmail [-C FILE] [options] [RECIPIENT...] < message'],
+    sections: [
+      {
+        title: 'Description',
+        paras: [
+          'Reads one message from stdin and leaves it in the maildrop for the postern daemon, synced to disk before it exits 0; it works whether or not the daemon runs. Without -f the sender is the caller\'s login at qualify_domain. Date:, Message-ID:, From: and a Received: line are added as Exim adds them.',
+        ],
+        items: SENDMAIL_OPTIONS,
+      },
+      EXIT,
+      { title: 'See also', paras: ['postern(8)'] },
+    ],
+  },
+
+  mailq: {
+    name: 'mailq',
+    section: 8,
+    summary: 'list postern\'s queue',
+    synopsis: ['mailq [-C FILE] [-bpc | -bpr | -bpu] [--json]'],
+    sections: [
+      {
+        title: 'Description',
+        paras: ['The same as postern -bp: the queue in Exim\'s format, oldest first: age, size, message ID, sender (and *** frozen ***), then one line per recipient, D marking the delivered ones.'],
+        items: [
+          ['-bpc', 'print the number of messages'],
+          ['-bpr', 'unsorted'],
+          ['-bpu', 'undelivered recipients only'],
+          ['--json', 'one JSON object per message'],
+        ],
+      },
+      EXIT,
+    ],
+  },
+
+  newaliases: {
+    name: 'newaliases',
+    section: 8,
+    summary: 'rebuild the aliases database (nothing to do for postern)',
+    synopsis: ['newaliases'],
+    sections: [{ title: 'Description', paras: ['A satellite has no aliases: local mail goes to the smarthost, whose aliases apply. newaliases (and sendmail -bi) does nothing and exits 0, so packages that call it after editing /etc/aliases keep working.'] }],
+  },
+
+  'postern-qgrep': {
+    name: 'postern-qgrep',
+    section: 8,
+    summary: 'select messages in postern\'s queue, as exiqgrep does',
+    synopsis: ['postern-qgrep [-C FILE] [selectors] [-c | -i | -b] [-R] [--json]'],
+    sections: [
+      {
+        title: 'Description',
+        paras: [
+          'Prints the queued messages that match every selector given, oldest first, in the format of postern -bp unless -c, -i or -b is given. With no selector every message matches, so "postern-qgrep -i | xargs postern -Mrm" empties the queue and "postern-qgrep -i -f \'<spam@\' | xargs postern -Mrm" removes one sender\'s mail. For root and the daemon\'s user only.',
+        ],
+      },
+      {
+        title: 'Selectors',
+        items: [
+          ['-f REGEX', 'the sender, matched case-insensitively against <address> with its angle brackets (so -f \'^<>$\' selects bounces)'],
+          ['-r REGEX', 'any undelivered recipient'],
+          ['-s REGEX', 'the size as -bp prints it'],
+          ['-y SECONDS', 'younger than'],
+          ['-o SECONDS', 'older than'],
+          ['-z', 'frozen only'],
+          ['-x', 'unfrozen only'],
+          ['-a', 'include delivered recipients'],
+        ],
+      },
+      {
+        title: 'Display',
+        items: [
+          ['-c', 'count only: "3 matches out of 7 messages"'],
+          ['-i', 'message IDs only, one a line'],
+          ['-b', 'brief: ID From: <sender> To: rcpt1;rcpt2'],
+          ['-R', 'newest first'],
+          ['--json', 'one JSON object per message'],
+          ['--help', 'print this usage'],
+        ],
+      },
+      EXIT,
+      { title: 'See also', paras: ['postern(8), exiqgrep(8)'] },
+    ],
+  },
+
+  'postern-exigrep': {
+    name: 'postern-exigrep',
+    section: 8,
+    summary: 'every main-log line of the messages that match, as exigrep does',
+    synopsis: ['postern-exigrep [-C FILE] [-l] [-I] [-v] PATTERN [FILE...]'],
+    sections: [
+      {
+        title: 'Description',
+        paras: [
+          'Searches postern\'s main log for lines matching PATTERN (a regular expression, case-insensitive) and prints every line of each message that has one, grouped per message, in the order the messages ended. Lines that belong to no message are printed when they match. Gzipped files (.gz) are read as they are. With no FILE it reads log.file and its rotations (mainlog.N, mainlog.N.gz and logrotate\'s dated names), oldest first. Answers "what happened to the mail I sent yesterday": postern-exigrep bob@example.org.',
+        ],
+        items: [
+          ['-l', 'PATTERN is a literal string, not a regular expression'],
+          ['-I', 'match case-sensitively'],
+          ['-v', 'print the messages that have no line matching'],
+          ['--help', 'print this usage'],
+        ],
+      },
+      {
+        title: 'Exit status',
+        items: [['0', 'something matched'], ['1', 'nothing matched, or a file could not be read'], ['64', 'a bad command line']],
+      },
+      { title: 'See also', paras: ['postern(8), exigrep(8)'] },
+    ],
+  },
+
+  'postern.toml': {
+    name: 'postern.toml',
+    section: 5,
+    summary: 'postern\'s configuration file',
+    synopsis: ['/etc/postern/postern.toml'],
+    sections: [
+      {
+        title: 'Description',
+        paras: [
+          'TOML, validated when read: an unknown key, a wrong type or a bad value is refused with the file, line and key named, and the daemon does not start. Relative paths are relative to the file\'s folder. Sizes take K, M or G ("50M"), durations s, m, h, d or w ("15m"). SIGHUP makes a running daemon read the file again; listeners, spool and log location change on restart.',
+        ],
+      },
+      {
+        title: 'Top-level keys',
+        items: [
+          ['hostname', 'the HELO name, used in Received: and Message-ID:; default: the machine\'s name'],
+          ['qualify_domain', 'appended to unqualified addresses (root becomes root@qualify_domain); default: hostname'],
+          ['user', 'the daemon\'s own user ("postern"): a daemon started as root binds its listeners, sets up the spool, maildrop and log for this user, then runs as it'],
+        ],
+      },
+      {
+        title: '[listen]',
+        items: [
+          ['smtp', 'SMTP listeners, "host:port" or "[v6]:port"; default ["127.0.0.1:25", "[::1]:25"]'],
+          ['relay_from', 'client networks that may relay; others get 550 5.7.1; default ["127.0.0.0/8", "::1/128"]'],
+          ['max_message_size', 'advertised as SIZE, larger messages get 552 5.3.4; default "50M"'],
+          ['max_recipients', 'more RCPTs get 452 4.5.3; default 1000'],
+          ['max_connections', 'more connections get 421; default 100'],
+          ['idle_timeout', 'a client silent this long gets 421 4.4.2; default "5m"'],
+          ['max_errors', '5xx replies in one session before 421 4.7.0 and the end of it; 0: no limit; default 20'],
+        ],
+      },
+      {
+        title: '[spool]',
+        items: [
+          ['directory', 'the LMDB spool, the delivery lock and the control socket (mode 0700); default "/var/spool/postern"'],
+          ['maildrop', 'the public drop folder of sendmail (mode 1733); default: directory + "-maildrop"'],
+        ],
+      },
+      {
+        title: '[smarthost]',
+        items: [
+          ['hosts', 'required: "host:port" list, tried in order (failover)'],
+          ['tls', '"none", "opportunistic" (STARTTLS when offered, not verified; the default), "required" (STARTTLS, verified against tls_ca_file and the host name) or "implicit" (TLS from the first byte, verified)'],
+          ['tls_ca_file', 'trust anchors for "required" and "implicit"; default: the system\'s'],
+          ['auth_user, auth_password_file', 'AUTH PLAIN or LOGIN, sent only inside TLS; the password is the file\'s first line, read at each connection'],
+          ['connections', 'parallel deliveries; default 4'],
+          ['timeout', 'inactivity limit per SMTP command; default "5m"'],
+        ],
+      },
+      {
+        title: '[retry]',
+        items: [
+          ['rules', 'Exim retry rules; default ["* * F,2h,15m; G,16h,1h,1.5; F,4d,6h"]'],
+          ['delay_warning', 'warn the sender after this long undelivered; [] turns warnings off; default ["24h"]'],
+          ['timeout_frozen_after', 'frozen messages older than this are cancelled; "0s" never; default "7d"'],
+          ['ignore_bounce_errors_after', 'a frozen bounce older than this gets one last try, then is discarded; "0s" never; default "2d"'],
+        ],
+      },
+      {
+        title: '[queue]',
+        items: [['active_limit', 'messages held in memory at once, whatever the queue\'s size; default 500']],
+      },
+      {
+        title: '[log]',
+        items: [
+          ['file', 'the main log; default "/var/log/postern/mainlog"'],
+          ['format', '"exim" (Exim\'s line formats, the default) or "json" (the same events as JSON lines)'],
+        ],
+      },
+      {
+        title: 'Example',
+        paras: [
+          'user = "postern"\nqualify_domain = "example.org"\n\n[smarthost]\nhosts = ["mail.example.org:587", "mail2.example.org:587"]\ntls = "required"\nauth_user = "web1"\nauth_password_file = "/etc/postern/smarthost.pass"',
+        ],
+      },
+      { title: 'See also', paras: ['postern(8)'] },
+    ],
+  },
+};
+
+/** The page a command name shows for --help (a personality's own, else postern's). */
+export function pageFor(personality: string): HelpPage {
+  return PAGES[personality] ?? (PAGES.postern as HelpPage);
+}
+
+function wrap(text: string, indent: number, width = 79): string {
+  const out: string[] = [];
+  for (const para of text.split('\n')) {
+    let line = '';
+    for (const word of para.split(' ')) {
+      if (line && indent + line.length + 1 + word.length > width) {
+        out.push(' '.repeat(indent) + line);
+        line = word;
+      } else line = line ? `${line} ${word}` : word;
+    }
+    out.push(' '.repeat(indent) + line);
+  }
+  return out.join('\n');
+}
+
+/** The plain-text usage `--help` prints. */
+export function helpText(page: HelpPage): string {
+  const parts = [`Usage: ${page.synopsis.join('\n       ')}`, '', wrap(`${page.name}: ${page.summary}.`, 0)];
+  for (const s of page.sections) {
+    parts.push('', `${s.title}:`);
+    for (const p of s.paras ?? []) parts.push(p.includes('\n') ? p.replace(/^/gm, '  ') : wrap(p, 2));
+    for (const [term, text] of s.items ?? []) {
+      if (term.length <= 20) {
+        const first = wrap(text, 24).slice(24);
+        parts.push(`  ${term.padEnd(22)}${first}`);
+      } else parts.push(`  ${term}`, wrap(text, 24));
+    }
+  }
+  return parts.join('\n') + '\n';
+}
+
+/** roff text: backslashes doubled, hyphens as \-, a leading . or ' protected. */
+function roff(text: string): string {
+  return text.replace(/\\/g, '\\e').replace(/-/g, '\\-').replace(/^([.'])/gm, '\\&$1');
+}
+
+/** The man page (man(7) macros) of a page. */
+export function manPage(page: HelpPage): string {
+  const lines = [
+    `.\\" Generated by man/generate.mjs from src/cli/help.ts: edit that, not this file.`,
+    `.TH ${roff(page.name.toUpperCase())} ${page.section} "" "postern ${VERSION}" "postern"`,
+    '.SH NAME',
+    `${roff(page.name)} \\- ${roff(page.summary)}`,
+    '.SH SYNOPSIS',
+  ];
+  page.synopsis.forEach((s, i) => {
+    if (i > 0) lines.push('.br');
+    lines.push(`.B ${roff(s)}`);
+  });
+  for (const s of page.sections) {
+    lines.push(`.SH ${roff(s.title.toUpperCase())}`);
+    for (const p of s.paras ?? []) {
+      if (p.includes('\n')) lines.push('.PP', '.nf', ...p.split('\n').map(roff), '.fi');
+      else lines.push('.PP', roff(p));
+    }
+    for (const [term, text] of s.items ?? []) lines.push('.TP', `.B ${roff(term)}`, roff(text));
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** The man pages the package installs: file name and page. */
+export const MAN_PAGES: [string, HelpPage][] = [
+  ['postern.8', PAGES.postern as HelpPage],
+  ['postern.toml.5', PAGES['postern.toml'] as HelpPage],
+  ['postern-qgrep.8', PAGES['postern-qgrep'] as HelpPage],
+  ['postern-exigrep.8', PAGES['postern-exigrep'] as HelpPage],
+];
