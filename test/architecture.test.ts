@@ -13,6 +13,7 @@ const ALLOWED: Record<string, string[]> = {
   transports: ['core'],
   log: ['core'],
   bounce: ['core'],
+  config: ['core'],
 };
 
 function imports(folder: string): { file: string; target: string }[] {
@@ -32,6 +33,11 @@ describe('module boundaries', () => {
       expect(crossing).toEqual([]);
     });
   }
+
+  it('config/load.ts and config/validate.ts do not import each other in a circle', () => {
+    const validate = readFileSync(join(SRC, 'config/validate.ts'), 'utf8');
+    expect(validate).not.toMatch(/from '\.\/load\.js'|import\('\.\/load\.js'\)/);
+  });
 
   it('the sendmail path does not load yargs, smtp-server, nodemailer or p-queue', () => {
     const text = readFileSync(join(SRC, 'receive/sendmail.ts'), 'utf8') + readFileSync(join(SRC, 'receive/cleanup.ts'), 'utf8');

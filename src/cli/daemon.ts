@@ -19,7 +19,6 @@ import { LocalServer } from '../receive/local-server.js';
 import { VERSION } from '../receive/cleanup.js';
 import { Router } from '../router/router.js';
 import { Scheduler, type SchedulerSettings } from '../scheduler/scheduler.js';
-import { parseRetryRules } from '../scheduler/retry-rules.js';
 import { LmdbSpool, SpoolUnavailable } from '../spool/lmdb-spool.js';
 import { MessageIdGenerator } from '../spool/message-id.js';
 import { SpaceReserve } from '../spool/reserve.js';
@@ -47,7 +46,7 @@ export function schedulerSettings(config: Config): SchedulerSettings {
   return {
     router: new Router(config.smarthost.hosts),
     transport: buildTransport(config),
-    retryRules: parseRetryRules(config.retry.rules),
+    retryRules: config.retry.rules,
     timeoutFrozenAfter: config.retry.timeout_frozen_after,
     ignoreBounceErrorsAfter: config.retry.ignore_bounce_errors_after,
     delayWarning: config.retry.delay_warning,

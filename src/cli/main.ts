@@ -1,5 +1,5 @@
 // cli/main.ts: the one program behind bin/: picks the personality from the command
-// name (postern, sendmail, mailq, newaliases, postern-qgrep) and the mode flag, imports only that
+// name (postern, sendmail, mailq, newaliases, postern-qgrep, postern-exigrep) and the mode flag, imports only that
 // command, and turns errors into one sentence on stderr plus a sysexits status.
 import { basename } from 'node:path';
 import { CommandError, EX, usage } from '../core/exit.js';
@@ -73,6 +73,12 @@ async function run(personality: string, argv: string[]): Promise<number> {
   if (personality === 'mailq') {
     const listing = rest.some((a) => a.startsWith('-bp')) ? rest : ['-bp', ...rest];
     return run('postern', [...listing, ...(file ? ['-C', file] : [])]);
+  }
+  if (personality === 'postern-exigrep') {
+    const { exigrep, logFiles, parseExigrepArgs } = await import('./exigrep.js');
+    const args = parseExigrepArgs(rest);
+    const files = args.files.length ? args.files : logFiles((await config(file)).log.file);
+    return exigrep(args, files, out);
   }
   if (personality === 'postern-qgrep') {
     const { qgrep } = await import('./qgrep.js');

@@ -10,12 +10,14 @@ import { chmodSync, closeSync, constants, existsSync, fstatSync, mkdirSync, open
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'smol-toml';
+import { ConfigError } from './errors.js';
 import type { Config } from './schema.js';
 
-export class ConfigError extends Error {}
+export { ConfigError };
 
 const PACKAGE_DEFAULT = resolve(dirname(fileURLToPath(import.meta.url)), '../../config/postern.toml');
-const CACHE_VERSION = 2;
+// 3: retry.rules are parsed values.
+const CACHE_VERSION = 3;
 
 export function findConfigFile(explicit?: string): string {
   if (explicit) return resolve(explicit);

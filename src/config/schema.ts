@@ -2,6 +2,7 @@
 // Config type is derived from it; units ("50M", "15m") are turned into numbers here
 // so the rest of postern only sees bytes and milliseconds.
 import { z } from 'zod';
+import type { RetryRule } from '../core/retry-rules.js';
 import { parseDuration, parseSize } from '../core/units.js';
 
 export { parseDuration, parseSize };
@@ -88,10 +89,11 @@ export const configSchema = z.strictObject({
 
 export type RawConfig = z.output<typeof configSchema>;
 
-/** The effective configuration: schema output plus the derived values. */
-export interface Config extends RawConfig {
+/** The effective configuration: schema output plus the derived values; retry rules parsed. */
+export interface Config extends Omit<RawConfig, 'retry'> {
   file: string;
   hostname: string;
   qualify_domain: string;
   spool: { directory: string; maildrop: string };
+  retry: Omit<RawConfig['retry'], 'rules'> & { rules: RetryRule[] };
 }

@@ -6,8 +6,8 @@ import { hostname as osHostname } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { configSchema, type Config } from './schema.js';
-import { ConfigError } from './load.js';
-import { parseRetryRules } from '../scheduler/retry-rules.js';
+import { ConfigError } from './errors.js';
+import { parseRetryRules, type RetryRule } from '../core/retry-rules.js';
 
 /** Each `key = value` line of a TOML text with the full dotted path it sets, and each table header. */
 function keyLines(text: string): { path: string; line: number; header: boolean }[] {
@@ -86,8 +86,10 @@ export function parseConfig(text: string, file: string): Config {
     const line = lineOfKey(text, path);
     throw new ConfigError(`configuration error in ${file}${line ? ` line ${line}` : ''}: ${path.join('.')}: ${msg}`);
   };
+  // Parsed once, here: the configuration carries the rules as values.
+  let rules: RetryRule[] = [];
   try {
-    parseRetryRules(c.retry.rules);
+    rules = parseRetryRules(c.retry.rules);
   } catch (err) {
     fail(['retry', 'rules'], (err as Error).message);
   }
@@ -103,6 +105,7 @@ export function parseConfig(text: string, file: string): Config {
     qualify_domain: c.qualify_domain ?? hostname,
     spool: { directory: abs(c.spool.directory), maildrop: abs(c.spool.maildrop ?? `${c.spool.directory.replace(/\/+$/, '')}-maildrop`) },
     log: { ...c.log, file: abs(c.log.file) },
+    retry: { ...c.retry, rules },
     smarthost: {
       ...c.smarthost,
       ...(c.smarthost.tls_ca_file !== undefined ? { tls_ca_file: abs(c.smarthost.tls_ca_file) } : {}),

@@ -15,7 +15,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'postern-help-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('--help', () => {
-  for (const name of ['postern', 'sendmail', 'mailq', 'postern-qgrep', 'newaliases']) {
+  for (const name of ['postern', 'sendmail', 'mailq', 'postern-qgrep', 'newaliases', 'postern-exigrep']) {
     it(`${name} --help prints its usage and exits 0`, async () => {
       const r = await runCommand(name, ['--help'], { env: { POSTERN_CONFIG: '/nonexistent/postern.toml' } });
       expect(r.stderr).toBe('');

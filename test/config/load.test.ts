@@ -6,6 +6,7 @@ import { hostname as osHostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { parseRetryRules } from '../../src/core/retry-rules.js';
 import { parseConfig } from '../../src/config/validate.js';
 
 const FILE = '/etc/postern/postern.toml';
@@ -55,7 +56,7 @@ describe('parseConfig: a valid file', () => {
       connections: 4,
       timeout: 300_000,
     });
-    expect(c.retry).toEqual({ rules: ['* * F,2h,15m; G,16h,1h,1.5; F,4d,6h'], delay_warning: [86_400_000],
+    expect(c.retry).toEqual({ rules: parseRetryRules(['* * F,2h,15m; G,16h,1h,1.5; F,4d,6h']), delay_warning: [86_400_000],
       timeout_frozen_after: 7 * 86_400_000, ignore_bounce_errors_after: 2 * 86_400_000 });
     expect(c.queue).toEqual({ active_limit: 500 });
     expect(c.log).toEqual({ file: '/var/log/postern/mainlog', format: 'exim' });
@@ -390,7 +391,7 @@ describe.skipIf(process.getuid?.() !== 0)('the validated-configuration copy in t
       const real = await loadConfig(file);
       const copy = join(drop, '.config.cache.json');
       const stored = JSON.parse(readFileSync(copy, 'utf8')) as { hash: string };
-      expect(stored.hash).toBe(createHash('sha256').update(`2\0${file}\0${text}`).digest('hex'));
+      expect(stored.hash).toBe(createHash('sha256').update(`3\0${file}\0${text}`).digest('hex'));
       rmSync(join(dir, 'spool/config.cache.json'));
       const forged = JSON.stringify({ hash: stored.hash, config: { ...real, log: { ...real.log, file: '/tmp/forged-log' } } });
       // Root's own copy is believed (so the hash above is the one load.ts checks)...
