@@ -44,6 +44,18 @@ describe('bounces', () => {
     await p.waitForLog(new RegExp(`${bounceId} Completed`));
   });
 
+  it("carries the hub's enhanced code: a 550 5.1.1 gives Status: 5.1.1 and the reply as Diagnostic-Code", async () => {
+    sink.behaviour.rcpt = (a) => (a.startsWith('bad') ? '550 5.1.1 <bad@example.org>: Recipient address rejected' : undefined);
+    await p.start();
+    const id = (await sendOne(p.port, 'app@example.org', ['ok@example.org', 'bad@example.org'], 'Subject: exact\n\nx\n')).slice(-16);
+    await sink.waitFor(2);
+    const d = sink.messages.find((m) => m.from === '')!.data;
+    expect(d).toMatch(/^Action: failed\r\nFinal-Recipient: rfc822;bad@example\.org\r\nStatus: 5\.1\.1\r\nRemote-MTA: dns; 127\.0\.0\.1\r\n/m);
+    expect(d).toContain('Diagnostic-Code: smtp; 550 5.1.1 <bad@example.org>: Recipient address rejected\r\n');
+    expect(p.log()).toContain(`${id} ** bad@example.org R=smarthost T=remote_smtp H=127.0.0.1 [127.0.0.1]:${sink.port}: ` +
+      'SMTP error from remote mail server after RCPT TO:<bad@example.org>: 550 5.1.1 <bad@example.org>: Recipient address rejected');
+  });
+
   it('warns the sender when a message waits past delay_warning', async () => {
     const fs = await import('node:fs');
     fs.writeFileSync(p.config, fs.readFileSync(p.config, 'utf8') + '[retry]\ndelay_warning = ["1s"]\n');

@@ -13,8 +13,11 @@ export interface Received {
 }
 
 export interface SinkBehaviour {
-  /** Reply for a recipient: undefined accepts; a number rejects with that code. */
-  rcpt?: (address: string) => number | undefined;
+  /**
+   * Reply for a recipient: undefined accepts; a number rejects with that code; a string
+   * is the whole reply ("550 5.1.1 no such user").
+   */
+  rcpt?: (address: string) => number | string | undefined;
   mail?: (address: string) => number | undefined;
   /** Reply after the data: undefined accepts. */
   data?: (msg: Received) => number | undefined;
@@ -45,6 +48,7 @@ export class Sink {
       },
       onRcptTo: (a: { address: string }, _s: SMTPServerSession, cb: (e?: Error) => void) => {
         const code = this.behaviour.rcpt?.(a.address);
+        if (typeof code === 'string') return this.later(() => cb(err(Number(code.slice(0, 3)), code.slice(4))));
         this.later(() => cb(code ? err(code, code >= 500 ? 'unknown user' : 'try again later') : undefined));
       },
       onData: (stream: NodeJS.ReadableStream, session: SMTPServerSession, cb: (e?: Error | null, m?: string) => void) => {
