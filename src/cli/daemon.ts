@@ -230,6 +230,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   process.on('SIGUSR1', () => log.reopen());
   // Ready only now that every signal has its handler: a TERM right after this line is a clean stop.
   process.stderr.write(`postern: ready, listening for SMTP on ${bound.join(' ')}\n`);
+  (await import('./sd-notify.js')).notifyReady((m) => process.stderr.write(`postern: ${m}\n`));
   const reload = async () => {
     log.reopen();
     try {

@@ -69,6 +69,10 @@ async function run(personality: string, argv: string[]): Promise<number> {
   }
   // A satellite has no aliases to build (Exim's `-bi` with none): packages call it.
   if (personality === 'newaliases' || argv.includes('-bi')) return EX.OK;
+  if (personality === 'postern' && (argv[0] === 'install' || argv[0] === 'uninstall')) {
+    const { install, uninstall } = await import('./install.js');
+    return (argv[0] === 'install' ? install : uninstall)(argv.slice(1), out, err);
+  }
   const { file, rest } = takeConfigFlag(argv);
   if (personality === 'mailq') {
     const listing = rest.some((a) => a.startsWith('-bp')) ? rest : ['-bp', ...rest];

@@ -1,0 +1,291 @@
+// cli/install.ts: `postern install` / `postern uninstall` [--root DIR] [--dry-run]: makes
+// postern the machine's MTA over Exim as SPEC's "Installing over Exim" says (the
+// configuration imported by exim-import.ts, the user, folders, unit, logrotate snippet,
+// and the sendmail/mailq/newaliases links, what they pointed to kept in
+// /var/lib/postern/install.json), and undoes it. Every step is printed; --dry-run only
+// prints them. The commands run postern through /usr/sbin/postern, a shell wrapper
+// naming node's absolute path, so they work under cron's PATH or `env -i`.
+import { spawnSync } from 'node:child_process';
+import {
+  chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync,
+} from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseConfig } from '../config/validate.js';
+import { EX, failure, noPermission, usage } from '../core/exit.js';
+import { groupByName, userByName } from '../core/users.js';
+import { CONFIG_PATHS, importExim } from './exim-import.js';
+
+const PACKAGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const WRAPPER = '/usr/sbin/postern';
+const WRAPPER_MARK = '# postern-wrapper';
+const STATE = '/var/lib/postern/install.json';
+const UNIT = '/etc/systemd/system/postern.service';
+const LOGROTATE = '/etc/logrotate.d/postern';
+
+/** The links install makes, and where each points (relative, so they also work inside --root). */
+export const LINKS: [string, string][] = [
+  ['/usr/sbin/sendmail', 'postern'],
+  ['/usr/lib/sendmail', '../sbin/postern'],
+  ['/usr/bin/mailq', '../sbin/postern'],
+  ['/usr/bin/newaliases', '../sbin/postern'],
+  ['/usr/sbin/postern-qgrep', 'postern'],
+  ['/usr/sbin/postern-exigrep', 'postern'],
+];
+
+type Before = { type: 'none' } | { type: 'symlink'; target: string } | { type: 'file'; saved: string };
+interface State {
+  links: { path: string; target: string; before: Before }[];
+  created: string[];
+}
+
+interface Options {
+  root: string;
+  dryRun: boolean;
+}
+
+export function parseInstallArgs(argv: string[]): Options {
+  let root = '/';
+  let dryRun = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--dry-run' || a === '-n') dryRun = true;
+    else if (a === '--root') {
+      const v = argv[++i];
+      if (v === undefined) throw usage('--root needs a folder');
+      root = resolve(v);
+    } else if (a.startsWith('--root=')) root = resolve(a.slice(7));
+    else throw usage(`unknown option ${a}`);
+  }
+  return { root, dryRun };
+}
+
+/** The wrapper's text: node named absolutely; the name called picks the personality. */
+export function wrapperText(node = process.execPath, pkg = PACKAGE_DIR): string {
+  const sh = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  return `#!/bin/sh
+${WRAPPER_MARK}: runs postern with an absolute interpreter, so sendmail, mailq and
+# newaliases work under cron's PATH or env -i. Written by \`postern install\`; the name
+# it is called by (a link to it) picks the personality.
+name=\${0##*/}
+[ -f ${sh(pkg)}/bin/"$name" ] || name=postern
+exec ${sh(node)} ${sh(pkg)}/bin/"$name" "$@"
+`;
+}
+
+interface Step {
+  text: string;
+  run: () => void;
+}
+
+class Plan {
+  readonly steps: Step[] = [];
+  add(text: string, run: () => void = () => {}): void {
+    this.steps.push({ text, run });
+  }
+  exec(dryRun: boolean, out: (s: string) => void): void {
+    for (const s of this.steps) {
+      out(`${dryRun ? 'would ' : ''}${s.text}\n`);
+      if (!dryRun) s.run();
+    }
+  }
+}
+
+function lstat(path: string) {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function requireRoot(o: Options, what: string): void {
+  if (o.root === '/' && (process.geteuid?.() ?? 0) !== 0) throw noPermission(`only root may ${what} (or name a folder with --root DIR)`);
+}
+
+/** Files of Exim's queue (one -H file a message), as `exim -bpc` would count them. */
+function eximQueue(root: string): number {
+  const input = join(root, '/var/spool/exim4/input');
+  let n = 0;
+  const walk = (dir: string, depth: number) => {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      if (name.endsWith('-H')) n++;
+      else if (depth === 0 && name.length === 1) walk(join(dir, name), 1); // split_spool_directory
+    }
+  };
+  walk(input, 0);
+  return n;
+}
+
+export function install(argv: string[], out: (s: string) => void, err: (s: string) => void): number {
+  const o = parseInstallArgs(argv);
+  requireRoot(o, 'install postern as the machine\'s MTA');
+  const at = (p: string) => join(o.root, p);
+  const plan = new Plan();
+  const rootDir = o.root !== '/';
+  if (rootDir) out(`installing into ${o.root}: every path below is inside it, and no user or group is created\n`);
+
+  const installedWrapper = lstat(at(WRAPPER));
+  if (installedWrapper && !readFileSync(at(WRAPPER), 'utf8').includes(WRAPPER_MARK)) {
+    throw failure(`${WRAPPER} exists and is not postern install's (the Debian package's?): remove that package first`);
+  }
+  const statePath = at(STATE);
+  const previous: State | undefined = existsSync(statePath) ? JSON.parse(readFileSync(statePath, 'utf8')) as State : undefined;
+  const state: State = previous ?? { links: [], created: [] };
+
+  // 1. The configuration, imported from Exim's.
+  const imported = importExim(o.root);
+  if (imported.found) out('importing Debian\'s Exim settings (/etc/exim4/update-exim4.conf.conf):\n');
+  for (const m of imported.mapped) out(`  ${m}\n`);
+  for (const u of imported.unmapped) err(`postern install: not mapped: ${u}\n`);
+  const queued = eximQueue(o.root);
+  if (queued > 0) err(`postern install: Exim's queue still holds ${queued} message${queued === 1 ? '' : 's'}: deliver ${queued === 1 ? 'it' : 'them'} first with \`exim4 -qff\` (until \`exim4 -bpc\` says 0) before switching, or they stay in /var/spool/exim4\n`);
+
+  // 2. The user and group.
+  let owner = userByName('postern', at('/etc/passwd'));
+  if (rootDir) {
+    if (!owner) out('not creating the postern user and group (--root): make them in that system, and give them the spool, maildrop and log folders\n');
+  } else if (!owner) {
+    plan.add('create the system user and group postern (home /var/spool/postern, no login)', () => {
+      const r = spawnSync('useradd', ['--system', '--user-group', '--home-dir', CONFIG_PATHS.spool, '--no-create-home', '--shell', '/usr/sbin/nologin', '--comment', 'postern MTA', 'postern'], { encoding: 'utf8' });
+      if (r.status !== 0) throw failure(`useradd postern failed: ${(r.stderr || r.error?.message || '').trim()}`);
+      owner = userByName('postern', at('/etc/passwd'));
+    });
+  }
+  const chown = (path: string, group?: number) => {
+    if (owner) chownSync(path, owner.uid, group ?? owner.gid);
+  };
+
+  const conf = at(CONFIG_PATHS.conf);
+  if (existsSync(conf)) out(`keeping ${CONFIG_PATHS.conf} as it is (the imported settings above are not written)\n`);
+  else {
+    parseConfig(imported.toml, CONFIG_PATHS.conf); // never write a file postern would refuse
+    plan.add(`write ${CONFIG_PATHS.conf}`, () => {
+      mkdirSync(dirname(conf), { recursive: true, mode: 0o755 });
+      writeFileSync(conf, imported.toml, { mode: 0o644, flag: 'wx' });
+    });
+    if (imported.password !== undefined) {
+      const pass = at(CONFIG_PATHS.password);
+      plan.add(`write ${CONFIG_PATHS.password} (0600, the postern user's)`, () => {
+        rmSync(pass, { force: true });
+        writeFileSync(pass, `${imported.password}\n`, { mode: 0o600, flag: 'wx' });
+        chown(pass);
+      });
+    }
+  }
+
+  // 3. Folders, with their owners and modes (the privilege model).
+  const adm = groupByName('adm', at('/etc/group'));
+  for (const [path, mode, group] of [
+    [CONFIG_PATHS.spool, 0o700, undefined], [CONFIG_PATHS.maildrop, 0o1733, undefined], [CONFIG_PATHS.logDir, 0o2750, adm],
+  ] as const) {
+    const full = at(path);
+    plan.add(`make ${path} (mode ${mode.toString(8).padStart(4, '0')}${rootDir && !owner ? ', root\'s' : ', the postern user\'s'}${group !== undefined ? ', group adm' : ''})`, () => {
+      mkdirSync(full, { recursive: true, mode: 0o755 });
+      chown(full, group);
+      chmodSync(full, mode);
+    });
+  }
+
+  // 4. The unit and the logrotate snippet.
+  for (const [path, source] of [[UNIT, 'config/postern.service'], [LOGROTATE, 'config/postern.logrotate']] as const) {
+    plan.add(`ship ${path}`, () => {
+      mkdirSync(dirname(at(path)), { recursive: true, mode: 0o755 });
+      writeFileSync(at(path), readFileSync(join(PACKAGE_DIR, source)), { mode: 0o644 });
+      if (!state.created.includes(path)) state.created.push(path);
+    });
+  }
+
+  // 5. The wrapper and the links, keeping what each pointed to.
+  plan.add(`write ${WRAPPER} (runs ${process.execPath} ${join(PACKAGE_DIR, 'bin')}/NAME)`, () => {
+    mkdirSync(dirname(at(WRAPPER)), { recursive: true, mode: 0o755 });
+    writeFileSync(at(WRAPPER), wrapperText(), { mode: 0o755 });
+    chmodSync(at(WRAPPER), 0o755);
+    if (!state.created.includes(WRAPPER)) state.created.push(WRAPPER);
+  });
+  for (const [path, target] of LINKS) {
+    const full = at(path);
+    const st = lstat(full);
+    const ours = st?.isSymbolicLink() && readlinkSync(full) === target;
+    if (ours && state.links.some((l) => l.path === path)) {
+      out(`${path} already points to postern\n`);
+      continue;
+    }
+    const before: Before = !st ? { type: 'none' } : st.isSymbolicLink() ? { type: 'symlink', target: readlinkSync(full) }
+      : { type: 'file', saved: `/var/lib/postern/saved${path}` };
+    const was = before.type === 'none' ? 'new' : before.type === 'symlink' ? `was -> ${before.target}` : `the file there saved as ${before.saved}`;
+    plan.add(`link ${path} -> ${target} (${was})`, () => {
+      mkdirSync(dirname(full), { recursive: true, mode: 0o755 });
+      if (before.type === 'file') {
+        mkdirSync(dirname(at(before.saved)), { recursive: true, mode: 0o700 });
+        renameSync(full, at(before.saved));
+      }
+      const tmp = `${full}.postern-new`;
+      rmSync(tmp, { force: true });
+      symlinkSync(target, tmp);
+      renameSync(tmp, full); // the name is never missing: cron's sendmail keeps working
+      state.links.push({ path, target, before });
+    });
+  }
+  plan.add(`record what the links pointed to in ${STATE}`, () => {
+    mkdirSync(dirname(statePath), { recursive: true, mode: 0o755 });
+    writeFileSync(statePath, JSON.stringify(state, null, 2) + '\n', { mode: 0o644 });
+  });
+
+  const systemd = !rootDir && existsSync('/run/systemd/system');
+  if (systemd) plan.add('reload systemd (systemctl daemon-reload)', () => spawnSync('systemctl', ['daemon-reload'], { stdio: 'ignore' }));
+
+  plan.exec(o.dryRun, out);
+  if (!o.dryRun) {
+    out(`done. Next: check ${CONFIG_PATHS.conf}, then \`systemctl disable --now exim4\` and \`systemctl enable --now postern\`\n`);
+  }
+  return EX.OK;
+}
+
+export function uninstall(argv: string[], out: (s: string) => void, err: (s: string) => void): number {
+  const o = parseInstallArgs(argv);
+  requireRoot(o, 'uninstall postern');
+  const at = (p: string) => join(o.root, p);
+  const statePath = at(STATE);
+  if (!existsSync(statePath)) throw failure(`postern install's record ${STATE} is missing: nothing to undo`);
+  const state = JSON.parse(readFileSync(statePath, 'utf8')) as State;
+  const plan = new Plan();
+  if (o.root !== '/') out(`uninstalling from ${o.root}\n`);
+
+  if (o.root === '/' && existsSync('/run/systemd/system')) {
+    plan.add('stop and disable postern (systemctl disable --now postern)', () => spawnSync('systemctl', ['disable', '--now', 'postern'], { stdio: 'ignore' }));
+  }
+  for (const l of [...state.links].reverse()) {
+    const full = at(l.path);
+    const st = lstat(full);
+    if (!(st?.isSymbolicLink() && readlinkSync(full) === l.target)) {
+      err(`postern uninstall: ${l.path} no longer points to postern: left as it is\n`);
+      continue;
+    }
+    const b = l.before;
+    const what = b.type === 'none' ? 'remove' : b.type === 'symlink' ? `point it back to ${b.target}` : `put back the file saved as ${b.saved}`;
+    plan.add(`${l.path}: ${what}`, () => {
+      if (b.type === 'none') rmSync(full);
+      else if (b.type === 'symlink') {
+        const tmp = `${full}.postern-old`;
+        rmSync(tmp, { force: true });
+        symlinkSync(b.target, tmp);
+        renameSync(tmp, full);
+      } else renameSync(at(b.saved), full);
+    });
+  }
+  for (const path of state.created) plan.add(`remove ${path}`, () => rmSync(at(path), { force: true }));
+  plan.add(`remove ${STATE}`, () => {
+    rmSync(statePath);
+    rmSync(at('/var/lib/postern/saved'), { recursive: true, force: true });
+  });
+  plan.exec(o.dryRun, out);
+  out(`kept: ${CONFIG_PATHS.conf}, the spool ${CONFIG_PATHS.spool} and ${CONFIG_PATHS.maildrop} (mail still queued there is not sent by anyone now), the log ${CONFIG_PATHS.logDir} and the postern user\n`);
+  return EX.OK;
+}

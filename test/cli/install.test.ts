@@ -1,0 +1,211 @@
+// test/cli/install.test.ts: `postern install` / `uninstall` on a throwaway --root folder
+// holding a fake Debian Exim satellite (update-exim4.conf.conf, mailname,
+// email-addresses, passwd.client, Exim's links and queue): the mapping printed, what is
+// not mapped named on stderr, the queue counted, --dry-run changing nothing, the
+// written configuration valid, the links keeping what they pointed to; mail sent by the
+// installed /usr/sbin/sendmail under `env -i` (cron's style of call) reaching a sink
+// through the imported smarthost; uninstall leaving Exim's links as they were.
+import { spawnSync } from 'node:child_process';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/validate.js';
+import { Instance, runCommand, waitUntil } from '../helpers/postern.js';
+import { Sink } from '../helpers/sink.js';
+
+let root: string;
+
+/** Every path under root with its kind, mode and link target: the tree's fingerprint. */
+function tree(dir = root): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      const st = lstatSync(p);
+      const rel = relative(root, p);
+      if (st.isSymbolicLink()) out.push(`${rel} -> ${readlinkSync(p)}`);
+      else if (st.isDirectory()) {
+        out.push(`${rel}/ ${(st.mode & 0o7777).toString(8)}`);
+        walk(p);
+      } else out.push(`${rel} ${(st.mode & 0o7777).toString(8)} ${readFileSync(p, 'utf8').length}`);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+function write(path: string, text: string): void {
+  mkdirSync(join(root, path, '..'), { recursive: true });
+  writeFileSync(join(root, path), text);
+}
+
+/** A Debian Exim satellite as dpkg-reconfigure exim4-config leaves it. */
+function eximSatellite(smarthost: string): void {
+  write('/etc/exim4/update-exim4.conf.conf', `# /etc/exim4/update-exim4.conf.conf
+dc_eximconfig_configtype='satellite'
+dc_other_hostnames=''
+dc_local_interfaces='127.0.0.1 ; ::1'
+dc_readhost='example.org'
+dc_relay_domains=''
+dc_minimaldns='false'
+dc_relay_nets='192.168.1.0/24'
+dc_smarthost='${smarthost}'
+CFILEMODE='644'
+dc_use_split_config='false'
+dc_hide_mailname='true'
+dc_mailname_in_oh='true'
+dc_localdelivery='mail_spool'
+`);
+  write('/etc/mailname', 'web1.example.org\n');
+  write('/etc/email-addresses', '# comment\nroot: ops@example.org\n');
+  write('/usr/sbin/exim4', '#!/bin/sh\n');
+  symlinkSync('exim4', join(root, '/usr/sbin/sendmail'));
+  mkdirSync(join(root, '/usr/lib'), { recursive: true });
+  symlinkSync('../sbin/sendmail', join(root, '/usr/lib/sendmail'));
+  mkdirSync(join(root, '/usr/bin'), { recursive: true });
+  symlinkSync('../sbin/exim4', join(root, '/usr/bin/mailq'));
+  symlinkSync('../sbin/exim4', join(root, '/usr/bin/newaliases'));
+  write('/var/spool/exim4/input/1xVME4-0001HS-0Y-H', 'h');
+  write('/var/spool/exim4/input/1xVME4-0001HS-0Y-D', 'd');
+  write('/var/spool/exim4/input/A/1xVMEA-0001HS-0Y-H', 'h');
+}
+
+const postern = (args: string[]) => runCommand('postern', args);
+
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), 'postern-install-'));
+});
+afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+describe('postern install --root', () => {
+  it('--dry-run prints every step and changes nothing', async () => {
+    eximSatellite('mail.example.org::587;mail2.example.org');
+    const before = tree();
+    const r = await postern(['install', '--root', root, '--dry-run']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('no user or group is created');
+    expect(r.stdout).toContain('would write /etc/postern/postern.toml');
+    expect(r.stdout).toContain('would link /usr/sbin/sendmail -> postern (was -> exim4)');
+    expect(r.stdout).toContain('would ship /etc/systemd/system/postern.service');
+    expect(tree()).toEqual(before);
+  });
+
+  it('imports the Exim satellite, names what it cannot map, counts Exim\'s queue, and uninstall restores the links', async () => {
+    eximSatellite('mail.example.org::587;mail2.example.org');
+    write('/etc/exim4/passwd.client', '# host:login:password\n*.example.org:web1:s3cr:et\nother.test:x:y\n');
+    const before = tree();
+    const r = await postern(['install', '--root', root]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`dc_smarthost='mail.example.org::587;mail2.example.org': smarthost.hosts = ["mail.example.org:587", "mail2.example.org:25"]`);
+    expect(r.stdout).toContain(`dc_local_interfaces='127.0.0.1 ; ::1': listen.smtp = ["127.0.0.1:25", "[::1]:25"]`);
+    expect(r.stdout).toContain(`dc_relay_nets='192.168.1.0/24': listen.relay_from = ["127.0.0.0/8", "::1/128", "192.168.1.0/24"] (loopback kept)`);
+    expect(r.stdout).toContain('/etc/mailname: qualify_domain = "web1.example.org"');
+    expect(r.stdout).toContain('/etc/exim4/passwd.client (*.example.org): smarthost.auth_user = "web1"');
+    expect(r.stderr).toContain(`not mapped: dc_readhost='example.org' and dc_hide_mailname='true'`);
+    expect(r.stderr).toContain('not mapped: /etc/email-addresses');
+    expect(r.stderr).toContain('entries for other.test not used');
+    expect(r.stderr).toContain('Exim\'s queue still holds 2 messages: deliver them first with `exim4 -qff`');
+
+    const toml = readFileSync(join(root, '/etc/postern/postern.toml'), 'utf8');
+    const c = parseConfig(toml, '/etc/postern/postern.toml');
+    expect(c.user).toBe('postern');
+    expect(c.qualify_domain).toBe('web1.example.org');
+    expect(c.smarthost.hosts).toEqual([{ name: 'mail.example.org', port: 587 }, { name: 'mail2.example.org', port: 25 }]);
+    expect(c.smarthost.auth_user).toBe('web1');
+    expect(c.listen.relay_from).toEqual(['127.0.0.0/8', '::1/128', '192.168.1.0/24']);
+    expect(toml).toContain('# readhost = "example.org"');
+    expect(toml).toContain('# email_addresses = "/etc/email-addresses"');
+    const pass = join(root, '/etc/postern/smarthost.pass');
+    expect(readFileSync(pass, 'utf8')).toBe('s3cr:et\n');
+    expect(statSync(pass).mode & 0o777).toBe(0o600);
+    expect(statSync(join(root, '/var/spool/postern')).mode & 0o7777).toBe(0o700);
+    expect(statSync(join(root, '/var/spool/postern-maildrop')).mode & 0o7777).toBe(0o1733);
+    expect(readFileSync(join(root, '/etc/systemd/system/postern.service'), 'utf8')).toContain('User=postern');
+    expect(readFileSync(join(root, '/etc/logrotate.d/postern'), 'utf8')).toContain('USR1');
+    for (const [path, target] of [['/usr/sbin/sendmail', 'postern'], ['/usr/lib/sendmail', '../sbin/postern'], ['/usr/bin/mailq', '../sbin/postern'], ['/usr/bin/newaliases', '../sbin/postern']]) {
+      expect(readlinkSync(join(root, path!)), path).toBe(target);
+    }
+    expect(readFileSync(join(root, '/usr/sbin/postern'), 'utf8')).toContain(`exec '${process.execPath}'`);
+
+    // A second install keeps the first record: uninstall still goes back to Exim.
+    const again = await postern(['install', '--root', root]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('keeping /etc/postern/postern.toml as it is');
+    expect(again.stdout).toContain('/usr/sbin/sendmail already points to postern');
+
+    const dry = await postern(['uninstall', '--root', root, '--dry-run']);
+    expect(dry.stdout).toContain('would /usr/sbin/sendmail: point it back to exim4');
+    expect(readlinkSync(join(root, '/usr/sbin/sendmail'))).toBe('postern');
+
+    const u = await postern(['uninstall', '--root', root]);
+    expect(u.code).toBe(0);
+    expect(u.stdout).toContain('kept: /etc/postern/postern.toml');
+    // Exim's links and files exactly as they were; postern's configuration, spool and log kept.
+    const kept = /^(etc\/postern|var\/spool\/postern|var\/log|var\/lib|etc\/systemd|etc\/logrotate\.d)/;
+    expect(tree().filter((l) => !kept.test(l))).toEqual(before);
+    expect(readdirSync(join(root, '/usr/sbin')).sort()).toEqual(['exim4', 'sendmail']);
+  });
+
+  it('a file (not a link) at /usr/sbin/sendmail is saved and put back; no Exim: defaults and a placeholder smarthost', async () => {
+    write('/usr/sbin/sendmail', '#!/bin/sh\necho old sendmail\n');
+    const r = await postern(['install', '--root', root]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('link /usr/sbin/sendmail -> postern (the file there saved as /var/lib/postern/saved/usr/sbin/sendmail)');
+    expect(r.stderr).toContain('no smarthost to import: set smarthost.hosts');
+    expect(readlinkSync(join(root, '/usr/sbin/sendmail'))).toBe('postern');
+    const u = await postern(['uninstall', '--root', root]);
+    expect(u.code).toBe(0);
+    expect(readFileSync(join(root, '/usr/sbin/sendmail'), 'utf8')).toBe('#!/bin/sh\necho old sendmail\n');
+    expect(readdirSync(join(root, '/usr/bin'))).toEqual([]);
+  });
+
+  it('bad arguments and a missing record are one sentence', async () => {
+    expect((await postern(['install', '--bogus'])).code).toBe(64);
+    const u = await postern(['uninstall', '--root', root]);
+    expect(u.code).toBe(1);
+    expect(u.stderr).toBe('postern: postern install\'s record /var/lib/postern/install.json is missing: nothing to undo\n');
+  });
+});
+
+describe('mail through an installed postern', () => {
+  let sink: Sink;
+  let p: Instance;
+  afterEach(async () => {
+    await p?.cleanup();
+    await sink?.close();
+  });
+
+  it('env -i /usr/sbin/sendmail (cron style) reaches the imported smarthost', async () => {
+    sink = new Sink();
+    await sink.listen();
+    eximSatellite(`127.0.0.1::${sink.port}`);
+    const r = await postern(['install', '--root', root]);
+    expect(r.code).toBe(0);
+    // The installed configuration, with its paths moved into a test folder (no postern user here).
+    p = new Instance([sink.port]);
+    const toml = readFileSync(join(root, '/etc/postern/postern.toml'), 'utf8')
+      .replace('user = "postern"\n', '')
+      .replace(/^smtp = .*$/m, 'smtp = ["127.0.0.1:0"]')
+      .replace('"/var/spool/postern"', JSON.stringify(join(p.dir, 'spool')))
+      .replace('"/var/log/postern/mainlog"', JSON.stringify(join(p.dir, 'log/mainlog')))
+      .replace('tls = "opportunistic"', 'tls = "none"');
+    expect(toml).toContain(`hosts = ["127.0.0.1:${sink.port}"]`);
+    writeFileSync(p.config, toml);
+    await p.start();
+    // What cron runs: no PATH, no HOME, nothing.
+    const cron = spawnSync('env', ['-i', join(root, '/usr/sbin/sendmail'), '-C', p.config, '-FCronDaemon', '-i', '-B8BITMIME', '-oem', 'root'], {
+      input: 'From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@web1> run-parts\n\nran\n', encoding: 'utf8',
+    });
+    expect(cron.stderr).toBe('');
+    expect(cron.status).toBe(0);
+    const got = await waitUntil('the sink to get the cron mail', () => sink.messages.find((m) => m.data.includes('run-parts')));
+    expect(got.to).toEqual(['root@web1.example.org']);
+    expect(got.from).toBe('root@web1.example.org');
+    const mailq = spawnSync('env', ['-i', join(root, '/usr/bin/mailq'), '-C', p.config], { encoding: 'utf8' });
+    expect(mailq.status).toBe(0);
+    const u = await postern(['uninstall', '--root', root]);
+    expect(u.code).toBe(0);
+    expect(readlinkSync(join(root, '/usr/sbin/sendmail'))).toBe('exim4');
+  });
+});
