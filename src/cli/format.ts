@@ -1,5 +1,6 @@
 // cli/format.ts: Exim's queue-listing formats (-bp): the age and size columns, one
-// message with its recipients, and the --json object. Pure functions of a record.
+// message with its recipients, and the --json object (with the message's journal as
+// `history`). Pure functions of a record and its journal.
 import type { JournalEntry } from '../core/journal.js';
 import type { MessageRecord } from '../core/types.js';
 import { journalJson } from '../log/journal-text.js';

@@ -144,7 +144,7 @@ export function classifyError(err: SmtpClientError): Classified {
 /** A RCPT rejection: permanent for 5xx, temporary otherwise. */
 export function classifyRejection(err: SmtpClientError): { permanent: boolean; trouble: Trouble } {
   const code = err.responseCode ?? 451;
-  const reply = err.response ? parseReply(err.response, code) : { ...parseReply(`${code} ${oneLine(err.message)}`) };
+  const reply = parseReply(err.response || `${code} ${oneLine(err.message)}`, code);
   return { permanent: code >= 500, trouble: { cause: 'reply', phase: 'rcpt', reply } };
 }
 
