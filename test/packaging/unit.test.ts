@@ -1,0 +1,102 @@
+// test/packaging/unit.test.ts: the systemd unit's hardening directives are there,
+// `systemd-analyze security --offline=true` rates it OK (≤ 4) where systemd-analyze is
+// installed, the daemon tells systemd it is ready (Type=notify, through systemd-notify,
+// to a real notification socket), and the logrotate snippet parses and sends SIGUSR1.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Instance, ROOT, waitUntil } from '../helpers/postern.js';
+
+const unit = readFileSync(join(ROOT, 'config/postern.service'), 'utf8');
+const directives = new Map<string, string[]>();
+for (const line of unit.split('\n')) {
+  const m = /^([A-Za-z]+)=(.*)$/.exec(line);
+  if (m) directives.set(m[1]!, [...(directives.get(m[1]!) ?? []), m[2]!]);
+}
+const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
+const tmp = mkdtempSync(join(tmpdir(), 'postern-unit-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('config/postern.service', () => {
+  it('has the hardening directives', () => {
+    const want: [string, string][] = [
+      ['User', 'postern'],
+      ['AmbientCapabilities', 'CAP_NET_BIND_SERVICE'],
+      ['CapabilityBoundingSet', 'CAP_NET_BIND_SERVICE'],
+      ['NoNewPrivileges', 'yes'],
+      ['ProtectSystem', 'strict'],
+      ['ReadWritePaths', '/var/spool/postern /var/spool/postern-maildrop /var/log/postern'],
+      ['PrivateTmp', 'yes'],
+      ['ProtectHome', 'yes'],
+      ['RestrictAddressFamilies', 'AF_INET AF_INET6 AF_UNIX'],
+      ['SystemCallFilter', '@system-service'],
+      ['Type', 'notify'],
+      ['NotifyAccess', 'all'],
+      ['ExecReload', '/bin/kill -HUP $MAINPID'],
+      ['ExecStart', '/usr/sbin/postern -bd -q15m'],
+    ];
+    for (const [k, v] of want) expect(directives.get(k), k).toContain(v);
+  });
+
+  it.skipIf(!has('systemd-analyze'))('systemd-analyze security rates it OK', () => {
+    const r = spawnSync('systemd-analyze', ['security', '--offline=true', join(ROOT, 'config/postern.service')], { encoding: 'utf8' });
+    const m = /Overall exposure level for postern\.service: (\d+\.\d+) (\w+)/.exec(r.stdout);
+    expect(m, r.stdout + r.stderr).not.toBeNull();
+    expect(Number(m![1])).toBeLessThanOrEqual(4);
+  });
+
+  it.skipIf(!has('systemd-notify') || !has('python3'))('the daemon tells systemd it is ready once it listens (Type=notify)', async () => {
+    const sock = join(tmp, 'notify');
+    // systemd's side: read each datagram, close the fds it carries (systemd-notify's barrier).
+    const receiver: ChildProcess = spawn('python3', ['-c', `
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print("bound", flush=True)
+while True:
+    msg, fds, flags, addr = socket.recv_fds(s, 4096, 8)
+    for fd in fds: os.close(fd)
+    print(msg.decode().replace("\\n", " "), flush=True)
+`, sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let said = '';
+    receiver.stdout!.on('data', (d) => (said += d));
+    const p = new Instance([1]);
+    try {
+      await waitUntil('the notification socket', () => said.includes('bound'));
+      process.env.NOTIFY_SOCKET = sock;
+      try {
+        await p.start();
+      } finally {
+        delete process.env.NOTIFY_SOCKET;
+      }
+      const line = await waitUntil('READY=1', () => said.split('\n').find((l) => l.includes('READY=1')));
+      expect(line).toContain(`MAINPID=${p.daemon!.pid}`);
+      expect(p.daemonStderr).not.toContain('cannot tell systemd');
+    } finally {
+      receiver.kill();
+      await p.cleanup();
+    }
+  });
+});
+
+describe('config/postern.logrotate', () => {
+  it('rotates the main log daily, compressed, and sends SIGUSR1', () => {
+    const text = readFileSync(join(ROOT, 'config/postern.logrotate'), 'utf8');
+    expect(text).toMatch(/^\/var\/log\/postern\/mainlog \{/m);
+    expect(text).toMatch(/\bcompress\b/);
+    expect(text).toContain('systemctl kill --kill-whom=main --signal=USR1 postern.service');
+  });
+
+  it.skipIf(!has('logrotate'))('logrotate reads it', () => {
+    const conf = join(tmp, 'logrotate.conf');
+    writeFileSync(conf, readFileSync(join(ROOT, 'config/postern.logrotate'), 'utf8')
+      .replace('/var/log/postern/mainlog', join(tmp, 'mainlog')).replace('create 0640 postern adm', 'create 0640 root root'));
+    writeFileSync(join(tmp, 'mainlog'), 'x\n');
+    const r = spawnSync('logrotate', ['-d', '-s', join(tmp, 'state'), conf], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr + r.stdout).not.toMatch(/error/i);
+    expect(existsSync(join(tmp, 'mainlog'))).toBe(true);
+  });
+});
