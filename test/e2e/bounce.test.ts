@@ -33,6 +33,8 @@ describe('bounces', () => {
     expect(d).toMatch(/^Action: failed\r\nFinal-Recipient: rfc822;bad@example\.org\r\nStatus: 5\.0\.0\r\nRemote-MTA: dns; 127\.0\.0\.1\r\nDiagnostic-Code: smtp; 550 /m);
     expect(d).toContain('Content-type: message/rfc822\r\n\r\nReturn-path: <app@example.org>\r\n');
     expect(d).toContain('the original text');
+    // The hub may have the bounce before the log line is written out: wait for the line.
+    await p.waitForLog(new RegExp(`${id} Completed`));
     const log = p.log();
     const bounceId = new RegExp(`(\\S+) <= <> R=${id} U=\\S+ P=local S=\\d+`).exec(log)?.[1];
     expect(bounceId).toMatch(/^[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}$/);
