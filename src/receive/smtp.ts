@@ -304,6 +304,8 @@ export class SmtpReceiver {
           (id) => cb(null, `${REPLY.queued(id).enhanced} ${REPLY.queued(id).text}`),
           (err: Error) => {
             if (err instanceof ReplyError) return cb(err);
+            // A full disk is logged by the spool's owner, once a minute at most.
+            if (err instanceof SpoolWriteError) return cb(fail(REPLY.spoolUnavailable));
             // Unexpected: the client is told to try again; the log says why.
             const c = this.client(session);
             this.o.events.emit({ type: 'rejected', stage: 'DATA', clientIp: c.ip, ...(c.helo ? { helo: c.helo } : {}),
