@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// bench/run.js: postern's benchmark (see bench/README.md). Plain Node ESM, no
-// dependencies beyond the project's own (smtp-server for the fallback sink,
-// nodemailer's SMTP client for the fallback load generator).
+// bench/run.js: postern's benchmark beside Exim 4.96 and Postfix 3.7 and the sink
+// alone, one after the other on the same loads in one run (see bench/README.md).
+// Plain Node ESM, no dependencies beyond the project's own (smtp-server for the
+// fallback sink, nodemailer's SMTP client for the fallback load generator); the peers
+// are Debian's packages unpacked by bench/fetch-peers.sh (bench/peers.js runs them).
 //
-//   npm run bench                       all four measurements
-//   node bench/run.js --only accept,fsync -m 2000
+//   npm run bench                       all three measurements, every MTA found
+//   node bench/run.js --only rates --mtas sink,postern -m 1000
 //
 // Everything binds 127.0.0.1; every load is bounded in message count and in time;
 // the whole run stops starting new steps after --deadline seconds (default 570).
@@ -17,6 +19,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createHash } from 'node:crypto';
+import { findPeers, memSampler, peersUsable, prepareExim, startExim, startPostfix, treeCpuSeconds } from './peers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT = join(ROOT, 'bench', 'out');
@@ -29,9 +32,12 @@ const NODE = process.execPath;
 
 const { values: opt } = parseArgs({
   options: {
-    only: { type: 'string', default: 'accept,e2e,sendmail,fsync' },
-    messages: { type: 'string', short: 'm', default: '5000' },
-    'e2e-messages': { type: 'string' },
+    only: { type: 'string', default: 'rates,sendmail,fsync' },
+    mtas: { type: 'string', default: 'sink,postern,postfix,exim' },
+    messages: { type: 'string', short: 'm', default: '2000' },
+    'big-messages': { type: 'string', default: '1000' },
+    'big-size': { type: 'string', default: '102400' },
+    'exim-messages': { type: 'string', default: '300' },
     'fsync-messages': { type: 'string', default: '1000' },
     sessions: { type: 'string', short: 's', default: '20' },
     size: { type: 'string', short: 'l', default: '2048' },
@@ -54,9 +60,13 @@ const int = (name, v, min = 1) => {
   return n;
 };
 const STEPS = new Set(opt.only.split(',').map((s) => s.trim()).filter(Boolean));
-for (const s of STEPS) if (!['accept', 'e2e', 'sendmail', 'fsync'].includes(s)) throw new Error(`unknown step ${s}`);
+for (const s of STEPS) if (!['rates', 'sendmail', 'fsync'].includes(s)) throw new Error(`unknown step ${s} (rates, sendmail, fsync)`);
+const MTAS_ASKED = opt.mtas.split(',').map((s) => s.trim()).filter(Boolean);
+for (const m of MTAS_ASKED) if (!['sink', 'postern', 'postfix', 'exim'].includes(m)) throw new Error(`unknown MTA ${m} (sink, postern, postfix, exim)`);
 const N = int('messages', opt.messages);
-const N_E2E = int('e2e-messages', opt['e2e-messages'] ?? String(N));
+const N_BIG = int('big-messages', opt['big-messages']);
+const BIG_SIZE = int('big-size', opt['big-size']);
+const N_EXIM = int('exim-messages', opt['exim-messages']);
 const N_FSYNC = int('fsync-messages', opt['fsync-messages']);
 const SESSIONS = int('sessions', opt.sessions);
 const SIZE = int('size', opt.size, 0);
@@ -66,7 +76,8 @@ const WAIT_QUIET = int('wait-quiet', opt['wait-quiet'], 0);
 const START = Date.now();
 const DEADLINE = START + int('deadline', opt.deadline) * 1000;
 // Hard caps, whatever the options say.
-if (N > 100_000 || N_E2E > 100_000 || N_FSYNC > 100_000) throw new Error('at most 100000 messages per load');
+if (N > 100_000 || N_BIG > 100_000 || N_FSYNC > 100_000) throw new Error('at most 100000 messages per load');
+if (BIG_SIZE > 10 * 2 ** 20) throw new Error('--big-size: at most 10 MB');
 if (SESSIONS > 200) throw new Error('at most 200 sessions');
 
 // ---------------------------------------------------------------------------
@@ -87,9 +98,18 @@ function postfixEnv(tool) {
   return { ...process.env, LD_LIBRARY_PATH: [lib, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') };
 }
 
-const SMTP_SOURCE = process.env.SMTP_SOURCE && existsSync(process.env.SMTP_SOURCE) ? resolve(process.env.SMTP_SOURCE) : undefined;
-const SMTP_SINK = process.env.SMTP_SINK && existsSync(process.env.SMTP_SINK) ? resolve(process.env.SMTP_SINK) : undefined;
-const HYPERFINE = process.env.HYPERFINE ?? which('hyperfine');
+/** Exim and Postfix unpacked by bench/fetch-peers.sh (bench/peers/, or $BENCH_PEERS). */
+const PEERS = findPeers(resolve(process.env.BENCH_PEERS ?? join(ROOT, 'bench', 'peers')));
+const fromEnv = (v) => (v && existsSync(v) ? resolve(v) : undefined);
+const SMTP_SOURCE = fromEnv(process.env.SMTP_SOURCE) ?? PEERS.smtpSource;
+const SMTP_SINK = fromEnv(process.env.SMTP_SINK) ?? PEERS.smtpSink;
+const PEERS_PROBLEM = MTAS_ASKED.some((m) => m === 'exim' || m === 'postfix') ? peersUsable() : undefined;
+/** The MTAs this run measures: those asked for that are there (the others are named in the notes). */
+const MTAS = MTAS_ASKED.filter((m) => {
+  if (m === 'exim') return PEERS.exim && !PEERS_PROBLEM;
+  if (m === 'postfix') return PEERS.postfix && !PEERS_PROBLEM;
+  return true;
+});
 const STRACE = process.env.STRACE ?? which('strace');
 if (!['auto', 'smtp-source', 'node'].includes(opt.loadgen)) throw new Error('--loadgen is auto, smtp-source or node');
 if (opt.loadgen === 'smtp-source' && !SMTP_SOURCE) throw new Error('--loadgen smtp-source needs SMTP_SOURCE=/path/to/smtp-source');
@@ -485,6 +505,7 @@ async function startSink(port) {
   await waitForPort(port);
   return {
     counter,
+    pid: child.pid,
     name: SMTP_SINK ? `smtp-sink -c -u root 127.0.0.1:${port} 1000` : `node bench/sink.js ${port}`,
     stop: async () => {
       child.kill('SIGTERM');
@@ -501,9 +522,9 @@ async function startSink(port) {
 const results = {
   started: new Date(START).toISOString(),
   machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, memGB: Math.round(totalmem() / 2 ** 30) },
-  tools: { loadgen: LOADGEN, smtpSource: SMTP_SOURCE ?? null, smtpSink: SMTP_SINK ?? null, hyperfine: HYPERFINE ?? null, strace: STRACE ?? null },
-  parameters: { messages: N, e2eMessages: N_E2E, fsyncMessages: N_FSYNC, sessions: SESSIONS, size: SIZE, runs: RUNS },
-  accept: [], e2e: [], sendmail: null, fsync: null, notes: [], othersCpu: {},
+  tools: { loadgen: LOADGEN, smtpSource: SMTP_SOURCE ?? null, smtpSink: SMTP_SINK ?? null, strace: STRACE ?? null, peers: PEERS.dir },
+  parameters: { messages: N, bigMessages: N_BIG, bigSize: BIG_SIZE, eximMessages: N_EXIM, fsyncMessages: N_FSYNC, sessions: SESSIONS, size: SIZE, runs: RUNS },
+  mtas: MTAS, rates: {}, sendmail: null, fsync: null, targets: [], notes: [], othersCpu: {},
 };
 
 /** A short hash of the .js files under dist/: which build was measured (others may rebuild it during a run). */
@@ -549,149 +570,23 @@ function table(headers, rows) {
   return [`| ${headers.join(' | ')} |`, `|${headers.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
-function renderMarkdown() {
-  const r = results;
-  const L = [];
-  L.push('# postern benchmark results', '');
-  L.push(`Run ${r.started}, Node ${r.machine.node}, ${r.machine.cpus} CPUs (${r.machine.cpuModel}), ${r.machine.memGB} GB. ` +
-    `Spools on ${r.machine.spoolFs ?? '?'}; one 4 KB write + fdatasync there: median ${r.machine.fdatasyncMs ?? '?'} ms.`);
-  L.push(`Load generator: ${r.tools.loadgen === 'smtp-source' ? `Postfix smtp-source (${r.tools.smtpSource})` : "built-in (nodemailer's SMTPConnection)"}; ` +
-    `sink: ${r.tools.smtpSink ? 'Postfix smtp-sink' : 'bench/sink.js (smtp-server)'}; ` +
-    `${SESSIONS} concurrent sessions; ${SIZE}-byte message bodies. Daemon: \`bin/postern -C CONFIG -bd -q1m\` with config/postern.toml's settings.`);
-  L.push(`Build measured: dist/ fingerprint ${r.dist ?? '?'} (sha256 of the .js files under dist/).`);
-  L.push('"Others\' CPU" = user-mode CPU used during that measurement by processes that are not the bench\'s, in % of the whole machine (from /proc/stat); ' +
-    'more than a few % means the machine was shared and the number is low.');
-  L.push('');
-  if (r.accept.length) {
-    L.push('## 1. Accepting over SMTP, smarthost down', '');
-    L.push('Time from the first connection until the load generator has its last 250 (every 250 is sent only after the spool commit is synced). ' +
-      '"queued" is `postern -bpc` right after the load; it must equal the messages sent.', '');
-    L.push(table(['connections', 'messages', 'seconds', 'msg/s', 'queued (-bpc)', '`<=` lines', 'daemon peak RSS', "others' CPU", 'problems'],
-      r.accept.map((a) => [a.mode, a.messages, secs(a.ms), `**${a.rate}**`, a.queued, a.arrivals, `${a.mem.peakMB} MB`, pct(a.othersCpu), a.errors.length ? a.errors.join('; ') : 'none'])));
-    L.push('', `Load command: \`${r.accept[0].command}\``, '');
-  }
-  if (r.e2e.length) {
-    L.push('## 2. End to end into a sink', '');
-    L.push('From the first connection until the main log holds N `Completed` lines (each one written after the sink answered 250 and the spool entry was removed with a synced commit).', '');
-    L.push(table(['connections', 'messages', 'submission s', 'submission msg/s', 'until all Completed s', 'end-to-end msg/s', 'sink counted', 'left in queue', "others' CPU", 'problems'],
-      r.e2e.map((e) => [e.mode, e.messages, secs(e.submitMs), e.submitRate, e.doneMs ? secs(e.doneMs) : 'n/a', `**${e.rate}**`, e.sinkCount, e.queuedAfter, pct(e.othersCpu), e.errors.length ? e.errors.join('; ') : 'none'])));
-    L.push('', `Sink: \`${r.e2e[0].sink}\``, '');
-  }
-  if (r.sendmail) {
-    const s = r.sendmail;
-    L.push('## 3. Whole-process time of one submission', '');
-    L.push(`${s.tool === 'hyperfine' ? `hyperfine (${s.runs} runs, ${s.warmup} warm-up)` : `timed by bench/run.js (${s.runs} runs after ${s.warmup} warm-up)`}; ` +
-      `message ${s.messageBytes} bytes on stdin; others' CPU during this step: ${pct(r.othersCpu.sendmail)}.`, '');
-    L.push(table(['command', 'mean ms', '± σ', 'median ms', 'min ms', 'max ms'],
-      s.rows.map((x) => [x.label, x.mean.toFixed(1), x.stddev.toFixed(1), x.median.toFixed(1), x.min.toFixed(1), x.max.toFixed(1)])));
-    L.push('', ...s.checks.map((c) => `- ${c}`), '');
-  }
-  if (r.fsync) {
-    const f = r.fsync;
-    L.push('## 4. Sync system calls per message', '');
-    L.push(`\`strace -f -c ${f.seccomp ? '--seccomp-bpf ' : ''}-e trace=fsync,fdatasync,msync,sync_file_range\` around the daemon; ` +
-      'baseline = daemon started and stopped with no mail (start-up and shut-down syncs). "net" subtracts the baseline. ' +
-      'The smarthost is down, so the first deliveries are deferred once (a few settle commits) before the host is marked down. ' +
-      `Others' CPU during this step: ${pct(r.othersCpu.fsync)}.`, '');
-    L.push(table(['run', 'messages', 'fsync', 'fdatasync', 'msync', 'sync_file_range', 'total', 'net', 'net per message', 'accept msg/s under strace'],
-      f.rows.map((x) => [x.label, x.messages, x.calls.fsync, x.calls.fdatasync, x.calls.msync, x.calls.sync_file_range, x.total,
-        x.net ?? '', x.perMessage ?? '', x.rate ?? ''])));
-    L.push('');
-  }
-  if (r.notes.length) L.push('## Notes', '', ...r.notes.map((n) => `- ${n}`), '');
-  L.push(`Total bench time: ${secs(Date.now() - START)} s.`, '');
-  return L.join('\n');
-}
+const NAMES = { sink: 'sink alone', postern: 'postern', postfix: 'Postfix 3.7', exim: 'Exim 4.96' };
+const PEER_MTAS = ['postfix', 'exim'];
+const fmt = (v, digits = 0) => (v === undefined || v === null || Number.isNaN(v) ? 'n/a' : Number(v).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+const ratio = (a, b) => (a === undefined || b === undefined || !b ? 'n/a' : `${(a / b).toFixed(a / b >= 10 ? 0 : 2)}×`);
 
-function save() {
-  mkdirSync(OUT, { recursive: true });
-  writeFileSync(join(OUT, 'results.json'), JSON.stringify(results, null, 2) + '\n');
-  writeFileSync(join(OUT, 'results.md'), renderMarkdown());
-}
-
-// ---------------------------------------------------------------------------
-// 1. accept rate, smarthost down
-
-async function measureAccept(reuse) {
-  const mode = reuse ? 'reused (-d)' : 'one per message';
-  const dir = workDir(reuse ? 'accept-reuse' : 'accept-new');
-  const cfg = writeConfig(dir, { smtpPort: await freePort(), smarthostPort: await freePort() });
-  const d = await startDaemon(cfg);
-  log(`accept, ${mode}: ${N} messages, ${SESSIONS} sessions, smarthost 127.0.0.1:${cfg.smarthostPort} (closed)`);
-  let l;
-  let mem;
-  let queued;
-  try {
-    l = await load({ port: cfg.smtpPort, sessions: SESSIONS, messages: N, size: SIZE, reuse, timeoutMs: Math.min(STEP_TIMEOUT, timeLeft()) });
-  } finally {
-    mem = memory(d.pid);
-    queued = await queueCount(cfg).catch((e) => `error: ${e.message}`);
-    await stopDaemon(d);
-  }
-  const arrivals = countLines(cfg.mainlog, / <= /);
-  const errors = [...l.errors];
-  if (queued !== N) errors.push(`queue holds ${queued}, expected ${N}`);
-  if (arrivals !== N) errors.push(`${arrivals} arrival lines, expected ${N}`);
-  const row = { mode, reuse, messages: N, ms: l.ms, rate: rate(N, l.ms), queued, arrivals, mem, errors, command: l.command, config: cfg.file };
-  log(`  ${secs(l.ms)} s, ${row.rate} msg/s, -bpc ${queued}, peak RSS ${mem.peakMB} MB`);
-  results.accept.push(row);
-  save();
-  return cfg;
-}
-
-// ---------------------------------------------------------------------------
-// 2. end to end into a sink
-
-async function measureE2e(reuse) {
-  const mode = reuse ? 'reused (-d)' : 'one per message';
-  const dir = workDir(reuse ? 'e2e-reuse' : 'e2e-new');
-  const sinkPort = await freePort();
-  const sink = await startSink(sinkPort);
-  const cfg = writeConfig(dir, { smtpPort: await freePort(), smarthostPort: sinkPort });
-  let d;
-  const errors = [];
-  const row = { mode, reuse, messages: N_E2E, sink: sink.name.replace(String(sinkPort), 'PORT') };
-  try {
-    d = await startDaemon(cfg);
-    log(`end to end, ${mode}: ${N_E2E} messages into ${sink.name}`);
-    const completed = new LineCounter(cfg.mainlog, / Completed$/);
-    const t0 = performance.now();
-    const until = Date.now() + Math.min(STEP_TIMEOUT, timeLeft());
-    const l = await load({ port: cfg.smtpPort, sessions: SESSIONS, messages: N_E2E, size: SIZE, reuse, timeoutMs: until - Date.now() });
-    row.submitMs = l.ms;
-    row.submitRate = rate(N_E2E, l.ms);
-    errors.push(...l.errors);
-    while (completed.poll() < N_E2E && Date.now() < until) await sleep(20);
-    const doneAt = performance.now();
-    row.completed = completed.poll();
-    if (row.completed >= N_E2E) {
-      row.doneMs = doneAt - t0;
-      row.rate = rate(N_E2E, row.doneMs);
-    } else {
-      row.rate = 'n/a';
-      errors.push(`only ${row.completed} of ${N_E2E} Completed before the time limit`);
-    }
-    await sleep(300); // let the sink print its last counter
-    row.sinkCount = sink.counter.count;
-    row.queuedAfter = await queueCount(cfg);
-    row.mem = memory(d.pid);
-    row.deferrals = countLines(cfg.mainlog, / == /);
-    if (row.deferrals) errors.push(`${row.deferrals} deferrals in the main log`);
-    if (row.queuedAfter !== 0) errors.push(`${row.queuedAfter} messages still queued`);
-  } finally {
-    if (d) await stopDaemon(d);
-    await sink.stop();
-  }
-  row.errors = errors;
-  log(`  submitted in ${secs(row.submitMs)} s (${row.submitRate} msg/s); all Completed after ${row.doneMs ? secs(row.doneMs) : '?'} s: ${row.rate} msg/s; sink counted ${row.sinkCount}`);
-  results.e2e.push(row);
-  save();
-}
-
-// ---------------------------------------------------------------------------
-// 3. sendmail whole-process time
-
-const shq = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
+/** The loads: the same for every MTA (Exim, at its speed, gets at most --exim-messages of them). */
+const LOADS = [
+  { id: 'accept-new', label: 'accept, smarthost down, one message per connection', relay: false, reuse: false, big: false },
+  { id: 'accept-reuse', label: 'accept, smarthost down, connections reused', relay: false, reuse: true, big: false },
+  { id: 'relay-new', label: 'relay end to end, one message per connection', relay: true, reuse: false, big: false },
+  { id: 'relay-reuse', label: 'relay end to end, connections reused', relay: true, reuse: true, big: false },
+  { id: 'big-new', label: `relay ${Math.round(BIG_SIZE / 1024)} KB messages, one per connection`, relay: true, reuse: false, big: true },
+  { id: 'big-reuse', label: `relay ${Math.round(BIG_SIZE / 1024)} KB messages, connections reused`, relay: true, reuse: true, big: true },
+];
+/** The sink alone takes the same loads straight from the load generator (the accept rows share the relay rows' figure). */
+const SINK_LOAD = { 'accept-new': 'relay-new', 'accept-reuse': 'relay-reuse', 'relay-new': 'relay-new', 'relay-reuse': 'relay-reuse', 'big-new': 'big-new', 'big-reuse': 'big-reuse' };
+const loadMessages = (mta, ld) => Math.min(ld.big ? N_BIG : N, mta === 'exim' ? N_EXIM : Infinity);
 
 function stats(times) {
   const a = [...times].sort((x, y) => x - y);
@@ -701,73 +596,173 @@ function stats(times) {
   return { mean, median, stddev, min: a[0], max: a.at(-1) };
 }
 
-async function measureSendmail(queuedCfg) {
-  const upDir = workDir('sendmail-up');
-  const downDir = workDir('sendmail-down');
-  const up = writeConfig(upDir, { smtpPort: await freePort(), smarthostPort: await freePort() });
-  const down = writeConfig(downDir, { smtpPort: await freePort(), smarthostPort: await freePort() });
-  const msgFile = join(upDir, 'message.eml');
+// ---------------------------------------------------------------------------
+// the MTAs, behind one face
+
+/**
+ * Starts one MTA on a private spool in dir, SMTP on ports.smtpPort, relaying to
+ * 127.0.0.1:ports.smarthostPort. rootPid is the top of its process tree (for CPU and
+ * memory); queued() counts its queue; done counts its "message finished" log lines.
+ */
+async function startMta(mta, dir, ports, wrapper = []) {
+  if (mta === 'postern') {
+    const cfg = writeConfig(dir, ports);
+    const d = await startDaemon(cfg, wrapper);
+    return {
+      rootPid: d.pid, cfg,
+      queued: () => queueCount(cfg),
+      arrivals: () => countLines(cfg.mainlog, / <= /),
+      done: new LineCounter(cfg.mainlog, / Completed$/),
+      deferrals: () => countLines(cfg.mainlog, / == /),
+      stop: () => stopDaemon(d),
+    };
+  }
+  const h = await (mta === 'exim' ? startExim : startPostfix)(PEERS, dir, ports, wrapper);
+  live.add(h.rootPid);
+  const stop = h.stop;
+  h.stop = async () => { const r = await stop(); live.delete(h.rootPid); return r; };
+  return h;
+}
+
+// ---------------------------------------------------------------------------
+// 1. rates, CPU and memory: every load, every MTA
+
+async function measureRate(mta, ld) {
+  const n = loadMessages(mta, ld);
+  const size = ld.big ? BIG_SIZE : SIZE;
+  const row = { mta, load: ld.id, messages: n, size, errors: [] };
+  const until = Date.now() + Math.min(STEP_TIMEOUT, timeLeft());
+  const sinkPort = await freePort();
+  const sink = ld.relay || mta === 'sink' ? await startSink(sinkPort) : undefined;
+  let h;
+  try {
+    if (mta === 'sink') {
+      const cpu0 = treeCpuSeconds(sink.pid);
+      const l = await load({ port: sinkPort, sessions: SESSIONS, messages: n, size, reuse: ld.reuse, timeoutMs: until - Date.now() });
+      row.errors.push(...l.errors);
+      row.rate = rate(n, l.ms);
+      row.ms = l.ms;
+      while (sink.counter.count < n && Date.now() < until) await sleep(20);
+      row.cpuPer1000 = ((treeCpuSeconds(sink.pid) - cpu0) * 1000) / n;
+      row.sinkCount = sink.counter.count;
+      return row;
+    }
+    h = await startMta(mta, workDir(`${mta}-${ld.id}`), { smtpPort: await freePort(), smarthostPort: sinkPort });
+    const cpu0 = treeCpuSeconds(h.rootPid);
+    const stopMem = memSampler(h.rootPid);
+    const t0 = performance.now();
+    const l = await load({ port: h.smtpPort ?? h.cfg.smtpPort, sessions: SESSIONS, messages: n, size, reuse: ld.reuse, timeoutMs: until - Date.now() });
+    row.errors.push(...l.errors);
+    row.submitMs = l.ms;
+    row.submitRate = rate(n, l.ms);
+    if (ld.relay) {
+      while (h.done.poll() < n && Date.now() < until) await sleep(20);
+      row.done = h.done.poll();
+      if (row.done >= n) {
+        row.ms = performance.now() - t0;
+        row.rate = rate(n, row.ms);
+      } else row.errors.push(`only ${row.done} of ${n} delivered before the time limit`);
+    } else {
+      row.ms = l.ms;
+      row.rate = row.submitRate;
+      await sleep(1000); // the first delivery attempts to the closed port, in every MTA
+    }
+    row.cpuPer1000 = ((treeCpuSeconds(h.rootPid) - cpu0) * 1000) / n;
+    row.peakMB = stopMem();
+    if (mta === 'postern') row.vmHwmMB = memory(h.rootPid).peakMB;
+    row.queued = await h.queued();
+    row.arrivals = h.arrivals();
+    if (row.arrivals !== n) row.errors.push(`${row.arrivals} arrivals logged, expected ${n}`);
+    if (ld.relay) {
+      await sleep(200);
+      row.sinkCount = sink.counter.count;
+      row.deferrals = h.deferrals();
+      if (row.queued !== 0) row.errors.push(`${row.queued} still queued`);
+      if (row.deferrals) row.errors.push(`${row.deferrals} deferrals logged`);
+      if (row.sinkCount < n) row.errors.push(`the sink counted ${row.sinkCount} of ${n}`);
+    } else if (row.queued !== n) row.errors.push(`queue holds ${row.queued}, expected ${n}`);
+    if (mta === 'postern' && ld.id === 'accept-reuse') results.queuedCfg = h.cfg;
+    return row;
+  } finally {
+    if (h) await h.stop();
+    if (sink) await sink.stop();
+  }
+}
+
+async function measureRates() {
+  for (const ld of LOADS) {
+    results.rates[ld.id] ??= {};
+    for (const mta of MTAS) {
+      if (mta === 'sink' && SINK_LOAD[ld.id] !== ld.id) continue;
+      if (timeLeft() < 30_000) { results.notes.push(`rates: ${NAMES[mta]} on "${ld.label}" skipped, out of time`); continue; }
+      log(`${ld.label}: ${NAMES[mta]}, ${loadMessages(mta, ld)} messages`);
+      let row;
+      await watched(`${ld.id} ${mta}`, async () => {
+        try {
+          row = await measureRate(mta, ld);
+        } catch (e) {
+          row = { mta, load: ld.id, errors: [`failed: ${e.message.slice(0, 600)}`] };
+        }
+      }, () => row);
+      results.rates[ld.id][mta] = row;
+      log(`  ${row.rate ?? '?'} msg/s, CPU ${fmt(row.cpuPer1000, 2)} s per 1,000, memory ${row.peakMB ?? '?'} MB${row.errors.length ? `; problems: ${row.errors.join('; ')}` : ''}`);
+      save();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// 2. whole-process time of one submission
+
+async function timeCommand(argv, stdin, wrap) {
+  const spec = JSON.stringify({ argv, runs: RUNS, warmup: 3, stdin });
+  const inner = [NODE, join(ROOT, 'bench', 'timecmd.js'), spec];
+  const r = wrap
+    ? await run('unshare', ['-m', 'sh', '-c', `${wrap.enter} && exec "$@"`, 'sh', ...inner], { env: wrap.env, timeoutMs: Math.min(STEP_TIMEOUT, timeLeft()) })
+    : await run(inner[0], inner.slice(1), { timeoutMs: Math.min(STEP_TIMEOUT, timeLeft()) });
+  if (r.code !== 0) throw new Error(`timing ${argv.join(' ')} failed: ${r.stderr.slice(-800)}`);
+  return stats(JSON.parse(r.stdout).times);
+}
+
+async function measureSendmail() {
+  const up = writeConfig(workDir('sendmail-up'), { smtpPort: await freePort(), smarthostPort: await freePort() });
+  const down = writeConfig(workDir('sendmail-down'), { smtpPort: await freePort(), smarthostPort: await freePort() });
+  const msgFile = join(up.dir, 'message.eml');
   const body = 'This is a bench message.\n'.repeat(Math.max(1, Math.floor(SIZE / 25)));
   writeFileSync(msgFile, `From: bench <a@example.org>\nTo: b@example.org\nSubject: sendmail bench\n\n${body}`);
-  const warmup = 3;
-  const commands = [
-    { label: '`node -e 0`', cmd: `${shq(NODE)} -e 0`, argv: [NODE, '-e', '0'] },
-    { label: '`sendmail -t -i`, daemon running', cmd: `${shq(SENDMAIL)} -C ${shq(up.file)} -t -i < ${shq(msgFile)}`, argv: [SENDMAIL, '-C', up.file, '-t', '-i'], stdin: true, cfg: up },
-    { label: '`sendmail -t -i`, daemon down', cmd: `${shq(SENDMAIL)} -C ${shq(down.file)} -t -i < ${shq(msgFile)}`, argv: [SENDMAIL, '-C', down.file, '-t', '-i'], stdin: true, cfg: down },
-  ];
-  let queuedN;
-  if (queuedCfg) {
-    queuedN = await queueCount(queuedCfg);
-    commands.push({ label: `\`postern -bpc\`, ${queuedN} queued`, cmd: `${shq(POSTERN)} -C ${shq(queuedCfg.file)} -bpc`, argv: [POSTERN, '-C', queuedCfg.file, '-bpc'] });
-    commands.push({ label: `\`postern -bp\` (mailq), ${queuedN} queued`, cmd: `${shq(POSTERN)} -C ${shq(queuedCfg.file)} -bp > /dev/null`, argv: [POSTERN, '-C', queuedCfg.file, '-bp'] });
-  }
-  const d = await startDaemon(up);
+  const expect = 3 + RUNS;
   const rows = [];
-  let tool;
-  let upQueued;
+  const checks = [];
+  const add = (key, label, st) => { rows.push({ key, label, ...st }); log(`  ${label}: mean ${st.mean.toFixed(1)} ms, median ${st.median.toFixed(1)} ms`); };
+  log(`sendmail: ${RUNS} runs of each command after 3 warm-up runs`);
+  add('node', '`node -e 0`', await timeCommand([NODE, '-e', '0']));
+  const d = await startDaemon(up);
   try {
-    log(`sendmail: ${commands.length} commands, ${RUNS} runs each`);
-    if (HYPERFINE) {
-      tool = 'hyperfine';
-      const json = join(OUT, 'hyperfine.json');
-      mkdirSync(OUT, { recursive: true });
-      const r = await run(HYPERFINE, ['--warmup', String(warmup), '--runs', String(RUNS), '--style', 'basic', '--export-json', json,
-        ...commands.flatMap((c) => ['-n', c.label, c.cmd])], { timeoutMs: Math.min(STEP_TIMEOUT, timeLeft()) });
-      if (r.code !== 0) throw new Error(`hyperfine failed (${r.code}): ${r.stderr.slice(-2000)}`);
-      for (const [i, x] of JSON.parse(readFileSync(json, 'utf8')).results.entries()) {
-        rows.push({ label: commands[i].label, mean: x.mean * 1000, stddev: (x.stddev ?? 0) * 1000, median: x.median * 1000, min: x.min * 1000, max: x.max * 1000 });
-      }
-    } else {
-      tool = 'bench/run.js';
-      const input = readFileSync(msgFile);
-      for (const c of commands) {
-        const times = [];
-        for (let i = 0; i < warmup + RUNS; i++) {
-          const r = await run(c.argv[0], c.argv.slice(1), { input: c.stdin ? input : undefined, timeoutMs: 60_000 });
-          if (r.code !== 0) throw new Error(`${c.label} exited ${r.code}: ${r.stderr}`);
-          if (i >= warmup) times.push(r.ms);
-        }
-        rows.push({ label: c.label, ...stats(times) });
-      }
-    }
+    add('up', '`sendmail -t -i`, daemon running', await timeCommand([SENDMAIL, '-C', up.file, '-t', '-i'], msgFile));
   } finally {
-    upQueued = await queueCount(up).catch((e) => e.message);
+    checks.push(`daemon-running spool holds ${await queueCount(up).catch((e) => e.message)} after ${expect} submissions`);
     await stopDaemon(d);
   }
-  const downQueued = await queueCount(down).catch((e) => e.message);
-  const expect = warmup + RUNS;
-  const checks = [
-    `daemon-running spool holds ${upQueued} messages after ${expect} submissions (${countLines(up.mainlog, / <= .* P=local /)} \`<= ... P=local\` lines)`,
-    `daemon-down spool holds ${downQueued} messages after ${expect} submissions (${countLines(down.mainlog, / <= /)} \`<=\` lines)`,
-  ];
-  if (upQueued !== expect || downQueued !== expect) results.notes.push(`sendmail: expected ${expect} queued in each spool, found ${upQueued} / ${downQueued}`);
-  results.sendmail = { tool, runs: RUNS, warmup, messageBytes: statSync(msgFile).size, rows, checks };
-  for (const x of rows) log(`  ${x.label}: mean ${x.mean.toFixed(1)} ms, median ${x.median.toFixed(1)} ms`);
+  add('down', '`sendmail -t -i`, daemon down', await timeCommand([SENDMAIL, '-C', down.file, '-t', '-i'], msgFile));
+  checks.push(`daemon-down spool holds ${await queueCount(down).catch((e) => e.message)} after ${expect} submissions`);
+  if (MTAS.includes('exim')) {
+    const dir = workDir('sendmail-exim');
+    const x = prepareExim(PEERS, dir, { smtpPort: await freePort(), smarthostPort: await freePort() });
+    add('exim', "Exim's `exim4 -odq -oi -t` (its sendmail, queue only)", await timeCommand(['/usr/sbin/exim4', '-odq', '-oi', '-t'], msgFile, x));
+    const n = readdirSync(join(dir, 'spool', 'input'), { recursive: true }).filter((f) => String(f).endsWith('-H')).length;
+    checks.push(`Exim's spool holds ${n} after ${expect} submissions`);
+  }
+  if (results.queuedCfg) {
+    const q = await queueCount(results.queuedCfg);
+    add('bpc', `\`postern -bpc\`, ${q} queued`, await timeCommand([POSTERN, '-C', results.queuedCfg.file, '-bpc']));
+    add('bp', `\`postern -bp\` (mailq), ${q} queued`, await timeCommand([POSTERN, '-C', results.queuedCfg.file, '-bp']));
+  }
+  results.sendmail = { tool: 'bench/timecmd.js', runs: RUNS, warmup: 3, messageBytes: statSync(msgFile).size, rows, checks };
   save();
 }
 
 // ---------------------------------------------------------------------------
-// 4. sync system calls per message
+// 3. sync system calls per message
 
 const SYNCS = ['fsync', 'fdatasync', 'msync', 'sync_file_range'];
 
@@ -778,56 +773,171 @@ function parseStraceSummary(text) {
     const f = line.trim().split(/\s+/);
     const name = f.at(-1);
     if (SYNCS.includes(name) && f.length >= 5) {
-      const n = Number(f.length === 6 ? f[3] : f[3]);
+      const n = Number(f[3]);
       if (Number.isFinite(n)) calls[name] = n;
     }
   }
   return calls;
 }
 
-async function straceRun(label, messages, reuse, seccomp) {
-  const dir = workDir(`fsync-${label.replace(/\W+/g, '-')}`);
-  const cfg = writeConfig(dir, { smtpPort: await freePort(), smarthostPort: await freePort() });
+async function straceRun(mta, label, messages, reuse, seccomp) {
+  const dir = workDir(`fsync-${mta}-${label.replace(/\W+/g, '-')}`);
   const out = join(dir, 'strace.txt');
   const wrapper = [STRACE, '-f', '-c', ...(seccomp ? ['--seccomp-bpf'] : []), '-e', `trace=${SYNCS.join(',')}`, '-o', out];
-  const d = await startDaemon(cfg, wrapper);
+  const h = await startMta(mta, dir, { smtpPort: await freePort(), smarthostPort: await freePort() }, wrapper);
   let l;
-  let queued;
   try {
-    if (messages > 0) l = await load({ port: cfg.smtpPort, sessions: SESSIONS, messages, size: SIZE, reuse, timeoutMs: Math.min(STEP_TIMEOUT, timeLeft()) });
-    else await sleep(1000);
-    await sleep(500);
+    if (messages > 0) l = await load({ port: h.smtpPort ?? h.cfg.smtpPort, sessions: SESSIONS, messages, size: SIZE, reuse, timeoutMs: Math.min(STEP_TIMEOUT, timeLeft()) });
+    else await sleep(1500);
+    await sleep(1000);
   } finally {
-    queued = await queueCount(cfg).catch(() => NaN);
-    await stopDaemon(d);
+    await h.stop();
   }
   const text = existsSync(out) ? readFileSync(out, 'utf8') : '';
   mkdirSync(OUT, { recursive: true });
-  writeFileSync(join(OUT, `strace-${label.replace(/\W+/g, '-')}.txt`), text);
+  writeFileSync(join(OUT, `strace-${mta}-${label.replace(/\W+/g, '-')}.txt`), text);
   const calls = parseStraceSummary(text);
   const total = SYNCS.reduce((s, k) => s + calls[k], 0);
-  const row = { label, messages, reuse, calls, total, queued, rate: l ? rate(messages, l.ms) : undefined, errors: l?.errors ?? [] };
-  if (messages > 0 && queued !== messages) results.notes.push(`fsync ${label}: queue holds ${queued}, expected ${messages}`);
-  log(`  ${label}: ${JSON.stringify(calls)} (queued ${queued})`);
-  return row;
+  log(`  ${NAMES[mta]}, ${label}: ${JSON.stringify(calls)}`);
+  return { mta, label, messages, reuse, calls, total, rate: l ? rate(messages, l.ms) : undefined, errors: l?.errors ?? [] };
 }
 
 async function measureFsync() {
   let seccomp = true;
   const probe = await run(STRACE, ['-f', '-c', '--seccomp-bpf', '-e', 'trace=fsync', '-o', '/dev/null', 'true'], { timeoutMs: 10_000 });
   if (probe.code !== 0) seccomp = false;
-  log(`fsync: strace${seccomp ? ' --seccomp-bpf' : ''}, ${N_FSYNC} messages`);
-  const base = await straceRun('baseline (no mail)', 0, false, seccomp);
-  const rows = [base];
-  for (const reuse of [true, false]) {
-    if (timeLeft() < 30_000) { results.notes.push('fsync: skipped a run, out of time'); break; }
-    const r = await straceRun(reuse ? `${SESSIONS} sessions, reused` : `${SESSIONS} sessions, one per message`, N_FSYNC, reuse, seccomp);
-    r.net = r.total - base.total;
-    r.perMessage = (r.net / r.messages).toFixed(3);
-    rows.push(r);
+  results.fsync = { seccomp, rows: [] };
+  for (const mta of MTAS.filter((m) => m !== 'sink')) {
+    const n = mta === 'exim' ? Math.min(N_FSYNC, N_EXIM) : N_FSYNC;
+    log(`fsync: ${NAMES[mta]} under strace${seccomp ? ' --seccomp-bpf' : ''}, ${n} messages each way`);
+    if (timeLeft() < 40_000) { results.notes.push(`fsync: ${NAMES[mta]} skipped, out of time`); continue; }
+    try {
+      const base = await straceRun(mta, 'baseline (no mail)', 0, false, seccomp);
+      results.fsync.rows.push(base);
+      for (const reuse of [false, true]) {
+        const r = await straceRun(mta, reuse ? 'connections reused' : 'one message per connection', n, reuse, seccomp);
+        r.net = r.total - base.total;
+        r.perMessage = r.net / r.messages;
+        results.fsync.rows.push(r);
+      }
+    } catch (e) {
+      results.notes.push(`fsync: ${NAMES[mta]} failed: ${e.message.slice(0, 400)}`);
+    }
+    save();
   }
-  results.fsync = { seccomp, rows };
-  save();
+}
+
+// ---------------------------------------------------------------------------
+// results: the one table, the targets of issue 14, the details
+
+const rateOf = (mta, id) => results.rates[mta === 'sink' ? SINK_LOAD[id] : id]?.[mta];
+const syncsOf = (mta, reuse) => results.fsync?.rows.find((r) => r.mta === mta && r.perMessage !== undefined && r.reuse === reuse)?.perMessage;
+const smRow = (key) => results.sendmail?.rows.find((x) => x.key === key);
+
+/** The summary: one line per figure, a column per MTA, a ratio column per peer. */
+function summaryRows() {
+  const rows = [];
+  const ok = (r) => r && !r.errors?.length;
+  for (const ld of LOADS) {
+    const v = (m) => (ok(rateOf(m, ld.id)) ? rateOf(m, ld.id).rate : undefined);
+    rows.push({ what: `${ld.label}, msg/s`, ref: v('sink'), postern: v('postern'), postfix: v('postfix'), exim: v('exim'), better: 'higher' });
+  }
+  for (const id of ['relay-new', 'relay-reuse', 'big-new', 'accept-new']) {
+    const ld = LOADS.find((l) => l.id === id);
+    const v = (m) => (ok(rateOf(m, id)) ? rateOf(m, id).cpuPer1000 : undefined);
+    rows.push({ what: `CPU s per 1,000 ${ld.relay ? 'relayed' : 'accepted'} (${ld.label.replace(/^(relay|accept)[^,]*, /, '')}${ld.big ? `, ${Math.round(BIG_SIZE / 1024)} KB` : ''})`, ref: v('sink'), postern: v('postern'), postfix: v('postfix'), exim: v('exim'), digits: 2, better: 'lower' });
+  }
+  const peak = (m) => {
+    const xs = LOADS.map((l) => results.rates[l.id]?.[m]?.peakMB).filter((x) => x !== undefined);
+    return xs.length ? Math.max(...xs) : undefined;
+  };
+  rows.push({ what: 'peak memory over all loads, MB (Σ PSS of all its processes)', postern: peak('postern'), postfix: peak('postfix'), exim: peak('exim'), better: 'lower' });
+  rows.push({ what: 'submission by `sendmail -t -i`, ms (mean); reference: `node -e 0`', ref: smRow('node')?.mean, postern: smRow('up')?.mean, exim: smRow('exim')?.mean, digits: 1, better: 'lower', note: 'postern: daemon running; Exim: `exim4 -odq -oi -t`' });
+  rows.push({ what: '… the same, postern with the daemon down, ms', ref: smRow('node')?.mean, postern: smRow('down')?.mean, exim: smRow('exim')?.mean, digits: 1, better: 'lower' });
+  for (const reuse of [false, true]) {
+    rows.push({ what: `sync calls per accepted message (${reuse ? 'connections reused' : 'one per connection'}, net of start/stop)`, postern: syncsOf('postern', reuse), postfix: syncsOf('postfix', reuse), exim: syncsOf('exim', reuse), digits: 2, better: 'lower' });
+  }
+  return rows;
+}
+
+/** Issue 14's targets, each met or not, from this run's figures. */
+function targets() {
+  const r = (m, id) => rateOf(m, id)?.errors?.length ? undefined : rateOf(m, id)?.rate;
+  const c = (m, id) => rateOf(m, id)?.errors?.length ? undefined : rateOf(m, id)?.cpuPer1000;
+  const t = [];
+  const check = (what, value, goal, cmp) => t.push({ what, value, goal, met: value === undefined ? 'not measured' : cmp(value) ? 'met' : 'not met' });
+  for (const mode of ['new', 'reuse']) {
+    const m = mode === 'new' ? 'one per connection' : 'reused';
+    const q = (a, b) => (a !== undefined && b ? a / b : undefined);
+    check(`accept ≥ 40× Exim (${m})`, q(r('postern', `accept-${mode}`), r('exim', `accept-${mode}`)), '≥ 40', (v) => v >= 40);
+    check(`accept ≥ 4× Postfix (${m})`, q(r('postern', `accept-${mode}`), r('postfix', `accept-${mode}`)), '≥ 4', (v) => v >= 4);
+    check(`relay ≥ 25× Exim (${m})`, q(r('postern', `relay-${mode}`), r('exim', `relay-${mode}`)), '≥ 25', (v) => v >= 25);
+    check(`relay ≥ 3× Postfix (${m})`, q(r('postern', `relay-${mode}`), r('postfix', `relay-${mode}`)), '≥ 3', (v) => v >= 3);
+    check(`relay ≥ 50% of the sink's own rate (${m})`, q(r('postern', `relay-${mode}`), r('sink', `relay-${mode}`)), '≥ 0.5', (v) => v >= 0.5);
+    check(`CPU per relayed message ≤ ⅓ of Postfix's (${m})`, q(c('postern', `relay-${mode}`), c('postfix', `relay-${mode}`)), '≤ 0.33', (v) => v <= 1 / 3);
+  }
+  check('`sendmail` ≤ 1.2× `node -e 0`, daemon up', smRow('up') && smRow('node') ? smRow('up').mean / smRow('node').mean : undefined, '≤ 1.2', (v) => v <= 1.2);
+  return t;
+}
+
+function renderMarkdown() {
+  const r = results;
+  const L = [];
+  L.push('# postern benchmark: postern, Postfix and Exim in one run', '');
+  L.push(`Run ${r.started}, Node ${r.machine.node}, ${r.machine.cpus} CPUs (${r.machine.cpuModel}), ${r.machine.memGB} GB. ` +
+    `Spools on ${r.machine.spoolFs ?? '?'}; one 4 KB write + fdatasync there: median ${r.machine.fdatasyncMs ?? '?'} ms. Build measured: dist/ ${r.dist ?? '?'}.`);
+  L.push(`Load: ${r.tools.loadgen === 'smtp-source' ? 'Postfix `smtp-source`' : "built-in (nodemailer's SMTPConnection)"}, ${SESSIONS} concurrent sessions, ` +
+    `${N.toLocaleString('en-US')} messages of ${SIZE} bytes (${N_BIG.toLocaleString('en-US')} of ${BIG_SIZE} bytes for the big rows; Exim at most ${N_EXIM} a load); ` +
+    `sink: ${r.tools.smtpSink ? 'Postfix `smtp-sink`' : '`bench/sink.js`'}. Each MTA runs with its own defaults (durability included), a fresh private spool per load, on 127.0.0.1; the loads run MTA after MTA, load by load.`);
+  L.push(`MTAs measured: ${r.mtas.map((m) => NAMES[m]).join(', ')}.`, '');
+  const rows = summaryRows();
+  const has = (m) => r.mtas.includes(m);
+  const heads = ['figure', 'reference (sink alone; `node -e 0`)', 'postern', ...(has('postfix') ? ['Postfix'] : []), ...(has('exim') ? ['Exim'] : []),
+    'postern ÷ reference', ...(has('postfix') ? ['postern ÷ Postfix'] : []), ...(has('exim') ? ['postern ÷ Exim'] : [])];
+  L.push(table(heads, rows.map((x) => [x.what, fmt(x.ref, x.digits), `**${fmt(x.postern, x.digits)}**`,
+    ...(has('postfix') ? [fmt(x.postfix, x.digits)] : []), ...(has('exim') ? [fmt(x.exim, x.digits)] : []),
+    ratio(x.postern, x.ref), ...(has('postfix') ? [ratio(x.postern, x.postfix)] : []), ...(has('exim') ? [ratio(x.postern, x.exim)] : [])])));
+  L.push('', 'Ratios are postern ÷ the other (for msg/s higher is better for postern; for CPU, memory, time and syncs lower is). ' +
+    '"n/a": not measured, or the load had problems (see the details).', '');
+  r.targets = targets();
+  L.push('## Targets of issue 14', '');
+  L.push(table(['target', 'this run', 'goal', ''], r.targets.map((t) => [t.what, t.value === undefined ? 'n/a' : t.value.toFixed(2), t.goal, t.met])), '');
+  L.push('## Details per load', '');
+  L.push(table(['load', 'MTA', 'messages', 'seconds', 'msg/s', 'submission msg/s', 'CPU s / 1,000', 'peak MB (Σ PSS)', 'postern VmHWM MB', "others' CPU", 'problems'],
+    LOADS.flatMap((ld) => Object.values(r.rates[ld.id] ?? {}).map((x) => [ld.id, NAMES[x.mta], x.messages ?? '', x.ms ? secs(x.ms) : 'n/a', x.rate ?? 'n/a',
+      x.submitRate ?? '', fmt(x.cpuPer1000, 2), x.peakMB ?? '', x.vmHwmMB ?? '', pct(x.othersCpu), x.errors?.length ? x.errors.join('; ') : 'none']))));
+  L.push('', 'Relay rows: from the first connection until the MTA has logged every message as finished (postern and Exim `Completed`, Postfix `removed`), ' +
+    'each after the sink\'s 250. Accept rows: until the load generator has its last 250 (the smarthost port is closed). CPU: user + system time of all the MTA\'s processes ' +
+    '(each runs in its own PID namespace, so even double-forked processes are reaped inside and counted) from /proc, from just before the load until the end (accept: 1 s after). ' +
+    'Memory: the sum of PSS over all its processes, sampled 4 times a second.', '');
+  if (r.sendmail) {
+    const s = r.sendmail;
+    L.push('## Whole-process time of one submission', '');
+    L.push(`${s.runs} runs after ${s.warmup} warm-up, timed by bench/timecmd.js (spawn to exit); message ${s.messageBytes} bytes on stdin; others' CPU: ${pct(r.othersCpu.sendmail)}.`, '');
+    L.push(table(['command', 'mean ms', '± σ', 'median ms', 'min ms', 'max ms'], s.rows.map((x) => [x.label, x.mean.toFixed(1), x.stddev.toFixed(1), x.median.toFixed(1), x.min.toFixed(1), x.max.toFixed(1)])));
+    L.push('', ...s.checks.map((c) => `- ${c}`), '');
+  }
+  if (r.fsync?.rows.length) {
+    const f = r.fsync;
+    L.push('## Sync system calls', '');
+    L.push(`\`strace -f -c ${f.seccomp ? '--seccomp-bpf ' : ''}-e trace=${SYNCS.join(',')}\` around each MTA (all its processes), smarthost down; ` +
+      `"net" subtracts a baseline run (start, 1.5 s idle, stop). Others' CPU: ${pct(r.othersCpu.fsync)}.`, '');
+    L.push(table(['MTA', 'run', 'messages', ...SYNCS, 'total', 'net', 'net per message', 'msg/s under strace'],
+      f.rows.map((x) => [NAMES[x.mta], x.label, x.messages, ...SYNCS.map((k) => x.calls[k]), x.total, x.net ?? '', x.perMessage === undefined ? '' : x.perMessage.toFixed(3), x.rate ?? ''])));
+    L.push('');
+  }
+  if (r.notes.length) L.push('## Notes', '', ...r.notes.map((n) => `- ${n}`), '');
+  L.push(`Total bench time: ${secs(Date.now() - START)} s.`, '');
+  return L.join('\n');
+}
+
+function save() {
+  mkdirSync(OUT, { recursive: true });
+  const md = renderMarkdown();
+  const { queuedCfg, ...json } = results;
+  writeFileSync(join(OUT, 'results.json'), JSON.stringify({ ...json, summary: summaryRows() }, null, 2) + '\n');
+  writeFileSync(join(OUT, 'results.md'), md);
+  return md;
 }
 
 // ---------------------------------------------------------------------------
@@ -860,33 +970,27 @@ async function main() {
   results.dist = distFingerprint();
   diskProbe();
   mkdirSync(OUT, { recursive: true });
-  log(`load generator: ${LOADGEN}${LOADGEN === 'smtp-source' ? ` (${SMTP_SOURCE})` : ' (set SMTP_SOURCE=/path/to/smtp-source to use Postfix\'s)'}`);
-  let queuedCfg;
-  if (STEPS.has('accept')) {
-    await watched('accept, one per message', () => measureAccept(false), () => results.accept.at(-1));
-    if (timeLeft() > 30_000) queuedCfg = await watched('accept, reused', () => measureAccept(true), () => results.accept.at(-1));
+  log(`load generator: ${LOADGEN}${LOADGEN === 'smtp-source' ? ` (${SMTP_SOURCE})` : ' (run bench/fetch-peers.sh, or set SMTP_SOURCE=/path/to/smtp-source, to use Postfix\'s)'}`);
+  for (const m of MTAS_ASKED.filter((x) => !MTAS.includes(x))) {
+    const why = PEERS_PROBLEM ?? `not found under ${PEERS.dir} (sh bench/fetch-peers.sh fetches it)`;
+    results.notes.push(`${NAMES[m]} not measured: ${why}`);
+    log(`${NAMES[m]} not measured: ${why}`);
   }
-  if (STEPS.has('e2e')) {
-    for (const reuse of [false, true]) {
-      if (timeLeft() < 30_000) { results.notes.push('e2e: skipped a run, out of time'); break; }
-      await watched(`e2e, ${reuse ? 'reused' : 'one per message'}`, () => measureE2e(reuse), () => results.e2e.at(-1));
-    }
-  }
+  if (STEPS.has('rates')) await measureRates();
   if (STEPS.has('sendmail')) {
     if (timeLeft() < 30_000) results.notes.push('sendmail: skipped, out of time');
-    else await watched('sendmail', () => measureSendmail(queuedCfg));
+    else await watched('sendmail', () => measureSendmail());
   }
   if (STEPS.has('fsync')) {
     if (!STRACE) results.notes.push('fsync: skipped, strace not found (apt-get install -y strace, or STRACE=/path)');
-    else if (timeLeft() < 30_000) results.notes.push('fsync: skipped, out of time');
+    else if (timeLeft() < 40_000) results.notes.push('fsync: skipped, out of time');
     else await watched('fsync', () => measureFsync());
   }
   const after = distFingerprint();
   if (after !== results.dist) {
     results.notes.push(`dist/ changed during the run (build ${results.dist} at the start, ${after} at the end): later steps measured another build`);
   }
-  save();
-  process.stdout.write(renderMarkdown());
+  process.stdout.write(save());
 }
 
 let failed = false;
