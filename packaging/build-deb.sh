@@ -1,0 +1,72 @@
+#!/bin/sh
+# packaging/build-deb.sh: builds the Debian package postern_VERSION-1_ARCH.deb with
+# dpkg-deb from this checkout: dist/ (built here with tsc), bin/, the production
+# dependencies only (npm ci --omit=dev into the staging tree: the one network use, and
+# npm's cache serves it when it can), the committed man pages, the unit, the logrotate
+# snippet and the maintainer scripts in packaging/debian/. Arch-specific: lmdb's
+# prebuilt binary for this machine comes with it.
+#   packaging/build-deb.sh [OUTDIR]      (default: packaging/out)
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-$here/packaging/out}
+version=$(node -p "require('$here/package.json').version")-1
+arch=$(dpkg --print-architecture)
+stage=$(mktemp -d "${TMPDIR:-/tmp}/postern-deb.XXXXXX")
+trap 'rm -rf "$stage"' EXIT INT TERM
+umask 022
+
+chmod 0755 "$stage"
+
+# The program: compiled JavaScript (a clean build, no source maps), the commands,
+# production node_modules.
+lib=$stage/usr/lib/postern
+mkdir -p "$lib"
+(cd "$here" && npx tsc -p tsconfig.json --outDir "$lib/dist" --sourceMap false --incremental false)
+cp -r "$here/bin" "$here/package.json" "$here/package-lock.json" "$lib/"
+# --ignore-scripts: no `prepare` (tsc is a dev dependency); lmdb and msgpackr load their
+# prebuilt binaries from the optional packages npm installs for this platform.
+(cd "$lib" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
+(cd "$lib" && node -e "import('lmdb').then(() => process.exit(0), (e) => { console.error(e.message); process.exit(1); })")
+
+# The commands, run with Debian's node named absolutely (cron's PATH, env -i).
+mkdir -p "$stage/usr/sbin" "$stage/usr/bin"
+cat > "$stage/usr/sbin/postern" <<'WRAP'
+#!/bin/sh
+# postern's commands: the name called (a link to this file) picks the personality.
+name=${0##*/}
+[ -f /usr/lib/postern/bin/"$name" ] || name=postern
+exec /usr/bin/node /usr/lib/postern/bin/"$name" "$@"
+WRAP
+chmod 0755 "$stage/usr/sbin/postern"
+ln -s postern "$stage/usr/sbin/sendmail"
+ln -s postern "$stage/usr/sbin/postern-qgrep"
+ln -s postern "$stage/usr/sbin/postern-exigrep"
+ln -s ../sbin/postern "$stage/usr/bin/mailq"
+ln -s ../sbin/postern "$stage/usr/bin/newaliases"
+ln -s ../sbin/postern "$stage/usr/lib/sendmail"
+
+# Configuration (conffiles), the unit, the logrotate snippet.
+install -D -m 0644 "$here/packaging/debian/postern.toml" "$stage/etc/postern/postern.toml"
+install -D -m 0644 "$here/config/postern.logrotate" "$stage/etc/logrotate.d/postern"
+install -D -m 0644 "$here/config/postern.service" "$stage/usr/lib/systemd/system/postern.service"
+
+# Documentation.
+for page in "$here"/man/*.[58]; do
+  sec=${page##*.}
+  install -D -m 0644 "$page" "$stage/usr/share/man/man$sec/${page##*/}"
+  gzip -9n "$stage/usr/share/man/man$sec/${page##*/}"
+done
+install -D -m 0644 "$here/packaging/debian/copyright" "$stage/usr/share/doc/postern/copyright"
+install -m 0644 "$here/README.md" "$stage/usr/share/doc/postern/README.md"
+
+# Control files.
+mkdir -p "$stage/DEBIAN"
+for f in postinst prerm postrm; do install -m 0755 "$here/packaging/debian/$f" "$stage/DEBIAN/$f"; done
+install -m 0644 "$here/packaging/debian/conffiles" "$stage/DEBIAN/conffiles"
+size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
+sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" "$here/packaging/debian/control" > "$stage/DEBIAN/control"
+
+mkdir -p "$out"
+deb=$out/postern_${version}_$arch.deb
+dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
+echo "$deb"
