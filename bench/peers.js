@@ -10,7 +10,7 @@
 // itself from its compiled-in /usr/sbin/exim4 and needs its Debian-exim user: a copy
 // of /usr/sbin with the unpacked binary and copies of /etc/passwd and /etc/group are
 // bind-mounted there (only inside that namespace; nothing is installed). Postfix gets
-// the same for its postfix/postdrop users.
+// a copy of /etc with its postfix/postdrop users too.
 import { spawn, execFileSync } from 'node:child_process';
 import { chownSync, chmodSync, closeSync, copyFileSync, cpSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -223,13 +223,15 @@ async function startNs({ name, nsArgs, script, env, port, log, wrapper = [] }) {
   return { child, exited, output: () => out };
 }
 
-async function stopNs(h, signal = 'SIGTERM') {
+async function stopNs(h, comm) {
   // The namespace's init is unshare's child (under a wrapper such as strace, its
   // grandchild); killing it ends everything in the namespace.
   const { pids, procs } = treePids(h.child.pid);
   const unsh = h.unsharePid ?? pids.find((p) => { try { return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'unshare'; } catch { return false; } });
   const init = pids.find((p) => procs.get(p).ppid === unsh);
-  try { process.kill(init ?? h.child.pid, signal); } catch { /* gone */ }
+  // The MTA's own top process (Postfix's master under a shell), else the namespace's init.
+  const top = comm ? pids.find((p) => { try { return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === comm; } catch { return false; } }) : undefined;
+  try { process.kill(top ?? init ?? h.child.pid, 'SIGTERM'); } catch { /* gone */ }
   const r = await Promise.race([h.exited, sleep(15_000).then(() => undefined)]);
   if (r) return r;
   try { if (init) process.kill(init, 'SIGKILL'); } catch { /* gone */ }
@@ -367,7 +369,12 @@ import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C POSTLOG_SERVIC
 export async function startPostfix(peers, dir, ports, wrapper = []) {
   const root = peers.postfixRoot;
   chmodSync(dir, 0o755);
-  const ids = writeUserFiles(dir, ['postfix'], ['postdrop']);
+  // A copy of /etc with the postfix user and postdrop group, bind-mounted over /etc in
+  // the namespace (not over /etc/passwd itself: a useradd elsewhere on the machine
+  // renames a new file over that, which drops a mount on it in every namespace).
+  const etc = join(dir, 'etc');
+  cpSync('/etc', etc, { recursive: true, verbatimSymlinks: true });
+  const ids = writeUserFiles(etc, ['postfix'], ['postdrop']);
   const conf = join(dir, 'conf');
   mkdirSync(conf, { recursive: true });
   mkdirSync(join(dir, 'data'), { recursive: true });
@@ -388,9 +395,10 @@ export async function startPostfix(peers, dir, ports, wrapper = []) {
   writeFileSync(join(conf, 'master.cf'), master.join('\n'));
   const env = { ...process.env, LD_LIBRARY_PATH: peers.libPath };
   const maillog = join(dir, 'maillog');
-  const enter = `mount --bind ${dir}/passwd /etc/passwd && mount --bind ${dir}/group /etc/group`;
+  const enter = `mount --bind ${etc} /etc`;
   const h = await startNs({
     name: 'postfix', nsArgs: ['-m', '-p', '-f'], env, port: ports.smtpPort, log: maillog, wrapper,
+    // As PID 1 of its namespace, postfix-script runs `master -i` (init mode, reaping all).
     script: `${enter} && exec ${root}/usr/sbin/postfix -c ${conf} start-fg`,
   });
   const q = join(dir, 'queue');
@@ -402,7 +410,7 @@ export async function startPostfix(peers, dir, ports, wrapper = []) {
     arrivals: () => new LogCounter(maillog, /postfix\/cleanup.*: message-id=/).poll(),
     done: new LogCounter(maillog, /: removed$/),
     deferrals: () => new LogCounter(maillog, /status=deferred/).poll(),
-    stop: () => stopNs(h),
+    stop: () => stopNs(h, 'master'),
     output: h.output,
   };
 }
