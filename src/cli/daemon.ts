@@ -223,14 +223,6 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   };
   process.on('uncaughtException', panic);
   process.on('unhandledRejection', panic);
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGHUP', () => void reload());
-  // Exim admins send USR1 out of habit: here it reopens the main log (never an inspector).
-  process.on('SIGUSR1', () => log.reopen());
-  // Ready only now that every signal has its handler: a TERM right after this line is a clean stop.
-  process.stderr.write(`postern: ready, listening for SMTP on ${bound.join(' ')}\n`);
-  (await import('./sd-notify.js')).notifyReady((m) => process.stderr.write(`postern: ${m}\n`));
   const reload = async () => {
     log.reopen();
     try {
@@ -242,4 +234,14 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
       events.emit({ type: 'notice', text: `SIGHUP received: ${(err as Error).message}; keeping the old configuration` });
     }
   };
+  const { notifyReady } = await import('./sd-notify.js');
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGHUP', () => void reload());
+  // Exim admins send USR1 out of habit: here it reopens the main log (never an inspector).
+  process.on('SIGUSR1', () => log.reopen());
+  // Ready only now that every signal has its handler and everything they call exists:
+  // a TERM or HUP right after this line is a clean stop or a reload.
+  process.stderr.write(`postern: ready, listening for SMTP on ${bound.join(' ')}\n`);
+  notifyReady((m) => process.stderr.write(`postern: ${m}\n`));
 }
