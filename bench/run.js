@@ -15,7 +15,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, openSync, readSync, writeSync, closeSync, fstatSync, fdatasyncSync } from 'node:fs';
 import { createServer, createConnection } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createHash } from 'node:crypto';
@@ -37,7 +37,7 @@ const { values: opt } = parseArgs({
     messages: { type: 'string', short: 'm', default: '2000' },
     'big-messages': { type: 'string', default: '1000' },
     'big-size': { type: 'string', default: '102400' },
-    'exim-messages': { type: 'string', default: '300' },
+    'exim-messages': { type: 'string', default: '500' },
     'fsync-messages': { type: 'string', default: '1000' },
     sessions: { type: 'string', short: 's', default: '20' },
     size: { type: 'string', short: 'l', default: '2048' },
@@ -46,6 +46,7 @@ const { values: opt } = parseArgs({
     'step-timeout': { type: 'string', default: '180' },
     deadline: { type: 'string', default: '570' },
     keep: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
     'wait-quiet': { type: 'string', default: '0' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -337,7 +338,9 @@ async function daemonPid(cfg, child) {
 /** Starts `postern -bd -q1m` (optionally under a wrapper such as strace) and waits for "ready". */
 function startDaemon(cfg, wrapper = []) {
   return new Promise((res, rej) => {
-    const args = [...wrapper, NODE, POSTERN, '-C', cfg.file, '-bd', '-q1m'];
+    // --profile: every daemon writes a V8 CPU profile into bench/out/profiles/ when it stops.
+    const prof = opt.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(OUT, 'profiles')}`, `--cpu-prof-name=${basename(cfg.dir)}.cpuprofile`] : [];
+    const args = [...wrapper, NODE, ...prof, POSTERN, '-C', cfg.file, '-bd', '-q1m'];
     const child = spawn(args[0], args.slice(1), { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
     live.add(child.pid);
     child.once('close', () => live.delete(child.pid));
