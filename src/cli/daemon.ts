@@ -167,7 +167,13 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     // space); -Mg then runs in the command under the delivery lock instead.
     spoolTrouble(`cannot write ${controlKeyPath(config.spool.directory)}: ${(err as Error).message}`);
   }
-  const local = new LocalServer({ spoolDir: config.spool.directory, kick, controlKey, giveUp: (id, user) => scheduler.giveUp(id, user) });
+  const local = new LocalServer({ spoolDir: config.spool.directory, kick, controlKey, giveUp: (id, user) => scheduler.giveUp(id, user),
+    bulk: async (action, ids, user) => {
+      const { applyBulk } = await import('./bulk.js');
+      const results = await applyBulk(spool, events, action, ids, user, (id) => scheduler.isActive(id));
+      if (action === 'thaw') scheduler.kick();
+      return ids.map((id) => results.get(id) ?? 'gone');
+    } });
   await local.listen();
   events.emit({ type: 'notice', text: `postern ${VERSION} daemon started: pid=${process.pid}, ${qFlag}, listening for SMTP on ${bound.join(' ')}` });
 

@@ -86,9 +86,9 @@ async function run(personality: string, argv: string[]): Promise<number> {
   }
   if (personality === 'postern-qgrep') {
     const { qgrep } = await import('./qgrep.js');
-    const { c, spool } = await openSpool(file, 'list the queue');
+    const { c, spool, ids } = await openSpool(file, rest.some((a) => /^--(remove|freeze|thaw|deliver|giveup)$/.test(a)) ? 'act on queued messages' : 'list the queue');
     try {
-      return qgrep(rest, c, spool, out);
+      return await qgrep(rest, c, spool, out, ids);
     } finally {
       await spool.close();
     }

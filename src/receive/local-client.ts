@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 export const socketPath = (spoolDir: string) => join(spoolDir, 'postern.sock');
 
-export type LocalReply = { ok: true; id?: string; result?: string } | { ok: false; error: string };
+export type LocalReply = { ok: true; id?: string; result?: string; results?: string[] } | { ok: false; error: string };
 export const controlKeyPath = (spoolDir: string) => join(spoolDir, 'control.key');
 
 /**
@@ -28,7 +28,8 @@ export function request(spoolDir: string, header: object, body?: Buffer, timeout
     sock.setEncoding('utf8');
     sock.on('data', (d: string) => {
       reply += d;
-      const nl = reply.indexOf('\n');
+      // Only the new data can hold the end of the line (a bulk action's reply is long).
+      const nl = d.includes('\n') ? reply.indexOf('\n', reply.length - d.length) : -1;
       if (nl >= 0) {
         clearTimeout(timer);
         sock.end();

@@ -98,6 +98,11 @@ export class Scheduler {
     return 'done';
   }
 
+  /** Whether a message is being delivered now (postern-qgrep's bulk actions leave it alone). */
+  isActive(id: string): boolean {
+    return this.active.has(id);
+  }
+
   start(): void {
     this.started = true;
     this.cursor = undefined;

@@ -677,9 +677,10 @@ export class LmdbSpool implements Spool {
     }));
   }
 
-  *list(): Iterable<MessageRecord> {
+  /** `range`: IDs from `start` (included) to `end` (excluded): IDs sort by arrival second, so an age is a seek. */
+  *list(range: { start?: string; end?: string } = {}): Iterable<MessageRecord> {
     this.root.resetReadTxn();
-    for (const { value } of this.meta.getRange({})) yield decodeRecord(value);
+    for (const { value } of this.meta.getRange(range)) yield decodeRecord(value);
   }
 
   count(): number {
@@ -718,6 +719,37 @@ export class LmdbSpool implements Spool {
         this.setDue(record, at);
         this.meta.put(id, record);
       }
+    }));
+  }
+
+  /**
+   * postern-qgrep's bulk --remove, --freeze, --thaw: every ID in one transaction and one
+   * sync, each changed as -Mrm, -Mf, -Mt change one (journal entry included); per ID
+   * 'changed', 'unchanged' (already in that state) or 'gone'. A message being delivered
+   * meanwhile is settled as after the single action (settle() keeps a freeze, finds a
+   * removed message gone).
+   */
+  bulk(ids: string[], action: 'remove' | 'freeze' | 'thaw', entry: NewJournalEntry, dueAt: number): Promise<Map<string, 'changed' | 'unchanged' | 'gone'>> {
+    return this.synced(this.root.transaction(() => {
+      const results = new Map<string, 'changed' | 'unchanged' | 'gone'>();
+      for (const id of ids) {
+        const record = this.meta.get(id);
+        if (!record) {
+          results.set(id, 'gone');
+        } else if (action === 'remove') {
+          this.deleteAll(record);
+          results.set(id, 'changed');
+        } else if (record.frozen === (action === 'freeze')) {
+          results.set(id, 'unchanged');
+        } else {
+          record.frozen = action === 'freeze';
+          this.setDue(record, record.frozen ? null : dueAt);
+          this.meta.put(id, record);
+          this.appendJournal(id, [entry]);
+          results.set(id, 'changed');
+        }
+      }
+      return results;
     }));
   }
 
