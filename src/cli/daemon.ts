@@ -52,6 +52,7 @@ export function schedulerSettings(config: Config): SchedulerSettings {
     delayWarning: config.retry.delay_warning,
     activeLimit: config.queue.active_limit,
     concurrency: config.smarthost.connections,
+    probeInterval: config.smarthost.probe_interval,
   };
 }
 

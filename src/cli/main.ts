@@ -57,7 +57,7 @@ async function openSpool(file: string | undefined, what: string) {
 function purpose(mode: string): string {
   if (mode === '--json' || mode.startsWith('-bp')) return 'list the queue';
   if (mode.startsWith('-q') || mode === '-M') return 'run the queue';
-  if (mode.startsWith('-Mv')) return 'read queued messages';
+  if (mode.startsWith('-Mv') || mode === '-Mwhy') return 'read queued messages';
   return 'act on queued messages';
 }
 
@@ -93,7 +93,7 @@ async function run(personality: string, argv: string[]): Promise<number> {
       await spool.close();
     }
   }
-  const mode = rest.find((a) => /^-(b[dpsVPtm]|bp[a-z]*|M[a-z]*|q[a-z0-9]*|bdf)$/.test(a) || a === '--json');
+  const mode = rest.find((a) => /^-(b[dpsVPtm]|brt|bp[a-z]*|M[a-z]*|q[a-z0-9]*|bdf)$/.test(a) || a === '--json');
   if (!mode || mode === '-bm') {
     const { sendmail } = await import('../receive/sendmail.js');
     const c = await config(file);
@@ -118,6 +118,10 @@ async function run(personality: string, argv: string[]): Promise<number> {
     const addrs = rest.filter((a) => a !== '-bt');
     if (addrs.length === 0) throw usage('-bt needs at least one address');
     return addressTest(addrs, await config(file), out);
+  }
+  if (mode === '-brt') {
+    const { retryTest } = await import('./why.js');
+    return retryTest(rest.filter((a) => a !== '-brt'), await config(file), out);
   }
   if (mode === '-bs') {
     const { bsmtp } = await import('./bsmtp.js');
@@ -144,6 +148,12 @@ async function run(personality: string, argv: string[]): Promise<number> {
     if (mode === '-M') {
       q.checkIds('-M', others);
       return await q.queueRun(c, spool, { force: true, thaw: true, ids: others }, ids);
+    }
+    if (mode === '-Mwhy') {
+      const { messageWhy } = await import('./why.js');
+      const targets = others.filter((a) => a !== '--json');
+      q.checkIds('-Mwhy', targets);
+      return messageWhy(targets, others.includes('--json'), c, spool, out);
     }
     if (mode.startsWith('-M')) return await q.messageCommand(mode, others, c, spool, out, ids);
     throw usage(`unknown option ${mode}`);

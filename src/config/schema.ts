@@ -69,6 +69,8 @@ export const configSchema = z.strictObject({
     auth_password_file: z.string().optional(),
     connections: z.number().int().min(1).max(100).default(4),
     timeout: timer.default(300_000),
+    /** While a smarthost is down it is probed (connect, EHLO, TLS/AUTH, QUIT) at most this often; its return makes held mail due. */
+    probe_interval: timer.default(60_000),
   }),
   retry: z.strictObject({
     rules: z.array(z.string()).default(['* * F,2h,15m; G,16h,1h,1.5; F,4d,6h']),

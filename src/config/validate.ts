@@ -91,7 +91,13 @@ export function parseConfig(text: string, file: string): Config {
   try {
     rules = parseRetryRules(c.retry.rules);
   } catch (err) {
-    fail(['retry', 'rules'], (err as Error).message);
+    // Name the line of the rule itself when the array spans lines.
+    const at = lineOfKey(text, ['retry', 'rules']);
+    const bad = c.retry.rules[Number(/^rule (\d+):/.exec((err as Error).message)?.[1] ?? 1) - 1] ?? '';
+    const lines = text.split('\n');
+    const own = at === undefined ? -1 : lines.findIndex((l, i) => i >= at - 1 && bad !== '' && l.includes(bad));
+    const line = own >= 0 ? own + 1 : at;
+    throw new ConfigError(`configuration error in ${file}${line ? ` line ${line}` : ''}: retry.rules: ${(err as Error).message}`);
   }
   if (c.smarthost.auth_user !== undefined) {
     if (c.smarthost.tls === 'none') fail(['smarthost', 'auth_user'], 'AUTH needs TLS: set tls to "opportunistic", "required" or "implicit"');

@@ -22,6 +22,8 @@ export type MtaEvent =
   | { type: 'rejected'; stage: 'connect' | 'MAIL' | 'RCPT' | 'DATA'; clientName?: string; clientIp?: string;
       helo?: string; sender?: string; rcpt?: string; reason: string }
   | { type: 'notice'; id?: string; text: string }
+  /** A smarthost that was down answered a probe: `due` messages held back for it are due now. */
+  | { type: 'hostBack'; host: HostLabel; due: number }
   /** An SMTP client's command refused by the protocol engine, or its session ended by a limit. */
   | { type: 'smtpError'; kind: 'syntax' | 'protocol' | 'dropped' | 'timeout' | 'refused'; clientIp?: string;
       helo?: string; command?: string; reason: string };

@@ -95,6 +95,8 @@ function rawText(e: MtaEvent): string {
     }
     case 'notice':
       return e.text;
+    case 'hostBack':
+      return `H=${hostField(e.host)} is back: ${e.due} messages due now`;
     case 'smtpError': {
       // Exim's wording for each (smtp_in.c); "from" names the host without H=.
       const who = clientField(undefined, e.helo, e.clientIp);

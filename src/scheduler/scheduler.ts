@@ -2,17 +2,19 @@
 // activeLimit messages in memory, fed from the spool's due index, never a scan), the
 // single due-timer and dispatch: delivery concurrency (p-queue), one attempt per
 // message, its result committed as one spool.settle(). The decision what a result
-// means is settle.ts's (pure); host retry state is host-state.ts's. Does not talk
+// means is settle.ts's (pure); host retry state is host-state.ts's. While a smarthost
+// is down it probes it every probe_interval and, when it answers, makes the messages
+// held back for it due at once (found through heldFor, never a scan). Does not talk
 // SMTP (transports/) or decide routes (router/).
 import { Readable } from 'node:stream';
 import PQueue from 'p-queue';
 import type { Clock, Timer } from '../core/clock.js';
 import type { EventBus } from '../core/events.js';
-import { troubleOf, type HostSpec, type MessageRecord, type NewMessage, type Outcome } from '../core/types.js';
+import { troubleOf, type HostLabel, type HostSpec, type MessageRecord, type NewMessage, type Outcome } from '../core/types.js';
 import type { JournalEvent, NewJournalEntry } from '../core/journal.js';
 import type { Router } from '../router/router.js';
 import { SpoolWriteError, type DueKey, type Settlement, type SettleResult, type Spool } from '../spool/spool.js';
-import type { Transport } from '../transports/transport.js';
+import type { ProbeResult, Transport } from '../transports/transport.js';
 import type { RetryRule } from './retry-rules.js';
 import { bounceArrival, failureReport, RETURN_SIZE_LIMIT, type FailedRecipient } from '../bounce/dsn.js';
 import { delayReport } from '../bounce/delay-warning.js';
@@ -38,6 +40,8 @@ export interface SchedulerOptions {
   concurrency: number;
   /** -q<interval>: the longest a due message waits for a look, ms. */
   queueInterval: number;
+  /** smarthost.probe_interval, ms: how often a host that is down is probed (0: never). */
+  probeInterval?: number;
   /** For bounces: names, and this process's one ID generator (shared with receiving). */
   hostname: string;
   qualifyDomain: string;
@@ -47,12 +51,20 @@ export interface SchedulerOptions {
 
 /** What a configuration reload (SIGHUP) may change while the scheduler runs. */
 export type SchedulerSettings = Pick<SchedulerOptions, 'router' | 'transport' | 'retryRules' | 'delayWarning' | 'activeLimit' | 'concurrency'
-  | 'timeoutFrozenAfter' | 'ignoreBounceErrorsAfter'>;
+  | 'timeoutFrozenAfter' | 'ignoreBounceErrorsAfter'> & Partial<Pick<SchedulerOptions, 'probeInterval'>>;
+
+const hostKey = (h: { name: string; port: number }) => `${h.name}:${h.port}`;
 
 export class Scheduler {
   private readonly active = new Set<string>();
   private readonly queue: PQueue;
   private readonly hostRetry = new HostRetryState();
+  /** Messages deferred only because every host of their route was down: host → IDs (what its return makes due). */
+  private readonly heldFor = new Map<string, Set<string>>();
+  /** Messages due at once whatever their due key says: their host is back. */
+  private readonly flushed = new Set<string>();
+  /** The armed probe of each host that is down. */
+  private readonly probes = new Map<string, Timer>();
   private timer: Timer | undefined;
   private timerAt = Infinity;
   private started = false;
@@ -81,7 +93,13 @@ export class Scheduler {
     const old = this.o.transport;
     this.o = { ...this.o, ...next };
     this.queue.concurrency = next.concurrency;
-    this.hostRetry.clear();
+    // Retry data is kept for the hosts that are still smarthosts (same name and port).
+    const kept = next.router.destinations();
+    this.hostRetry.clear(kept);
+    const keys = new Set(kept.map(hostKey));
+    for (const [k, t] of this.probes) if (!keys.has(k)) { t.cancel(); this.probes.delete(k); }
+    for (const k of [...this.heldFor.keys()]) if (!keys.has(k)) for (const id of this.heldFor.get(k) ?? []) this.flushed.add(id);
+    for (const k of [...this.heldFor.keys()]) if (!keys.has(k)) this.heldFor.delete(k);
     this.cursor = undefined;
     if (old !== next.transport) void old.close();
     this.kick();
@@ -146,6 +164,8 @@ export class Scheduler {
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     this.timer?.cancel();
+    for (const t of this.probes.values()) t.cancel();
+    this.probes.clear();
     let grace: { cancel(): void } | undefined;
     await Promise.race([this.whenIdle(), new Promise((r) => { grace = this.o.clock.at(this.o.clock.now() + graceMs, () => r(undefined)); })]);
     grace?.cancel();
@@ -157,10 +177,12 @@ export class Scheduler {
     this.filling = true;
     try {
       const now = this.o.clock.now();
-      const hostsBack = this.hostRetry.allWaitUntil(this.o.router.destinations(), now);
-      if (hostsBack !== undefined) {
-        this.arm(Math.min(hostsBack, now + this.o.queueInterval));
-        return;
+      // While every host is down, mail whose turn comes is still looked at: it is
+      // deferred for the hosts' retry time with Exim's -54 line, not left silent.
+      for (const id of this.flushed) {
+        if (this.active.size >= this.o.activeLimit) break;
+        this.flushed.delete(id);
+        if (!this.active.has(id)) this.admit(id, true);
       }
       for (const id of this.incoming) {
         if (this.active.size >= this.o.activeLimit) break;
@@ -202,11 +224,11 @@ export class Scheduler {
     });
   }
 
-  private admit(id: string): void {
+  private admit(id: string, early = false): void {
     this.active.add(id);
     // The delivery holds a transport slot; writing its result does not, so the next
     // delivery starts while this one's settle waits for its sync.
-    void this.queue.add(() => this.attempt(id)).then((settle) => settle?.()).catch((err: Error) => {
+    void this.queue.add(() => this.attempt(id, early)).then((settle) => settle?.()).catch((err: Error) => {
       // Stopping (the spool may be closing under a delivery that outlived the grace):
       // the result is not recorded, the message stays due, nothing more to do.
       if (this.stopping) {
@@ -230,12 +252,13 @@ export class Scheduler {
   }
 
   /** One delivery attempt; resolves with the settle step to run outside the slot. */
-  private async attempt(id: string): Promise<(() => Promise<void>) | undefined> {
+  private async attempt(id: string, early = false): Promise<(() => Promise<void>) | undefined> {
     if (this.stopping) return undefined;
     const record = this.o.spool.load(id);
     const now = this.o.clock.now();
-    // Gone, frozen, or (for kicked new mail) not due yet, e.g. sendmail -odq.
-    if (!record || record.nextAttempt === null || record.nextAttempt > now) return undefined;
+    // Gone, frozen, or (for kicked new mail) not due yet, e.g. sendmail -odq; `early`:
+    // held back for a host that is back, due now whatever its key says.
+    if (!record || record.nextAttempt === null || (record.nextAttempt > now && !(early && !record.frozen))) return undefined;
     // A frozen message is due only when one of its frozen-time limits has come.
     let lastChance = false;
     if (record.frozen) {
@@ -260,10 +283,14 @@ export class Scheduler {
     }
     const logged: JournalEvent[] = [];
     let headers = '';
-    if (routable.length > 0) {
-      const hosts = this.hostRetry.usable(route.hosts, now);
-      // Hosts went down while this message waited in the window: leave it due, untouched.
-      if (hosts.length === 0 && outcomes.length === 0) return undefined;
+    let hostWait: number | undefined;
+    const hosts = this.hostRetry.usable(route.hosts, now);
+    if (routable.length > 0 && hosts.length === 0) {
+      // Every host waits for its retry time (Exim's -54): no connection, the message
+      // waits for the hosts, and their return (a probe) makes it due at once.
+      for (const rcpt of routable) outcomes.push({ rcpt, kind: 'deferred', cause: 'retry_time', note: 'retry time not reached for any host' });
+      hostWait = this.hostRetry.allWaitUntil(route.hosts, now);
+    } else if (routable.length > 0) {
       headers = this.o.spool.headers(id) ?? '';
       const result = await this.o.transport.deliver({
         id,
@@ -275,7 +302,8 @@ export class Scheduler {
       });
       const after = this.o.clock.now();
       for (const t of result.troubles) {
-        this.hostRetry.failed(t.host, this.o.retryRules, after);
+        this.hostRetry.failed(t.host, t, this.o.retryRules, after);
+        this.probeLater(t.host);
         const e = { type: 'hostError', id, host: t.host, result: troubleOf(t) } as const;
         this.o.events.emit(e);
         logged.push({ at: after, event: e });
@@ -286,12 +314,76 @@ export class Scheduler {
         logged.push({ at: after, event: e });
       }
       for (const h of result.healthy) {
-        // A host back from its retry wait: mail left behind the cursor meanwhile is due.
-        if (this.hostRetry.succeeded(h)) this.cursor = undefined;
+        // A host back from its retry wait: mail held back for it is due now.
+        if (this.hostRetry.succeeded(h)) {
+          const label = result.outcomes.find((o) => o.host?.name === h.name && o.host.port === h.port)?.host;
+          this.hostBack(h, label ?? { name: h.name, ip: h.name, port: h.port });
+        }
       }
       outcomes.push(...result.outcomes);
+      if (result.healthy.length === 0) hostWait = this.hostRetry.allWaitUntil(route.hosts, after);
     }
-    return () => this.settle(record, outcomes, route, logged, headers || (this.o.spool.headers(id) ?? ''), lastChance);
+    const held = hostWait !== undefined ? route.hosts : undefined;
+    return () => this.settle(record, outcomes, route, logged, headers || (this.o.spool.headers(id) ?? ''), lastChance, hostWait, held);
+  }
+
+  /** Arms a probe of a host that failed, probe_interval from now (one per host). */
+  private probeLater(host: { name: string; port: number }): void {
+    const k = hostKey(host);
+    const every = this.o.probeInterval ?? 0;
+    if (!this.o.transport.probe || every <= 0 || this.probes.has(k) || this.stopping) return;
+    if (!this.o.router.destinations().some((d) => hostKey(d) === k)) return;
+    this.probes.set(k, this.o.clock.at(this.o.clock.now() + every, () => void this.probe({ name: host.name, port: host.port })));
+  }
+
+  /** Connect, EHLO (TLS, AUTH), QUIT: back means up again; else another probe later. */
+  private async probe(host: HostSpec): Promise<void> {
+    const k = hostKey(host);
+    const transport = this.o.transport;
+    if (this.stopping || !this.hostRetry.has(host) || !transport.probe) {
+      this.probes.delete(k);
+      return;
+    }
+    let r: ProbeResult;
+    try {
+      r = await transport.probe(host);
+    } catch (err) {
+      r = { ok: false, host: { name: host.name, ip: host.name, port: host.port }, trouble: { cause: 'local', note: (err as Error).message } };
+    }
+    this.probes.delete(k);
+    if (this.stopping) return;
+    if (r.ok) {
+      if (this.hostRetry.succeeded(host)) this.hostBack(host, r.host);
+    } else if (this.hostRetry.has(host)) {
+      this.probeLater(host);
+    }
+  }
+
+  /** A host answered again: everything held back only for it is due now, in one log line. */
+  private hostBack(host: HostSpec, label: HostLabel): void {
+    const k = hostKey(host);
+    this.probes.get(k)?.cancel();
+    this.probes.delete(k);
+    const ids = this.heldFor.get(k) ?? new Set<string>();
+    this.heldFor.delete(k);
+    for (const id of ids) {
+      for (const other of this.heldFor.values()) other.delete(id);
+      this.flushed.add(id);
+    }
+    this.cursor = undefined;
+    this.o.events.emit({ type: 'hostBack', host: label, due: ids.size });
+    this.kick();
+  }
+
+  /** After a settle: is the message held back for its hosts (then their return makes it due), or not any more? */
+  private hold(id: string, hosts: HostSpec[] | undefined): void {
+    for (const set of this.heldFor.values()) set.delete(id);
+    for (const h of hosts ?? []) {
+      const k = hostKey(h);
+      const set = this.heldFor.get(k) ?? new Set<string>();
+      set.add(id);
+      this.heldFor.set(k, set);
+    }
   }
 
   /** timeout_frozen_after: cancelled as -Mg cancels (a bounce is only discarded). */
@@ -352,10 +444,12 @@ export class Scheduler {
   }
 
   private async settle(record: MessageRecord, outcomes: Outcome[], route: { router: string; transport: string },
-    logged: JournalEvent[], headers: string, lastChance = false): Promise<void> {
+    logged: JournalEvent[], headers: string, lastChance = false, hostWait?: number, held?: HostSpec[]): Promise<void> {
     const now = this.o.clock.now();
     const d = decideSettle({ record, outcomes, route, rules: this.o.retryRules, now, limits: this.o, headers, lastChance,
-      jitter: Math.random() });
+      jitter: Math.random(), ...(hostWait !== undefined ? { hostWait } : {}) });
+    const waitsForHost = held !== undefined && d.freeze === undefined && outcomes.some((o) => o.kind === 'deferred' && o.host === undefined);
+    this.hold(record.id, waitsForHost ? held : undefined);
     const reports = this.reports(record, d, headers, now);
     const entry: NewJournalEntry = { v: 1, type: 'attempt', ...d.attempt, events: [...logged, ...d.events.map((event) => ({ at: now, event }))] };
     const result = await this.recorded(record.id, {

@@ -10,7 +10,7 @@ import { troubleOf, type AttemptRecord, type MessageRecord, type Outcome, type R
 import type { FailedRecipient } from '../bounce/dsn.js';
 import { wantsWarnings, warningAge, warningsPassed } from '../bounce/delay-warning.js';
 import { reasonText } from '../log/outcome-text.js';
-import { findRule, nextAttempt, type RetryRule } from './retry-rules.js';
+import { errorType, findRule, nextAttempt, type RetryRule } from './retry-rules.js';
 
 /** The time limits the decision needs, all in ms (0: off). */
 export interface SettleLimits {
@@ -35,6 +35,22 @@ export interface SettleInput {
   lastChance?: boolean;
   /** Where in its range an H-style retry interval falls, 0..1 (the scheduler draws it; default the middle). */
   jitter?: number;
+  /**
+   * Every host of the route waits for its retry time until then (host errors, or no
+   * host tried at all): recipients deferred without a host of their own wait for it,
+   * as Exim holds mail for a host until the host's retry time.
+   */
+  hostWait?: number;
+}
+
+/**
+ * The rule that decides a deferred recipient's next attempt: the first whose pattern
+ * matches the address and whose error field covers the error (the outcome's cause,
+ * phase and reply); a message held back for its host's retry time (-54) has no error
+ * of its own: the first rule for the address.
+ */
+export function ruleFor(rules: RetryRule[], o: Outcome): RetryRule | undefined {
+  return findRule(rules, o.rcpt, o.cause === 'retry_time' ? 'any' : errorType(o));
 }
 
 export interface SettleDecision {
@@ -121,7 +137,7 @@ export function decideSettle(input: SettleInput): SettleDecision {
     } else {
       const prevState = prev.firstFailure !== undefined
         ? { firstFailure: prev.firstFailure, lastTry: prev.lastTry ?? prev.firstFailure, nextTry: record.nextAttempt ?? now } : undefined;
-      const state = nextAttempt(findRule(input.rules, o.rcpt), prevState, now, () => input.jitter ?? 0.5);
+      const state = nextAttempt(ruleFor(input.rules, o), prevState, now, () => input.jitter ?? 0.5);
       r.lastError = lastError = words;
       if (state === null) {
         // Past the rule's last cutoff Exim bounces. postern freezes instead, so a long
@@ -130,7 +146,8 @@ export function decideSettle(input: SettleInput): SettleDecision {
         freeze = { type: 'frozen', id: record.id, reason: 'retry_timeout', rcpt: o.rcpt, sender: record.sender, result: troubleOf(o) };
       } else {
         r.firstFailure = state.firstFailure;
-        next = Math.min(next, state.nextTry);
+        const heldByHost = input.hostWait !== undefined && o.host === undefined;
+        next = Math.min(next, heldByHost ? input.hostWait as number : state.nextTry);
       }
       events.push({ type: 'deferred', ...result });
     }

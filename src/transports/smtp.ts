@@ -9,7 +9,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { Clock, Timer } from '../core/clock.js';
 import type { HostLabel, HostSpec, HostTrouble, Outcome, Trouble } from '../core/types.js';
 import { classifyError, classifyRejection, connectTrouble, oneLine, parseReply, type SmtpClientError } from './smtp-errors.js';
-import type { DeliveryJob, DeliveryResult, Transport } from './transport.js';
+import type { DeliveryJob, DeliveryResult, ProbeResult, Transport } from './transport.js';
 
 export interface SmtpTransportOptions {
   heloName: string;
@@ -111,6 +111,23 @@ export class SmtpTransport implements Transport {
     // Every host failed as a host: everyone is deferred with the last reason.
     const outcomes = job.recipients.map((rcpt): Outcome => ({ rcpt, kind: 'deferred', ...lastTrouble }));
     return { outcomes, troubles, healthy };
+  }
+
+  /** Connects to each address of the host as a delivery would (EHLO, TLS, AUTH), then QUIT; the first that answers. */
+  async probe(host: HostSpec): Promise<ProbeResult> {
+    const ips = await this.addresses(host);
+    let last: ProbeResult = { ok: false, host: { name: host.name, ip: host.name, port: host.port }, trouble: { cause: 'local', note: 'host lookup did not complete' } };
+    for (const ip of ips) {
+      try {
+        const cached = await this.connect(host, ip);
+        this.discard(cached, true);
+        return { ok: true, host: cached.label };
+      } catch (err) {
+        const e = err as SmtpClientError & { label?: HostLabel };
+        last = { ok: false, host: e.label ?? { name: host.name, ip, port: host.port }, trouble: connectTrouble(e) };
+      }
+    }
+    return last;
   }
 
   private async addresses(host: HostSpec): Promise<string[]> {

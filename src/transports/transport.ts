@@ -2,7 +2,7 @@
 // transport turns one delivery job into per-recipient outcomes and never throws for
 // remote trouble; it does not touch the spool.
 import type { Readable } from 'node:stream';
-import type { HostSpec, HostTrouble, Outcome } from '../core/types.js';
+import type { HostLabel, HostSpec, HostTrouble, Outcome, Trouble } from '../core/types.js';
 
 export interface DeliveryJob {
   id: string;
@@ -25,8 +25,13 @@ export interface DeliveryResult {
   notes?: HostTrouble[];
 }
 
+/** What a probe of a host found: it answered (connect, EHLO, TLS and AUTH as configured, QUIT), or why not. */
+export type ProbeResult = { ok: true; host: HostLabel } | { ok: false; host: HostLabel; trouble: Trouble };
+
 export interface Transport {
   readonly name: string;
   deliver(job: DeliveryJob): Promise<DeliveryResult>;
+  /** Is a host that was down answering again? Sends no mail. Optional: without it, hosts are not probed. */
+  probe?(host: HostSpec): Promise<ProbeResult>;
   close(): Promise<void>;
 }

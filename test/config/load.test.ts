@@ -54,7 +54,7 @@ describe('parseConfig: a valid file', () => {
       hosts: [{ name: 'mail.example.org', port: 25 }],
       tls: 'opportunistic',
       connections: 4,
-      timeout: 300_000,
+      timeout: 300_000, probe_interval: 60_000,
     });
     expect(c.retry).toEqual({ rules: parseRetryRules(['* * F,2h,15m; G,16h,1h,1.5; F,4d,6h']), delay_warning: [86_400_000],
       timeout_frozen_after: 7 * 86_400_000, ignore_bounce_errors_after: 2 * 86_400_000 });
@@ -391,7 +391,7 @@ describe.skipIf(process.getuid?.() !== 0)('the validated-configuration copy in t
       const real = await loadConfig(file);
       const copy = join(drop, '.config.cache.json');
       const stored = JSON.parse(readFileSync(copy, 'utf8')) as { hash: string };
-      expect(stored.hash).toBe(createHash('sha256').update(`3\0${file}\0${text}`).digest('hex'));
+      expect(stored.hash).toBe(createHash('sha256').update(`4\0${file}\0${text}`).digest('hex'));
       rmSync(join(dir, 'spool/config.cache.json'));
       const forged = JSON.stringify({ hash: stored.hash, config: { ...real, log: { ...real.log, file: '/tmp/forged-log' } } });
       // Root's own copy is believed (so the hash above is the one load.ts checks)...
