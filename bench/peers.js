@@ -120,6 +120,13 @@ export function peersUsable() {
   return undefined;
 }
 
+/** etc/ld.so.cache naming the system's libraries and these folders too (for set-uid/gid programs, which ignore LD_LIBRARY_PATH). */
+function writeLdCache(dir, etc, dirs) {
+  const sys = existsSync('/etc/ld.so.conf') ? readFileSync('/etc/ld.so.conf', 'utf8') : '';
+  writeFileSync(join(dir, 'ld.so.conf'), `${sys}\n${dirs.join('\n')}\n`);
+  execFileSync('ldconfig', ['-X', '-C', join(etc, 'ld.so.cache'), '-f', join(dir, 'ld.so.conf')], { stdio: 'ignore' });
+}
+
 /** A uid/gid free in /etc/passwd and /etc/group, from 64100 up. */
 function freeIds(count) {
   const used = new Set();
@@ -304,11 +311,7 @@ export function prepareExim(peers, dir, ports) {
   }
   mkdirSync(join(etc, 'exim4'), { recursive: true });
   writeFileSync(join(etc, 'exim4', 'exim4.conf'), eximConfig(dir, ports));
-  if (peers.libs) {
-    const sys = existsSync('/etc/ld.so.conf') ? readFileSync('/etc/ld.so.conf', 'utf8') : '';
-    writeFileSync(join(dir, 'ld.so.conf'), `${sys}\n${peers.libs}\n`);
-    execFileSync('ldconfig', ['-X', '-C', join(etc, 'ld.so.cache'), '-f', join(dir, 'ld.so.conf')], { stdio: 'ignore' });
-  }
+  if (peers.libs) writeLdCache(dir, etc, [peers.libs]);
   const sbin = join(dir, 'sbin');
   cpSync('/usr/sbin', sbin, { recursive: true, verbatimSymlinks: true });
   copyFileSync(peers.exim, join(sbin, 'exim4'));
@@ -375,6 +378,8 @@ export async function startPostfix(peers, dir, ports, wrapper = []) {
   const etc = join(dir, 'etc');
   cpSync('/etc', etc, { recursive: true, verbatimSymlinks: true });
   const ids = writeUserFiles(etc, ['postfix'], ['postdrop']);
+  // Its sendmail runs postdrop with a cleaned environment: the libraries must be found without LD_LIBRARY_PATH.
+  writeLdCache(dir, etc, [join(root, 'usr/lib/postfix'), peers.libs].filter(Boolean));
   const conf = join(dir, 'conf');
   mkdirSync(conf, { recursive: true });
   mkdirSync(join(dir, 'data'), { recursive: true });
@@ -406,6 +411,8 @@ export async function startPostfix(peers, dir, ports, wrapper = []) {
     name: 'Postfix',
     rootPid: h.child.pid,
     smtpPort: ports.smtpPort,
+    // For its sendmail: enter a namespace with the same /etc, then run this with -C conf.
+    x: { enter, env, sendmail: join(root, 'usr/sbin/sendmail'), conf },
     queued: () => ['maildrop', 'incoming', 'active', 'deferred', 'hold'].reduce((s, d) => s + countFiles(join(q, d), /./), 0),
     arrivals: () => new LogCounter(maillog, /postfix\/cleanup.*: message-id=/).poll(),
     done: new LogCounter(maillog, /: removed$/),
