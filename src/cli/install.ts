@@ -7,7 +7,7 @@
 // naming node's absolute path, so they work under cron's PATH or `env -i`.
 import { spawnSync } from 'node:child_process';
 import {
-  chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync,
+  chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -284,6 +284,9 @@ export function uninstall(argv: string[], out: (s: string) => void, err: (s: str
   plan.add(`remove ${STATE}`, () => {
     rmSync(statePath);
     rmSync(at('/var/lib/postern/saved'), { recursive: true, force: true });
+    try {
+      rmdirSync(dirname(statePath)); // when nothing else is kept there
+    } catch { /* not empty: left */ }
   });
   plan.exec(o.dryRun, out);
   out(`kept: ${CONFIG_PATHS.conf}, the spool ${CONFIG_PATHS.spool} and ${CONFIG_PATHS.maildrop} (mail still queued there is not sent by anyone now), the log ${CONFIG_PATHS.logDir} and the postern user\n`);

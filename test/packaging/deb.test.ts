@@ -3,12 +3,16 @@
 // maintainer scripts; its contents (the commands and links, the unit, the man pages,
 // production dependencies only: no devDependencies, tests, sources or .git); and the
 // unpacked program runs from its own node_modules (--help, a queue command on a spool).
-import { execFileSync, spawnSync } from 'node:child_process';
+// As root, where mount namespaces and overlayfs work, the package is also installed
+// with dpkg on a throwaway copy of this machine (an overlay over /, chrooted: nothing
+// reaches the real one): cron-style mail reaches a sink, and purge keeps the spool.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../helpers/postern.js';
+import { ROOT, waitUntil } from '../helpers/postern.js';
+import { Sink } from '../helpers/sink.js';
 
 const hasDpkg = spawnSync('sh', ['-c', 'command -v dpkg-deb && command -v dpkg']).status === 0;
 const tmp = mkdtempSync(join(tmpdir(), 'postern-deb-'));
@@ -77,6 +81,74 @@ describe.skipIf(!hasDpkg)('the Debian package (needs dpkg-deb)', () => {
     const v = spawnSync(process.execPath, [join(bin, 'postern'), '-C', join(x, 'etc/postern/postern.toml'), '-bV'], { encoding: 'utf8' });
     expect(v.status, v.stderr).toBe(0);
   });
+
+  it.runIf(overlayWorks())('installs with dpkg on a throwaway copy of this machine: env -i sendmail reaches the hub, purge keeps the spool', async () => {
+    const sink = new Sink();
+    await sink.listen();
+    const script = join(tmp, 'inside.sh');
+    writeFileSync(script, INSIDE.replace(/@HUB@/g, String(sink.port)));
+    const ovl = join(tmp, 'ovl');
+    const outer = `set -e
+mount -t tmpfs postern-test ${ovl}
+mkdir ${ovl}/u ${ovl}/w ${ovl}/m
+mount -t overlay overlay -o lowerdir=/,upperdir=${ovl}/u,workdir=${ovl}/w ${ovl}/m
+mount --bind /proc ${ovl}/m/proc
+mount --bind /dev ${ovl}/m/dev
+cp ${deb} ${ovl}/m/root/postern.deb
+cp ${script} ${ovl}/m/root/inside.sh
+exec chroot ${ovl}/m sh /root/inside.sh`;
+    execFileSync('mkdir', ['-p', ovl]);
+    let said = '';
+    const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', outer], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.on('data', (d) => (said += d));
+    child.stderr.on('data', (d) => (said += d));
+    const code = new Promise<number | null>((r) => child.on('exit', r));
+    try {
+      const got = await waitUntil('the cron mail at the hub', () => sink.messages.find((m) => m.data.includes('run-parts')), 90_000)
+        .catch((e: Error) => { throw new Error(`${e.message}\n${said}`); });
+      expect(got.to).toEqual(['root@web1.example.org']);
+      expect(got.data).toMatch(/^From: root@web1\.example\.org \(Cron Daemon\)\r?$/m);
+      expect(await code, said).toBe(0);
+      expect(said).toContain('user: postern');
+      expect(said).toContain('unit: enabled');
+      expect(said).toContain('spool after purge: kept');
+      expect(said).toContain('sendmail after purge: gone');
+      expect(said).toContain('kept the spool /var/spool/postern');
+    } finally {
+      child.kill('SIGKILL');
+      await sink.close();
+    }
+  }, 180_000);
 });
+
+/** Root, a mount namespace and an overlay over / (this machine, not every CI runner). */
+function overlayWorks(): boolean {
+  if (!hasDpkg || process.getuid?.() !== 0) return false;
+  const d = mkdtempSync(join(tmpdir(), 'postern-ovl-probe-'));
+  try {
+    return spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c',
+      `mount -t tmpfs p ${d} && mkdir ${d}/u ${d}/w ${d}/m && mount -t overlay overlay -o lowerdir=/,upperdir=${d}/u,workdir=${d}/w ${d}/m && test -x ${d}/m/usr/bin/node`]).status === 0;
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+}
+
+/** Run inside the throwaway copy: install, configure the hub, run the daemon as systemd would (User=postern), send as cron does, purge. */
+const INSIDE = `set -e
+dpkg -i /root/postern.deb >/dev/null
+echo "user: $(id -un postern)"
+test -L /etc/systemd/system/multi-user.target.wants/postern.service && echo "unit: enabled"
+sed -i -e '1i qualify_domain = "web1.example.org"' -e 's/"smarthost.invalid:25"/"127.0.0.1:@HUB@"/' -e 's/^tls = .*/tls = "none"/' -e 's/^smtp = .*/smtp = ["127.0.0.1:0"]/' /etc/postern/postern.toml
+runuser -u postern -- /usr/sbin/postern -bd -q1m 2>/root/daemon.err &
+daemon=$!
+i=0; until grep -q ready /root/daemon.err; do i=$((i+1)); [ $i -lt 400 ] || { cat /root/daemon.err; exit 1; }; sleep 0.05; done
+printf 'From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@web1> run-parts\n\nran\n' | env -i /usr/sbin/sendmail -FCronDaemon -i -B8BITMIME -oem root
+i=0; until grep -q Completed /var/log/postern/mainlog 2>/dev/null; do i=$((i+1)); [ $i -lt 600 ] || { cat /root/daemon.err /var/log/postern/mainlog; exit 1; }; sleep 0.05; done
+env -i /usr/bin/mailq
+kill $daemon; wait $daemon || true
+dpkg --purge postern 2>&1
+test -d /var/spool/postern && echo "spool after purge: kept"
+test -e /usr/sbin/sendmail || echo "sendmail after purge: gone"
+`;
 
 it.runIf(!hasDpkg)('the Debian package test is skipped: dpkg-deb is not installed', () => {});
