@@ -303,6 +303,15 @@ export const PAGES: Record<string, HelpPage> = {
         items: [['active_limit', 'messages held in memory at once, whatever the queue\'s size; default 500']],
       },
       {
+        title: '[rewrite]',
+        paras: ['Sender rewriting on the way to the smarthost, as Debian\'s Exim satellites do it: the envelope sender and the From, Reply-To, Sender, To, Cc and Bcc headers, names and comments kept; the spool keeps the original.'],
+        items: [
+          ['readhost', 'Debian\'s dc_readhost: with hide_hostname, user@hostname, user@qualify_domain and user@localhost go out as user@readhost; default: none'],
+          ['hide_hostname', 'Debian\'s dc_hide_mailname; default true'],
+          ['email_addresses', 'a file of "user: address" lines (Debian\'s /etc/email-addresses), read at start, SIGHUP and -bV; a listed user\'s local address goes out as that address; default: none'],
+        ],
+      },
+      {
         title: '[log]',
         items: [
           ['file', 'the main log; default "/var/log/postern/mainlog"'],

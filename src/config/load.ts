@@ -16,8 +16,8 @@ import type { Config } from './schema.js';
 export { ConfigError };
 
 const PACKAGE_DEFAULT = resolve(dirname(fileURLToPath(import.meta.url)), '../../config/postern.toml');
-// 3: retry.rules are parsed values; 4: smarthost.probe_interval.
-const CACHE_VERSION = 4;
+// 3: retry.rules are parsed values; 4: smarthost.probe_interval; 5: [rewrite].
+const CACHE_VERSION = 5;
 
 export function findConfigFile(explicit?: string): string {
   if (explicit) return resolve(explicit);

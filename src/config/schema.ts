@@ -83,6 +83,16 @@ export const configSchema = z.strictObject({
   queue: z.strictObject({
     active_limit: z.number().int().min(1).default(500),
   }).prefault({}),
+  /** Sender rewriting on the way to the smarthost, as Debian's Exim satellites do it. */
+  rewrite: z.strictObject({
+    /** Debian's dc_readhost: with hide_hostname, user@hostname and user@qualify_domain go out as user@readhost. */
+    readhost: z.string().regex(/^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/,
+      'must be a domain such as "example.org"').optional(),
+    /** Debian's dc_hide_mailname. */
+    hide_hostname: z.boolean().default(true),
+    /** A file in Debian's /etc/email-addresses format ("user: address" lines). */
+    email_addresses: z.string().min(1).optional(),
+  }).prefault({}),
   log: z.strictObject({
     file: z.string().min(1).default('/var/log/postern/mainlog'),
     format: z.enum(['exim', 'json']).default('exim'),

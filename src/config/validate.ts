@@ -111,6 +111,7 @@ export function parseConfig(text: string, file: string): Config {
     qualify_domain: c.qualify_domain ?? hostname,
     spool: { directory: abs(c.spool.directory), maildrop: abs(c.spool.maildrop ?? `${c.spool.directory.replace(/\/+$/, '')}-maildrop`) },
     log: { ...c.log, file: abs(c.log.file) },
+    rewrite: { ...c.rewrite, ...(c.rewrite.email_addresses !== undefined ? { email_addresses: abs(c.rewrite.email_addresses) } : {}) },
     retry: { ...c.retry, rules },
     smarthost: {
       ...c.smarthost,

@@ -9,6 +9,7 @@ import addressparser from 'nodemailer/lib/addressparser';
 import { rfc5322Date } from '../core/date.js';
 import { isRoutableAddress } from '../core/address.js';
 import { CommandError, EX } from '../core/exit.js';
+import { findAddresses, foldHeader, mapAddresses, PREFERRED_LINE } from '../rewrite/address-list.js';
 
 export { rfc5322Date };
 
@@ -294,24 +295,22 @@ function phrase(name: string): string {
   return /^[\w .!#$%&'*+/=?^`{|}~-]*$/.test(flat) ? flat : `"${flat.replace(/["\\]/g, '\\$&')}"`;
 }
 
-/** Rewrites an address header so that bare local parts get `@domain`; leaves it alone otherwise. */
+/**
+ * Rewrites an address header so that bare local parts get `@domain`, in place: display
+ * names, comments (`root (Cron Daemon)`), quoting and groups stay as written. Left
+ * alone when malformed or when an address would still not be routable.
+ */
 function qualifyHeader(h: Header, domain: string): Header {
-  const list = parseList(headerValue(h));
-  let changed = false;
-  // Something addressparser made of malformed text (an open quote, a stray "@"): the
-  // header is left as it came rather than rewritten into something else.
-  let malformed = false;
-  const render = (a: Parsed): string => {
-    if ('group' in a && a.group) return `${phrase(a.name ?? '')}: ${a.group.map(render).join(', ')};`;
-    const { name, address } = entryAddress(a);
-    const q = qualify(address, domain);
-    if (q !== address) changed = true;
-    if (q !== '' && !isRoutableAddress(fromBytes(q))) malformed = true;
-    // A name without an address (a stray phrase) stays a phrase: never `<>`.
-    return name ? (q ? `${phrase(name)} <${q}>` : phrase(name)) : q;
-  };
-  const value = list.map(render).join(', ');
-  return changed && !malformed ? { name: h.name, raw: `${h.name}: ${value}\n` } : h;
+  const colon = h.raw.indexOf(':');
+  const end = h.raw.endsWith('\n') ? h.raw.length - 1 : h.raw.length;
+  const value = h.raw.slice(colon + 1, end);
+  const spans = findAddresses(value);
+  if (!spans || !spans.some((s) => !s.address.includes('@'))) return h;
+  if (spans.some((s) => !isRoutableAddress(fromBytes(qualify(s.address, domain))))) return h;
+  const out = mapAddresses(value, (a) => qualify(a, domain));
+  if (out === undefined) return h;
+  const raw = `${h.raw.slice(0, colon + 1)}${out}\n`;
+  return { name: h.name, raw: raw.split('\n').some((l) => l.length > PREFERRED_LINE) ? foldHeader(raw) : raw };
 }
 
 export interface Submission {

@@ -391,7 +391,7 @@ describe.skipIf(process.getuid?.() !== 0)('the validated-configuration copy in t
       const real = await loadConfig(file);
       const copy = join(drop, '.config.cache.json');
       const stored = JSON.parse(readFileSync(copy, 'utf8')) as { hash: string };
-      expect(stored.hash).toBe(createHash('sha256').update(`4\0${file}\0${text}`).digest('hex'));
+      expect(stored.hash).toBe(createHash('sha256').update(`5\0${file}\0${text}`).digest('hex'));
       rmSync(join(dir, 'spool/config.cache.json'));
       const forged = JSON.stringify({ hash: stored.hash, config: { ...real, log: { ...real.log, file: '/tmp/forged-log' } } });
       // Root's own copy is believed (so the hash above is the one load.ts checks)...

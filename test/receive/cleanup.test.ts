@@ -239,11 +239,35 @@ describe('cleanup', () => {
   // unqualified addresses allowed for local submissions) reads two addresses here.
   it.each<[string, string[], string]>([
     ['root, Admin <admin@example.net>', ['root@example.org', 'admin@example.net'], 'root@example.org, Admin <admin@example.net>'],
-    ['root, "Admin" <admin>', ['root@example.org', 'admin@example.org'], 'root@example.org, Admin <admin@example.org>'],
+    ['root, "Admin" <admin>', ['root@example.org', 'admin@example.org'], 'root@example.org, "Admin" <admin@example.org>'],
   ])('-t keeps a bare local part before a named address: To: %s', (to, rcpts, qualified) => {
     const c = cleanup(b(`To: ${to}\n\n`), sub({ recipients: [], extractRecipients: true }));
     expect(c.recipients).toEqual(rcpts);
     expect(header(c.headers, 'To')).toBe(qualified);
+  });
+
+  // The domain goes in where the address is; names, comments, quotes and groups stay
+  // as written (cron's `From: root (Cron Daemon)` kept its comment only from here on).
+  it.each<[string, string]>([
+    ['From: root (Cron Daemon)', 'From: root@example.org (Cron Daemon)'],
+    ['From: "Cron Daemon" <root>', 'From: "Cron Daemon" <root@example.org>'],
+    ['From: Cron Daemon <root>', 'From: Cron Daemon <root@example.org>'],
+    ['To: (the admins) root, ops (on call)', 'To: (the admins) root@example.org, ops@example.org (on call)'],
+    ['To: team: root, x@example.net;', 'To: team: root@example.org, x@example.net;'],
+    ['Cc: "a, b" <ab>', 'Cc: "a, b" <ab@example.org>'],
+    ['To: root@example.net (already)', 'To: root@example.net (already)'],
+    ['From: "root', 'From: "root'],
+  ])('qualifies in place: %s', (input, out) => {
+    const c = cleanup(b(`${input}\n\n`), sub({ recipients: ['x@example.org'] }));
+    expect(header(c.headers, input.slice(0, input.indexOf(':')))).toBe(out.slice(out.indexOf(':') + 2));
+  });
+
+  it('a header that grows past 78 octets is folded between addresses', () => {
+    const many = Array.from({ length: 12 }, (_, i) => `user${i}`).join(', ');
+    const c = cleanup(b(`To: ${many}\n\n`), sub({ recipients: ['x@example.org'] }));
+    const raw = /^To:.*(?:\n[ \t].*)*/m.exec(c.headers)?.[0] ?? '';
+    for (const line of raw.split('\n')) expect(line.length).toBeLessThanOrEqual(78);
+    expect(raw.replace(/\n(?=[ \t])/g, '')).toBe(`To: ${Array.from({ length: 12 }, (_, i) => `user${i}@example.org`).join(', ')}`);
   });
 
   it('-t with no address headers gives no recipients', () => {
