@@ -21,15 +21,13 @@ import { Router } from '../router/router.js';
 import { Scheduler, type SchedulerSettings } from '../scheduler/scheduler.js';
 import { LmdbSpool, SpoolUnavailable } from '../spool/lmdb-spool.js';
 import { MessageIdGenerator } from '../spool/message-id.js';
-import { SpaceReserve } from '../spool/reserve.js';
+import { RESERVE_SIZE, SpaceReserve } from '../spool/reserve.js';
 import { SmtpTransport } from '../transports/smtp.js';
 import { Pickup } from '../receive/pickup.js';
 import { isLmdbCommitFailure } from '../spool/lmdb-spool.js';
 import { daemonUser, dropPrivileges, prepareFolders } from './privileges.js';
 
 const STOP_GRACE = 30_000;
-/** Disk space kept back for recording delivery results on a full disk (spool/reserve.ts). */
-const RESERVE = 1024 * 1024;
 
 export function buildTransport(config: Config): SmtpTransport {
   const s = config.smarthost;
@@ -151,7 +149,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     events.emit({ type: 'notice', text: `${text}; mail is refused with 452 4.3.1 until space is back (logged once a minute at most)` });
   };
   spool.onWriteError = (err) => spoolTrouble(err.message);
-  spool.reserve = new SpaceReserve(config.spool.directory, RESERVE);
+  spool.reserve = new SpaceReserve(config.spool.directory, RESERVE_SIZE);
   spool.reserve.ensure();
   const scheduler = buildScheduler(config, spool, events, queueInterval, ids);
   const pickup = new Pickup({

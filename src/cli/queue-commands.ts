@@ -220,3 +220,6 @@ export async function queueRun(config: Config, spool: LmdbSpool, opts: { force: 
   return 0;
 }
 
+  // On a full disk this run, too, may spend the daemon's reserve to record its results.
+  const { RESERVE_SIZE, SpaceReserve } = await import('../spool/reserve.js');
+  spool.reserve = new SpaceReserve(config.spool.directory, RESERVE_SIZE);

@@ -7,6 +7,9 @@
 import { closeSync, existsSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** How much is kept back: enough for many delivery results (LMDB's pages are 4 KB). */
+export const RESERVE_SIZE = 1024 * 1024;
+
 export class SpaceReserve {
   private readonly path: string;
   private released = false;
