@@ -726,67 +726,84 @@ async function measureRates() {
 // ---------------------------------------------------------------------------
 // 2. whole-process time of one submission
 
-async function timeCommand(argv, stdin, wrap) {
-  const spec = JSON.stringify({ argv, runs: RUNS, warmup: 3, stdin });
+/** Times runs of one command (after warm-up runs) with bench/timecmd.js, inside wrap's mount namespace if given. */
+async function timeCommand(argv, stdin, wrap, runs, warmup) {
+  const spec = JSON.stringify({ argv, runs, warmup, stdin });
   const inner = [NODE, join(ROOT, 'bench', 'timecmd.js'), spec];
   const r = wrap
     ? await run('unshare', ['-m', 'sh', '-c', `${wrap.enter} && exec "$@"`, 'sh', ...inner], { env: wrap.env, timeoutMs: Math.min(STEP_TIMEOUT, timeLeft()) })
     : await run(inner[0], inner.slice(1), { timeoutMs: Math.min(STEP_TIMEOUT, timeLeft()) });
   if (r.code !== 0) throw new Error(`timing ${argv.join(' ')} failed: ${r.stderr.slice(-800)}`);
-  return stats(JSON.parse(r.stdout).times);
+  return JSON.parse(r.stdout).times;
 }
 
+/**
+ * Every command is timed in ROUNDS rounds, the commands taking turns within each, so a
+ * busy spell on the shared machine hits them all alike rather than one of them.
+ */
 async function measureSendmail() {
   const up = writeConfig(workDir('sendmail-up'), { smtpPort: await freePort(), smarthostPort: await freePort() });
   const down = writeConfig(workDir('sendmail-down'), { smtpPort: await freePort(), smarthostPort: await freePort() });
   const msgFile = join(up.dir, 'message.eml');
   const body = 'This is a bench message.\n'.repeat(Math.max(1, Math.floor(SIZE / 25)));
   writeFileSync(msgFile, `From: bench <a@example.org>\nTo: b@example.org\nSubject: sendmail bench\n\n${body}`);
-  const expect = 3 + RUNS;
-  const rows = [];
-  const checks = [];
-  const add = (key, label, st) => { rows.push({ key, label, ...st }); log(`  ${label}: mean ${st.mean.toFixed(1)} ms, median ${st.median.toFixed(1)} ms`); };
-  log(`sendmail: ${RUNS} runs of each command after 3 warm-up runs`);
-  add('node', '`node -e 0`', await timeCommand([NODE, '-e', '0']));
   // bin/sendmail is an ES module: what Node's ESM loader alone costs on top of -e 0.
   const emptyMjs = join(up.dir, 'empty.mjs');
   writeFileSync(emptyMjs, '');
-  add('mjs', '`node empty.mjs` (an empty ES module)', await timeCommand([NODE, emptyMjs]));
-  const d = await startDaemon(up);
-  try {
-    add('up', '`sendmail -t -i`, daemon running', await timeCommand([SENDMAIL, '-C', up.file, '-t', '-i'], msgFile));
-  } finally {
-    checks.push(`daemon-running spool holds ${await queueCount(up).catch((e) => e.message)} after ${expect} submissions`);
-    await stopDaemon(d);
-  }
-  add('down', '`sendmail -t -i`, daemon down', await timeCommand([SENDMAIL, '-C', down.file, '-t', '-i'], msgFile));
-  checks.push(`daemon-down spool holds ${await queueCount(down).catch((e) => e.message)} after ${expect} submissions`);
+  const rounds = Math.min(4, RUNS);
+  const perRound = Math.ceil(RUNS / rounds);
+  const warmup = 1;
+  const expect = rounds * (perRound + warmup);
+  const checks = [];
+  const commands = [
+    { key: 'node', label: '`node -e 0`', argv: [NODE, '-e', '0'] },
+    { key: 'mjs', label: '`node empty.mjs` (an empty ES module)', argv: [NODE, emptyMjs] },
+    { key: 'up', label: '`sendmail -t -i`, daemon running', argv: [SENDMAIL, '-C', up.file, '-t', '-i'], stdin: msgFile },
+    { key: 'down', label: '`sendmail -t -i`, daemon down', argv: [SENDMAIL, '-C', down.file, '-t', '-i'], stdin: msgFile },
+  ];
+  let eximDir;
   if (MTAS.includes('exim')) {
-    const dir = workDir('sendmail-exim');
-    const x = prepareExim(PEERS, dir, { smtpPort: await freePort(), smarthostPort: await freePort() });
-    add('exim', "Exim's `exim4 -odq -oi -t` (its sendmail, queue only)", await timeCommand(['/usr/sbin/exim4', '-odq', '-oi', '-t'], msgFile, x));
-    const n = readdirSync(join(dir, 'spool', 'input'), { recursive: true }).filter((f) => String(f).endsWith('-H')).length;
-    checks.push(`Exim's spool holds ${n} after ${expect} submissions`);
-  }
-  if (MTAS.includes('postfix')) {
-    // As root, Postfix's sendmail hands the message to postdrop, which writes it to the
-    // maildrop for the running daemon's pickup.
-    const h = await startMta('postfix', workDir('sendmail-postfix'), { smtpPort: await freePort(), smarthostPort: await freePort() });
-    try {
-      add('postfix', "Postfix's `sendmail -t -i`, daemon running", await timeCommand([h.x.sendmail, '-C', h.x.conf, '-t', '-i'], msgFile, h.x));
-      const until = Date.now() + 10_000;
-      while (h.arrivals() < expect && Date.now() < until) await sleep(100);
-      checks.push(`Postfix's cleanup logged ${h.arrivals()} messages after ${expect} submissions`);
-    } finally {
-      await h.stop();
-    }
+    eximDir = workDir('sendmail-exim');
+    const x = prepareExim(PEERS, eximDir, { smtpPort: await freePort(), smarthostPort: await freePort() });
+    commands.push({ key: 'exim', label: "Exim's `exim4 -odq -oi -t` (its sendmail, queue only)", argv: ['/usr/sbin/exim4', '-odq', '-oi', '-t'], stdin: msgFile, wrap: x });
   }
   if (results.queuedCfg) {
     const q = await queueCount(results.queuedCfg);
-    add('bpc', `\`postern -bpc\`, ${q} queued`, await timeCommand([POSTERN, '-C', results.queuedCfg.file, '-bpc']));
-    add('bp', `\`postern -bp\` (mailq), ${q} queued`, await timeCommand([POSTERN, '-C', results.queuedCfg.file, '-bp']));
+    commands.push({ key: 'bpc', label: `\`postern -bpc\`, ${q} queued`, argv: [POSTERN, '-C', results.queuedCfg.file, '-bpc'] });
+    commands.push({ key: 'bp', label: `\`postern -bp\` (mailq), ${q} queued`, argv: [POSTERN, '-C', results.queuedCfg.file, '-bp'] });
   }
-  results.sendmail = { tool: 'bench/timecmd.js', runs: RUNS, warmup: 3, messageBytes: statSync(msgFile).size, rows, checks };
+  const d = await startDaemon(up);
+  let pf;
+  try {
+    if (MTAS.includes('postfix')) {
+      // As root, Postfix's sendmail hands the message to postdrop, which writes it to the
+      // maildrop for the running daemon's pickup.
+      pf = await startMta('postfix', workDir('sendmail-postfix'), { smtpPort: await freePort(), smarthostPort: await freePort() });
+      commands.splice(4, 0, { key: 'postfix', label: "Postfix's `sendmail -t -i`, daemon running", argv: [pf.x.sendmail, '-C', pf.x.conf, '-t', '-i'], stdin: msgFile, wrap: pf.x });
+    }
+    log(`sendmail: ${commands.length} commands, ${rounds} rounds of ${perRound} runs each after ${warmup} warm-up, taking turns`);
+    const times = new Map(commands.map((c) => [c.key, []]));
+    for (let i = 0; i < rounds; i++) {
+      for (const c of commands) times.get(c.key).push(...await timeCommand(c.argv, c.stdin, c.wrap, perRound, warmup));
+    }
+    results.sendmail = { tool: 'bench/timecmd.js', runs: rounds * perRound, rounds, warmup, messageBytes: statSync(msgFile).size,
+      rows: commands.map((c) => ({ key: c.key, label: c.label, ...stats(times.get(c.key)) })), checks };
+    for (const x of results.sendmail.rows) log(`  ${x.label}: mean ${x.mean.toFixed(1)} ms, median ${x.median.toFixed(1)} ms`);
+    checks.push(`daemon-running spool holds ${await queueCount(up).catch((e) => e.message)} after ${expect} submissions`);
+    if (pf) {
+      const until = Date.now() + 10_000;
+      while (pf.arrivals() < expect && Date.now() < until) await sleep(100);
+      checks.push(`Postfix's cleanup logged ${pf.arrivals()} messages after ${expect} submissions`);
+    }
+  } finally {
+    await stopDaemon(d);
+    if (pf) await pf.stop();
+  }
+  checks.push(`daemon-down spool holds ${await queueCount(down).catch((e) => e.message)} after ${expect} submissions`);
+  if (eximDir) {
+    const n = readdirSync(join(eximDir, 'spool', 'input'), { recursive: true }).filter((f) => String(f).endsWith('-H')).length;
+    checks.push(`Exim's spool holds ${n} after ${expect} submissions`);
+  }
   save();
 }
 
@@ -943,7 +960,7 @@ function renderMarkdown() {
   if (r.sendmail) {
     const s = r.sendmail;
     L.push('## Whole-process time of one submission', '');
-    L.push(`${s.runs} runs after ${s.warmup} warm-up, timed by bench/timecmd.js (spawn to exit); message ${s.messageBytes} bytes on stdin; others' CPU: ${pct(r.othersCpu.sendmail)}.`, '');
+    L.push(`${s.runs} runs in ${s.rounds} rounds (${s.warmup} warm-up run each), the commands taking turns, timed by bench/timecmd.js (spawn to exit); message ${s.messageBytes} bytes on stdin; others' CPU: ${pct(r.othersCpu.sendmail)}.`, '');
     L.push(table(['command', 'mean ms', '± σ', 'median ms', 'min ms', 'max ms'], s.rows.map((x) => [x.label, x.mean.toFixed(1), x.stddev.toFixed(1), x.median.toFixed(1), x.min.toFixed(1), x.max.toFixed(1)])));
     L.push('', ...s.checks.map((c) => `- ${c}`), '');
   }
