@@ -207,6 +207,9 @@ export async function queueRun(config: Config, spool: LmdbSpool, opts: { force: 
     throw tempError(`another postern process (pid ${lock.heldBy}) is delivering from this spool and did not answer; try again`);
   }
   const { buildScheduler } = await import('./daemon.js');
+  // On a full disk this run, too, may spend the daemon's reserve to record its results.
+  const { RESERVE_SIZE, SpaceReserve } = await import('../spool/reserve.js');
+  spool.reserve = new SpaceReserve(config.spool.directory, RESERVE_SIZE);
   const events = new EventBus();
   const log = new MainLog(config.log.file, config.log.format, Date.now);
   events.on((e) => log.write(e));
@@ -220,6 +223,3 @@ export async function queueRun(config: Config, spool: LmdbSpool, opts: { force: 
   return 0;
 }
 
-  // On a full disk this run, too, may spend the daemon's reserve to record its results.
-  const { RESERVE_SIZE, SpaceReserve } = await import('../spool/reserve.js');
-  spool.reserve = new SpaceReserve(config.spool.directory, RESERVE_SIZE);
