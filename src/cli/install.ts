@@ -132,9 +132,12 @@ export function install(argv: string[], out: (s: string) => void, err: (s: strin
   if (rootDir) out(`installing into ${o.root}: every path below is inside it, and no user or group is created\n`);
 
   const installedWrapper = lstat(at(WRAPPER));
-  if (installedWrapper && !readFileSync(at(WRAPPER), 'utf8').includes(WRAPPER_MARK)) {
-    throw failure(`${WRAPPER} exists and is not postern install's (the Debian package's?): remove that package first`);
-  }
+  const foreign = installedWrapper !== undefined && !readFileSync(at(WRAPPER), 'utf8').includes(WRAPPER_MARK);
+  // With the Debian package, the package owns the commands, links, unit and logrotate
+  // snippet: install only imports Exim's settings into its placeholder configuration.
+  const packaged = foreign && existsSync(at('/var/lib/dpkg/info/postern.list'));
+  if (foreign && !packaged) throw failure(`${WRAPPER} exists and is not postern install's: remove whatever installed it first`);
+  if (packaged) out('the postern package is installed: it provides the commands, links, unit and logrotate snippet; importing the configuration only\n');
   const statePath = at(STATE);
   const previous: State | undefined = existsSync(statePath) ? JSON.parse(readFileSync(statePath, 'utf8')) as State : undefined;
   const state: State = previous ?? { links: [], created: [] };
@@ -163,12 +166,17 @@ export function install(argv: string[], out: (s: string) => void, err: (s: strin
   };
 
   const conf = at(CONFIG_PATHS.conf);
-  if (existsSync(conf)) out(`keeping ${CONFIG_PATHS.conf} as it is (the imported settings above are not written)\n`);
+  // The package's own file names no smarthost yet ("smarthost.invalid"): that one is replaced.
+  const placeholder = packaged && existsSync(conf) && readFileSync(conf, 'utf8').includes('"smarthost.invalid:25"');
+  if (existsSync(conf) && !placeholder) out(`keeping ${CONFIG_PATHS.conf} as it is (the imported settings above are not written)\n`);
   else {
     parseConfig(imported.toml, CONFIG_PATHS.conf); // never write a file postern would refuse
-    plan.add(`write ${CONFIG_PATHS.conf}`, () => {
+    plan.add(`write ${CONFIG_PATHS.conf}${placeholder ? ' (over the package\'s placeholder)' : ''}`, () => {
       mkdirSync(dirname(conf), { recursive: true, mode: 0o755 });
-      writeFileSync(conf, imported.toml, { mode: 0o644, flag: 'wx' });
+      if (placeholder) {
+        writeFileSync(`${conf}.postern-new`, imported.toml, { mode: 0o644 });
+        renameSync(`${conf}.postern-new`, conf);
+      } else writeFileSync(conf, imported.toml, { mode: 0o644, flag: 'wx' });
     });
     if (imported.password !== undefined) {
       const pass = at(CONFIG_PATHS.password);
@@ -191,6 +199,13 @@ export function install(argv: string[], out: (s: string) => void, err: (s: strin
       chown(full, group);
       chmodSync(full, mode);
     });
+  }
+
+  const systemd = !rootDir && existsSync('/run/systemd/system');
+  if (packaged) {
+    if (systemd) plan.add('reload postern (systemctl reload postern)', () => spawnSync('systemctl', ['reload', 'postern'], { stdio: 'ignore' }));
+    plan.exec(o.dryRun, out);
+    return EX.OK;
   }
 
   // 4. The unit and the logrotate snippet.
@@ -238,7 +253,6 @@ export function install(argv: string[], out: (s: string) => void, err: (s: strin
     writeFileSync(statePath, JSON.stringify(state, null, 2) + '\n', { mode: 0o644 });
   });
 
-  const systemd = !rootDir && existsSync('/run/systemd/system');
   if (systemd) plan.add('reload systemd (systemctl daemon-reload)', () => spawnSync('systemctl', ['daemon-reload'], { stdio: 'ignore' }));
 
   plan.exec(o.dryRun, out);

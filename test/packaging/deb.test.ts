@@ -111,6 +111,9 @@ exec chroot ${ovl}/m sh /root/inside.sh`;
       expect(await code, said).toBe(0);
       expect(said).toContain('user: postern');
       expect(said).toContain('unit: enabled');
+      expect(said).toContain('importing the configuration only');
+      expect(said).toContain(`dc_smarthost='127.0.0.1::${sink.port}': smarthost.hosts = ["127.0.0.1:${sink.port}"]`);
+      expect(said).toContain('write /etc/postern/postern.toml (over the package\'s placeholder)');
       expect(said).toContain('spool after purge: kept');
       expect(said).toContain('sendmail after purge: gone');
       expect(said).toContain('kept the spool /var/spool/postern');
@@ -138,7 +141,11 @@ const INSIDE = `set -e
 dpkg -i /root/postern.deb >/dev/null
 echo "user: $(id -un postern)"
 test -L /etc/systemd/system/multi-user.target.wants/postern.service && echo "unit: enabled"
-sed -i -e '1i qualify_domain = "web1.example.org"' -e 's/"smarthost.invalid:25"/"127.0.0.1:@HUB@"/' -e 's/^tls = .*/tls = "none"/' -e 's/^smtp = .*/smtp = ["127.0.0.1:0"]/' /etc/postern/postern.toml
+mkdir -p /etc/exim4
+printf "dc_eximconfig_configtype='satellite'\\ndc_smarthost='127.0.0.1::@HUB@'\\ndc_local_interfaces='127.0.0.1'\\n" > /etc/exim4/update-exim4.conf.conf
+echo web1.example.org > /etc/mailname
+/usr/sbin/postern install
+sed -i -e 's/^tls = .*/tls = "none"/' -e 's/^smtp = .*/smtp = ["127.0.0.1:0"]/' /etc/postern/postern.toml
 runuser -u postern -- /usr/sbin/postern -bd -q1m 2>/root/daemon.err &
 daemon=$!
 i=0; until grep -q ready /root/daemon.err; do i=$((i+1)); [ $i -lt 400 ] || { cat /root/daemon.err; exit 1; }; sleep 0.05; done
