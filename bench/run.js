@@ -34,6 +34,7 @@ const { values: opt } = parseArgs({
   options: {
     only: { type: 'string', default: 'rates,sendmail,fsync' },
     mtas: { type: 'string', default: 'sink,postern,postfix,exim' },
+    loads: { type: 'string', default: 'accept-new,accept-reuse,relay-new,relay-reuse,big-new,big-reuse' },
     messages: { type: 'string', short: 'm', default: '2000' },
     'big-messages': { type: 'string', default: '1000' },
     'big-size': { type: 'string', default: '102400' },
@@ -702,7 +703,9 @@ async function measureRate(mta, ld) {
 }
 
 async function measureRates() {
-  for (const ld of LOADS) {
+  const chosen = opt.loads.split(',').map((x) => x.trim());
+  for (const id of chosen) if (!LOADS.some((l) => l.id === id)) throw new Error(`unknown load ${id} (${LOADS.map((l) => l.id).join(', ')})`);
+  for (const ld of LOADS.filter((l) => chosen.includes(l.id))) {
     results.rates[ld.id] ??= {};
     for (const mta of MTAS) {
       if (mta === 'sink' && SINK_LOAD[ld.id] !== ld.id) continue;
