@@ -23,6 +23,7 @@ import { LmdbSpool, SpoolUnavailable } from '../spool/lmdb-spool.js';
 import { MessageIdGenerator } from '../spool/message-id.js';
 import { RESERVE_SIZE, SpaceReserve } from '../spool/reserve.js';
 import { SmtpTransport } from '../transports/smtp.js';
+import { rewriteRules } from '../rewrite/load.js';
 import { Pickup } from '../receive/pickup.js';
 import { isLmdbCommitFailure } from '../spool/lmdb-spool.js';
 import { daemonUser, dropPrivileges, prepareFolders } from './privileges.js';
@@ -51,6 +52,8 @@ export function schedulerSettings(config: Config): SchedulerSettings {
     activeLimit: config.queue.active_limit,
     concurrency: config.smarthost.connections,
     probeInterval: config.smarthost.probe_interval,
+    // Read again at each reload: an edited email-addresses file is seen on SIGHUP.
+    rewrite: rewriteRules(config),
   };
 }
 
@@ -102,6 +105,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     qFlag = a;
   }
   let config = await loadConfig(configFile);
+  rewriteRules(config); // a bad email-addresses file: one sentence, exit 1, before any listener is bound
   const owner = daemonUser(config); // an unknown user: one sentence, exit 1
   process.umask(0o027); // a main log made after a rotation is 0640 too
   const events = new EventBus();

@@ -4,6 +4,7 @@
 // setting mapped, and the settings it cannot map, named. Reads only; install.ts writes.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseEmailAddresses } from '../rewrite/load.js';
 
 export interface EximImport {
   /** postern.toml's text */
@@ -148,19 +149,24 @@ export function importExim(root: string): EximImport {
     mapped.push(`dc_relay_nets='${nets}': listen.relay_from = ${list(relay)} (loopback kept)`);
   }
 
-  // Not mapped yet: sender rewriting ([rewrite], another issue) takes these.
-  const comments: string[] = [];
+  // Sender rewriting: Debian's readhost, hidden mail name and email-addresses → [rewrite].
+  const rewrite: string[] = [];
   const readhost = get('dc_readhost');
   const hide = get('dc_hide_mailname');
   if (readhost) {
-    unmapped.push(`dc_readhost='${readhost}'${hide ? ` and dc_hide_mailname='${hide}'` : ''}: sender rewriting is not in postern yet (kept as a comment in the configuration)`);
-    comments.push(`# readhost = ${q(readhost)}`);
-    if (hide) comments.push(`# hide_hostname = ${hide === 'true'}`);
+    rewrite.push(`readhost = ${q(readhost)}`, `hide_hostname = ${hide === 'true'}`);
+    mapped.push(`dc_readhost='${readhost}': rewrite.readhost = ${q(readhost)}`);
+    mapped.push(`dc_hide_mailname='${hide ?? ''}': rewrite.hide_hostname = ${hide === 'true'}`);
   } else if (hide === 'true') unmapped.push(`dc_hide_mailname='true' without dc_readhost: nothing to hide the name behind`);
   const addresses = read(root, '/etc/email-addresses');
   if (addresses && addresses.split('\n').some((l) => l.trim() && !l.trim().startsWith('#'))) {
-    unmapped.push('/etc/email-addresses: sender rewriting is not in postern yet (kept as a comment in the configuration)');
-    comments.push('# email_addresses = "/etc/email-addresses"');
+    try {
+      const n = parseEmailAddresses(addresses, '/etc/email-addresses').size;
+      rewrite.push(`email_addresses = ${q('/etc/email-addresses')}`);
+      mapped.push(`/etc/email-addresses (${n} address${n === 1 ? '' : 'es'}): rewrite.email_addresses = "/etc/email-addresses"`);
+    } catch (e) {
+      unmapped.push(`/etc/email-addresses: ${(e as Error).message.replace(/^configuration error in \/etc\/email-addresses /, '')}; fix it, then set rewrite.email_addresses`);
+    }
   }
 
   for (const k of ['dc_other_hostnames', 'dc_relay_domains']) {
@@ -237,10 +243,8 @@ export function importExim(root: string): EximImport {
     '',
     '[log]',
     `file = ${q(CONFIG_PATHS.log)}`,
+    ...(rewrite.length ? ['', '[rewrite]', ...rewrite] : []),
   ];
-  if (comments.length) {
-    lines.push('', '# Exim rewrote senders with these; postern does not yet (the keys will be [rewrite]):', '# [rewrite]', ...comments);
-  }
   return { toml: lines.join('\n') + '\n', mapped, unmapped, ...(password !== undefined ? { password } : {}), found };
 }
 

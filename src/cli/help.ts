@@ -111,7 +111,7 @@ export const PAGES: Record<string, HelpPage> = {
       {
         title: 'Installing over Exim',
         paras: [
-          'postern install writes /etc/postern/postern.toml (kept if it exists), importing Debian\'s Exim satellite settings (/etc/exim4/update-exim4.conf.conf, /etc/mailname, /etc/exim4/passwd.client) with one line printed per setting mapped and anything it cannot map named on stderr; creates the postern user and group, the spool and log folders; ships /etc/systemd/system/postern.service and /etc/logrotate.d/postern; and links /usr/sbin/sendmail, /usr/lib/sendmail, /usr/bin/mailq and /usr/bin/newaliases to postern, keeping what they pointed to. Mail still in Exim\'s queue is counted. postern uninstall puts the links back as they were and removes what install shipped, keeping the configuration, the spool and the log.',
+          'postern install writes /etc/postern/postern.toml (kept if it exists), importing Debian\'s Exim satellite settings (/etc/exim4/update-exim4.conf.conf, /etc/mailname, /etc/email-addresses, /etc/exim4/passwd.client) with one line printed per setting mapped and anything it cannot map named on stderr; creates the postern user and group, the spool and log folders; ships /etc/systemd/system/postern.service and /etc/logrotate.d/postern; and links /usr/sbin/sendmail, /usr/lib/sendmail, /usr/bin/mailq and /usr/bin/newaliases to postern, keeping what they pointed to. Mail still in Exim\'s queue is counted. postern uninstall puts the links back as they were and removes what install shipped, keeping the configuration, the spool and the log.',
         ],
         items: [
           ['--root DIR', 'every path is taken inside DIR, and no user or group is created'],

@@ -4,6 +4,7 @@ import type { Config } from '../config/schema.js';
 import { VERSION } from '../receive/cleanup.js';
 import { qualify } from '../receive/cleanup.js';
 import { Router } from '../router/router.js';
+import { rewriteRules } from '../rewrite/load.js';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 
@@ -33,6 +34,7 @@ export async function addressTest(addresses: string[], config: Config, out: Out)
 export function versionCheck(config: Config, out: Out): number {
   out(`postern version ${VERSION} (Node.js ${process.version})\nConfiguration file is ${config.file}\n`);
   return 0;
+  rewriteRules(config); // the email-addresses file is checked too (a ConfigError names its line)
 }
 
 const HIDDEN = new Set(['smarthost.auth_password_file']);

@@ -2,13 +2,13 @@
 // operator actions, rejections). Formatting happens at the edge (log/mainlog.ts);
 // nothing else builds log strings.
 import { EventEmitter } from 'node:events';
-import type { HostLabel, RemoteReply, Trouble } from './types.js';
+import type { HostLabel, RemoteReply, SessionInfo, Trouble } from './types.js';
 
 export type MtaEvent =
   | { type: 'received'; id: string; sender: string; protocol: string; size: number; user?: string;
       clientName?: string; clientIp?: string; helo?: string; messageIdHeader?: string; bounceOf?: string }
   | { type: 'delivered'; id: string; rcpt: string; first: boolean; router: string; transport: string;
-      host: HostLabel; reply: RemoteReply }
+      host: HostLabel; reply: RemoteReply; session?: SessionInfo }
   /** A recipient deferred or failed: the result as data (log/outcome-text.ts words it); `sender` for MAIL FROM:<>. */
   | { type: 'deferred' | 'failed'; id: string; rcpt: string; router: string; transport: string; sender: string;
       result: Trouble; host?: HostLabel }

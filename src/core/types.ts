@@ -60,6 +60,16 @@ export interface Outcome extends Trouble {
   rcpt: string;
   kind: 'delivered' | 'deferred' | 'failed';
   host?: HostLabel;
+  /** For a delivery: the TLS and AUTH of the session that carried it. */
+  session?: SessionInfo;
+}
+
+/** The TLS and AUTH of an SMTP session, as Exim's `X=`, `CV=` and `A=` print them. */
+export interface SessionInfo {
+  /** `version` as Exim writes it (`TLS1.3`), OpenSSL's cipher name, its secret bits, the certificate verified. */
+  tls?: { version: string; cipher: string; bits: number; verified: boolean };
+  /** The authenticator, named as Debian's Exim names its client authenticators (`plain`, `login`, `cram_md5`). */
+  auth?: string;
 }
 
 export interface HostLabel {

@@ -4,7 +4,7 @@
 import { appendFileSync, createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import type { MtaEvent } from '../core/events.js';
-import type { HostLabel } from '../core/types.js';
+import type { HostLabel, SessionInfo } from '../core/types.js';
 import { fellBackText, reasonText, replyText } from './outcome-text.js';
 
 export type LogFormat = 'exim' | 'json';
@@ -69,7 +69,7 @@ function rawText(e: MtaEvent): string {
       return parts.join(' ');
     }
     case 'delivered':
-      return `${e.first ? '=>' : '->'} ${e.rcpt} R=${e.router} T=${e.transport} H=${hostField(e.host)} C="${replyText(e.reply).replace(/"/g, "'")}"`;
+      return `${e.first ? '=>' : '->'} ${e.rcpt} R=${e.router} T=${e.transport} H=${hostField(e.host)}${sessionFields(e.session)} C="${replyText(e.reply).replace(/"/g, "'")}"`;
     case 'deferred': {
       const r = reasonText(e.result, e.rcpt, e.sender);
       return `== ${e.rcpt} R=${e.router} T=${e.transport} defer (${r.errno})${e.host ? ` H=${hostField(e.host)}` : ''}: ${r.text}`;
@@ -110,6 +110,13 @@ function rawText(e: MtaEvent): string {
       }
     }
   }
+}
+
+/** Exim's default tls_cipher and Debian's tls_certificate_verified selectors, then A= (the authenticator). */
+function sessionFields(s: SessionInfo | undefined): string {
+  if (!s) return '';
+  const tls = s.tls ? ` X=${s.tls.version}:${s.tls.cipher}:${s.tls.bits} CV=${s.tls.verified ? 'yes' : 'no'}` : '';
+  return `${tls}${s.auth ? ` A=${s.auth}` : ''}`;
 }
 
 function eventId(e: MtaEvent): string | undefined {

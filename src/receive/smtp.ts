@@ -350,7 +350,9 @@ export class SmtpReceiver {
     const c = this.client(session);
     const sender = qualify(rawSender, this.o.qualifyDomain);
     const esmtp = session.transmissionType === 'ESMTP' || session.transmissionType?.startsWith('ESMTP');
-    const protocol = `${local === undefined ? '' : 'local-'}${esmtp ? 'esmtp' : 'smtp'}`;
+    // Exim puts "utf8" before the protocol of a message sent with MAIL FROM:<...> SMTPUTF8.
+    const utf8 = (session.envelope as { smtpUtf8?: boolean }).smtpUtf8 ? 'utf8' : '';
+    const protocol = `${utf8}${local === undefined ? '' : 'local-'}${esmtp ? 'esmtp' : 'smtp'}`;
     // A local (-bs) session is the user's, not a network client's.
     const who = local === undefined ? { client: c } : { user: local };
     const cleaned = cleanupHeaders(parseHeaderBlock(head), {

@@ -22,6 +22,7 @@ import { HostRetryState } from './host-state.js';
 import { decideSettle, frozenAction, type SettleDecision } from './settle.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
 import { giveUp } from './give-up.js';
+import { rewriteHeaders, rewriteSender, type RewriteRules } from '../rewrite/rewriter.js';
 
 export interface SchedulerOptions {
   spool: Spool;
@@ -42,6 +43,8 @@ export interface SchedulerOptions {
   queueInterval: number;
   /** smarthost.probe_interval, ms: how often a host that is down is probed (0: never). */
   probeInterval?: number;
+  /** [rewrite]: sender rewriting on the way out (rewrite/); the spool keeps the original. */
+  rewrite?: RewriteRules;
   /** For bounces: names, and this process's one ID generator (shared with receiving). */
   hostname: string;
   qualifyDomain: string;
@@ -51,7 +54,7 @@ export interface SchedulerOptions {
 
 /** What a configuration reload (SIGHUP) may change while the scheduler runs. */
 export type SchedulerSettings = Pick<SchedulerOptions, 'router' | 'transport' | 'retryRules' | 'delayWarning' | 'activeLimit' | 'concurrency'
-  | 'timeoutFrozenAfter' | 'ignoreBounceErrorsAfter'> & Partial<Pick<SchedulerOptions, 'probeInterval'>>;
+  | 'timeoutFrozenAfter' | 'ignoreBounceErrorsAfter'> & Partial<Pick<SchedulerOptions, 'probeInterval' | 'rewrite'>>;
 
 const hostKey = (h: { name: string; port: number }) => `${h.name}:${h.port}`;
 
@@ -292,13 +295,18 @@ export class Scheduler {
       hostWait = this.hostRetry.allWaitUntil(route.hosts, now);
     } else if (routable.length > 0) {
       headers = this.o.spool.headers(id) ?? '';
+      // Rewritten as it leaves (Debian's headers_rewrite and return_path on the
+      // smarthost transport): the envelope sender and the address headers; the body
+      // streams past untouched, and the spool (and any bounce) keeps the original.
+      const rw = this.o.rewrite;
+      const outgoing = rw ? rewriteHeaders(headers, rw) : headers;
       const result = await this.o.transport.deliver({
         id,
-        sender: record.sender,
+        sender: rw ? rewriteSender(record.sender, rw) : record.sender,
         recipients: routable,
         hosts,
-        size: record.size,
-        message: () => this.messageStream(id, headers, record.chunks),
+        size: record.size + outgoing.length - headers.length,
+        message: () => this.messageStream(id, outgoing, record.chunks),
       });
       const after = this.o.clock.now();
       for (const t of result.troubles) {

@@ -122,7 +122,7 @@ export function decideSettle(input: SettleInput): SettleDecision {
     if (o.kind === 'delivered') {
       r.state = 'delivered';
       events.push({ type: 'delivered', id: record.id, rcpt: o.rcpt, first, router: route.router, transport: route.transport,
-        host: o.host!, reply: o.reply ?? { code: 250, enhanced: '2.0.0', text: '', derived: true } });
+        host: o.host!, reply: o.reply ?? { code: 250, enhanced: '2.0.0', text: '', derived: true }, ...(o.session ? { session: o.session } : {}) });
       first = false;
     } else if (o.kind === 'failed' && record.sender === '' && !lastChance) {
       // A bounce nobody takes is frozen, never dropped, so the postmaster sees it

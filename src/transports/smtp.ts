@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { Clock, Timer } from '../core/clock.js';
-import type { HostLabel, HostSpec, HostTrouble, Outcome, Trouble } from '../core/types.js';
+import type { HostLabel, HostSpec, HostTrouble, Outcome, SessionInfo, Trouble } from '../core/types.js';
 import { classifyError, classifyRejection, connectTrouble, oneLine, parseReply, type SmtpClientError } from './smtp-errors.js';
 import type { DeliveryJob, DeliveryResult, ProbeResult, Transport } from './transport.js';
 
@@ -33,6 +33,29 @@ interface Cached {
   dead: boolean;
   /** Has carried a message before: the hub may have dropped it while idle. */
   used: boolean;
+  /** TLS and AUTH of this session, for the `=>` line (X=, CV=, A=). */
+  session?: SessionInfo;
+}
+
+/** Exim's words when a message needs SMTPUTF8 and the hub does not offer it (transports/smtp.c). */
+export const UTF8_NOT_OFFERED = 'utf8 support required but not offered for forwarding';
+
+/** Non-ASCII in the envelope: the message needs the hub's SMTPUTF8 (RFC 6531). */
+export function needsSmtpUtf8(sender: string, recipients: string[]): boolean {
+  return [sender, ...recipients].some((a) => /[^\x00-\x7f]/.test(a));
+}
+
+/** The secret bits of an OpenSSL cipher, by its name (Node does not say; Exim prints them). */
+export function cipherBits(name: string): number {
+  if (/AES_?256|CHACHA20|CAMELLIA_?256|ARIA_?256/i.test(name)) return 256;
+  if (/AES_?128|CAMELLIA_?128|ARIA_?128|SM4/i.test(name)) return 128;
+  if (/3DES|DES-CBC3/i.test(name)) return 168;
+  return 0;
+}
+
+/** Exim's name for the TLS version: SSL_get_version() without its "v" (TLSv1.3 → TLS1.3). */
+export function tlsVersionName(protocol: string): string {
+  return protocol.replace('v', '');
 }
 
 const hostKey = (h: HostSpec) => `${h.name}:${h.port}`;
@@ -152,12 +175,22 @@ export class SmtpTransport implements Transport {
       }
       const reused = cached.used;
       const notes: HostTrouble[] = cached.fellBack && !reused ? [{ host: cached.label, ...cached.fellBack, fellBack: true }] : [];
+      // A message that needs SMTPUTF8 is not sent as raw 8-bit to a hub that does not
+      // offer it: each recipient fails here, with Exim's words (Exim defers; no retry
+      // would change what this hub offers). The session is fine for the next message.
+      const offered = (cached.conn as unknown as { _supportedExtensions?: string[] })._supportedExtensions ?? [];
+      if (needsSmtpUtf8(job.sender, job.recipients) && !offered.includes('SMTPUTF8')) {
+        cached.used = true;
+        this.release(host, cached);
+        return { kind: 'done', notes, outcomes: job.recipients.map((rcpt): Outcome =>
+          ({ rcpt, kind: 'failed', cause: 'local', note: UTF8_NOT_OFFERED, host: cached.label })) };
+      }
       const stream = job.message();
       try {
         const info = await this.send(cached, job, stream);
         cached.used = true;
         this.release(host, cached);
-        return { kind: 'done', outcomes: this.fromInfo(job, cached.label, info), notes };
+        return { kind: 'done', outcomes: this.fromInfo(job, cached.label, info, cached.session), notes };
       } catch (err) {
         const e = err as SmtpClientError;
         const c = classifyError(e);
@@ -185,7 +218,7 @@ export class SmtpTransport implements Transport {
   }
 
   private fromInfo(job: DeliveryJob, label: HostLabel,
-    info: { accepted: string[]; rejectedErrors?: SmtpClientError[]; response: string }): Outcome[] {
+    info: { accepted: string[]; rejectedErrors?: SmtpClientError[]; response: string }, session?: SessionInfo): Outcome[] {
     const rejected = new Map((info.rejectedErrors ?? []).map((e) => [e.recipient ?? '', e]));
     const confirmation = parseReply(info.response, 250);
     return job.recipients.map((rcpt): Outcome => {
@@ -194,7 +227,9 @@ export class SmtpTransport implements Transport {
         const r = classifyRejection(err);
         return { rcpt, kind: r.permanent ? 'failed' : 'deferred', ...r.trouble, host: label };
       }
-      if (info.accepted.includes(rcpt)) return { rcpt, kind: 'delivered', cause: 'reply', phase: 'dot', reply: confirmation, host: label };
+      if (info.accepted.includes(rcpt)) {
+        return { rcpt, kind: 'delivered', cause: 'reply', phase: 'dot', reply: confirmation, host: label, ...(session ? { session } : {}) };
+      }
       return { rcpt, kind: 'deferred', cause: 'local', note: 'recipient not confirmed by remote server', host: label };
     });
   }
@@ -302,7 +337,23 @@ export class SmtpTransport implements Transport {
       }
       throw Object.assign(e, { label });
     }
+    cached.session = this.sessionOf(conn, verify, o.authUser !== undefined);
     return cached;
+  }
+
+  /** What the `=>` line says of the session: TLS version, cipher and bits, verified or not; the authenticator. */
+  private sessionOf(conn: SMTPConnection, verified: boolean, authenticated: boolean): SessionInfo | undefined {
+    const c = conn as unknown as { secure: boolean; _socket?: { getProtocol?(): string | null; getCipher?(): { name: string } | undefined; authorized?: boolean };
+      _authMethod?: string | false };
+    const session: SessionInfo = {};
+    const sock = c._socket;
+    const protocol = c.secure ? sock?.getProtocol?.() : undefined;
+    const cipher = c.secure ? sock?.getCipher?.() : undefined;
+    if (protocol && cipher) {
+      session.tls = { version: tlsVersionName(protocol), cipher: cipher.name, bits: cipherBits(cipher.name), verified: verified && sock?.authorized === true };
+    }
+    if (authenticated && c._authMethod) session.auth = c._authMethod.toLowerCase().replace(/-/g, '_');
+    return session.tls || session.auth ? session : undefined;
   }
 
   /** Closes idle connections now and busy ones as their delivery ends. */
