@@ -93,7 +93,11 @@ async function run(personality: string, argv: string[]): Promise<number> {
       await spool.close();
     }
   }
-  const mode = rest.find((a) => /^-(b[dpsVPtm]|brt|bp[a-z]*|M[a-z]*|q[a-z0-9]*|bdf)$/.test(a) || a === '--json');
+  // Exim's -R STRING / -S STRING (-Rf, -Rff...): a queue run over the messages with an
+  // undelivered recipient / the sender containing STRING. `sendmail -R full|hdrs` is the DSN option.
+  const selection = rest.length >= 2 && rest.length % 2 === 0 && rest.every((a, i) => i % 2 === 1 || /^-[RS]f{0,2}$/.test(a))
+    && !rest.some((a, i) => a.startsWith('-R') && /^(full|hdrs)$/i.test(rest[i + 1] ?? '')) ? rest : undefined;
+  const mode = selection ? `-q${(selection[0] as string).slice(2)}` : rest.find((a) => /^-(b[dpsVPtm]|brt|bp[a-z]*|M[a-z]*|q[a-z0-9]*|bdf)$/.test(a) || a === '--json');
   if (!mode || mode === '-bm') {
     const { sendmail } = await import('../receive/sendmail.js');
     const c = await config(file);
@@ -132,10 +136,14 @@ async function run(personality: string, argv: string[]): Promise<number> {
   const { c, spool, ids } = await openSpool(file, purpose(mode));
   const q = await import('./queue-commands.js');
   try {
+    if (selection) {
+      const pick = (flag: string) => selection.find((_, i) => i % 2 === 1 && (selection[i - 1] as string).startsWith(flag));
+      return await q.queueRun(c, spool, { force: true, thaw: mode === '-qff', select: { recipient: pick('-R'), sender: pick('-S') } }, ids);
+    }
     const others = rest.filter((a) => a !== mode);
     if (mode === '--json' || mode.startsWith('-bp')) {
       const flags = mode === '--json' ? '-bp' : mode;
-      if (!/^-bp[cru]*$/.test(flags)) throw usage(`unknown option ${mode}`);
+      if (!/^-bp[cura]*$/.test(flags)) throw usage(`unknown option ${mode}`);
       const json = rest.includes('--json');
       const ids = others.filter((a) => a !== '--json' && !/^-bp/.test(a));
       for (const id of ids) if (id.startsWith('-')) throw usage(`unknown option ${id}`);

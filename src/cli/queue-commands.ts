@@ -7,10 +7,12 @@ import { EventBus } from '../core/events.js';
 import { tempError, usage } from '../core/exit.js';
 import { acquireDeliveryLock } from '../spool/lock.js';
 import { MainLog } from '../log/mainlog.js';
-import { journalText } from '../log/journal-text.js';
+import { journalJson, journalText } from '../log/journal-text.js';
+import { isRoutableAddress } from '../core/address.js';
+import { qualify } from '../receive/cleanup.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { controlKeyPath, request } from '../receive/local-client.js';
-import { LmdbSpool } from '../spool/lmdb-spool.js';
+import { LmdbSpool, QUEUE_ONLY_DELAY } from '../spool/lmdb-spool.js';
 import { isMessageId, MessageIdGenerator } from '../spool/message-id.js';
 import { formatEntry, jsonEntry } from './format.js';
 
@@ -46,17 +48,42 @@ export function listQueue(spool: LmdbSpool, out: Out, opts: { count?: boolean; u
   return 0;
 }
 
-export async function messageCommand(flag: string, ids: string[], config: Config, spool: LmdbSpool, out: Out,
-  idGen = new MessageIdGenerator()): Promise<number> {
+export async function messageCommand(flag: string, args: string[], config: Config, spool: LmdbSpool, out: Out,
+  idGen = new MessageIdGenerator(), err: (s: string) => void = (s) => process.stderr.write(s)): Promise<number> {
+  const json = args.includes('--json');
+  let ids = args.filter((a) => a !== '--json');
+  if (EDITS.has(flag)) return editCommand(flag, ids, config, spool, json ? jsonOut(out) : out);
+  let status = 0;
+  if (MANY.has(flag)) {
+    // As Exim, one ID after another: a malformed one is reported and the others done.
+    const good = ids.filter((id) => isMessageId(id));
+    if (good.length > 0 && good.length < ids.length) {
+      for (const id of ids) if (!isMessageId(id)) err(`postern: malformed message id ${id} after ${flag} option\n`);
+      status = 1;
+      ids = good;
+    }
+  }
   checkIds(flag, ids);
-  if (flag === '-Mvh' || flag === '-Mvb' || flag === '-Mvl') {
+  if (json && !flag.startsWith('-Mv')) out = jsonOut(out);
+  if (flag === '-Mvh' || flag === '-Mvb' || flag === '-Mvl' || flag === '-Mvc') {
     if (ids.length > 1) throw usage(`only one message can be listed at once with ${flag}`);
     const id = ids[0] as string;
     // Headers and body are shown as the bytes they are, whatever their charset.
-    const headers = flag === '-Mvh' ? spool.headers(id) : undefined;
+    const headers = flag === '-Mvh' || flag === '-Mvc' ? spool.headers(id) : undefined;
     const text = flag === '-Mvl' ? (spool.load(id) ? journalText(spool.journal(id)) : undefined)
       : flag === '-Mvh' ? (headers === undefined ? undefined : Buffer.from(headers, 'latin1'))
+      : flag === '-Mvc' ? (headers === undefined || !spool.load(id) ? undefined : Buffer.concat([Buffer.from(`${headers}\n`, 'latin1'), await bodyBytes(spool, id)]))
       : spool.load(id) ? await bodyBytes(spool, id) : undefined;
+    if (json) {
+      // The message as JSON: headers and body as text (latin1: one char per byte).
+      if (text === undefined) {
+        out(JSON.stringify({ id, action: flag.slice(1), result: 'gone' }) + '\n');
+        return 1;
+      }
+      if (flag === '-Mvl') out(JSON.stringify({ id, history: journalJson(spool.journal(id), spool.load(id)?.sender ?? '') }) + '\n');
+      else out(JSON.stringify({ id, [flag === '-Mvh' ? 'headers' : flag === '-Mvb' ? 'body' : 'message']: Buffer.from(text).toString('latin1') }) + '\n');
+      return 0;
+    }
     if (text === undefined) {
       out(`Spool data file for ${id} does not exist\n`);
       return 1;
@@ -68,7 +95,6 @@ export async function messageCommand(flag: string, ids: string[], config: Config
   const log = new MainLog(config.log.file, config.log.format, Date.now);
   events.on((e) => log.writeSync(e));
   const user = operator();
-  let status = 0;
   for (const id of ids) {
     if (flag === '-Mrm') {
       if (await spool.remove(id)) {
@@ -95,6 +121,10 @@ export async function messageCommand(flag: string, ids: string[], config: Config
         out(`Message ${id} ${freeze ? 'is now frozen' : 'is no longer frozen'}\n`);
         if (!freeze) await kickDaemon(config);
       }
+    } else if (flag === '-Mmad') {
+      const r = await markAllDelivered(id, spool, events, user);
+      out(r === 'gone' ? `Spool data file for ${id} does not exist\n` : `Message ${id} has been modified\n\n`);
+      if (r === 'gone') status = 1;
     } else if (flag === '-Mg') {
       const result = await giveUpCommand(id, config, spool, events, user, idGen);
       if (result === 'gone') out(`Spool data file for ${id} does not exist\n`);
@@ -105,6 +135,92 @@ export async function messageCommand(flag: string, ids: string[], config: Config
     }
   }
   return status;
+}
+
+/** Actions that take many IDs (a malformed one does not stop the others). */
+const MANY = new Set(['-Mrm', '-Mf', '-Mt', '-Mg', '-Mmad']);
+/** Envelope edits: one ID, then addresses. */
+const EDITS = new Set(['-Mar', '-Mes', '-Mmd']);
+
+/**
+ * --json for the -M actions: each of Exim's per-message lines becomes
+ * `{"id", "result"}`, result being the line without `Message ID ` (`has been removed`).
+ */
+function jsonOut(out: Out): Out {
+  return (s) => {
+    for (const line of String(s).split('\n')) {
+      const m = /^(?:Message (\S+?)(?: -)? |Spool data file for (\S+) )(.*)$/.exec(line);
+      if (!m) continue;
+      out(JSON.stringify({ id: m[1] ?? m[2], result: m[2] ? 'does not exist' : m[3] }) + '\n');
+    }
+  };
+}
+
+/** -Mmad: every pending recipient marked delivered (logged each); the message completes. */
+async function markAllDelivered(id: string, spool: LmdbSpool, events: EventBus, user: string): Promise<'gone' | 'done'> {
+  const marked: string[] = [];
+  const r = await spool.editEnvelope(id, (rec) => {
+    for (const rc of rec.recipients) {
+      if (rc.state !== 'pending') continue;
+      rc.state = 'delivered';
+      marked.push(rc.address);
+    }
+    return marked.length > 0;
+  });
+  if (r === 'gone') return 'gone';
+  for (const a of marked) events.emit({ type: 'notice', id, text: `address <${a}> marked delivered by ${user}` });
+  if (r === 'completed') events.emit({ type: 'completed', id });
+  return 'done';
+}
+
+/** -Mar ID addr..., -Mes ID addr, -Mmd ID addr...: Exim's envelope edits, one transaction each. */
+async function editCommand(flag: string, args: string[], config: Config, spool: LmdbSpool, out: Out): Promise<number> {
+  const [id, ...raw] = args;
+  if (id === undefined) throw usage(`no message ID given after ${flag}`);
+  if (!isMessageId(id)) throw usage(`malformed message id ${id} after ${flag} option`);
+  if (raw.length === 0) throw usage(`${flag} needs ${flag === '-Mes' ? 'an address' : 'at least one address'} after the message ID`);
+  if (flag === '-Mes' && raw.length > 1) throw usage('-Mes takes one address');
+  const nullSender = flag === '-Mes' && (raw[0] === '<>' || raw[0] === '');
+  const addresses = nullSender ? [''] : raw.map((a) => qualify(a.replace(/^<(.*)>$/, '$1'), config.qualify_domain));
+  for (const [n, a] of addresses.entries()) if (!nullSender && !isRoutableAddress(a)) throw usage(`malformed address ${raw[n]} after ${flag}`);
+  const events = new EventBus();
+  const log = new MainLog(config.log.file, config.log.format, Date.now);
+  events.on((e) => log.writeSync(e));
+  const user = operator();
+  let missing: string | undefined;
+  const r = await spool.editEnvelope(id, (rec) => {
+    if (flag === '-Mar') {
+      for (const a of addresses) rec.recipients.push({ address: a, state: 'pending', tries: 0 });
+    } else if (flag === '-Mes') {
+      rec.sender = addresses[0] as string;
+    } else {
+      for (const a of addresses) {
+        const rc = rec.recipients.find((x) => x.address.toLowerCase() === a.toLowerCase() && x.state === 'pending');
+        if (!rc) {
+          missing = a;
+          return false;
+        }
+        rc.state = 'delivered';
+      }
+    }
+    return true;
+  });
+  if (r === 'gone') {
+    out(`Spool data file for ${id} does not exist\n`);
+    return 1;
+  }
+  if (missing !== undefined) {
+    out(`Message ${id} - error while marking as delivered:\n  ${missing} is not a recipient: message not updated\n`);
+    return 1;
+  }
+  for (const a of addresses) {
+    const text = flag === '-Mar' ? `recipient <${a}> added by ${user}` : flag === '-Mes' ? `sender address changed to <${a}> by ${user}`
+      : `address <${a}> marked delivered by ${user}`;
+    events.emit({ type: 'notice', id, text });
+  }
+  if (r === 'completed') events.emit({ type: 'completed', id });
+  out(`Message ${id} has been modified\n`);
+  return 0;
 }
 
 /**
@@ -186,17 +302,33 @@ async function kickDaemon(config: Config, force = false): Promise<boolean> {
  * -q, -qf, -qff and -M: make the chosen messages due now. With a daemon running it is
  * poked and delivers them; otherwise this process runs the deliveries itself.
  */
-export async function queueRun(config: Config, spool: LmdbSpool, opts: { force: boolean; thaw: boolean; ids?: string[] },
+export async function queueRun(config: Config, spool: LmdbSpool,
+  opts: { force: boolean; thaw: boolean; ids?: string[]; select?: { recipient?: string; sender?: string } },
   idGen = new MessageIdGenerator()): Promise<number> {
   const now = Date.now();
   if (opts.ids) {
     await spool.makeDue(opts.ids, now, true);
   } else {
     // A forced run takes every (unfrozen) message; a plain run the due ones, which
-    // include sendmail -odq mail not yet tried.
+    // include sendmail -odq mail not yet tried: that is on the due index within
+    // QUEUE_ONLY_DELAY of now, so only that stretch of the index is read. -R/-S
+    // (`select`): the messages with an undelivered recipient / a sender containing the
+    // string, case-independently, made due now.
     const ids: string[] = [];
-    for (const r of spool.list()) {
-      if (opts.force ? opts.thaw || !r.frozen : r.queueOnly && r.attempts === 0 && !r.frozen) ids.push(r.id);
+    const sel = opts.select;
+    const has = (text: string, part: string | undefined) => part === undefined || text.toLowerCase().includes(part.toLowerCase());
+    const plain = !opts.force && !sel;
+    const candidates = plain
+      ? (function* () {
+        for (const k of spool.dueAfter(undefined, now + QUEUE_ONLY_DELAY, Number.MAX_SAFE_INTEGER)) {
+          const r = spool.load(k.id);
+          if (r) yield r;
+        }
+      })()
+      : spool.list();
+    for (const r of candidates) {
+      if (sel && !(has(r.sender, sel.sender) && (sel.recipient === undefined || r.recipients.some((x) => x.state === 'pending' && has(x.address, sel.recipient))))) continue;
+      if (plain ? r.queueOnly && r.attempts === 0 && !r.frozen : opts.thaw || !r.frozen) ids.push(r.id);
     }
     for (let i = 0; i < ids.length; i += 1000) await spool.makeDue(ids.slice(i, i + 1000), now, opts.thaw);
   }

@@ -23,6 +23,12 @@ export interface SendmailArgs {
 const IGNORED = new Set(['-oem', '-oee', '-oep', '-oeq', '-oew', '-v', '-U', '-Am', '-Ac', '-odb', '-odi', '-odf', '-bm',
   '-B8BITMIME', '-B7BIT', '-oitrue', '-m', '-om', '-oo', '-n', '-x']);
 
+/** `-f 'Name <addr>'`: the address inside the angle brackets (`<>` is the null sender). */
+function senderAddress(v: string): string {
+  const m = /<([^<>]*)>\s*$/.exec(v);
+  return m ? (m[1] as string).trim() : v;
+}
+
 /** Parses sendmail's options by hand: yargs costs more to load than the whole submission. */
 export function parseSendmailArgs(argv: string[]): SendmailArgs {
   const a: SendmailArgs = { extract: false, dotEnds: true, queueOnly: false, recipients: [] };
@@ -45,8 +51,12 @@ export function parseSendmailArgs(argv: string[]): SendmailArgs {
     if (arg === '-t') a.extract = true;
     else if (arg === '-i' || arg === '-oi') a.dotEnds = false;
     else if (arg === '-ti' || arg === '-it') { a.extract = true; a.dotEnds = false; }
-    else if (arg.startsWith('-f')) a.sender = value('-f');
-    else if (arg.startsWith('-r')) a.sender = value('-r');
+    else if (arg.startsWith('-f')) a.sender = senderAddress(value('-f'));
+    else if (arg.startsWith('-r')) a.sender = senderAddress(value('-r'));
+    // DSN options (NOTIFY, RET, ENVID): accepted and not acted on; `-N never` is no reason to refuse mail.
+    else if (arg.startsWith('-N') || arg.startsWith('-R') || arg.startsWith('-V')) value(arg.slice(0, 2));
+    // -oMa, -oMaa, -oMai, -oMas, -oMi, -oMm, -oMr, -oMs, -oMt: Exim's trusted-caller overrides take the next argument.
+    else if (/^-oM[a-z]{1,2}$/.test(arg)) value(arg);
     else if (arg.startsWith('-F')) a.fullName = value('-F');
     else if (arg === '-odq') a.queueOnly = true;
     else if (arg === '-B') value('-B');

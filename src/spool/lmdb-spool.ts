@@ -683,9 +683,10 @@ export class LmdbSpool implements Spool {
     for (const { value } of this.meta.getRange(range)) yield decodeRecord(value);
   }
 
+  /** From the meta database's entry count (mdb_stat): no key is read, whatever the queue's size. */
   count(): number {
     this.root.resetReadTxn();
-    return this.meta.getCount();
+    return (this.meta.getStats() as { entryCount: number }).entryCount;
   }
 
   remove(id: string): Promise<boolean> {
@@ -750,6 +751,27 @@ export class LmdbSpool implements Spool {
         }
       }
       return results;
+    }));
+  }
+
+  /**
+   * -Mar, -Mes, -Mmd, -Mmad: `edit` changes the envelope in one transaction (returning
+   * false leaves it as it was). A message with nothing pending afterwards is completed
+   * (removed). A delivery in flight settles on top of it: settle() only replaces
+   * recipients that are still pending, and keeps the sender and added recipients.
+   */
+  editEnvelope(id: string, edit: (r: MessageRecord) => boolean): Promise<'changed' | 'unchanged' | 'completed' | 'gone'> {
+    return this.synced(this.root.transaction(() => {
+      const stored = this.meta.get(id);
+      if (!stored) return 'gone' as const;
+      const record = decodeRecord(stored);
+      if (!edit(record)) return 'unchanged' as const;
+      if (!record.recipients.some((r) => r.state === 'pending')) {
+        this.deleteAll(record);
+        return 'completed' as const;
+      }
+      this.meta.put(id, record);
+      return 'changed' as const;
     }));
   }
 
