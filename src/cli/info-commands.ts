@@ -34,9 +34,9 @@ export async function addressTest(addresses: string[], config: Config, out: Out)
 }
 
 export function versionCheck(config: Config, out: Out): number {
+  rewriteRules(config); // the email-addresses file is checked too (a ConfigError names its line)
   out(`postern version ${VERSION} (Node.js ${process.version})\nConfiguration file is ${config.file}\n`);
   return 0;
-  rewriteRules(config); // the email-addresses file is checked too (a ConfigError names its line)
 }
 
 const HIDDEN = new Set(['smarthost.auth_password_file']);
