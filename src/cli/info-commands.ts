@@ -12,23 +12,26 @@ import { parse as parseToml } from 'smol-toml';
 
 type Out = (s: string) => void;
 
-export async function addressTest(addresses: string[], config: Config, out: Out): Promise<number> {
+export async function addressTest(addresses: string[], config: Config, out: Out, json = false): Promise<number> {
   const router = new Router(config.smarthost.hosts);
   let status = 0;
   for (const raw of addresses) {
     const address = qualify(raw, config.qualify_domain);
     const r = router.route(address);
     if (!r.ok) {
-      out(`${address} is undeliverable: ${r.reason}\n`);
+      out(json ? JSON.stringify({ address, routable: false, reason: r.reason }) + '\n' : `${address} is undeliverable: ${r.reason}\n`);
       status = 2;
       continue;
     }
-    out(`${address}\n  router = ${r.route.router}, transport = ${r.route.transport}\n`);
+    if (!json) out(`${address}\n  router = ${r.route.router}, transport = ${r.route.transport}\n`);
+    const hosts: { name: string; ip: string; port: number }[] = [];
     for (const h of r.route.hosts) {
       let ip = h.name;
       if (!isIP(h.name)) ip = await lookup(h.name).then((a) => a.address, () => 'unresolved');
-      out(`  host ${h.name} [${ip}] port=${h.port}\n`);
+      if (json) hosts.push({ name: h.name, ip, port: h.port });
+      else out(`  host ${h.name} [${ip}] port=${h.port}\n`);
     }
+    if (json) out(JSON.stringify({ address, routable: true, router: r.route.router, transport: r.route.transport, hosts }) + '\n');
   }
   return status;
 }
@@ -109,8 +112,16 @@ export function settings(config: Config): [string, string][] {
   return rows;
 }
 
-export function printSettings(names: string[], config: Config, out: Out, err: Out): number {
+export function printSettings(names: string[], config: Config, out: Out, err: Out, json = false): number {
   const rows = settings(config);
+  if (json) {
+    // {"name", "value"} per setting, the value as -bP prints it.
+    const print = out;
+    out = (line) => {
+      const m = /^(\S+) = (.*)\n$/.exec(line);
+      if (m) print(JSON.stringify({ name: m[1], value: m[2] }) + '\n');
+    };
+  }
   if (names.length === 0) {
     for (const [k, v] of rows) out(`${k} = ${v}\n`);
     return 0;

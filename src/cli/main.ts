@@ -97,7 +97,7 @@ async function run(personality: string, argv: string[]): Promise<number> {
   // undelivered recipient / the sender containing STRING. `sendmail -R full|hdrs` is the DSN option.
   const selection = rest.length >= 2 && rest.length % 2 === 0 && rest.every((a, i) => i % 2 === 1 || /^-[RS]f{0,2}$/.test(a))
     && !rest.some((a, i) => a.startsWith('-R') && /^(full|hdrs)$/i.test(rest[i + 1] ?? '')) ? rest : undefined;
-  const mode = selection ? `-q${(selection[0] as string).slice(2)}` : rest.find((a) => /^-(b[dpsVPtm]|brt|bp[a-z]*|M[a-z]*|q[a-z0-9]*|bdf)$/.test(a) || a === '--json');
+  const mode = selection ? `-q${(selection[0] as string).slice(2)}` : (rest.find((a) => /^-(b[dpsVPtm]|brt|bp[a-z]*|M[a-z]*|q[a-z0-9]*|bdf)$/.test(a)) ?? rest.find((a) => a === '--json'));
   if (!mode || mode === '-bm') {
     const { sendmail } = await import('../receive/sendmail.js');
     const c = await config(file);
@@ -115,13 +115,13 @@ async function run(personality: string, argv: string[]): Promise<number> {
   }
   if (mode === '-bP') {
     const { printSettings } = await import('./info-commands.js');
-    return printSettings(rest.filter((a) => a !== '-bP'), await config(file), out, err);
+    return printSettings(rest.filter((a) => a !== '-bP' && a !== '--json'), await config(file), out, err, rest.includes('--json'));
   }
   if (mode === '-bt') {
     const { addressTest } = await import('./info-commands.js');
-    const addrs = rest.filter((a) => a !== '-bt');
+    const addrs = rest.filter((a) => a !== '-bt' && a !== '--json');
     if (addrs.length === 0) throw usage('-bt needs at least one address');
-    return addressTest(addrs, await config(file), out);
+    return addressTest(addrs, await config(file), out, rest.includes('--json'));
   }
   if (mode === '-brt') {
     const { retryTest } = await import('./why.js');

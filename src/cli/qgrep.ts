@@ -105,11 +105,11 @@ export async function qgrep(argv: string[], config: Config, spool: LmdbSpool, ou
   if (a.c) {
     let n = 0;
     for (const _ of select(spool, a, now)) n++;
-    out(`${n} matches out of ${spool.count()} messages\n`);
+    out(a.json ? `${JSON.stringify({ matches: n, messages: spool.count() })}\n` : `${n} matches out of ${spool.count()} messages\n`);
     return 0;
   }
   const show = (m: MessageRecord) => {
-    if (a.json) out(jsonEntry(m));
+    if (a.json) out(a.i ? `${JSON.stringify({ id: m.id })}\n` : jsonEntry(m));
     else if (a.i) out(`${m.id}\n`);
     else if (a.b) {
       const to = m.recipients.filter((r) => a.a || r.state === 'pending').map((r) => r.address).join(';');

@@ -33,7 +33,7 @@ export function checkIds(flag: string, ids: string[]): void {
 
 export function listQueue(spool: LmdbSpool, out: Out, opts: { count?: boolean; undelivered?: boolean; json?: boolean; ids?: string[] }): number {
   if (opts.count) {
-    out(`${spool.count()}\n`);
+    out(opts.json ? `${JSON.stringify({ count: spool.count() })}\n` : `${spool.count()}\n`);
     return 0;
   }
   const now = Date.now();
