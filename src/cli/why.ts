@@ -6,7 +6,7 @@
 import type { Config } from '../config/schema.js';
 import type { JournalEntry } from '../core/journal.js';
 import { usage } from '../core/exit.js';
-import { isRetryErrorName } from '../core/retry-rules.js';
+import { formatRetryTime, isRetryErrorName } from '../core/retry-rules.js';
 import type { HostLabel, MessageRecord, Trouble } from '../core/types.js';
 import { hostField, logTime } from '../log/mainlog.js';
 import { reasonText, replyText } from '../log/outcome-text.js';
@@ -50,8 +50,8 @@ interface RecipientWhy {
   error?: string;
   rule?: string;
   nextAttempt?: number;
-  /** When the message freezes (past the rule's last cutoff), is cancelled or discarded, if nothing changes. */
-  end?: { what: string; at: number };
+  /** If nothing changes: when it freezes (past the rule's last cutoff), is cancelled or discarded, and why. */
+  end?: { what: 'freeze' | 'cancel' | 'discard'; at?: number; why: string };
 }
 
 /** The first host an attempt entry names: its result's, else the first host error it logged. */
@@ -96,21 +96,31 @@ export function explain(record: MessageRecord, journal: JournalEntry[], config: 
     if (record.frozen) {
       const at = frozenLimit(record, limits);
       if (at !== Infinity) {
-        const what = record.sender === '' ? 'discarded (a bounce nobody takes: timeout_frozen_after / ignore_bounce_errors_after)'
-          : 'cancelled and bounced to the sender (timeout_frozen_after)';
-        why.end = { what, at };
+        why.end = record.sender === ''
+          ? { what: 'discard', at, why: 'a bounce nobody takes: ignore_bounce_errors_after, timeout_frozen_after' }
+          : { what: 'cancel', at, why: 'timeout_frozen_after; the sender gets a bounce' };
       }
       return why;
     }
     if (record.nextAttempt !== null) why.nextAttempt = record.nextAttempt;
     const cutoff = lastCutoff(rule);
     if (last && r.firstFailure !== undefined && cutoff !== undefined) {
-      why.end = { what: 'frozen at the first failed attempt after (the rule\'s last cutoff; postern freezes where Exim bounces)', at: r.firstFailure + cutoff };
+      why.end = { what: 'freeze', at: r.firstFailure + cutoff,
+        why: `the rule's last cutoff, ${formatRetryTime(cutoff)} after the first failure; Exim would bounce` };
     } else if (last && rule === undefined) {
-      why.end = { what: 'frozen at the next temporary failure (no retry rule applies)', at: record.nextAttempt ?? Date.now() };
+      why.end = { what: 'freeze', why: 'no retry rule applies' };
     }
     return why;
   });
+}
+
+function endText(e: NonNullable<RecipientWhy['end']>): string {
+  const at = e.at === undefined ? '' : logTime(e.at);
+  switch (e.what) {
+    case 'freeze': return e.at === undefined ? `frozen by the next temporary failure (${e.why})` : `frozen by the first failed attempt after ${at} (${e.why})`;
+    case 'cancel': return `cancelled at ${at} (${e.why})`;
+    case 'discard': return `discarded at ${at} (${e.why})`;
+  }
 }
 
 function whyText(record: MessageRecord, whys: RecipientWhy[]): string {
@@ -124,7 +134,7 @@ function whyText(record: MessageRecord, whys: RecipientWhy[]): string {
     }
     if (w.attempts.length > 0) out += `    retry rule: ${w.rule ?? 'none (no rule matches: a temporary error freezes it)'}${w.error ? ` (error ${w.error})` : ''}\n`;
     if (w.nextAttempt !== undefined) out += `    next attempt: ${logTime(w.nextAttempt)}\n`;
-    if (w.end) out += `    if nothing changes: ${w.end.what} ${logTime(w.end.at)}\n`;
+    if (w.end) out += `    if nothing changes: ${endText(w.end)}\n`;
   }
   return out + '\n';
 }
@@ -137,7 +147,7 @@ function whyJson(record: MessageRecord, whys: RecipientWhy[]): string {
       rcpt: w.rcpt, state: w.state, tries: w.tries, firstFailure: iso(w.firstFailure),
       attempts: w.attempts.map((a) => ({ ...a, at: iso(a.at) })),
       error: w.error, rule: w.rule ?? null, nextAttempt: iso(w.nextAttempt),
-      ...(w.end ? { end: { what: w.end.what, at: iso(w.end.at) } } : {}),
+      ...(w.end ? { end: { ...w.end, at: iso(w.end.at) } } : {}),
     })),
   })}\n`;
 }
