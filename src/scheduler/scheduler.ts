@@ -184,8 +184,9 @@ export class Scheduler {
       // deferred for the hosts' retry time with Exim's -54 line, not left silent.
       for (const id of this.flushed) {
         if (this.active.size >= this.o.activeLimit) break;
+        if (this.active.has(id)) continue; // its settle is not written yet: after it
         this.flushed.delete(id);
-        if (!this.active.has(id)) this.admit(id, true);
+        this.admit(id, true);
       }
       for (const id of this.incoming) {
         if (this.active.size >= this.o.activeLimit) break;
@@ -309,9 +310,13 @@ export class Scheduler {
         message: () => this.messageStream(id, outgoing, record.chunks),
       });
       const after = this.o.clock.now();
+      // An address of a host that then answered on another address is not a host down.
+      const answered = new Set(result.healthy.map(hostKey));
       for (const t of result.troubles) {
-        this.hostRetry.failed(t.host, t, this.o.retryRules, after);
-        this.probeLater(t.host);
+        if (!answered.has(hostKey(t.host))) {
+          this.hostRetry.failed(t.host, t, this.o.retryRules, after);
+          this.probeLater(t.host);
+        }
         const e = { type: 'hostError', id, host: t.host, result: troubleOf(t) } as const;
         this.o.events.emit(e);
         logged.push({ at: after, event: e });
@@ -374,19 +379,29 @@ export class Scheduler {
     this.probes.delete(k);
     const ids = this.heldFor.get(k) ?? new Set<string>();
     this.heldFor.delete(k);
+    let due = 0;
     for (const id of ids) {
       for (const other of this.heldFor.values()) other.delete(id);
+      // One in the window right now settles on its own (hold() sees the host is back).
+      if (this.active.has(id)) continue;
       this.flushed.add(id);
+      due++;
     }
     this.cursor = undefined;
-    this.o.events.emit({ type: 'hostBack', host: label, due: ids.size });
+    this.o.events.emit({ type: 'hostBack', host: label, due });
     this.kick();
   }
 
   /** After a settle: is the message held back for its hosts (then their return makes it due), or not any more? */
   private hold(id: string, hosts: HostSpec[] | undefined): void {
     for (const set of this.heldFor.values()) set.delete(id);
-    for (const h of hosts ?? []) {
+    if (hosts === undefined) return;
+    if (this.hostRetry.allWaitUntil(hosts, this.o.clock.now()) === undefined) {
+      // A host came back while this attempt ran: due again at once.
+      this.flushed.add(id);
+      return;
+    }
+    for (const h of hosts) {
       const k = hostKey(h);
       const set = this.heldFor.get(k) ?? new Set<string>();
       set.add(id);
@@ -457,7 +472,6 @@ export class Scheduler {
     const d = decideSettle({ record, outcomes, route, rules: this.o.retryRules, now, limits: this.o, headers, lastChance,
       jitter: Math.random(), ...(hostWait !== undefined ? { hostWait } : {}) });
     const waitsForHost = held !== undefined && d.freeze === undefined && outcomes.some((o) => o.kind === 'deferred' && o.host === undefined);
-    this.hold(record.id, waitsForHost ? held : undefined);
     const reports = this.reports(record, d, headers, now);
     const entry: NewJournalEntry = { v: 1, type: 'attempt', ...d.attempt, events: [...logged, ...d.events.map((event) => ({ at: now, event }))] };
     const result = await this.recorded(record.id, {
@@ -469,6 +483,7 @@ export class Scheduler {
       ...(reports.length > 0 ? { enqueue: reports } : {}),
       ...(d.warning ? { warningsSent: d.warning.warningsSent } : {}),
     });
+    this.hold(record.id, waitsForHost && result.kind !== 'gone' && result.kind !== 'completed' ? held : undefined);
     for (const e of d.events) this.o.events.emit(e);
     if (result.kind !== 'gone') {
       for (const m of reports) {

@@ -173,6 +173,21 @@ describe('a smarthost that is down', () => {
     expect(spool.load(own as string)?.nextAttempt).toBe(T0 + 15 * M);
   });
 
+  it('one address of the host refusing while another answers is not the host down', async () => {
+    const deliver = transport.deliver.bind(transport);
+    transport.deliver = async (job) => {
+      const r = await deliver(job);
+      return { ...r, troubles: [{ host: { ...LABEL, ip: '127.0.0.9' }, cause: 'refused', phase: 'connect' }] };
+    };
+    await queue(2);
+    scheduler = build();
+    scheduler.start();
+    await until('both delivered', () => transport.delivered.length === 2);
+    expect(lines()).toContain('H=127.0.0.1 [127.0.0.9]:2599 Connection refused');
+    expect(count('hostBack')).toBe(0);
+    expect(lines().some((l) => l.includes('(-54)'))).toBe(false);
+  });
+
   it('a reload keeps the retry data of a host that stays, and forgets one that goes', async () => {
     await hubDownWith(0);
     scheduler.reconfigure(settings());
