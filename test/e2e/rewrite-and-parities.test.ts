@@ -82,6 +82,24 @@ describe('sender rewriting toward the smarthost', () => {
     expect(headerOf(m.data, 'Cc')).toBe('Cc: www-data@example.org');
   });
 
+  it('SIGHUP reads the email-addresses file again; a bad one on reload keeps the old rules', async () => {
+    await start();
+    await p.start();
+    const file = join(dir, 'email-addresses');
+    writeFileSync(file, 'jane: jane@new.example\n');
+    p.daemon?.kill('SIGHUP');
+    await p.waitForLog(/SIGHUP received: configuration reloaded/);
+    await sendOne(p.port, 'jane@web1.example.org', ['ops@example.net'], 'Subject: after reload\n\nx\n');
+    await hub.waitFor(1);
+    expect(hub.messages[0]!.from).toBe('jane@new.example');
+    writeFileSync(file, 'jane jane@\n');
+    p.daemon?.kill('SIGHUP');
+    await p.waitForLog(new RegExp(`SIGHUP received: configuration error in ${file.replace(/[.]/g, '\\.')} line 1: .*; keeping the old configuration`));
+    await sendOne(p.port, 'jane@web1.example.org', ['ops@example.net'], 'Subject: bad reload\n\nx\n');
+    await hub.waitFor(2);
+    expect(hub.messages[1]!.from).toBe('jane@new.example');
+  });
+
   it('a bad email-addresses line stops the daemon from starting, naming the file and line; -bV says the same', async () => {
     await start();
     writeFileSync(join(dir, 'email-addresses'), 'root: admin@example.org\nbroken line here\n');
