@@ -23,6 +23,17 @@ function listening(port: number): boolean {
   return false;
 }
 
+/** Does process `pid` catch `signal` (SigCgt in /proc/PID/status)? */
+function catches(pid: number, signal: 'SIGHUP'): boolean {
+  const bit = { SIGHUP: 1 }[signal];
+  try {
+    const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m !== null && (BigInt(`0x${m[1]}`) & (1n << BigInt(bit - 1))) !== 0n;
+  } catch {
+    return false;
+  }
+}
+
 describe('signals', () => {
   let p: Instance | undefined;
   let sink: Sink | undefined;
@@ -61,10 +72,12 @@ describe('signals', () => {
       child.stderr.on('data', (d) => (stderr += d));
       let exited = false;
       child.on('exit', () => { exited = true; });
-      // HUP every few milliseconds from the moment Node runs our first line (about
-      // 40 ms after exec on this machine; before that the signal's default is Node's,
-      // not ours) until the daemon says it is ready.
-      await new Promise((r) => setTimeout(r, 150));
+      // HUP every few milliseconds from the moment the program catches the signal
+      // (its first line; before that, while Node itself boots, the default is Node's
+      // and the kernel's, not ours) until the daemon says it is ready.
+      await waitUntil('SIGHUP caught', () => exited || catches(child.pid!, 'SIGHUP'), 30_000);
+      // The daemon must catch it long before it is ready (it once did only at the end).
+      expect(/ready, listening/.test(stderr), `round ${round}: HUP was not caught until the daemon was ready`).toBe(false);
       while (!/ready, listening/.test(stderr) && !exited) {
         child.kill('SIGHUP');
         await new Promise((r) => setTimeout(r, 5));
