@@ -294,6 +294,11 @@ process.on('uncaughtException', (e) => {
   killLive();
   process.exit(1);
 });
+function dropDir(d) {
+  if (opt.keep) return;
+  rmSync(d, { recursive: true, force: true });
+  workDirs.splice(workDirs.indexOf(d), 1);
+}
 function workDir(name) {
   const d = mkdtempSync(join(tmpdir(), `postern-bench-${name}-`));
   workDirs.push(d);
@@ -648,6 +653,7 @@ async function measureRate(mta, ld) {
   const sinkPort = await freePort();
   const sink = ld.relay || mta === 'sink' ? await startSink(sinkPort) : undefined;
   let h;
+  let dir;
   try {
     if (mta === 'sink') {
       const cpu0 = treeCpuSeconds(sink.pid);
@@ -660,7 +666,8 @@ async function measureRate(mta, ld) {
       row.sinkCount = sink.counter.count;
       return row;
     }
-    h = await startMta(mta, workDir(`${mta}-${ld.id}`), { smtpPort: await freePort(), smarthostPort: sinkPort });
+    dir = workDir(`${mta}-${ld.id}`);
+    h = await startMta(mta, dir, { smtpPort: await freePort(), smarthostPort: sinkPort });
     const cpu0 = treeCpuSeconds(h.rootPid);
     const stopMem = memSampler(h.rootPid);
     const t0 = performance.now();
@@ -699,6 +706,8 @@ async function measureRate(mta, ld) {
   } finally {
     if (h) await h.stop();
     if (sink) await sink.stop();
+    // The peers' folders hold copies of /etc and /usr/sbin: gone at once, not at the end.
+    if (dir && mta !== 'postern') dropDir(dir);
   }
 }
 
@@ -845,6 +854,7 @@ async function straceRun(mta, label, messages, reuse, seccomp) {
   const text = existsSync(out) ? readFileSync(out, 'utf8') : '';
   mkdirSync(OUT, { recursive: true });
   writeFileSync(join(OUT, `strace-${mta}-${label.replace(/\W+/g, '-')}.txt`), text);
+  dropDir(dir);
   const calls = parseStraceSummary(text);
   const total = SYNCS.reduce((s, k) => s + calls[k], 0);
   log(`  ${NAMES[mta]}, ${label}: ${JSON.stringify(calls)}`);
