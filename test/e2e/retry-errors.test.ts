@@ -1,6 +1,7 @@
 // Error-scoped retry rules against misbehaving smarthosts on real sockets: a closed
 // port (refused), a hub that never greets (timeout), one that hangs up at once (lost
-// connection), RCPT 452 and 451 replies, MAIL 451; each error picks its own rule,
+// connection), RCPT 452 and 451 replies, MAIL 451, 451 after the dot, no STARTTLS
+// under tls = "required"; each error picks its own rule,
 // which -Mwhy names with the attempt, the next attempt and when it would freeze.
 // And -brt as Exim prints it.
 import { createServer, type Server, type Socket } from 'node:net';
@@ -18,6 +19,8 @@ rules = [
   "* rcpt_452 F,4d,7m",
   "* rcpt_45x F,4d,8m",
   "* mail_4xx F,4d,10m",
+  "* data_4xx F,4d,11m",
+  "* tls_required F,4d,5m",
   "* * F,2h,15m; G,16h,1h,1.5; F,4d,6h",
 ]
 `;
@@ -142,6 +145,30 @@ describe('each error picks its own retry rule (real sockets)', () => {
     const w = await attemptOnce(p);
     expect(w.recipients[0]).toMatchObject({ error: 'mail_451', rule: '* mail_4xx F,4d,10m' });
     expect(gap(w)).toBe(10 * M);
+  }, 60_000);
+
+  it('451 after the final dot → data_4xx', async () => {
+    const sink = new Sink();
+    await sink.listen();
+    closers.push(() => sink.close());
+    sink.behaviour = { data: () => 451 };
+    p = instance(sink.port);
+    const w = await attemptOnce(p);
+    expect(w.recipients[0]).toMatchObject({ error: 'data_451', rule: '* data_4xx F,4d,11m' });
+    expect(w.recipients[0]!.attempts[0]).toMatchObject({ errno: -46 });
+    expect(gap(w)).toBe(11 * M);
+  }, 60_000);
+
+  it('tls = "required" and a hub without STARTTLS → tls_required', async () => {
+    const sink = new Sink();
+    await sink.listen();
+    closers.push(() => sink.close());
+    p = instance(sink.port);
+    writeFileSync(p.config, readFileSync(p.config, 'utf8').replace('tls = "none"', 'tls = "required"'));
+    const w = await attemptOnce(p);
+    expect(w.recipients[0]).toMatchObject({ error: 'tls_required', rule: '* tls_required F,4d,5m' });
+    expect(w.recipients[0]!.attempts[0]).toMatchObject({ errno: -37 });
+    expect(Math.abs(gap(w) - 5 * M)).toBeLessThan(5000);
   }, 60_000);
 
   it('-Mwhy on an unknown ID says so and exits 1', async () => {
