@@ -180,8 +180,9 @@ export class Scheduler {
     this.filling = true;
     try {
       const now = this.o.clock.now();
-      // While every host is down, mail whose turn comes is still looked at: it is
-      // deferred for the hosts' retry time with Exim's -54 line, not left silent.
+      // First what was held back for a host that is back (due now, whatever its key).
+      // While every host is down, mail whose turn comes is still admitted: the attempt
+      // defers it to the hosts' retry time with Exim's -54 line, not left silent.
       for (const id of this.flushed) {
         if (this.active.size >= this.o.activeLimit) break;
         if (this.active.has(id)) continue; // its settle is not written yet: after it
