@@ -1,6 +1,7 @@
 // cli/format.ts: Exim's queue-listing formats (-bp): the age and size columns, one
 // message with its recipients, and the --json object (with the message's journal as
-// `history`). Pure functions of a record and its journal.
+// `history`). Pure functions of a record and its journal; and batched(), which joins a
+// listing's writes.
 import type { JournalEntry } from '../core/journal.js';
 import type { MessageRecord } from '../core/types.js';
 import { journalJson } from '../log/journal-text.js';
@@ -57,4 +58,27 @@ export function jsonEntry(r: MessageRecord, journal?: JournalEntry[]): string {
     next_attempt: r.nextAttempt === null ? null : new Date(r.nextAttempt).toISOString(),
     ...(journal ? { history: journalJson(journal, r.sender) } : {}),
   }) + '\n';
+}
+
+/**
+ * Joins small writes into 64 KB ones: a listing of a million messages is a few thousand
+ * writes, not a million. Call flush() at the end.
+ */
+export function batched(out: (s: string) => void): { write: (s: string) => void; flush: () => void } {
+  let parts: string[] = [];
+  let size = 0;
+  const flush = () => {
+    if (parts.length === 0) return;
+    out(parts.join(''));
+    parts = [];
+    size = 0;
+  };
+  return {
+    write: (s) => {
+      parts.push(s);
+      size += s.length;
+      if (size >= 65536) flush();
+    },
+    flush,
+  };
 }

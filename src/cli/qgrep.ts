@@ -11,7 +11,7 @@ import { usage } from '../core/exit.js';
 import type { MessageRecord } from '../core/types.js';
 import type { LmdbSpool } from '../spool/lmdb-spool.js';
 import { base62, idTime, type MessageIdGenerator } from '../spool/message-id.js';
-import { formatEntry, formatSize, jsonEntry } from './format.js';
+import { batched, formatEntry, formatSize, jsonEntry } from './format.js';
 import { QueueShape, QueueSummary } from './summary.js';
 
 export const BULK_ACTIONS = ['remove', 'freeze', 'thaw', 'deliver', 'giveup'] as const;
@@ -108,6 +108,8 @@ export async function qgrep(argv: string[], config: Config, spool: LmdbSpool, ou
     out(a.json ? `${JSON.stringify({ matches: n, messages: spool.count() })}\n` : `${n} matches out of ${spool.count()} messages\n`);
     return 0;
   }
+  const buf = batched(out);
+  out = buf.write;
   const show = (m: MessageRecord) => {
     if (a.json) out(a.i ? `${JSON.stringify({ id: m.id })}\n` : jsonEntry(m));
     else if (a.i) out(`${m.id}\n`);
@@ -123,5 +125,6 @@ export async function qgrep(argv: string[], config: Config, spool: LmdbSpool, ou
   } else {
     for (const m of select(spool, a, now)) show(m);
   }
+  buf.flush();
   return 0;
 }

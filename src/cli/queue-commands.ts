@@ -14,7 +14,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { controlKeyPath, request } from '../receive/local-client.js';
 import { LmdbSpool, QUEUE_ONLY_DELAY } from '../spool/lmdb-spool.js';
 import { isMessageId, MessageIdGenerator } from '../spool/message-id.js';
-import { formatEntry, jsonEntry } from './format.js';
+import { batched, formatEntry, jsonEntry } from './format.js';
 
 type Out = (s: string | Buffer) => void;
 
@@ -38,13 +38,15 @@ export function listQueue(spool: LmdbSpool, out: Out, opts: { count?: boolean; u
   }
   const now = Date.now();
   const records = opts.ids && opts.ids.length ? opts.ids.map((id) => spool.load(id) ?? id) : spool.list();
+  const buf = batched((s) => out(s));
   for (const r of records) {
     if (typeof r === 'string') {
-      if (!opts.json) out(`      ${r}\n    *** spool read error: No such file or directory ***\n\n`);
+      if (!opts.json) buf.write(`      ${r}\n    *** spool read error: No such file or directory ***\n\n`);
       continue;
     }
-    out(opts.json ? jsonEntry(r, spool.journal(r.id)) : formatEntry(r, now, opts.undelivered));
+    buf.write(opts.json ? jsonEntry(r, spool.journal(r.id)) : formatEntry(r, now, opts.undelivered));
   }
+  buf.flush();
   return 0;
 }
 
