@@ -20,8 +20,8 @@ import type { BulkAction } from './qgrep.js';
 /** What happened to one message: done, already so (unchanged), not in the spool (gone), being delivered (locked), or dry-run. */
 export type BulkResult = 'done' | 'unchanged' | 'gone' | 'locked' | 'dry-run';
 
-/** IDs per control-socket request (a request line is at most 64 KB). */
-const GIVEUP_BATCH = 2000;
+/** IDs per -Mg request to the daemon: each holds its bounce (with up to RETURN_SIZE_LIMIT of the body) until done. */
+const GIVEUP_BATCH = 100;
 
 function operator(): string {
   try {

@@ -3,6 +3,7 @@
 // is one row per recipient domain, never the messages, so a million queued costs the
 // same memory as ten.
 import type { MessageRecord } from '../core/types.js';
+import { formatAge } from './format.js';
 
 interface Row {
   count: number;
@@ -38,12 +39,12 @@ export class QueueSummary {
 
   /** exiqsumm's layout (sorted by domain), ages from `now`. */
   text(now: number): string {
-    const line = (r: Row, name: string) =>
-      `${String(r.count).padStart(5)}  ${volume(r.volume)}  ${age(now, r.oldest).padStart(6)}  ${age(now, r.newest).padStart(6)}  ${name}\n`;
+    const line = (r: Row, name: string, none = '0m') =>
+      `${String(r.count).padStart(5)}  ${volume(r.volume)}  ${age(now, r.oldest, '0m').padStart(6)}  ${age(now, r.newest, none).padStart(6)}  ${name.slice(0, 80)}\n`;
     let out = '\nCount  Volume  Oldest  Newest  Domain\n-----  ------  ------  ------  ------\n\n';
     for (const d of [...this.rows.keys()].sort()) out += line(this.rows.get(d) as Row, d);
     out += `${'-'.repeat(63)}\n`;
-    out += line(this.total, 'TOTAL');
+    out += line(this.total, 'TOTAL', '0000d'); // exiqsumm's words for an empty queue
     return out + '\n';
   }
 
@@ -66,13 +67,9 @@ function volume(n: number): string {
   return `${String(Math.floor((n + 512 * 1024) / 1024 / 1024)).padStart(4)}MB`;
 }
 
-/** exiqsumm's age column: minutes, then hours past two hours, then days past two days. */
-function age(now: number, at: number): string {
-  if (!Number.isFinite(at)) return '0m';
-  const m = Math.max(0, Math.floor((now - at) / 60_000));
-  if (m > 2 * 24 * 60) return `${Math.floor(m / (24 * 60))}d`;
-  if (m > 2 * 60) return `${Math.floor(m / 60)}h`;
-  return `${m}m`;
+/** exiqsumm's age columns are -bp's age strings. */
+function age(now: number, at: number, none: string): string {
+  return Number.isFinite(at) ? formatAge(now - at).trim() : none;
 }
 
 /** qshape's buckets: upper bounds in minutes, the last one open. */

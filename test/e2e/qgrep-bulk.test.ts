@@ -181,16 +181,16 @@ describe('postern-qgrep --summary and --shape', () => {
     await fill(p, [
       { sender: 'a@example.org', to: ['x@example.org', 'y@example.org'], ageMs: 30 * 60_000 },
       { sender: 'a@example.org', to: ['z@other.example'], ageMs: 2 * 60_000 },
-      { sender: 'a@example.org', to: ['w@example.org'], ageMs: 3 * DAY },
+      { sender: 'a@example.org', to: ['w@example.org'], ageMs: 4 * DAY },
     ]);
     const sum = await p.run('postern-qgrep', ['--summary']);
     const size = Number(JSON.parse(lines((await p.run('postern-qgrep', ['--json'])).stdout)[0]!).size);
     const v = (n: number) => String(n * size).padStart(6);
     expect(sum.stdout).toBe('\nCount  Volume  Oldest  Newest  Domain\n-----  ------  ------  ------  ------\n\n' +
-      `    3  ${v(3)}      3d     30m  example.org\n` +
+      `    3  ${v(3)}      4d     30m  example.org\n` +
       `    1  ${v(1)}      2m      2m  other.example\n` +
       '---------------------------------------------------------------\n' +
-      `    4  ${v(4)}      3d      2m  TOTAL\n\n`);
+      `    4  ${v(4)}      4d      2m  TOTAL\n\n`);
     const sj = lines((await p.run('postern-qgrep', ['--summary', '--json'])).stdout).map((l) => JSON.parse(l));
     expect(sj.map((o) => [o.domain, o.count, o.volume])).toEqual([['example.org', 3, 3 * size], ['other.example', 1, size], [null, 4, 4 * size]]);
     expect(Object.keys(sj[0])).toEqual(['domain', 'count', 'volume', 'oldest', 'newest']);
@@ -205,5 +205,8 @@ describe('postern-qgrep --summary and --shape', () => {
     expect(hj[0]).toEqual({ domain: null, total: 1, buckets: { 5: 1, 10: 0, 20: 0, 40: 0, 80: 0, 160: 0, 320: 0, 640: 0, 1280: 0, '1280+': 0 } });
     expect(hj[1].domain).toBe('other.example');
     expect((await p.run('postern-qgrep', ['--summary', '--remove'])).code).toBe(64);
+    // exiqsumm's table of an empty selection.
+    expect((await p.run('postern-qgrep', ['--summary', '-f', 'nobody'])).stdout).toBe('\nCount  Volume  Oldest  Newest  Domain\n-----  ------  ------  ------  ------\n\n' +
+      '---------------------------------------------------------------\n    0       0      0m   0000d  TOTAL\n\n');
   });
 });
