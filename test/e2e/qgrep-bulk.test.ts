@@ -152,16 +152,25 @@ describe('postern-qgrep bulk actions', () => {
     expect(p.log()).not.toMatch(/cancelled by|removed by|frozen by/);
   });
 
-  it('--giveup through the daemon bounces each message, as -Mg', async () => {
+  it('with a daemon: --freeze and --remove through it, --giveup bounces each message as -Mg', async () => {
     sink = new Sink();
     await sink.listen();
     p = new Instance([sink.port]);
-    const ids = await fill(p, [
-      { sender: 'a@example.org', to: ['x@example.org'], ageMs: 2000 },
-      { sender: '', to: ['y@example.org'], ageMs: 1000 },
-    ]);
+    const [first, second, extra] = await fill(p, [
+      { sender: 'a@example.org', to: ['x@example.org'], ageMs: 3000 },
+      { sender: '', to: ['y@example.org'], ageMs: 2000 },
+      { sender: 'c@example.org', to: ['z@example.org'], ageMs: 1000 },
+    ]) as [string, string, string];
+    const ids = [first, second];
     expect((await p.run('postern-qgrep', ['--freeze'])).code).toBe(0);
     await p.start(['-q1h']);
+    // --freeze and --remove go through the daemon now, with the same lines and log lines.
+    const again = await p.run('postern-qgrep', ['--freeze', '-r', '^z@']);
+    expect(again.stdout).toBe(`Message ${extra} is already frozen\n`);
+    expect(again.code).toBe(1);
+    expect((await p.run('postern-qgrep', ['--remove', '-r', '^z@'])).stdout).toBe(`Message ${extra} has been removed\n`);
+    await p.waitForLog(new RegExp(`${extra} removed by \\S+`));
+    await p.waitForLog(new RegExp(`${extra} Completed`));
     const give = await p.run('postern-qgrep', ['--giveup', '--json']);
     expect(lines(give.stdout).map((l) => JSON.parse(l))).toEqual(ids.map((id) => ({ id, action: 'giveup', result: 'done' })));
     await p.waitForLog(new RegExp(`${ids[0]} cancelled by \\S+`));
