@@ -14,6 +14,7 @@ const ALLOWED: Record<string, string[]> = {
   log: ['core'],
   bounce: ['core'],
   config: ['core'],
+  metrics: ['core'],
 };
 
 function imports(folder: string): { file: string; target: string }[] {

@@ -8,7 +8,7 @@ import { userInfo } from 'node:os';
 import { controlKeyPath } from '../receive/local-client.js';
 import { systemClock } from '../core/clock.js';
 import { EventBus } from '../core/events.js';
-import { usage } from '../core/exit.js';
+import { failure, usage } from '../core/exit.js';
 import { acquireDeliveryLock } from '../spool/lock.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -156,6 +156,22 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   spool.reserve = new SpaceReserve(config.spool.directory, RESERVE_SIZE);
   spool.reserve.ensure();
   const scheduler = buildScheduler(config, spool, events, queueInterval, ids);
+  // [metrics] listen: loaded only when set, so a daemon without it never imports prom-client.
+  let metrics: import('../metrics/metrics.js').Metrics | undefined;
+  let metricsAt = '';
+  if (config.metrics.listen) {
+    const { Metrics } = await import('../metrics/metrics.js');
+    const m = new Metrics({ events, spool, scheduler, now: () => Date.now() });
+    try {
+      metricsAt = await m.listen(config.metrics.listen.name, config.metrics.listen.port);
+    } catch (err) {
+      await m.close();
+      await receiver.close();
+      throw failure(`cannot listen for metrics on ${config.metrics.listen.name}:${config.metrics.listen.port}: ${(err as Error).message}`);
+    }
+    metrics = m;
+    spool.onSynced = (seconds) => m.observeCommit(seconds);
+  }
   const pickup = new Pickup({
     dir: config.spool.maildrop, spool, events, clock: systemClock, ids, hostname: config.hostname, qualifyDomain: config.qualify_domain,
     maxMessageSize: config.listen.max_message_size, maxRecipients: config.listen.max_recipients, kick: (id) => scheduler.kick({ id }),
@@ -178,7 +194,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
       return ids.map((id) => results.get(id) ?? 'gone');
     } });
   await local.listen();
-  events.emit({ type: 'notice', text: `postern ${VERSION} daemon started: pid=${process.pid}, ${qFlag}, listening for SMTP on ${bound.join(' ')}` });
+  events.emit({ type: 'notice', text: `postern ${VERSION} daemon started: pid=${process.pid}, ${qFlag}, listening for SMTP on ${bound.join(' ')}${metricsAt ? ` (metrics on http://${metricsAt}/metrics)` : ''}` });
 
   // Mail is accepted at once; deliveries start when this process holds the delivery
   // lock (a `postern -q` run may hold it for a while; it is never taken from a live one).
@@ -211,7 +227,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     if (stopping) return;
     stopping = true;
     events.emit({ type: 'notice', text: `${signal} received: stopping` });
-    await Promise.all([receiver.close(), local.close()]);
+    await Promise.all([receiver.close(), local.close(), metrics?.close()]);
     await pickup.stop();
     await scheduler.stop(STOP_GRACE);
     events.emit({ type: 'notice', text: `postern daemon stopped: pid=${process.pid}` });
@@ -251,6 +267,6 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   process.on('SIGUSR1', () => log.reopen());
   // Ready only now that every signal has its handler and everything they call exists:
   // a TERM or HUP right after this line is a clean stop or a reload.
-  process.stderr.write(`postern: ready, listening for SMTP on ${bound.join(' ')}\n`);
+  process.stderr.write(`postern: ready, listening for SMTP on ${bound.join(' ')}${metricsAt ? ` (metrics on ${metricsAt})` : ''}\n`);
   notifyReady((m) => process.stderr.write(`postern: ${m}\n`));
 }

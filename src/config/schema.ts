@@ -93,6 +93,18 @@ export const configSchema = z.strictObject({
     /** A file in Debian's /etc/email-addresses format ("user: address" lines). */
     email_addresses: z.string().min(1).optional(),
   }).prefault({}),
+  /** The Prometheus endpoint: off unless `listen` is set; a bare port listens on 127.0.0.1 only (0: any free port). */
+  metrics: z.strictObject({
+    listen: z.string().transform((s, ctx) => {
+      const m = /^(?:(?:\[([^\]]+)\]|([^:\s]+)):)?(\d{1,5})$/.exec(s.trim());
+      const port = Number(m?.[3]);
+      if (!m || port > 65535) {
+        ctx.addIssue({ code: 'custom', message: `"${s}" is not host:port or a port (such as "127.0.0.1:9725")` });
+        return z.NEVER;
+      }
+      return { name: (m[1] ?? m[2] ?? '127.0.0.1') as string, port };
+    }).optional(),
+  }).prefault({}),
   log: z.strictObject({
     file: z.string().min(1).default('/var/log/postern/mainlog'),
     format: z.enum(['exim', 'json']).default('exim'),

@@ -123,6 +123,15 @@ function eventId(e: MtaEvent): string | undefined {
   return 'id' in e ? e.id : undefined;
 }
 
+/**
+ * The hub's queue ID from its 250 after the data, so one search follows a message from
+ * satellite to hub: Postfix's "queued as 4dL9Xk1Q2Jz7", Exim's "OK id=1tGx2B-000Abc-Xy";
+ * undefined for any other wording.
+ */
+export function hubQueueId(text: string): string | undefined {
+  return /\bqueued as ([A-Za-z0-9]+)\b/.exec(text)?.[1] ?? /(?:^|\s)id=([A-Za-z0-9][A-Za-z0-9-]*)\b/.exec(text)?.[1];
+}
+
 /** JSON lines keep the data and add Exim's words for it (`reason`, and `errno` for a deferral). */
 function jsonWords(e: MtaEvent): Record<string, unknown> {
   if (e.type === 'deferred' || e.type === 'failed') {
@@ -130,7 +139,10 @@ function jsonWords(e: MtaEvent): Record<string, unknown> {
     return e.type === 'deferred' ? { reason: r.text, errno: r.errno } : { reason: r.text };
   }
   if (e.type === 'hostError') return { reason: e.fellBack ? fellBackText(e.result) : reasonText(e.result).text };
-  if (e.type === 'delivered') return { confirmation: replyText(e.reply) };
+  if (e.type === 'delivered') {
+    const hub = hubQueueId(e.reply.text);
+    return { confirmation: replyText(e.reply), ...(hub ? { hub_queue_id: hub } : {}) };
+  }
   return {};
 }
 

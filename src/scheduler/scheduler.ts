@@ -119,6 +119,16 @@ export class Scheduler {
     return 'done';
   }
 
+  /** Messages in the active window now (the metrics' `active`). */
+  activeCount(): number {
+    return this.active.size;
+  }
+
+  /** Each smarthost (name:port) and whether it is up: not failed as a host since it last answered. */
+  hostStates(): { host: string; up: boolean }[] {
+    return this.o.router.destinations().map((h) => ({ host: hostKey(h), up: !this.hostRetry.has(h) }));
+  }
+
   /** Whether a message is being delivered now (postern-qgrep's bulk actions leave it alone). */
   isActive(id: string): boolean {
     return this.active.has(id);

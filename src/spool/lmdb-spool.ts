@@ -6,7 +6,8 @@
 // core/journal.ts), the read-only `msglog` and `history` of spools written before the
 // journal (read alongside it: no migration), and `pickedup` (maildrop file name → ID,
 // written with the commit of a picked-up file).
-// Also `incoming` (ID → pid and start time of a message being received and not yet
+// Also `frozen` (ID → 1 for each frozen message, kept in the transaction that freezes,
+// thaws or removes it, so the metrics' frozen count is an entry count, never a scan) and `incoming` (ID → pid and start time of a message being received and not yet
 // committed: what a crash leaves behind is removed at the next daemon start).
 // A body over BIG (1 MB) is not in `body` but in a file of its own, bodies/ID: read
 // back with plain reads, so sending it on maps none of it into the process.
@@ -24,6 +25,8 @@ import type { SpaceReserve } from './reserve.js';
 export { isLmdbCommitFailure };
 import type { DueKey, IncomingMessage, IncomingMeta, Settlement, SettleResult, Spool } from './spool.js';
 
+/** Root-database key saying the `frozen` index is built (see indexFrozen()). */
+const FROZEN_INDEX_MARK = 'postern:frozen-index';
 const CHUNK = 64 * 1024;
 export const QUEUE_ONLY_DELAY = 5 * 60_000;
 /** Bodies larger than this go to a file (bodies/ID) as they arrive; smaller ones are held, then committed as chunks. */
@@ -140,6 +143,44 @@ export class LmdbSpool implements Spool {
   ) {
     this.incomingDb = root.openDB<IncomingEntry, string>({ name: 'incoming', encoding: 'msgpack' });
     this.journalDb = root.openDB<NewJournalEntry, [string, number]>({ name: 'journal', encoding: 'msgpack' });
+    this.frozenIdx = root.openDB<number, string>({ name: 'frozen', encoding: 'msgpack' });
+  }
+
+  private readonly frozenIdx: Database<number, string>;
+
+  /**
+   * A spool written before the `frozen` index gets it once (one pass over `meta`, the
+   * first time a process of this version opens it; a marker in the root database says
+   * it is built). A process that may not write leaves it for the next one.
+   */
+  private indexFrozen(): void {
+    if (this.root.get(FROZEN_INDEX_MARK) !== undefined) return;
+    try {
+      this.root.transactionSync(() => {
+        if (this.root.get(FROZEN_INDEX_MARK) !== undefined) return;
+        for (const { key, value } of this.meta.getRange({})) if (value.frozen) this.frozenIdx.put(key, 1);
+        this.root.put(FROZEN_INDEX_MARK, 1);
+      });
+    } catch { /* read-only: counts of frozen mail are not needed by readers */ }
+  }
+
+  /** The frozen index follows record.frozen (inside the caller's transaction). */
+  private indexFrozenState(record: MessageRecord): void {
+    if (record.frozen) this.frozenIdx.put(record.id, 1);
+    else this.frozenIdx.remove(record.id);
+  }
+
+  /**
+   * What the metrics need, from entry counts (mdb_stat) and one key: messages, frozen
+   * ones, keys on the due index, and the arrival time of the oldest message (IDs sort
+   * by arrival, so it is the first key of `meta`). Never reads the whole queue.
+   */
+  stats(): { messages: number; frozen: number; due: number; oldestArrival: number | undefined } {
+    this.root.resetReadTxn();
+    const entries = (db: { getStats(): unknown }) => (db.getStats() as { entryCount: number }).entryCount;
+    let oldestArrival: number | undefined;
+    for (const { value } of this.meta.getRange({ limit: 1 })) oldestArrival = value.arrival;
+    return { messages: entries(this.meta), frozen: entries(this.frozenIdx), due: entries(this.dueIdx), oldestArrival };
   }
 
   static open(directory: string): LmdbSpool {
@@ -165,6 +206,7 @@ export class LmdbSpool implements Spool {
         root.openDB<string, string>({ name: 'pickedup', encoding: 'string' }),
       );
       spool.bodyDir = bodies;
+      spool.indexFrozen();
       return spool;
     } catch (err) {
       throw new SpoolUnavailable(`cannot open the spool in ${directory}: ${(err as Error).message}`);
@@ -186,11 +228,16 @@ export class LmdbSpool implements Spool {
     if (this.reserve && !this.reserve.canAccept()) throw new SpoolWriteError('cannot write the spool (disk full)');
   }
 
+  /** Told how long each write took, from the call to the sync (the daemon's metrics). */
+  onSynced: ((seconds: number) => void) | undefined;
+
   /** Resolves when everything written so far is synced to disk. */
   private async synced<T>(commit: Promise<T>): Promise<T> {
+    const start = this.onSynced ? process.hrtime.bigint() : 0n;
     try {
       const value = await commit;
       await this.root.flushed;
+      if (this.onSynced) this.onSynced(Number(process.hrtime.bigint() - start) / 1e9);
       return value;
     } catch (err) {
       throw this.writeFailure(err);
@@ -632,6 +679,7 @@ export class LmdbSpool implements Spool {
     // Its body file goes once this transaction is committed (see synced()).
     if (record.bodyFile) this.doomed.add(record.id);
     this.meta.remove(record.id);
+    if (record.frozen) this.frozenIdx.remove(record.id);
     this.hdrs.remove(record.id);
     for (let i = 0; i < record.chunks; i++) this.chunks.remove([record.id, i]);
     if (record.nextAttempt !== null) this.dueIdx.remove([record.nextAttempt, record.id]);
@@ -672,6 +720,7 @@ export class LmdbSpool implements Spool {
       if (s.freeze) record.frozen = true;
       this.setDue(record, record.frozen ? (s.freeze ? s.wakeAt ?? null : null) : s.nextAttempt);
       this.meta.put(id, record);
+      if (record.frozen) this.frozenIdx.put(id, 1);
       this.appendJournal(id, s.journal);
       return { kind: 'pending', record };
     }));
@@ -706,6 +755,7 @@ export class LmdbSpool implements Spool {
       record.frozen = frozen;
       this.setDue(record, frozen ? null : dueAt);
       this.meta.put(id, record);
+      this.indexFrozenState(record);
       this.appendJournal(id, [entry]);
       return 'changed' as const;
     }));
@@ -716,6 +766,7 @@ export class LmdbSpool implements Spool {
       for (const id of ids) {
         const record = this.meta.get(id);
         if (!record || (record.frozen && !thaw)) continue;
+        if (record.frozen) this.frozenIdx.remove(id);
         record.frozen = false;
         this.setDue(record, at);
         this.meta.put(id, record);
@@ -746,6 +797,7 @@ export class LmdbSpool implements Spool {
           record.frozen = action === 'freeze';
           this.setDue(record, record.frozen ? null : dueAt);
           this.meta.put(id, record);
+          this.indexFrozenState(record);
           this.appendJournal(id, [entry]);
           results.set(id, 'changed');
         }

@@ -1,0 +1,103 @@
+// Metrics: a daemon with [metrics] listen on a free loopback port relays a message whose
+// recipients are delivered, deferred and refused by a real test hub; /metrics is scraped
+// and its counters and gauges match the main log (JSON lines, which also carry the hub's
+// queue ID); freezing and thawing move the message between the gauges' states; a
+// smarthost that refuses connections shows as down, with the cause on the deferral.
+import { createServer, type AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { closeBoth, Instance, waitUntil } from '../helpers/postern.js';
+import { Sink } from '../helpers/sink.js';
+import { sendOne } from '../helpers/smtp-client.js';
+
+const METRICS = 'format = "json"\n[metrics]\nlisten = "127.0.0.1:0"\n';
+
+/** The samples of a Prometheus text page: 'name{labels}' → value. */
+function samples(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    out.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return out;
+}
+
+async function scrape(p: Instance): Promise<Map<string, number>> {
+  const at = /metrics on ([^\s)]+)/.exec(p.daemonStderr)?.[1];
+  expect(at).toMatch(/^127\.0\.0\.1:\d+$/);
+  const res = await fetch(`http://${at}/metrics`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+  return samples(await res.text());
+}
+
+type Line = Record<string, unknown> & { type: string; id?: string };
+const lines = (p: Instance): Line[] => p.log().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line);
+
+describe('metrics', () => {
+  let sink: Sink;
+  let p: Instance;
+  afterEach(() => closeBoth(sink, p));
+
+  it('counts a delivery, a deferral and a bounce as the main log does, and follows the queue', async () => {
+    sink = new Sink();
+    await sink.listen();
+    p = new Instance([sink.port], METRICS);
+    sink.behaviour.rcpt = (a) => (a.startsWith('later') ? '451 4.3.0 try again later' : a.startsWith('bad') ? '550 5.1.1 no such user' : undefined);
+    await p.start();
+    const id = (await sendOne(p.port, 'app@example.org', ['ok@example.org', 'later@example.org', 'bad@example.org'], 'Subject: m\n\nx\n')).slice(-16);
+    // The message to ok@ and the bounce to app@ reach the hub; the bounce completes.
+    await sink.waitFor(2);
+    await waitUntil('the bounce completed', () => {
+      const l = lines(p);
+      const bounce = l.find((e) => e.type === 'received' && e.bounceOf === id)?.id;
+      return bounce !== undefined && l.some((e) => e.type === 'completed' && e.id === bounce);
+    });
+    const log = lines(p);
+    const count = (pred: (e: Line) => boolean) => log.filter(pred).length;
+    const m = await scrape(p);
+    expect(m.get('postern_received_messages_total{protocol="esmtp"}')).toBe(count((e) => e.type === 'received' && e.protocol === 'esmtp'));
+    expect(m.get('postern_received_messages_total{protocol="local"}')).toBe(count((e) => e.type === 'received' && e.protocol === 'local'));
+    expect(m.get('postern_recipients_total{result="delivered",cause=""}')).toBe(count((e) => e.type === 'delivered'));
+    expect(m.get('postern_recipients_total{result="deferred",cause="reply"}')).toBe(count((e) => e.type === 'deferred'));
+    expect(m.get('postern_recipients_total{result="failed",cause="reply"}')).toBe(count((e) => e.type === 'failed'));
+    expect([count((e) => e.type === 'delivered'), count((e) => e.type === 'deferred'), count((e) => e.type === 'failed')]).toEqual([2, 1, 1]);
+    // The hub's "250 Ok: queued as Qn" on each delivery line.
+    expect(log.filter((e) => e.type === 'delivered').map((e) => e.hub_queue_id).sort()).toEqual(['Q1', 'Q2']);
+    // What is left: the message for later@, waiting for its retry.
+    expect(m.get('postern_queue_messages{state="deferred"}')).toBe(1);
+    expect(m.get('postern_queue_messages{state="frozen"}')).toBe(0);
+    expect(m.get('postern_queue_messages{state="active"}')).toBe(0);
+    expect(m.get('postern_queue_oldest_seconds')).toBeGreaterThanOrEqual(0);
+    expect(m.get(`postern_smarthost_up{host="127.0.0.1:${sink.port}"}`)).toBe(1);
+    // Synced writes: the arrival, its attempt (the bounce committed in it), the bounce's attempt.
+    expect(m.get('postern_spool_commit_seconds_count')).toBeGreaterThanOrEqual(3);
+
+    expect((await p.run('postern', ['-Mf', id])).code).toBe(0);
+    let after = await scrape(p);
+    expect([after.get('postern_queue_messages{state="deferred"}'), after.get('postern_queue_messages{state="frozen"}')]).toEqual([0, 1]);
+    expect((await p.run('postern', ['-Mt', id])).code).toBe(0);
+    after = await scrape(p);
+    expect([after.get('postern_queue_messages{state="deferred"}'), after.get('postern_queue_messages{state="frozen"}')]).toEqual([1, 0]);
+    // Only /metrics is served.
+    const at = /metrics on ([^\s)]+)/.exec(p.daemonStderr)?.[1];
+    expect((await fetch(`http://${at}/`)).status).toBe(404);
+  }, 60_000);
+
+  it('shows a smarthost that refuses connections as down, and the deferral by its cause', async () => {
+    sink = new Sink();
+    await sink.listen();
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
+    const dead = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    p = new Instance([dead], METRICS);
+    await p.start();
+    await sendOne(p.port, 'app@example.org', ['a@example.org'], 'Subject: m\n\nx\n');
+    await waitUntil('the deferral', () => lines(p).some((e) => e.type === 'deferred'));
+    const m = await scrape(p);
+    expect(m.get(`postern_smarthost_up{host="127.0.0.1:${dead}"}`)).toBe(0);
+    expect(m.get('postern_recipients_total{result="deferred",cause="refused"}')).toBe(1);
+    expect(m.get('postern_queue_messages{state="deferred"}')).toBe(1);
+  }, 60_000);
+});
