@@ -330,6 +330,12 @@ export const PAGES: Record<string, HelpPage> = {
         ],
       },
       {
+        title: '[metrics]',
+        items: [
+          ['listen', 'host:port (or a port: 127.0.0.1 only) where the daemon serves Prometheus text at /metrics: postern_queue_messages{state}, postern_queue_oldest_seconds, postern_received_messages_total{protocol}, postern_recipients_total{result,cause}, postern_smarthost_up{host}, postern_smtp_rejections_total{stage}, postern_spool_commit_seconds; default: none (off)'],
+        ],
+      },
+      {
         title: 'Example',
         paras: [
           'user = "postern"\nqualify_domain = "example.org"\n\n[smarthost]\nhosts = ["mail.example.org:587", "mail2.example.org:587"]\ntls = "required"\nauth_user = "web1"\nauth_password_file = "/etc/postern/smarthost.pass"',

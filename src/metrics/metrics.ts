@@ -31,7 +31,9 @@ export class Metrics {
       labelNames: ['result', 'cause'], registers });
     const rejections = new Counter({ name: 'postern_smtp_rejections_total', help: 'SMTP commands refused by policy, by stage (connect, mail, rcpt, data).',
       labelNames: ['stage'], registers });
-    for (const result of ['delivered', 'deferred', 'failed']) recipients.inc({ result, cause: '' }, 0);
+    // Series that exist from the start (a rate() over a counter born later misses its first step).
+    recipients.inc({ result: 'delivered', cause: '' }, 0);
+    for (const stage of ['connect', 'mail', 'rcpt', 'data']) rejections.inc({ stage }, 0);
     this.commit = new Histogram({ name: 'postern_spool_commit_seconds',
       help: 'Spool write transactions (new mail, delivery results, operator actions), from the call to the sync on disk.',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers });

@@ -3,11 +3,14 @@
 // and its counters and gauges match the main log (JSON lines, which also carry the hub's
 // queue ID); freezing and thawing move the message between the gauges' states; a
 // smarthost that refuses connections shows as down, with the cause on the deferral.
+// contrib/'s dashboard and alert rules name only metrics the page has.
+import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeBoth, Instance, waitUntil } from '../helpers/postern.js';
+import { closeBoth, Instance, ROOT, waitUntil } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
-import { sendOne } from '../helpers/smtp-client.js';
+import { RawSmtp, sendOne } from '../helpers/smtp-client.js';
 
 const METRICS = 'format = "json"\n[metrics]\nlisten = "127.0.0.1:0"\n';
 
@@ -46,6 +49,12 @@ describe('metrics', () => {
     sink.behaviour.rcpt = (a) => (a.startsWith('later') ? '451 4.3.0 try again later' : a.startsWith('bad') ? '550 5.1.1 no such user' : undefined);
     await p.start();
     const id = (await sendOne(p.port, 'app@example.org', ['ok@example.org', 'later@example.org', 'bad@example.org'], 'Subject: m\n\nx\n')).slice(-16);
+    // A recipient refused by postern's policy (no domain it can route): one rejection at RCPT.
+    const { client } = await RawSmtp.open(p.port);
+    await client.cmd('EHLO client.test');
+    await client.cmd('MAIL FROM:<app@example.org>');
+    expect(await client.cmd('RCPT TO:<a@-bad.test>')).toMatch(/^5\d\d /);
+    client.close();
     // The message to ok@ and the bounce to app@ reach the hub; the bounce completes.
     await sink.waitFor(2);
     await waitUntil('the bounce completed', () => {
@@ -61,6 +70,9 @@ describe('metrics', () => {
     expect(m.get('postern_recipients_total{result="delivered",cause=""}')).toBe(count((e) => e.type === 'delivered'));
     expect(m.get('postern_recipients_total{result="deferred",cause="reply"}')).toBe(count((e) => e.type === 'deferred'));
     expect(m.get('postern_recipients_total{result="failed",cause="reply"}')).toBe(count((e) => e.type === 'failed'));
+    expect(m.get('postern_smtp_rejections_total{stage="rcpt"}')).toBe(count((e) => e.type === 'rejected' && e.stage === 'RCPT'));
+    expect(m.get('postern_smtp_rejections_total{stage="rcpt"}')).toBe(1);
+    expect(m.get('postern_smtp_rejections_total{stage="mail"}')).toBe(0);
     expect([count((e) => e.type === 'delivered'), count((e) => e.type === 'deferred'), count((e) => e.type === 'failed')]).toEqual([2, 1, 1]);
     // The hub's "250 Ok: queued as Qn" on each delivery line.
     expect(log.filter((e) => e.type === 'delivered').map((e) => e.hub_queue_id).sort()).toEqual(['Q1', 'Q2']);
@@ -79,6 +91,12 @@ describe('metrics', () => {
     expect((await p.run('postern', ['-Mt', id])).code).toBe(0);
     after = await scrape(p);
     expect([after.get('postern_queue_messages{state="deferred"}'), after.get('postern_queue_messages{state="frozen"}')]).toEqual([1, 0]);
+    // The dashboard and the alert rules in contrib/ use only names this page has.
+    const served = new Set([...m.keys()].map((k) => k.replace(/\{.*$/, '')));
+    const contrib = readFileSync(join(ROOT, 'contrib/postern.rules.yml'), 'utf8') + readFileSync(join(ROOT, 'contrib/grafana-postern.json'), 'utf8');
+    const used = new Set(contrib.match(/\bpostern_[a-z_]+/g));
+    expect(used.size).toBeGreaterThanOrEqual(7);
+    expect([...used].filter((n) => !served.has(n))).toEqual([]);
     // Only /metrics is served.
     const at = /metrics on ([^\s)]+)/.exec(p.daemonStderr)?.[1];
     expect((await fetch(`http://${at}/`)).status).toBe(404);
