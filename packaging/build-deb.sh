@@ -58,6 +58,10 @@ for page in "$here"/man/*.[58]; do
 done
 install -D -m 0644 "$here/packaging/debian/copyright" "$stage/usr/share/doc/postern/copyright"
 install -m 0644 "$here/README.md" "$stage/usr/share/doc/postern/README.md"
+# The Grafana dashboard and Prometheus alert rules (README, "Watching a fleet").
+for f in grafana-postern.json postern.rules.yml postern.rules.test.yml; do
+  install -D -m 0644 "$here/contrib/$f" "$stage/usr/share/doc/postern/examples/$f"
+done
 
 # Control files.
 mkdir -p "$stage/DEBIAN"
