@@ -25,6 +25,8 @@ import { RESERVE_SIZE, SpaceReserve } from '../spool/reserve.js';
 import { SmtpTransport } from '../transports/smtp.js';
 import { rewriteRules } from '../rewrite/load.js';
 import { Pickup } from '../receive/pickup.js';
+import { OwnServer } from '../receive/own-server.js';
+import { formatEntry } from './format.js';
 import { isLmdbCommitFailure } from '../spool/lmdb-spool.js';
 import { daemonUser, dropPrivileges, prepareFolders } from './privileges.js';
 
@@ -194,6 +196,25 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
       return ids.map((id) => results.get(id) ?? 'gone');
     } });
   await local.listen();
+  // Any local user's own messages (SPEC's exception): listed and removed through the maildrop's public socket.
+  const own = new OwnServer({ maildrop: config.spool.maildrop, handlers: {
+    list: (login) => {
+      const now = Date.now();
+      let text = '';
+      for (const r of spool.list()) if (r.user === login) text += formatEntry(r, now);
+      return text;
+    },
+    remove: async (ids, login) => {
+      const theirs = ids.filter((id) => spool.load(id)?.user === login);
+      const { applyBulk } = await import('./bulk.js');
+      const results = await applyBulk(spool, events, 'remove', theirs, login, (id) => scheduler.isActive(id));
+      return ids.map((id) => {
+        const r = results.get(id);
+        return r === 'done' || r === 'locked' ? r : 'gone';
+      });
+    },
+  } });
+  await own.listen();
   events.emit({ type: 'notice', text: `postern ${VERSION} daemon started: pid=${process.pid}, ${qFlag}, listening for SMTP on ${bound.join(' ')}${metricsAt ? ` (metrics on http://${metricsAt}/metrics)` : ''}` });
 
   // Mail is accepted at once; deliveries start when this process holds the delivery
@@ -227,7 +248,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     if (stopping) return;
     stopping = true;
     events.emit({ type: 'notice', text: `${signal} received: stopping` });
-    await Promise.all([receiver.close(), local.close(), metrics?.close()]);
+    await Promise.all([receiver.close(), local.close(), own.close(), metrics?.close()]);
     await pickup.stop();
     await scheduler.stop(STOP_GRACE);
     events.emit({ type: 'notice', text: `postern daemon stopped: pid=${process.pid}` });

@@ -133,6 +133,21 @@ async function run(personality: string, argv: string[]): Promise<number> {
     await bsmtp(c, async () => (await import('./privileges.js')).makeMaildrop(c));
     return EX.OK;
   }
+  // A user who is no admin may list (plain -bp, mailq) and remove (-Mrm) their own messages, through the daemon.
+  if (mode === '-bp' || mode === '-Mrm') {
+    const others = rest.filter((a) => a !== mode);
+    if (mode === '-Mrm' || others.length === 0) {
+      const c = await config(file);
+      const { requireAdmin } = await import('./privileges.js');
+      try {
+        requireAdmin(c, purpose(mode));
+      } catch (e) {
+        if (!(e instanceof CommandError) || e.exitCode !== EX.NOPERM) throw e;
+        const { ownMessages } = await import('./own-commands.js');
+        return ownMessages(mode, others, c, out);
+      }
+    }
+  }
   const { c, spool, ids } = await openSpool(file, purpose(mode));
   const q = await import('./queue-commands.js');
   try {

@@ -15,6 +15,7 @@ import { isRoutableAddress } from '../core/address.js';
 import { userName } from '../core/users.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
 import { DROP_CACHE } from '../config/load.js';
+import { OWN_SOCKET, PROOF_PREFIX } from './own-server.js';
 import { cleanup, qualify } from './cleanup.js';
 import { ENVELOPE_ALLOWANCE, INCOMPLETE_AGE, parseDropFile, syncFolder } from './maildrop.js';
 
@@ -138,7 +139,7 @@ export class Pickup {
     const logins = new Map<number, string>(); // /etc/passwd read once per uid and round
     const owner = (uid: number) => logins.get(uid) ?? logins.set(uid, userName(uid)).get(uid)!;
     for (const name of names) {
-      if (this.stuck.has(name) || this.configCache(name)) continue;
+      if (this.stuck.has(name) || this.configCache(name) || this.ownSocket(name)) continue;
       if (work.length + taken.length >= ROUND_FILES || bytes >= ROUND_BYTES) {
         full = true;
         break;
@@ -186,6 +187,18 @@ export class Pickup {
     if (removed.length) syncFolder(this.o.dir);
     await this.o.spool.forgetPickups(removed).catch(() => undefined);
     return full && !refused;
+  }
+
+  /**
+   * The daemon's public socket and users' proofs of identity (receive/own-server.ts):
+   * left alone, but for a proof abandoned for a day.
+   */
+  private ownSocket(name: string): boolean {
+    if (name === OWN_SOCKET) return true;
+    if (!name.startsWith(PROOF_PREFIX)) return false;
+    const st = this.lstat(join(this.o.dir, name));
+    if (st && this.o.clock.now() - st.mtimeMs >= INCOMPLETE_AGE) this.remove(name);
+    return true;
   }
 
   /** The validated-configuration copy (config/load.ts) that root or the daemon's user keeps here. */

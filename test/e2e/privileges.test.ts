@@ -6,7 +6,7 @@
 // that need a second user make one with useradd (root only; skipped otherwise).
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, linkSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, Instance, waitUntil, type RunResult } from '../helpers/postern.js';
@@ -257,13 +257,13 @@ describe('privileges', () => {
       expect(sink!.messages).toHaveLength(0);
     });
 
-    it('a non-admin user gets exit 77 for -bp, -Mrm, -q and postern-qgrep, and cannot reach the control socket', async () => {
+    it('a non-admin user gets exit 77 for -bpc, -Mvh, -q and postern-qgrep, sees only their own mail with -bp and -Mrm, and cannot reach the control socket', async () => {
       // The daemon runs as root (no user =): the throwaway user is an outsider.
       const inst = await setup();
       await inst.start();
       const id = (await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: x\n\nx\n')).slice(-16);
-      for (const [args, verb] of [[['-bp'], 'list the queue'], [['-bpc'], 'list the queue'], [['-Mrm', id], 'act on queued messages'],
-        [['-Mvh', id], 'read queued messages'], [['-q'], 'run the queue'], [['-qf'], 'run the queue']] as const) {
+      for (const [args, verb] of [[['-bpc'], 'list the queue'], [['-bpu'], 'list the queue'],
+        [['-Mvh', id], 'read queued messages'], [['-Mf', id], 'act on queued messages'], [['-q'], 'run the queue'], [['-qf'], 'run the queue']] as const) {
         const r = await runAs(u, 'postern', ['-C', inst.config, ...args]);
         expect(r.code).toBe(77);
         expect(r.stderr).toBe(`postern: permission denied: only root and the spool's owner (root) may ${verb}\n`);
@@ -271,8 +271,14 @@ describe('privileges', () => {
       const q = await runAs(u, 'postern-qgrep', ['-C', inst.config, '-c']);
       expect(q.code).toBe(77);
       expect(q.stderr).toBe("postern-qgrep: permission denied: only root and the spool's owner (root) may list the queue\n");
-      expect((await runAs(u, 'mailq', ['-C', inst.config])).code).toBe(77);
-      expect((await runAs(u, 'sendmail', ['-C', inst.config, '-bp'])).code).toBe(77);
+      // -bp, mailq and -Mrm: their own messages only (none here; root's is not theirs to see or remove).
+      for (const [name, args] of [['mailq', []], ['sendmail', ['-bp']], ['postern', ['-bp']]] as const) {
+        const r = await runAs(u, name, ['-C', inst.config, ...args]);
+        expect(r).toEqual({ code: 0, stdout: '', stderr: '' });
+      }
+      const rm = await runAs(u, 'postern', ['-C', inst.config, '-Mrm', id]);
+      expect(rm.stdout).toBe(`Spool data file for ${id} does not exist\n`);
+      expect(rm.code).toBe(1);
       // -bt, -bV and -bP stay open to everyone.
       for (const args of [['-bt', 'ops@example.org'], ['-bV'], ['-bP', 'qualify_domain']]) {
         expect((await runAs(u, 'postern', ['-C', inst.config, ...args])).code).toBe(0);
@@ -286,11 +292,93 @@ describe('privileges', () => {
       expect(conn.stdout.trim()).toBe('EACCES');
     });
 
+    it('a user lists and removes only their own messages through the daemon, proven by a file of theirs; forged proofs are refused; exit 75 with no daemon', async () => {
+      const made: TestUser[] = [];
+      try {
+        for (let i = 0; i < 2; i++) {
+          const name = `pt${randomBytes(4).toString('hex')}`;
+          execFileSync('useradd', ['-M', '-U', '-s', '/usr/sbin/nologin', name]);
+          made.push({ name, uid: Number(execFileSync('id', ['-u', name]).toString()), gid: Number(execFileSync('id', ['-g', name]).toString()) });
+        }
+        const [a, b] = made as [TestUser, TestUser];
+        const inst = await setup(u); // the daemon runs as u; a and b are outsiders
+        await inst.start(['-q1h']);
+        const drop = join(inst.dir, 'spool-maildrop');
+        const sock = join(drop, '.postern.sock');
+        expect(mode(sock)).toBe(0o666);
+        expect(statSync(sock).uid).toBe(u.uid);
+        // Queued only (-odq), so both stay in the queue.
+        for (const who of [a, b]) {
+          const r = await runAs(who, 'sendmail', ['-C', inst.config, '-odq', 'ops@example.org'], `Subject: from ${who.name}\n\nx\n`);
+          expect(r.code).toBe(0);
+        }
+        const idOf = async (who: TestUser) => /(\S+) <= /.exec((await inst.waitForLog(new RegExp(`^.* <= .* U=${who.name} .*$`)))[0]!)![1]!;
+        const idA = await idOf(a);
+        const idB = await idOf(b);
+
+        const listA = await runAs(a, 'mailq', ['-C', inst.config]);
+        expect(listA.code).toBe(0);
+        expect(listA.stderr).toBe('');
+        expect(listA.stdout).toMatch(new RegExp(`^ *\\d+m +\\S+ ${idA} <${a.name}@example\\.org>\n +ops@example\\.org\n\n$`));
+        expect((await runAs(b, 'postern', ['-C', inst.config, '-bp'])).stdout).toContain(idB);
+        expect((await runAs(b, 'postern', ['-C', inst.config, '-bp'])).stdout).not.toContain(idA);
+
+        // a's -Mrm of b's message: as if it did not exist; b's stays.
+        const notTheirs = await runAs(a, 'postern', ['-C', inst.config, '-Mrm', idB]);
+        expect(notTheirs).toEqual({ code: 1, stdout: `Spool data file for ${idB} does not exist\n`, stderr: '' });
+        const mixed = await runAs(a, 'postern', ['-C', inst.config, '-Mrm', idB, idA]);
+        expect(mixed.stdout).toBe(`Spool data file for ${idB} does not exist\nMessage ${idA} has been removed\n`);
+        expect(mixed.code).toBe(1);
+        await inst.waitForLog(new RegExp(`${idA} removed by ${a.name}$`));
+        expect(inst.log()).not.toMatch(new RegExp(`${idB} removed`));
+        const all = await runAs(u, 'postern', ['-C', inst.config, '-bp']); // the daemon's user: an admin
+        expect(all.stdout).toContain(idB);
+        expect(all.stdout).not.toContain(idA);
+        expect((await runAs(a, 'mailq', ['-C', inst.config])).stdout).toBe('');
+
+        // Forged proofs: sent by a straight to the socket, each refused.
+        const ask = (proof: string) => runAs(a, undefined, ['-e',
+          `const s = require('net').createConnection(${JSON.stringify(sock)}); s.on('connect', () => s.write(JSON.stringify({ op: 'own', action: 'remove', proof: ${JSON.stringify(proof)}, ids: [${JSON.stringify(idB)}] }) + '\\n')); s.setEncoding('utf8'); let d = ''; s.on('data', (x) => (d += x)); s.on('end', () => process.stdout.write(d));`]);
+        const proof = () => `.auth-${randomBytes(16).toString('hex')}`;
+        // b's own fresh empty file, which a points at by a symlink and root hard-links in.
+        const bFile = join(drop, proof());
+        expect((await writeAs(b, bFile, '', 0o600)).code).toBe(0);
+        const sym = proof();
+        expect((await runAs(a, undefined, ['-e', `require('fs').symlinkSync(${JSON.stringify(bFile)}, ${JSON.stringify(join(drop, sym))})`])).code).toBe(0);
+        const hard = proof();
+        linkSync(bFile, join(drop, hard));
+        // a stale one of b's (two minutes old)
+        const stale = proof();
+        expect((await writeAs(b, join(drop, stale), '', 0o600)).code).toBe(0);
+        const old = new Date(Date.now() - 120_000);
+        utimesSync(join(drop, stale), old, old);
+        for (const p of [sym, hard, stale, bFile.slice(drop.length + 1).replace('.auth-', '.auth-x'), '../spool/control.key']) {
+          expect(JSON.parse((await ask(p)).stdout)).toEqual({ ok: false, error: 'not permitted' });
+        }
+        expect((await ask('not json')).stdout).toMatch(/"ok":false/);
+        expect(inst.log()).not.toMatch(new RegExp(`${idB} removed`));
+        expect((await runAs(u, 'postern', ['-C', inst.config, '-bp'])).stdout).toContain(idB);
+        // The pickup left the socket alone.
+        expect(existsSync(sock)).toBe(true);
+
+        // With the daemon down: one sentence, exit 75.
+        await inst.stop();
+        const down = await runAs(a, 'mailq', ['-C', inst.config]);
+        expect(down.stderr).toBe('mailq: only the running daemon can list your own messages; try again later\n');
+        expect(down.code).toBe(75);
+        const downRm = await runAs(a, 'postern', ['-C', inst.config, '-Mrm', idB]);
+        expect(downRm.code).toBe(75);
+        expect(readdirSync(drop).filter((n) => n.startsWith('.auth-') && n !== bFile.slice(drop.length + 1))).toEqual([]);
+      } finally {
+        for (const m of made) execFileSync('userdel', [m.name], { stdio: 'ignore' });
+      }
+    });
+
     it('with user = set, that user is an admin and others are told its name', async () => {
       const inst = await setup(u);
       await inst.start();
       expect((await runAs(u, 'postern', ['-C', inst.config, '-bpc'])).stdout).toBe('0\n');
-      const r = await runAs(nobody(), 'postern', ['-C', inst.config, '-bp']);
+      const r = await runAs(nobody(), 'postern', ['-C', inst.config, '-bpc']);
       expect(r.code).toBe(77);
       expect(r.stderr).toBe(`postern: permission denied: only root and the ${u.name} user may list the queue\n`);
     });

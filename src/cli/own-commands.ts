@@ -1,0 +1,99 @@
+// cli/own-commands.ts: `mailq`/`-bp` and `-Mrm` for a user who is no admin: their own
+// messages only, through the daemon's public socket `<maildrop>/.postern.sock` (the
+// spool is 0700). Proves who it is with an empty `.auth-<32 hex>` file of its own in the
+// maildrop (see receive/own-server.ts); with no daemon listening, one sentence, exit 75.
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, openSync, unlinkSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { failure, tempError, usage } from '../core/exit.js';
+import { ownSocketPath, PROOF_PREFIX, type OwnReply } from '../receive/own-server.js';
+import { isMessageId } from '../spool/message-id.js';
+
+type Out = (s: string) => void;
+
+const TIMEOUT = 60_000;
+
+function ask(maildrop: string, header: object): Promise<OwnReply | undefined> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(ownSocketPath(maildrop));
+    let reply = '';
+    let connected = false;
+    const timer = setTimeout(() => sock.destroy(new Error('the daemon did not answer in time')), TIMEOUT);
+    sock.on('connect', () => {
+      connected = true;
+      sock.write(JSON.stringify(header) + '\n');
+    });
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      reply += d;
+      const nl = reply.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      sock.end();
+      try {
+        resolve(JSON.parse(reply.slice(0, nl)) as OwnReply);
+      } catch {
+        reject(new Error('the daemon sent a malformed reply'));
+      }
+    });
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (!connected && (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'ENOTSOCK')) resolve(undefined);
+      else reject(err);
+    });
+    sock.on('close', () => {
+      clearTimeout(timer);
+      if (connected && !reply.includes('\n')) reject(new Error('the daemon closed the connection without answering'));
+    });
+  });
+}
+
+/** Makes the proof file, sends the request, and removes the proof if the daemon did not. */
+async function own(config: Config, action: 'list' | 'remove', ids?: string[]): Promise<OwnReply & { ok: true }> {
+  const maildrop = config.spool.maildrop;
+  const proof = `${PROOF_PREFIX}${randomBytes(16).toString('hex')}`;
+  const path = join(maildrop, proof);
+  const what = action === 'list' ? 'list' : 'remove';
+  const later = tempError(`only the running daemon can ${what} your own messages; try again later`);
+  try {
+    closeSync(openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_WRONLY, 0o600));
+  } catch {
+    throw later; // no maildrop (no daemon has run) or none we may write to
+  }
+  let reply: OwnReply | undefined;
+  try {
+    reply = await ask(maildrop, { op: 'own', action, proof, ...(ids ? { ids } : {}) });
+  } catch (err) {
+    throw tempError(`${(err as Error).message}; try again later`);
+  } finally {
+    try {
+      unlinkSync(path);
+    } catch { /* the daemon removed it */ }
+  }
+  if (!reply) throw later;
+  if (!reply.ok) throw failure(`the daemon refused: ${reply.error}`);
+  return reply;
+}
+
+/** A non-admin's `-bp` (mode) or `-Mrm ID...`: their own messages only. */
+export async function ownMessages(mode: '-bp' | '-Mrm', args: string[], config: Config, out: Out): Promise<number> {
+  if (mode === '-bp') {
+    const reply = await own(config, 'list');
+    out(reply.text ?? '');
+    return 0;
+  }
+  if (args.length === 0) throw usage('no message ID given after -Mrm');
+  for (const id of args) if (!isMessageId(id)) throw usage(`malformed message id ${id} after -Mrm option`);
+  const reply = await own(config, 'remove', args);
+  let status = 0;
+  args.forEach((id, i) => {
+    const r = reply.results?.[i] ?? 'gone';
+    if (r === 'done') out(`Message ${id} has been removed\n`);
+    else if (r === 'locked') out(`Message ${id} is locked\n`);
+    else out(`Spool data file for ${id} does not exist\n`);
+    if (r !== 'done') status = 1;
+  });
+  return status;
+}
