@@ -4,10 +4,10 @@
 // maildrop (see receive/own-server.ts); with no daemon listening, one sentence, exit 75.
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, openSync, unlinkSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { failure, tempError, usage } from '../core/exit.js';
+import { requestAt } from '../receive/local-client.js';
 import { ownSocketPath, PROOF_PREFIX, type OwnReply } from '../receive/own-server.js';
 import { isMessageId } from '../spool/message-id.js';
 
@@ -16,38 +16,7 @@ type Out = (s: string) => void;
 const TIMEOUT = 60_000;
 
 function ask(maildrop: string, header: object): Promise<OwnReply | undefined> {
-  return new Promise((resolve, reject) => {
-    const sock = createConnection(ownSocketPath(maildrop));
-    let reply = '';
-    let connected = false;
-    const timer = setTimeout(() => sock.destroy(new Error('the daemon did not answer in time')), TIMEOUT);
-    sock.on('connect', () => {
-      connected = true;
-      sock.write(JSON.stringify(header) + '\n');
-    });
-    sock.setEncoding('utf8');
-    sock.on('data', (d: string) => {
-      reply += d;
-      const nl = reply.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      sock.end();
-      try {
-        resolve(JSON.parse(reply.slice(0, nl)) as OwnReply);
-      } catch {
-        reject(new Error('the daemon sent a malformed reply'));
-      }
-    });
-    sock.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      if (!connected && (err.code === 'ENOENT' || err.code === 'ECONNREFUSED' || err.code === 'ENOTSOCK')) resolve(undefined);
-      else reject(err);
-    });
-    sock.on('close', () => {
-      clearTimeout(timer);
-      if (connected && !reply.includes('\n')) reject(new Error('the daemon closed the connection without answering'));
-    });
-  });
+  return requestAt<OwnReply>(ownSocketPath(maildrop), header, undefined, TIMEOUT);
 }
 
 /** Makes the proof file, sends the request, and removes the proof if the daemon did not. */

@@ -11,12 +11,17 @@ export type LocalReply = { ok: true; id?: string; result?: string; results?: str
 export const controlKeyPath = (spoolDir: string) => join(spoolDir, 'control.key');
 
 /**
- * Sends one request (a JSON line) and reads the JSON reply line. Resolves undefined
- * when no daemon listens (socket missing or refused).
+ * Sends one request (a JSON line) to the control socket and reads the JSON reply line.
+ * Resolves undefined when no daemon listens (socket missing or refused).
  */
 export function request(spoolDir: string, header: object, body?: Buffer, timeoutMs = 60_000): Promise<LocalReply | undefined> {
+  return requestAt<LocalReply>(socketPath(spoolDir), header, body, timeoutMs);
+}
+
+/** The same exchange on any of the daemon's sockets (the own-messages one too). */
+export function requestAt<R>(path: string, header: object, body?: Buffer, timeoutMs = 60_000): Promise<R | undefined> {
   return new Promise((resolve, reject) => {
-    const sock = createConnection(socketPath(spoolDir));
+    const sock = createConnection(path);
     let reply = '';
     let connected = false;
     const timer = setTimeout(() => sock.destroy(new Error('the daemon did not answer in time')), timeoutMs);
@@ -34,7 +39,7 @@ export function request(spoolDir: string, header: object, body?: Buffer, timeout
         clearTimeout(timer);
         sock.end();
         try {
-          resolve(JSON.parse(reply.slice(0, nl)) as LocalReply);
+          resolve(JSON.parse(reply.slice(0, nl)) as R);
         } catch {
           reject(new Error('the daemon sent a malformed reply'));
         }
