@@ -64,18 +64,9 @@ export function findAddresses(value: string): AddressSpan[] | undefined {
       continue;
     }
     if (c === '(') {
-      let depth = 0;
-      while (i < n) {
-        const d = value[i];
-        if (d === '\\') i += 2;
-        else {
-          if (d === '(') depth++;
-          else if (d === ')') depth--;
-          i++;
-          if (depth === 0) break;
-        }
-      }
-      if (depth !== 0) return undefined;
+      const end = commentEnd(value, i);
+      if (end < 0) return undefined;
+      i = end;
       continue;
     }
     if (c === '<') {
@@ -125,6 +116,23 @@ export function findAddresses(value: string): AddressSpan[] | undefined {
   return spans;
 }
 
+/** The index just past the comment (nested, with quoted pairs) opening at `from`; -1 if it never closes. */
+function commentEnd(value: string, from: number): number {
+  let depth = 0;
+  let i = from;
+  while (i < value.length) {
+    const d = value[i];
+    if (d === '\\') i += 2;
+    else {
+      if (d === '(') depth++;
+      else if (d === ')') depth--;
+      i++;
+      if (depth === 0) return i;
+    }
+  }
+  return -1;
+}
+
 /** The `>` closing a bracket opened before `from`, skipping quoted strings and comments; -1 if none. */
 function angleEnd(value: string, from: number): number {
   let i = from;
@@ -136,17 +144,8 @@ function angleEnd(value: string, from: number): number {
       while (i < value.length && value[i] !== '"') i += value[i] === '\\' ? 2 : 1;
       i++;
     } else if (c === '(') {
-      let depth = 0;
-      while (i < value.length) {
-        const d = value[i];
-        if (d === '\\') i += 2;
-        else {
-          if (d === '(') depth++;
-          else if (d === ')') depth--;
-          i++;
-          if (depth === 0) break;
-        }
-      }
+      const end = commentEnd(value, i);
+      i = end < 0 ? value.length : end;
     } else if (c === '<') {
       return -1;
     } else i++;
