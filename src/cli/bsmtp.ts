@@ -8,7 +8,7 @@ import { isRoutableAddress } from '../core/address.js';
 import { REPLY } from '../core/replies.js';
 import { LineEnds, qualify } from '../receive/cleanup.js';
 import { request } from '../receive/local-client.js';
-import { acceptQuotedLocalParts } from '../receive/smtp.js';
+import { acceptQuotedLocalParts, serverBase } from '../receive/smtp.js';
 import { DropError, DropWriter, DROP_VERSION, type DropEnvelope } from '../receive/maildrop.js';
 
 /** stdin and stdout as one socket-like stream, with the setTimeout() smtp-server expects. */
@@ -101,16 +101,7 @@ export async function bsmtp(config: Config, makeMaildrop: () => boolean | Promis
   let storing = 0;
   let idle: (() => void) | undefined;
   const server = new StdioSmtpServer({
-    name: config.hostname,
-    banner: 'postern',
-    size: config.listen.max_message_size,
-    disabledCommands: ['AUTH', 'STARTTLS'],
-    authOptional: true,
-    hideENHANCEDSTATUSCODES: false,
-    hideDSN: true,
-    hideSTARTTLS: true,
-    disableReverseLookup: true,
-    logger: false,
+    ...serverBase(config.hostname, config.listen.max_message_size),
     socketTimeout: config.listen.idle_timeout,
     onMailFrom: (address, _session, cb) => {
       const size = Number((address.args as Record<string, string> | undefined)?.SIZE ?? 0);

@@ -175,6 +175,22 @@ function adjust(conn: Conn, trusted: boolean, maxClients: number, connections: S
   };
 }
 
+/** What every postern SMTP session offers (the listener and sendmail -bs alike). */
+export function serverBase(hostname: string, maxMessageSize: number) {
+  return {
+    name: hostname,
+    banner: 'postern',
+    size: maxMessageSize,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    authOptional: true,
+    hideENHANCEDSTATUSCODES: false,
+    hideDSN: true,
+    hideSTARTTLS: true,
+    disableReverseLookup: true,
+    logger: false,
+  };
+}
+
 export class SmtpReceiver {
   private readonly servers: SMTPServer[] = [];
   private readonly relay: BlockList;
@@ -194,17 +210,8 @@ export class SmtpReceiver {
   private newServer(): SMTPServer {
     const o = this.o;
     const server = new PosternSmtpServer({
-      name: o.hostname,
-      banner: 'postern',
-      size: o.maxMessageSize,
+      ...serverBase(o.hostname, o.maxMessageSize),
       maxClients: o.maxConnections,
-      disabledCommands: ['AUTH', 'STARTTLS'],
-      authOptional: true,
-      hideENHANCEDSTATUSCODES: false,
-      hideDSN: true,
-      hideSTARTTLS: true,
-      disableReverseLookup: true,
-      logger: false,
       socketTimeout: o.idleTimeout ?? 5 * 60_000,
       closeTimeout: 10_000,
       onMailFrom: (address, session, cb) => cb(this.checkSender(address.address, address.args, session) ?? undefined),
