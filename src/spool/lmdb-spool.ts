@@ -586,7 +586,9 @@ export class LmdbSpool implements Spool {
   }
 
   body(id: string, expected?: number): Readable {
-    const record = this.meta.get(id);
+    // Chunks named by the caller's record: a chunked body, no need to read the record
+    // again (a body file's record says 0 chunks).
+    const record = expected !== undefined && expected > 0 ? undefined : this.meta.get(id);
     // Plain reads: nothing of a big body is mapped into the process. A missing file is an error.
     if (record?.bodyFile) return createReadStream(join(this.bodyDir, id), { highWaterMark: CHUNK });
     // Removed meanwhile (a body file's record says 0 chunks): an error, not an empty body.
