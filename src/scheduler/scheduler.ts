@@ -444,11 +444,11 @@ export class Scheduler {
     }
   }
 
-  private report(record: MessageRecord, failed: FailedRecipient[], now: number): NewMessage {
+  private report(record: MessageRecord, failed: FailedRecipient[], headers: string, now: number): NewMessage {
     return failureReport({
       id: this.o.ids.next(now), now, hostname: this.o.hostname, qualifyDomain: this.o.qualifyDomain,
       ...(this.o.user ? { user: this.o.user } : {}),
-      original: record, originalHeaders: this.o.spool.headers(record.id) ?? '',
+      original: record, originalHeaders: headers,
       originalBody: this.o.spool.bodyPrefix(record.id, RETURN_SIZE_LIMIT + 1), failed,
     });
   }
@@ -456,7 +456,7 @@ export class Scheduler {
   /** The reports a decision asks for, as messages to commit with the result. */
   private reports(record: MessageRecord, d: SettleDecision, headers: string, now: number): NewMessage[] {
     const out: NewMessage[] = [];
-    if (d.bounce) out.push(this.report(record, d.bounce, now));
+    if (d.bounce) out.push(this.report(record, d.bounce, headers, now));
     if (d.warning) {
       out.push(delayReport({
         id: this.o.ids.next(now), now, hostname: this.o.hostname, qualifyDomain: this.o.qualifyDomain,
