@@ -98,8 +98,7 @@ export function guarded<T>(conn: SMTPConnection, deadlineMs: number | undefined,
 
 /** A failure of the TLS handshake itself (not a missing STARTTLS, not a reply code). */
 function tlsHandshakeFailed(err: SmtpClientError): boolean {
-  return !err.responseCode && (err.code === 'ETLS' || /certificate|TLS|SSL|handshake/i.test(err.message)) &&
-    !/did not offer STARTTLS/.test(err.message);
+  return connectTrouble(err).cause === 'tls' && !/did not offer STARTTLS/.test(err.message);
 }
 
 export class SmtpTransport implements Transport {
