@@ -19,11 +19,6 @@ export interface RewriteRules {
 /** The headers rewritten (Exim's `frs` plus To, Cc and Bcc, as SPEC asks). */
 export const REWRITTEN_HEADERS = new Set(['from', 'reply-to', 'sender', 'to', 'cc', 'bcc']);
 
-/** Whether these rules can change anything (so the caller can skip the work). */
-export function rewrites(rules: RewriteRules | undefined): rules is RewriteRules {
-  return rules !== undefined && (rules.readhost !== undefined || rules.emailAddresses.size > 0);
-}
-
 /** `"a b"` → `a b`: the local part as a lookup key. */
 function unquote(local: string): string {
   return local.startsWith('"') && local.endsWith('"') && local.length >= 2 ? local.slice(1, -1).replace(/\\(.)/g, '$1') : local;
