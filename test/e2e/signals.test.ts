@@ -3,24 +3,31 @@
 // shell); HUP in the first moments after start, before the daemon is ready, does not
 // kill it; HUP after a rotation reopens the log too.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BIN, Instance, waitUntil } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 import { sendOne } from '../helpers/smtp-client.js';
 
-/** Is anything listening on TCP `port` (any address)? From /proc, so no client is needed. */
-function listening(port: number): boolean {
-  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+/** The TCP ports process `pid` listens on: its sockets' inodes found in /proc/net/tcp{,6}. */
+function listenPorts(pid: number): number[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1] as string);
+    } catch { /* closed meanwhile */ }
+  }
+  const ports = new Set<number>();
   for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
     if (!existsSync(f)) continue;
     for (const line of readFileSync(f, 'utf8').split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/);
-      if (cols[1]?.endsWith(hex) && cols[3] === '0A') return true;
+      if (cols[3] === '0A' && inodes.has(cols[9] as string)) ports.add(parseInt((cols[1] as string).split(':')[1] as string, 16));
     }
   }
-  return false;
+  return [...ports].sort((x, y) => x - y);
 }
 
 /** Does process `pid` catch `signal` (SigCgt in /proc/PID/status)? */
@@ -49,7 +56,6 @@ describe('signals', () => {
     const inst = new Instance([sink.port]);
     p = inst;
     await inst.start();
-    const before = listening(9229);
     const log = join(inst.dir, 'log/mainlog');
     renameSync(log, `${log}.1`); // logrotate's move
     inst.daemon?.kill('SIGUSR1');
@@ -58,7 +64,8 @@ describe('signals', () => {
     await waitUntil('a new main log', () => existsSync(log) && readFileSync(log, 'utf8').includes(`${id} Completed`));
     expect(inst.daemon?.exitCode).toBeNull();
     expect(inst.daemonStderr).not.toMatch(/Debugger listening|inspector/i);
-    if (!before) expect(listening(9229)).toBe(false);
+    // Its SMTP listener and nothing else: no inspector (9229 or any other port).
+    expect(listenPorts(inst.daemon!.pid!)).toEqual([inst.port]);
   });
 
   it('a SIGHUP while the daemon is starting does not kill it', async () => {
