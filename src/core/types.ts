@@ -15,6 +15,9 @@ export interface HostSpec {
   name: string;
   port: number;
 }
+
+/** A smarthost as a map key: `name:port`. */
+export const hostKey = (h: { name: string; port: number }): string => `${h.name}:${h.port}`;
 export interface Route {
   router: string;
   transport: string;

@@ -3,10 +3,9 @@
 // it may be tried again. A host that answers SMTP properly is forgotten (all its
 // addresses). Pure bookkeeping: the caller gives the time and the rules; nothing here
 // talks to the network or the spool.
-import type { HostLabel, HostSpec, Trouble } from '../core/types.js';
+import { hostKey, type HostLabel, type HostSpec, type Trouble } from '../core/types.js';
 import { errorType, findRule, nextAttempt, type RetryRule, type RetryState } from './retry-rules.js';
 
-const key = (h: { name: string; port: number }) => `${h.name}:${h.port}`;
 
 /** How long a host waits when no retry rule gives it a time (its rule has timed out). */
 export const HOST_FALLBACK_RETRY = 15 * 60_000;
@@ -24,7 +23,7 @@ export class HostRetryState {
 
   /** When a host waits: the earliest retry time of its failed addresses; undefined when it may be tried. */
   waitsUntil(host: HostSpec, now: number): number | undefined {
-    const ips = this.state.get(key(host));
+    const ips = this.state.get(hostKey(host));
     if (!ips || ips.size === 0) return undefined;
     const next = Math.min(...[...ips.values()].map((r) => r.nextTry));
     return next <= now ? undefined : next;
@@ -54,31 +53,31 @@ export class HostRetryState {
   failed(host: HostLabel, trouble: Trouble, rules: RetryRule[], now: number): HostRecord {
     const error = errorType(trouble);
     const rule = findRule(rules, host.name, error);
-    const ips = this.state.get(key(host)) ?? new Map<string, HostRecord>();
+    const ips = this.state.get(hostKey(host)) ?? new Map<string, HostRecord>();
     const next = nextAttempt(rule, ips.get(host.ip), now) ?? { firstFailure: now, lastTry: now, nextTry: now + HOST_FALLBACK_RETRY };
     const record: HostRecord = { ...next, ip: host.ip, ...(error ? { error } : {}), ...(rule ? { rule } : {}) };
     ips.set(host.ip, record);
-    this.state.set(key(host), ips);
+    this.state.set(hostKey(host), ips);
     return record;
   }
 
   /** A host answered properly; true when it had been waiting (mail held back may now be due). */
   succeeded(host: HostSpec): boolean {
-    return this.state.delete(key(host));
+    return this.state.delete(hostKey(host));
   }
 
   /** Is anything known about this host (it failed and has not answered since)? */
   has(host: HostSpec): boolean {
-    return this.state.has(key(host));
+    return this.state.has(hostKey(host));
   }
 
   records(host: HostSpec): HostRecord[] {
-    return [...(this.state.get(key(host))?.values() ?? [])];
+    return [...(this.state.get(hostKey(host))?.values() ?? [])];
   }
 
   /** Forgets the hosts not in `keep` (a reload changed the smarthost list); all when omitted. */
   clear(keep: HostSpec[] = []): void {
-    const kept = new Set(keep.map(key));
+    const kept = new Set(keep.map(hostKey));
     for (const k of [...this.state.keys()]) if (!kept.has(k)) this.state.delete(k);
   }
 }

@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import PQueue from 'p-queue';
 import type { Clock, Timer } from '../core/clock.js';
 import type { EventBus } from '../core/events.js';
-import { troubleOf, type HostLabel, type HostSpec, type MessageRecord, type NewMessage, type Outcome } from '../core/types.js';
+import { hostKey, troubleOf, type HostLabel, type HostSpec, type MessageRecord, type NewMessage, type Outcome } from '../core/types.js';
 import type { JournalEvent, NewJournalEntry } from '../core/journal.js';
 import type { Router } from '../router/router.js';
 import { SpoolWriteError, type DueKey, type Settlement, type SettleResult, type Spool } from '../spool/spool.js';
@@ -56,7 +56,6 @@ export interface SchedulerOptions {
 export type SchedulerSettings = Pick<SchedulerOptions, 'router' | 'transport' | 'retryRules' | 'delayWarning' | 'activeLimit' | 'concurrency'
   | 'timeoutFrozenAfter' | 'ignoreBounceErrorsAfter'> & Partial<Pick<SchedulerOptions, 'probeInterval' | 'rewrite'>>;
 
-const hostKey = (h: { name: string; port: number }) => `${h.name}:${h.port}`;
 
 export class Scheduler {
   private readonly active = new Set<string>();

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { Clock, Timer } from '../core/clock.js';
-import type { HostLabel, HostSpec, HostTrouble, Outcome, SessionInfo, Trouble } from '../core/types.js';
+import { hostKey, type HostLabel, type HostSpec, type HostTrouble, type Outcome, type SessionInfo, type Trouble } from '../core/types.js';
 import { classifyError, classifyRejection, connectTrouble, oneLine, parseReply, type SmtpClientError } from './smtp-errors.js';
 import type { DeliveryJob, DeliveryResult, ProbeResult, Transport } from './transport.js';
 
@@ -58,7 +58,6 @@ export function tlsVersionName(protocol: string): string {
   return protocol.replace('v', '');
 }
 
-const hostKey = (h: HostSpec) => `${h.name}:${h.port}`;
 
 type Callback<T> = (err: Error | null | undefined, value?: T) => void;
 
