@@ -132,7 +132,7 @@ export async function bsmtp(config: Config, makeMaildrop: () => boolean | Promis
         stream.on('data', (chunk: Buffer) => {
           if (failed || stream.sizeExceeded || !drop) return;
           try {
-            drop.write(ends.push(chunk));
+            drop.write(ends.pushInPlace(chunk)); // the chunk is ours, and written at once
           } catch (err) {
             failed = err as Error;
           }
