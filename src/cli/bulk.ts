@@ -135,18 +135,18 @@ async function viaDaemon(action: 'remove' | 'freeze' | 'thaw', ids: string[], co
   }
 }
 
-/** -Mg for many: by the daemon in batches, or here under the delivery lock when none runs. */
-async function giveUpAll(ids: string[], config: Config, spool: LmdbSpool, events: EventBus, user: string,
-  gen: MessageIdGenerator): Promise<Map<string, BulkResult>> {
+/** -Mg for one or many (`flag` names the caller in errors): by the daemon in batches, or here under the delivery lock when none runs. */
+export async function giveUpAll(ids: string[], config: Config, spool: LmdbSpool, events: EventBus, user: string,
+  gen: MessageIdGenerator, flag = '--giveup'): Promise<Map<string, BulkResult>> {
   const results = new Map<string, BulkResult>();
   if (ids.length === 0) return results;
   const key = controlKey(config);
   for (let i = 0; i < ids.length; i += GIVEUP_BATCH) {
     const batch = ids.slice(i, i + GIVEUP_BATCH);
     const reply = await request(config.spool.directory, { op: 'giveup', ids: batch, user, key }, undefined, 600_000).catch(() => undefined);
-    if (reply && !reply.ok) throw tempError(`the daemon refused --giveup (${reply.error}); run it as the spool's owner`);
+    if (reply && !reply.ok) throw tempError(`the daemon refused ${flag} (${reply.error}); run it as the spool's owner`);
     if (!reply) {
-      if (i > 0) throw tempError('the daemon went away during --giveup; run it again for what is left');
+      if (i > 0) throw tempError(`the daemon went away during ${flag}; run it again for what is left`);
       break;
     }
     batch.forEach((id, n) => results.set(id, (reply.results?.[n] ?? 'gone') as BulkResult));

@@ -10,8 +10,8 @@ import { MainLog } from '../log/mainlog.js';
 import { journalJson, journalText } from '../log/journal-text.js';
 import { isRoutableAddress } from '../core/address.js';
 import { qualify } from '../receive/cleanup.js';
-import { readdirSync, readFileSync } from 'node:fs';
-import { controlKeyPath, request } from '../receive/local-client.js';
+import { readdirSync } from 'node:fs';
+import { request } from '../receive/local-client.js';
 import { LmdbSpool, QUEUE_ONLY_DELAY } from '../spool/lmdb-spool.js';
 import { isMessageId, MessageIdGenerator } from '../spool/message-id.js';
 import { batched, formatEntry, jsonEntry } from './format.js';
@@ -232,22 +232,9 @@ async function editCommand(flag: string, args: string[], config: Config, spool: 
  */
 async function giveUpCommand(id: string, config: Config, spool: LmdbSpool, events: EventBus, user: string,
   ids: MessageIdGenerator): Promise<'done' | 'gone' | 'locked'> {
-  let key = '';
-  try {
-    key = readFileSync(controlKeyPath(config.spool.directory), 'utf8').trim();
-  } catch { /* no daemon has run, or not ours to read */ }
-  const reply = await request(config.spool.directory, { op: 'giveup', id, user, key }, undefined, 30_000).catch(() => undefined);
-  if (reply?.ok) return reply.result as 'done' | 'gone' | 'locked';
-  if (reply && !reply.ok) throw tempError(`the daemon refused -Mg (${reply.error}); run it as the spool's owner`);
-  const lock = acquireDeliveryLock(config.spool.directory);
-  if (!lock.ok) throw tempError(`another postern process (pid ${lock.heldBy}) is delivering from this spool; try again`);
-  try {
-    const { giveUp } = await import('../scheduler/give-up.js');
-    const bounce = await giveUp({ spool, events, ids, hostname: config.hostname, qualifyDomain: config.qualify_domain, now: Date.now() }, id, user);
-    return bounce === undefined ? 'gone' : 'done';
-  } finally {
-    lock.release();
-  }
+  const { giveUpAll } = await import('./bulk.js');
+  const result = (await giveUpAll([id], config, spool, events, user, ids, '-Mg')).get(id);
+  return result === 'done' || result === 'locked' ? result : 'gone';
 }
 
 /**
