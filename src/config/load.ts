@@ -1,23 +1,48 @@
 // config/load.ts: finds the configuration file (-C, $POSTERN_CONFIG, /etc, the
 // package's development default) and returns the validated configuration. Validation
 // (zod, about 80 ms to load) runs only when the file changed: the result is kept in
-// the spool folder as config.cache.json, keyed by a hash of the file, with a copy in
-// the maildrop (.config.cache.json, readable by name) for the users who cannot enter
-// the private spool folder, so `sendmail` starts almost as fast as bare node.
+// the spool folder as config.cache.json, keyed by postern's version and the file's
+// name and text, with a copy in the maildrop (.config.cache.json, readable by name) for
+// the users who cannot enter the private spool folder. A fresh cache is found and
+// checked without the TOML parser or node:crypto (a line scan finds the spool folder,
+// a 128-bit FNV-1a hash checks the text), so `sendmail` starts almost as fast as bare node.
 // Every failure is a ConfigError naming file, line and key: never a stack trace.
-import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'smol-toml';
 import { ConfigError } from './errors.js';
 import type { Config } from './schema.js';
 
 export { ConfigError };
 
 const PACKAGE_DEFAULT = resolve(dirname(fileURLToPath(import.meta.url)), '../../config/postern.toml');
-// 3: retry.rules are parsed values; 4: smarthost.probe_interval; 5: [rewrite].
-const CACHE_VERSION = 5;
+// 3: retry.rules are parsed values; 4: smarthost.probe_interval; 5: [rewrite]; 6: keyed without sha256.
+const CACHE_VERSION = 6;
+
+/** postern's version, part of the cache's key: an upgrade validates again. */
+function packageVersion(): string {
+  try {
+    const pkg = resolve(dirname(fileURLToPath(import.meta.url)), '../../package.json');
+    return String((JSON.parse(readFileSync(pkg, 'utf8')) as { version?: unknown }).version);
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * The cache's key: a 128-bit hash (four FNV-1a lanes) of the cache format, postern's
+ * version, the file's name and its whole text. It only tells a changed file from the
+ * same one; who may write a cache is checked on its owner (readTrusted).
+ */
+export function cacheKey(file: string, text: string): string {
+  const s = `${CACHE_VERSION}\0${packageVersion()}\0${file}\0${text}`;
+  const lanes = [0x811c9dc5, 0x050c5d1f, 0x3b1a2e4d, 0x6f4e3c2b];
+  return lanes.map((seed, k) => {
+    let h = seed;
+    for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i) ^ (k << 16), 0x01000193);
+    return (h >>> 0).toString(16).padStart(8, '0');
+  }).join('') + `:${s.length}`;
+}
 
 export function findConfigFile(explicit?: string): string {
   if (explicit) return resolve(explicit);
@@ -29,21 +54,36 @@ export function findConfigFile(explicit?: string): string {
 /** The maildrop's copy of the cache; the pickup leaves files of this name alone when they are root's or its own. */
 export const DROP_CACHE = '.config.cache.json';
 
+/** Where the caches of a validated configuration are: its spool folder, and its maildrop (folder mode 1733: a file there is read by name, and replaced only by the folder's owner). */
+function cachePaths(config: Config): { spool: string; drop: string } {
+  return { spool: join(config.spool.directory, 'config.cache.json'), drop: join(config.spool.maildrop, DROP_CACHE) };
+}
+
 /**
- * Where the validated form of this file is kept: in its spool folder (for root and the
- * daemon's user), and a copy in its maildrop for everyone else (folder mode 1733: a
- * file there is read by name, and replaced only by the folder's owner).
+ * Where the caches of this file should be, found without the TOML parser: a line scan
+ * for `directory` and `maildrop` in the [spool] table (plain one-line strings). Only a
+ * guess: a cache found there is believed when its key matches the whole text, and a
+ * wrong guess is a miss (the caches are written where the validated file says).
  */
-function cachePaths(file: string, text: string): { spool: string; drop: string } | undefined {
-  try {
-    const raw = parse(text) as { spool?: { directory?: unknown; maildrop?: unknown } };
-    const base = dirname(file);
-    const dir = resolve(base, typeof raw.spool?.directory === 'string' ? raw.spool.directory : '/var/spool/postern');
-    const drop = typeof raw.spool?.maildrop === 'string' ? resolve(base, raw.spool.maildrop) : `${dir}-maildrop`;
-    return { spool: join(dir, 'config.cache.json'), drop: join(drop, DROP_CACHE) };
-  } catch {
-    return undefined; // a syntax error: validation will name it
+export function guessCachePaths(file: string, text: string): { spool: string; drop: string } {
+  const found: { directory?: string; maildrop?: string } = {};
+  let table = '';
+  for (const line of text.split('\n')) {
+    const header = /^\s*\[\[?\s*([^\]]*?)\s*\]/.exec(line);
+    if (header) {
+      table = header[1] as string;
+      continue;
+    }
+    const key = table === 'spool' ? /^\s*(directory|maildrop)\s*=/.exec(line) : table === '' ? /^\s*spool\.(directory|maildrop)\s*=/.exec(line) : null;
+    if (!key) continue;
+    const value = /^\s*(?:"([^"\\]*)"|'([^']*)')\s*(?:#.*)?\r?$/.exec(line.slice(key[0].length));
+    if (value) found[key[1] as 'directory' | 'maildrop'] = value[1] ?? value[2];
   }
+  const base = dirname(file);
+  const directory = found.directory ?? '/var/spool/postern';
+  const spool = resolve(base, directory);
+  const drop = found.maildrop !== undefined ? resolve(base, found.maildrop) : resolve(base, `${directory.replace(/\/+$/, '')}-maildrop`);
+  return { spool: join(spool, 'config.cache.json'), drop: join(drop, DROP_CACHE) };
 }
 
 function ownerOf(path: string): number | undefined {
@@ -116,44 +156,48 @@ function writeAside(path: string, data: string): void {
 export async function loadConfig(explicit?: string): Promise<Config> {
   const file = findConfigFile(explicit);
   const text = readConfigText(file);
-  const hash = createHash('sha256').update(`${CACHE_VERSION}\0${file}\0${text}`).digest('hex');
-  const cache = cachePaths(file, text);
-  const dropOwner = cache ? ownerOf(dirname(cache.drop)) : undefined;
+  const key = cacheKey(file, text);
+  const guess = guessCachePaths(file, text);
   const fresh = (cached: string | undefined): Config | undefined => {
     if (cached === undefined) return undefined;
     try {
-      const stored = JSON.parse(cached) as { hash: string; config: Config };
-      return stored.hash === hash ? stored.config : undefined;
+      const stored = JSON.parse(cached) as { key?: unknown; config: Config };
+      return stored.key === key ? stored.config : undefined;
     } catch {
       return undefined; // unreadable: validate
     }
   };
-  const inSpool = cache ? fresh(readTrusted(cache.spool)) : undefined;
-  // Root never believes a file of the daemon's user: that user must not be able to
-  // choose, say, the log file root's commands append to.
   const me = process.getuid?.() ?? 0;
-  const dropFresh = cache ? fresh(readTrusted(cache.drop, dropOwner)) : undefined;
-  const inDrop = me !== 0 ? dropFresh : cache ? fresh(readTrusted(cache.drop)) : undefined;
-  let config = inSpool ?? inDrop;
+  const seen = (paths: { spool: string; drop: string }) => {
+    const dropOwner = ownerOf(dirname(paths.drop));
+    const inSpool = fresh(readTrusted(paths.spool));
+    const dropFresh = fresh(readTrusted(paths.drop, dropOwner));
+    // Root never believes a file of the daemon's user: that user must not be able to
+    // choose, say, the log file root's commands append to.
+    const inDrop = me !== 0 ? dropFresh : fresh(readTrusted(paths.drop));
+    return { dropOwner, inSpool, dropFresh, inDrop };
+  };
+  let at = seen(guess);
+  let config = at.inSpool ?? at.inDrop;
   if (!config) {
     const { parseConfig } = await import('./validate.js');
     config = parseConfig(text, file);
   }
-  if (cache) {
-    const data = JSON.stringify({ hash, config });
-    if (!inSpool) {
-      try {
-        // The daemon's first start comes before the spool exists: make its folder.
-        mkdirSync(dirname(cache.spool), { recursive: true, mode: 0o700 });
-        writeAside(cache.spool, data);
-      } catch { /* the spool may not exist yet or not be ours to write: fine */ }
-    }
-    // Only the maildrop's owner (or root) writes its copy: nobody else's is believed.
-    if (!dropFresh && dropOwner !== undefined && (me === 0 || me === dropOwner)) {
-      try {
-        writeAside(cache.drop, data);
-      } catch { /* next time */ }
-    }
+  const paths = cachePaths(config);
+  if (paths.spool !== guess.spool || paths.drop !== guess.drop) at = seen(paths);
+  const data = JSON.stringify({ key, config });
+  if (!at.inSpool) {
+    try {
+      // The daemon's first start comes before the spool exists: make its folder.
+      mkdirSync(dirname(paths.spool), { recursive: true, mode: 0o700 });
+      writeAside(paths.spool, data);
+    } catch { /* the spool may not exist yet or not be ours to write: fine */ }
+  }
+  // Only the maildrop's owner (or root) writes its copy: nobody else's is believed.
+  if (!at.dropFresh && at.dropOwner !== undefined && (me === 0 || me === at.dropOwner)) {
+    try {
+      writeAside(paths.drop, data);
+    } catch { /* next time */ }
   }
   return config;
 }

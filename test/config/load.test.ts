@@ -1,13 +1,15 @@
 // Unit tests for src/config/load.ts parseConfig: defaults, path resolution, and the
 // ConfigError for every kind of bad file, naming file, line and key.
 import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname as osHostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { cacheKey, ConfigError, loadConfig } from '../../src/config/load.js';
 import { parseRetryRules } from '../../src/core/retry-rules.js';
 import { parseConfig } from '../../src/config/validate.js';
+import type { Config } from '../../src/config/schema.js';
 
 const FILE = '/etc/postern/postern.toml';
 
@@ -375,10 +377,59 @@ describe('loadConfig: what -C may name', () => {
   });
 });
 
+describe('loadConfig: the validated-configuration cache', () => {
+  const withDir = async (body: (d: string) => Promise<void>) => {
+    const d = mkdtempSync(join(tmpdir(), 'postern-cache-'));
+    try {
+      await body(d);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  };
+  const { readFileSync, utimesSync, statSync, chmodSync, existsSync } = fs;
+
+  it('a changed file is seen at once, even of the same size and mtime; a bad edit is reported despite the cache', async () => {
+    await withDir(async (d) => {
+      const file = join(d, 'postern.toml');
+      writeFileSync(file, `[spool]\ndirectory = "spool"\n${MINIMAL}[listen]\nmax_recipients = 100\n`);
+      expect((await loadConfig(file)).listen.max_recipients).toBe(100);
+      expect(existsSync(join(d, 'spool/config.cache.json'))).toBe(true);
+      const before = statSync(file);
+      writeFileSync(file, `[spool]\ndirectory = "spool"\n${MINIMAL}[listen]\nmax_recipients = 200\n`);
+      utimesSync(file, before.atime, before.mtime);
+      expect((await loadConfig(file)).listen.max_recipients).toBe(200);
+      const bad = `[spool]\ndirectory = "spool"\n${MINIMAL}[listen]\nmax_recipients = "many"\n`;
+      writeFileSync(file, bad);
+      await expect(loadConfig(file)).rejects.toThrow(`configuration error in ${file} line ${lineOf(bad, 'max_recipients')}: listen.max_recipients:`);
+    });
+  });
+
+  it('is found without the TOML parser; a spool folder the line scan cannot see still gets a correct configuration and cache', async () => {
+    await withDir(async (d) => {
+      const file = join(d, 'postern.toml');
+      writeFileSync(file, `spool = { directory = "inline" }\n${MINIMAL}`);
+      expect((await loadConfig(file)).spool.directory).toBe(join(d, 'inline'));
+      expect(existsSync(join(d, 'inline/config.cache.json'))).toBe(true);
+      expect((await loadConfig(file)).spool.directory).toBe(join(d, 'inline'));
+      writeFileSync(file, `[spool] # the queue\n  directory = 'q' # here\n${MINIMAL}`);
+      expect((await loadConfig(file)).spool.directory).toBe(join(d, 'q'));
+      const stored = JSON.parse(readFileSync(join(d, 'q/config.cache.json'), 'utf8')) as { key: string; config: Config };
+      // A cache of our own with the right key is what the next start believes...
+      writeFileSync(join(d, 'q/config.cache.json'), JSON.stringify({ ...stored, config: { ...stored.config, hostname: 'cached.example' } }));
+      expect((await loadConfig(file)).hostname).toBe('cached.example');
+      // ...but not when others may write it: it is validated again (and rewritten).
+      chmodSync(join(d, 'q/config.cache.json'), 0o666);
+      expect((await loadConfig(file)).hostname).toBe(stored.config.hostname);
+      // Nor one keyed for another text (an older postern's, another file's).
+      writeFileSync(join(d, 'q/config.cache.json'), JSON.stringify({ key: cacheKey(join(d, 'other.toml'), readFileSync(file, 'utf8')), config: { ...stored.config, hostname: 'cached.example' } }));
+      expect((await loadConfig(file)).hostname).toBe(stored.config.hostname);
+    });
+  });
+});
+
 describe.skipIf(process.getuid?.() !== 0)('the validated-configuration copy in the maildrop', () => {
   it('is believed from root, never by root from the daemon user (who must not choose what root appends to)', async () => {
     const { chownSync, readFileSync } = await import('node:fs');
-    const { createHash } = await import('node:crypto');
     const dir = mkdtempSync(join(tmpdir(), 'postern-cache-'));
     try {
       const file = join(dir, 'postern.toml');
@@ -390,11 +441,11 @@ describe.skipIf(process.getuid?.() !== 0)('the validated-configuration copy in t
       // The first load validates and leaves a copy of root's in the maildrop.
       const real = await loadConfig(file);
       const copy = join(drop, '.config.cache.json');
-      const stored = JSON.parse(readFileSync(copy, 'utf8')) as { hash: string };
-      expect(stored.hash).toBe(createHash('sha256').update(`5\0${file}\0${text}`).digest('hex'));
+      const stored = JSON.parse(readFileSync(copy, 'utf8')) as { key: string };
+      expect(stored.key).toBe(cacheKey(file, text));
       rmSync(join(dir, 'spool/config.cache.json'));
-      const forged = JSON.stringify({ hash: stored.hash, config: { ...real, log: { ...real.log, file: '/tmp/forged-log' } } });
-      // Root's own copy is believed (so the hash above is the one load.ts checks)...
+      const forged = JSON.stringify({ key: stored.key, config: { ...real, log: { ...real.log, file: '/tmp/forged-log' } } });
+      // Root's own copy is believed (so the key above is the one load.ts checks)...
       writeFileSync(copy, forged, { mode: 0o644 });
       expect((await loadConfig(file)).log.file).toBe('/tmp/forged-log');
       // ...the daemon user's is not, by root.
@@ -402,6 +453,36 @@ describe.skipIf(process.getuid?.() !== 0)('the validated-configuration copy in t
       writeFileSync(copy, forged, { mode: 0o644 });
       chownSync(copy, 1, 1);
       expect((await loadConfig(file)).log.file).toBe(real.log.file);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a user's sendmail believes the maildrop owner's copy, never one another user left there (dist/, as nobody)", async () => {
+    const { chmodSync, chownSync, readFileSync } = await import('node:fs');
+    const dir = mkdtempSync(join(tmpdir(), 'postern-cache-'));
+    try {
+      chmodSync(dir, 0o755);
+      const file = join(dir, 'postern.toml');
+      writeFileSync(file, `[spool]\ndirectory = "spool"\n${MINIMAL}`, { mode: 0o644 });
+      const drop = join(dir, 'spool-maildrop');
+      mkdirSync(drop, { mode: 0o1733 });
+      chownSync(drop, 1, 1);
+      const real = await loadConfig(file);
+      const copy = join(drop, '.config.cache.json');
+      const stored = JSON.parse(readFileSync(copy, 'utf8')) as { key: string };
+      const load = join(import.meta.dirname, '../../dist/config/load.js');
+      const asNobody = () => execFileSync(process.execPath, ['--input-type=module', '-e',
+        `process.setgid(65534); process.setuid(65534); const { loadConfig } = await import(${JSON.stringify(load)}); process.stdout.write((await loadConfig(${JSON.stringify(file)})).log.file);`], { encoding: 'utf8' });
+      const forge = (uid: number) => {
+        rmSync(copy);
+        writeFileSync(copy, JSON.stringify({ key: stored.key, config: { ...real, log: { ...real.log, file: '/tmp/forged-log' } } }), { mode: 0o644 });
+        chownSync(copy, uid, uid);
+      };
+      forge(1); // the maildrop's owner (the daemon's user) writes the copy users read
+      expect(asNobody()).toBe('/tmp/forged-log');
+      forge(2); // anyone else may leave a file there (the folder is 1733): not believed
+      expect(asNobody()).toBe(real.log.file);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
