@@ -39,6 +39,7 @@ const { values: opt } = parseArgs({
     'big-messages': { type: 'string', default: '1000' },
     'big-size': { type: 'string', default: '102400' },
     'exim-messages': { type: 'string', default: '500' },
+    warmup: { type: 'string', default: '1000' },
     'fsync-messages': { type: 'string', default: '1000' },
     sessions: { type: 'string', short: 's', default: '20' },
     size: { type: 'string', short: 'l', default: '2048' },
@@ -76,6 +77,7 @@ const N = int('messages', opt.messages);
 const N_BIG = int('big-messages', opt['big-messages']);
 const BIG_SIZE = int('big-size', opt['big-size']);
 const N_EXIM = int('exim-messages', opt['exim-messages']);
+const WARMUP = int('warmup', opt.warmup, 0);
 const N_FSYNC = int('fsync-messages', opt['fsync-messages']);
 const SESSIONS = int('sessions', opt.sessions);
 const SIZE = int('size', opt.size, 0);
@@ -541,7 +543,7 @@ const results = {
   started: new Date(START).toISOString(),
   machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, memGB: Math.round(totalmem() / 2 ** 30) },
   tools: { loadgen: LOADGEN, smtpSource: SMTP_SOURCE ?? null, smtpSink: SMTP_SINK ?? null, strace: STRACE ?? null, peers: PEERS.dir },
-  parameters: { posternSettings: opt.set, messages: N, bigMessages: N_BIG, bigSize: BIG_SIZE, eximMessages: N_EXIM, fsyncMessages: N_FSYNC, sessions: SESSIONS, size: SIZE, runs: RUNS },
+  parameters: { posternSettings: opt.set, messages: N, bigMessages: N_BIG, bigSize: BIG_SIZE, eximMessages: N_EXIM, warmup: WARMUP, fsyncMessages: N_FSYNC, sessions: SESSIONS, size: SIZE, runs: RUNS },
   mtas: MTAS, rates: {}, sendmail: null, fsync: null, targets: [], notes: [], othersCpu: {},
 };
 
@@ -605,6 +607,8 @@ const LOADS = [
 /** The sink alone takes the same loads straight from the load generator (the accept rows share the relay rows' figure). */
 const SINK_LOAD = { 'accept-new': 'relay-new', 'accept-reuse': 'relay-reuse', 'relay-new': 'relay-new', 'relay-reuse': 'relay-reuse', 'big-new': 'big-new', 'big-reuse': 'big-reuse' };
 const loadMessages = (mta, ld) => Math.min(ld.big ? N_BIG : N, mta === 'exim' ? N_EXIM : Infinity);
+/** Messages of the same load sent first and not timed (--warmup): a daemon in service is warm (JIT, caches, pools); Exim gets a fifth. */
+const warmupMessages = (mta) => (mta === 'sink' ? 0 : mta === 'exim' ? Math.ceil(WARMUP / 5) : WARMUP);
 
 function stats(times) {
   const a = [...times].sort((x, y) => x - y);
@@ -668,16 +672,30 @@ async function measureRate(mta, ld) {
     }
     dir = workDir(`${mta}-${ld.id}`);
     h = await startMta(mta, dir, { smtpPort: await freePort(), smarthostPort: sinkPort });
-    const cpu0 = treeCpuSeconds(h.rootPid);
+    const port = h.smtpPort ?? h.cfg.smtpPort;
     const stopMem = memSampler(h.rootPid);
+    // Warm-up: the same load, untimed, until every message is finished (relay) or
+    // arrived and tried (accept); the timed load then counts on top of it.
+    const w = warmupMessages(mta);
+    row.warmup = w;
+    if (w > 0) {
+      const lw = await load({ port, sessions: SESSIONS, messages: w, size, reuse: ld.reuse, timeoutMs: until - Date.now() });
+      row.errors.push(...lw.errors.map((e) => `warm-up: ${e}`));
+      if (ld.relay) while (h.done.poll() < w && Date.now() < until) await sleep(20);
+      else {
+        while (h.arrivals() < w && Date.now() < until) await sleep(50);
+        await sleep(1000);
+      }
+    }
+    const cpu0 = treeCpuSeconds(h.rootPid);
     const t0 = performance.now();
-    const l = await load({ port: h.smtpPort ?? h.cfg.smtpPort, sessions: SESSIONS, messages: n, size, reuse: ld.reuse, timeoutMs: until - Date.now() });
+    const l = await load({ port, sessions: SESSIONS, messages: n, size, reuse: ld.reuse, timeoutMs: until - Date.now() });
     row.errors.push(...l.errors);
     row.submitMs = l.ms;
     row.submitRate = rate(n, l.ms);
     if (ld.relay) {
-      while (h.done.poll() < n && Date.now() < until) await sleep(20);
-      row.done = h.done.poll();
+      while (h.done.poll() < n + w && Date.now() < until) await sleep(20);
+      row.done = h.done.poll() - w;
       if (row.done >= n) {
         row.ms = performance.now() - t0;
         row.rate = rate(n, row.ms);
@@ -691,16 +709,16 @@ async function measureRate(mta, ld) {
     row.peakMB = stopMem();
     if (mta === 'postern') row.vmHwmMB = memory(h.rootPid).peakMB;
     row.queued = await h.queued();
-    row.arrivals = h.arrivals();
-    if (row.arrivals !== n) row.errors.push(`${row.arrivals} arrivals logged, expected ${n}`);
+    row.arrivals = h.arrivals() - w;
+    if (row.arrivals !== n) row.errors.push(`${row.arrivals} arrivals logged after the warm-up, expected ${n}`);
     if (ld.relay) {
       await sleep(200);
-      row.sinkCount = sink.counter.count;
+      row.sinkCount = sink.counter.count - w;
       row.deferrals = h.deferrals();
       if (row.queued !== 0) row.errors.push(`${row.queued} still queued`);
       if (row.deferrals) row.errors.push(`${row.deferrals} deferrals logged`);
       if (row.sinkCount < n) row.errors.push(`the sink counted ${row.sinkCount} of ${n}`);
-    } else if (row.queued !== n) row.errors.push(`queue holds ${row.queued}, expected ${n}`);
+    } else if (row.queued !== n + w) row.errors.push(`queue holds ${row.queued}, expected ${n + w} (${w} of them from the warm-up)`);
     if (mta === 'postern' && ld.id === 'accept-reuse') results.queuedCfg = h.cfg;
     return row;
   } finally {
@@ -948,6 +966,7 @@ function renderMarkdown() {
     `Spools on ${r.machine.spoolFs ?? '?'}; one 4 KB write + fdatasync there: median ${r.machine.fdatasyncMs ?? '?'} ms. Build measured: dist/ ${r.dist ?? '?'}.`);
   L.push(`Load: ${r.tools.loadgen === 'smtp-source' ? 'Postfix `smtp-source`' : "built-in (nodemailer's SMTPConnection)"}, ${SESSIONS} concurrent sessions, ` +
     `${N.toLocaleString('en-US')} messages of ${SIZE} bytes (${N_BIG.toLocaleString('en-US')} of ${BIG_SIZE} bytes for the big rows; Exim at most ${N_EXIM} a load); ` +
+    (WARMUP > 0 ? `each MTA first takes ${WARMUP.toLocaleString('en-US')} messages of the same load untimed (Exim ${Math.ceil(WARMUP / 5)}), on the same daemon, so the figures are a running daemon's (\`--warmup 0\`: a cold start's); ` : 'no warm-up (`--warmup 0`): the figures include each daemon\'s start (JIT compilation); ') +
     `sink: ${r.tools.smtpSink ? 'Postfix `smtp-sink`' : '`bench/sink.js`'}. Each MTA runs with its own defaults (durability included), a fresh private spool per load, on 127.0.0.1; the loads run MTA after MTA, load by load.`);
   L.push(`MTAs measured: ${r.mtas.map((m) => NAMES[m]).join(', ')}.${SETS.length ? ` **postern NOT at its defaults**: ${SETS.map((x) => `${x.section}.${x.key} = ${x.value}`).join(', ')}.` : ''}`, '');
   const rows = summaryRows();
