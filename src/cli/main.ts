@@ -99,9 +99,9 @@ async function run(personality: string, argv: string[]): Promise<number> {
     && !rest.some((a, i) => a.startsWith('-R') && /^(full|hdrs)$/i.test(rest[i + 1] ?? '')) ? rest : undefined;
   const mode = selection ? `-q${(selection[0] as string).slice(2)}` : (rest.find((a) => /^-(b[dpsVPtm]|brt|bp[a-z]*|M[a-z]*|q[a-z0-9]*|bdf)$/.test(a)) ?? rest.find((a) => a === '--json'));
   if (!mode || mode === '-bm') {
-    const { sendmail } = await import('../receive/sendmail.js');
-    const c = await config(file);
-    await sendmail(rest, c, process.stdin, async () => (await import('./privileges.js')).makeMaildrop(c));
+    // Both at once: their modules load in parallel. stdin is read from fd 0 directly.
+    const [{ sendmail }, c] = await Promise.all([import('../receive/sendmail.js'), config(file)]);
+    await sendmail(rest, c, 0, async () => (await import('./privileges.js')).makeMaildrop(c));
     return EX.OK;
   }
   if (mode === '-bd' || mode === '-bdf') {

@@ -7,11 +7,14 @@
 // checked without the TOML parser or node:crypto (a line scan finds the spool folder,
 // a 128-bit FNV-1a hash checks the text), so `sendmail` starts almost as fast as bare node.
 // Every failure is a ConfigError naming file, line and key: never a stack trace.
-import { chmodSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from './errors.js';
 import type { Config } from './schema.js';
+
+// node:fs by process.getBuiltinModule: an ESM `import` of it builds its whole facade
+// (fs/promises, streams, readline: 1.5 ms of sendmail's start).
+const { chmodSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } = process.getBuiltinModule('node:fs');
 
 export { ConfigError };
 
@@ -153,11 +156,19 @@ function writeAside(path: string, data: string): void {
   renameSync(tmp, path);
 }
 
-export async function loadConfig(explicit?: string): Promise<Config> {
-  const file = findConfigFile(explicit);
-  const text = readConfigText(file);
+type Found = { key: string; guess: { spool: string; drop: string }; at: ReturnType<typeof copiesAt>; config?: Config };
+
+/** The fresh cache of this text, if any: its key, where it was looked for, and the configuration. */
+function lookUp(file: string, text: string): Found {
   const key = cacheKey(file, text);
   const guess = guessCachePaths(file, text);
+  const at = copiesAt(guess, key);
+  const config = at.inSpool ?? at.inDrop;
+  return config ? { key, guess, at, config } : { key, guess, at };
+}
+
+/** What the copies at `paths` hold for this key, each believed only from whom it may come. */
+function copiesAt(paths: { spool: string; drop: string }, key: string) {
   const fresh = (cached: string | undefined): Config | undefined => {
     if (cached === undefined) return undefined;
     try {
@@ -168,24 +179,20 @@ export async function loadConfig(explicit?: string): Promise<Config> {
     }
   };
   const me = process.getuid?.() ?? 0;
-  const seen = (paths: { spool: string; drop: string }) => {
-    const dropOwner = ownerOf(dirname(paths.drop));
-    const inSpool = fresh(readTrusted(paths.spool));
-    const dropFresh = fresh(readTrusted(paths.drop, dropOwner));
-    // Root never believes a file of the daemon's user: that user must not be able to
-    // choose, say, the log file root's commands append to.
-    const inDrop = me !== 0 ? dropFresh : fresh(readTrusted(paths.drop));
-    return { dropOwner, inSpool, dropFresh, inDrop };
-  };
-  let at = seen(guess);
-  let config = at.inSpool ?? at.inDrop;
-  if (!config) {
-    const { parseConfig } = await import('./validate.js');
-    config = parseConfig(text, file);
-  }
+  const dropOwner = ownerOf(dirname(paths.drop));
+  const inSpool = fresh(readTrusted(paths.spool));
+  const dropFresh = fresh(readTrusted(paths.drop, dropOwner));
+  // Root never believes a file of the daemon's user: that user must not be able to
+  // choose, say, the log file root's commands append to.
+  const inDrop = me !== 0 ? dropFresh : fresh(readTrusted(paths.drop));
+  return { me, dropOwner, inSpool, dropFresh, inDrop };
+}
+
+/** Writes the copies of a validated configuration that are missing or stale and are ours to write. */
+function keepCopies(config: Config, found: Found): void {
   const paths = cachePaths(config);
-  if (paths.spool !== guess.spool || paths.drop !== guess.drop) at = seen(paths);
-  const data = JSON.stringify({ key, config });
+  const at = paths.spool === found.guess.spool && paths.drop === found.guess.drop ? found.at : copiesAt(paths, found.key);
+  const data = JSON.stringify({ key: found.key, config });
   if (!at.inSpool) {
     try {
       // The daemon's first start comes before the spool exists: make its folder.
@@ -194,10 +201,38 @@ export async function loadConfig(explicit?: string): Promise<Config> {
     } catch { /* the spool may not exist yet or not be ours to write: fine */ }
   }
   // Only the maildrop's owner (or root) writes its copy: nobody else's is believed.
-  if (!at.dropFresh && at.dropOwner !== undefined && (me === 0 || me === at.dropOwner)) {
+  if (!at.dropFresh && at.dropOwner !== undefined && (at.me === 0 || at.me === at.dropOwner)) {
     try {
       writeAside(paths.drop, data);
     } catch { /* next time */ }
   }
+}
+
+/**
+ * The configuration when a fresh cache holds it, without validating (nor loading the
+ * validator); undefined when there is none or the file cannot be read, for loadConfig
+ * to validate and say what is wrong. sendmail's fast start (cli/submit.ts) uses it.
+ */
+export function cachedConfig(explicit?: string): Config | undefined {
+  try {
+    const file = findConfigFile(explicit);
+    const found = lookUp(file, readConfigText(file));
+    if (found.config) keepCopies(found.config, found);
+    return found.config;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function loadConfig(explicit?: string): Promise<Config> {
+  const file = findConfigFile(explicit);
+  const text = readConfigText(file);
+  const found = lookUp(file, text);
+  let config = found.config;
+  if (!config) {
+    const { parseConfig } = await import('./validate.js');
+    config = parseConfig(text, file);
+  }
+  keepCopies(config, found);
   return config;
 }
