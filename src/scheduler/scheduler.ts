@@ -21,6 +21,7 @@ import { delayReport } from '../bounce/delay-warning.js';
 import { HostRetryState } from './host-state.js';
 import { decideSettle, frozenAction, type SettleDecision } from './settle.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
+import { crlf } from '../core/crlf.js';
 import { giveUp } from './give-up.js';
 import { rewriteHeaders, rewriteSender, type RewriteRules } from '../rewrite/rewriter.js';
 
@@ -466,8 +467,23 @@ export class Scheduler {
     return out;
   }
 
-  /** Headers, the blank line, then the body chunks as the spool streams them. */
+  /**
+   * Headers, the blank line, then the body. A body kept as chunks (within 1 MB) is read
+   * at once and made CRLF here, natively: one chunk for the transport, which then has
+   * no line end to insert. A body file streams 64 KB at a time.
+   */
   private messageStream(id: string, headers: string, chunks: number): Readable {
+    if (chunks > 0) {
+      const parts = this.o.spool.bodyChunks(id, chunks);
+      parts.unshift(Buffer.from(headers + '\n', 'latin1')); // headers are byte strings
+      let wire: Buffer | null = crlf(parts);
+      return new Readable({
+        read() {
+          this.push(wire);
+          wire = null;
+        },
+      });
+    }
     const body = this.o.spool.body(id, chunks);
     async function* all() {
       yield Buffer.from(headers + '\n', 'latin1'); // headers are byte strings

@@ -604,6 +604,16 @@ export class LmdbSpool implements Spool {
     })(), { objectMode: false });
   }
 
+  bodyChunks(id: string, chunks: number): Buffer[] {
+    const out: Buffer[] = [];
+    for (let i = 0; i < chunks; i++) {
+      const part = this.chunks.getBinary([id, i]);
+      if (!part) throw new Error(`body of ${id} is missing chunk ${i}`);
+      out.push(Buffer.from(part)); // getBinary's memory is reused by the next read
+    }
+    return out;
+  }
+
   bodyPrefix(id: string, limit: number): Buffer {
     const record = this.meta.get(id);
     if (record?.bodyFile) {

@@ -82,6 +82,11 @@ export interface Spool {
    * not a short read, as is a missing body file.
    */
   body(id: string, chunks?: number): Readable;
+  /**
+   * A body kept as chunks (within 1 MB; the record says how many) read at once, one
+   * buffer per chunk: a small message goes out in one write. A missing chunk is an error.
+   */
+  bodyChunks(id: string, chunks: number): Buffer[];
   /** The first `limit` bytes of the body, read at once (for bounces). */
   bodyPrefix(id: string, limit: number): Buffer;
   /**

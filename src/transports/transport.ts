@@ -11,7 +11,7 @@ export interface DeliveryJob {
   /** Hosts to try, in failover order (already filtered by the host retry state). */
   hosts: HostSpec[];
   size: number;
-  /** A fresh stream of the whole message (headers, blank line, body), LF line ends. */
+  /** A fresh stream of the whole message (headers, blank line, body), LF or CRLF line ends. */
   message: () => Readable;
 }
 
