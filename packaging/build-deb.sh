@@ -1,6 +1,6 @@
 #!/bin/sh
 # packaging/build-deb.sh: builds the Debian package postern_VERSION-1_ARCH.deb with
-# dpkg-deb from this checkout: dist/ (built here with tsc), bin/, the production
+# dpkg-deb from this checkout: dist/ (built here with tsc and esbuild), bin/, the production
 # dependencies only (npm ci --omit=dev into the staging tree: the one network use, and
 # npm's cache serves it when it can), the committed man pages, the unit, the logrotate
 # snippet and the maintainer scripts in packaging/debian/. Arch-specific: lmdb's
@@ -22,6 +22,8 @@ chmod 0755 "$stage"
 lib=$stage/usr/lib/postern
 mkdir -p "$lib"
 (cd "$here" && npx tsc -p tsconfig.json --outDir "$lib/dist" --sourceMap false --incremental false)
+# sendmail's submission as one CommonJS file (bin/ runs it first: a fast start).
+(cd "$here" && npm run -s bundle -- --outfile="$lib/dist/cli/submit.cjs")
 cp -r "$here/bin" "$here/package.json" "$here/package-lock.json" "$lib/"
 # --ignore-scripts: no `prepare` (tsc is a dev dependency); lmdb and msgpackr load their
 # prebuilt binaries from the optional packages npm installs for this platform.

@@ -4,24 +4,10 @@
 import { basename } from 'node:path';
 import { CommandError, EX, usage } from '../core/exit.js';
 import { isLmdbCommitFailure } from '../spool/spool.js';
+import { modeOf, queueSelection, takeConfigFlag } from './args.js';
 
 const out = (s: string | Uint8Array) => process.stdout.write(s);
 const err = (s: string) => process.stderr.write(s);
-
-/** Pulls `-C FILE` out of the arguments. */
-function takeConfigFlag(argv: string[]): { file: string | undefined; rest: string[] } {
-  const rest: string[] = [];
-  let file: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (a === '-C') {
-      file = argv[++i];
-      if (file === undefined) throw usage('option -C needs a file name');
-    } else if (a.startsWith('-C') && a.length > 2) file = a.slice(2);
-    else rest.push(a);
-  }
-  return { file, rest };
-}
 
 async function config(file: string | undefined) {
   const { loadConfig } = await import('../config/load.js');
@@ -93,11 +79,9 @@ async function run(personality: string, argv: string[]): Promise<number> {
       await spool.close();
     }
   }
-  // Exim's -R STRING / -S STRING (-Rf, -Rff...): a queue run over the messages with an
-  // undelivered recipient / the sender containing STRING. `sendmail -R full|hdrs` is the DSN option.
-  const selection = rest.length >= 2 && rest.length % 2 === 0 && rest.every((a, i) => i % 2 === 1 || /^-[RS]f{0,2}$/.test(a))
-    && !rest.some((a, i) => a.startsWith('-R') && /^(full|hdrs)$/i.test(rest[i + 1] ?? '')) ? rest : undefined;
-  const mode = selection ? `-q${(selection[0] as string).slice(2)}` : (rest.find((a) => /^-(b[dpsVPtm]|brt|bp[a-z]*|M[a-z]*|q[a-z0-9]*|bdf)$/.test(a)) ?? rest.find((a) => a === '--json'));
+  const selection = queueSelection(rest);
+  const mode = modeOf(rest, selection);
+  // What args.ts's isSubmission() says; bin/ has cli/submit.ts do it alone when it can.
   if (!mode || mode === '-bm') {
     // Both at once: their modules load in parallel. stdin is read from fd 0 directly.
     const [{ sendmail }, c] = await Promise.all([import('../receive/sendmail.js'), config(file)]);

@@ -198,9 +198,10 @@ describe('privileges', () => {
       expect([0, u.uid]).toContain(copy.uid); // root's (the start's check) or the daemon's
       expect(copy.mode & 0o777).toBe(0o644);
       const r = await runAs(u, 'sendmail', ['-C', inst.config, '-f', 'app@example.org', 'ops@example.org'], 'Subject: up\n\nbody\n',
-        { NODE_DEBUG: 'esm' });
-      expect(r.stderr).toMatch(/receive\/sendmail\.js/);
-      expect(r.stderr).not.toMatch(/config\/validate\.js/);
+        { NODE_DEBUG: 'esm,module' });
+      // The fast start: the bundled submission alone, never the ES modules of main.js or the validator.
+      expect(r.stderr).toMatch(/load "[^"]*\/dist\/cli\/submit\.cjs"/);
+      expect(r.stderr).not.toMatch(/cli\/main\.js|config\/validate\.js/);
       expect(r.code).toBe(0);
       await sink!.waitFor(1);
       expect(sink!.messages[0]!.from).toBe('app@example.org');
