@@ -31,6 +31,32 @@ function missing(path: string): boolean {
   }
 }
 
+/**
+ * Sends one request and leaves without its answer: for sendmail's kick, which the daemon
+ * acts on whatever the sender does next (its own event on the maildrop comes anyway), so
+ * the submission does not wait while the daemon takes the message in. Resolves once the
+ * line is handed to the socket, or when no daemon listens or it fails: never rejects.
+ */
+export function notify(spoolDir: string, header: object, timeoutMs: number): Promise<void> {
+  const path = socketPath(spoolDir);
+  try {
+    lstatSync(path);
+  } catch {
+    return Promise.resolve(); // no daemon, or not ours to reach (a user: the folder is 0700)
+  }
+  return new Promise((resolve) => {
+    const sock = process.getBuiltinModule('node:net').createConnection(path);
+    const done = () => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    sock.on('connect', () => sock.end(JSON.stringify(header) + '\n', done));
+    sock.on('error', done);
+  });
+}
+
 /** The same exchange on any of the daemon's sockets (the own-messages one too). */
 export function requestAt<R>(path: string, header: object, body?: Buffer, timeoutMs = 60_000): Promise<R | undefined> {
   // No socket file: no daemon (what connecting would say, ENOENT), without loading node:net.
