@@ -22,8 +22,9 @@ const ascii = { ...patterns(ATEXT_ASCII, QTEXT_ASCII, ''), label: /^[A-Za-z0-9](
 let unicode: typeof ascii | undefined;
 const forText = (s: string): typeof ascii => ASCII_ONLY.test(s) ? ascii : (unicode ??= {
   ...patterns(`(?:${ATEXT_ASCII}|${UTF8})`, `${QTEXT_ASCII}|${UTF8}`, 'u'),
-  // A label: letters and digits (of any script), hyphens inside only.
-  label: /^[\p{L}\p{N}](?:[\p{L}\p{N}\p{M}-]*[\p{L}\p{N}\p{M}])?$/u,
+  // A label: letters and digits (of any script), hyphens inside only. Not a literal:
+  // V8 parses a literal's Unicode classes when it compiles the file, used or not.
+  label: new RegExp('^[\\p{L}\\p{N}](?:[\\p{L}\\p{N}\\p{M}-]*[\\p{L}\\p{N}\\p{M}])?$', 'u'),
 });
 
 function isDomain(domain: string): boolean {

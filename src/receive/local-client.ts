@@ -1,8 +1,7 @@
 // receive/local-client.ts: the command side of the daemon's control socket
 // (`postern.sock` in the private spool folder, so root and the daemon's user only):
 // poke the daemon to look at the maildrop and the due index, or ask it for -Mg.
-// Deliberately light: node:net only, and only when the socket is there, so `sendmail`
-// starts almost as fast as bare node.
+// Light: node:net only, loaded only when there is a socket to talk to.
 import { join } from 'node:path';
 
 // node:fs by process.getBuiltinModule: an ESM `import` of it builds its whole facade
@@ -29,32 +28,6 @@ function missing(path: string): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT'; // others (EACCES): connecting says it
   }
-}
-
-/**
- * Sends one request and leaves without its answer: for sendmail's kick, which the daemon
- * acts on whatever the sender does next (its own event on the maildrop comes anyway), so
- * the submission does not wait while the daemon takes the message in. Resolves once the
- * line is handed to the socket, or when no daemon listens or it fails: never rejects.
- */
-export function notify(spoolDir: string, header: object, timeoutMs: number): Promise<void> {
-  const path = socketPath(spoolDir);
-  try {
-    lstatSync(path);
-  } catch {
-    return Promise.resolve(); // no daemon, or not ours to reach (a user: the folder is 0700)
-  }
-  return new Promise((resolve) => {
-    const sock = process.getBuiltinModule('node:net').createConnection(path);
-    const done = () => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve();
-    };
-    const timer = setTimeout(done, timeoutMs);
-    sock.on('connect', () => sock.end(JSON.stringify(header) + '\n', done));
-    sock.on('error', done);
-  });
 }
 
 /** The same exchange on any of the daemon's sockets (the own-messages one too). */

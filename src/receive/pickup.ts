@@ -44,7 +44,9 @@ export interface PickupOptions {
 /** Files per round, and bytes read per round: SMTP stays served between rounds. */
 const ROUND_FILES = 200;
 const ROUND_BYTES = 64 * 1024 * 1024;
+/** Scans: every minute should an event be missed; every 2 s while the folder is not watched (no inotify). */
 const FALLBACK_SCAN = 60_000;
+const UNWATCHED_SCAN = 2_000;
 
 type Inspected =
   | { kind: 'skip' }
@@ -63,21 +65,27 @@ export class Pickup {
 
   constructor(private readonly o: PickupOptions) {}
 
-  /** Starts watching the folder (and a scan every minute, should an event be missed). */
+  /**
+   * Starts watching the folder, with a scan every minute should an event be missed, or
+   * every 2 s without a watch: nothing else tells the daemon of new files (sendmail
+   * does not call; users could not).
+   */
   start(): void {
     this.stopped = false;
+    const tick = () => {
+      if (this.stopped) return;
+      void this.run();
+      this.timer = this.o.clock.at(this.o.clock.now() + (this.watcher ? FALLBACK_SCAN : UNWATCHED_SCAN), tick);
+    };
     try {
       this.watcher = watch(this.o.dir, { persistent: false }, () => void this.run());
       this.watcher.on('error', () => {
         this.watcher?.close();
         this.watcher = undefined;
+        this.timer?.cancel();
+        tick();
       });
-    } catch { /* no folder or no inotify: the minute scan still runs */ }
-    const tick = () => {
-      if (this.stopped) return;
-      void this.run();
-      this.timer = this.o.clock.at(this.o.clock.now() + FALLBACK_SCAN, tick);
-    };
+    } catch { /* no folder or no inotify: the scans find the files */ }
     this.forgetRemoved();
     tick();
   }

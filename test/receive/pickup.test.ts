@@ -14,6 +14,7 @@ import { writeDropFile } from '../../src/receive/maildrop.js';
 import { Pickup } from '../../src/receive/pickup.js';
 import { LmdbSpool } from '../../src/spool/lmdb-spool.js';
 import { MessageIdGenerator } from '../../src/spool/message-id.js';
+import { waitUntil } from '../helpers/postern.js';
 
 describe('maildrop pickup', () => {
   let dir: string;
@@ -59,6 +60,28 @@ describe('maildrop pickup', () => {
     expect(kicked).not.toContain(later.id);
     expect(spool.headers(later.id)).toMatch(new RegExp(`^Received: from ${me} by web1\\.example\\.org with local`));
     expect(spool.pickupMarks()).toEqual([]);
+  });
+
+  it('takes a new file at once from the folder\'s events, and every 2 s when it cannot watch the folder (sendmail does not call)', async () => {
+    pickup.start();
+    try {
+      writeDropFile(drop, envelope(), Buffer.from('Subject: watched\n\nx\n'));
+      await waitUntil('the watched file', () => spool.count() === 1, 20_000);
+    } finally {
+      await pickup.stop();
+    }
+    // A folder that is not there at the start cannot be watched: the scans find its files.
+    const later = join(dir, 'later-drop');
+    const unwatched = new Pickup({ dir: later, spool, events: new EventBus(), clock: systemClock, ids: new MessageIdGenerator(), hostname: 'web1.example.org',
+      qualifyDomain: 'example.org', maxMessageSize: 4096, maxRecipients: 5, kick: () => {} });
+    unwatched.start();
+    try {
+      mkdirSync(later);
+      writeDropFile(later, envelope(), Buffer.from('Subject: scanned\n\nx\n'));
+      await waitUntil('the scanned file (not the minute scan)', () => spool.count() === 2, 20_000);
+    } finally {
+      await unwatched.stop();
+    }
   });
 
   it('removes what is not a complete drop file, with one log line naming the owner, and goes on', async () => {
