@@ -5,7 +5,7 @@
 import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Instance } from '../helpers/postern.js';
+import { Instance, submitBundleFresh } from '../helpers/postern.js';
 
 describe('sendmail: the fast start', () => {
   let p: Instance;
@@ -14,6 +14,12 @@ describe('sendmail: the fast start', () => {
   });
   afterEach(() => p.cleanup());
 
+  // After `npx tsc` alone bin/ leaves a bundle older than the build alone (main.js does
+  // all): the submissions below still hold, whether they ran from the bundle cannot.
+  const fresh = submitBundleFresh();
+  it('npm test builds the bundle after tsc', () => {
+    if (process.env.npm_lifecycle_event === 'test') expect(fresh).toBe(true);
+  });
   const DEBUG = { NODE_DEBUG: 'esm,module' };
   const bundled = (stderr: string) => /load "[^"]*\/dist\/cli\/submit\.cjs"/.test(stderr) && !/cli\/main\.js/.test(stderr);
   const message = `Subject: big\n\n${'x'.repeat(2000)}\n`;
@@ -26,7 +32,7 @@ describe('sendmail: the fast start', () => {
     expect(bundled(first.stderr)).toBe(false); // no cache yet: main.js validated and wrote it
     const second = await p.run('sendmail', ['ops@example.org'], { input: message, env: DEBUG });
     expect(second.code).toBe(0);
-    expect(bundled(second.stderr)).toBe(true);
+    expect(bundled(second.stderr)).toBe(fresh);
     expect(drops()).toBe(2);
 
     edit('max_message_size = "1M"', 'max_message_size = "1K"');

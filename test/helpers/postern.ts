@@ -2,13 +2,24 @@
 // private config, spool and log in a temp folder, and waits for events (the ready
 // line, a main-log line, a process exit) with bounded timeouts, never fixed sleeps.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Sink } from './sink.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const BIN = (name: string) => join(ROOT, 'bin', name);
+
+/**
+ * Whether bin/ runs sendmail's submission from dist/cli/submit.cjs (as it does after
+ * `npm test` or `npm run build`), not main.js (after `npx tsc` alone): bin/'s own test.
+ */
+export function submitBundleFresh(): boolean {
+  const at = (f: string) => statSync(join(ROOT, 'dist', f), { throwIfNoEntry: false })?.mtimeMs;
+  const bundled = at('cli/submit.cjs');
+  const compiled = at('.tsbuildinfo');
+  return bundled !== undefined && (compiled === undefined || bundled >= compiled);
+}
 
 export interface RunResult {
   code: number | null;
