@@ -576,9 +576,16 @@ function distFreshness() {
   };
   const src = newest(join(ROOT, 'src'), '.ts');
   const dist = newest(join(ROOT, 'dist'), '.js');
-  if (!dist) throw new Error('dist/ is empty: build first (npx tsc -p .)');
+  if (!dist) throw new Error('dist/ is empty: build first (npm run build)');
   if (src > dist) {
-    const msg = 'src/ has changes newer than dist/: numbers are for the last build (run npx tsc -p . first)';
+    const msg = 'src/ has changes newer than dist/: numbers are for the last build (run npm run build first)';
+    log(`warning: ${msg}`);
+    results.notes.push(msg);
+  }
+  // bin/ runs sendmail's submission bundle only when it is not older than tsc's last build.
+  const at = (f) => (existsSync(join(ROOT, 'dist', f)) ? statSync(join(ROOT, 'dist', f)).mtimeMs : 0);
+  if (at('cli/submit.cjs') < at('.tsbuildinfo')) {
+    const msg = 'dist/cli/submit.cjs is missing or older than tsc\'s last build: `sendmail` runs main.js, its slow start (run npm run build first)';
     log(`warning: ${msg}`);
     results.notes.push(msg);
   }

@@ -83,6 +83,9 @@ export class DropWriter {
   finish(): string {
     try {
       fsyncSync(this.fd!);
+      // The folder's entry is synced before the file is marked complete: the mark wakes
+      // the daemon (its watch on the folder), whose own commit then meets only our last sync.
+      syncFolder(this.dir);
       fchmodSync(this.fd!, 0o644);
       fsyncSync(this.fd!);
       closeSync(this.fd!);
@@ -91,7 +94,6 @@ export class DropWriter {
       this.abort();
       throw new DropError(dropFailure(this.dir, err as NodeJS.ErrnoException), (err as NodeJS.ErrnoException).code);
     }
-    syncFolder(this.dir);
     return this.name;
   }
 
