@@ -36,8 +36,29 @@ export interface SmtpReceiverOptions {
   maxErrors?: number;
 }
 
-/** relay_from as a BlockList (Node's own CIDR matcher). */
-export function relayList(cidrs: string[]): BlockList {
+/**
+ * relay_from: Node's own CIDR matcher, and the answers it gave, by client address (a
+ * check builds address objects; a satellite's clients are a handful of addresses, asked
+ * at connect and at every RCPT).
+ */
+export class RelayList {
+  private readonly answers = new Map<string, boolean>();
+  constructor(private readonly list: BlockList) {}
+
+  allows(ip: string): boolean {
+    let ok = this.answers.get(ip);
+    if (ok === undefined) {
+      const plain = ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
+      ok = this.list.check(plain, isIPv6(plain) ? 'ipv6' : 'ipv4');
+      if (this.answers.size >= 1024) this.answers.clear();
+      this.answers.set(ip, ok);
+    }
+    return ok;
+  }
+}
+
+/** relay_from as a BlockList. */
+export function relayList(cidrs: string[]): RelayList {
   const list = new BlockList();
   for (const c of cidrs) {
     const [addr = '', prefix] = c.split('/');
@@ -45,12 +66,7 @@ export function relayList(cidrs: string[]): BlockList {
     if (!isIPv4(addr) && !isIPv6(addr)) throw new Error(`"${c}" is not an address or address/prefix`);
     list.addSubnet(addr, prefix === undefined ? (type === 'ipv4' ? 32 : 128) : Number(prefix), type);
   }
-  return list;
-}
-
-function allowed(list: BlockList, ip: string): boolean {
-  const plain = ip.startsWith('::ffff:') && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
-  return list.check(plain, isIPv6(plain) ? 'ipv6' : 'ipv4');
+  return new RelayList(list);
 }
 
 const fail = (reply: SmtpReply) => new ReplyError(reply);
@@ -94,7 +110,7 @@ const QUOTED_PATH = /^(\s*[A-Za-z]+\s+[A-Za-z]+\s*:\s*<)("(?:[^"\\\r\n]|\\[^\r\n
  * connection to `connections` and then calls init().
  */
 class PosternSmtpServer extends SMTPServer {
-  constructor(options: ConstructorParameters<typeof SMTPServer>[0], private readonly trusted: BlockList,
+  constructor(options: ConstructorParameters<typeof SMTPServer>[0], private readonly trusted: RelayList,
     private readonly policy: SessionPolicy) {
     super(options);
   }
@@ -104,7 +120,7 @@ class PosternSmtpServer extends SMTPServer {
     connections.add = (conn: Conn) => {
       connections.add = add;
       const remote = socketOptions?.remoteAddress ?? socket.remoteAddress ?? '';
-      adjust(conn, allowed(this.trusted, remote), this.options.maxClients ?? 0, connections, this.policy);
+      adjust(conn, this.trusted.allows(remote), this.options.maxClients ?? 0, connections, this.policy);
       return add.call(connections, conn);
     };
     super.connect(socket, socketOptions as never);
@@ -193,7 +209,7 @@ export function serverBase(hostname: string, maxMessageSize: number) {
 
 export class SmtpReceiver {
   private readonly servers: SMTPServer[] = [];
-  private readonly relay: BlockList;
+  private readonly relay: RelayList;
   private storing = 0;
   private idleWaiters: (() => void)[] = [];
 
@@ -254,7 +270,7 @@ export class SmtpReceiver {
 
   private checkRecipient(address: string, session: SMTPServerSession): ReplyError | null {
     const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-    if (!allowed(this.relay, session.remoteAddress)) return this.reject(session, 'RCPT', REPLY.relayDenied, sender, address);
+    if (!this.relay.allows(session.remoteAddress)) return this.reject(session, 'RCPT', REPLY.relayDenied, sender, address);
     if (session.envelope.rcptTo.length >= this.o.maxRecipients) return fail(REPLY.tooManyRecipients);
     if (!isRoutableAddress(qualify(address, this.o.qualifyDomain))) return this.reject(session, 'RCPT', REPLY.badRecipient, sender, address);
     return null;

@@ -21,7 +21,6 @@ import { delayReport } from '../bounce/delay-warning.js';
 import { HostRetryState } from './host-state.js';
 import { decideSettle, frozenAction, type SettleDecision } from './settle.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
-import { crlf } from '../core/crlf.js';
 import { giveUp } from './give-up.js';
 import { rewriteHeaders, rewriteSender, type RewriteRules } from '../rewrite/rewriter.js';
 
@@ -319,6 +318,7 @@ export class Scheduler {
         hosts,
         size: record.size + outgoing.length - headers.length,
         message: () => this.messageStream(id, outgoing, record.chunks),
+        ...(record.chunks > 0 ? { messageBytes: () => this.messageBytes(id, outgoing, record.chunks) } : {}),
       });
       const after = this.o.clock.now();
       // An address of a host that then answered on another address is not a host down.
@@ -467,23 +467,15 @@ export class Scheduler {
     return out;
   }
 
-  /**
-   * Headers, the blank line, then the body. A body kept as chunks (within 1 MB) is read
-   * at once and made CRLF here, natively: one chunk for the transport, which then has
-   * no line end to insert. A body file streams 64 KB at a time.
-   */
+  /** A message whose body is kept as chunks (within 1 MB), whole: headers, the blank line, the body. */
+  private messageBytes(id: string, headers: string, chunks: number): Buffer {
+    const parts = this.o.spool.bodyChunks(id, chunks);
+    parts.unshift(Buffer.from(headers + '\n', 'latin1')); // headers are byte strings
+    return Buffer.concat(parts);
+  }
+
+  /** Headers, the blank line, then the body chunks as the spool streams them. */
   private messageStream(id: string, headers: string, chunks: number): Readable {
-    if (chunks > 0) {
-      const parts = this.o.spool.bodyChunks(id, chunks);
-      parts.unshift(Buffer.from(headers + '\n', 'latin1')); // headers are byte strings
-      let wire: Buffer | null = crlf(parts);
-      return new Readable({
-        read() {
-          this.push(wire);
-          wire = null;
-        },
-      });
-    }
     const body = this.o.spool.body(id, chunks);
     async function* all() {
       yield Buffer.from(headers + '\n', 'latin1'); // headers are byte strings

@@ -60,6 +60,9 @@ function rechunk(parts: Buffer[]): Buffer[] {
   return out;
 }
 
+/** Entries in a database, from mdb_stat: no key is read. */
+const entryCount = (db: { getStats(): unknown }): number => (db.getStats() as { entryCount: number }).entryCount;
+
 export function newRecord(msg: Omit<NewMessage, 'body'>, bodySize: number, chunks: number): MessageRecord {
   const record: MessageRecord = {
     v: 1,
@@ -147,6 +150,11 @@ export class LmdbSpool implements Spool {
   }
 
   private readonly frozenIdx: Database<number, string>;
+  /**
+   * Whether the spool held entries of the pre-journal format when opened (this version
+   * never writes them): if not, a removal need not look for any.
+   */
+  private legacy = true;
 
   /**
    * A spool written before the `frozen` index gets it once (one pass over `meta`, the
@@ -177,7 +185,7 @@ export class LmdbSpool implements Spool {
    */
   stats(): { messages: number; frozen: number; due: number; oldestArrival: number | undefined } {
     this.root.resetReadTxn();
-    const entries = (db: { getStats(): unknown }) => (db.getStats() as { entryCount: number }).entryCount;
+    const entries = entryCount;
     let oldestArrival: number | undefined;
     for (const { value } of this.meta.getRange({ limit: 1 })) oldestArrival = value.arrival;
     return { messages: entries(this.meta), frozen: entries(this.frozenIdx), due: entries(this.dueIdx), oldestArrival };
@@ -207,6 +215,7 @@ export class LmdbSpool implements Spool {
       );
       spool.bodyDir = bodies;
       spool.indexFrozen();
+      spool.legacy = entryCount(spool.mlog) + entryCount(spool.attempts) > 0;
       return spool;
     } catch (err) {
       throw new SpoolUnavailable(`cannot open the spool in ${directory}: ${(err as Error).message}`);
@@ -695,8 +704,10 @@ export class LmdbSpool implements Spool {
     this.hdrs.remove(record.id);
     for (let i = 0; i < record.chunks; i++) this.chunks.remove([record.id, i]);
     if (record.nextAttempt !== null) this.dueIdx.remove([record.nextAttempt, record.id]);
-    this.mlog.remove(record.id);
-    for (let n = 1; n <= record.attempts; n++) this.attempts.remove([record.id, n]);
+    if (this.legacy) {
+      this.mlog.remove(record.id);
+      for (let n = 1; n <= record.attempts; n++) this.attempts.remove([record.id, n]);
+    }
     for (const key of [...this.journalDb.getKeys({ start: [record.id, 0], end: [record.id, Number.MAX_SAFE_INTEGER] })]) this.journalDb.remove(key);
   }
 

@@ -5,11 +5,13 @@
 import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { Readable, type Transform } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { Clock, Timer } from '../core/clock.js';
 import { hostKey, type HostLabel, type HostSpec, type HostTrouble, type Outcome, type SessionInfo, type Trouble } from '../core/types.js';
 import { classifyError, classifyRejection, connectTrouble, oneLine, parseReply, type SmtpClientError } from './smtp-errors.js';
 import type { DeliveryJob, DeliveryResult, ProbeResult, Transport } from './transport.js';
+import { toWire } from './wire.js';
 
 export interface SmtpTransportOptions {
   heloName: string;
@@ -35,6 +37,51 @@ interface Cached {
   used: boolean;
   /** TLS and AUTH of this session, for the `=>` line (X=, CV=, A=). */
   session?: SessionInfo;
+  /** The connection's data streams can pass a message on in DATA form (see passWire). */
+  wire: boolean;
+  /** The next message is handed over in DATA form (toWire): its data stream only passes it on. */
+  wireNext: boolean;
+}
+
+/** nodemailer's DataStream, as far as passWire touches it. */
+type DataStream = Transform & { inByteCount: number; outByteCount: number; lastByte: number | false };
+
+/**
+ * nodemailer makes a DataStream for each message (SMTPConnection._createSendStream in
+ * nodemailer 10.6, pinned in package.json), which makes line ends CRLF and doubles dots
+ * in a loop over every byte. A message already in DATA form (toWire, natively) needs
+ * neither: for it the stream passes the bytes on, and keeps the counts and the last
+ * byte its terminating dot needs. False when the library has no such method: then
+ * every message goes the library's way.
+ */
+function passWire(conn: SMTPConnection, cached: Cached): boolean {
+  const c = conn as unknown as { _createSendStream?: (this: SMTPConnection, cb: unknown) => DataStream };
+  const create = c._createSendStream;
+  if (typeof create !== 'function') return false;
+  c._createSendStream = function (this: SMTPConnection, cb: unknown): DataStream {
+    const ds = create.call(this, cb);
+    if (!cached.wireNext) return ds;
+    cached.wireNext = false;
+    ds._transform = (chunk: Buffer, _encoding, done) => {
+      ds.inByteCount += chunk.length;
+      ds.outByteCount += chunk.length;
+      if (chunk.length > 0) ds.lastByte = chunk[chunk.length - 1] as number;
+      done(null, chunk);
+    };
+    return ds;
+  };
+  return true;
+}
+
+/** One buffer as a stream. */
+function oneChunk(buf: Buffer): Readable {
+  let left: Buffer | null = buf;
+  return new Readable({
+    read() {
+      this.push(left);
+      left = null;
+    },
+  });
 }
 
 /** Exim's words when a message needs SMTPUTF8 and the hub does not offer it (transports/smtp.c). */
@@ -183,7 +230,10 @@ export class SmtpTransport implements Transport {
         return { kind: 'done', notes, outcomes: job.recipients.map((rcpt): Outcome =>
           ({ rcpt, kind: 'failed', cause: 'local', note: UTF8_NOT_OFFERED, host: cached.label })) };
       }
-      const stream = job.message();
+      // A message small enough to hold goes out in DATA form, made natively (toWire).
+      const whole = cached.wire && job.messageBytes ? toWire(job.messageBytes()) : undefined;
+      const stream = whole ? oneChunk(whole) : job.message();
+      cached.wireNext = whole !== undefined;
       try {
         const info = await this.send(cached, job, stream);
         cached.used = true;
@@ -192,6 +242,7 @@ export class SmtpTransport implements Transport {
       } catch (err) {
         const e = err as SmtpClientError;
         const c = classifyError(e);
+        cached.wireNext = false; // the envelope may have failed before any data stream was made
         if (c.scope === 'host') {
           this.discard(cached);
           if (reused && stream.readableDidRead === false) continue;
@@ -308,7 +359,8 @@ export class SmtpTransport implements Transport {
       socketCloseTimeout: 1000,
       logger: false,
     } as SMTPConnection.Options);
-    const cached: Cached = { conn, label, dead: false, used: false };
+    const cached: Cached = { conn, label, dead: false, used: false, wire: false, wireNext: false };
+    cached.wire = passWire(conn, cached);
     conn.on('error', () => { cached.dead = true; });
     conn.on('end', () => { cached.dead = true; });
     // Greeting, EHLO, STARTTLS and AUTH: a few commands, each bounded by socketTimeout;

@@ -11,8 +11,10 @@ export interface DeliveryJob {
   /** Hosts to try, in failover order (already filtered by the host retry state). */
   hosts: HostSpec[];
   size: number;
-  /** A fresh stream of the whole message (headers, blank line, body), LF or CRLF line ends. */
+  /** A fresh stream of the whole message (headers, blank line, body), LF line ends. */
   message: () => Readable;
+  /** The same message read at once, for one small enough to hold (a body within 1 MB). */
+  messageBytes?: () => Buffer;
 }
 
 export interface DeliveryResult {

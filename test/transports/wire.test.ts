@@ -1,0 +1,48 @@
+// test/transports/wire.test.ts: toWire() gives the bytes nodemailer's own DataStream
+// gives for the same message (fast-check, thousands of bodies full of dots, CRs and
+// LFs), and the cases the DATA phase depends on.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import DataStream from 'nodemailer/lib/smtp-connection/data-stream';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { toWire } from '../../src/transports/wire.js';
+
+/** What nodemailer's DataStream sends for `message`, terminating dot line included. */
+function viaDataStream(message: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const ds = new (DataStream as unknown as new () => NodeJS.ReadWriteStream)();
+    const out: Buffer[] = [];
+    ds.on('data', (c: Buffer) => out.push(c));
+    ds.on('error', reject);
+    ds.on('end', () => resolve(Buffer.concat(out)));
+    ds.end(message);
+  });
+}
+
+/** The terminator DataStream adds after output ending in `wire` (whose last byte is never a bare CR). */
+const terminated = (wire: Buffer) => Buffer.concat([wire, Buffer.from(wire.at(-1) === 0x0a ? '.\r\n' : '\r\n.\r\n')]);
+
+const bytes = (s: string) => Buffer.from(s, 'latin1');
+
+describe('toWire', () => {
+  it('makes every line end CRLF and doubles a dot that starts a line', () => {
+    expect(toWire(bytes('Subject: x\n\n.hidden\nok\n')).toString('latin1')).toBe('Subject: x\r\n\r\n..hidden\r\nok\r\n');
+    expect(toWire(bytes('.\n..\na.b\n')).toString('latin1')).toBe('..\r\n...\r\na.b\r\n');
+    expect(toWire(bytes('a\rb\r\n.c\r.d')).toString('latin1')).toBe('a\r\nb\r\n..c\r\n..d');
+    expect(toWire(bytes('é\xff\n')).equals(bytes('é\xff\r\n'))).toBe(true);
+    expect(toWire(Buffer.alloc(0)).length).toBe(0);
+  });
+
+  it('gives the bytes nodemailer DataStream gives, for any message', async () => {
+    const unit = fc.constantFrom('.', '.', 'a', ' ', '\r', '\n', '\r\n', '\xe9', '\x00');
+    await fc.assert(fc.asyncProperty(fc.array(unit, { maxLength: 60 }).map((a) => a.join('')), async (text) => {
+      const m = bytes(text);
+      const want = await viaDataStream(m);
+      expect(terminated(toWire(m)).toString('latin1')).toBe(want.toString('latin1'));
+    }), { numRuns: 3000 });
+  });
+
+  it('rests on the nodemailer method the transport hooks (else every message would take the slow way)', () => {
+    expect(typeof (SMTPConnection.prototype as unknown as Record<string, unknown>)._createSendStream).toBe('function');
+  });
+});
