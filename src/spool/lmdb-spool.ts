@@ -708,7 +708,11 @@ export class LmdbSpool implements Spool {
       this.mlog.remove(record.id);
       for (let n = 1; n <= record.attempts; n++) this.attempts.remove([record.id, n]);
     }
-    for (const key of [...this.journalDb.getKeys({ start: [record.id, 0], end: [record.id, Number.MAX_SAFE_INTEGER] })]) this.journalDb.remove(key);
+    // Entries are numbered from 1 (appendJournal) and only ever removed all together:
+    // without a first one there are none, and no cursor is needed to find that out.
+    if (this.journalDb.doesExist([record.id, 1])) {
+      for (const key of [...this.journalDb.getKeys({ start: [record.id, 0], end: [record.id, Number.MAX_SAFE_INTEGER] })]) this.journalDb.remove(key);
+    }
   }
 
   private setDue(record: MessageRecord, at: number | null): void {

@@ -277,6 +277,21 @@ describe('settle', () => {
     expect(spool.count()).toBe(1);
   });
 
+  it('a completed message leaves no journal behind, with entries or without', async () => {
+    const kept = message();
+    const plain = message();
+    await spool.commit(kept);
+    await spool.commit(plain);
+    const rcpts = (m: typeof kept, state: 'pending' | 'delivered') => m.recipients.map((address) => ({ address, state, tries: 1 }));
+    await spool.settle(kept.id, { recipients: rcpts(kept, 'pending'), nextAttempt: T0 + MIN, journal: [adm('a'), adm('b')] });
+    expect(spool.journal(kept.id)).toHaveLength(2);
+    expect(await spool.settle(kept.id, { recipients: rcpts(kept, 'delivered'), nextAttempt: null, journal: [adm('c')] })).toMatchObject({ kind: 'completed' });
+    expect(await spool.settle(plain.id, { recipients: rcpts(plain, 'delivered'), nextAttempt: null, journal: [] })).toMatchObject({ kind: 'completed' });
+    expect(spool.journal(kept.id)).toEqual([]);
+    expect(spool.journal(plain.id)).toEqual([]);
+    expect(spool.count()).toBe(0);
+  });
+
   it('on a removed message gives {kind: "gone"}', async () => {
     const msg = message();
     await spool.commit(msg);
