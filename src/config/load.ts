@@ -14,13 +14,14 @@ import type { Config } from './schema.js';
 
 // node:fs by process.getBuiltinModule: an ESM `import` of it builds its whole facade
 // (fs/promises, streams, readline: 1.5 ms of sendmail's start).
-const { chmodSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } = process.getBuiltinModule('node:fs');
+const { closeSync, constants, existsSync, fchmodSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } = process.getBuiltinModule('node:fs');
 
 export { ConfigError };
 
 const PACKAGE_DEFAULT = resolve(dirname(fileURLToPath(import.meta.url)), '../../config/postern.toml');
-// 3: retry.rules are parsed values; 4: smarthost.probe_interval; 5: [rewrite]; 6: keyed without sha256.
-const CACHE_VERSION = 6;
+// 3: retry.rules are parsed values; 4: smarthost.probe_interval; 5: [rewrite]; 6: keyed without sha256;
+// 7: the file's name and text kept in the cache and compared whole.
+const CACHE_VERSION = 7;
 
 /** postern's version, part of the cache's key: an upgrade validates again. */
 function packageVersion(): string {
@@ -34,8 +35,10 @@ function packageVersion(): string {
 
 /**
  * The cache's key: a 128-bit hash (four FNV-1a lanes) of the cache format, postern's
- * version, the file's name and its whole text. It only tells a changed file from the
- * same one; who may write a cache is checked on its owner (readTrusted).
+ * version, the file's name and its whole text. A quick first test only: FNV is no
+ * cryptographic hash, so a cache is believed when the name and text it keeps are the
+ * file's, byte for byte (copiesAt); who may write a cache is checked on its owner
+ * (readTrusted).
  */
 export function cacheKey(file: string, text: string): string {
   const s = `${CACHE_VERSION}\0${packageVersion()}\0${file}\0${text}`;
@@ -154,33 +157,45 @@ function readConfigText(file: string): string {
   }
 }
 
-/** A new file of our own (O_EXCL: never through a link someone left there), renamed into place. */
+/**
+ * A new file of our own (O_EXCL: never through a link someone left there), renamed into
+ * place. Its mode is set on its own descriptor: a chmod by name would follow a symlink
+ * the folder's owner (the daemon's user) swapped in meanwhile, and make root chmod
+ * another file.
+ */
 function writeAside(path: string, data: string): void {
   const tmp = `${path}.${process.pid}.tmp`;
   rmSync(tmp, { force: true });
-  writeFileSync(tmp, data, { mode: 0o644, flag: 'wx' });
-  chmodSync(tmp, 0o644); // readable by all whatever the umask (the daemon's is 027)
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+  try {
+    writeFileSync(fd, data);
+    fchmodSync(fd, 0o644); // readable by all whatever the umask (the daemon's is 027)
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, path);
 }
 
-type Found = { key: string; guess: { spool: string; drop: string }; at: ReturnType<typeof copiesAt>; config?: Config };
+/** What a cache is for: the key, and the file's name and text it must keep to be believed. */
+type Source = { key: string; file: string; text: string };
+type Found = { source: Source; guess: { spool: string; drop: string }; at: ReturnType<typeof copiesAt>; config?: Config };
 
 /** The fresh cache of this text, if any: its key, where it was looked for, and the configuration. */
 function lookUp(file: string, text: string): Found {
-  const key = cacheKey(file, text);
+  const source = { key: cacheKey(file, text), file, text };
   const guess = guessCachePaths(file, text);
-  const at = copiesAt(guess, key);
+  const at = copiesAt(guess, source);
   const config = at.inSpool ?? at.inDrop;
-  return config ? { key, guess, at, config } : { key, guess, at };
+  return config ? { source, guess, at, config } : { source, guess, at };
 }
 
-/** What the copies at `paths` hold for this key, each believed only from whom it may come. */
-function copiesAt(paths: { spool: string; drop: string }, key: string) {
+/** What the copies at `paths` hold for this file and text, each believed only from whom it may come. */
+function copiesAt(paths: { spool: string; drop: string }, source: Source) {
   const fresh = (cached: string | undefined): Config | undefined => {
     if (cached === undefined) return undefined;
     try {
-      const stored = JSON.parse(cached) as { key?: unknown; config: Config };
-      return stored.key === key ? stored.config : undefined;
+      const stored = JSON.parse(cached) as { key?: unknown; file?: unknown; text?: unknown; config: Config };
+      return stored.key === source.key && stored.file === source.file && stored.text === source.text ? stored.config : undefined;
     } catch {
       return undefined; // unreadable: validate
     }
@@ -198,8 +213,8 @@ function copiesAt(paths: { spool: string; drop: string }, key: string) {
 /** Writes the copies of a validated configuration that are missing or stale and are ours to write. */
 function keepCopies(config: Config, found: Found): void {
   const paths = cachePaths(config);
-  const at = paths.spool === found.guess.spool && paths.drop === found.guess.drop ? found.at : copiesAt(paths, found.key);
-  const data = JSON.stringify({ key: found.key, config });
+  const at = paths.spool === found.guess.spool && paths.drop === found.guess.drop ? found.at : copiesAt(paths, found.source);
+  const data = JSON.stringify({ ...found.source, config });
   if (!at.inSpool) {
     try {
       // The daemon's first start comes before the spool exists: make its folder.

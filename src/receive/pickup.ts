@@ -45,8 +45,8 @@ export interface PickupOptions {
 const ROUND_FILES = 200;
 const ROUND_BYTES = 64 * 1024 * 1024;
 /** Scans: every minute should an event be missed; every 2 s while the folder is not watched (no inotify). */
-const FALLBACK_SCAN = 60_000;
-const UNWATCHED_SCAN = 2_000;
+/** A look at the folder this often whatever the watch says: a watch can go blind (the folder made again, a file system without inotify events). */
+const SCAN_EVERY = 2_000;
 
 type Inspected =
   | { kind: 'skip' }
@@ -66,16 +66,16 @@ export class Pickup {
   constructor(private readonly o: PickupOptions) {}
 
   /**
-   * Starts watching the folder, with a scan every minute should an event be missed, or
-   * every 2 s without a watch: nothing else tells the daemon of new files (sendmail
-   * does not call; users could not).
+   * Starts watching the folder, with a scan every 2 s besides (one readdir of a folder
+   * that is nearly always empty), should the watch miss an event or go blind: nothing
+   * else tells the daemon of new files (sendmail does not call; users could not).
    */
   start(): void {
     this.stopped = false;
     const tick = () => {
       if (this.stopped) return;
       void this.run();
-      this.timer = this.o.clock.at(this.o.clock.now() + (this.watcher ? FALLBACK_SCAN : UNWATCHED_SCAN), tick);
+      this.timer = this.o.clock.at(this.o.clock.now() + SCAN_EVERY, tick);
     };
     try {
       this.watcher = watch(this.o.dir, { persistent: false }, () => void this.run());

@@ -413,7 +413,9 @@ describe('loadConfig: the validated-configuration cache', () => {
       expect((await loadConfig(file)).spool.directory).toBe(join(d, 'inline'));
       writeFileSync(file, `[spool] # the queue\n  directory = 'q' # here\n${MINIMAL}`);
       expect((await loadConfig(file)).spool.directory).toBe(join(d, 'q'));
-      const stored = JSON.parse(readFileSync(join(d, 'q/config.cache.json'), 'utf8')) as { key: string; config: Config };
+      const stored = JSON.parse(readFileSync(join(d, 'q/config.cache.json'), 'utf8')) as { key: string; file: string; text: string; config: Config };
+      expect(stored.file).toBe(file);
+      expect(stored.text).toBe(readFileSync(file, 'utf8'));
       // A cache of our own with the right key is what the next start believes...
       writeFileSync(join(d, 'q/config.cache.json'), JSON.stringify({ ...stored, config: { ...stored.config, hostname: 'cached.example' } }));
       expect((await loadConfig(file)).hostname).toBe('cached.example');
@@ -422,6 +424,12 @@ describe('loadConfig: the validated-configuration cache', () => {
       expect((await loadConfig(file)).hostname).toBe(stored.config.hostname);
       // Nor one keyed for another text (an older postern's, another file's).
       writeFileSync(join(d, 'q/config.cache.json'), JSON.stringify({ key: cacheKey(join(d, 'other.toml'), readFileSync(file, 'utf8')), config: { ...stored.config, hostname: 'cached.example' } }));
+      expect((await loadConfig(file)).hostname).toBe(stored.config.hostname);
+      // Nor one whose key matches but whose text is another (FNV is no cryptographic
+      // hash: a cache is believed for the very name and text it keeps).
+      writeFileSync(join(d, 'q/config.cache.json'), JSON.stringify({ ...stored, text: `${stored.text}# other\n`, config: { ...stored.config, hostname: 'cached.example' } }));
+      expect((await loadConfig(file)).hostname).toBe(stored.config.hostname);
+      writeFileSync(join(d, 'q/config.cache.json'), JSON.stringify({ ...stored, file: join(d, 'other.toml'), config: { ...stored.config, hostname: 'cached.example' } }));
       expect((await loadConfig(file)).hostname).toBe(stored.config.hostname);
     });
   });
@@ -444,7 +452,7 @@ describe.skipIf(process.getuid?.() !== 0)('the validated-configuration copy in t
       const stored = JSON.parse(readFileSync(copy, 'utf8')) as { key: string };
       expect(stored.key).toBe(cacheKey(file, text));
       rmSync(join(dir, 'spool/config.cache.json'));
-      const forged = JSON.stringify({ key: stored.key, config: { ...real, log: { ...real.log, file: '/tmp/forged-log' } } });
+      const forged = JSON.stringify({ ...stored, config: { ...real, log: { ...real.log, file: '/tmp/forged-log' } } });
       // Root's own copy is believed (so the key above is the one load.ts checks)...
       writeFileSync(copy, forged, { mode: 0o644 });
       expect((await loadConfig(file)).log.file).toBe('/tmp/forged-log');
@@ -476,7 +484,7 @@ describe.skipIf(process.getuid?.() !== 0)('the validated-configuration copy in t
         `process.setgid(65534); process.setuid(65534); const { loadConfig } = await import(${JSON.stringify(load)}); process.stdout.write((await loadConfig(${JSON.stringify(file)})).log.file);`], { encoding: 'utf8' });
       const forge = (uid: number) => {
         rmSync(copy);
-        writeFileSync(copy, JSON.stringify({ key: stored.key, config: { ...real, log: { ...real.log, file: '/tmp/forged-log' } } }), { mode: 0o644 });
+        writeFileSync(copy, JSON.stringify({ ...stored, config: { ...real, log: { ...real.log, file: '/tmp/forged-log' } } }), { mode: 0o644 });
         chownSync(copy, uid, uid);
       };
       forge(1); // the maildrop's owner (the daemon's user) writes the copy users read
