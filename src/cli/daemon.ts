@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
 import { controlKeyPath } from '../receive/local-client.js';
 import { systemClock } from '../core/clock.js';
 import { EventBus } from '../core/events.js';
@@ -31,6 +32,16 @@ import { isLmdbCommitFailure } from '../spool/lmdb-spool.js';
 import { daemonUser, dropPrivileges, prepareFolders } from './privileges.js';
 
 const STOP_GRACE = 30_000;
+
+/**
+ * How far V8 lets the old generation grow past what the last full GC left before it
+ * starts the next one (V8's own choice when unset). The daemon's live heap is small
+ * (about 15 MB) while a busy listener allocates fast: with V8's default a full,
+ * concurrent mark-compact ran every 0.1–0.7 s under load, and its helper threads spent
+ * about 0.25 ms of CPU per relayed message (a quarter of the process's CPU). Growing
+ * by 200% first halves that, for about 10 MB more resident memory at the peak.
+ */
+const HEAP_GROWING_PERCENT = 200;
 
 export function buildTransport(config: Config): SmtpTransport {
   const s = config.smarthost;
@@ -96,6 +107,7 @@ function openedLater(get: () => LmdbSpool): LmdbSpool {
 }
 
 export async function daemon(argv: string[], configFile: string | undefined): Promise<void> {
+  setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   let queueInterval = 30 * 60_000;
   let qFlag = '-q30m';
   for (const a of argv) {
