@@ -51,7 +51,8 @@ type DataStream = Transform & { inByteCount: number; outByteCount: number; lastB
  * nodemailer 10.6, pinned in package.json), which makes line ends CRLF and doubles dots
  * in a loop over every byte. A message already in DATA form (toWire, natively) needs
  * neither: for it the stream passes the bytes on, and keeps the counts and the last
- * byte its terminating dot needs. False when the library has no such method: then
+ * byte its terminating dot needs; the socket is corked meanwhile, so the message and
+ * the dot line leave in one write. False when the library has no such method: then
  * every message goes the library's way.
  */
 function passWire(conn: SMTPConnection, cached: Cached): boolean {
@@ -62,6 +63,14 @@ function passWire(conn: SMTPConnection, cached: Cached): boolean {
     const ds = create.call(this, cb);
     if (!cached.wireNext) return ds;
     cached.wireNext = false;
+    const socket = (conn as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    if (socket) {
+      socket.cork();
+      // 'end' comes after the dot line was handed to the socket; 'close' also when the stream is destroyed.
+      const uncork = () => socket.uncork();
+      ds.once('end', uncork);
+      ds.once('close', uncork);
+    }
     ds._transform = (chunk: Buffer, _encoding, done) => {
       ds.inByteCount += chunk.length;
       ds.outByteCount += chunk.length;
