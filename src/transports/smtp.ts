@@ -39,8 +39,8 @@ interface Cached {
   session?: SessionInfo;
   /** The connection's data streams can pass a message on in DATA form (see passWire). */
   wire: boolean;
-  /** The next message is handed over in DATA form (toWire): its data stream only passes it on. */
-  wireNext: boolean;
+  /** The next message is handed over in DATA form (toWire), this many bytes: its data stream only passes it on. */
+  wireNext: number | false;
 }
 
 /** nodemailer's DataStream, as far as passWire touches it. */
@@ -51,9 +51,10 @@ type DataStream = Transform & { inByteCount: number; outByteCount: number; lastB
  * nodemailer 10.6, pinned in package.json), which makes line ends CRLF and doubles dots
  * in a loop over every byte. A message already in DATA form (toWire, natively) needs
  * neither: for it the stream passes the bytes on, and keeps the counts and the last
- * byte its terminating dot needs; the socket is corked meanwhile, so the message and
- * the dot line leave in one write. False when the library has no such method: then
- * every message goes the library's way.
+ * byte its terminating dot needs. A message that fits in the socket's buffer leaves
+ * with its dot line in one write (the socket corked meanwhile; a bigger one is not
+ * corked: the pipe would wait for a drain a corked socket never gives). False when the
+ * library has no such method: then every message goes the library's way.
  */
 function passWire(conn: SMTPConnection, cached: Cached): boolean {
   const c = conn as unknown as { _createSendStream?: (this: SMTPConnection, cb: unknown) => DataStream };
@@ -61,10 +62,12 @@ function passWire(conn: SMTPConnection, cached: Cached): boolean {
   if (typeof create !== 'function') return false;
   c._createSendStream = function (this: SMTPConnection, cb: unknown): DataStream {
     const ds = create.call(this, cb);
-    if (!cached.wireNext) return ds;
+    const size = cached.wireNext;
+    if (size === false) return ds;
     cached.wireNext = false;
-    const socket = (conn as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-    if (socket) {
+    const socket = (conn as unknown as { _socket?: { cork(): void; uncork(): void; writableLength: number; writableHighWaterMark: number } })._socket;
+    // Room for the message and its dot line ("\r\n.\r\n" at most) without a full buffer.
+    if (socket && socket.writableLength + size + 5 < socket.writableHighWaterMark) {
       socket.cork();
       // 'end' comes after the dot line was handed to the socket; 'close' also when the stream is destroyed.
       const uncork = () => socket.uncork();
@@ -242,7 +245,7 @@ export class SmtpTransport implements Transport {
       // A message small enough to hold goes out in DATA form, made natively (toWire).
       const whole = cached.wire && job.messageBytes ? toWire(job.messageBytes()) : undefined;
       const stream = whole ? oneChunk(whole) : job.message();
-      cached.wireNext = whole !== undefined;
+      cached.wireNext = whole ? whole.length : false;
       try {
         const info = await this.send(cached, job, stream);
         cached.used = true;

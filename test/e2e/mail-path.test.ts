@@ -36,6 +36,35 @@ describe('mail path', () => {
     expect((await p.run('postern', ['-bpc'])).stdout).toBe('0\n');
   });
 
+  it('relays messages of every size up to the 1 MB held in memory, one connection to the hub, each intact', async () => {
+    // Around the socket buffer (16 KB), where the transport stops corking message and
+    // dot line together, and up to the largest body sent from memory in DATA form.
+    await p.start();
+    const sizes = [100, 16_000, 16_500, 40_000, 200_000, 1_000_000];
+    const line = (i: number) => `${i % 7 === 0 ? '.' : 'x'}${'y'.repeat(70)}${i}\n`;
+    const bodies = sizes.map((n) => {
+      let b = '';
+      for (let i = 0; b.length < n; i++) b += line(i);
+      return b;
+    });
+    const { client } = await RawSmtp.open(p.port);
+    expect(await client.cmd('EHLO client.test')).toMatch(/^250/);
+    for (const [i, body] of bodies.entries()) {
+      expect(await client.cmd('MAIL FROM:<app@web1.example.org>')).toMatch(/^250/);
+      expect(await client.cmd('RCPT TO:<ops@example.org>')).toMatch(/^250/);
+      expect(await client.data(`Subject: size ${i}\n\n${body}`)).toMatch(/^250/); // data() stuffs the dots
+    }
+    client.close();
+    await sink.waitFor(sizes.length);
+    for (const [i, body] of bodies.entries()) {
+      const got = sink.messages.find((m) => m.data.includes(`Subject: size ${i}\r\n`));
+      expect(got, `message ${i} (${sizes[i]} bytes)`).toBeDefined();
+      // data() ends the text with one more CRLF before the dot line: an empty last line.
+      expect(got!.data.endsWith(`\r\n\r\n${body.replace(/\n/g, '\r\n')}\r\n`), `message ${i} (${sizes[i]} bytes) intact`).toBe(true);
+    }
+    expect((await p.run('postern', ['-bpc'])).stdout).toBe('0\n');
+  });
+
   it('relays 8-bit bodies and SMTPUTF8 addresses unchanged', async () => {
     await p.start();
     const { client } = await RawSmtp.open(p.port);
