@@ -286,8 +286,15 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     try {
       const next = await loadConfig(configFile);
       scheduler.reconfigure(schedulerSettings(next));
+      // The spool's folders stay this process's until a restart, but sendmail follows
+      // the file at once: say so, or mail would wait unseen in a maildrop nobody watches.
+      const moved = (['directory', 'maildrop'] as const).filter((k) => next.spool[k] !== config.spool[k]);
+      const old = config.spool;
       config = next;
       events.emit({ type: 'notice', text: `SIGHUP received: configuration reloaded from ${config.file} (listeners, spool and log keep their old settings until a restart)` });
+      for (const k of moved) {
+        events.emit({ type: 'notice', text: `SIGHUP received: spool.${k} changed from ${old[k]} to ${next.spool[k]}: this daemon goes on with the old one, while sendmail already uses the new one; restart the daemon` });
+      }
     } catch (err) {
       events.emit({ type: 'notice', text: `SIGHUP received: ${(err as Error).message}; keeping the old configuration` });
     }

@@ -61,6 +61,10 @@ describe('daemon', () => {
     await p.waitForLog(/SIGHUP received: configuration error in .* log\.bogus_key: unknown key; keeping the old configuration/);
     await sendOne(p.port, 'x@example.org', ['three@example.org'], 'Subject: 3\n\nx\n');
     await b.waitFor(2);
+    // A moved maildrop takes a restart, and the log says so (sendmail follows the file at once).
+    writeFileSync(p.config, readFileSync(p.config, 'utf8').replace('\nbogus_key = 1\n', '\n').replace('directory = "spool"', 'directory = "spool"\nmaildrop = "elsewhere"'));
+    p.daemon!.kill('SIGHUP');
+    await p.waitForLog(/SIGHUP received: spool\.maildrop changed from \S+ to \S+elsewhere: this daemon goes on with the old one, while sendmail already uses the new one; restart the daemon/);
     // logrotate: the file is moved away, SIGHUP makes the daemon open a new one.
     const { renameSync } = await import('node:fs');
     renameSync(`${p.dir}/log/mainlog`, `${p.dir}/log/mainlog.1`);
