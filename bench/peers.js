@@ -196,7 +196,7 @@ function countFiles(dir, re) {
 }
 
 /** Waits until 127.0.0.1:port accepts a connection; gives up when gone() says the server exited. */
-async function waitForPort(port, ms, gone) {
+export async function waitForPort(port, ms = 10_000, gone = () => undefined) {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     if (gone()) throw new Error(`it exited (${JSON.stringify(gone())})`);

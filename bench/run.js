@@ -13,13 +13,13 @@
 // Results: bench/out/results.md (also printed) and bench/out/results.json.
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, openSync, readSync, writeSync, closeSync, fstatSync, fdatasyncSync } from 'node:fs';
-import { createServer, createConnection } from 'node:net';
+import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createHash } from 'node:crypto';
-import { findPeers, memSampler, peersUsable, prepareExim, startExim, startPostfix, treeCpuSeconds } from './peers.js';
+import { findPeers, memSampler, peersUsable, prepareExim, startExim, startPostfix, treeCpuSeconds, waitForPort } from './peers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT = join(ROOT, 'bench', 'out');
@@ -145,21 +145,6 @@ function freePort() {
       srv.close(() => res(port));
     });
   });
-}
-
-/** Waits until something accepts TCP connections on 127.0.0.1:port. */
-async function waitForPort(port, ms = 10_000) {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const ok = await new Promise((res) => {
-      const s = createConnection({ host: '127.0.0.1', port });
-      s.once('connect', () => { s.destroy(); res(true); });
-      s.once('error', () => res(false));
-    });
-    if (ok) return;
-    await sleep(50);
-  }
-  throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
 }
 
 /** Runs a command to completion (bounded); resolves { code, signal, stdout, stderr, ms }. */
