@@ -3,15 +3,14 @@
 // configuration's units, a malformed ID among good ones, and --json on the -M actions:
 // the real commands on a real spool.
 import { afterEach, describe, expect, it } from 'vitest';
-import { Instance, waitUntil } from '../helpers/postern.js';
+import { closeBoth, Instance, waitUntil } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 
 describe('Exim\'s remaining flags', () => {
   let p: Instance;
   let sink: Sink | undefined;
   afterEach(async () => {
-    await p.cleanup();
-    await sink?.close();
+    await closeBoth(sink, p);
     sink = undefined;
   });
 

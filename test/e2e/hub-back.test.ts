@@ -4,9 +4,8 @@
 // and the backlog starts to leave within probe_interval (plus a margin for a loaded
 // machine), with no -q, announced by one "is back" line. Asserts no speed.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Instance } from '../helpers/postern.js';
+import { closeBoth, closedPort, Instance } from '../helpers/postern.js';
 import { sendOne } from '../helpers/smtp-client.js';
 import { Sink } from '../helpers/sink.js';
 
@@ -14,19 +13,11 @@ const N = 30;
 let p: Instance | undefined;
 let sink: Sink | undefined;
 afterEach(async () => {
-  await p?.cleanup();
-  await sink?.close();
+  await closeBoth(sink, p);
   p = undefined;
   sink = undefined;
 });
 
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 describe('a smarthost that comes back', () => {
   it('the backlog starts to leave within probe_interval of its return, with one "is back" line', async () => {

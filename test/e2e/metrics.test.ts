@@ -5,10 +5,9 @@
 // smarthost that refuses connections shows as down, with the cause on the deferral.
 // contrib/'s dashboard and alert rules name only metrics the page has.
 import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeBoth, Instance, ROOT, waitUntil } from '../helpers/postern.js';
+import { closeBoth, closedPort, Instance, ROOT, waitUntil } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 import { RawSmtp, sendOne } from '../helpers/smtp-client.js';
 
@@ -112,10 +111,7 @@ describe('metrics', () => {
   it('shows a smarthost that refuses connections as down, and the deferral by its cause', async () => {
     sink = new Sink();
     await sink.listen();
-    const closed = createServer();
-    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
-    const dead = (closed.address() as AddressInfo).port;
-    await new Promise<void>((r) => closed.close(() => r()));
+    const dead = await closedPort();
     p = new Instance([dead], METRICS);
     await p.start();
     await sendOne(p.port, 'app@example.org', ['a@example.org'], 'Subject: m\n\nx\n');

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, linkSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, Instance, submitBundleFresh, waitUntil, type RunResult } from '../helpers/postern.js';
+import { BIN, closeBoth, Instance, submitBundleFresh, waitUntil, type RunResult } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 import { sendOne } from '../helpers/smtp-client.js';
 
@@ -59,8 +59,7 @@ describe('privileges', () => {
   let p: Instance | undefined;
   let sink: Sink | undefined;
   afterEach(async () => {
-    await p?.cleanup();
-    await sink?.close();
+    await closeBoth(sink, p);
     p = undefined;
     sink = undefined;
   });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LmdbSpool } from '../../src/spool/lmdb-spool.js';
 import { MessageIdGenerator } from '../../src/spool/message-id.js';
-import { BIN, Instance, waitUntil } from '../helpers/postern.js';
+import { BIN, closeBoth, Instance, waitUntil } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 
 const DAY = 86_400_000;
@@ -46,8 +46,7 @@ describe('postern-qgrep bulk actions', () => {
   let p: Instance;
   let sink: Sink | undefined;
   afterEach(async () => {
-    await p.cleanup();
-    await sink?.close();
+    await closeBoth(sink, p);
     sink = undefined;
   });
 

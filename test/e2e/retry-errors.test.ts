@@ -7,7 +7,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Instance } from '../helpers/postern.js';
+import { closedPort, Instance } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 
 const M = 60_000;
@@ -53,13 +53,6 @@ async function rawHub(onConn: (s: Socket) => void): Promise<number> {
   return (server.address() as { port: number }).port;
 }
 
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 function instance(port: number): Instance {
   const i = new Instance([port], RULES);

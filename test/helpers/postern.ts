@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Sink } from './sink.js';
 
@@ -150,7 +151,17 @@ export async function sinkAndInstance(): Promise<[Sink, Instance]> {
   return [sink, new Instance([sink.port])];
 }
 
-export async function closeBoth(sink: Sink, p: Instance): Promise<void> {
-  await p.cleanup();
-  await sink.close();
+/** Stops the daemon and removes its folder, then closes the sink; either may be missing (a test that failed early). */
+export async function closeBoth(sink: Sink | undefined, p: Instance | undefined): Promise<void> {
+  await p?.cleanup();
+  await sink?.close();
+}
+
+/** A loopback port nothing listens on (bound, then closed): a smarthost that refuses connections. */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((r) => server.close(r));
+  return port;
 }
