@@ -318,7 +318,8 @@ export class Scheduler {
         hosts,
         size: record.size + outgoing.length - headers.length,
         message: () => this.messageStream(id, outgoing, record.chunks),
-        ...(record.chunks > 0 ? { messageBytes: () => this.messageBytes(id, outgoing, record.chunks) } : {}),
+        // headers are byte strings, as the body text is
+        ...(record.chunks > 0 ? { messageText: () => `${outgoing}\n${this.o.spool.bodyText(id, record.chunks)}` } : {}),
       });
       const after = this.o.clock.now();
       // An address of a host that then answered on another address is not a host down.
@@ -465,13 +466,6 @@ export class Scheduler {
       }));
     }
     return out;
-  }
-
-  /** A message whose body is kept as chunks (within 1 MB), whole: headers, the blank line, the body. */
-  private messageBytes(id: string, headers: string, chunks: number): Buffer {
-    const parts = this.o.spool.bodyChunks(id, chunks);
-    parts.unshift(Buffer.from(headers + '\n', 'latin1')); // headers are byte strings
-    return Buffer.concat(parts);
   }
 
   /** Headers, the blank line, then the body chunks as the spool streams them. */

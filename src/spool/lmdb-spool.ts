@@ -613,14 +613,14 @@ export class LmdbSpool implements Spool {
     })(), { objectMode: false });
   }
 
-  bodyChunks(id: string, chunks: number): Buffer[] {
-    const out: Buffer[] = [];
+  bodyText(id: string, chunks: number): string {
+    let text = '';
     for (let i = 0; i < chunks; i++) {
       const part = this.chunks.getBinary([id, i]);
       if (!part) throw new Error(`body of ${id} is missing chunk ${i}`);
-      out.push(Buffer.from(part)); // getBinary's memory is reused by the next read
+      text += part.toString('latin1'); // a copy: getBinary's memory is reused by the next read
     }
-    return out;
+    return text;
   }
 
   bodyPrefix(id: string, limit: number): Buffer {

@@ -83,10 +83,11 @@ export interface Spool {
    */
   body(id: string, chunks?: number): Readable;
   /**
-   * A body kept as chunks (within 1 MB; the record says how many) read at once, one
-   * buffer per chunk: a small message goes out in one write. A missing chunk is an error.
+   * A body kept as chunks (within 1 MB; the record says how many) read at once, as a
+   * byte string (latin1: one char per byte): a small message goes out in one write. A
+   * missing chunk is an error.
    */
-  bodyChunks(id: string, chunks: number): Buffer[];
+  bodyText(id: string, chunks: number): string;
   /** The first `limit` bytes of the body, read at once (for bounces). */
   bodyPrefix(id: string, limit: number): Buffer;
   /**

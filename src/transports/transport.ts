@@ -13,8 +13,8 @@ export interface DeliveryJob {
   size: number;
   /** A fresh stream of the whole message (headers, blank line, body), LF line ends. */
   message: () => Readable;
-  /** The same message read at once, for one small enough to hold (a body within 1 MB). */
-  messageBytes?: () => Buffer;
+  /** The same message read at once as a byte string (latin1), for one small enough to hold (a body within 1 MB). */
+  messageText?: () => string;
 }
 
 export interface DeliveryResult {
