@@ -185,10 +185,9 @@ export class LmdbSpool implements Spool {
    */
   stats(): { messages: number; frozen: number; due: number; oldestArrival: number | undefined } {
     this.root.resetReadTxn();
-    const entries = entryCount;
     let oldestArrival: number | undefined;
     for (const { value } of this.meta.getRange({ limit: 1 })) oldestArrival = value.arrival;
-    return { messages: entries(this.meta), frozen: entries(this.frozenIdx), due: entries(this.dueIdx), oldestArrival };
+    return { messages: entryCount(this.meta), frozen: entryCount(this.frozenIdx), due: entryCount(this.dueIdx), oldestArrival };
   }
 
   static open(directory: string): LmdbSpool {
@@ -650,10 +649,12 @@ export class LmdbSpool implements Spool {
   journal(id: string): JournalEntry[] {
     const out: JournalEntry[] = [];
     // What a spool written before the journal kept: shown first, as it was.
-    const text = this.mlog.get(id);
-    if (text) out.push({ v: 0, type: 'legacy-log', text });
-    for (const { value } of this.attempts.getRange({ start: [id, 0], end: [id, Number.MAX_SAFE_INTEGER] })) {
-      out.push({ v: 0, type: 'legacy-attempt', ...value });
+    if (this.legacy) {
+      const text = this.mlog.get(id);
+      if (text) out.push({ v: 0, type: 'legacy-log', text });
+      for (const { value } of this.attempts.getRange({ start: [id, 0], end: [id, Number.MAX_SAFE_INTEGER] })) {
+        out.push({ v: 0, type: 'legacy-attempt', ...value });
+      }
     }
     for (const { value } of this.journalDb.getRange({ start: [id, 0], end: [id, Number.MAX_SAFE_INTEGER] })) out.push(value);
     return out;
@@ -762,7 +763,7 @@ export class LmdbSpool implements Spool {
   /** From the meta database's entry count (mdb_stat): no key is read, whatever the queue's size. */
   count(): number {
     this.root.resetReadTxn();
-    return (this.meta.getStats() as { entryCount: number }).entryCount;
+    return entryCount(this.meta);
   }
 
   remove(id: string): Promise<boolean> {
