@@ -21,7 +21,7 @@ import { delayReport } from '../bounce/delay-warning.js';
 import { HostRetryState } from './host-state.js';
 import { decideSettle, frozenAction, type SettleDecision } from './settle.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
-import { giveUp } from './give-up.js';
+import { giveUp, type GiveUpContext } from './give-up.js';
 import { rewriteHeaders, rewriteSender, type RewriteRules } from '../rewrite/rewriter.js';
 
 export interface SchedulerOptions {
@@ -110,9 +110,7 @@ export class Scheduler {
   /** -Mg from the local socket: done between attempts, never during one. */
   async giveUp(id: string, user: string): Promise<'done' | 'gone' | 'locked'> {
     if (this.active.has(id)) return 'locked';
-    const o = this.o;
-    const bounce = await giveUp({ spool: o.spool, events: o.events, ids: o.ids, hostname: o.hostname,
-      qualifyDomain: o.qualifyDomain, now: o.clock.now() }, id, user);
+    const bounce = await giveUp(this.giveUpContext(), id, user);
     if (bounce === undefined) return 'gone';
     if (bounce) this.kick({ id: bounce });
     return 'done';
@@ -423,10 +421,14 @@ export class Scheduler {
 
   /** timeout_frozen_after: cancelled as -Mg cancels (a bounce is only discarded). */
   private async cancelFrozen(record: MessageRecord): Promise<void> {
-    const o = this.o;
-    const bounce = await giveUp({ spool: o.spool, events: o.events, ids: o.ids, hostname: o.hostname,
-      qualifyDomain: o.qualifyDomain, now: o.clock.now() }, record.id, 'timeout_frozen_after');
+    const bounce = await giveUp(this.giveUpContext(), record.id, 'timeout_frozen_after');
     if (bounce) this.kick({ id: bounce });
+  }
+
+  /** What -Mg needs of this scheduler: the spool, the log, the one ID generator, the names for the bounce. */
+  private giveUpContext(): GiveUpContext {
+    const o = this.o;
+    return { spool: o.spool, events: o.events, ids: o.ids, hostname: o.hostname, qualifyDomain: o.qualifyDomain, now: o.clock.now() };
   }
 
   /**
