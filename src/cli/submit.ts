@@ -13,10 +13,11 @@ import { isSubmission, takeConfigFlag } from './args.js';
 export async function submit(argv0: string, argv: string[]): Promise<boolean> {
   const personality = basename(argv0).replace(/\.js$/, '');
   if (!isSubmission(personality, argv)) return false;
-  const c = cachedConfig(takeConfigFlag(argv).file);
+  const flag = takeConfigFlag(argv);
+  const c = cachedConfig(flag.file);
   if (!c) return false;
   try {
-    await sendmail(takeConfigFlag(argv).rest, c, 0, async () => (await import('./privileges.js')).makeMaildrop(c));
+    await sendmail(flag.rest, c, 0, async () => (await import('./privileges.js')).makeMaildrop(c));
     process.exitCode = EX.OK;
   } catch (e) {
     // A submission throws CommandErrors (usage, data, try again later), else it is a bug.

@@ -44,7 +44,6 @@ export interface PickupOptions {
 /** Files per round, and bytes read per round: SMTP stays served between rounds. */
 const ROUND_FILES = 200;
 const ROUND_BYTES = 64 * 1024 * 1024;
-/** Scans: every minute should an event be missed; every 2 s while the folder is not watched (no inotify). */
 /** A look at the folder this often whatever the watch says: a watch can go blind (the folder made again, a file system without inotify events). */
 const SCAN_EVERY = 2_000;
 

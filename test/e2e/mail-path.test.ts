@@ -36,7 +36,7 @@ describe('mail path', () => {
     expect((await p.run('postern', ['-bpc'])).stdout).toBe('0\n');
   });
 
-  it('relays messages of every size up to the 1 MB held in memory, one connection to the hub, each intact', async () => {
+  it('relays messages of every size up to the 1 MB held in memory, sent on one client connection, each intact', async () => {
     // Around the socket buffer (16 KB), where the transport stops corking message and
     // dot line together, and up to the largest body sent from memory in DATA form.
     await p.start();
