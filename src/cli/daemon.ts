@@ -25,7 +25,7 @@ import { MessageIdGenerator } from '../spool/message-id.js';
 import { RESERVE_SIZE, SpaceReserve } from '../spool/reserve.js';
 import { SmtpTransport } from '../transports/smtp.js';
 import { rewriteRules } from '../rewrite/load.js';
-import { Pickup } from '../receive/pickup.js';
+import { Pickup, STALL } from '../receive/pickup.js';
 import { OwnServer } from '../receive/own-server.js';
 import { formatEntry } from './format.js';
 import { isLmdbCommitFailure } from '../spool/lmdb-spool.js';
@@ -189,6 +189,8 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   const pickup = new Pickup({
     dir: config.spool.maildrop, spool, events, clock: systemClock, ids, hostname: config.hostname, qualifyDomain: config.qualify_domain,
     maxMessageSize: config.listen.max_message_size, maxRecipients: config.listen.max_recipients, kick: (id) => scheduler.kick({ id }),
+    // A `sendmail -bs` client may pause for its idle timeout between two writes of a message.
+    stall: Math.max(STALL, 2 * config.listen.idle_timeout),
   });
   // The key that lets spool administrators (who can read it) ask for operator actions.
   const controlKey = randomBytes(24).toString('hex');

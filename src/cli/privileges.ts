@@ -1,13 +1,14 @@
 // cli/privileges.ts: who may do what, and the folders that make it so. The spool
 // folder is private (0700, its files 0600, the daemon's user's); the maildrop is the
-// public drop folder (1733: anyone may add a file, nobody but its owner may list or
-// remove); the main log is 0640. A daemon started as root sets these up, then becomes
+// drop folder (1731, of the drop group: users add files through the setgid helper
+// only; nobody but its owner may list or remove); the main log is 0640. A daemon started as root sets these up, then becomes
 // `user`; queue commands refuse (exit 77) anyone but root and the daemon's user.
 import { closeSync, constants, fchmodSync, fchownSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, chmodSync, statSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { CommandError, failure, noPermission } from '../core/exit.js';
 import { userByName, userName, type UserEntry } from '../core/users.js';
+import { dropGroup, postdropPath } from '../receive/postdrop.js';
 
 const euid = () => process.geteuid?.() ?? 0;
 
@@ -65,8 +66,13 @@ export function becomeDaemonUser(config: Config): void {
  * missing and gives them their owner (`owner`, when root) and modes. Also fixes a spool
  * left by an older postern (0755 folder, 0644 files owned by root).
  */
-/** Makes the maildrop when missing, checks it, and gives it its owner and mode 1733. */
-function maildrop(drop: string, owner: UserEntry | undefined): void {
+/**
+ * Makes the maildrop when missing, checks it, and gives it its owner, the drop group
+ * (the setgid helper's: receive/postdrop.ts) and mode 1731: only its owner and the
+ * group (the helper) may add a file, nobody else may create, rename or link anything
+ * in (others may reach a name: the own-messages socket, the configuration copy).
+ */
+function maildrop(drop: string, owner: UserEntry | undefined, spool: Config['spool']): void {
   // Root's or the daemon user's; a daemon not run by root must own it (to list it).
   const allowed = new Set(euid() === 0 ? [0, ...(owner ? [owner.uid] : [])] : [euid()]);
   let st: Stats | undefined;
@@ -80,9 +86,9 @@ function maildrop(drop: string, owner: UserEntry | undefined): void {
   if (st.isSymbolicLink()) throw failure(`the maildrop ${drop} is a symbolic link; make it a folder`);
   if (!st.isDirectory()) throw failure(`the maildrop ${drop} is not a folder`);
   if (!allowed.has(st.uid)) throw failure(`the maildrop ${drop} belongs to ${userName(st.uid)}, not to ${euid() === 0 ? 'root or the daemon\'s user' : userName(euid())}`);
-  if (euid() === 0 && owner) lchownSync(drop, owner.uid, owner.gid);
-  // Sticky, writable and traversable by all, listable by its owner only.
-  chmodSync(drop, 0o1733);
+  const group = dropGroup(postdropPath(spool)) ?? owner?.gid ?? st.gid;
+  if (euid() === 0) lchownSync(drop, owner?.uid ?? st.uid, group);
+  chmodSync(drop, 0o1731); // an older 1733 maildrop is tightened here
 }
 
 /**
@@ -97,7 +103,7 @@ export function makeMaildrop(config: Config): boolean {
     const spool = config.spool.directory;
     mkdirSync(spool, { recursive: true, mode: 0o700 });
     if (euid() === 0 && owner) lchownSync(spool, owner.uid, owner.gid);
-    maildrop(config.spool.maildrop, owner);
+    maildrop(config.spool.maildrop, owner, config.spool);
     return true;
   } catch {
     return false;
@@ -145,7 +151,7 @@ function setUp(config: Config, owner: UserEntry | undefined, at: (path: string) 
   }
 
   at(config.spool.maildrop);
-  maildrop(config.spool.maildrop, owner);
+  maildrop(config.spool.maildrop, owner, config.spool);
 
   const log = config.log.file;
   const logDir = dirname(log);

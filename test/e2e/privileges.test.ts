@@ -6,12 +6,13 @@
 // that need a second user make one with useradd (root only; skipped otherwise).
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, linkSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lchownSync, linkSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, closeBoth, Instance, submitBundleFresh, waitUntil, type RunResult } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 import { sendOne } from '../helpers/smtp-client.js';
+import { installHelper, makeGroup, removeUsersAndGroups } from '../helpers/postdrop.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -74,7 +75,7 @@ describe('privileges', () => {
     return p;
   }
 
-  it('keeps the spool private (0700, 0600), the log 0640 and the maildrop 1733', async () => {
+  it('keeps the spool private (0700, 0600), the log 0640 and the maildrop 1731', async () => {
     const inst = await setup();
     await inst.start();
     const sent = await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: modes\n\nx\n');
@@ -84,7 +85,7 @@ describe('privileges', () => {
     expect(mode(join(inst.dir, 'spool/spool.mdb'))).toBe(0o600);
     expect(mode(join(inst.dir, 'spool/spool.mdb-lock'))).toBe(0o600);
     expect(mode(join(inst.dir, 'log/mainlog'))).toBe(0o640);
-    expect(mode(join(inst.dir, 'spool-maildrop'))).toBe(0o1733);
+    expect(mode(join(inst.dir, 'spool-maildrop'))).toBe(0o1731);
     expect(mode(join(inst.dir, 'log'))! & 0o002).toBe(0);
   });
 
@@ -149,6 +150,7 @@ describe('privileges', () => {
     });
     afterAll(() => {
       if (u) execFileSync('userdel', [u.name], { stdio: 'ignore' });
+      removeUsersAndGroups();
     });
 
     it('the daemon with user = set runs as that user, owns the spool, and delivers', async () => {
@@ -246,13 +248,17 @@ describe('privileges', () => {
       expect(unfinished.code).toBe(0);
       const junk = await writeAs(u, join(drop, 'd'.repeat(32)), 'not a drop file\n', 0o644);
       expect(junk.code).toBe(0);
-      // Another user's "configuration copy" is junk too (only root's or the daemon's is kept, and believed).
-      const copy = await writeAs(nobody(), join(drop, '.config.cache.json.x'), '{}', 0o644);
-      expect(copy.code).toBe(0);
+      // Another user's "configuration copy" (made by root here: nobody may write into the maildrop) is junk too
+      // (only root's or the daemon's is kept, and believed).
+      writeFileSync(join(drop, '.config.cache.json.x'), '{}', { mode: 0o644 });
+      chownSync(join(drop, '.config.cache.json.x'), nobody().uid, nobody().gid);
+      expect((await writeAs(nobody(), join(drop, 'e'.repeat(32)), '{}', 0o644)).code).not.toBe(0);
       await inst.start();
+      // One line per owner, naming each file and why.
       await inst.waitForLog(/maildrop: removed a{32} from root \(uid 0\): a file with 2 links/);
-      await inst.waitForLog(new RegExp(`maildrop: removed b{32} from ${u.name} \\(uid ${u.uid}\\): a symbolic link`));
-      await inst.waitForLog(new RegExp(`maildrop: removed d{32} from ${u.name} \\(uid ${u.uid}\\): the envelope line is not JSON`));
+      const theirs = (await inst.waitForLog(new RegExp(`maildrop: removed 2 files from ${u.name} \\(uid ${u.uid}\\): .*`)))[0]!;
+      expect(theirs).toContain(`${'b'.repeat(32)} (a symbolic link)`);
+      expect(theirs).toContain(`${'d'.repeat(32)} (the envelope line is not JSON)`);
       await inst.waitForLog(/maildrop: removed \.config\.cache\.json\.x from nobody \(uid \d+\): no envelope line/);
       // The unfinished file waits (a day) for its writer; nothing was delivered.
       expect(existsSync(join(drop, 'c'.repeat(32)))).toBe(true);
@@ -262,8 +268,10 @@ describe('privileges', () => {
     });
 
     it('a non-admin user gets exit 77 for -bpc, -Mvh, -q and postern-qgrep, sees only their own mail with -bp and -Mrm, and cannot reach the control socket', async () => {
-      // The daemon runs as root (no user =): the throwaway user is an outsider.
+      // The daemon runs as root (no user =): the throwaway user is an outsider, who makes
+      // its proof through the setgid helper.
       const inst = await setup();
+      installHelper(inst, makeGroup().gid);
       await inst.start();
       const id = (await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: x\n\nx\n')).slice(-16);
       for (const [args, verb] of [[['-bpc'], 'list the queue'], [['-bpu'], 'list the queue'],
@@ -305,7 +313,8 @@ describe('privileges', () => {
           made.push({ name, uid: Number(execFileSync('id', ['-u', name]).toString()), gid: Number(execFileSync('id', ['-g', name]).toString()) });
         }
         const [a, b] = made as [TestUser, TestUser];
-        const inst = await setup(u); // the daemon runs as u; a and b are outsiders
+        const inst = await setup(u); // the daemon runs as u; a and b are outsiders, who write through the helper
+        installHelper(inst, makeGroup().gid);
         await inst.start(['-q1h']);
         const drop = join(inst.dir, 'spool-maildrop');
         const sock = join(drop, '.postern.sock');
@@ -344,16 +353,23 @@ describe('privileges', () => {
         const ask = (proof: string) => runAs(a, undefined, ['-e',
           `const s = require('net').createConnection(${JSON.stringify(sock)}); s.on('connect', () => s.write(JSON.stringify({ op: 'own', action: 'remove', proof: ${JSON.stringify(proof)}, ids: [${JSON.stringify(idB)}] }) + '\\n')); s.setEncoding('utf8'); let d = ''; s.on('data', (x) => (d += x)); s.on('end', () => process.stdout.write(d));`]);
         const proof = () => `.auth-${randomBytes(16).toString('hex')}`;
-        // b's own fresh empty file, which a points at by a symlink and root hard-links in.
+        // Users cannot put anything into the maildrop themselves (maildrop-identity.test.ts):
+        // root makes the forgeries, to check the daemon's own checks. b's fresh empty
+        // file, which a symlink of a's points at and root hard-links in.
+        const byRoot = (path: string, who: TestUser) => {
+          writeFileSync(path, '', { mode: 0o600 });
+          chownSync(path, who.uid, who.gid);
+        };
         const bFile = join(drop, proof());
-        expect((await writeAs(b, bFile, '', 0o600)).code).toBe(0);
+        byRoot(bFile, b);
         const sym = proof();
-        expect((await runAs(a, undefined, ['-e', `require('fs').symlinkSync(${JSON.stringify(bFile)}, ${JSON.stringify(join(drop, sym))})`])).code).toBe(0);
+        symlinkSync(bFile, join(drop, sym));
+        lchownSync(join(drop, sym), a.uid, a.gid);
         const hard = proof();
         linkSync(bFile, join(drop, hard));
         // a stale one of b's (two minutes old)
         const stale = proof();
-        expect((await writeAs(b, join(drop, stale), '', 0o600)).code).toBe(0);
+        byRoot(join(drop, stale), b);
         const old = new Date(Date.now() - 120_000);
         utimesSync(join(drop, stale), old, old);
         for (const p of [sym, hard, stale, bFile.slice(drop.length + 1).replace('.auth-', '.auth-x'), '../spool/control.key']) {
