@@ -4,7 +4,7 @@
 # dependencies only (npm ci --omit=dev into the staging tree: the one network use, and
 # npm's cache serves it when it can), the committed man pages, the unit, the logrotate
 # snippet and the maintainer scripts in packaging/debian/. Arch-specific: lmdb's
-# prebuilt binary for this machine comes with it.
+# prebuilt binary for this machine comes with it, and the postdrop helper built with cc.
 #   packaging/build-deb.sh [OUTDIR]      (default: packaging/out)
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +24,9 @@ mkdir -p "$lib"
 (cd "$here" && npx tsc -p tsconfig.json --outDir "$lib/dist" --sourceMap false --incremental false)
 # sendmail's submission as one CommonJS file (bin/ runs it first: a fast start).
 (cd "$here" && npm run -s bundle -- --outfile="$lib/dist/cli/submit.cjs")
+# The setgid helper through which users write into the maildrop, with the system's cc;
+# postinst gives it its group (postern-drop) and mode 2755.
+cc -O2 -Wall -Wextra -o "$lib/dist/postdrop" "$here/src/postdrop/postdrop.c"
 cp -r "$here/bin" "$here/package.json" "$here/package-lock.json" "$lib/"
 # --ignore-scripts: no `prepare` (tsc is a dev dependency); lmdb and msgpackr load their
 # prebuilt binaries from the optional packages npm installs for this platform.
