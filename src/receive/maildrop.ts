@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 // node:fs by process.getBuiltinModule: an ESM `import` of it builds its whole facade
 // (fs/promises, streams, readline: 1.5 ms of sendmail's start).
-const { closeSync, constants, fchmodSync, fsyncSync, openSync, readSync, statfsSync, unlinkSync, writeSync } = process.getBuiltinModule('node:fs');
+const { closeSync, constants, fchmodSync, fstatSync, fsyncSync, openSync, readSync, statfsSync, unlinkSync, writeSync } = process.getBuiltinModule('node:fs');
 
 export const DROP_VERSION = 1;
 /** Room for the JSON line on top of max_message_size (Postfix's envelope allowance). */
@@ -95,6 +95,8 @@ export class DropWriter {
       syncFolder(this.dir);
       fchmodSync(this.fd!, 0o644);
       fsyncSync(this.fd!);
+      // The pickup removes a file left unfinished too long: then it is not there to be taken.
+      if (fstatSync(this.fd!).nlink === 0) throw Object.assign(new Error('removed before it was complete'), { code: 'ESTALE' });
       closeSync(this.fd!);
       this.fd = undefined;
     } catch (err) {
@@ -160,6 +162,7 @@ function dropFailure(dir: string, err: NodeJS.ErrnoException): string {
     case 'ENOENT': return `the maildrop folder ${dir} does not exist (has the postern daemon ever run?)`;
     case 'EACCES': case 'EPERM': return `the maildrop folder ${dir} is not writable by this user`;
     case 'ENOSPC': case 'EDQUOT': return `not enough free space for the message in ${dir}`;
+    case 'ESTALE': return `the message file in ${dir} was removed before it was complete (written too slowly)`;
     default: return `cannot write the message into ${dir} (${err.code ?? err.message})`;
   }
 }

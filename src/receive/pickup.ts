@@ -64,8 +64,10 @@ const SCAN_EVERY = 2_000;
  * mode, which its owner could set, and it cannot grow past the size limit.
  */
 export const STALL = 10 * 60_000;
+/** An unfinished file still empty this long after it was first seen is junk too (a writer writes its envelope line at once). */
+export const EMPTY_STALL = 60_000;
 /** A name known to be unfinished is looked at again this often, or when the watch names it. */
-const RECHECK = 5_000;
+export const RECHECK = 5_000;
 /** The spool refused (a full disk): the files wait this long before the next try, and it is said once a minute at most. */
 const RETRY = 1_900;
 const NOTICE_EVERY = 60_000;
@@ -314,9 +316,17 @@ export class Pickup {
     return w;
   }
 
+  /**
+   * A file not marked complete: junk once it has not grown for `stall`, or is still
+   * empty after EMPTY_STALL. A writer still at work learns of it when it marks the
+   * file complete (its link count is 0: maildrop.ts, postdrop.c) and fails, never
+   * acknowledging mail that is gone.
+   */
   private unfinished(name: string, st: Stats): Outcome {
     const w = this.watch(name, st, true);
-    if (this.o.clock.now() - w.since < this.stall) return { kind: 'skip' };
+    const waited = this.o.clock.now() - w.since;
+    if (st.size === 0 && waited >= EMPTY_STALL) return { kind: 'bad', reason: 'left empty and unfinished', uid: st.uid };
+    if (waited < this.stall) return { kind: 'skip' };
     return { kind: 'bad', reason: `left unfinished (not grown for ${Math.round(this.stall / 60_000)} minutes)`, uid: st.uid };
   }
 

@@ -162,7 +162,7 @@ env -i /usr/bin/mailq
 stat -c 'maildrop: %a %U:%G' /var/spool/postern-maildrop
 stat -c 'postdrop: %a %U:%G' /usr/lib/postern/dist/postdrop
 useradd -M -s /usr/sbin/nologin ptinside
-printf 'Subject: from a user\n\nx\n' | env -i runuser -u ptinside -- /usr/sbin/sendmail root
+printf 'Subject: from a user\n\nx\n' | env -i $(command -v runuser) -u ptinside -- /usr/sbin/sendmail root
 i=0; until grep -q 'U=ptinside' /var/log/postern/mainlog 2>/dev/null; do i=$((i+1)); [ $i -lt 600 ] || { cat /root/daemon.err /var/log/postern/mainlog; exit 1; }; sleep 0.05; done
 echo "a user's mail: U=ptinside"
 kill $daemon; wait $daemon || true
