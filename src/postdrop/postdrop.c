@@ -146,6 +146,8 @@ int main(int argc, char **argv) {
    */
   errno = 0;
   if (fsync(fd) != 0) return fail(EX_TEMPFAIL, "cannot sync the message");
+  /* The daemon removes a named file left unfinished too long: then nothing was dropped. */
+  if (!unnamed && (fstat(fd, &st) != 0 || st.st_nlink == 0)) return fail(EX_TEMPFAIL, "the message was removed before it was complete");
   if (fchmod(fd, 0644) != 0) return fail(EX_TEMPFAIL, "cannot mark the message complete");
   if (unnamed) {
     char self[64];
@@ -161,8 +163,6 @@ int main(int argc, char **argv) {
   }
   errno = 0;
   if (fsync(fd) != 0) return fail(EX_TEMPFAIL, "cannot sync the message");
-  /* The daemon removes a named file left unfinished too long: then nothing was dropped. */
-  if (fstat(fd, &st) != 0 || st.st_nlink == 0) return fail(EX_TEMPFAIL, "the message was removed before it was complete");
   named[0] = 0; /* complete and on disk: the daemon's now */
   close(fd);
   return 0;

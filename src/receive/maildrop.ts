@@ -93,10 +93,11 @@ export class DropWriter {
       // The folder's entry is synced before the file is marked complete: the mark wakes
       // the daemon (its watch on the folder), whose own commit then meets only our last sync.
       syncFolder(this.dir);
+      // The pickup removes a file left unfinished too long: then it is not there to be
+      // taken (checked before the mark: once marked, the pickup may take it at once).
+      if (fstatSync(this.fd!).nlink === 0) throw Object.assign(new Error('removed before it was complete'), { code: 'ESTALE' });
       fchmodSync(this.fd!, 0o644);
       fsyncSync(this.fd!);
-      // The pickup removes a file left unfinished too long: then it is not there to be taken.
-      if (fstatSync(this.fd!).nlink === 0) throw Object.assign(new Error('removed before it was complete'), { code: 'ESTALE' });
       closeSync(this.fd!);
       this.fd = undefined;
     } catch (err) {
