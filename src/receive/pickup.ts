@@ -107,7 +107,10 @@ export class Pickup {
   private readonly dirty = new Set<string>();
   private dirtyAll = true;
   private readonly removed = new Map<number | undefined, Removed>();
-  private removedSince = 0;
+  /** When each user's removals were last logged: at most once a minute each. */
+  private readonly loggedAt = new Map<number | undefined, number>();
+  /** When the pass under way started: the time of every sighting in it. */
+  private passStart = 0;
   private retryAt = -Infinity;
   private refusedNotice = -Infinity;
   private readonly stall: number;
@@ -151,6 +154,7 @@ export class Pickup {
     this.watcher = undefined;
     this.timer?.cancel();
     await this.running;
+    this.logRemoved(true);
   }
 
   /** Picks up until nothing is left to take; calls made meanwhile are folded into it. */
@@ -201,6 +205,8 @@ export class Pickup {
     }
     const all = this.dirtyAll;
     this.dirtyAll = false;
+    // Files first seen in one pass wait from the same moment, and so go together (one log line).
+    this.passStart = this.o.clock.now();
     const seen = new Set<string>();
     let turn = newTurn();
     let complete = true;
@@ -224,14 +230,14 @@ export class Pickup {
     }
     await this.settle(turn);
     if (complete) for (const name of this.watched.keys()) if (!seen.has(name)) this.watched.delete(name);
-    if (this.o.clock.now() - this.removedSince >= NOTICE_EVERY) this.logRemoved();
+    this.logRemoved();
   }
 
   private async look(name: string, turn: Turn, all: boolean): Promise<void> {
     const marked = this.dirty.delete(name) || all;
     const w = this.watched.get(name);
     // A name known to be unfinished (or a proof) waits for its recheck unless the watch named it.
-    if (w && !marked && this.o.clock.now() - w.look < RECHECK) return;
+    if (w && !marked && this.passStart - w.look < RECHECK) return;
     if (this.stuck.has(name) || name === OWN_SOCKET) return;
     if (name.startsWith(PROOF_PREFIX)) return this.proof(name);
     if (name.startsWith(DROP_CACHE) && await this.configCache(name)) return;
@@ -288,7 +294,7 @@ export class Pickup {
     const st = await this.lstat(join(this.o.dir, name));
     if (!st) return;
     const w = this.watch(name, st, false);
-    if (this.o.clock.now() - w.since >= this.stall) {
+    if (this.passStart - w.since >= this.stall) {
       this.watched.delete(name);
       await this.remove(name);
     }
@@ -300,13 +306,16 @@ export class Pickup {
     return uid === 0 || uid === process.geteuid?.();
   }
 
-  /** Notes an unfinished file or a proof as seen now; a file that grew (`grows`) starts its wait again. */
+  /**
+   * Notes an unfinished file or a proof as seen in this pass; a file that grew (`grows`)
+   * starts its wait again. The wait starts when this process first sees the file:
+   * nothing its owner can set (times, mode) shortens or lengthens it.
+   */
   private watch(name: string, st: Stats, grows: boolean): Watched {
-    const now = this.o.clock.now();
+    const now = this.passStart;
     let w = this.watched.get(name);
     if (!w || w.ino !== st.ino) {
-      // First seen: it has waited since its last change (a daemon that restarts judges old files at once).
-      w = { ino: st.ino, size: st.size, since: Math.min(now, st.ctimeMs), look: now };
+      w = { ino: st.ino, size: st.size, since: now, look: now };
       this.watched.set(name, w);
     } else if (grows && st.size > w.size) {
       w.size = st.size;
@@ -324,7 +333,7 @@ export class Pickup {
    */
   private unfinished(name: string, st: Stats): Outcome {
     const w = this.watch(name, st, true);
-    const waited = this.o.clock.now() - w.since;
+    const waited = this.passStart - w.since;
     if (st.size === 0 && waited >= EMPTY_STALL) return { kind: 'bad', reason: 'left empty and unfinished', uid: st.uid };
     if (waited < this.stall) return { kind: 'skip' };
     return { kind: 'bad', reason: `left unfinished (not grown for ${Math.round(this.stall / 60_000)} minutes)`, uid: st.uid };
@@ -423,7 +432,6 @@ export class Pickup {
   private async discard(name: string, reason: string, uid: number | undefined, dir = false): Promise<void> {
     if (await this.remove(name, dir)) {
       const r = this.removed.get(uid) ?? { count: 0, first: name, reasons: new Map<string, number>(), some: [] };
-      if (this.removed.size === 0) this.removedSince = this.o.clock.now();
       r.count++;
       r.reasons.set(reason, (r.reasons.get(reason) ?? 0) + 1);
       if (r.some.length < SOME) r.some.push(`${name} (${reason})`);
@@ -435,19 +443,24 @@ export class Pickup {
   }
 
   /**
-   * One line per user for what was removed since the last: the file's name and reason
-   * when it was one, each name when a few, else how many for each reason (a user who
-   * floods the folder gets one line, not one per file).
+   * One line per user for what was removed since the last, at most once a minute each
+   * (`all`: now, at stop): the file's name and reason when it was one, each name when a
+   * few, else how many for each reason (a user who floods the folder gets one line, not
+   * one per file).
    */
-  private logRemoved(): void {
+  private logRemoved(all = false): void {
+    const now = this.o.clock.now();
+    for (const [uid, at] of this.loggedAt) if (now - at >= NOTICE_EVERY) this.loggedAt.delete(uid);
     for (const [uid, r] of this.removed) {
+      if (!all && this.loggedAt.has(uid)) continue;
+      this.loggedAt.set(uid, now);
+      this.removed.delete(uid);
       const from = `maildrop: removed ${r.count === 1 ? r.first : `${r.count} files`} from ${ownerText(uid)}: `;
       const text = r.count === 1 ? `${from}${[...r.reasons.keys()][0]}`
         : r.count <= SOME ? `${from}${r.some.join(', ')}`
           : `${from}${[...r.reasons].slice(0, 5).map(([why, n]) => `${n} ${why}`).join(', ')}${r.reasons.size > 5 ? ', ...' : ''} (the first ${r.first})`;
       this.o.events.emit({ type: 'notice', text });
     }
-    this.removed.clear();
   }
 
   private async lstat(path: string): Promise<Stats | undefined> {
