@@ -514,12 +514,14 @@ async function readEnvelope(fh: FileHandle): Promise<{ line: string; rest: Buffe
  */
 async function streamBody(fh: FileHandle, first: Buffer, pos: number, message: IncomingMessage): Promise<{ head: Buffer } | string> {
   const split = new HeaderSplitter();
+  let buf: Buffer | undefined;
   try {
     let body = split.push(first);
     for (;;) {
-      if (body.length) await message.write(body);
-      // While the headers are held the splitter may keep the buffer it was given: a new one each read until then.
-      const buf = Buffer.allocUnsafe(READ);
+      if (body.length) await message.write(body); // copied by the spool: the buffer is ours again
+      // While the headers are held the splitter may keep the buffer it was given: a new
+      // one each read until then; one buffer for the whole body after that.
+      if (!buf || !split.head) buf = Buffer.allocUnsafe(READ);
       const { bytesRead } = await fh.read(buf, 0, READ, pos);
       if (bytesRead === 0) break;
       pos += bytesRead;
