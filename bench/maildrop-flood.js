@@ -1,13 +1,14 @@
 // bench/maildrop-flood.js: what a flood of junk in the maildrop costs (issue 18, item 6).
 // As root: starts `postern -bd` (of ROOT, default this checkout) with a sink, times an
-// SMTP session (connect to QUIT) and a sendmail run idle, then makes N empty 0600 files
+// SMTP session (connect to QUIT), a sendmail run by root and one by a throwaway user
+// (through the setgid helper, where ROOT has one) idle, then makes N empty 0600 files
 // owned by a throwaway user (half with an mtime a year ahead) in the maildrop while the
 // daemon runs, times the same again during the flood, and how long until the junk is
 // gone; prints one JSON line. Not part of npm test.
 //
 //   node bench/maildrop-flood.js [--files 20000] [--root DIR] [--runs 5] [--wait 300]
 import { execFileSync, spawn } from 'node:child_process';
-import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
+import { copyFileSync, existsSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -53,6 +54,15 @@ writeFileSync(config, `hostname = "web1.example.org"\nqualify_domain = "example.
 const user = `ptflood${process.pid}`;
 execFileSync('useradd', ['-M', '-U', '-s', '/usr/sbin/nologin', user]);
 const uid = Number(execFileSync('id', ['-u', user]).toString());
+const group = `ptfloodg${process.pid}`;
+if (existsSync(join(ROOT, 'dist/postdrop'))) {
+  execFileSync('groupadd', [group]);
+  const helper = join(dir, 'postdrop');
+  copyFileSync(join(ROOT, 'dist/postdrop'), helper);
+  chownSync(helper, 0, Number(execFileSync('getent', ['group', group]).toString().split(':')[2]));
+  chmodSync(helper, 0o2755);
+  writeFileSync(config, readFileSync(config, 'utf8').replace('[spool]\n', `[spool]\npostdrop = "${helper}"\n`));
+}
 let daemon;
 try {
   daemon = spawn(process.execPath, [join(ROOT, 'bin/postern'), '-C', config, '-bd', '-q1m'], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -87,9 +97,10 @@ try {
     });
     s.on('error', (e) => { clearTimeout(timer); res({ error: e.message }); });
   });
-  const sendmail = () => new Promise((res) => {
+  const sendmail = (as) => new Promise((res) => {
     const t0 = performance.now();
-    const c = spawn(process.execPath, [join(ROOT, 'bin/sendmail'), '-C', config, 'ops@example.org'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const c = spawn(process.execPath, [join(ROOT, 'bin/sendmail'), '-C', config, 'ops@example.org'],
+      { stdio: ['pipe', 'ignore', 'ignore'], cwd: '/', ...(as ? { uid: as, gid: as, env: { ...process.env, USER: user, LOGNAME: user, HOME: '/' } } : {}) });
     c.stdin.end('Subject: sm\n\nx\n');
     c.on('close', (code) => res(code === 0 ? performance.now() - t0 : { error: `exit ${code}` }));
   });
@@ -100,11 +111,14 @@ try {
   const measure = async () => {
     const smtp = [];
     const sm = [];
+    const um = [];
     for (let i = 0; i < RUNS; i++) {
       smtp.push(await session());
       sm.push(await sendmail());
+      um.push(await sendmail(uid));
     }
-    return { smtpMs: median(smtp), sendmailMs: median(sm), smtpAll: smtp.map((x) => (typeof x === 'number' ? Math.round(x) : x)), sendmailAll: sm.map((x) => (typeof x === 'number' ? Math.round(x) : x)) };
+    const all = (xs) => xs.map((x) => (typeof x === 'number' ? Math.round(x) : x));
+    return { smtpMs: median(smtp), sendmailRootMs: median(sm), sendmailUserMs: median(um), smtpAll: all(smtp), sendmailRootAll: all(sm), sendmailUserAll: all(um) };
   };
   await session(); // warm-up
   const idle = await measure();
@@ -125,14 +139,18 @@ try {
     if (junk() === 0) { goneAfter = Math.round((Date.now() - t0) / 1000); break; }
   }
   const after = goneAfter === null ? null : await measure();
-  const log = readFileSync(join(dir, 'log/mainlog'), 'utf8');
-  const lines = log.split('\n').filter((l) => l.includes(`from ${user}`));
+  // The removals are logged once the user's have been quiet for a while: wait for all of them.
+  const userLines = () => readFileSync(join(dir, 'log/mainlog'), 'utf8').split('\n').filter((l) => l.includes(`from ${user}`));
+  const counted = () => userLines().reduce((n, l) => n + Number(/removed (\d+) files/.exec(l)?.[1] ?? 1), 0);
+  for (const deadline = Date.now() + 90_000; goneAfter !== null && counted() < FILES && Date.now() < deadline;) await sleep(500);
+  const lines = userLines();
   console.log(JSON.stringify({ root: ROOT, files: FILES, madeInMs: made, idle, flood, junkGoneAfterS: goneAfter, junkLeft: junk(), after,
     logLinesForUser: lines.length, logLine: lines[0] ?? null, daemonRss: Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${daemon.pid}/status`, 'utf8'))?.[1]) }));
 } finally {
   daemon?.kill('SIGKILL');
   sink.close();
   try { execFileSync('userdel', [user], { stdio: 'ignore' }); } catch { /* gone */ }
+  try { execFileSync('groupdel', [group], { stdio: 'ignore' }); } catch { /* none made */ }
   rmSync(dir, { recursive: true, force: true });
 }
 process.exit(0);

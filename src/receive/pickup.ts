@@ -71,6 +71,8 @@ export const RECHECK = 5_000;
 /** The spool refused (a full disk): the files wait this long before the next try, and it is said once a minute at most. */
 const RETRY = 1_900;
 const NOTICE_EVERY = 60_000;
+/** A user's removals are logged once none has followed for this long (a flood is removed over several passes). */
+const QUIET = 10_000;
 const READ = 64 * 1024;
 /** Removed files named one by one in the log line of their user, up to this many. */
 const SOME = 10;
@@ -92,7 +94,7 @@ interface Turn {
 interface Watched { ino: number; size: number; since: number; look: number }
 
 /** The files removed from one user since the last log line about them. */
-interface Removed { count: number; first: string; reasons: Map<string, number>; some: string[] }
+interface Removed { count: number; first: string; reasons: Map<string, number>; some: string[]; last: number }
 
 export class Pickup {
   private running: Promise<void> | undefined;
@@ -431,7 +433,8 @@ export class Pickup {
 
   private async discard(name: string, reason: string, uid: number | undefined, dir = false): Promise<void> {
     if (await this.remove(name, dir)) {
-      const r = this.removed.get(uid) ?? { count: 0, first: name, reasons: new Map<string, number>(), some: [] };
+      const r = this.removed.get(uid) ?? { count: 0, first: name, reasons: new Map<string, number>(), some: [], last: 0 };
+      r.last = this.o.clock.now();
       r.count++;
       r.reasons.set(reason, (r.reasons.get(reason) ?? 0) + 1);
       if (r.some.length < SOME) r.some.push(`${name} (${reason})`);
@@ -443,16 +446,16 @@ export class Pickup {
   }
 
   /**
-   * One line per user for what was removed since the last, at most once a minute each
-   * (`all`: now, at stop): the file's name and reason when it was one, each name when a
-   * few, else how many for each reason (a user who floods the folder gets one line, not
-   * one per file).
+   * One line per user for what was removed since the last, once nothing more of theirs
+   * has gone for QUIET, and at most once a minute each (`all`: everything now, at stop):
+   * the file's name and reason when it was one, each name when a few, else how many for
+   * each reason (a user who floods the folder gets one line, not one per file).
    */
   private logRemoved(all = false): void {
     const now = this.o.clock.now();
     for (const [uid, at] of this.loggedAt) if (now - at >= NOTICE_EVERY) this.loggedAt.delete(uid);
     for (const [uid, r] of this.removed) {
-      if (!all && this.loggedAt.has(uid)) continue;
+      if (!all && (this.loggedAt.has(uid) || now - r.last < QUIET)) continue;
       this.loggedAt.set(uid, now);
       this.removed.delete(uid);
       const from = `maildrop: removed ${r.count === 1 ? r.first : `${r.count} files`} from ${ownerText(uid)}: `;

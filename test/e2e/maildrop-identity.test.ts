@@ -67,6 +67,12 @@ describe.skipIf(!isRoot)('the maildrop takes names from root, the daemon\'s user
     await sink!.waitFor(1);
     expect(sink!.messages[0]!.from).toBe(`${u.name}@example.org`);
     await inst.waitForLog(new RegExp(`<= ${u.name}@example\\.org U=${u.name} P=local `));
+    // sendmail -bs streams each message through the helper too.
+    const bs = await runAs(u, 'sendmail', ['-C', inst.config, '-bs'],
+      'EHLO me\r\nMAIL FROM:<>\r\nRCPT TO:<ops@example.org>\r\nDATA\r\nSubject: bs\r\n\r\nhello\r\n.\r\nQUIT\r\n');
+    expect(bs.stdout).toContain('250 2.0.0 OK queued');
+    await sink!.waitFor(2);
+    await inst.waitForLog(new RegExp(`<= <> U=${u.name} P=local-esmtp `));
     expect(inst.log()).not.toMatch(/U=root/);
     // What the helper made was the user's file, and nothing is left.
     expect(readdirSync(drop).filter((n) => !n.startsWith('.'))).toEqual([]);

@@ -94,6 +94,7 @@ describe('maildrop pickup', () => {
     writeFileSync(join(drop, 'unfinished'), `${JSON.stringify(envelope())}\nSubject: x\n\nx\n`, { mode: 0o600 });
     writeDropFile(drop, envelope(), Buffer.from('Subject: good\n\nx\n'));
     await pickup.run();
+    await pickup.stop(); // says now what it would say once the user's removals have been quiet for 10 s
     expect(readdirSync(drop)).toEqual(['unfinished']);
     expect(spool.count()).toBe(1);
     const notices = events.filter((e) => e.type === 'notice').map((e) => (e as { text: string }).text);
@@ -137,6 +138,9 @@ describe('maildrop pickup', () => {
     clock.advance(EMPTY_STALL);
     await p.run();
     expect(readdirSync(drop)).toEqual(['s'.repeat(32)]);
+    expect(notices()).toEqual([]); // said once the user's removals have been quiet for 10 s
+    clock.advance(10_000);
+    await p.run();
     const lines = notices();
     expect(lines).toHaveLength(root ? 2 : 1);
     for (const line of lines) expect(line).toMatch(new RegExp(`^maildrop: removed ${root ? 150 : 300} files from \\S+ \\(uid \\d+\\): ${root ? 150 : 300} left empty and unfinished \\(the first e0+\\d+\\)$`));
@@ -151,6 +155,7 @@ describe('maildrop pickup', () => {
     clock.advance(RECHECK); // a known unfinished name is looked at again after RECHECK
     await p.run();
     expect(readdirSync(drop)).toEqual([]);
+    await p.stop();
     expect(notices().at(-1)).toMatch(/^maildrop: removed s{32} from \S+ \(uid \d+\): left unfinished \(not grown for 10 minutes\)$/);
   });
 
