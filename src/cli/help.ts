@@ -294,7 +294,7 @@ export const PAGES: Record<string, HelpPage> = {
           ['hosts', 'required: "host:port" list, tried in order (failover)'],
           ['tls', '"none", "opportunistic" (STARTTLS when offered, not verified; the default), "required" (STARTTLS, verified against tls_ca_file and the host name) or "implicit" (TLS from the first byte, verified)'],
           ['tls_ca_file', 'trust anchors for "required" and "implicit"; default: the system\'s'],
-          ['auth_user, auth_password_file', 'AUTH PLAIN or LOGIN, sent only inside TLS; the password is the file\'s first line, read at each connection'],
+          ['auth_user, auth_password_file', 'AUTH PLAIN or LOGIN when the session can (Exim\'s hosts_try_auth): only inside TLS and when the hub offers AUTH, otherwise the mail goes without; the password is the file\'s first line, read at each connection'],
           ['connections', 'parallel deliveries; default 4'],
           ['timeout', 'inactivity limit per SMTP command; default "5m"'],
           ['probe_interval', 'while a host is down, probe it (connect, EHLO, TLS/AUTH, QUIT) at most this often; when it answers, the mail held for it is due at once; default "1m"'],
