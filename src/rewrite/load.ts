@@ -49,7 +49,7 @@ export function parseEmailAddresses(text: string, file: string): Map<string, str
 }
 
 /** The rules for a configuration; undefined when it asks for no rewriting. Throws ConfigError. */
-export function rewriteRules(config: Pick<Config, 'hostname' | 'qualify_domain' | 'rewrite'>): RewriteRules | undefined {
+export function rewriteRules(config: Pick<Config, 'hostname' | 'qualify_domain' | 'rewrite'>, passwd = '/etc/passwd'): RewriteRules | undefined {
   const r = config.rewrite;
   const readhost = r.readhost !== undefined && r.hide_hostname ? r.readhost : undefined;
   let emailAddresses = new Map<string, string>();
@@ -62,7 +62,19 @@ export function rewriteRules(config: Pick<Config, 'hostname' | 'qualify_domain' 
     }
     emailAddresses = parseEmailAddresses(text, r.email_addresses);
   }
-  if (readhost === undefined && emailAddresses.size === 0) return undefined;
-  const localDomains = [...new Set([config.hostname, config.qualify_domain, 'localhost'].map((d) => d.toLowerCase().replace(/\.$/, '')))];
-  return { localDomains, emailAddresses, ...(readhost !== undefined ? { readhost: readhost.toLowerCase() } : {}) };
+  if (r.readhost === undefined && emailAddresses.size === 0) return undefined;
+  const localDomains = [...new Set([config.hostname, config.qualify_domain, 'localhost', ...r.local_domains]
+    .map((d) => d.toLowerCase().replace(/\.$/, '')))];
+  // hub_user's check_local_user: the logins of this machine, read once per build (start, SIGHUP).
+  const hubUser = r.readhost !== undefined ? { readhost: r.readhost.toLowerCase(), users: localUsers(passwd) } : undefined;
+  return { localDomains, emailAddresses, ...(readhost !== undefined ? { readhost: readhost.toLowerCase() } : {}), ...(hubUser ? { hubUser } : {}) };
+}
+
+/** The login names in a passwd file, lower case (Exim matches local parts caselessly). */
+export function localUsers(passwd = '/etc/passwd'): Set<string> {
+  let text = '';
+  try {
+    text = readFileSync(passwd, 'utf8');
+  } catch { /* no passwd: no local users */ }
+  return new Set(text.split('\n').map((l) => l.split(':')[0]?.trim().toLowerCase() ?? '').filter((n) => n && !n.startsWith('#')));
 }

@@ -14,6 +14,27 @@ export interface RewriteRules {
   readhost?: string;
   /** /etc/email-addresses: local part (lower case, as bytes) → address (as bytes). */
   emailAddresses: Map<string, string>;
+  /**
+   * Debian's `hub_user` router (satellite with a readhost, whatever dc_hide_mailname
+   * says): a recipient in the local domains whose local part is a login of this
+   * machine (`check_local_user`) goes to `local@readhost`.
+   */
+  hubUser?: { readhost: string; users: ReadonlySet<string> };
+}
+
+/**
+ * The address a recipient is sent to (hub_user), or undefined when it goes as it is:
+ * only `user@<local domain>` with `user` a login here. Exim leaves the headers alone.
+ */
+export function rewriteRecipient(address: string, rules: RewriteRules): string | undefined {
+  const hub = rules.hubUser;
+  const at = address.lastIndexOf('@');
+  if (!hub || at <= 0) return undefined;
+  const domain = address.slice(at + 1).toLowerCase().replace(/\.$/, '');
+  if (!rules.localDomains.includes(domain)) return undefined;
+  const local = address.slice(0, at);
+  if (!hub.users.has(unquote(local).toLowerCase())) return undefined;
+  return `${local}@${hub.readhost}`;
 }
 
 /** The headers rewritten (Exim's `frs` plus To, Cc and Bcc, as SPEC asks). */
