@@ -34,7 +34,7 @@ export function modeOf(rest: string[], selection: string[] | undefined): string 
 
 /** Whether main.ts would read one message from stdin for this command line (sendmail, -bm). */
 export function isSubmission(personality: string, argv: string[]): boolean {
-  if (argv.includes('--help') || argv.includes('-bi')) return false;
+  if (argv.includes('--help') || argv.includes('--version') || argv.includes('-bi') || (argv.length === 1 && argv[0] === '-h')) return false;
   if (['newaliases', 'mailq', 'postern-exigrep', 'postern-qgrep'].includes(personality)) return false;
   if (personality === 'postern' && (argv[0] === 'install' || argv[0] === 'uninstall')) return false;
   let rest: string[];

@@ -17,7 +17,7 @@ import { parseDuration } from '../core/units.js';
 import { MainLog } from '../log/mainlog.js';
 import { SmtpReceiver } from '../receive/smtp.js';
 import { LocalServer } from '../receive/local-server.js';
-import { VERSION } from '../receive/cleanup.js';
+import { version } from '../core/version.js';
 import { Router } from '../router/router.js';
 import { Scheduler, type SchedulerSettings } from '../scheduler/scheduler.js';
 import { LmdbSpool, SpoolUnavailable } from '../spool/lmdb-spool.js';
@@ -234,7 +234,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     },
   } });
   await own.listen();
-  events.emit({ type: 'notice', text: `postern ${VERSION} daemon started: pid=${process.pid}, ${qFlag}, listening for SMTP on ${bound.join(' ')}${metricsAt ? ` (metrics on http://${metricsAt}/metrics)` : ''}` });
+  events.emit({ type: 'notice', text: `postern ${version()} daemon started: pid=${process.pid}, ${qFlag}, listening for SMTP on ${bound.join(' ')}${metricsAt ? ` (metrics on http://${metricsAt}/metrics)` : ''}` });
 
   // Mail is accepted at once; deliveries start when this process holds the delivery
   // lock (a `postern -q` run may hold it for a while; it is never taken from a live one).

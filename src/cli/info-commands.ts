@@ -1,7 +1,7 @@
 // cli/info-commands.ts: -bt (how addresses route), -bV (version and a configuration
 // check) and -bP (effective settings, credentials never shown).
 import type { Config } from '../config/schema.js';
-import { VERSION } from '../receive/cleanup.js';
+import { version } from '../core/version.js';
 import { qualify } from '../receive/cleanup.js';
 import { Router } from '../router/router.js';
 import { rewriteRules } from '../rewrite/load.js';
@@ -42,7 +42,7 @@ export async function addressTest(addresses: string[], config: Config, out: Out,
 
 export function versionCheck(config: Config, out: Out): number {
   rewriteRules(config); // the email-addresses file is checked too (a ConfigError names its line)
-  out(`postern version ${VERSION} (Node.js ${process.version})\nConfiguration file is ${config.file}\n`);
+  out(`postern version ${version()} (Node.js ${process.version})\nConfiguration file is ${config.file}\n`);
   return 0;
 }
 

@@ -9,6 +9,7 @@
 // Every failure is a ConfigError naming file, line and key: never a stack trace.
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { version } from '../core/version.js';
 import { ConfigError } from './errors.js';
 import type { Config } from './schema.js';
 
@@ -24,14 +25,7 @@ const PACKAGE_DEFAULT = resolve(dirname(fileURLToPath(import.meta.url)), '../../
 const CACHE_VERSION = 8;
 
 /** postern's version, part of the cache's key: an upgrade validates again. */
-function packageVersion(): string {
-  try {
-    const pkg = resolve(dirname(fileURLToPath(import.meta.url)), '../../package.json');
-    return String((JSON.parse(readFileSync(pkg, 'utf8')) as { version?: unknown }).version);
-  } catch {
-    return 'unknown';
-  }
-}
+const packageVersion = version;
 
 /**
  * The cache's key: a 128-bit hash (four FNV-1a lanes) of the cache format, postern's

@@ -7,13 +7,13 @@
 // UTF-8, converted with toBytes().
 import addressparser from 'nodemailer/lib/addressparser';
 import { rfc5322Date } from '../core/date.js';
+import { version } from '../core/version.js';
 import { isRoutableAddress } from '../core/address.js';
 import { CommandError, EX } from '../core/exit.js';
 import { findAddresses, foldHeader, mapAddresses, PREFERRED_LINE } from '../rewrite/address-list.js';
 
 export { rfc5322Date };
 
-export const VERSION = '0.1.0';
 
 /** A JS (UTF-16) string as a byte string holding its UTF-8 encoding. */
 export function toBytes(s: string): string {
@@ -396,10 +396,10 @@ export function cleanupHeaders(parsedHeaders: Header[], sub: Submission): Omit<C
     const c = sub.client;
     const from = c.name ? `${c.name} ([${c.ip}]${c.helo ? ` helo=${c.helo}` : ''})` : `[${c.ip}]${c.helo ? ` (helo=${c.helo})` : ''}`;
     const forLine = recipients.length === 1 ? `\n\tfor ${recipients[0]}` : '';
-    received = `Received: from ${from}\n\tby ${sub.hostname} with ${sub.protocol} (postern ${VERSION})\n` +
+    received = `Received: from ${from}\n\tby ${sub.hostname} with ${sub.protocol} (postern ${version()})\n` +
       `\t(envelope-from ${senderText})\n\tid ${sub.id}${forLine};\n\t${date}\n`;
   } else {
-    received = `Received: from ${sub.user ?? 'unknown'} by ${sub.hostname} with ${sub.protocol} (postern ${VERSION})\n` +
+    received = `Received: from ${sub.user ?? 'unknown'} by ${sub.hostname} with ${sub.protocol} (postern ${version()})\n` +
       `\t(envelope-from ${senderText})\n\tid ${sub.id};\n\t${date}\n`;
   }
 
