@@ -50,14 +50,14 @@ describe('sender rewriting toward the smarthost', () => {
     const held = (await Promise.all(ids.map((id) => p.run('postern', ['-Mvh', id])))).map((r) => r.stdout).join('');
     // The spool holds them as they arrived (qualified, the comment kept), never rewritten.
     expect(held).toContain('\nFrom: root@web1.example.org (Cron Daemon)\nTo: root@web1.example.org\n');
-    expect(held).toContain('\nFrom: root@web1.example.org\n');
+    expect(held).toContain('\nFrom: root <root@web1.example.org>\n'); // the name from root's passwd entry, as Exim adds it
     await p.start();
     expect((await p.run('postern', ['-q'])).code).toBe(0);
     await hub.waitFor(2);
     const gnu = hub.messages.find((m) => m.data.includes('disk full'))!;
     const cronMsg = hub.messages.find((m) => m.data.includes('run-parts'))!;
     expect(gnu.from).toBe('root@example.org');
-    expect(headerOf(gnu.data, 'From')).toBe('From: root@example.org');
+    expect(headerOf(gnu.data, 'From')).toBe('From: root <root@example.org>');
     expect(headerOf(gnu.data, 'To')).toBe('To: ops@example.net');
     expect(gnu.data).toContain('\r\n\r\nFrom: root@web1.example.org stays in the body\r\n');
     expect(cronMsg.from).toBe('root@example.org');
