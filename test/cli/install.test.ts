@@ -252,6 +252,13 @@ describe('postern install --root', () => {
     expect(u.code).toBe(1);
     expect(u.stderr).toBe('postern: postern install\'s record /var/lib/postern/install.json is missing: nothing to undo\n');
   });
+
+  it('uninstall on a package install points to apt', async () => {
+    write('/var/lib/dpkg/info/postern.list', '/usr/sbin/postern\n');
+    const u = await postern(['uninstall', '--root', root]);
+    expect(u.code).toBe(1);
+    expect(u.stderr).toBe('postern: postern was installed by its Debian package, not by `postern install`: remove it with `apt remove postern` (`apt purge postern` also removes its configuration and log)\n');
+  });
 });
 
 describe('mail through an installed postern', () => {
