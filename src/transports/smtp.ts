@@ -163,8 +163,10 @@ export function guarded<T>(conn: SMTPConnection, deadlineMs: number | undefined,
  * error, as SPEC says.
  */
 export function mayAuthenticate(conn: SMTPConnection): boolean {
-  const offered = (conn as unknown as { _supportedAuth?: string[] })._supportedAuth ?? [];
-  return conn.secure && offered.length > 0;
+  // nodemailer's list of the mechanisms EHLO offered (10.6, pinned); were it gone in
+  // another version, AUTH is tried inside TLS as before rather than silently never.
+  const offered = (conn as unknown as { _supportedAuth?: unknown })._supportedAuth;
+  return conn.secure && (!Array.isArray(offered) || offered.length > 0);
 }
 
 /** A failure of the TLS handshake itself (not a missing STARTTLS, not a reply code). */
