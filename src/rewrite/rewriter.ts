@@ -32,8 +32,9 @@ export function rewriteRecipient(address: string, rules: RewriteRules): string |
   if (!hub || at <= 0) return undefined;
   const domain = address.slice(at + 1).toLowerCase().replace(/\.$/, '');
   if (!rules.localDomains.includes(domain)) return undefined;
-  const local = address.slice(0, at);
-  if (!hub.users.has(unquote(local).toLowerCase())) return undefined;
+  // Exim's $local_part is lower case (caseful_local_part is off), so the new address is too.
+  const local = address.slice(0, at).toLowerCase();
+  if (!hub.users.has(unquote(local))) return undefined;
   return `${local}@${hub.readhost}`;
 }
 

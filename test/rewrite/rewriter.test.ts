@@ -199,7 +199,7 @@ describe('rewriteRecipient: Debian\'s hub_user router (a local login in a local 
   it.each<[string, string | undefined]>([
     ['root@vm.example.org', 'root@example.org'],
     ['root@VM', 'root@example.org'],
-    ['Root@localhost', 'Root@example.org'],
+    ['Root@localhost', 'root@example.org'], // Exim's $local_part is lower case
     ['www-data@vm.example.org.', 'www-data@example.org'],
     ['nosuchuser@vm.example.org', undefined], // check_local_user: not a login here
     ['ops@example.org', undefined], // not a local domain
