@@ -123,13 +123,3 @@ export function eximHostname(root: string): { name: string; from: string } | und
   }
   return undefined;
 }
-
-/** The entries of /etc/aliases: name → target. */
-export function parseAliases(text: string): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const raw of text.replace(/\n[ \t]+/g, ' ').split('\n')) {
-    const x = /^\s*([^#:\s][^:]*?)\s*:\s*(.*?)\s*$/.exec(raw);
-    if (x) m.set((x[1] as string).toLowerCase(), x[2] as string);
-  }
-  return m;
-}

@@ -7,10 +7,10 @@
 // reads the files in Exim's syntax; this file is the policy. Reads only;
 // install.ts writes.
 import {
-  adminMainFiles, eximHostname, eximList, globMatch, listenEntries, optionList, parseAliases, parseEximSettings, parseShellVars, portOf, read, smarthostEntry,
+  adminMainFiles, eximHostname, eximList, globMatch, listenEntries, optionList, parseEximSettings, parseShellVars, portOf, read, smarthostEntry,
 } from './exim-files.js';
 import { parseDuration, parseSize } from '../core/units.js';
-import { parseEmailAddresses } from '../rewrite/load.js';
+import { parseAliases, parseEmailAddresses, plainTarget } from '../rewrite/load.js';
 
 export interface EximImport {
   /** postern.toml's text */
@@ -271,8 +271,20 @@ export function importExim(root: string): EximImport {
   // /etc/aliases: Debian's system_aliases router runs before hub_user, on a satellite too.
   const aliases = parseAliases(read(root, '/etc/aliases') ?? '');
   if (aliases.size > 0) {
-    const shown = [...aliases].slice(0, 4).map(([k, v]) => `${k}: ${v}`).join(', ');
-    unmapped.push(`/etc/aliases (${aliases.size} entr${aliases.size === 1 ? 'y' : 'ies'}: ${shown}${aliases.size > 4 ? ', ...' : ''}): Exim applied them to this machine's addresses before hub_user; postern does not read aliases: mail for postmaster@<this host> goes to the hub as it is; set them up on the hub`);
+    const followed = [...aliases].filter(([, v]) => v.length === 1 && plainTarget(v[0] as string));
+    const others = [...aliases].filter(([, v]) => !(v.length === 1 && plainTarget(v[0] as string)));
+    if (readhost && followed.length > 0) {
+      rewrite.push(`aliases = ${q('/etc/aliases')}`);
+      const shown = followed.slice(0, 4).map(([k, v]) => `${k}: ${v[0]}`).join(', ');
+      mapped.push(`/etc/aliases (${followed.length} entr${followed.length === 1 ? 'y' : 'ies'}: ${shown}${followed.length > 4 ? ', ...' : ''}): rewrite.aliases = "/etc/aliases" (followed before hub_user, as Debian's system_aliases)`);
+    }
+    const left = readhost ? others : [...aliases];
+    if (left.length > 0) {
+      const shown = left.slice(0, 4).map(([k, v]) => `${k}: ${v.join(', ')}`).join('; ');
+      unmapped.push(`/etc/aliases (${left.length} entr${left.length === 1 ? 'y' : 'ies'}: ${shown}${left.length > 4 ? '; ...' : ''}): ${readhost
+        ? 'postern follows an alias of one address only; Exim delivered to each of these targets: mail for these names goes to the hub as it is; set them up on the hub'
+        : 'without dc_readhost Exim\'s satellite routed them nowhere postern can; set them up on the hub'}`);
+    }
   }
 
   const relayDomains = get('dc_relay_domains');

@@ -57,7 +57,7 @@ const SENDMAIL_OPTIONS: [string, string][] = [
 const INSTALL: HelpSection = {
   title: 'Installing over Exim',
   paras: [
-    'postern install writes /etc/postern/postern.toml (kept if it exists), importing Debian\'s Exim satellite settings (/etc/exim4/update-exim4.conf.conf, the macros and main options of exim4.conf.localmacros and of the admin\'s own files in conf.d/main, /etc/mailname, the host name, /etc/email-addresses, /etc/exim4/passwd.client) with a report of one line per setting found: mapped (printed, with the postern key it became), not needed on postern (printed, with why), or not mapped (on stderr, with what that changes, /etc/aliases among them); creates the postern user and group, the spool and log folders; ships /etc/systemd/system/postern.service and /etc/logrotate.d/postern; and links /usr/sbin/sendmail, /usr/lib/sendmail, /usr/bin/mailq and /usr/bin/newaliases to postern, keeping what they pointed to. Mail still in Exim\'s queue is counted. postern uninstall puts the links back as they were and removes what install shipped, keeping the configuration, the spool and the log.',
+    'postern install writes /etc/postern/postern.toml (kept if it exists), importing Debian\'s Exim satellite settings (/etc/exim4/update-exim4.conf.conf, the macros and main options of exim4.conf.localmacros and of the admin\'s own files in conf.d/main, /etc/mailname, the host name, /etc/email-addresses, /etc/aliases, /etc/exim4/passwd.client) with a report of one line per setting found: mapped (printed, with the postern key it became), not needed on postern (printed, with why), or not mapped (on stderr, with what that changes); creates the postern user and group, the spool and log folders; ships /etc/systemd/system/postern.service and /etc/logrotate.d/postern; and links /usr/sbin/sendmail, /usr/lib/sendmail, /usr/bin/mailq and /usr/bin/newaliases to postern, keeping what they pointed to. Mail still in Exim\'s queue is counted. postern uninstall puts the links back as they were and removes what install shipped, keeping the configuration, the spool and the log.',
   ],
   items: [
     ['--root DIR', 'every path is taken inside DIR, and no user or group is created'],
@@ -177,7 +177,7 @@ export const PAGES: Record<string, HelpPage> = {
     section: 8,
     summary: 'rebuild the aliases database (nothing to do for postern)',
     synopsis: ['newaliases'],
-    sections: [{ title: 'Description', paras: ['A satellite has no aliases: local mail goes to the smarthost, whose aliases apply. newaliases (and sendmail -bi) does nothing and exits 0, so packages that call it after editing /etc/aliases keep working.'] }],
+    sections: [{ title: 'Description', paras: ['A satellite builds no aliases database: the daemon reads rewrite.aliases (one-address aliases, as Debian\'s system_aliases) at start and on SIGHUP, and the smarthost\'s aliases apply to the rest. newaliases (and sendmail -bi) does nothing and exits 0, so packages that call it after editing /etc/aliases keep working; reload the daemon (systemctl reload postern) for it to see the edit.'] }],
   },
 
   'postern-qgrep': {
@@ -325,6 +325,7 @@ export const PAGES: Record<string, HelpPage> = {
           ['readhost', 'Debian\'s dc_readhost: mail for a login of this machine at one of its names (user@hostname, user@qualify_domain, user@localhost, a local_domains name) goes to user@readhost, logged "=> user@readhost <user@hostname>"; with hide_hostname the sender and headers with those addresses go out as user@readhost too; default: none'],
           ['hide_hostname', 'Debian\'s dc_hide_mailname: rewrite the sender and headers to the readhost; default true'],
           ['local_domains', 'more names of this machine besides hostname, qualify_domain and localhost (Debian\'s dc_other_hostnames); default: none'],
+          ['aliases', 'an aliases file (Debian\'s /etc/aliases), read at start and SIGHUP: with readhost, a recipient at this machine\'s names whose alias is one address goes there (then hub_user), as Debian\'s system_aliases router; an alias of several targets, a pipe or a file is left to the hub; default: none'],
           ['email_addresses', 'a file of "user: address" lines (Debian\'s /etc/email-addresses), read at start, SIGHUP and -bV; a listed user\'s local address goes out as that address; default: none'],
         ],
       },

@@ -208,7 +208,7 @@ describe('postern install --root', () => {
     write('/etc/exim4/conf.d/main/02_exim4-config_options', 'SHIPPED_BY_DEBIAN = 1\n'); // Debian's own file: not the admin's
     write('/etc/hostname', 'web1\n');
     write('/etc/hosts', '127.0.0.1 localhost\n127.0.1.1 web1.example.org web1\n');
-    write('/etc/aliases', 'postmaster: root\nroot: ops@example.net\n');
+    write('/etc/aliases', 'postmaster: root\nroot: ops@example.net\nstaff: a, b\nlog: /var/log/mail\n');
     write('/etc/default/exim4', "QUEUEINTERVAL='30m'\n");
     const r = await postern(['install', '--root', root, '--dry-run']);
     expect(r.code).toBe(0);
@@ -225,7 +225,7 @@ describe('postern install --root', () => {
     expect(r.stdout).toContain('listen.smtp = ["127.0.0.1:25", "127.0.0.1:587"]');
     expect(r.stderr).toContain('not mapped: MAIN_TLS_ENABLE = yes (/etc/exim4/exim4.conf.localmacros): postern\'s listeners offer no STARTTLS');
     expect(r.stderr).toContain('not mapped: SOME_SITE_MACRO = 1 (/etc/exim4/conf.d/main/000_localmacros): no postern setting for it');
-    expect(r.stderr).toContain('not mapped: /etc/aliases (2 entries: postmaster: root, root: ops@example.net)');
+    expect(r.stdout).toContain('/etc/aliases (2 entries: postmaster: root, root: ops@example.net): rewrite.aliases = "/etc/aliases"');
     expect(r.stdout).toContain(`dc_other_hostnames='web1;web1.local': rewrite.local_domains = ["web1", "web1.local"]`);
     expect(r.stdout).toContain('primary_hostname (the host name web1, fully qualified by /etc/hosts): hostname = "web1.example.org"');
     expect(report.join('\n')).not.toContain('SHIPPED_BY_DEBIAN');
@@ -236,6 +236,8 @@ describe('postern install --root', () => {
     expect(c.listen.max_message_size).toBe(20 * 1024 * 1024);
     expect(c.retry.timeout_frozen_after).toBe(3 * 86_400_000);
     expect(c.rewrite.local_domains).toEqual(['web1', 'web1.local']);
+    expect(c.rewrite.aliases).toBe('/etc/aliases');
+    expect(r.stderr).toContain('not mapped: /etc/aliases (2 entries: staff: a, b; log: /var/log/mail): postern follows an alias of one address only');
   });
 
   it('a mail name that is not one of Exim\'s local domains is named: Exim did not send root@<mailname> to the readhost', async () => {

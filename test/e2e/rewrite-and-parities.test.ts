@@ -97,6 +97,24 @@ describe('sender rewriting toward the smarthost', () => {
     expect(p.log()).toMatch(new RegExp(`${id} -> nosuchuser-xq@web1\\.example\\.org R=smarthost T=remote_smtp H=`));
   });
 
+  it('rewrite.aliases as Debian\'s system_aliases, before hub_user: one-address aliases are followed, others left to the hub', async () => {
+    hub = new Sink();
+    await hub.listen();
+    dir = mkdtempSync(join(tmpdir(), 'postern-rw-'));
+    writeFileSync(join(dir, 'aliases'), '# /etc/aliases\npostmaster: root\nabuse: ops@example.net\nstaff: root, ops@example.net\n');
+    p = new Instance([hub.port], `[rewrite]\nreadhost = "example.org"\naliases = "${join(dir, 'aliases')}"\n`);
+    writeFileSync(p.config, readFileSync(p.config, 'utf8').replace('qualify_domain = "example.org"', 'qualify_domain = "web1.example.org"'));
+    await p.start();
+    const id = (await sendOne(p.port, 'app@web1.example.org', ['postmaster@web1.example.org', 'abuse@localhost', 'staff@web1.example.org'],
+      'Subject: aliases\n\nx\n')).slice(-16);
+    await hub.waitFor(1);
+    await p.waitForLog(new RegExp(`${id} Completed`));
+    expect(hub.messages[0]!.to).toEqual(['root@example.org', 'ops@example.net', 'staff@web1.example.org']);
+    expect(p.log()).toMatch(new RegExp(`${id} => root@example\\.org <postmaster@web1\\.example\\.org> R=hub_user_smarthost T=remote_smtp H=`));
+    expect(p.log()).toMatch(new RegExp(`${id} -> ops@example\\.net <abuse@localhost> R=smarthost T=remote_smtp H=`));
+    expect(p.log()).toMatch(new RegExp(`${id} -> staff@web1\\.example\\.org R=smarthost T=remote_smtp H=`));
+  });
+
   it('email-addresses wins over readhost, for the envelope and for headers; other domains are left alone', async () => {
     await start();
     await p.start();

@@ -164,10 +164,10 @@ describe('email-addresses files (Debian format)', () => {
       expect(rewriteRules({ ...base, rewrite: { hide_hostname: true, local_domains: [] } })).toBeUndefined();
       expect(rewriteRules({ ...base, rewrite: { hide_hostname: false, readhost: 'example.org', local_domains: ['VM'] } }, passwd))
         .toEqual({ localDomains: ['vm.example.org', 'localhost', 'vm'], emailAddresses: new Map(),
-          hubUser: { readhost: 'example.org', users: new Set(['root', 'www-data']) } });
+          hubUser: { readhost: 'example.org', users: new Set(['root', 'www-data']), qualifyDomain: 'vm.example.org' } });
       expect(rewriteRules({ ...base, rewrite: { hide_hostname: true, readhost: 'Example.ORG', local_domains: [] } }, passwd))
         .toEqual({ localDomains: ['vm.example.org', 'localhost'], readhost: 'example.org', emailAddresses: new Map(),
-          hubUser: { readhost: 'example.org', users: new Set(['root', 'www-data']) } });
+          hubUser: { readhost: 'example.org', users: new Set(['root', 'www-data']), qualifyDomain: 'vm.example.org' } });
       const r = rewriteRules({ ...base, rewrite: { hide_hostname: false, readhost: 'example.org', email_addresses: file, local_domains: [] } });
       expect(r?.readhost).toBeUndefined();
       expect([...r!.emailAddresses]).toEqual([['jane', 'jane.doe@isp.example']]);
@@ -205,9 +205,21 @@ describe('rewriteRecipient: Debian\'s hub_user router (a local login in a local 
     ['ops@example.org', undefined], // not a local domain
     ['root@other.example', undefined],
   ])('%s -> %s', (address, want) => {
-    expect(rewriteRecipient(address, hub)).toBe(want);
+    expect(rewriteRecipient(address, hub)?.address).toBe(want);
   });
   it('nothing without a readhost', () => {
     expect(rewriteRecipient('root@vm.example.org', rules)).toBeUndefined();
+  });
+  const aliased: RewriteRules = { ...hub, hubUser: { ...hub.hubUser!, qualifyDomain: 'vm.example.org',
+    aliases: new Map([['postmaster', 'root'], ['webmaster', 'www-data@localhost'], ['ops', 'ops@example.net'], ['loop', 'loop'], ['a', 'b'], ['b', 'a']]) } };
+  it.each<[string, { address: string; router: string } | undefined]>([
+    ['postmaster@vm', { address: 'root@example.org', router: 'hub_user_smarthost' }], // system_aliases, then hub_user
+    ['webmaster@vm.example.org', { address: 'www-data@example.org', router: 'hub_user_smarthost' }],
+    ['ops@localhost', { address: 'ops@example.net', router: 'smarthost' }], // aliased away from this machine
+    ['loop@vm', undefined], // an alias to itself: not followed again, and no login
+    ['a@vm', undefined], // a -> b -> a: each followed once, then no login
+    ['postmaster@example.net', undefined], // not a local domain
+  ])('with aliases: %s -> %j', (address, want) => {
+    expect(rewriteRecipient(address, aliased)).toEqual(want);
   });
 });
