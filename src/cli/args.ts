@@ -43,6 +43,8 @@ export function isSubmission(personality: string, argv: string[]): boolean {
   } catch {
     return false; // main.ts says what is wrong
   }
+  // `postern -C FILE install --import-queue`: install's, not a message to "install".
+  if (personality === 'postern' && (rest[0] === 'install' || rest[0] === 'uninstall')) return false;
   const mode = modeOf(rest, queueSelection(rest));
   return !mode || mode === '-bm';
 }

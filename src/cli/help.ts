@@ -62,6 +62,8 @@ const INSTALL: HelpSection = {
   items: [
     ['--root DIR', 'every path is taken inside DIR, and no user or group is created'],
     ['--dry-run, -n', 'print every step and change nothing'],
+    ['--import-queue', 'take the messages of Exim\'s queue over into postern\'s (with postern stopped; --dry-run lists them)'],
+    ['--exim-spool DIR', 'Exim\'s spool folder for --import-queue; default /var/spool/exim4'],
     ['--help, -h', 'print this usage'],
   ],
 };
@@ -359,7 +361,7 @@ export const INSTALL_PAGE: HelpPage = {
   name: 'postern install',
   section: 8,
   summary: 'make postern the machine\'s MTA in place of Debian\'s Exim satellite, importing its settings; or undo it',
-  synopsis: ['postern install [--root DIR] [--dry-run]', 'postern uninstall [--root DIR] [--dry-run]'],
+  synopsis: ['postern install [--root DIR] [--dry-run]', 'postern uninstall [--root DIR] [--dry-run]', 'postern [-C FILE] install --import-queue [--dry-run] [--exim-spool DIR]'],
   sections: [INSTALL, EXIT],
 };
 

@@ -150,7 +150,7 @@ export function install(argv: string[], out: (s: string) => void, err: (s: strin
   for (const m of imported.mapped) out(`  ${m}\n`);
   for (const u of imported.unmapped) err(`postern install: not mapped: ${u}\n`);
   const queued = eximQueue(o.root);
-  if (queued > 0) err(`postern install: Exim's queue still holds ${queued} message${queued === 1 ? '' : 's'}: deliver ${queued === 1 ? 'it' : 'them'} first with \`exim4 -qff\` (until \`exim4 -bpc\` says 0) before switching, or they stay in /var/spool/exim4\n`);
+  if (queued > 0) err(`postern install: Exim's queue still holds ${queued} message${queued === 1 ? '' : 's'}: \`postern install --import-queue\` takes ${queued === 1 ? 'it' : 'them'} over into postern's queue (with postern stopped; \`--dry-run\` lists ${queued === 1 ? 'it' : 'them'}), or deliver ${queued === 1 ? 'it' : 'them'} with \`exim4 -qff\` before switching\n`);
 
   // 2. The user and group.
   let owner = userByName('postern', at('/etc/passwd'));

@@ -109,7 +109,7 @@ describe('postern install --root', () => {
     expect(r.stdout).toContain('/etc/email-addresses (1 address): rewrite.email_addresses = "/etc/email-addresses"');
     expect(r.stderr).not.toMatch(/readhost|hide_mailname|email-addresses/);
     expect(r.stderr).toContain('entries for other.test not used');
-    expect(r.stderr).toContain('Exim\'s queue still holds 2 messages: deliver them first with `exim4 -qff`');
+    expect(r.stderr).toContain('Exim\'s queue still holds 2 messages: `postern install --import-queue` takes them over into postern\'s queue');
 
     const toml = readFileSync(join(root, '/etc/postern/postern.toml'), 'utf8');
     const c = parseConfig(toml, '/etc/postern/postern.toml');
