@@ -112,7 +112,8 @@ export function parseConfig(text: string, file: string): Config {
     spool: { directory: abs(c.spool.directory), maildrop: abs(c.spool.maildrop ?? `${c.spool.directory.replace(/\/+$/, '')}-maildrop`),
       ...(c.spool.postdrop !== undefined ? { postdrop: abs(c.spool.postdrop) } : {}) },
     log: { ...c.log, file: abs(c.log.file) },
-    rewrite: { ...c.rewrite, ...(c.rewrite.email_addresses !== undefined ? { email_addresses: abs(c.rewrite.email_addresses) } : {}) },
+    rewrite: { ...c.rewrite, ...(c.rewrite.email_addresses !== undefined ? { email_addresses: abs(c.rewrite.email_addresses) } : {}),
+      ...(c.rewrite.aliases !== undefined ? { aliases: abs(c.rewrite.aliases) } : {}) },
     retry: { ...c.retry, rules },
     smarthost: {
       ...c.smarthost,
