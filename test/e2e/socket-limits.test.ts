@@ -1,34 +1,15 @@
 // The daemon's sockets that any local user can reach, under a flood of idle connections
-// that reconnect as soon as they are dropped: the own-messages socket
+// that reconnect 200 ms after each drop, from another process: the own-messages socket
 // (<maildrop>/.postern.sock) still answers a user's `mailq`, and the metrics port a
 // scrape; the daemon's open files stay bounded during the flood, and every idle
 // connection is closed within seconds of its time-out once the flood stops.
-import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { chmodSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, closeBoth, Instance, waitUntil, type RunResult } from '../helpers/postern.js';
+import { closeBoth, Instance, waitUntil } from '../helpers/postern.js';
+import { isRoot, makeUser, removeUser, runAs, type TestUser } from '../helpers/users.js';
 import { Sink } from '../helpers/sink.js';
-
-const isRoot = process.getuid?.() === 0;
-interface TestUser { name: string; uid: number; gid: number }
-
-function runAs(u: TestUser, name: string, args: string[], input = ''): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN(name), ...args], {
-      uid: u.uid, gid: u.gid, cwd: '/', stdio: 'pipe', env: { ...process.env, HOME: '/', USER: u.name, LOGNAME: u.name },
-    });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${name} ${args.join(' ')} timed out`)); }, 30_000);
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-    child.stdin.end(input);
-  });
-}
 
 const openFiles = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 
@@ -108,13 +89,9 @@ describe('limits of the sockets any local user can reach', () => {
   describe.skipIf(!isRoot)('with a throwaway user (needs root: useradd)', () => {
     let u: TestUser;
     beforeAll(() => {
-      const name = `pt${randomBytes(4).toString('hex')}`;
-      execFileSync('useradd', ['-M', '-U', '-s', '/usr/sbin/nologin', name]);
-      u = { name, uid: Number(execFileSync('id', ['-u', name]).toString()), gid: Number(execFileSync('id', ['-g', name]).toString()) };
+      u = makeUser();
     });
-    afterAll(() => {
-      if (u) execFileSync('userdel', [u.name], { stdio: 'ignore' });
-    });
+    afterAll(() => removeUser(u));
 
     it('a flood of idle connections to the own-messages socket stops no user\'s mailq; open files stay bounded; idle ones close after the time-out', async () => {
       const inst = await setup();
