@@ -432,7 +432,7 @@ export function cleanupHeaders(parsedHeaders: Header[], sub: Submission): Omit<C
  */
 function localFromCheck(headers: Header[], sub: Submission): Header[] {
   const login = sub.user;
-  if (login === undefined || sub.client || login === 'root' || login === processLogin()) return headers;
+  if (login === undefined || sub.client || login === 'root') return headers;
   const own = (a: string) => {
     const at = a.lastIndexOf('@');
     return a.slice(0, at) === toBytes(login) && a.slice(at + 1).toLowerCase() === toBytes(sub.qualifyDomain).toLowerCase();
@@ -440,8 +440,10 @@ function localFromCheck(headers: Header[], sub: Submission): Header[] {
   const kept = headers.filter((h) => h.name.toLowerCase() !== 'sender');
   const from = findHeader(kept, 'from');
   const addresses = from ? headerAddresses(headerValue(from)).map((a) => qualify(a, toBytes(sub.qualifyDomain))) : [];
-  if (addresses.length === 1 && own(addresses[0] as string)) return kept;
-  return [...kept, { name: 'Sender', raw: toBytes(`Sender: ${login}@${sub.qualifyDomain}\n`) }];
+  const theirs = addresses.length === 1 && own(addresses[0] as string);
+  // Asked last: most messages need no change, and sendmail's own check runs as the user.
+  if ((theirs && kept.length === headers.length) || login === processLogin()) return headers;
+  return theirs ? kept : [...kept, { name: 'Sender', raw: toBytes(`Sender: ${login}@${sub.qualifyDomain}\n`) }];
 }
 
 /** The login of this process's effective user (getpwuid; the uid as a number when it has no entry). */
