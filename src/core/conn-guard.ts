@@ -31,10 +31,10 @@ interface Entry {
  * Unix socket all peers are one); it is refused only when every slot is busy. Oldest
  * first, because a real client sends its request at once: the oldest waiting ones are
  * the surest to be idle, and a new client is only evicted if `max` newer connections
- * come before its request does. (Sparing the young for a while, as tried first, lets a
- * flood that reconnects faster than `max` per while keep every newcomer out.) Who the
- * caller is, once its request proves it, is the server's to count (JsonLineServer's
- * per-key claims).
+ * come before its request does. (Sparing connections younger than a grace period, as
+ * tried first, let a flood opening more than `max` connections per grace period keep
+ * every newcomer out.) Who the caller is, once its request proves it, is the server's to
+ * count (JsonLineServer's per-key claims).
  */
 export class ConnectionGuard {
   private readonly conns = new Map<Socket, Entry>();

@@ -30,8 +30,7 @@ export class Metrics {
   private readonly commit: Histogram;
   private readonly unsubscribe: () => void;
   private server: Server | undefined;
-  /** The port's connection limits (open for tests). */
-  readonly guard: ConnectionGuard;
+  private readonly guard: ConnectionGuard;
 
   constructor(private readonly s: MetricsSources, limits: Partial<GuardLimits> = {}) {
     this.guard = new ConnectionGuard({ ...METRICS_LIMITS, ...limits });
