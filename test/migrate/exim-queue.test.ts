@@ -113,6 +113,24 @@ describe('postern install --import-queue', () => {
     expect((await p.run('postern', ['-bp'])).stdout).toContain(`${FROZEN} <> *** frozen ***`);
   });
 
+  it('Exim 4.97+ IDs (23 characters, Debian 13\'s Exim) are kept as they are, listed and delivered', async () => {
+    const { sink, p } = await setUp();
+    const long = '1xaTqu-00000000bu0-0k00';
+    for (const id of [PARTIAL, FROZEN]) for (const x of ['-H', '-D']) rmSync(join(exim, 'input', `${id}${x}`));
+    for (const x of ['-H', '-D']) {
+      const f = join(exim, 'input', `${CRON}${x}`);
+      writeFileSync(join(exim, 'input', `${long}${x}`), readFileSync(f, 'latin1').replace(CRON, long), 'latin1'); // the name line (headers keep their lengths)
+      rmSync(f);
+    }
+    const r = await p.run('postern', ['install', '--import-queue', '--exim-spool', exim]);
+    expect(r.code, r.stderr).toBe(0);
+    expect((await p.run('postern', ['-bp'])).stdout).toContain(long);
+    expect((await p.run('postern', ['-Mvh', long])).stdout).toContain('Subject: cron output');
+    await p.start();
+    await p.waitForLog(new RegExp(`${long} Completed`));
+    expect(sink.messages[0]?.data).toContain('Subject: cron output');
+  });
+
   it('a daemon delivering from the spool is not raced: stop it first', async () => {
     const { p } = await setUp();
     await p.start();
