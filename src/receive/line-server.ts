@@ -14,8 +14,6 @@ export const MAX_CONNECTIONS = 64;
 /** A client sends its request line as soon as it is connected: 2 s for the first byte, 5 s for the line. */
 export const FIRST_BYTE_TIMEOUT = 2_000;
 export const REQUEST_TIMEOUT = 5_000;
-/** An answer the client does not read is dropped after this. */
-export const ANSWER_TIMEOUT = 5_000;
 export const DEFAULT_LIMITS: GuardLimits = { max: MAX_CONNECTIONS, firstByte: FIRST_BYTE_TIMEOUT, request: REQUEST_TIMEOUT };
 
 export type Answer = (reply: object) => void;
@@ -96,16 +94,16 @@ export abstract class JsonLineServer {
       const end = at < 0 ? -1 : size - chunk.length + at;
       if (end < 0 ? size > this.maxRequest : end > this.maxRequest) {
         sock.off('data', onData);
-        this.guard.busy(sock, ANSWER_TIMEOUT);
+        this.guard.busy(sock, this.guard.limits.request);
         return answer({ ok: false, error: 'request too long' });
       }
       if (end < 0) return;
       sock.off('data', onData);
       // No deadline while the request is worked on (a removal waits for the spool); the
-      // answer then has ANSWER_TIMEOUT to reach a client that may not read it.
+      // answer then has as long as the request had to reach a client that may not read it.
       this.guard.busy(sock);
       const answerOnce: Answer = (reply) => {
-        this.guard.busy(sock, ANSWER_TIMEOUT);
+        this.guard.busy(sock, this.guard.limits.request);
         answer(reply);
       };
       let request: unknown;
