@@ -425,18 +425,16 @@ export function cleanupHeaders(parsedHeaders: Header[], sub: Submission): Omit<C
 
 /**
  * Exim's local_from_check (with local_sender_retain false), for a local submission by
- * an untrusted user: a Sender: of theirs is removed, and when the From: (theirs or the
- * one added above) is not exactly their own address, `Sender: login@qualify_domain` is
- * added, so the message says who really sent it. Trusted, as Exim's trusted users: root
+ * an untrusted user: a Sender: of theirs is removed, and unless the From: (theirs or
+ * the one added above) is their own address alone (any case), `Sender:
+ * login@qualify_domain` is added, so the message says who really sent it. Trusted, as Exim's trusted users: root
  * and the user this process runs as (the daemon's user: the pickup runs in the daemon).
  */
 function localFromCheck(headers: Header[], sub: Submission): Header[] {
   const login = sub.user;
   if (login === undefined || sub.client || login === 'root') return headers;
-  const own = (a: string) => {
-    const at = a.lastIndexOf('@');
-    return a.slice(0, at) === toBytes(login) && a.slice(at + 1).toLowerCase() === toBytes(sub.qualifyDomain).toLowerCase();
-  };
+  // Compared without regard to case, as Exim's strcmpic does.
+  const own = (a: string) => a.toLowerCase() === toBytes(`${login}@${sub.qualifyDomain}`).toLowerCase();
   const kept = headers.filter((h) => h.name.toLowerCase() !== 'sender');
   const from = findHeader(kept, 'from');
   const addresses = from ? headerAddresses(headerValue(from)).map((a) => qualify(a, toBytes(sub.qualifyDomain))) : [];
