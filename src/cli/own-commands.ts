@@ -9,50 +9,62 @@ import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { failure, tempError, usage } from '../core/exit.js';
 import { requestAt } from '../receive/local-client.js';
-import { ownSocketPath, PROOF_PREFIX, type OwnReply } from '../receive/own-server.js';
+import { BUSY_ERROR, ownSocketPath, PROOF_PREFIX, type OwnReply } from '../receive/own-server.js';
 import { postdropPath, proofByHelper } from '../receive/postdrop.js';
 import { isMessageId } from '../spool/message-id.js';
 
 type Out = (s: string) => void;
 
 const TIMEOUT = 60_000;
+/** Exchanges tried when the daemon drops the connection before reading the request. */
+const ATTEMPTS = 3;
 
 function ask(maildrop: string, header: object): Promise<OwnReply | undefined> {
   return requestAt<OwnReply>(ownSocketPath(maildrop), header, undefined, TIMEOUT);
 }
 
-/** Makes the proof file, sends the request, and removes the proof if the daemon did not. */
+/**
+ * Makes the proof file, sends the request, and removes the proof if the daemon did not.
+ * A proof still there after a failed exchange says the daemon never read the request
+ * (a connection dropped at its cap, under a flood of others): then it is asked again.
+ */
 async function own(config: Config, action: 'list' | 'remove', ids?: string[]): Promise<OwnReply & { ok: true }> {
   const maildrop = config.spool.maildrop;
-  let proof = `${PROOF_PREFIX}${randomBytes(16).toString('hex')}`;
   const what = action === 'list' ? 'list' : 'remove';
   const later = tempError(`only the running daemon can ${what} your own messages; try again later`);
   // No socket, no daemon: no proof made (one the helper made is not ours to remove).
   if (!existsSync(ownSocketPath(maildrop))) throw later;
-  try {
-    closeSync(openSync(join(maildrop, proof), constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_WRONLY, 0o600));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EACCES' && code !== 'EPERM') throw later; // no maildrop: no daemon has run
-    try {
-      proof = proofByHelper(postdropPath(config.spool), maildrop); // a user the maildrop does not let in
-    } catch {
-      throw later;
-    }
-  }
-  const path = join(maildrop, proof);
   let reply: OwnReply | undefined;
-  try {
-    reply = await ask(maildrop, { op: 'own', action, proof, ...(ids ? { ids } : {}) });
-  } catch (err) {
-    throw tempError(`${(err as Error).message}; try again later`);
-  } finally {
+  for (let attempt = 1; ; attempt++) {
+    let proof = `${PROOF_PREFIX}${randomBytes(16).toString('hex')}`;
     try {
-      unlinkSync(path);
-    } catch { /* the daemon removed it */ }
+      closeSync(openSync(join(maildrop, proof), constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_WRONLY, 0o600));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EACCES' && code !== 'EPERM') throw later; // no maildrop: no daemon has run
+      try {
+        proof = proofByHelper(postdropPath(config.spool), maildrop); // a user the maildrop does not let in
+      } catch {
+        throw later;
+      }
+    }
+    const path = join(maildrop, proof);
+    let unread = false;
+    try {
+      reply = await ask(maildrop, { op: 'own', action, proof, ...(ids ? { ids } : {}) });
+    } catch (err) {
+      unread = existsSync(path);
+      if (!unread || attempt >= ATTEMPTS) throw tempError(`${(err as Error).message}; try again later`);
+    } finally {
+      try {
+        unlinkSync(path);
+      } catch { /* the daemon removed it */ }
+    }
+    if (!unread) break;
+    await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
   }
   if (!reply) throw later;
-  if (!reply.ok) throw failure(`the daemon refused: ${reply.error}`);
+  if (!reply.ok) throw reply.error === BUSY_ERROR ? tempError(`${reply.error}; try again later`) : failure(`the daemon refused: ${reply.error}`);
   return reply;
 }
 
