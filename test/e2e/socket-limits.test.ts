@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { closeBoth, Instance, waitUntil } from '../helpers/postern.js';
 import { isRoot, makeUser, removeUser, runAs, type TestUser } from '../helpers/users.js';
 import { Sink } from '../helpers/sink.js';
+import { installHelper, makeGroup, removeUsersAndGroups } from '../helpers/postdrop.js';
 
 const openFiles = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 
@@ -83,6 +84,7 @@ describe('limits of the sockets any local user can reach', () => {
     await sink.listen();
     p = new Instance([sink.port], '[metrics]\nlisten = "127.0.0.1:0"\n');
     chmodSync(p.dir, 0o711); // the throwaway user reaches the config and the maildrop
+    if (isRoot) installHelper(p, makeGroup().gid); // and writes into it through the setgid helper
     return p;
   }
 
@@ -91,7 +93,10 @@ describe('limits of the sockets any local user can reach', () => {
     beforeAll(() => {
       u = makeUser();
     });
-    afterAll(() => removeUser(u));
+    afterAll(() => {
+      removeUser(u);
+      removeUsersAndGroups();
+    });
 
     it('a flood of idle connections to the own-messages socket stops no user\'s mailq; open files stay bounded; idle ones close after the time-out', async () => {
       const inst = await setup();
