@@ -37,6 +37,9 @@ cat > "$stage/usr/sbin/postern" <<'WRAP'
 # postern's commands: the name called (a link to this file) picks the personality.
 name=${0##*/}
 [ -f /usr/lib/postern/bin/"$name" ] || name=postern
+# io_uring off from the start: Debian's node refuses to change identity otherwise (CVE-2024-22017).
+UV_USE_IO_URING=0
+export UV_USE_IO_URING
 exec /usr/bin/node /usr/lib/postern/bin/"$name" "$@"
 WRAP
 chmod 0755 "$stage/usr/sbin/postern"

@@ -60,15 +60,21 @@ export function parseInstallArgs(argv: string[]): Options {
   return { root, dryRun };
 }
 
-/** The wrapper's text: node named absolutely; the name called picks the personality. */
+/**
+ * The wrapper's text: node named absolutely, io_uring off from its start (root's
+ * commands become \`user\`: see bin/postern); the name called picks the personality.
+ */
 export function wrapperText(node = process.execPath, pkg = PACKAGE_DIR): string {
   const sh = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   return `#!/bin/sh
 ${WRAPPER_MARK}: runs postern with an absolute interpreter, so sendmail, mailq and
 # newaliases work under cron's PATH or env -i. Written by \`postern install\`; the name
-# it is called by (a link to it) picks the personality.
+# it is called by (a link to it) picks the personality. io_uring off: a node that may
+# use it refuses to change identity (CVE-2024-22017).
 name=\${0##*/}
 [ -f ${sh(pkg)}/bin/"$name" ] || name=postern
+UV_USE_IO_URING=0
+export UV_USE_IO_URING
 exec ${sh(node)} ${sh(pkg)}/bin/"$name" "$@"
 `;
 }

@@ -46,9 +46,19 @@ export function requireAdmin(config: Config, what: string): void {
   throw noPermission(`permission denied: only root and ${who} may ${what}`);
 }
 
-/** Root becomes the daemon's user: its group alone, then gid, then uid (the order matters). */
+/**
+ * Root becomes the daemon's user: its group alone, then gid, then uid (the order
+ * matters). A node that may use io_uring refuses (CVE-2024-22017); bin/ and the
+ * wrappers start it with io_uring off, so that is one sentence for a node started otherwise.
+ */
 export function dropPrivileges(u: UserEntry): void {
-  process.setgroups?.([u.gid]);
+  try {
+    process.setgroups?.([u.gid]);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_INVALID_STATE') throw err;
+    const hint = process.env.UV_USE_IO_URING === '0' ? 'even with UV_USE_IO_URING=0 (a libuv it cannot ask)' : 'start it with UV_USE_IO_URING=0';
+    throw failure(`cannot become the ${u.name} user: this node refuses while io_uring may be on (CVE-2024-22017); ${hint}`);
+  }
   process.setgid?.(u.gid);
   process.setuid?.(u.uid);
 }

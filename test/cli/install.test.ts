@@ -127,7 +127,7 @@ describe('postern install --root', () => {
     for (const [path, target] of [['/usr/sbin/sendmail', 'postern'], ['/usr/lib/sendmail', '../sbin/postern'], ['/usr/bin/mailq', '../sbin/postern'], ['/usr/bin/newaliases', '../sbin/postern']]) {
       expect(readlinkSync(join(root, path!)), path).toBe(target);
     }
-    expect(readFileSync(join(root, '/usr/sbin/postern'), 'utf8')).toContain(`exec '${process.execPath}'`);
+    expect(readFileSync(join(root, '/usr/sbin/postern'), 'utf8')).toContain(`\nUV_USE_IO_URING=0\nexport UV_USE_IO_URING\nexec '${process.execPath}'`);
 
     // A second install keeps the first record: uninstall still goes back to Exim.
     const again = await postern(['install', '--root', root]);

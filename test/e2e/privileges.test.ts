@@ -4,16 +4,21 @@
 // files (links, incomplete files) never pass for someone else's mail, and the queue
 // commands and the control socket are for root and the daemon's user only. The tests
 // that need a second user make one with useradd (root only; skipped otherwise).
-import { spawn, execFileSync } from 'node:child_process';
+// Every command runs with UV_USE_IO_URING=1, as on Debian 13's own node (whose libuv may
+// use io_uring, so Node refuses to change identity unless it starts with it off), and
+// root's are exec'd as bin/NAME, as installed commands are.
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, linkSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, closeBoth, Instance, submitBundleFresh, waitUntil, type RunResult } from '../helpers/postern.js';
+import { BIN, closeBoth, Instance, launch, ROOT, submitBundleFresh, waitUntil, type RunResult } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 import { sendOne } from '../helpers/smtp-client.js';
 
 const isRoot = process.getuid?.() === 0;
+process.env.UV_USE_IO_URING = '1';
+launch.direct = true;
 
 interface TestUser { name: string; uid: number; gid: number }
 
@@ -159,6 +164,67 @@ describe('privileges', () => {
       await sink!.waitFor(1);
       for (const f of ['spool', 'spool/spool.mdb', 'spool/control.key', 'spool-maildrop', 'log/mainlog']) {
         expect(statSync(join(inst.dir, f)).uid).toBe(u.uid);
+      }
+    });
+
+    it('`node bin/postern` started by root with io_uring on runs once more with it off: queue commands and the daemon become `user`, signals and status pass through', async () => {
+      const inst = await setup(u);
+      const viaNode = (args: string[]) => spawnSync(process.execPath, [BIN('postern'), '-C', inst.config, ...args], { encoding: 'utf8', timeout: 30_000 });
+      const daemon = () => {
+        const child = spawn(process.execPath, [BIN('postern'), '-C', inst.config, '-bd', '-q1h'], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let said = '';
+        child.stderr.on('data', (d) => (said += d));
+        const exited = new Promise<[number | null, string | null]>((r) => child.on('exit', (code, signal) => r([code, signal])));
+        const ready = waitUntil('the daemon ready', () => /ready, listening/.test(said)).catch((e: Error) => { throw new Error(`${e.message}: ${said}`); });
+        const kids = () => readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+        return { child, exited, ready, kids };
+      };
+      const d = daemon();
+      try {
+        await d.ready;
+        expect(procUid(d.child.pid!)).toBe(0); // the first node only waits and passes signals on
+        const [inner] = d.kids();
+        expect(d.kids().map(procUid)).toEqual([u.uid]);
+        const count = viaNode(['-bpc']);
+        expect(count.stderr).toBe('');
+        expect([count.status, count.stdout]).toEqual([0, '0\n']);
+        const direct = spawnSync(BIN('postern'), ['-C', inst.config, '-Mvh', '1xVaAA-000009-00'], { encoding: 'utf8' });
+        const again = viaNode(['-Mvh', '1xVaAA-000009-00']);
+        expect(direct.status).not.toBe(0);
+        expect([again.status, again.stdout, again.stderr]).toEqual([direct.status, direct.stdout, direct.stderr]);
+        d.child.kill('SIGTERM');
+        expect(await d.exited).toEqual([0, null]);
+        await waitUntil('the inner daemon gone', () => !existsSync(`/proc/${inner}`));
+      } finally {
+        d.child.kill('SIGKILL');
+      }
+      // A death by signal of the inner node is the outer's too.
+      const e = daemon();
+      try {
+        await e.ready;
+        process.kill(e.kids()[0]!, 'SIGKILL');
+        expect(await e.exited).toEqual([null, 'SIGKILL']);
+      } finally {
+        e.child.kill('SIGKILL');
+      }
+    });
+
+    it("postern install's wrapper starts node with io_uring off: the daemon it starts as root becomes `user` itself", async () => {
+      const inst = await setup(u);
+      const { wrapperText } = await import('../../src/cli/install.js');
+      const wrapper = join(inst.dir, 'usr/sbin/postern');
+      mkdirSync(dirname(wrapper), { recursive: true });
+      writeFileSync(wrapper, wrapperText(process.execPath, ROOT), { mode: 0o755 });
+      const child = spawn(wrapper, ['-C', inst.config, '-bd', '-q1h'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      try {
+        let said = '';
+        child.stderr.on('data', (d) => (said += d));
+        await waitUntil('the daemon ready', () => /ready, listening/.test(said)).catch((e: Error) => { throw new Error(`${e.message}: ${said}`); });
+        expect(procUid(child.pid!)).toBe(u.uid); // no second node: the wrapper's sh exec'd node with io_uring off
+        const count = spawnSync(wrapper, ['-C', inst.config, '-bpc'], { encoding: 'utf8' });
+        expect([count.status, count.stdout, count.stderr]).toEqual([0, '0\n', '']);
+      } finally {
+        child.kill('SIGKILL');
       }
     });
 

@@ -12,6 +12,14 @@ export const ROOT = resolve(import.meta.dirname, '../..');
 export const BIN = (name: string) => join(ROOT, 'bin', name);
 
 /**
+ * How the helpers start a command: `node bin/NAME` (the default), or bin/NAME itself,
+ * as an installed command is exec'd (its first line starts node with io_uring off).
+ */
+export const launch = { direct: false };
+const command = (name: string, args: string[]): [string, string[]] =>
+  launch.direct ? [BIN(name), args] : [process.execPath, [BIN(name), ...args]];
+
+/**
  * Whether bin/ runs sendmail's submission from dist/cli/submit.cjs (as it does after
  * `npm test` or `npm run build`), not main.js (after `npx tsc` alone): bin/'s own test.
  */
@@ -30,7 +38,7 @@ export interface RunResult {
 
 export function runCommand(name: string, args: string[], opts: { input?: string | Buffer; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN(name), ...args], { env: { ...process.env, ...opts.env }, stdio: 'pipe' });
+    const child = spawn(...command(name, args), { env: { ...process.env, ...opts.env }, stdio: 'pipe' });
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${name} ${args.join(' ')} timed out`)); }, opts.timeoutMs ?? 30_000);
@@ -91,7 +99,7 @@ ${extra}`);
   /** Starts `postern -bd` and resolves once it prints its ready line. */
   async start(args: string[] = ['-q1m']): Promise<void> {
     this.daemonStderr = '';
-    const child = spawn(process.execPath, [BIN('postern'), '-C', this.config, '-bd', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(...command('postern', ['-C', this.config, '-bd', ...args]), { stdio: ['ignore', 'ignore', 'pipe'] });
     this.daemon = child;
     child.stderr!.on('data', (d) => (this.daemonStderr += d));
     const line = await new Promise<string>((res, rej) => {
