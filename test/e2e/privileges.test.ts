@@ -9,10 +9,10 @@
 // root's are exec'd as bin/NAME, as installed commands are.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, closeBoth, Instance, launch, ROOT, submitBundleFresh, waitUntil, type RunResult } from '../helpers/postern.js';
+import { BIN, closeBoth, codeOthersCanRead, Instance, launch, ROOT, submitBundleFresh, waitUntil, type RunResult } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 import { sendOne } from '../helpers/smtp-client.js';
 
@@ -59,6 +59,12 @@ const mode = (path: string) => statSync(path).mode & 0o7777;
 
 const nobody = (): TestUser => ({ name: 'nobody', uid: Number(execFileSync('id', ['-u', 'nobody']).toString()),
   gid: Number(execFileSync('id', ['-g', 'nobody']).toString()) });
+
+// The daemon becomes `user` and other users run commands: all run from code they can read.
+if (isRoot) launch.code = codeOthersCanRead();
+afterAll(() => {
+  if (launch.code !== ROOT) rmSync(launch.code, { recursive: true, force: true });
+});
 
 describe('privileges', () => {
   let p: Instance | undefined;
@@ -214,7 +220,7 @@ describe('privileges', () => {
       const { wrapperText } = await import('../../src/cli/install.js');
       const wrapper = join(inst.dir, 'usr/sbin/postern');
       mkdirSync(dirname(wrapper), { recursive: true });
-      writeFileSync(wrapper, wrapperText(process.execPath, ROOT), { mode: 0o755 });
+      writeFileSync(wrapper, wrapperText(process.execPath, launch.code), { mode: 0o755 });
       const child = spawn(wrapper, ['-C', inst.config, '-bd', '-q1h'], { stdio: ['ignore', 'ignore', 'pipe'] });
       try {
         let said = '';
