@@ -99,6 +99,28 @@ describe('privileges', () => {
     expect(mode(join(inst.dir, 'log'))! & 0o002).toBe(0);
   });
 
+  it.skipIf(!isRoot)('a main log root makes is 0640, group adm (where it exists); root never writes into a log with two names', async () => {
+    const inst = await setup();
+    await inst.start();
+    await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: log\n\nx\n');
+    await inst.waitForLog(/Completed/);
+    const log = join(inst.dir, 'log/mainlog');
+    const adm = /^adm:[^:]*:(\d+):/m.exec(readFileSync('/etc/group', 'utf8'))?.[1];
+    expect(statSync(log).gid).toBe(adm === undefined ? 0 : Number(adm));
+    expect(mode(log)).toBe(0o640);
+    await inst.stop();
+    // A second name for the log: another file of root's (what someone who may write the folder could make).
+    const other = join(inst.dir, 'other');
+    writeFileSync(other, 'root only\n', { mode: 0o600 });
+    rmSync(log);
+    linkSync(other, log);
+    await inst.start();
+    await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: log2\n\nx\n');
+    await sink!.waitFor(2);
+    await waitUntil('the refusal on stderr', () => /cannot write .*mainlog: root does not write to it: it has 2 names/.test(inst.daemonStderr));
+    expect(readFileSync(other, 'utf8')).toBe('root only\n');
+  });
+
   it('refuses to start when the maildrop is a symbolic link', async () => {
     const inst = await setup();
     symlinkSync('/tmp', join(inst.dir, 'spool-maildrop'));
@@ -232,6 +254,64 @@ describe('privileges', () => {
       } finally {
         child.kill('SIGKILL');
       }
+    });
+
+    it("a start as root follows no link the daemon's user left in its spool: what they name keeps its owner and mode", async () => {
+      const inst = await setup(u);
+      await inst.start();
+      await inst.stop();
+      const dir = join(inst.dir, 'spool');
+      expect(statSync(dir).uid).toBe(u.uid);
+      // Root's things elsewhere: a folder with a file, a file, and a file to be linked to.
+      const rootDir = join(inst.dir, 'root-dir');
+      mkdirSync(rootDir, { mode: 0o700 });
+      writeFileSync(join(rootDir, '1xVaAA-000004-00'), 'x', { mode: 0o640 });
+      const rootFile = join(inst.dir, 'root-file');
+      writeFileSync(rootFile, 'x', { mode: 0o640 });
+      const linked = join(inst.dir, 'root-linked');
+      writeFileSync(linked, 'x', { mode: 0o644 });
+      const before = [rootDir, join(rootDir, '1xVaAA-000004-00'), rootFile, linked].map((f) => [f, statSync(f).uid, mode(f)]);
+      // What the daemon's user may plant in its spool (root stands in: a link is a link).
+      rmSync(join(dir, 'bodies'), { recursive: true, force: true });
+      symlinkSync(rootDir, join(dir, 'bodies'));
+      symlinkSync(rootFile, join(dir, 'spool.mdb-old'));
+      linkSync(linked, join(dir, 'spool.mdb-x'));
+      await inst.start();
+      expect(procUid(inst.daemon!.pid!)).toBe(u.uid);
+      expect([rootDir, join(rootDir, '1xVaAA-000004-00'), rootFile, linked].map((f) => [f, statSync(f).uid, mode(f)])).toEqual(before);
+      await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: still\n\nx\n');
+      await sink!.waitFor(1);
+    });
+
+    it('a spool root still holds (a daemon ran as root) is given to the daemon user, but for files with a second name', async () => {
+      const inst = await setup(u);
+      const dir = join(inst.dir, 'spool');
+      mkdirSync(join(dir, 'bodies'), { recursive: true, mode: 0o700 });
+      const linked = join(inst.dir, 'root-linked');
+      writeFileSync(linked, 'x', { mode: 0o644 });
+      linkSync(linked, join(dir, 'old-file'));
+      linkSync(linked, join(dir, 'bodies', '1xVaAA-000005-00'));
+      await inst.start();
+      expect([statSync(linked).uid, mode(linked)]).toEqual([0, 0o644]);
+      expect(statSync(dir).uid).toBe(u.uid);
+      expect(statSync(join(dir, 'bodies')).uid).toBe(u.uid);
+    });
+
+    it('the main log is opened after the drop: a hard link at log/mainlog to a file of root\'s is neither given away nor written', async () => {
+      const inst = await setup(u);
+      await inst.start();
+      await inst.stop();
+      expect(statSync(join(inst.dir, 'log')).uid).toBe(u.uid); // the daemon user's folder
+      const other = join(inst.dir, 'other');
+      writeFileSync(other, 'root only\n', { mode: 0o600 });
+      const log = join(inst.dir, 'log/mainlog');
+      rmSync(log, { force: true });
+      linkSync(other, log); // what the user can do with protected_hardlinks=0
+      await inst.start();
+      await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: x\n\nx\n');
+      await sink!.waitFor(1);
+      await waitUntil('the failed write on stderr', () => /cannot write .*mainlog/.test(inst.daemonStderr));
+      expect([statSync(other).uid, statSync(other).gid, mode(other), readFileSync(other, 'utf8')]).toEqual([0, 0, 0o600, 'root only\n']);
     });
 
     it("a user's sendmail succeeds with the daemon down; the daemon delivers it as theirs, whatever the file claims", async () => {
