@@ -167,20 +167,20 @@ function setUp(config: Config, owner: UserEntry | undefined, at: (path: string) 
   at(spool);
   mkdirSync(spool, { recursive: true, mode: 0o700 });
   if (!statSync(spool).isDirectory()) throw failure(`the spool folder ${spool} is not a folder`);
-  if (root && owner && rootHolds(dirname(spool))) handOverSpool(spool, owner, at);
+  if (root && owner) handOverSpool(spool, owner, at);
 
   at(config.spool.maildrop);
   maildrop(config.spool.maildrop, owner);
 
   // The main log is opened by the daemon after the drop (log/mainlog.ts), as Exim does:
   // here root only makes its folder, and gives the daemon's user a log of root's in a
-  // folder root holds (a daemon run as root before \`user\` was set).
+  // folder root holds (a daemon run as root before `user` was set).
   const log = config.log.file;
   const logDir = dirname(log);
   at(log);
   if (!existsSync(logDir)) {
     mkdirSync(logDir, { recursive: true, mode: 0o750 });
-    if (root && owner && rootHolds(dirname(logDir))) lchownSync(logDir, owner.uid, owner.gid);
+    if (root && owner) giveFolder(logDir, owner, 0o750);
   }
   const ds = statSync(logDir);
   // A folder others may write would let them swap the log for a link to any file.
@@ -206,12 +206,20 @@ function handOverSpool(spool: string, owner: UserEntry, at: (path: string) => vo
     }
   }
   at(spool);
-  const fd = openSync(spool, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  giveFolder(spool, owner, 0o700);
+}
+
+/**
+ * Root gives the folder `path` to `owner` with `mode`, through a descriptor: a link
+ * swapped in for it is refused (O_NOFOLLOW), and a folder of someone else's is named.
+ */
+function giveFolder(path: string, owner: UserEntry, mode: number): void {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   try {
     const st = fstatSync(fd);
-    if (st.uid !== 0 && st.uid !== owner.uid) throw failure(`the spool folder ${spool} belongs to ${userName(st.uid)}, not to root or the ${owner.name} user`);
+    if (st.uid !== 0 && st.uid !== owner.uid) throw failure(`the folder ${path} belongs to ${userName(st.uid)}, not to root or the ${owner.name} user`);
     fchownSync(fd, owner.uid, owner.gid);
-    fchmodSync(fd, 0o700);
+    fchmodSync(fd, mode);
   } finally {
     closeSync(fd);
   }
@@ -225,15 +233,20 @@ function handOverSpool(spool: string, owner: UserEntry, at: (path: string) => vo
 export function tidySpool(config: Config): void {
   const me = euid();
   const spool = config.spool.directory;
-  const own = (st: Stats | undefined) => st !== undefined && st.uid === me;
-  const st = lstatSync(spool, { throwIfNoEntry: false });
-  if (!st?.isDirectory() || !own(st)) return;
   try {
-    chmodSync(spool, 0o700);
+    const fd = openSync(spool, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    try {
+      if (fstatSync(fd).uid !== me) return;
+      fchmodSync(fd, 0o700);
+    } finally {
+      closeSync(fd);
+    }
+    // Root (no `user`) goes in only where no one else can swap a name.
+    if (me === 0 && !rootHolds(spool)) return;
     for (const name of readdirSync(spool)) {
       const path = join(spool, name);
       const f = lstatSync(path, { throwIfNoEntry: false });
-      if (f?.isFile() && own(f) && f.nlink === 1 && (f.mode & 0o077) !== 0) chmodSync(path, 0o600);
+      if (f?.isFile() && f.uid === me && f.nlink === 1 && (f.mode & 0o077) !== 0) chmodSync(path, 0o600);
     }
-  } catch { /* best effort: a spool that cannot be tidied still opens */ }
+  } catch { /* best effort: a spool that cannot be tidied still opens, or says why */ }
 }
