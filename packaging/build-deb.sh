@@ -28,6 +28,16 @@ cp -r "$here/bin" "$here/package.json" "$here/package-lock.json" "$lib/"
 # --ignore-scripts: no `prepare` (tsc is a dev dependency); lmdb and msgpackr load their
 # prebuilt binaries from the optional packages npm installs for this platform.
 (cd "$lib" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
+# What Debian's policy asks of shipped files (lintian): no musl builds in a glibc
+# package, native modules stripped and not executable, no sources, build tools or
+# packaging leftovers of the dependencies, and only scripts executable.
+find "$lib/node_modules" -name '*.musl.node' -delete
+find "$lib/node_modules" -name '*.node' -exec chmod 0644 {} + -exec strip --strip-unneeded {} +
+rm -rf "$lib/node_modules/lmdb/dependencies" "$lib/node_modules/lmdb/src" "$lib/node_modules/node-addon-api/tools"
+find "$lib/node_modules" -name .npmignore -delete
+find "$lib/node_modules" -type f -perm /111 ! -name '*.node' | while read -r f; do
+  [ "$(head -c 2 "$f")" = '#!' ] || chmod a-x "$f"
+done
 (cd "$lib" && node -e "import('lmdb').then(() => process.exit(0), (e) => { console.error(e.message); process.exit(1); })")
 
 # The commands, run with Debian's node named absolutely (cron's PATH, env -i).
@@ -61,7 +71,13 @@ for page in "$here"/man/*.[58]; do
   install -D -m 0644 "$page" "$stage/usr/share/man/man$sec/${page##*/}"
   gzip -9n "$stage/usr/share/man/man$sec/${page##*/}"
 done
+# sendmail, mailq and newaliases are postern's personalities: their pages are postern(8).
+for cmd in sendmail mailq newaliases; do ln -s postern.8.gz "$stage/usr/share/man/man8/$cmd.8.gz"; done
 install -D -m 0644 "$here/packaging/debian/copyright" "$stage/usr/share/doc/postern/copyright"
+# Debian's changelog: one entry for this version, dated by the last commit (reproducible).
+when=$(git -C "$here" log -1 --format=%cD 2>/dev/null || date -R)
+printf 'postern (%s) unstable; urgency=medium\n\n  * Upstream release %s.\n\n -- postern maintainers <postern@example.org>  %s\n' \
+  "$version" "${version%-1}" "$when" | gzip -9n > "$stage/usr/share/doc/postern/changelog.Debian.gz"
 install -m 0644 "$here/README.md" "$stage/usr/share/doc/postern/README.md"
 # The Grafana dashboard and Prometheus alert rules (README, "Watching a fleet").
 for f in grafana-postern.json postern.rules.yml postern.rules.test.yml; do

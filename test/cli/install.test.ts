@@ -107,7 +107,7 @@ describe('postern install --root', () => {
     expect(r.stdout).toContain('/etc/email-addresses (1 address): rewrite.email_addresses = "/etc/email-addresses"');
     expect(r.stderr).not.toMatch(/readhost|hide_mailname|email-addresses/);
     expect(r.stderr).toContain('entries for other.test not used');
-    expect(r.stderr).toContain('Exim\'s queue still holds 2 messages: deliver them first with `exim4 -qff`');
+    expect(r.stderr).toContain('Exim\'s queue still holds 2 messages: `postern install --import-queue` takes them over into postern\'s queue');
 
     const toml = readFileSync(join(root, '/etc/postern/postern.toml'), 'utf8');
     const c = parseConfig(toml, '/etc/postern/postern.toml');
@@ -175,6 +175,13 @@ describe('postern install --root', () => {
     const u = await postern(['uninstall', '--root', root]);
     expect(u.code).toBe(1);
     expect(u.stderr).toBe('postern: postern install\'s record /var/lib/postern/install.json is missing: nothing to undo\n');
+  });
+
+  it('uninstall on a package install points to apt', async () => {
+    write('/var/lib/dpkg/info/postern.list', '/usr/sbin/postern\n');
+    const u = await postern(['uninstall', '--root', root]);
+    expect(u.code).toBe(1);
+    expect(u.stderr).toBe('postern: postern was installed by its Debian package, not by `postern install`: remove it with `apt remove postern` (`apt purge postern` also removes its configuration and log)\n');
   });
 });
 
