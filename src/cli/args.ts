@@ -37,6 +37,8 @@ export function isSubmission(personality: string, argv: string[]): boolean {
   if (argv.includes('--help') || argv.includes('-bi')) return false;
   if (['newaliases', 'mailq', 'postern-exigrep', 'postern-qgrep'].includes(personality)) return false;
   if (personality === 'postern' && (argv[0] === 'install' || argv[0] === 'uninstall')) return false;
+  // `postern -C FILE install --import-queue`, as main.ts routes it.
+  if (personality === 'postern' && argv.includes('install') && argv.some((a) => a === '--import-queue' || a === '--import-queue-writer')) return false;
   let rest: string[];
   try {
     rest = takeConfigFlag(argv).rest;
