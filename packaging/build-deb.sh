@@ -25,6 +25,11 @@ mkdir -p "$lib"
 # sendmail's submission as one CommonJS file (bin/ runs it first: a fast start).
 (cd "$here" && npm run -s bundle -- --outfile="$lib/dist/cli/submit.cjs")
 cp -r "$here/bin" "$here/package.json" "$here/package-lock.json" "$lib/"
+# Debian's node named directly (lintian: no `env -S`); /usr/sbin/postern below starts it
+# with io_uring off, and bin/postern runs itself again with it off when root runs it otherwise.
+for f in "$lib"/bin/*; do
+  case $f in *.json) ;; *) sed -i '1s|^#!.*|#!/usr/bin/node|' "$f" ;; esac
+done
 # --ignore-scripts: no `prepare` (tsc is a dev dependency); lmdb and msgpackr load their
 # prebuilt binaries from the optional packages npm installs for this platform.
 (cd "$lib" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)

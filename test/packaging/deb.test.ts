@@ -100,6 +100,7 @@ describe.skipIf(!hasDpkg)('the Debian package (needs dpkg-deb)', () => {
     expect(count.stdout).toBe('0\n');
     // Debian's node refuses to change identity unless started with io_uring off (bin/postern).
     expect(readFileSync(join(x, 'usr/sbin/postern'), 'utf8')).toContain('\nUV_USE_IO_URING=0\nexport UV_USE_IO_URING\nexec /usr/bin/node ');
+    expect(readFileSync(join(bin, 'postern'), 'utf8')).toMatch(/^#!\/usr\/bin\/node\n/);
     const v = spawnSync(process.execPath, [join(bin, 'postern'), '-C', join(x, 'etc/postern/postern.toml'), '-bV'], { encoding: 'utf8' });
     expect(v.status, v.stderr).toBe(0);
   });
