@@ -283,6 +283,46 @@ describe('privileges', () => {
       await sink!.waitFor(1);
     });
 
+    it.skipIf(spawnSync('/usr/bin/python3', ['-c', 'import ctypes; ctypes.CDLL(None).renameat2']).status !== 0)(
+      "a start as root while the daemon's user swaps spool/bodies and a link to a folder of root's (renameat2 RENAME_EXCHANGE, in a loop) gives away nothing of root's", async () => {
+        const inst = await setup(u);
+        await inst.start();
+        await inst.stop();
+        const dir = join(inst.dir, 'spool');
+        const rootDir = join(inst.dir, 'root-dir');
+        mkdirSync(rootDir, { mode: 0o700 });
+        mkdirSync(join(dir, 'bodies'), { recursive: true });
+        // The same names in both: whichever folder `bodies` names at root's chown, a file of that name is there.
+        const names = Array.from({ length: 200 }, (_, i) => `1xVaAA-${String(i).padStart(6, '0')}-00`);
+        for (const n of names) {
+          writeFileSync(join(rootDir, n), 'x', { mode: 0o640 });
+          writeFileSync(join(dir, 'bodies', n), 'x', { mode: 0o600 });
+          chownSync(join(dir, 'bodies', n), u.uid, u.gid);
+        }
+        symlinkSync(rootDir, join(dir, 'swap'));
+        chownSync(join(dir, 'bodies'), u.uid, u.gid);
+        // The swapper (as the daemon's user: the spool is theirs).
+        const swapper = spawn('/usr/bin/python3', ['-c', [
+          'import ctypes, os, sys',
+          'libc = ctypes.CDLL(None, use_errno=True)',
+          `a, b = ${JSON.stringify(join(dir, 'bodies'))}.encode(), ${JSON.stringify(join(dir, 'swap'))}.encode()`,
+          'print("swapping", flush=True)',
+          'while True: libc.renameat2(-100, a, -100, b, 2)',
+        ].join('\n')], { uid: u.uid, gid: u.gid, stdio: ['ignore', 'pipe', 'inherit'] });
+        try {
+          await new Promise((r) => swapper.stdout.once('data', r));
+          for (let i = 0; i < 4; i++) {
+            await inst.start();
+            await inst.stop();
+          }
+        } finally {
+          swapper.kill('SIGKILL');
+        }
+        const given = names.filter((n) => statSync(join(rootDir, n)).uid !== 0 || mode(join(rootDir, n)) !== 0o640);
+        expect(given).toEqual([]);
+        expect([statSync(rootDir).uid, mode(rootDir)]).toEqual([0, 0o700]);
+      });
+
     it('a spool root still holds (a daemon ran as root) is given to the daemon user, but for files with a second name', async () => {
       const inst = await setup(u);
       const dir = join(inst.dir, 'spool');
