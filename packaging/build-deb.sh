@@ -2,7 +2,7 @@
 # packaging/build-deb.sh: builds the Debian package postern_VERSION-1_ARCH.deb with
 # dpkg-deb from this checkout: dist/ (built here with tsc and esbuild), bin/, the production
 # dependencies only (npm ci --omit=dev into the staging tree: the one network use, and
-# npm's cache serves it when it can), the committed man pages, the unit, the logrotate
+# npm's cache serves it when it can), the man pages (made from it), the unit, the logrotate
 # snippet and the maintainer scripts in packaging/debian/. Arch-specific: lmdb's
 # prebuilt binary for this machine comes with it.
 #   packaging/build-deb.sh [OUTDIR]      (default: packaging/out)
@@ -70,12 +70,19 @@ install -D -m 0644 "$here/packaging/debian/postern.toml" "$stage/etc/postern/pos
 install -D -m 0644 "$here/config/postern.logrotate" "$stage/etc/logrotate.d/postern"
 install -D -m 0644 "$here/config/postern.service" "$stage/usr/lib/systemd/system/postern.service"
 
-# Documentation.
-for page in "$here"/man/*.[58]; do
+# Documentation. The man pages are made again from the staged program, so they carry
+# package.json's version (the committed ones may name an older one).
+mkdir "$stage/man"
+(cd "$lib" && node --input-type=module -e "
+  const { writeFileSync } = await import('node:fs');
+  const { MAN_PAGES, manPage } = await import('$lib/dist/cli/help.js');
+  for (const [file, page] of MAN_PAGES) writeFileSync('$stage/man/' + file, manPage(page));")
+for page in "$stage"/man/*.[58]; do
   sec=${page##*.}
   install -D -m 0644 "$page" "$stage/usr/share/man/man$sec/${page##*/}"
   gzip -9n "$stage/usr/share/man/man$sec/${page##*/}"
 done
+rm -r "$stage/man"
 # sendmail, mailq and newaliases are postern's personalities: their pages are postern(8).
 for cmd in sendmail mailq newaliases; do ln -s postern.8.gz "$stage/usr/share/man/man8/$cmd.8.gz"; done
 install -D -m 0644 "$here/packaging/debian/copyright" "$stage/usr/share/doc/postern/copyright"

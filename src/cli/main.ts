@@ -78,9 +78,16 @@ function purpose(mode: string): string {
 }
 
 async function run(personality: string, argv: string[]): Promise<number> {
-  if (argv.includes('--help')) {
-    const { helpText, pageFor } = await import('./help.js');
-    out(helpText(pageFor(personality)));
+  const installing = personality === 'postern' && (argv[0] === 'install' || argv[0] === 'uninstall');
+  // --help anywhere, or -h alone (sendmail's -h takes a hop count, so only alone); install's own usage for install.
+  if (argv.includes('--help') || (argv.length === (installing ? 2 : 1) && argv[argv.length - 1] === '-h')) {
+    const { helpText, INSTALL_PAGE, pageFor } = await import('./help.js');
+    out(helpText(installing ? INSTALL_PAGE : pageFor(personality)));
+    return EX.OK;
+  }
+  if (argv.includes('--version')) {
+    const { version } = await import('../core/version.js');
+    out(`postern version ${version()}\n`);
     return EX.OK;
   }
   // A satellite has no aliases to build (Exim's `-bi` with none): packages call it.
@@ -88,7 +95,7 @@ async function run(personality: string, argv: string[]): Promise<number> {
   if (personality === 'postern' && argv.includes('install') && argv.some((a) => a === '--import-queue' || a === '--import-queue-writer')) {
     return importQueue(argv.filter((a) => a !== 'install'));
   }
-  if (personality === 'postern' && (argv[0] === 'install' || argv[0] === 'uninstall')) {
+  if (installing) {
     const { install, uninstall } = await import('./install.js');
     return (argv[0] === 'install' ? install : uninstall)(argv.slice(1), out, err);
   }

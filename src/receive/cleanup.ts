@@ -7,13 +7,14 @@
 // UTF-8, converted with toBytes().
 import addressparser from 'nodemailer/lib/addressparser';
 import { rfc5322Date } from '../core/date.js';
+import { version } from '../core/version.js';
 import { isRoutableAddress } from '../core/address.js';
 import { CommandError, EX } from '../core/exit.js';
+import { gecosName } from '../core/users.js';
 import { findAddresses, foldHeader, mapAddresses, PREFERRED_LINE } from '../rewrite/address-list.js';
 
 export { rfc5322Date };
 
-export const VERSION = '0.1.0';
 
 /** A JS (UTF-16) string as a byte string holding its UTF-8 encoding. */
 export function toBytes(s: string): string {
@@ -330,6 +331,8 @@ export interface Submission {
   user?: string;
   /** Full name for a generated From: (sendmail -F). */
   fullName?: string;
+  /** Where the submitter's full name is looked up when -F gave none (default /etc/passwd). */
+  passwd?: string;
   client?: { name?: string; ip: string; helo?: string };
   /** sendmail -t: take recipients from To/Cc/Bcc and remove Bcc. */
   extractRecipients?: boolean;
@@ -396,10 +399,10 @@ export function cleanupHeaders(parsedHeaders: Header[], sub: Submission): Omit<C
     const c = sub.client;
     const from = c.name ? `${c.name} ([${c.ip}]${c.helo ? ` helo=${c.helo}` : ''})` : `[${c.ip}]${c.helo ? ` (helo=${c.helo})` : ''}`;
     const forLine = recipients.length === 1 ? `\n\tfor ${recipients[0]}` : '';
-    received = `Received: from ${from}\n\tby ${sub.hostname} with ${sub.protocol} (postern ${VERSION})\n` +
+    received = `Received: from ${from}\n\tby ${sub.hostname} with ${sub.protocol} (postern ${version()})\n` +
       `\t(envelope-from ${senderText})\n\tid ${sub.id}${forLine};\n\t${date}\n`;
   } else {
-    received = `Received: from ${sub.user ?? 'unknown'} by ${sub.hostname} with ${sub.protocol} (postern ${VERSION})\n` +
+    received = `Received: from ${sub.user ?? 'unknown'} by ${sub.hostname} with ${sub.protocol} (postern ${version()})\n` +
       `\t(envelope-from ${senderText})\n\tid ${sub.id};\n\t${date}\n`;
   }
 
@@ -413,12 +416,45 @@ export function cleanupHeaders(parsedHeaders: Header[], sub: Submission): Omit<C
   }
   if (!findHeader(headers, 'from')) {
     const addr = sub.sender || `${sub.user ?? 'MAILER-DAEMON'}@${sub.qualifyDomain}`;
-    const name = sub.fullName;
+    // Exim: without -F, the name of the user's passwd entry, when the From: is the user's own address.
+    const own = !sub.client && sub.user !== undefined && addr.toLowerCase() === `${sub.user}@${sub.qualifyDomain}`.toLowerCase();
+    const name = sub.fullName ?? (own ? gecosName(sub.user as string, sub.passwd) : undefined);
     const value = name ? `${phrase(name)} <${addr}>` : addr;
     added.push({ name: 'From', raw: toBytes(`From: ${value}\n`) });
   }
   if (!findHeader(headers, 'date')) added.push({ name: 'Date', raw: `Date: ${date}\n` });
 
-  const text = toBytes(received) + [...headers, ...added].map((h) => h.raw).join('');
+  const text = toBytes(received) + localFromCheck([...headers, ...added], sub).map((h) => h.raw).join('');
   return { headers: text, recipients, ...(messageIdHeader ? { messageIdHeader } : {}) };
+}
+
+/**
+ * Exim's local_from_check (with local_sender_retain false), for a local submission by
+ * an untrusted user: a Sender: of theirs is removed, and unless the From: (theirs or
+ * the one added above) is their own address alone (any case), `Sender:
+ * login@qualify_domain` is added, so the message says who really sent it. Trusted, as Exim's trusted users: root
+ * and the user this process runs as (the daemon's user: the pickup runs in the daemon).
+ */
+function localFromCheck(headers: Header[], sub: Submission): Header[] {
+  const login = sub.user;
+  if (login === undefined || sub.client || login === 'root') return headers;
+  // Compared without regard to case, as Exim's strcmpic does.
+  const own = (a: string) => a.toLowerCase() === toBytes(`${login}@${sub.qualifyDomain}`).toLowerCase();
+  const kept = headers.filter((h) => h.name.toLowerCase() !== 'sender');
+  const from = findHeader(kept, 'from');
+  const addresses = from ? headerAddresses(headerValue(from)).map((a) => qualify(a, toBytes(sub.qualifyDomain))) : [];
+  const theirs = addresses.length === 1 && own(addresses[0] as string);
+  // Asked last: most messages need no change, and sendmail's own check runs as the user.
+  if ((theirs && kept.length === headers.length) || login === processLogin()) return headers;
+  return theirs ? kept : [...kept, { name: 'Sender', raw: toBytes(`Sender: ${login}@${sub.qualifyDomain}\n`) }];
+}
+
+/** The login of this process's effective user (getpwuid; the uid as a number when it has no entry). */
+function processLogin(): string {
+  const uid = process.geteuid?.() ?? -1;
+  try {
+    return process.getBuiltinModule('node:os').userInfo().username;
+  } catch {
+    return String(uid);
+  }
 }
