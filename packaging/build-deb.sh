@@ -32,6 +32,11 @@ flag() { DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get "$1" 2>/de
 cc $(flag CPPFLAGS) $(flag CFLAGS) -Wall -Wextra $(flag LDFLAGS) -o "$lib/dist/postdrop" "$here/src/postdrop/postdrop.c"
 strip --strip-unneeded "$lib/dist/postdrop"
 cp -r "$here/bin" "$here/package.json" "$here/package-lock.json" "$lib/"
+# Debian's node named directly (lintian: no `env -S`); /usr/sbin/postern below starts it
+# with io_uring off, and bin/postern runs itself again with it off when root runs it otherwise.
+for f in "$lib"/bin/*; do
+  case $f in *.json) ;; *) sed -i '1s|^#!.*|#!/usr/bin/node|' "$f" ;; esac
+done
 # --ignore-scripts: no `prepare` (tsc is a dev dependency); lmdb and msgpackr load their
 # prebuilt binaries from the optional packages npm installs for this platform.
 (cd "$lib" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
@@ -54,6 +59,9 @@ cat > "$stage/usr/sbin/postern" <<'WRAP'
 # postern's commands: the name called (a link to this file) picks the personality.
 name=${0##*/}
 [ -f /usr/lib/postern/bin/"$name" ] || name=postern
+# io_uring off from the start: Debian's node refuses to change identity otherwise (CVE-2024-22017).
+UV_USE_IO_URING=0
+export UV_USE_IO_URING
 exec /usr/bin/node /usr/lib/postern/bin/"$name" "$@"
 WRAP
 chmod 0755 "$stage/usr/sbin/postern"

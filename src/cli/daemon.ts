@@ -30,7 +30,7 @@ import { Pickup, STALL } from '../receive/pickup.js';
 import { OwnServer } from '../receive/own-server.js';
 import { formatEntry } from './format.js';
 import { isLmdbCommitFailure } from '../spool/lmdb-spool.js';
-import { daemonUser, dropPrivileges, prepareFolders } from './privileges.js';
+import { daemonUser, dropPrivileges, prepareFolders, tidySpool } from './privileges.js';
 
 const STOP_GRACE = 30_000;
 /** How often the spool's partial messages of dead writers, and body files of no message, are swept (and at start). */
@@ -155,6 +155,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   try {
     prepareFolders(config, owner);
     if (owner && process.geteuid?.() === 0) dropPrivileges(owner);
+    tidySpool(config); // as the daemon's user: root never walks a folder that user may change
     spool = LmdbSpool.open(config.spool.directory);
   } catch (err) {
     await receiver.close(); // else the bound listeners would keep a failed start alive

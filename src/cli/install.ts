@@ -7,13 +7,13 @@
 // naming node's absolute path, so they work under cron's PATH or `env -i`.
 import { spawnSync } from 'node:child_process';
 import {
-  chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, symlinkSync, writeFileSync,
+  chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../config/validate.js';
 import { EX, failure, noPermission, usage } from '../core/exit.js';
-import { groupByName, userByName } from '../core/users.js';
+import { groupByName, userById, userByName } from '../core/users.js';
 import { CONFIG_PATHS, importExim } from './exim-import.js';
 
 const PACKAGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -62,17 +62,44 @@ export function parseInstallArgs(argv: string[]): Options {
   return { root, dryRun };
 }
 
-/** The wrapper's text: node named absolutely; the name called picks the personality. */
+/**
+ * The wrapper's text: node named absolutely, io_uring off from its start (root's
+ * commands become \`user\`: see bin/postern); the name called picks the personality.
+ */
 export function wrapperText(node = process.execPath, pkg = PACKAGE_DIR): string {
   const sh = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   return `#!/bin/sh
 ${WRAPPER_MARK}: runs postern with an absolute interpreter, so sendmail, mailq and
 # newaliases work under cron's PATH or env -i. Written by \`postern install\`; the name
-# it is called by (a link to it) picks the personality.
+# it is called by (a link to it) picks the personality. io_uring off: a node that may
+# use it refuses to change identity (CVE-2024-22017).
 name=\${0##*/}
 [ -f ${sh(pkg)}/bin/"$name" ] || name=postern
+UV_USE_IO_URING=0
+export UV_USE_IO_URING
 exec ${sh(node)} ${sh(pkg)}/bin/"$name" "$@"
 `;
+}
+
+/**
+ * Why root should not run `path`: it, or a folder above it, may be written or replaced
+ * by someone other than root (its owner, a group other than root's, or everyone, but
+ * for sticky folders such as /tmp, where others cannot move root's entries). Undefined
+ * when only root can change it. Both the name and what it resolves to are checked.
+ */
+export function notRootsAlone(path: string): string | undefined {
+  for (const start of new Set([resolve(path), realpathSync(path)])) {
+    for (let p = start; ; p = dirname(p)) {
+      const st = lstatSync(p);
+      if (st.uid !== 0) return `${p} belongs to ${userById(st.uid)?.name ?? `uid ${st.uid}`}`;
+      // A link's own mode means nothing; its folder and what it names are checked.
+      const sticky = st.isSymbolicLink() || (st.isDirectory() && (st.mode & 0o1000) !== 0);
+      if ((st.mode & 0o002) !== 0 && !sticky) return `${p} may be written by every user`;
+      if ((st.mode & 0o020) !== 0 && st.gid !== 0 && !sticky) return `${p} may be written by the group ${st.gid}`;
+      if (p === dirname(p)) break;
+    }
+  }
+  return undefined;
 }
 
 interface Step {
@@ -131,6 +158,15 @@ export function install(argv: string[], out: (s: string) => void, err: (s: strin
   const at = (p: string) => join(o.root, p);
   const plan = new Plan();
   const rootDir = o.root !== '/';
+  // The wrapper runs node and this tree as root: someone else who may change either
+  // would get root. Refused here; named loudly for --root (a tree built for elsewhere).
+  for (const [what, path] of [['node', process.execPath], ['postern', PACKAGE_DIR]] as const) {
+    const why = notRootsAlone(path);
+    if (why === undefined) continue;
+    const sentence = `the wrapper would have root run ${what} from ${path}, but ${why}`;
+    if (!rootDir) throw failure(`${sentence}: install from folders only root may change (a copy under /usr/local, or the Debian package)`);
+    err(`postern install: WARNING: ${sentence}\n`);
+  }
   if (rootDir) out(`installing into ${o.root}: every path below is inside it, and no user or group is created\n`);
 
   const installedWrapper = lstat(at(WRAPPER));

@@ -6,13 +6,13 @@
 // installed /usr/sbin/sendmail under `env -i` (cron's style of call) reaching a sink
 // through the imported smarthost; uninstall leaving Exim's links as they were.
 import { spawnSync } from 'node:child_process';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/validate.js';
 import { importExim } from '../../src/cli/exim-import.js';
-import { Instance, runCommand, waitUntil } from '../helpers/postern.js';
+import { Instance, ROOT, runCommand, waitUntil } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 
 let root: string;
@@ -129,7 +129,7 @@ describe('postern install --root', () => {
     for (const [path, target] of [['/usr/sbin/sendmail', 'postern'], ['/usr/lib/sendmail', '../sbin/postern'], ['/usr/bin/mailq', '../sbin/postern'], ['/usr/bin/newaliases', '../sbin/postern']]) {
       expect(readlinkSync(join(root, path!)), path).toBe(target);
     }
-    expect(readFileSync(join(root, '/usr/sbin/postern'), 'utf8')).toContain(`exec '${process.execPath}'`);
+    expect(readFileSync(join(root, '/usr/sbin/postern'), 'utf8')).toContain(`\nUV_USE_IO_URING=0\nexport UV_USE_IO_URING\nexec '${process.execPath}'`);
 
     // A second install keeps the first record: uninstall still goes back to Exim.
     const again = await postern(['install', '--root', root]);
@@ -260,6 +260,44 @@ describe('postern install --root', () => {
     const u = await postern(['uninstall', '--root', root]);
     expect(u.code).toBe(1);
     expect(u.stderr).toBe('postern: postern was installed by its Debian package, not by `postern install`: remove it with `apt remove postern` (`apt purge postern` also removes its configuration and log)\n');
+  });
+});
+
+describe.skipIf(process.getuid?.() !== 0)('postern install from a tree others may change (needs root)', () => {
+  // A copy of the commands in a folder nobody owns (node_modules linked): what a clone
+  // in a user's home, run by root, looks like.
+  let tree: string;
+  beforeEach(() => {
+    tree = mkdtempSync(join(tmpdir(), 'postern-tree-'));
+    for (const f of ['bin', 'config', 'dist', 'package.json']) cpSync(join(ROOT, f), join(tree, f), { recursive: true, preserveTimestamps: true });
+    symlinkSync(join(ROOT, 'node_modules'), join(tree, 'node_modules'));
+    chownSync(tree, Number(spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).stdout), 0);
+  });
+  afterEach(() => rmSync(tree, { recursive: true, force: true }));
+  const run = (args: string[]) => spawnSync(process.execPath, [join(tree, 'bin/postern'), ...args], { encoding: 'utf8' });
+
+  it('a real install is refused, naming the folder and its owner; --root installs with a loud warning', () => {
+    const real = run(['install', '--dry-run']); // refused before any step, so even a dry run tells
+    expect(real.stderr).toBe(`postern: the wrapper would have root run postern from ${tree}, but ${tree} belongs to nobody: install from folders only root may change (a copy under /usr/local, or the Debian package)\n`);
+    expect(real.status).toBe(1);
+    const into = run(['install', '--root', root]);
+    expect(into.status).toBe(0);
+    expect(into.stderr).toContain(`postern install: WARNING: the wrapper would have root run postern from ${tree}, but ${tree} belongs to nobody\n`);
+  });
+
+  it('names the first of a path and the folders above it that others may write, through links too', async () => {
+    const { notRootsAlone } = await import('../../src/cli/install.js');
+    chownSync(tree, 0, 0);
+    expect(notRootsAlone(join(tree, 'bin/postern'))).toBeUndefined();
+    chmodSync(tree, 0o775);
+    chownSync(tree, 0, 4242);
+    expect(notRootsAlone(join(tree, 'bin/postern'))).toBe(`${tree} may be written by the group 4242`);
+    chmodSync(tree, 0o777);
+    expect(notRootsAlone(join(tree, 'bin/postern'))).toBe(`${tree} may be written by every user`);
+    chmodSync(tree, 0o755);
+    symlinkSync(join(tree, 'bin/postern'), join(root, 'linked'));
+    chownSync(join(tree, 'bin'), 65534, 0);
+    expect(notRootsAlone(join(root, 'linked'))).toBe(`${join(tree, 'bin')} belongs to nobody`);
   });
 });
 

@@ -7,7 +7,7 @@
 // with dpkg on a throwaway copy of this machine (an overlay over /, chrooted: nothing
 // reaches the real one): cron-style mail reaches a sink, and purge keeps the spool.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -99,6 +99,9 @@ describe.skipIf(!hasDpkg)('the Debian package (needs dpkg-deb)', () => {
     const count = spawnSync(process.execPath, [join(bin, 'postern'), '-C', cfg, '-bpc'], { encoding: 'utf8' });
     expect(count.stderr).toBe('');
     expect(count.stdout).toBe('0\n');
+    // Debian's node refuses to change identity unless started with io_uring off (bin/postern).
+    expect(readFileSync(join(x, 'usr/sbin/postern'), 'utf8')).toContain('\nUV_USE_IO_URING=0\nexport UV_USE_IO_URING\nexec /usr/bin/node ');
+    expect(readFileSync(join(bin, 'postern'), 'utf8')).toMatch(/^#!\/usr\/bin\/node\n/);
     const v = spawnSync(process.execPath, [join(bin, 'postern'), '-C', join(x, 'etc/postern/postern.toml'), '-bV'], { encoding: 'utf8' });
     expect(v.status, v.stderr).toBe(0);
   });
