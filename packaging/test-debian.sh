@@ -51,7 +51,7 @@ cleanup() {
 	local status=$?
 	trap - EXIT INT TERM
 	[ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null
-	[ -n "$build_pid" ] && kill "$build_pid" 2>/dev/null
+	[ -n "$build_pid" ] && kill -- -"$build_pid" 2>/dev/null
 	droot_cleanup
 	rm -rf --one-file-system "$work"
 	exit "$status"
@@ -61,7 +61,8 @@ trap 'exit 130' INT TERM
 
 # --- the package and the root ---------------------------------------------------------
 stage "building the package (packaging/build-deb.sh), and the $DROOT_SUITE root meanwhile"
-"$here/packaging/build-deb.sh" "$work/out" >"$work/build.log" 2>&1 &
+# (A process group of its own: cleanup stops tsc and npm with it.)
+setsid "$here/packaging/build-deb.sh" "$work/out" >"$work/build.log" 2>&1 &
 build_pid=$!
 status=0
 droot_cache || status=$?
@@ -147,6 +148,7 @@ check "apt-get install ./${deb##*/}: installed" 0 '' root apt-get install -y "/t
 [ "$fails" -eq 0 ] || exit 1
 node_version=$(droot_chroot root node --version)
 say "the root's node: $node_version ($(droot_chroot root dpkg-query -W -f '${Version}' nodejs)); the host's: $(node --version)"
+check "/usr/bin/node is Debian's nodejs package" 0 '^nodejs:' root dpkg -S /usr/bin/node
 check "postern is installed (dpkg)" 0 '^install ok installed$' root dpkg-query -W -f '${Status}\n' postern
 check "/usr/sbin/sendmail is postern's" 0 '^/usr/sbin/postern$' root readlink -f /usr/sbin/sendmail
 

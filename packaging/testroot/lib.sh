@@ -15,7 +15,8 @@
 # Settings (environment): DROOT_SUITE (trixie), DROOT_CACHE_DIR (/var/cache/postern-test),
 # DROOT_MAX_AGE_DAYS (7: an older cache is rebuilt), DROOT_MIRROR (else the first
 # non-security Debian source of the host's apt configuration), DROOT_PACKAGES (added to
-# debootstrap's minbase). Mounts are made in the caller's mount namespace: run the
+# debootstrap's minbase), DROOT_ENV (VAR=value words added to the environment of every
+# droot_chroot and droot_exec command). Mounts are made in the caller's mount namespace: run the
 # caller under `unshare --mount --propagation private` and they vanish with it, whatever
 # happens (test-debian.sh does).
 
@@ -168,7 +169,7 @@ droot_chroot() {
 	local user=$1
 	shift
 	droot_chroot_mount
-	chroot "$DROOT" /usr/sbin/runuser -u "$user" -- /usr/bin/env -i PATH="$DROOT_PATH" HOME=/root LANG=C.UTF-8 "$@"
+	chroot "$DROOT" /usr/sbin/runuser -u "$user" -- /usr/bin/env -i PATH="$DROOT_PATH" HOME=/root LANG=C.UTF-8 ${DROOT_ENV:-} "$@"
 }
 
 # The root booted: systemd-nspawn in the background (no machine registration, the
@@ -218,7 +219,7 @@ droot_boot() {
 droot_exec() {
 	local user=$1
 	shift
-	nsenter -t "$DROOT_PID1" -a /usr/sbin/runuser -u "$user" -- /usr/bin/env -i PATH="$DROOT_PATH" HOME=/root LANG=C.UTF-8 "$@"
+	nsenter -t "$DROOT_PID1" -a /usr/sbin/runuser -u "$user" -- /usr/bin/env -i PATH="$DROOT_PATH" HOME=/root LANG=C.UTF-8 ${DROOT_ENV:-} "$@"
 }
 
 droot_poweroff() {
