@@ -106,14 +106,20 @@ droot_cache() {
 		"$DROOT_SUITE" "$new" "$mirror" >"$log" 2>&1 || status=$?
 	if [ "$status" -ne 0 ]; then
 		rm -rf "$new"
-		flock -u 8
 		tail -n 5 "$log" | sed 's/^/  debootstrap: /' >&2
-		if grep -Eqi "couldn't download|failed getting release|couldn't find|unable to fetch|temporary failure|could not resolve|network is unreachable|connection refused|connection timed out|no route to host" "$log"; then
-			droot_say "the archive at $mirror cannot be reached (see $log)"
-			return 75
+		if ! grep -Eqi "couldn't download|failed getting release|couldn't find|unable to fetch|temporary failure|could not resolve|network is unreachable|connection refused|connection timed out|no route to host" "$log"; then
+			droot_say "debootstrap failed (see $log)"
+			flock -u 8
+			return 1
 		fi
-		droot_say "debootstrap failed (see $log)"
-		return 1
+		droot_say "the archive at $mirror cannot be reached (see $log)"
+		if [ -d "$DROOT_CACHED" ] && [ -f "$stamp" ]; then
+			droot_say "using the old cached root $DROOT_CACHED (made $(cut -d' ' -f1 "$stamp"))"
+			flock -s 8
+			return 0
+		fi
+		flock -u 8
+		return 75
 	fi
 	# apt's lists and archives are not kept (installing the .deb must need neither);
 	# the root's mirror is the host's, for whoever runs apt in it by hand.
@@ -123,6 +129,12 @@ droot_cache() {
 	mv "$new" "$DROOT_CACHED"
 	printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$DROOT_PACKAGES" >"$stamp"
 	droot_say "cached root $DROOT_CACHED made"
+	# Nobody uses a root while this lock is held: other keys' stale roots go, and .debs
+	# no rebuild has used for a month.
+	find "$DROOT_CACHE_DIR" -maxdepth 1 -name '*.stamp' -mtime +"$DROOT_MAX_AGE_DAYS" | while read -r old; do
+		rm -rf --one-file-system "${old%.stamp}" "$old"
+	done
+	find "$DROOT_CACHE_DIR/debs" -name '*.deb' -atime +30 -delete
 	flock -s 8
 }
 
