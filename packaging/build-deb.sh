@@ -2,7 +2,7 @@
 # packaging/build-deb.sh: builds the Debian package postern_VERSION-1_ARCH.deb with
 # dpkg-deb from this checkout: dist/ (built here with tsc and esbuild), bin/, the production
 # dependencies only (npm ci --omit=dev into the staging tree: the one network use, and
-# npm's cache serves it when it can), the committed man pages, the unit, the logrotate
+# npm's cache serves it when it can), the man pages (made from it), the unit, the logrotate
 # snippet and the maintainer scripts in packaging/debian/. Arch-specific: lmdb's
 # prebuilt binary for this machine comes with it.
 #   packaging/build-deb.sh [OUTDIR]      (default: packaging/out)
@@ -28,6 +28,16 @@ cp -r "$here/bin" "$here/package.json" "$here/package-lock.json" "$lib/"
 # --ignore-scripts: no `prepare` (tsc is a dev dependency); lmdb and msgpackr load their
 # prebuilt binaries from the optional packages npm installs for this platform.
 (cd "$lib" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
+# What Debian's policy asks of shipped files (lintian): no musl builds in a glibc
+# package, native modules stripped and not executable, no sources, build tools or
+# packaging leftovers of the dependencies, and only scripts executable.
+find "$lib/node_modules" -name '*.musl.node' -delete
+find "$lib/node_modules" -name '*.node' -exec chmod 0644 {} + -exec strip --strip-unneeded {} +
+rm -rf "$lib/node_modules/lmdb/dependencies" "$lib/node_modules/lmdb/src" "$lib/node_modules/node-addon-api/tools"
+find "$lib/node_modules" -name .npmignore -delete
+find "$lib/node_modules" -type f -perm /111 ! -name '*.node' | while read -r f; do
+  [ "$(head -c 2 "$f")" = '#!' ] || chmod a-x "$f"
+done
 (cd "$lib" && node -e "import('lmdb').then(() => process.exit(0), (e) => { console.error(e.message); process.exit(1); })")
 
 # The commands, run with Debian's node named absolutely (cron's PATH, env -i).
@@ -52,13 +62,26 @@ install -D -m 0644 "$here/packaging/debian/postern.toml" "$stage/etc/postern/pos
 install -D -m 0644 "$here/config/postern.logrotate" "$stage/etc/logrotate.d/postern"
 install -D -m 0644 "$here/config/postern.service" "$stage/usr/lib/systemd/system/postern.service"
 
-# Documentation.
-for page in "$here"/man/*.[58]; do
+# Documentation. The man pages are made again from the staged program, so they carry
+# package.json's version (the committed ones may name an older one).
+mkdir "$stage/man"
+(cd "$lib" && node --input-type=module -e "
+  const { writeFileSync } = await import('node:fs');
+  const { MAN_PAGES, manPage } = await import('$lib/dist/cli/help.js');
+  for (const [file, page] of MAN_PAGES) writeFileSync('$stage/man/' + file, manPage(page));")
+for page in "$stage"/man/*.[58]; do
   sec=${page##*.}
   install -D -m 0644 "$page" "$stage/usr/share/man/man$sec/${page##*/}"
   gzip -9n "$stage/usr/share/man/man$sec/${page##*/}"
 done
+rm -r "$stage/man"
+# sendmail, mailq and newaliases are postern's personalities: their pages are postern(8).
+for cmd in sendmail mailq newaliases; do ln -s postern.8.gz "$stage/usr/share/man/man8/$cmd.8.gz"; done
 install -D -m 0644 "$here/packaging/debian/copyright" "$stage/usr/share/doc/postern/copyright"
+# Debian's changelog: one entry for this version, dated by the last commit (reproducible).
+when=$(git -C "$here" log -1 --format=%cD 2>/dev/null || date -R)
+printf 'postern (%s) unstable; urgency=medium\n\n  * Upstream release %s.\n\n -- postern maintainers <postern@example.org>  %s\n' \
+  "$version" "${version%-1}" "$when" | gzip -9n > "$stage/usr/share/doc/postern/changelog.Debian.gz"
 install -m 0644 "$here/README.md" "$stage/usr/share/doc/postern/README.md"
 # The Grafana dashboard and Prometheus alert rules (README, "Watching a fleet").
 for f in grafana-postern.json postern.rules.yml postern.rules.test.yml; do

@@ -34,7 +34,7 @@ export function modeOf(rest: string[], selection: string[] | undefined): string 
 
 /** Whether main.ts would read one message from stdin for this command line (sendmail, -bm). */
 export function isSubmission(personality: string, argv: string[]): boolean {
-  if (argv.includes('--help') || argv.includes('-bi')) return false;
+  if (argv.includes('--help') || argv.includes('--version') || argv.includes('-bi') || (argv.length === 1 && argv[0] === '-h')) return false;
   if (['newaliases', 'mailq', 'postern-exigrep', 'postern-qgrep'].includes(personality)) return false;
   if (personality === 'postern' && (argv[0] === 'install' || argv[0] === 'uninstall')) return false;
   let rest: string[];
@@ -43,6 +43,8 @@ export function isSubmission(personality: string, argv: string[]): boolean {
   } catch {
     return false; // main.ts says what is wrong
   }
+  // `postern -C FILE install --import-queue`: install's, not a message to "install".
+  if (personality === 'postern' && (rest[0] === 'install' || rest[0] === 'uninstall')) return false;
   const mode = modeOf(rest, queueSelection(rest));
   return !mode || mode === '-bm';
 }

@@ -68,6 +68,9 @@ type Conn = { init: () => void; _setListeners: (cb: () => void) => void; connect
  * connection to `connections`, then init()s it (as receive/smtp.ts relies on too).
  */
 class StdioSmtpServer extends SMTPServer {
+  /** qualify_domain, for the caller's unqualified addresses. */
+  qualifyDomain = '';
+
   override connect(socket: import('node:net').Socket, socketOptions: unknown): void {
     const connections = (this as unknown as { connections: Set<Conn> }).connections;
     const add = connections.add;
@@ -75,6 +78,7 @@ class StdioSmtpServer extends SMTPServer {
       connections.add = add;
       conn.init = () => conn._setListeners(() => conn.connectionReady());
       acceptQuotedLocalParts(conn); // "a b"@example.org, as the listener takes it
+      qualifyLocalParts(conn, this.qualifyDomain);
       // A reply text that starts with an RFC 3463 code is ours: sent with that code.
       const send = conn.send;
       conn.send = function (code, data, context) {
@@ -85,6 +89,21 @@ class StdioSmtpServer extends SMTPServer {
     };
     super.connect(socket, socketOptions as never);
   }
+}
+
+/**
+ * `MAIL FROM:<www-data>`, `RCPT TO:<root>`: Exim qualifies a local -bs caller's bare
+ * local parts with qualify_domain (the listener, as Exim's daemon, refuses them); the
+ * library would refuse them for want of an "@", so they are qualified before it parses.
+ * Wraps the method acceptQuotedLocalParts wraps (smtp-server 3.21's _parseAddressCommand).
+ */
+function qualifyLocalParts(conn: unknown, domain: string): void {
+  const c = conn as { _parseAddressCommand: (name: string, command: unknown) => unknown };
+  const parse = c._parseAddressCommand;
+  c._parseAddressCommand = function (name, command) {
+    const m = /^(\s*[A-Za-z]+\s+[A-Za-z]+\s*:\s*<)([^<>@\s"\\:,]+)(>.*)$/s.exec(String(command ?? ''));
+    return parse.call(this, name, m ? `${m[1]}${m[2]}@${domain}${m[3]}` : command);
+  };
 }
 
 const reply = (r: { code: number; enhanced: string; text: string }) =>
@@ -178,6 +197,7 @@ export async function bsmtp(config: Config, makeMaildrop: () => boolean | Promis
     socket.on('close', resolve);
     socket.on('finish', resolve);
   });
+  server.qualifyDomain = config.qualify_domain;
   // A caller that hangs up without QUIT: once the last message is stored and
   // answered, end the session as a dropped connection would.
   socket.on('input-end', () => {

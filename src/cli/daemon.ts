@@ -17,7 +17,7 @@ import { parseDuration } from '../core/units.js';
 import { MainLog } from '../log/mainlog.js';
 import { SmtpReceiver } from '../receive/smtp.js';
 import { LocalServer } from '../receive/local-server.js';
-import { VERSION } from '../receive/cleanup.js';
+import { version } from '../core/version.js';
 import { Router } from '../router/router.js';
 import { Scheduler, type SchedulerSettings } from '../scheduler/scheduler.js';
 import { LmdbSpool, SpoolUnavailable } from '../spool/lmdb-spool.js';
@@ -25,6 +25,7 @@ import { MessageIdGenerator } from '../spool/message-id.js';
 import { RESERVE_SIZE, SpaceReserve } from '../spool/reserve.js';
 import { SmtpTransport } from '../transports/smtp.js';
 import { rewriteRules } from '../rewrite/load.js';
+import { rewriteRecipient } from '../rewrite/rewriter.js';
 import { Pickup } from '../receive/pickup.js';
 import { OwnServer } from '../receive/own-server.js';
 import { formatEntry } from './format.js';
@@ -53,10 +54,17 @@ export function buildTransport(config: Config): SmtpTransport {
   });
 }
 
+/** The router: the smarthost, after Debian's hub_user when a readhost is set. */
+export function routerFor(config: Config, rules = rewriteRules(config)): Router {
+  return new Router(config.smarthost.hosts, rules?.hubUser ? (a) => rewriteRecipient(a, rules) : undefined);
+}
+
 /** The parts of the scheduler that come from the configuration (and change on SIGHUP). */
 export function schedulerSettings(config: Config): SchedulerSettings {
+  // Read again at each reload: an edited email-addresses file (or a new login) is seen on SIGHUP.
+  const rewrite = rewriteRules(config);
   return {
-    router: new Router(config.smarthost.hosts),
+    router: routerFor(config, rewrite),
     transport: buildTransport(config),
     retryRules: config.retry.rules,
     timeoutFrozenAfter: config.retry.timeout_frozen_after,
@@ -65,8 +73,7 @@ export function schedulerSettings(config: Config): SchedulerSettings {
     activeLimit: config.queue.active_limit,
     concurrency: config.smarthost.connections,
     probeInterval: config.smarthost.probe_interval,
-    // Read again at each reload: an edited email-addresses file is seen on SIGHUP.
-    rewrite: rewriteRules(config),
+    rewrite,
   };
 }
 
@@ -227,7 +234,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     },
   } });
   await own.listen();
-  events.emit({ type: 'notice', text: `postern ${VERSION} daemon started: pid=${process.pid}, ${qFlag}, listening for SMTP on ${bound.join(' ')}${metricsAt ? ` (metrics on http://${metricsAt}/metrics)` : ''}` });
+  events.emit({ type: 'notice', text: `postern ${version()} daemon started: pid=${process.pid}, ${qFlag}, listening for SMTP on ${bound.join(' ')}${metricsAt ? ` (metrics on http://${metricsAt}/metrics)` : ''}` });
 
   // Mail is accepted at once; deliveries start when this process holds the delivery
   // lock (a `postern -q` run may hold it for a while; it is never taken from a live one).

@@ -1,6 +1,7 @@
 // cli/help.ts: the one source of postern's help: each page (a personality's usage, or
 // the configuration file's keys) as data, rendered as plain text for `--help` and as
 // roff for the man pages (man/generate.mjs writes man/*.5 and man/*.8 from it).
+import { version } from '../core/version.js';
 
 export interface HelpSection {
   title: string;
@@ -17,7 +18,6 @@ export interface HelpPage {
   sections: HelpSection[];
 }
 
-const VERSION = '0.1.0';
 
 const FILES: HelpSection = {
   title: 'Files',
@@ -52,6 +52,21 @@ const SENDMAIL_OPTIONS: [string, string][] = [
   ['-bi', 'rebuild the aliases: nothing to do (a satellite has none), exit 0'],
   ['-odi, -odb, -bm, -oem, -oee, -oep, -oeq, -oew, -v, -U, -Am, -Ac, -B 8BITMIME', 'accepted, as other sendmail-compatible MTAs accept them'],
 ];
+
+/** `postern install` / `uninstall`: a section of postern(8), and install's own --help. */
+const INSTALL: HelpSection = {
+  title: 'Installing over Exim',
+  paras: [
+    'postern install writes /etc/postern/postern.toml (kept if it exists), importing Debian\'s Exim satellite settings (/etc/exim4/update-exim4.conf.conf, the macros and main options of exim4.conf.localmacros and of the admin\'s own files in conf.d/main, /etc/mailname, the host name, /etc/email-addresses, /etc/aliases, /etc/exim4/passwd.client) with a report of one line per setting found: mapped (printed, with the postern key it became), not needed on postern (printed, with why), or not mapped (on stderr, with what that changes); creates the postern user and group, the spool and log folders; ships /etc/systemd/system/postern.service and /etc/logrotate.d/postern; and links /usr/sbin/sendmail, /usr/lib/sendmail, /usr/bin/mailq and /usr/bin/newaliases to postern, keeping what they pointed to. Mail still in Exim\'s queue is counted. postern uninstall puts the links back as they were and removes what install shipped, keeping the configuration, the spool and the log.',
+  ],
+  items: [
+    ['--root DIR', 'every path is taken inside DIR, and no user or group is created'],
+    ['--dry-run, -n', 'print every step and change nothing'],
+    ['--import-queue', 'take the messages of Exim\'s queue over into postern\'s (with postern stopped; --dry-run lists them)'],
+    ['--exim-spool DIR', 'Exim\'s spool folder for --import-queue; default /var/spool/exim4'],
+    ['--help, -h', 'print this usage'],
+  ],
+};
 
 export const PAGES: Record<string, HelpPage> = {
   postern: {
@@ -109,19 +124,11 @@ export const PAGES: Record<string, HelpPage> = {
           ['-brt ADDR [ERROR]', 'the retry rule that applies to the address (and error type: refused, timeout, rcpt_452...), as Exim prints it; without ERROR only rules whose error is *'],
           ['-bV', 'print the version and check the configuration'],
           ['-bP [NAME...]', 'print the effective configuration, or the named settings (credentials never shown)'],
-          ['--help', 'print this usage'],
+          ['--help, -h', 'print this usage'],
+          ['--version', 'print the version'],
         ],
       },
-      {
-        title: 'Installing over Exim',
-        paras: [
-          'postern install writes /etc/postern/postern.toml (kept if it exists), importing Debian\'s Exim satellite settings (/etc/exim4/update-exim4.conf.conf, /etc/mailname, /etc/email-addresses, /etc/exim4/passwd.client) with one line printed per setting mapped and anything it cannot map named on stderr; creates the postern user and group, the spool and log folders; ships /etc/systemd/system/postern.service and /etc/logrotate.d/postern; and links /usr/sbin/sendmail, /usr/lib/sendmail, /usr/bin/mailq and /usr/bin/newaliases to postern, keeping what they pointed to. Mail still in Exim\'s queue is counted. postern uninstall puts the links back as they were and removes what install shipped, keeping the configuration, the spool and the log.',
-        ],
-        items: [
-          ['--root DIR', 'every path is taken inside DIR, and no user or group is created'],
-          ['--dry-run', 'print every step and change nothing'],
-        ],
-      },
+      INSTALL,
       { title: 'Sendmail options', paras: ['With no mode flag postern reads one message from stdin, as sendmail(8) does:'], items: SENDMAIL_OPTIONS },
       FILES,
       EXIT,
@@ -172,7 +179,7 @@ export const PAGES: Record<string, HelpPage> = {
     section: 8,
     summary: 'rebuild the aliases database (nothing to do for postern)',
     synopsis: ['newaliases'],
-    sections: [{ title: 'Description', paras: ['A satellite has no aliases: local mail goes to the smarthost, whose aliases apply. newaliases (and sendmail -bi) does nothing and exits 0, so packages that call it after editing /etc/aliases keep working.'] }],
+    sections: [{ title: 'Description', paras: ['A satellite builds no aliases database: the daemon reads rewrite.aliases (one-address aliases, as Debian\'s system_aliases) at start and on SIGHUP, and the smarthost\'s aliases apply to the rest. newaliases (and sendmail -bi) does nothing and exits 0, so packages that call it after editing /etc/aliases keep working; reload the daemon (systemctl reload postern) for it to see the edit.'] }],
   },
 
   'postern-qgrep': {
@@ -294,7 +301,7 @@ export const PAGES: Record<string, HelpPage> = {
           ['hosts', 'required: "host:port" list, tried in order (failover)'],
           ['tls', '"none", "opportunistic" (STARTTLS when offered, not verified; the default), "required" (STARTTLS, verified against tls_ca_file and the host name) or "implicit" (TLS from the first byte, verified)'],
           ['tls_ca_file', 'trust anchors for "required" and "implicit"; default: the system\'s'],
-          ['auth_user, auth_password_file', 'AUTH PLAIN or LOGIN, sent only inside TLS; the password is the file\'s first line, read at each connection'],
+          ['auth_user, auth_password_file', 'AUTH PLAIN or LOGIN when the session can (Exim\'s hosts_try_auth): only inside TLS and when the hub offers AUTH, otherwise the mail goes without; the password is the file\'s first line, read at each connection'],
           ['connections', 'parallel deliveries; default 4'],
           ['timeout', 'inactivity limit per SMTP command; default "5m"'],
           ['probe_interval', 'while a host is down, probe it (connect, EHLO, TLS/AUTH, QUIT) at most this often; when it answers, the mail held for it is due at once; default "1m"'],
@@ -315,10 +322,12 @@ export const PAGES: Record<string, HelpPage> = {
       },
       {
         title: '[rewrite]',
-        paras: ['Sender rewriting on the way to the smarthost, as Debian\'s Exim satellites do it: the envelope sender and the From, Reply-To, Sender, To, Cc and Bcc headers, names and comments kept; the spool keeps the original.'],
+        paras: ['Rewriting on the way to the smarthost, as Debian\'s Exim satellites do it: recipients that are this machine\'s users (Debian\'s hub_user router); the envelope sender and the From, Reply-To, Sender, To, Cc and Bcc headers, names and comments kept. The spool keeps the original.'],
         items: [
-          ['readhost', 'Debian\'s dc_readhost: with hide_hostname, user@hostname, user@qualify_domain and user@localhost go out as user@readhost; default: none'],
-          ['hide_hostname', 'Debian\'s dc_hide_mailname; default true'],
+          ['readhost', 'Debian\'s dc_readhost: mail for a login of this machine at one of its names (user@hostname, user@qualify_domain, user@localhost, a local_domains name) goes to user@readhost, logged "=> user@readhost <user@hostname>"; with hide_hostname the sender and headers with those addresses go out as user@readhost too; default: none'],
+          ['hide_hostname', 'Debian\'s dc_hide_mailname: rewrite the sender and headers to the readhost; default true'],
+          ['local_domains', 'more names of this machine besides hostname, qualify_domain and localhost (Debian\'s dc_other_hostnames); default: none'],
+          ['aliases', 'an aliases file (Debian\'s /etc/aliases), read at start and SIGHUP: with readhost, a recipient at this machine\'s names whose alias is one address goes there (then hub_user), as Debian\'s system_aliases router; an alias of several targets, a pipe or a file is left to the hub; default: none'],
           ['email_addresses', 'a file of "user: address" lines (Debian\'s /etc/email-addresses), read at start, SIGHUP and -bV; a listed user\'s local address goes out as that address; default: none'],
         ],
       },
@@ -347,6 +356,15 @@ export const PAGES: Record<string, HelpPage> = {
 };
 
 /** The page a command name shows for --help (a personality's own, else postern's). */
+/** `postern install --help`: install's own usage, not the whole of postern's. */
+export const INSTALL_PAGE: HelpPage = {
+  name: 'postern install',
+  section: 8,
+  summary: 'make postern the machine\'s MTA in place of Debian\'s Exim satellite, importing its settings; or undo it',
+  synopsis: ['postern install [--root DIR] [--dry-run]', 'postern uninstall [--root DIR] [--dry-run]', 'postern [-C FILE] install --import-queue [--dry-run] [--exim-spool DIR]'],
+  sections: [INSTALL, EXIT],
+};
+
 export function pageFor(personality: string): HelpPage {
   return PAGES[personality] ?? (PAGES.postern as HelpPage);
 }
@@ -391,7 +409,7 @@ function roff(text: string): string {
 export function manPage(page: HelpPage): string {
   const lines = [
     `.\\" Generated by man/generate.mjs from src/cli/help.ts: edit that, not this file.`,
-    `.TH ${roff(page.name.toUpperCase())} ${page.section} "" "postern ${VERSION}" "postern"`,
+    `.TH ${roff(page.name.toUpperCase())} ${page.section} "" "postern ${version()}" "postern"`,
     '.SH NAME',
     `${roff(page.name)} \\- ${roff(page.summary)}`,
     '.SH SYNOPSIS',

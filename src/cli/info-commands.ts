@@ -1,10 +1,11 @@
 // cli/info-commands.ts: -bt (how addresses route), -bV (version and a configuration
 // check) and -bP (effective settings, credentials never shown).
 import type { Config } from '../config/schema.js';
-import { VERSION } from '../receive/cleanup.js';
+import { version } from '../core/version.js';
 import { qualify } from '../receive/cleanup.js';
 import { Router } from '../router/router.js';
 import { rewriteRules } from '../rewrite/load.js';
+import { rewriteRecipient } from '../rewrite/rewriter.js';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { readFileSync } from 'node:fs';
@@ -13,7 +14,8 @@ import { parse as parseToml } from 'smol-toml';
 type Out = (s: string) => void;
 
 export async function addressTest(addresses: string[], config: Config, out: Out, json = false): Promise<number> {
-  const router = new Router(config.smarthost.hosts);
+  const rules = rewriteRules(config);
+  const router = new Router(config.smarthost.hosts, rules?.hubUser ? (a) => rewriteRecipient(a, rules) : undefined);
   let status = 0;
   for (const raw of addresses) {
     const address = qualify(raw, config.qualify_domain);
@@ -23,7 +25,9 @@ export async function addressTest(addresses: string[], config: Config, out: Out,
       status = 2;
       continue;
     }
-    if (!json) out(`${address}\n  router = ${r.route.router}, transport = ${r.route.transport}\n`);
+    // A redirected address as Exim's -bt shows it: the new address, then `<-- original`.
+    const sent = r.route.address;
+    if (!json) out(`${sent ?? address}\n${sent !== undefined ? `    <-- ${address}\n` : ''}  router = ${r.route.router}, transport = ${r.route.transport}\n`);
     const hosts: { name: string; ip: string; port: number }[] = [];
     for (const h of r.route.hosts) {
       let ip = h.name;
@@ -31,14 +35,14 @@ export async function addressTest(addresses: string[], config: Config, out: Out,
       if (json) hosts.push({ name: h.name, ip, port: h.port });
       else out(`  host ${h.name} [${ip}] port=${h.port}\n`);
     }
-    if (json) out(JSON.stringify({ address, routable: true, router: r.route.router, transport: r.route.transport, hosts }) + '\n');
+    if (json) out(JSON.stringify({ address, ...(sent !== undefined ? { sent_as: sent } : {}), routable: true, router: r.route.router, transport: r.route.transport, hosts }) + '\n');
   }
   return status;
 }
 
 export function versionCheck(config: Config, out: Out): number {
   rewriteRules(config); // the email-addresses file is checked too (a ConfigError names its line)
-  out(`postern version ${VERSION} (Node.js ${process.version})\nConfiguration file is ${config.file}\n`);
+  out(`postern version ${version()} (Node.js ${process.version})\nConfiguration file is ${config.file}\n`);
   return 0;
 }
 

@@ -20,6 +20,8 @@ const PACKAGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const WRAPPER = '/usr/sbin/postern';
 const WRAPPER_MARK = '# postern-wrapper';
 const STATE = '/var/lib/postern/install.json';
+/** dpkg's file list of the installed package: present when the .deb, not `postern install`, made postern the MTA. */
+const DPKG_LIST = '/var/lib/dpkg/info/postern.list';
 const UNIT = '/etc/systemd/system/postern.service';
 const LOGROTATE = '/etc/logrotate.d/postern';
 
@@ -148,7 +150,7 @@ export function install(argv: string[], out: (s: string) => void, err: (s: strin
   for (const m of imported.mapped) out(`  ${m}\n`);
   for (const u of imported.unmapped) err(`postern install: not mapped: ${u}\n`);
   const queued = eximQueue(o.root);
-  if (queued > 0) err(`postern install: Exim's queue still holds ${queued} message${queued === 1 ? '' : 's'}: deliver ${queued === 1 ? 'it' : 'them'} first with \`exim4 -qff\` (until \`exim4 -bpc\` says 0) before switching, or they stay in /var/spool/exim4\n`);
+  if (queued > 0) err(`postern install: Exim's queue still holds ${queued} message${queued === 1 ? '' : 's'}: \`postern install --import-queue\` takes ${queued === 1 ? 'it' : 'them'} over into postern's queue (with postern stopped; \`--dry-run\` lists ${queued === 1 ? 'it' : 'them'}), or deliver ${queued === 1 ? 'it' : 'them'} with \`exim4 -qff\` before switching\n`);
 
   // 2. The user and group.
   let owner = userByName('postern', at('/etc/passwd'));
@@ -267,7 +269,10 @@ export function uninstall(argv: string[], out: (s: string) => void, err: (s: str
   requireRoot(o, 'uninstall postern');
   const at = (p: string) => join(o.root, p);
   const statePath = at(STATE);
-  if (!existsSync(statePath)) throw failure(`postern install's record ${STATE} is missing: nothing to undo`);
+  if (!existsSync(statePath)) {
+    if (existsSync(at(DPKG_LIST))) throw failure('postern was installed by its Debian package, not by `postern install`: remove it with `apt remove postern` (`apt purge postern` also removes its configuration and log)');
+    throw failure(`postern install's record ${STATE} is missing: nothing to undo`);
+  }
   const state = JSON.parse(readFileSync(statePath, 'utf8')) as State;
   const plan = new Plan();
   if (o.root !== '/') out(`uninstalling from ${o.root}\n`);

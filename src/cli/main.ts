@@ -39,6 +39,30 @@ async function openSpool(file: string | undefined, what: string) {
   return { c, spool, ids };
 }
 
+/**
+ * `postern install --import-queue`: Exim's queue taken over (migrate/exim-queue.ts); its
+ * `--import-queue-writer` is the child that writes the spool as the daemon's user.
+ */
+async function importQueue(argv: string[]): Promise<number> {
+  const { file, rest } = takeConfigFlag(argv);
+  const c = await config(file);
+  const { requireAdmin } = await import('./privileges.js');
+  const { LmdbSpool } = await import('../spool/lmdb-spool.js');
+  const m = await import('../migrate/exim-queue.js');
+  requireAdmin(c, 'import Exim\'s queue');
+  process.umask(0o027);
+  if (rest.includes('--import-queue-writer')) {
+    const spool = LmdbSpool.open(c.spool.directory);
+    try {
+      return await m.importWriter(c, spool);
+    } finally {
+      await spool.close();
+    }
+  }
+  return m.importEximQueue({ ...m.parseImportArgs(rest), ...(file ? { configFile: file } : {}) }, c, out, err,
+    async () => LmdbSpool.open(c.spool.directory));
+}
+
 /** What a queue command does, for the permission message. */
 function purpose(mode: string): string {
   if (mode === '--json' || mode.startsWith('-bp')) return 'list the queue';
@@ -48,14 +72,24 @@ function purpose(mode: string): string {
 }
 
 async function run(personality: string, argv: string[]): Promise<number> {
-  if (argv.includes('--help')) {
-    const { helpText, pageFor } = await import('./help.js');
-    out(helpText(pageFor(personality)));
+  const installing = personality === 'postern' && (argv[0] === 'install' || argv[0] === 'uninstall');
+  // --help anywhere, or -h alone (sendmail's -h takes a hop count, so only alone); install's own usage for install.
+  if (argv.includes('--help') || (argv.length === (installing ? 2 : 1) && argv[argv.length - 1] === '-h')) {
+    const { helpText, INSTALL_PAGE, pageFor } = await import('./help.js');
+    out(helpText(installing ? INSTALL_PAGE : pageFor(personality)));
+    return EX.OK;
+  }
+  if (argv.includes('--version')) {
+    const { version } = await import('../core/version.js');
+    out(`postern version ${version()}\n`);
     return EX.OK;
   }
   // A satellite has no aliases to build (Exim's `-bi` with none): packages call it.
   if (personality === 'newaliases' || argv.includes('-bi')) return EX.OK;
-  if (personality === 'postern' && (argv[0] === 'install' || argv[0] === 'uninstall')) {
+  if (personality === 'postern' && argv.includes('install') && argv.some((a) => a === '--import-queue' || a === '--import-queue-writer')) {
+    return importQueue(argv.filter((a) => a !== 'install'));
+  }
+  if (installing) {
     const { install, uninstall } = await import('./install.js');
     return (argv[0] === 'install' ? install : uninstall)(argv.slice(1), out, err);
   }

@@ -9,6 +9,7 @@
 // Every failure is a ConfigError naming file, line and key: never a stack trace.
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { version } from '../core/version.js';
 import { ConfigError } from './errors.js';
 import type { Config } from './schema.js';
 
@@ -20,18 +21,11 @@ export { ConfigError };
 
 const PACKAGE_DEFAULT = resolve(dirname(fileURLToPath(import.meta.url)), '../../config/postern.toml');
 // 3: retry.rules are parsed values; 4: smarthost.probe_interval; 5: [rewrite]; 6: keyed without sha256;
-// 7: the file's name and text kept in the cache and compared whole.
-const CACHE_VERSION = 7;
+// 7: the file's name and text kept in the cache and compared whole; 8: rewrite.local_domains, rewrite.aliases.
+const CACHE_VERSION = 8;
 
 /** postern's version, part of the cache's key: an upgrade validates again. */
-function packageVersion(): string {
-  try {
-    const pkg = resolve(dirname(fileURLToPath(import.meta.url)), '../../package.json');
-    return String((JSON.parse(readFileSync(pkg, 'utf8')) as { version?: unknown }).version);
-  } catch {
-    return 'unknown';
-  }
-}
+const packageVersion = version;
 
 /**
  * The cache's key: a 128-bit hash (four FNV-1a lanes) of the cache format, postern's

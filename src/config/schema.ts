@@ -92,6 +92,10 @@ export const configSchema = z.strictObject({
     hide_hostname: z.boolean().default(true),
     /** A file in Debian's /etc/email-addresses format ("user: address" lines). */
     email_addresses: z.string().min(1).optional(),
+    /** An aliases file (Debian's /etc/aliases), followed before hub_user for entries with one address. */
+    aliases: z.string().min(1).optional(),
+    /** More names of this machine, besides hostname, qualify_domain and localhost (Debian's dc_other_hostnames). */
+    local_domains: z.array(z.string().regex(/^[A-Za-z0-9.-]+$/, 'must be a domain such as "web1"')).default([]),
   }).prefault({}),
   /** The Prometheus endpoint: off unless `listen` is set; a bare port listens on 127.0.0.1 only (0: any free port). */
   metrics: z.strictObject({

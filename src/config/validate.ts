@@ -111,7 +111,8 @@ export function parseConfig(text: string, file: string): Config {
     qualify_domain: c.qualify_domain ?? hostname,
     spool: { directory: abs(c.spool.directory), maildrop: abs(c.spool.maildrop ?? `${c.spool.directory.replace(/\/+$/, '')}-maildrop`) },
     log: { ...c.log, file: abs(c.log.file) },
-    rewrite: { ...c.rewrite, ...(c.rewrite.email_addresses !== undefined ? { email_addresses: abs(c.rewrite.email_addresses) } : {}) },
+    rewrite: { ...c.rewrite, ...(c.rewrite.email_addresses !== undefined ? { email_addresses: abs(c.rewrite.email_addresses) } : {}),
+      ...(c.rewrite.aliases !== undefined ? { aliases: abs(c.rewrite.aliases) } : {}) },
     retry: { ...c.retry, rules },
     smarthost: {
       ...c.smarthost,

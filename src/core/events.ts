@@ -7,11 +7,12 @@ import type { HostLabel, RemoteReply, SessionInfo, Trouble } from './types.js';
 export type MtaEvent =
   | { type: 'received'; id: string; sender: string; protocol: string; size: number; user?: string;
       clientName?: string; clientIp?: string; helo?: string; messageIdHeader?: string; bounceOf?: string }
+  /** `sentAs`: the address the hub got when a router redirected `rcpt` (hub_user); Exim logs `=> sentAs <rcpt>`. */
   | { type: 'delivered'; id: string; rcpt: string; first: boolean; router: string; transport: string;
-      host: HostLabel; reply: RemoteReply; session?: SessionInfo }
+      host: HostLabel; reply: RemoteReply; session?: SessionInfo; sentAs?: string }
   /** A recipient deferred or failed: the result as data (log/outcome-text.ts words it); `sender` for MAIL FROM:<>. */
   | { type: 'deferred' | 'failed'; id: string; rcpt: string; router: string; transport: string; sender: string;
-      result: Trouble; host?: HostLabel }
+      result: Trouble; host?: HostLabel; sentAs?: string }
   /** A host failed as a host (or, with `fellBack`, TLS failed and delivery went on in cleartext). */
   | { type: 'hostError'; id: string; host: HostLabel; result: Trouble; fellBack?: true }
   | { type: 'completed'; id: string }

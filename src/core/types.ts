@@ -22,6 +22,8 @@ export interface Route {
   router: string;
   transport: string;
   hosts: HostSpec[];
+  /** The address sent to the hub when a router redirected it (Debian's hub_user); the spool keeps the original. */
+  address?: string;
 }
 
 /** The step of an SMTP session a reply or failure belongs to; `dot` is the reply after the final dot. */
@@ -62,6 +64,9 @@ export interface Trouble {
 export interface Outcome extends Trouble {
   rcpt: string;
   kind: 'delivered' | 'deferred' | 'failed';
+  /** The address the hub was given when a router redirected `rcpt`, and that router (the log shows both: `=> new <rcpt> R=router`). */
+  sentAs?: string;
+  router?: string;
   host?: HostLabel;
   /** For a delivery: the TLS and AUTH of the session that carried it. */
   session?: SessionInfo;

@@ -32,6 +32,18 @@ export function userByName(name: string, passwd = '/etc/passwd'): UserEntry | un
   return undefined;
 }
 
+/**
+ * The full name of a login as Exim takes it from the passwd entry (Debian's
+ * gecos_pattern `^([^,:]*)`: the GECOS field up to its first comma), with `&` standing
+ * for the login capitalised; undefined when there is none.
+ */
+export function gecosName(name: string, passwd = '/etc/passwd'): string | undefined {
+  const r = rows(passwd).find((x) => x[0] === name);
+  const first = (r?.[4] ?? '').split(',')[0]?.trim() ?? '';
+  const full = first.replace(/&/g, name.charAt(0).toUpperCase() + name.slice(1));
+  return full || undefined;
+}
+
 export function userById(uid: number, passwd = '/etc/passwd'): UserEntry | undefined {
   for (const r of rows(passwd)) if (Number(r[2]) === uid && r[2] !== '') return entry(r);
   return undefined;

@@ -69,13 +69,13 @@ function rawText(e: MtaEvent): string {
       return parts.join(' ');
     }
     case 'delivered':
-      return `${e.first ? '=>' : '->'} ${e.rcpt} R=${e.router} T=${e.transport} H=${hostField(e.host)}${sessionFields(e.session)} C="${replyText(e.reply).replace(/"/g, "'")}"`;
+      return `${e.first ? '=>' : '->'} ${rcptField(e)} R=${e.router} T=${e.transport} H=${hostField(e.host)}${sessionFields(e.session)} C="${replyText(e.reply).replace(/"/g, "'")}"`;
     case 'deferred': {
       const r = reasonText(e.result, e.rcpt, e.sender);
-      return `== ${e.rcpt} R=${e.router} T=${e.transport} defer (${r.errno})${e.host ? ` H=${hostField(e.host)}` : ''}: ${r.text}`;
+      return `== ${rcptField(e)} R=${e.router} T=${e.transport} defer (${r.errno})${e.host ? ` H=${hostField(e.host)}` : ''}: ${r.text}`;
     }
     case 'failed':
-      return `** ${e.rcpt} R=${e.router} T=${e.transport}${e.host ? ` H=${hostField(e.host)}` : ''}: ${reasonText(e.result, e.rcpt, e.sender).text}`;
+      return `** ${rcptField(e)} R=${e.router} T=${e.transport}${e.host ? ` H=${hostField(e.host)}` : ''}: ${reasonText(e.result, e.rcpt, e.sender).text}`;
     case 'hostError':
       return `H=${hostField(e.host)} ${e.fellBack ? fellBackText(e.result) : reasonText(e.result).text}`;
     case 'completed':
@@ -110,6 +110,11 @@ function rawText(e: MtaEvent): string {
       }
     }
   }
+}
+
+/** A recipient as Exim logs it: a redirected one as `new <original>` (deliver.c, the parent in angle brackets). */
+function rcptField(e: { rcpt: string; sentAs?: string }): string {
+  return e.sentAs !== undefined ? `${e.sentAs} <${e.rcpt}>` : e.rcpt;
 }
 
 /** Exim's default tls_cipher and Debian's tls_certificate_verified selectors, then A= (the authenticator). */

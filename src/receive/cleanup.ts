@@ -7,13 +7,14 @@
 // UTF-8, converted with toBytes().
 import addressparser from 'nodemailer/lib/addressparser';
 import { rfc5322Date } from '../core/date.js';
+import { version } from '../core/version.js';
 import { isRoutableAddress } from '../core/address.js';
 import { CommandError, EX } from '../core/exit.js';
+import { gecosName } from '../core/users.js';
 import { findAddresses, foldHeader, mapAddresses, PREFERRED_LINE } from '../rewrite/address-list.js';
 
 export { rfc5322Date };
 
-export const VERSION = '0.1.0';
 
 /** A JS (UTF-16) string as a byte string holding its UTF-8 encoding. */
 export function toBytes(s: string): string {
@@ -330,6 +331,8 @@ export interface Submission {
   user?: string;
   /** Full name for a generated From: (sendmail -F). */
   fullName?: string;
+  /** Where the submitter's full name is looked up when -F gave none (default /etc/passwd). */
+  passwd?: string;
   client?: { name?: string; ip: string; helo?: string };
   /** sendmail -t: take recipients from To/Cc/Bcc and remove Bcc. */
   extractRecipients?: boolean;
@@ -396,10 +399,10 @@ export function cleanupHeaders(parsedHeaders: Header[], sub: Submission): Omit<C
     const c = sub.client;
     const from = c.name ? `${c.name} ([${c.ip}]${c.helo ? ` helo=${c.helo}` : ''})` : `[${c.ip}]${c.helo ? ` (helo=${c.helo})` : ''}`;
     const forLine = recipients.length === 1 ? `\n\tfor ${recipients[0]}` : '';
-    received = `Received: from ${from}\n\tby ${sub.hostname} with ${sub.protocol} (postern ${VERSION})\n` +
+    received = `Received: from ${from}\n\tby ${sub.hostname} with ${sub.protocol} (postern ${version()})\n` +
       `\t(envelope-from ${senderText})\n\tid ${sub.id}${forLine};\n\t${date}\n`;
   } else {
-    received = `Received: from ${sub.user ?? 'unknown'} by ${sub.hostname} with ${sub.protocol} (postern ${VERSION})\n` +
+    received = `Received: from ${sub.user ?? 'unknown'} by ${sub.hostname} with ${sub.protocol} (postern ${version()})\n` +
       `\t(envelope-from ${senderText})\n\tid ${sub.id};\n\t${date}\n`;
   }
 
@@ -413,7 +416,9 @@ export function cleanupHeaders(parsedHeaders: Header[], sub: Submission): Omit<C
   }
   if (!findHeader(headers, 'from')) {
     const addr = sub.sender || `${sub.user ?? 'MAILER-DAEMON'}@${sub.qualifyDomain}`;
-    const name = sub.fullName;
+    // Exim: without -F, the name of the user's passwd entry, when the From: is the user's own address.
+    const own = !sub.client && sub.user !== undefined && addr.toLowerCase() === `${sub.user}@${sub.qualifyDomain}`.toLowerCase();
+    const name = sub.fullName ?? (own ? gecosName(sub.user as string, sub.passwd) : undefined);
     const value = name ? `${phrase(name)} <${addr}>` : addr;
     added.push({ name: 'From', raw: toBytes(`From: ${value}\n`) });
   }

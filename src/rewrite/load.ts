@@ -49,7 +49,7 @@ export function parseEmailAddresses(text: string, file: string): Map<string, str
 }
 
 /** The rules for a configuration; undefined when it asks for no rewriting. Throws ConfigError. */
-export function rewriteRules(config: Pick<Config, 'hostname' | 'qualify_domain' | 'rewrite'>): RewriteRules | undefined {
+export function rewriteRules(config: Pick<Config, 'hostname' | 'qualify_domain' | 'rewrite'>, passwd = '/etc/passwd'): RewriteRules | undefined {
   const r = config.rewrite;
   const readhost = r.readhost !== undefined && r.hide_hostname ? r.readhost : undefined;
   let emailAddresses = new Map<string, string>();
@@ -62,7 +62,52 @@ export function rewriteRules(config: Pick<Config, 'hostname' | 'qualify_domain' 
     }
     emailAddresses = parseEmailAddresses(text, r.email_addresses);
   }
-  if (readhost === undefined && emailAddresses.size === 0) return undefined;
-  const localDomains = [...new Set([config.hostname, config.qualify_domain, 'localhost'].map((d) => d.toLowerCase().replace(/\.$/, '')))];
-  return { localDomains, emailAddresses, ...(readhost !== undefined ? { readhost: readhost.toLowerCase() } : {}) };
+  if (r.readhost === undefined && emailAddresses.size === 0) return undefined;
+  const localDomains = [...new Set([config.hostname, config.qualify_domain, 'localhost', ...r.local_domains]
+    .map((d) => d.toLowerCase().replace(/\.$/, '')))];
+  // hub_user's check_local_user: the logins of this machine, read once per build (start, SIGHUP).
+  const hubUser = r.readhost !== undefined ? {
+    readhost: r.readhost.toLowerCase(), users: localUsers(passwd), qualifyDomain: config.qualify_domain.toLowerCase(),
+    ...(r.aliases !== undefined ? { aliases: singleAliases(readAliases(r.aliases)) } : {}),
+  } : undefined;
+  return { localDomains, emailAddresses, ...(readhost !== undefined ? { readhost: readhost.toLowerCase() } : {}), ...(hubUser ? { hubUser } : {}) };
+}
+
+/** The entries of an aliases file (`name: target, target`, `#` comments, blank-led continuation lines): name (lower case) → targets. */
+export function parseAliases(text: string): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  for (const raw of text.replace(/\n[ \t]+(?=\S)/g, ' ').split('\n')) {
+    const x = /^\s*([^#:\s][^:]*?)\s*:\s*(.*?)\s*$/.exec(raw);
+    if (x && !m.has((x[1] as string).toLowerCase())) m.set((x[1] as string).toLowerCase(), (x[2] as string).split(',').map((t) => t.trim()).filter(Boolean));
+  }
+  return m;
+}
+
+/** Whether an alias target is one address (`jane`, `ops@example.net`, `<ops@example.net>`), not a pipe, file, include or :fail:. */
+export function plainTarget(t: string): boolean {
+  return /^<?[^\s|/:"<>,]+>?$/.test(t) && !t.startsWith(':');
+}
+
+/** The aliases postern follows: one plain target each (the rest stays with the hub; postern install names them). */
+function singleAliases(all: Map<string, string[]>): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const [k, v] of all) if (v.length === 1 && plainTarget(v[0] as string)) m.set(k, (v[0] as string).replace(/^<(.*)>$/, '$1'));
+  return m;
+}
+
+function readAliases(file: string): Map<string, string[]> {
+  try {
+    return parseAliases(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`configuration error: rewrite.aliases: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+/** The login names in a passwd file, lower case (Exim matches local parts caselessly). */
+export function localUsers(passwd = '/etc/passwd'): Set<string> {
+  let text = '';
+  try {
+    text = readFileSync(passwd, 'utf8');
+  } catch { /* no passwd: no local users */ }
+  return new Set(text.split('\n').map((l) => l.split(':')[0]?.trim().toLowerCase() ?? '').filter((n) => n && !n.startsWith('#')));
 }

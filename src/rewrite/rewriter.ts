@@ -14,6 +14,60 @@ export interface RewriteRules {
   readhost?: string;
   /** /etc/email-addresses: local part (lower case, as bytes) → address (as bytes). */
   emailAddresses: Map<string, string>;
+  /**
+   * Debian's `hub_user` router (satellite with a readhost, whatever dc_hide_mailname
+   * says): a recipient in the local domains whose local part is a login of this
+   * machine (`check_local_user`) goes to `local@readhost`.
+   */
+  hubUser?: {
+    readhost: string;
+    users: ReadonlySet<string>;
+    /** Debian's system_aliases router (before hub_user): local part → its one target; unqualified targets take qualifyDomain. */
+    aliases?: ReadonlyMap<string, string>;
+    qualifyDomain?: string;
+  };
+}
+
+/** Where a recipient goes when a router redirected it: the new address and the router that sends it. */
+export interface Redirect {
+  address: string;
+  router: 'hub_user_smarthost' | 'smarthost';
+}
+
+/**
+ * Where a recipient is sent when Debian's satellite routers redirect it, or undefined
+ * when it goes as it is. At one of this machine's names: an alias (system_aliases) is
+ * followed, its target routed again (an alias met twice is not followed again, as
+ * Exim passes an address its own ancestor generated to the next router); then a
+ * login here goes to `user@readhost` (hub_user, by hub_user_smarthost). An address
+ * an alias made that is not local goes by the smarthost router; a chain that ends at
+ * no login (Exim: unrouteable) leaves the recipient as it came. Exim leaves the
+ * headers alone.
+ */
+export function rewriteRecipient(address: string, rules: RewriteRules): Redirect | undefined {
+  const hub = rules.hubUser;
+  if (!hub) return undefined;
+  let current = address;
+  const seen = new Set<string>();
+  for (;;) {
+    const at = current.lastIndexOf('@');
+    if (at <= 0) return undefined;
+    const domain = current.slice(at + 1).toLowerCase().replace(/\.$/, '');
+    // Aliased away from this machine: the smarthost router sends it.
+    if (!rules.localDomains.includes(domain)) return current === address ? undefined : { address: current, router: 'smarthost' };
+    // Exim's $local_part is lower case (caseful_local_part is off), so the new address is too.
+    const local = current.slice(0, at).toLowerCase();
+    const key = unquote(local);
+    const target = seen.has(key) ? undefined : hub.aliases?.get(key);
+    if (target !== undefined) {
+      seen.add(key);
+      current = target.includes('@') ? target : `${target}@${hub.qualifyDomain ?? domain}`;
+      continue;
+    }
+    if (hub.users.has(key)) return { address: `${local}@${hub.readhost}`, router: 'hub_user_smarthost' };
+    // No alias and no login here (Exim: unrouteable): the recipient goes to the hub as it came.
+    return undefined;
+  }
 }
 
 /** The headers rewritten (Exim's `frs` plus To, Cc and Bcc, as SPEC asks). */

@@ -57,6 +57,17 @@ export type SchedulerSettings = Pick<SchedulerOptions, 'router' | 'transport' | 
   | 'timeoutFrozenAfter' | 'ignoreBounceErrorsAfter'> & Partial<Pick<SchedulerOptions, 'probeInterval' | 'rewrite'>>;
 
 
+/** The transport's outcomes (keyed by the addresses sent) as outcomes of the spool's recipients. */
+function originalsOf(outcomes: Outcome[], routable: string[], redirected: Map<string, { address: string; router: string }>): Outcome[] {
+  const bySent = new Map(outcomes.map((o) => [o.rcpt, o]));
+  return routable.flatMap((rcpt): Outcome[] => {
+    const via = redirected.get(rcpt);
+    const o = bySent.get(via?.address ?? rcpt);
+    if (!o) return [];
+    return [via ? { ...o, rcpt, sentAs: via.address, router: via.router } : { ...o, rcpt }];
+  });
+}
+
 export class Scheduler {
   private readonly active = new Set<string>();
   private readonly queue: PQueue;
@@ -283,12 +294,17 @@ export class Scheduler {
     const pending = record.recipients.filter((r) => r.state === 'pending');
     const outcomes: Outcome[] = [];
     const routable: string[] = [];
+    // Recipients a router redirected (hub_user): original → the address sent and that router.
+    const redirected = new Map<string, { address: string; router: string }>();
     let route: { router: string; transport: string; hosts: HostSpec[] } = { router: 'smarthost', transport: this.o.transport.name, hosts: [] };
     for (const r of pending) {
       const routing = this.o.router.route(r.address);
       if (routing.ok) {
         routable.push(r.address);
-        route = routing.route;
+        const { address, ...rest } = routing.route;
+        if (address !== undefined) redirected.set(r.address, { address, router: rest.router });
+        // One set of hosts for the message; a redirected recipient names its own router.
+        route = address === undefined ? rest : { ...rest, router: route.router };
       } else {
         outcomes.push({ rcpt: r.address, kind: 'failed', cause: 'unroutable', note: routing.reason });
       }
@@ -300,7 +316,10 @@ export class Scheduler {
     if (routable.length > 0 && hosts.length === 0) {
       // Every host waits for its retry time (Exim's -54): no connection, the message
       // waits for the hosts, and their return (a probe) makes it due at once.
-      for (const rcpt of routable) outcomes.push({ rcpt, kind: 'deferred', cause: 'retry_time', note: 'retry time not reached for any host' });
+      for (const rcpt of routable) {
+        const via = redirected.get(rcpt);
+        outcomes.push({ rcpt, kind: 'deferred', cause: 'retry_time', note: 'retry time not reached for any host', ...(via ? { sentAs: via.address, router: via.router } : {}) });
+      }
       hostWait = this.hostRetry.allWaitUntil(route.hosts, now);
     } else if (routable.length > 0) {
       headers = this.o.spool.headers(id) ?? '';
@@ -309,10 +328,12 @@ export class Scheduler {
       // streams past untouched, and the spool (and any bounce) keeps the original.
       const rw = this.o.rewrite;
       const outgoing = rw ? rewriteHeaders(headers, rw) : headers;
+      // What the hub is given: each redirected address once (two originals may meet in one).
+      const wire = [...new Set(routable.map((a) => redirected.get(a)?.address ?? a))];
       const result = await this.o.transport.deliver({
         id,
         sender: rw ? rewriteSender(record.sender, rw) : record.sender,
-        recipients: routable,
+        recipients: wire,
         hosts,
         size: record.size + outgoing.length - headers.length,
         message: () => this.messageStream(id, outgoing, record.chunks),
@@ -343,7 +364,7 @@ export class Scheduler {
           this.hostBack(h, label ?? { name: h.name, ip: h.name, port: h.port });
         }
       }
-      outcomes.push(...result.outcomes);
+      outcomes.push(...(redirected.size === 0 ? result.outcomes : originalsOf(result.outcomes, routable, redirected)));
       if (result.healthy.length === 0) hostWait = this.hostRetry.allWaitUntil(route.hosts, after);
     }
     const held = hostWait !== undefined ? route.hosts : undefined;

@@ -117,12 +117,14 @@ export function decideSettle(input: SettleInput): SettleDecision {
     if (!prev) continue;
     const r: RecipientRecord = { ...prev, tries: prev.tries + 1, lastTry: now };
     const words = reasonText(o, o.rcpt, record.sender).text;
-    const result = { id: record.id, rcpt: o.rcpt, router: route.router, transport: route.transport, sender: record.sender,
-      result: troubleOf(o), ...(o.host ? { host: o.host } : {}) };
+    const router = o.router ?? route.router;
+    const sentAs = o.sentAs !== undefined ? { sentAs: o.sentAs } : {};
+    const result = { id: record.id, rcpt: o.rcpt, router, transport: route.transport, sender: record.sender,
+      result: troubleOf(o), ...(o.host ? { host: o.host } : {}), ...sentAs };
     if (o.kind === 'delivered') {
       r.state = 'delivered';
-      events.push({ type: 'delivered', id: record.id, rcpt: o.rcpt, first, router: route.router, transport: route.transport,
-        host: o.host!, reply: o.reply ?? { code: 250, enhanced: '2.0.0', text: '', derived: true }, ...(o.session ? { session: o.session } : {}) });
+      events.push({ type: 'delivered', id: record.id, rcpt: o.rcpt, first, router, transport: route.transport,
+        host: o.host!, reply: o.reply ?? { code: 250, enhanced: '2.0.0', text: '', derived: true }, ...(o.session ? { session: o.session } : {}), ...sentAs });
       first = false;
     } else if (o.kind === 'failed' && record.sender === '' && !lastChance) {
       // A bounce nobody takes is frozen, never dropped, so the postmaster sees it

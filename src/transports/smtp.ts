@@ -154,6 +154,21 @@ export function guarded<T>(conn: SMTPConnection, deadlineMs: number | undefined,
   });
 }
 
+/**
+ * Whether to AUTH in this session: Exim's hosts_try_auth, as Debian's smarthost
+ * transport sets it for passwd.client's hosts. Only inside TLS (the password never
+ * travels in clear), and only when the hub offers AUTH; otherwise the message goes
+ * without, and the hub decides whether it takes it. tls = "required" or "implicit"
+ * never gets this far without TLS; a hub that refuses the login (535) is still a host
+ * error, as SPEC says.
+ */
+export function mayAuthenticate(conn: SMTPConnection): boolean {
+  // nodemailer's list of the mechanisms EHLO offered (10.6, pinned); were it gone in
+  // another version, AUTH is tried inside TLS as before rather than silently never.
+  const offered = (conn as unknown as { _supportedAuth?: unknown })._supportedAuth;
+  return conn.secure && (!Array.isArray(offered) || offered.length > 0);
+}
+
 /** A failure of the TLS handshake itself (not a missing STARTTLS, not a reply code). */
 function tlsHandshakeFailed(err: SmtpClientError): boolean {
   return connectTrouble(err).cause === 'tls' && !/did not offer STARTTLS/.test(err.message);
@@ -379,14 +394,14 @@ export class SmtpTransport implements Transport {
     // the deadline is a backstop for a callback that never comes.
     const deadline = 4 * o.timeout + 30_000;
     let authenticating = false;
+    let authenticated = false;
     try {
       await guarded<void>(conn, deadline, (cb) => conn.connect(() => cb(null)));
-      if (o.authUser !== undefined) {
-        // Credentials go only over an encrypted session.
-        if (!conn.secure) throw Object.assign(new Error('hub did not offer STARTTLS, so AUTH was not attempted'), { code: 'ETLS' });
+      if (o.authUser !== undefined && mayAuthenticate(conn)) {
         const pass = readFileSync(o.authPasswordFile ?? '', 'utf8').split('\n')[0] ?? '';
         authenticating = true;
         await guarded<void>(conn, deadline, (cb) => conn.login({ user: o.authUser as string, pass }, (err) => cb(err)));
+        authenticated = true;
       }
     } catch (err) {
       cached.dead = true;
@@ -399,7 +414,7 @@ export class SmtpTransport implements Transport {
       }
       throw Object.assign(e, { label });
     }
-    cached.session = this.sessionOf(conn, verify, o.authUser !== undefined);
+    cached.session = this.sessionOf(conn, verify, authenticated);
     return cached;
   }
 

@@ -28,7 +28,7 @@ describe('--help', () => {
   it('postern install --help is the usage too (no install)', async () => {
     const r = await runCommand('postern', ['install', '--help']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/postern install \| uninstall \[--root DIR\] \[--dry-run\]/);
+    expect(r.stdout).toMatch(/^Usage: postern install \[--root DIR\] \[--dry-run\]/);
   });
 
   it('newaliases and sendmail -bi do nothing and exit 0', async () => {

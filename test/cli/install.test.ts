@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/validate.js';
+import { importExim } from '../../src/cli/exim-import.js';
 import { Instance, runCommand, waitUntil } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 
@@ -72,6 +73,7 @@ dc_localdelivery='mail_spool'
 }
 
 const postern = (args: string[]) => runCommand('postern', args);
+const importedToml = () => importExim(root).toml;
 
 beforeEach(() => {
   root = mkdtempSync(join(tmpdir(), 'postern-install-'));
@@ -107,7 +109,7 @@ describe('postern install --root', () => {
     expect(r.stdout).toContain('/etc/email-addresses (1 address): rewrite.email_addresses = "/etc/email-addresses"');
     expect(r.stderr).not.toMatch(/readhost|hide_mailname|email-addresses/);
     expect(r.stderr).toContain('entries for other.test not used');
-    expect(r.stderr).toContain('Exim\'s queue still holds 2 messages: deliver them first with `exim4 -qff`');
+    expect(r.stderr).toContain('Exim\'s queue still holds 2 messages: `postern install --import-queue` takes them over into postern\'s queue');
 
     const toml = readFileSync(join(root, '/etc/postern/postern.toml'), 'utf8');
     const c = parseConfig(toml, '/etc/postern/postern.toml');
@@ -116,7 +118,7 @@ describe('postern install --root', () => {
     expect(c.smarthost.hosts).toEqual([{ name: 'mail.example.org', port: 587 }, { name: 'mail2.example.org', port: 25 }]);
     expect(c.smarthost.auth_user).toBe('web1');
     expect(c.listen.relay_from).toEqual(['127.0.0.0/8', '::1/128', '192.168.1.0/24']);
-    expect(c.rewrite).toEqual({ readhost: 'example.org', hide_hostname: true, email_addresses: '/etc/email-addresses' });
+    expect(c.rewrite).toEqual({ readhost: 'example.org', hide_hostname: true, email_addresses: '/etc/email-addresses', local_domains: [] });
     const pass = join(root, '/etc/postern/smarthost.pass');
     expect(readFileSync(pass, 'utf8')).toBe('s3cr:et\n');
     expect(statSync(pass).mode & 0o777).toBe(0o600);
@@ -170,11 +172,94 @@ describe('postern install --root', () => {
     expect(readdirSync(join(root, '/usr/bin'))).toEqual([]);
   });
 
+  it('a smarthost on the smtps port (465), by number, by name or by protocol = smtps, is imported as port 465 with implicit TLS', async () => {
+    eximSatellite('hub.example.org::465');
+    let r = await postern(['install', '--root', root, '--dry-run']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`dc_smarthost='hub.example.org::465': smarthost.hosts = ["hub.example.org:465"]`);
+    expect(r.stdout).toContain('smarthost.tls = "implicit"');
+    rmSync(root, { recursive: true, force: true });
+    root = mkdtempSync(join(tmpdir(), 'postern-install-'));
+    eximSatellite('hub.example.org::smtps');
+    r = await postern(['install', '--root', root]);
+    let c = parseConfig(readFileSync(join(root, '/etc/postern/postern.toml'), 'utf8'), '/etc/postern/postern.toml');
+    expect(c.smarthost.hosts).toEqual([{ name: 'hub.example.org', port: 465 }]);
+    expect(c.smarthost.tls).toBe('implicit');
+    rmSync(root, { recursive: true, force: true });
+    root = mkdtempSync(join(tmpdir(), 'postern-install-'));
+    eximSatellite('hub.example.org');
+    write('/etc/exim4/exim4.conf.localmacros', 'REMOTE_SMTP_SMARTHOST_PROTOCOL = smtps\n');
+    r = await postern(['install', '--root', root]);
+    expect(r.stdout).toContain('REMOTE_SMTP_SMARTHOST_PROTOCOL = smtps (/etc/exim4/exim4.conf.localmacros): smarthost.tls = "implicit"');
+    c = parseConfig(readFileSync(join(root, '/etc/postern/postern.toml'), 'utf8'), '/etc/postern/postern.toml');
+    expect(c.smarthost.hosts).toEqual([{ name: 'hub.example.org', port: 465 }]);
+    expect(c.smarthost.tls).toBe('implicit');
+  });
+
+  it('every setting of the Exim satellite is in the report: mapped, not needed, or not mapped, one line each', async () => {
+    eximSatellite('mail.example.org::587');
+    write('/etc/exim4/update-exim4.conf.conf', readFileSync(join(root, '/etc/exim4/update-exim4.conf.conf'), 'utf8')
+      .replace("dc_other_hostnames=''", "dc_other_hostnames='web1;web1.local'")
+      .replace("dc_use_split_config='false'", "dc_use_split_config='true'") + "dc_weird_local='x'\n");
+    write('/etc/exim4/exim4.conf.localmacros', 'MAIN_TLS_ENABLE = yes\nDAEMON_SMTP_PORTS = 25 : 587\n');
+    write('/etc/exim4/conf.d/main/000_localmacros', [
+      'disable_ipv6 = true', 'MESSAGE_SIZE_LIMIT = 20M', 'MAIN_TIMEOUT_FROZEN_AFTER = 3d', 'SOME_SITE_MACRO = 1',
+      'domainlist my_list = a.example', 'REMOTE_SMTP_HELO_DATA = web1.example.org', 'MAIN_LOG_SELECTOR = +all', ''].join('\n'));
+    write('/etc/exim4/conf.d/main/02_exim4-config_options', 'SHIPPED_BY_DEBIAN = 1\n'); // Debian's own file: not the admin's
+    write('/etc/hostname', 'web1\n');
+    write('/etc/hosts', '127.0.0.1 localhost\n127.0.1.1 web1.example.org web1\n');
+    write('/etc/aliases', 'postmaster: root\nroot: ops@example.net\nstaff: a, b\nlog: /var/log/mail\n');
+    write('/etc/default/exim4', "QUEUEINTERVAL='30m'\n");
+    const r = await postern(['install', '--root', root, '--dry-run']);
+    expect(r.code).toBe(0);
+    const report = (r.stdout + r.stderr).split('\n');
+    const line = (what: string) => report.filter((l) => l.includes(what));
+    // Each setting, one line, somewhere in the report.
+    for (const what of ["dc_eximconfig_configtype=", "dc_other_hostnames=", "dc_local_interfaces=", "dc_readhost=", "dc_relay_domains=",
+      "dc_minimaldns=", "dc_relay_nets=", "dc_smarthost=", "CFILEMODE=", "dc_use_split_config=", "dc_hide_mailname=", "dc_mailname_in_oh=",
+      "dc_localdelivery=", "dc_weird_local=", 'MAIN_TLS_ENABLE', 'DAEMON_SMTP_PORTS', 'disable_ipv6', 'MESSAGE_SIZE_LIMIT',
+      'MAIN_TIMEOUT_FROZEN_AFTER', 'SOME_SITE_MACRO', 'domainlist my_list', 'REMOTE_SMTP_HELO_DATA', 'MAIN_LOG_SELECTOR', '/etc/aliases',
+      'QUEUEINTERVAL', '/etc/mailname', 'primary_hostname']) {
+      expect(line(what).length, `${what} in ${JSON.stringify(report, null, 1)}`).toBeGreaterThanOrEqual(1);
+    }
+    expect(r.stdout).toContain('listen.smtp = ["127.0.0.1:25", "127.0.0.1:587"]');
+    expect(r.stderr).toContain('not mapped: MAIN_TLS_ENABLE = yes (/etc/exim4/exim4.conf.localmacros): postern\'s listeners offer no STARTTLS');
+    expect(r.stderr).toContain('not mapped: SOME_SITE_MACRO = 1 (/etc/exim4/conf.d/main/000_localmacros): no postern setting for it');
+    expect(r.stdout).toContain('/etc/aliases (2 entries: postmaster: root, root: ops@example.net): rewrite.aliases = "/etc/aliases"');
+    expect(r.stdout).toContain(`dc_other_hostnames='web1;web1.local': rewrite.local_domains = ["web1", "web1.local"]`);
+    expect(r.stdout).toContain('primary_hostname (the host name web1, fully qualified by /etc/hosts): hostname = "web1.example.org"');
+    expect(report.join('\n')).not.toContain('SHIPPED_BY_DEBIAN');
+    // The configuration it would write, parsed.
+    const c = parseConfig(importedToml(), '/etc/postern/postern.toml');
+    expect(c.hostname).toBe('web1.example.org');
+    expect(c.listen.smtp).toEqual([{ name: '127.0.0.1', port: 25 }, { name: '127.0.0.1', port: 587 }]);
+    expect(c.listen.max_message_size).toBe(20 * 1024 * 1024);
+    expect(c.retry.timeout_frozen_after).toBe(3 * 86_400_000);
+    expect(c.rewrite.local_domains).toEqual(['web1', 'web1.local']);
+    expect(c.rewrite.aliases).toBe('/etc/aliases');
+    expect(r.stderr).toContain('not mapped: /etc/aliases (2 entries: staff: a, b; log: /var/log/mail): postern follows an alias of one address only');
+  });
+
+  it('a mail name that is not one of Exim\'s local domains is named: Exim did not send root@<mailname> to the readhost', async () => {
+    eximSatellite('mail.example.org');
+    write('/etc/mailname', 'mail.example.org\n');
+    write('/etc/hostname', 'web1.example.org\n');
+    const r = await postern(['install', '--root', root, '--dry-run']);
+    expect(r.stderr).toContain('not mapped: qualify_domain mail.example.org is not one of Exim\'s local domains (web1.example.org, localhost): Exim sent mail for root@mail.example.org');
+  });
+
   it('bad arguments and a missing record are one sentence', async () => {
     expect((await postern(['install', '--bogus'])).code).toBe(64);
     const u = await postern(['uninstall', '--root', root]);
     expect(u.code).toBe(1);
     expect(u.stderr).toBe('postern: postern install\'s record /var/lib/postern/install.json is missing: nothing to undo\n');
+  });
+
+  it('uninstall on a package install points to apt', async () => {
+    write('/var/lib/dpkg/info/postern.list', '/usr/sbin/postern\n');
+    const u = await postern(['uninstall', '--root', root]);
+    expect(u.code).toBe(1);
+    expect(u.stderr).toBe('postern: postern was installed by its Debian package, not by `postern install`: remove it with `apt remove postern` (`apt purge postern` also removes its configuration and log)\n');
   });
 });
 

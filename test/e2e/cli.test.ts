@@ -128,6 +128,28 @@ describe('command line', () => {
     expect((await p.run('postern', ['-Mvh', id as string])).stdout).toMatch(/^Received: from \S+ by web1\.example\.org with local-esmtp/);
   });
 
+  it('sendmail -bs qualifies a bare local part (MAIL FROM:<www-data>, RCPT TO:<root>) with qualify_domain, as Exim does for local SMTP', async () => {
+    const r = await p.run('sendmail', ['-bs'], {
+      input: 'EHLO me\r\nMAIL FROM:<www-data>\r\nRCPT TO:<root>\r\nDATA\r\nSubject: bare\r\n\r\nhello\r\n.\r\nQUIT\r\n',
+    });
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split('\r\n');
+    expect(lines).toContain('250 2.1.0 Accepted');
+    expect(lines).toContain('250 2.1.5 Accepted');
+    expect(lines).toContain('250 2.0.0 OK queued');
+    const list = (await p.run('postern', ['-bp'])).stdout;
+    expect(list).toMatch(/ <www-data@example\.org>\n {10}root@example\.org\n/);
+  });
+
+  it('a From: that postern adds carries the user\'s name from the passwd entry (root <root@example.org>)', async () => {
+    const r = await p.run('sendmail', ['-odq', 'ops@example.org'], { input: 'Subject: no from\n\nx\n' });
+    expect(r.code).toBe(0);
+    const id = (await p.run('postern-qgrep', ['-i'])).stdout.trim();
+    const h = (await p.run('postern', ['-Mvh', id])).stdout;
+    // The tests run as root, whose passwd entry says "root".
+    expect(h).toMatch(/^From: root <root@example\.org>$/m);
+  });
+
   it('postern-qgrep selects like exiqgrep and feeds -Mrm', async () => {
     await submit('a@example.org');
     await p.run('sendmail', ['-odq', '-f', 'spam@bad.example', 'b@example.org'], { input: 'x\n' });

@@ -50,23 +50,69 @@ describe('sender rewriting toward the smarthost', () => {
     const held = (await Promise.all(ids.map((id) => p.run('postern', ['-Mvh', id])))).map((r) => r.stdout).join('');
     // The spool holds them as they arrived (qualified, the comment kept), never rewritten.
     expect(held).toContain('\nFrom: root@web1.example.org (Cron Daemon)\nTo: root@web1.example.org\n');
-    expect(held).toContain('\nFrom: root@web1.example.org\n');
+    expect(held).toContain('\nFrom: root <root@web1.example.org>\n'); // the name from root's passwd entry, as Exim adds it
     await p.start();
     expect((await p.run('postern', ['-q'])).code).toBe(0);
     await hub.waitFor(2);
     const gnu = hub.messages.find((m) => m.data.includes('disk full'))!;
     const cronMsg = hub.messages.find((m) => m.data.includes('run-parts'))!;
     expect(gnu.from).toBe('root@example.org');
-    expect(headerOf(gnu.data, 'From')).toBe('From: root@example.org');
+    expect(headerOf(gnu.data, 'From')).toBe('From: root <root@example.org>');
     expect(headerOf(gnu.data, 'To')).toBe('To: ops@example.net');
     expect(gnu.data).toContain('\r\n\r\nFrom: root@web1.example.org stays in the body\r\n');
     expect(cronMsg.from).toBe('root@example.org');
     expect(headerOf(cronMsg.data, 'From')).toBe('From: root@example.org (Cron Daemon)');
     expect(headerOf(cronMsg.data, 'To')).toBe('To: root@example.org');
     expect(headerOf(cronMsg.data, 'Subject')).toBe('Subject: Cron <root@web1> run-parts /etc/cron.daily');
-    expect(cronMsg.to).toEqual(['root@web1.example.org']); // envelope recipients are not rewritten
+    // Debian's hub_user: a local user's mail goes to user@readhost, and the log says so as Exim does.
+    expect(cronMsg.to).toEqual(['root@example.org']);
+    await p.waitForLog(/=> root@example\.org <root@web1\.example\.org> R=hub_user_smarthost T=remote_smtp H=/);
     // The main log names the sender as it arrived.
     expect(p.log()).toMatch(/<= root@web1\.example\.org U=\S+ P=local S=/);
+  });
+
+  it('hub_user without hide_hostname: local logins in local domains go to user@readhost, the sender and headers stay; -bt shows it as Exim does', async () => {
+    hub = new Sink();
+    await hub.listen();
+    dir = mkdtempSync(join(tmpdir(), 'postern-rw-'));
+    p = new Instance([hub.port], `[rewrite]\nreadhost = "example.org"\nhide_hostname = false\nlocal_domains = ["web1"]\n`);
+    writeFileSync(p.config, readFileSync(p.config, 'utf8').replace('qualify_domain = "example.org"', 'qualify_domain = "web1.example.org"'));
+    const bt = await p.run('postern', ['-bt', 'root', 'nosuchuser-xq@web1.example.org', 'ops@example.net']);
+    expect(bt.code).toBe(0);
+    expect(bt.stdout).toMatch(/^root@example\.org\n    <-- root@web1\.example\.org\n  router = hub_user_smarthost, transport = remote_smtp\n  host /);
+    expect(bt.stdout).toContain('nosuchuser-xq@web1.example.org\n  router = smarthost, transport = remote_smtp\n');
+    await p.start();
+    const id = (await sendOne(p.port, 'app@web1.example.org', ['root@web1', 'root@localhost', 'nosuchuser-xq@web1.example.org', 'ops@example.net'],
+      'From: app@web1.example.org\nTo: root@web1\nSubject: hub_user\n\nx\n')).slice(-16);
+    await hub.waitFor(1);
+    await p.waitForLog(new RegExp(`${id} Completed`));
+    const m = hub.messages[0]!;
+    // Two originals meet in one address: the hub gets it once.
+    expect(m.to).toEqual(['root@example.org', 'nosuchuser-xq@web1.example.org', 'ops@example.net']);
+    expect(m.from).toBe('app@web1.example.org');
+    expect(headerOf(m.data, 'To')).toBe('To: root@web1');
+    expect(headerOf(m.data, 'From')).toBe('From: app@web1.example.org');
+    expect(p.log()).toMatch(new RegExp(`${id} => root@example\\.org <root@web1> R=hub_user_smarthost T=remote_smtp H=`));
+    expect(p.log()).toMatch(new RegExp(`${id} -> root@example\\.org <root@localhost> R=hub_user_smarthost T=remote_smtp H=`));
+    expect(p.log()).toMatch(new RegExp(`${id} -> nosuchuser-xq@web1\\.example\\.org R=smarthost T=remote_smtp H=`));
+  });
+
+  it('rewrite.aliases as Debian\'s system_aliases, before hub_user: one-address aliases are followed, others left to the hub', async () => {
+    hub = new Sink();
+    await hub.listen();
+    dir = mkdtempSync(join(tmpdir(), 'postern-rw-'));
+    writeFileSync(join(dir, 'aliases'), '# /etc/aliases\npostmaster: root\nabuse: ops@example.net\nstaff: root, ops@example.net\n');
+    p = new Instance([hub.port], `[rewrite]\nreadhost = "example.org"\naliases = "${join(dir, 'aliases')}"\n`);
+    writeFileSync(p.config, readFileSync(p.config, 'utf8').replace('qualify_domain = "example.org"', 'qualify_domain = "web1.example.org"'));
+    await p.start();
+    const id = (await sendOne(p.port, 'app@web1.example.org', ['postmaster@web1.example.org', 'abuse@localhost', 'staff@web1.example.org'],
+      'Subject: aliases\n\nx\n')).slice(-16);
+    await hub.waitFor(1);
+    await p.waitForLog(new RegExp(`${id} Completed`));
+    expect(hub.messages[0]!.to).toEqual(['root@example.org', 'ops@example.net', 'staff@web1.example.org']);
+    expect(p.log()).toMatch(new RegExp(`${id} => root@example\\.org <postmaster@web1\\.example\\.org> R=hub_user_smarthost T=remote_smtp H=`));
+    expect(p.log()).toMatch(new RegExp(`${id} -> ops@example\\.net <abuse@localhost> R=smarthost T=remote_smtp H=`));
+    expect(p.log()).toMatch(new RegExp(`${id} -> staff@web1\\.example\\.org R=smarthost T=remote_smtp H=`));
   });
 
   it('email-addresses wins over readhost, for the envelope and for headers; other domains are left alone', async () => {

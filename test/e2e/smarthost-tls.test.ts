@@ -124,6 +124,31 @@ describe('smarthost TLS and AUTH', () => {
     expect(p.log()).not.toMatch(/\*\*/);
   });
 
+  it('opportunistic with auth_user delivers without AUTH to a hub that offers no STARTTLS (Exim\'s hosts_try_auth); the password never goes in clear', async () => {
+    // The hub offers AUTH in clear and takes mail without it: postern must not log in.
+    hub = new Sink({
+      disabledCommands: ['STARTTLS'],
+      authOptional: true,
+      allowInsecureAuth: true,
+      authMethods: ['PLAIN', 'LOGIN'],
+      onAuth: (auth: { username: string }, session: { secure: boolean }, cb: (e: Error | null, r?: { user: string }) => void) => {
+        logins.push({ user: auth.username, secure: session.secure });
+        cb(null, { user: auth.username });
+      },
+    });
+    await hub.listen();
+    p = new Instance([hub.port]);
+    writeFileSync(p.config, readFileSync(p.config, 'utf8').replace('tls = "none"',
+      `tls = "opportunistic"\nauth_user = "web1"\nauth_password_file = "${cert('pass')}"`));
+    await p.start();
+    const id = (await sendOne(p.port, 'a@example.org', ['ops@example.org'], 'Subject: no tls\n\nx\n')).slice(-16);
+    await hub.waitFor(1);
+    await p.waitForLog(new RegExp(`${id} Completed`));
+    expect(p.log()).toMatch(new RegExp(`${id} => ops@example\\.org R=smarthost T=remote_smtp H=`));
+    expect(p.log()).not.toMatch(/ A=|defer/);
+    expect(logins).toEqual([]);
+  });
+
   it('opportunistic TLS encrypts without verifying', async () => {
     await startHub();
     p = new Instance([hub.port]);

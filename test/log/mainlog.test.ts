@@ -48,3 +48,15 @@ describe('renderLine: hostile fields', () => {
     expect(JSON.parse(line)).toMatchObject({ helo: 'x\u009b\u2028\x7f\x1b', sender: received.type === 'received' ? received.sender : '' });
   });
 });
+
+describe('renderText: a recipient a router redirected (hub_user)', () => {
+  const host = { name: 'mail.example.org', ip: '192.0.2.25', port: 25 };
+  it('is logged as Exim logs it: the address sent, then the original in angle brackets', () => {
+    expect(renderText({ type: 'delivered', id: '1xVME4-0001HS-0Y', rcpt: 'root@web1.example.org', sentAs: 'root@example.org', first: true,
+      router: 'hub_user_smarthost', transport: 'remote_smtp', host, reply: { code: 250, enhanced: '2.0.0', text: 'Ok' } }))
+      .toBe('=> root@example.org <root@web1.example.org> R=hub_user_smarthost T=remote_smtp H=mail.example.org [192.0.2.25] C="250 2.0.0 Ok"');
+    expect(renderText({ type: 'deferred', id: '1xVME4-0001HS-0Y', rcpt: 'root@web1.example.org', sentAs: 'root@example.org', router: 'hub_user_smarthost',
+      transport: 'remote_smtp', sender: 'a@b', result: { cause: 'refused' }, host }))
+      .toMatch(/^== root@example\.org <root@web1\.example\.org> R=hub_user_smarthost T=remote_smtp defer \(111\)/);
+  });
+});

@@ -56,6 +56,24 @@ describe.skipIf(!hasDpkg)('the Debian package (needs dpkg-deb)', () => {
     ]) expect(files, f).toContain(f);
   });
 
+  // lintian's verdict: no error; the one warning left is named with its reason.
+  const lintianOk = new Map([
+    // A Debian archive upload closes its ITP bug; this package is built outside the archive.
+    ['initial-upload-closes-no-bugs', 'built outside the archive, no ITP bug'],
+  ]);
+  it.skipIf(spawnSync('sh', ['-c', 'command -v lintian']).status !== 0)('passes lintian: no errors, only the named warnings (needs lintian)', () => {
+    const r = spawnSync('lintian', ['--tag-display-limit', '0', deb], { encoding: 'utf8', timeout: 240_000 });
+    const tags = r.stdout.split('\n').filter((l) => /^[EWX]: /.test(l));
+    expect(tags.filter((l) => l.startsWith('E: ')), 'errors').toEqual([]);
+    expect(tags.filter((l) => !lintianOk.has(/^\w: postern: (\S+)/.exec(l)?.[1] ?? '')), 'unnamed warnings').toEqual([]);
+  }, 300_000);
+
+  it('has man pages for sendmail, mailq and newaliases, and a changelog', () => {
+    for (const c of ['sendmail', 'mailq', 'newaliases']) expect(files).toContain(`/usr/share/man/man8/${c}.8.gz -> postern.8.gz`);
+    expect(files).toContain('/usr/share/doc/postern/changelog.Debian.gz');
+    expect(files.filter((f) => f.endsWith('.musl.node'))).toEqual([]);
+  });
+
   it('ships production dependencies only', () => {
     const modules = new Set(files.map((f) => /^\/usr\/lib\/postern\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(f)?.[1]).filter(Boolean));
     for (const dev of ['typescript', 'vitest', 'fast-check', '@types/node', 'vite', 'esbuild']) expect(modules.has(dev), dev).toBe(false);

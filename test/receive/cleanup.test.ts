@@ -1,10 +1,16 @@
 // Unit tests for src/receive/cleanup.ts: line ends, the header/body split, and the
 // local-submission fix-ups (Received, Message-Id, From, Date, qualification, -t).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   cleanup, findHeader, headerAddresses, headerValue, LineEnds, parseMessage, qualify, rfc5322Date,
-  VERSION, type Submission,
+  type Submission,
 } from '../../src/receive/cleanup.js';
+import { version } from '../../src/core/version.js';
+
+const VERSION = version();
 
 const b = (s: string) => Buffer.from(s, 'utf8');
 const NOW = Date.UTC(2026, 10, 23, 5, 4, 24);
@@ -20,6 +26,7 @@ function sub(over: Partial<Submission> = {}): Submission {
     recipients: ['ops@example.org'],
     protocol: 'local',
     user: 'www-data',
+    passwd: '/nonexistent/passwd',
     ...over,
   };
 }
@@ -191,6 +198,25 @@ describe('cleanup', () => {
   it('-F gives the full name in a generated From', () => {
     expect(header(cleanup(b('\n'), sub({ fullName: 'Web Server' })).headers, 'From')).toBe('Web Server <www-data@example.org>');
     expect(header(cleanup(b('\n'), sub({ fullName: 'Doe, John' })).headers, 'From')).toBe('"Doe, John" <www-data@example.org>');
+  });
+
+  it('without -F, a generated From carries the name of the user\'s passwd entry (its first comma field), as Exim\'s', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'postern-gecos-'));
+    try {
+      const passwd = join(dir, 'passwd');
+      writeFileSync(passwd, 'root:x:0:0:root:/root:/bin/bash\nwww-data:x:33:33:Web Server,Room 1,,:/var/www:/usr/sbin/nologin\n' +
+        'bob:x:1000:1000:& Smith,,,:/home/bob:/bin/sh\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n');
+      const from = (over: Partial<Submission>) => header(cleanup(b('\n'), sub({ passwd, ...over })).headers, 'From');
+      expect(from({ user: 'root', sender: 'root@example.org' })).toBe('root <root@example.org>');
+      expect(from({})).toBe('Web Server <www-data@example.org>');
+      expect(from({ user: 'bob', sender: 'bob@example.org' })).toBe('Bob Smith <bob@example.org>');
+      expect(from({ user: 'nobody', sender: 'nobody@example.org' })).toBe('nobody@example.org');
+      expect(from({ fullName: 'Cron Daemon' })).toBe('Cron Daemon <www-data@example.org>');
+      // Another sender (-f): not the user's own address, so not the user's name.
+      expect(from({ sender: 'app@example.net' })).toBe('app@example.net');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('-F does not touch an existing From', () => {

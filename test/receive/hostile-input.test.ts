@@ -6,7 +6,7 @@ import { cleanup, CleanupError, type Submission } from '../../src/receive/cleanu
 
 const sub: Submission = {
   id: '1xVME4-0001HS-0Y', now: 0, hostname: 'web1.example.org', qualifyDomain: 'example.org',
-  sender: 'www-data@example.org', recipients: [], protocol: 'local', user: 'www-data', extractRecipients: true,
+  sender: 'www-data@example.org', recipients: [], protocol: 'local', user: 'www-data', passwd: '/nonexistent/passwd', extractRecipients: true,
 };
 const msg = (to: string) => Buffer.from(`To: ${to}\nSubject: x\n\nbody\n`, 'latin1');
 

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/validate.js';
 import { findAddresses, foldHeader, mapAddresses } from '../../src/rewrite/address-list.js';
 import { parseEmailAddresses, rewriteRules } from '../../src/rewrite/load.js';
-import { rewriteAddress, rewriteHeaders, rewriteSender, type RewriteRules } from '../../src/rewrite/rewriter.js';
+import { rewriteAddress, rewriteHeaders, rewriteRecipient, rewriteSender, type RewriteRules } from '../../src/rewrite/rewriter.js';
 
 const rules: RewriteRules = {
   localDomains: ['vm.example.org', 'vm', 'localhost'],
@@ -153,22 +153,27 @@ describe('email-addresses files (Debian format)', () => {
     expect(() => parseEmailAddresses(text, '/etc/email-addresses')).toThrow(want);
   });
 
-  it('rewriteRules: readhost only with hide_hostname; the file read each time; none when nothing is asked', () => {
+  it('rewriteRules: the sender\'s readhost only with hide_hostname, hub_user with any readhost; the file read each time; none when nothing is asked', () => {
     const dir = mkdtempSync(join(tmpdir(), 'postern-rewrite-'));
     try {
       const file = join(dir, 'email-addresses');
+      const passwd = join(dir, 'passwd');
       writeFileSync(file, 'jane: jane.doe@isp.example\n');
+      writeFileSync(passwd, 'root:x:0:0:root:/root:/bin/bash\nWWW-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n');
       const base = { hostname: 'vm.example.org', qualify_domain: 'vm.example.org' };
-      expect(rewriteRules({ ...base, rewrite: { hide_hostname: true } })).toBeUndefined();
-      expect(rewriteRules({ ...base, rewrite: { hide_hostname: false, readhost: 'example.org' } })).toBeUndefined();
-      expect(rewriteRules({ ...base, rewrite: { hide_hostname: true, readhost: 'Example.ORG' } }))
-        .toEqual({ localDomains: ['vm.example.org', 'localhost'], readhost: 'example.org', emailAddresses: new Map() });
-      const r = rewriteRules({ ...base, rewrite: { hide_hostname: false, readhost: 'example.org', email_addresses: file } });
+      expect(rewriteRules({ ...base, rewrite: { hide_hostname: true, local_domains: [] } })).toBeUndefined();
+      expect(rewriteRules({ ...base, rewrite: { hide_hostname: false, readhost: 'example.org', local_domains: ['VM'] } }, passwd))
+        .toEqual({ localDomains: ['vm.example.org', 'localhost', 'vm'], emailAddresses: new Map(),
+          hubUser: { readhost: 'example.org', users: new Set(['root', 'www-data']), qualifyDomain: 'vm.example.org' } });
+      expect(rewriteRules({ ...base, rewrite: { hide_hostname: true, readhost: 'Example.ORG', local_domains: [] } }, passwd))
+        .toEqual({ localDomains: ['vm.example.org', 'localhost'], readhost: 'example.org', emailAddresses: new Map(),
+          hubUser: { readhost: 'example.org', users: new Set(['root', 'www-data']), qualifyDomain: 'vm.example.org' } });
+      const r = rewriteRules({ ...base, rewrite: { hide_hostname: false, readhost: 'example.org', email_addresses: file, local_domains: [] } });
       expect(r?.readhost).toBeUndefined();
       expect([...r!.emailAddresses]).toEqual([['jane', 'jane.doe@isp.example']]);
       writeFileSync(file, 'jane jane@\n');
-      expect(() => rewriteRules({ ...base, rewrite: { hide_hostname: true, email_addresses: file } })).toThrow(`configuration error in ${file} line 1`);
-      expect(() => rewriteRules({ ...base, rewrite: { hide_hostname: true, email_addresses: join(dir, 'missing') } }))
+      expect(() => rewriteRules({ ...base, rewrite: { hide_hostname: true, email_addresses: file, local_domains: [] } })).toThrow(`configuration error in ${file} line 1`);
+      expect(() => rewriteRules({ ...base, rewrite: { hide_hostname: true, email_addresses: join(dir, 'missing'), local_domains: [] } }))
         .toThrow(/rewrite\.email_addresses: cannot read .*missing: ENOENT/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -179,12 +184,42 @@ describe('email-addresses files (Debian format)', () => {
 describe('[rewrite] in postern.toml', () => {
   const toml = (rewrite: string) => `qualify_domain = "vm.example.org"\n[smarthost]\nhosts = ["127.0.0.1:25"]\n[rewrite]\n${rewrite}\n`;
   it('defaults: no readhost, hide_hostname on, no file; a relative file is read beside postern.toml', () => {
-    expect(parseConfig(toml(''), '/etc/postern/postern.toml').rewrite).toEqual({ hide_hostname: true });
+    expect(parseConfig(toml(''), '/etc/postern/postern.toml').rewrite).toEqual({ hide_hostname: true, local_domains: [] });
     expect(parseConfig(toml('readhost = "example.org"\nemail_addresses = "email-addresses"'), '/etc/postern/postern.toml').rewrite)
-      .toEqual({ readhost: 'example.org', hide_hostname: true, email_addresses: '/etc/postern/email-addresses' });
+      .toEqual({ readhost: 'example.org', hide_hostname: true, email_addresses: '/etc/postern/email-addresses', local_domains: [] });
   });
   it('a readhost that is no domain names its line', () => {
     expect(() => parseConfig(toml('readhost = "example org"'), '/etc/postern/postern.toml'))
       .toThrow('configuration error in /etc/postern/postern.toml line 5: rewrite.readhost: must be a domain such as "example.org"');
+  });
+});
+
+describe('rewriteRecipient: Debian\'s hub_user router (a local login in a local domain goes to user@readhost)', () => {
+  const hub: RewriteRules = { ...noReadhost, hubUser: { readhost: 'example.org', users: new Set(['root', 'www-data']) } };
+  it.each<[string, string | undefined]>([
+    ['root@vm.example.org', 'root@example.org'],
+    ['root@VM', 'root@example.org'],
+    ['Root@localhost', 'root@example.org'], // Exim's $local_part is lower case
+    ['www-data@vm.example.org.', 'www-data@example.org'],
+    ['nosuchuser@vm.example.org', undefined], // check_local_user: not a login here
+    ['ops@example.org', undefined], // not a local domain
+    ['root@other.example', undefined],
+  ])('%s -> %s', (address, want) => {
+    expect(rewriteRecipient(address, hub)?.address).toBe(want);
+  });
+  it('nothing without a readhost', () => {
+    expect(rewriteRecipient('root@vm.example.org', rules)).toBeUndefined();
+  });
+  const aliased: RewriteRules = { ...hub, hubUser: { ...hub.hubUser!, qualifyDomain: 'vm.example.org',
+    aliases: new Map([['postmaster', 'root'], ['webmaster', 'www-data@localhost'], ['ops', 'ops@example.net'], ['loop', 'loop'], ['a', 'b'], ['b', 'a']]) } };
+  it.each<[string, { address: string; router: string } | undefined]>([
+    ['postmaster@vm', { address: 'root@example.org', router: 'hub_user_smarthost' }], // system_aliases, then hub_user
+    ['webmaster@vm.example.org', { address: 'www-data@example.org', router: 'hub_user_smarthost' }],
+    ['ops@localhost', { address: 'ops@example.net', router: 'smarthost' }], // aliased away from this machine
+    ['loop@vm', undefined], // an alias to itself: not followed again, and no login
+    ['a@vm', undefined], // a -> b -> a: each followed once, then no login
+    ['postmaster@example.net', undefined], // not a local domain
+  ])('with aliases: %s -> %j', (address, want) => {
+    expect(rewriteRecipient(address, aliased)).toEqual(want);
   });
 });

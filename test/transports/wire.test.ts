@@ -45,4 +45,10 @@ describe('toWire', () => {
   it('rests on the nodemailer method the transport hooks (else every message would take the slow way)', () => {
     expect(typeof (SMTPConnection.prototype as unknown as Record<string, unknown>)._createSendStream).toBe('function');
   });
+
+  it('rests on the list of AUTH mechanisms nodemailer keeps (mayAuthenticate: AUTH only when the hub offers it)', () => {
+    const conn = new SMTPConnection({ port: 1, logger: false });
+    expect(Array.isArray((conn as unknown as Record<string, unknown>)._supportedAuth)).toBe(true);
+    conn.close();
+  });
 });
