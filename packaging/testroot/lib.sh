@@ -15,7 +15,7 @@
 # Settings (environment): DROOT_SUITE (trixie), DROOT_CACHE_DIR (/var/cache/postern-test),
 # DROOT_MAX_AGE_DAYS (7: an older cache is rebuilt), DROOT_MIRROR (else the first
 # non-security Debian source of the host's apt configuration), DROOT_PACKAGES (added to
-# debootstrap's minbase), DROOT_ENV (VAR=value words added to the environment of every
+# debootstrap's minbase), DROOT_NO_OVERLAY (set: copy the cached root, no overlay), DROOT_ENV (VAR=value words added to the environment of every
 # droot_chroot and droot_exec command). Mounts are made in the caller's mount namespace: run the
 # caller under `unshare --mount --propagation private` and they vanish with it, whatever
 # happens (test-debian.sh does).
@@ -145,13 +145,13 @@ droot_new() {
 	mkdir -p "$DROOT_WORK"
 	DROOT=$DROOT_WORK/root
 	mkdir -p "$DROOT_WORK/ovl"
-	if mount -t tmpfs -o mode=0755 droot "$DROOT_WORK/ovl" 2>/dev/null &&
+	if [ -z "${DROOT_NO_OVERLAY:-}" ] && mount -t tmpfs -o mode=0755 droot "$DROOT_WORK/ovl" 2>/dev/null &&
 		mkdir -p "$DROOT_WORK/ovl/u" "$DROOT_WORK/ovl/w" "$DROOT" &&
 		mount -t overlay droot -o "lowerdir=$DROOT_CACHED,upperdir=$DROOT_WORK/ovl/u,workdir=$DROOT_WORK/ovl/w" "$DROOT" 2>/dev/null; then
 		DROOT_OVERLAY=yes
 	else
 		mountpoint -q "$DROOT_WORK/ovl" && umount "$DROOT_WORK/ovl"
-		droot_say "no overlay here: copying the cached root"
+		droot_say "copying the cached root (no overlay: refused here, or DROOT_NO_OVERLAY set)"
 		rm -rf "$DROOT"
 		cp -a "$DROOT_CACHED" "$DROOT"
 	fi
