@@ -74,6 +74,7 @@ if [ "$status" -ne 0 ]; then
 	exit "$status"
 fi
 tested=yes
+stage "the $DROOT_SUITE root is ready"
 if ! wait "$build_pid"; then
 	build_pid=''
 	say "build-deb.sh failed:"
