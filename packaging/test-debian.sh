@@ -51,6 +51,7 @@ tested=''
 cleanup() {
 	local status=$?
 	trap - EXIT INT TERM
+	set +e # every step of the teardown runs, whatever the one before did
 	# Past the archive, no failure is a skip: 75 means the archive only.
 	if [ -n "$tested" ] && [ "$status" -ne 0 ] && [ "$status" -ne 130 ]; then status=1; fi
 	[ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null
@@ -152,10 +153,22 @@ wait_for() {
 message() { # message TO SUBJECT
 	printf 'To: %s\nSubject: %s\n\nThe smoke test of packaging/test-debian.sh.\n' "$1" "$2"
 }
-at_sink() { grep -lEq -- "$1" "$work"/sink/*.eml 2>/dev/null; }
 # The queue ID of the message to a recipient, as the postern user finds it.
 queue_id() { { run_as postern postern-qgrep -i -r "^$1\$" 2>/dev/null || true; } | head -n 1; }
-in_queue() { run_as postern mailq 2>/dev/null | grep -q -- "$1"; }
+in_queue() {
+	local q
+	q=$(run_as postern mailq 2>/dev/null) || true
+	grep -q -- "$1" <<<"$q"
+}
+# sent_by RCPT USER: the sink has a message to RCPT whose envelope sender is USER@...
+sent_by() {
+	local f
+	for f in "$work"/sink/*.eml; do
+		[ -f "$f" ] || continue
+		if grep -Eq -- "^X-Sink-Rcpt-To: $1\$" "$f" && grep -Eq -- "^X-Sink-Mail-From: <$2@" "$f"; then return 0; fi
+	done
+	return 1
+}
 
 # --- installed with apt, as an administrator would ---------------------------------------
 stage "installing ${deb##*/} with apt-get in the $DROOT_SUITE root (chroot)"
@@ -223,8 +236,8 @@ check "the daemon runs as postern" 0 '^postern$' root stat -c %U "/proc/$main_pi
 check "the daemon listens where configured" 0 '' root /usr/bin/node -e \
 	"require('node:net').connect($smtp_port, '127.0.0.1').on('connect', () => process.exit(0)).on('error', () => process.exit(1))"
 for u in root www-data postern; do
-	wait_for 60 at_sink "^X-Sink-Rcpt-To: down-$u@example\.org" || true
-	verdict "the mail $u sent with no daemon reached the sink" "$(at_sink "^X-Sink-Rcpt-To: down-$u@example\.org" && echo yes || echo no)"
+	wait_for 60 sent_by "down-$u@example\.org" "$u" || true
+	verdict "the mail $u sent with no daemon reached the sink, from $u" "$(sent_by "down-$u@example\.org" "$u" && echo yes || echo no)"
 done
 
 for u in root www-data postern; do
@@ -232,8 +245,8 @@ for u in root www-data postern; do
 	INPUT=$(message "hold-$u@example.org" "smoke: $u, held") check "sendmail -t as $u, held by the sink: accepted" 0 SILENT "$u" /usr/sbin/sendmail -t
 done
 for u in root www-data postern; do
-	wait_for 60 at_sink "^X-Sink-Rcpt-To: up-$u@example\.org" || true
-	verdict "$u's mail (daemon up) reached the sink, from $u" "$(grep -lE "^X-Sink-Rcpt-To: up-$u@example\.org" "$work"/sink/*.eml 2>/dev/null | xargs -r grep -lE "^X-Sink-Mail-From: <$u@" | grep -q . && echo yes || echo no)"
+	wait_for 60 sent_by "up-$u@example\.org" "$u" || true
+	verdict "$u's mail (daemon up) reached the sink, from $u" "$(sent_by "up-$u@example\.org" "$u" && echo yes || echo no)"
 	wait_for 60 in_queue "hold-$u@example.org" || true
 done
 check "mailq as root: the held messages" 0 'hold-root@example\.org' root mailq
@@ -268,8 +281,8 @@ check "mailq as www-data, daemon stopped: exit 75" 75 'try again later' www-data
 check "systemctl start postern" 0 SILENT root systemctl start postern
 check "systemctl is-active postern: active" 0 '^active$' root systemctl is-active postern
 for u in root www-data postern; do
-	wait_for 60 at_sink "^X-Sink-Rcpt-To: stopped-$u@example\.org" || true
-	verdict "the mail $u sent while the daemon was stopped reached the sink" "$(at_sink "^X-Sink-Rcpt-To: stopped-$u@example\.org" && echo yes || echo no)"
+	wait_for 60 sent_by "stopped-$u@example\.org" "$u" || true
+	verdict "the mail $u sent while the daemon was stopped reached the sink, from $u" "$(sent_by "stopped-$u@example\.org" "$u" && echo yes || echo no)"
 done
 check "the main log records the deliveries" 0 'stopped-root@example\.org' root grep -F ' => ' /var/log/postern/mainlog
 
