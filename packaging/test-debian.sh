@@ -172,7 +172,19 @@ sent_by() {
 
 # --- installed with apt, as an administrator would ---------------------------------------
 stage "installing ${deb##*/} with apt-get in the $DROOT_SUITE root (chroot)"
-check "apt-get install ./${deb##*/}: installed" 0 '' root apt-get install -y "/tmp/${deb##*/}"
+# The cached root holds every dependency the package had when it was made; apt fetches
+# one added since with the root's lists, or after apt-get update when they are stale.
+status=0
+out=$(droot_chroot root apt-get install -y "/tmp/${deb##*/}" 2>&1) || status=$?
+if [ "$status" -ne 0 ] && grep -Eq 'unmet dependencies|is not installable|Unable to locate|Unable to fetch|apt-get update' <<<"$out"; then
+	say "apt-get install failed on the cached root's lists: apt-get update, then the install again"
+	droot_chroot root apt-get update -qq >/dev/null 2>&1 || true
+fi
+if [ "$status" -ne 0 ]; then
+	check "apt-get install ./${deb##*/}: installed" 0 '' root apt-get install -y "/tmp/${deb##*/}"
+else
+	verdict "apt-get install ./${deb##*/}: installed" yes
+fi
 [ "$fails" -eq 0 ] || exit 1
 node_version=$(droot_chroot root node --version)
 nodejs_version=$(droot_chroot root dpkg-query -W -f '${Version}' nodejs)
@@ -229,7 +241,7 @@ wait_for 30 unit_active || true
 check "systemctl start postern" 0 SILENT root systemctl start postern
 check "systemctl is-active postern: active" 0 '^active$' root systemctl is-active postern
 if [ "$(tail -n 1 <<<"$LAST")" != active ]; then
-	run_as root journalctl -u postern --no-pager -n 30 | sed 's/^/#   /' || true
+	droot_journal postern | sed 's/^/#   /'
 fi
 main_pid=$(run_as root systemctl show -P MainPID postern 2>/dev/null || echo 0)
 check "the daemon runs as postern" 0 '^postern$' root stat -c %U "/proc/$main_pid"

@@ -9,15 +9,17 @@
 #   droot_boot           boots the root with systemd-nspawn (sharing the host's network),
 #                        sets DROOT_PID1 once its systemd says running or degraded
 #   droot_exec USER CMD...     runs CMD in the booted root as USER (nsenter)
+#   droot_journal UNIT [LINES] the unit's last journal lines in the booted root
 #   droot_poweroff       shuts the booted root down (killed after a timeout)
 #   droot_cleanup        all of it undone: container, mounts, the throwaway folder
 #
 # Settings (environment): DROOT_SUITE (trixie), DROOT_CACHE_DIR (/var/cache/postern-test),
 # DROOT_MAX_AGE_DAYS (7: an older cache is rebuilt), DROOT_MIRROR (else the first
 # non-security Debian source of the host's apt configuration), DROOT_PACKAGES (added to
-# debootstrap's minbase), DROOT_NO_OVERLAY (set: copy the cached root, no overlay), DROOT_ENV (VAR=value words added to the environment of every
-# droot_chroot and droot_exec command). Mounts are made in the caller's mount namespace: run the
-# caller under `unshare --mount --propagation private` and they vanish with it, whatever
+# debootstrap's minbase), DROOT_NO_OVERLAY (set: copy the cached root, no overlay),
+# DROOT_ENV (VAR=value words added to the environment of every droot_chroot and
+# droot_exec command). Mounts are made in the caller's mount namespace: run the caller
+# under `unshare --mount --propagation private` and they vanish with it, whatever
 # happens (test-debian.sh does).
 
 DROOT_SUITE=${DROOT_SUITE:-trixie}
@@ -121,8 +123,8 @@ droot_cache() {
 		flock -u 8
 		return 75
 	fi
-	# apt's lists and archives are not kept (installing the .deb must need neither);
-	# the root's mirror is the host's, for whoever runs apt in it by hand.
+	# apt's archives are not kept; its lists are (debootstrap's), so a dependency the
+	# package gains later is fetched from the host's mirror, the root's apt source.
 	chroot "$new" apt-get clean
 	printf 'deb %s %s main\n' "$mirror" "$DROOT_SUITE" >"$new/etc/apt/sources.list"
 	rm -rf "$DROOT_CACHED"
@@ -232,6 +234,12 @@ droot_exec() {
 	local user=$1
 	shift
 	nsenter -t "$DROOT_PID1" -a /usr/sbin/runuser -u "$user" -- /usr/bin/env -i PATH="$DROOT_PATH" HOME=/root LANG=C.UTF-8 ${DROOT_ENV:-} "$@"
+}
+
+# droot_journal UNIT [LINES]: the unit's last journal lines in the booted root (a
+# failure's explanation).
+droot_journal() {
+	nsenter -t "$DROOT_PID1" -a /usr/bin/journalctl -u "$1" --no-pager -n "${2:-30}" 2>&1 || true
 }
 
 droot_poweroff() {
