@@ -79,6 +79,10 @@ droot_mirror() {
 	printf '%s\n' "${uri%/}"
 }
 
+droot_cache_fresh() {
+	[ -d "$DROOT_CACHED" ] && [ -f "$1" ] && [ -z "$(find "$1" -mtime +"$DROOT_MAX_AGE_DAYS")" ]
+}
+
 # The cached root for this suite, architecture and package list: made with debootstrap
 # when missing or older than DROOT_MAX_AGE_DAYS (the .debs kept beside it, for the next
 # rebuild), under an exclusive lock; then the lock is held shared (fd 8) for as long as
@@ -92,8 +96,13 @@ droot_cache() {
 	stamp=$DROOT_CACHED.stamp
 	mkdir -p "$DROOT_CACHE_DIR/debs"
 	exec 8>"$DROOT_CACHE_DIR/.lock"
-	flock -x 8
-	if [ -d "$DROOT_CACHED" ] && [ -f "$stamp" ] && [ -z "$(find "$stamp" -mtime +"$DROOT_MAX_AGE_DAYS")" ]; then
+	# Runs share the lock; a rebuild takes it alone, once the runs using the old root end.
+	flock -s 8
+	if ! droot_cache_fresh "$stamp"; then
+		flock -u 8
+		flock -x 8
+	fi
+	if droot_cache_fresh "$stamp"; then
 		droot_say "cached root $DROOT_CACHED (made $(cut -d' ' -f1 "$stamp"))"
 		flock -s 8
 		return 0
