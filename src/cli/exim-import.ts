@@ -69,7 +69,7 @@ const NOT_NEEDED_MACROS: Record<string, string> = {
 export function smarthostAnswer(value: string, defaultPort = 25): string[] | undefined {
   const own = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
   const v = value.trim();
-  const entries = v.includes(';') ? v.split(';').map((e) => e.trim()).filter(Boolean) : own.test(v) ? [v] : eximList(v);
+  const entries = v.includes(';') ? v.split(';').map((e) => e.trim()).filter(Boolean) : own.test(v) || smarthostEntry(v, defaultPort) ? [v] : eximList(v);
   const hosts = entries.map((e) => (own.test(e) && !/::/.test(e.replace(/^\[[^\]]*\]/, '')) ? e : smarthostEntry(e, defaultPort)));
   return hosts.length > 0 && hosts.every((h) => h !== undefined) ? hosts as string[] : undefined;
 }
