@@ -75,10 +75,12 @@ ln -s ../sbin/postern "$stage/usr/lib/sendmail"
 # The default configuration, copied to /etc/postern/postern.toml by postinst on the first
 # install when neither debconf's answers nor Exim's settings make it: that file is the
 # administrator's (and postinst's), never a conffile, so no upgrade stops at dpkg's
-# prompt. The logrotate snippet is the one conffile. The unit.
+# prompt. The logrotate snippet is the one conffile. The units: the service, and the
+# socket unit that holds its SMTP sockets across restarts.
 install -D -m 0644 "$here/packaging/debian/postern.toml" "$stage/usr/share/postern/postern.toml"
 install -D -m 0644 "$here/config/postern.logrotate" "$stage/etc/logrotate.d/postern"
 install -D -m 0644 "$here/config/postern.service" "$stage/usr/lib/systemd/system/postern.service"
+install -D -m 0644 "$here/config/postern.socket" "$stage/usr/lib/systemd/system/postern.socket"
 
 # Documentation. The man pages are made again from the staged program, so they carry
 # package.json's version (the committed ones may name an older one).

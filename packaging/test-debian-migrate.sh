@@ -268,6 +268,8 @@ chmod 0644 "$next_deb"
 
 rm -f "$DROOT/usr/sbin/policy-rc.d"
 droot_chroot root systemctl disable exim4.service >/dev/null 2>&1 || true
+# postern.socket listens where Exim did (the host's port 25 may be another MTA's or test's).
+droot_socket_listen "127.0.0.1:$listen_port"
 stage "booting the root (host name web1)"
 PHASE=booted
 droot_chroot_umount

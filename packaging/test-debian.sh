@@ -12,7 +12,7 @@
 #     as postern; the waiting mail reaches the sink; sendmail -t reaches it; held mail
 #     (the sink answers 451) is listed by mailq (www-data sees only its own), shown by
 #     -Mvh, found by postern-qgrep, removed by -Mrm (www-data: its own only; exit 77 for
-#     -bpc, -Mvh and postern-qgrep); `systemctl stop`, sendmail -t with the daemon down,
+#     -bpc, -Mvh and postern-qgrep); `systemctl stop` (postern.socket too), sendmail -t with the daemon down,
 #     `systemctl start`, and that mail arrives too.
 # Prints one "ok N - ..." or "not ok N - ..." line per check (TAP), the output of each
 # failed one, and the time each stage took.
@@ -210,7 +210,8 @@ smtp_port=$(node -e "const s = require('node:net').createServer().listen(0, '127
 conf=$DROOT/etc/postern/postern.toml
 sed -i -e "s|^hosts = .*|hosts = [\"127.0.0.1:$sink_port\"]|" -e 's|^tls = .*|tls = "none"|' \
 	-e "s|^smtp = .*|smtp = [\"127.0.0.1:$smtp_port\"]|" "$conf"
-say "sink on 127.0.0.1:$sink_port; postern to listen on 127.0.0.1:$smtp_port"
+droot_socket_listen "127.0.0.1:$smtp_port"
+say "sink on 127.0.0.1:$sink_port; postern (and postern.socket) to listen on 127.0.0.1:$smtp_port"
 check "the edited configuration is valid (-bV as root)" 0 "^postern version .*\(Node.js $node_version\)" root postern -bV
 
 # --- chrooted, no daemon ever started -----------------------------------------------------
@@ -236,6 +237,7 @@ if ! droot_boot; then
 fi
 stage "smoke list, booted, the daemon under systemd"
 check "postern.service enabled by the package" 0 '^enabled$' root systemctl is-enabled postern
+check "postern.socket enabled by the package" 0 '^enabled$' root systemctl is-enabled postern.socket
 unit_active() { [ "$(run_as root systemctl is-active postern 2>/dev/null)" = active ]; }
 wait_for 30 unit_active || true
 check "systemctl start postern" 0 SILENT root systemctl start postern
@@ -284,7 +286,8 @@ check "mailq as postern: the queue is empty" 0 '' postern mailq
 lacks "  ... no held message left" 'hold-'
 
 stage "the daemon stopped, mail sent, the daemon started"
-check "systemctl stop postern" 0 SILENT root systemctl stop postern
+# The socket unit too: while it listens, a connection would start the daemon again.
+check "systemctl stop postern.socket postern" 0 SILENT root systemctl stop postern.socket postern
 check "systemctl is-active postern: inactive" 3 '^inactive$' root systemctl is-active postern
 for u in root www-data postern; do
 	INPUT=$(message "stopped-$u@example.org" "smoke: $u, daemon stopped") check "sendmail -t as $u, daemon stopped: accepted" 0 SILENT "$u" /usr/sbin/sendmail -t

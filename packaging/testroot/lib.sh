@@ -10,6 +10,9 @@
 #                        sets DROOT_PID1 once its systemd says running or degraded
 #   droot_exec USER CMD...     runs CMD in the booted root as USER (nsenter)
 #   droot_journal UNIT [LINES] the unit's last journal lines in the booted root
+#   droot_socket_listen ADDR...  postern.socket in the root listens there instead (a drop-in;
+#                        before droot_boot): the booted root shares the host's network,
+#                        where port 25 may be another MTA's or another test's
 #   droot_poweroff       shuts the booted root down (killed after a timeout)
 #   droot_cleanup        all of it undone: container, mounts, the throwaway folder
 #
@@ -250,6 +253,15 @@ droot_exec() {
 # failure's explanation).
 droot_journal() {
 	nsenter -t "$DROOT_PID1" -a /usr/bin/journalctl -u "$1" --no-pager -n "${2:-30}" 2>&1 || true
+}
+
+droot_socket_listen() {
+	local d=$DROOT/etc/systemd/system/postern.socket.d a
+	mkdir -p "$d"
+	{
+		printf '# packaging/testroot/lib.sh: a test root listens on a free port of the host\n[Socket]\nListenStream=\n'
+		for a in "$@"; do printf 'ListenStream=%s\n' "$a"; done
+	} >"$d/test-listen.conf"
 }
 
 droot_poweroff() {

@@ -23,6 +23,8 @@ const STATE = '/var/lib/postern/install.json';
 /** dpkg's file list of the installed package: present when the .deb, not `postern install`, made postern the MTA. */
 const DPKG_LIST = '/var/lib/dpkg/info/postern.list';
 const UNIT = '/etc/systemd/system/postern.service';
+/** The SMTP sockets systemd holds for the daemon (postern.service requires it). */
+const SOCKET_UNIT = '/etc/systemd/system/postern.socket';
 const LOGROTATE = '/etc/logrotate.d/postern';
 
 /** The links install makes, and where each points (relative, so they also work inside --root). */
@@ -324,8 +326,8 @@ export function install(argv: string[], out: (s: string) => void, err: (s: strin
     return EX.OK;
   }
 
-  // 5. The unit and the logrotate snippet.
-  for (const [path, source] of [[UNIT, 'config/postern.service'], [LOGROTATE, 'config/postern.logrotate']] as const) {
+  // 5. The units and the logrotate snippet.
+  for (const [path, source] of [[UNIT, 'config/postern.service'], [SOCKET_UNIT, 'config/postern.socket'], [LOGROTATE, 'config/postern.logrotate']] as const) {
     plan.add(`ship ${path}`, () => {
       mkdirSync(dirname(at(path)), { recursive: true, mode: 0o755 });
       writeFileSync(at(path), readFileSync(join(PACKAGE_DIR, source)), { mode: 0o644 });

@@ -43,7 +43,11 @@ describe.skipIf(!hasDpkg)('the Debian package (needs dpkg-deb)', () => {
     const postinst = execFileSync('cat', [join(control, 'postinst')], { encoding: 'utf8' });
     expect(postinst).toContain('useradd --system');
     expect(postinst).toContain('groupadd --system postern-drop');
-    expect(postinst).toContain('deb-systemd-helper enable postern.service');
+    expect(postinst).toContain('for unit in postern.socket postern.service; do');
+    expect(postinst).toContain('deb-systemd-helper enable "$unit"');
+    // The sockets stay open across an upgrade: the service restarts, never the socket unit.
+    expect(postinst).toContain('deb-systemd-invoke restart postern.service');
+    expect(postinst).not.toMatch(/restart postern\.socket/);
     // The configuration is postinst's (debconf's answers, Exim's settings), never a conffile; exim/exim4 by update-alternatives.
     expect(postinst).toContain('postern install --smarthost "$smarthost" --readhost "$readhost"');
     expect(postinst).toContain('update-alternatives --quiet --install /usr/sbin/exim4 exim4 /usr/sbin/postern');
@@ -57,6 +61,7 @@ describe.skipIf(!hasDpkg)('the Debian package (needs dpkg-deb)', () => {
       '/usr/sbin/postern', '/usr/sbin/sendmail -> postern', '/usr/lib/sendmail -> ../sbin/postern', '/usr/bin/mailq -> ../sbin/postern',
       '/usr/bin/newaliases -> ../sbin/postern', '/usr/sbin/postern-qgrep -> postern', '/usr/sbin/postern-exigrep -> postern',
       '/usr/lib/postern/bin/postern', '/usr/lib/postern/dist/cli/main.js', '/usr/lib/postern/dist/postdrop', '/usr/lib/systemd/system/postern.service',
+      '/usr/lib/systemd/system/postern.socket',
       '/usr/share/postern/postern.toml', '/etc/logrotate.d/postern', '/usr/share/man/man8/postern.8.gz', '/usr/share/man/man5/postern.toml.5.gz',
       '/usr/share/man/man8/postern-qgrep.8.gz', '/usr/share/doc/postern/copyright', '/usr/share/doc/postern/examples/postern.rules.yml', '/usr/share/doc/postern/examples/grafana-postern.json', '/usr/lib/postern/node_modules/lmdb/package.json',
     ]) expect(files, f).toContain(f);
@@ -140,6 +145,7 @@ exec chroot ${ovl}/m sh /root/inside.sh`;
       expect(await code, said).toBe(0);
       expect(said).toContain('user: postern');
       expect(said).toContain('unit: enabled');
+      expect(said).toContain('socket: enabled');
       expect(said).toContain('importing the configuration only');
       expect(said).toContain(`dc_smarthost='127.0.0.1::${sink.port}': smarthost.hosts = ["127.0.0.1:${sink.port}"]`);
       expect(said).toContain('write /etc/postern/postern.toml (over the package\'s placeholder)');
@@ -175,6 +181,7 @@ export DEBIAN_FRONTEND=noninteractive
 dpkg -i /root/postern.deb >/dev/null
 echo "user: $(id -un postern)"
 test -L /etc/systemd/system/multi-user.target.wants/postern.service && echo "unit: enabled"
+test -L /etc/systemd/system/sockets.target.wants/postern.socket && echo "socket: enabled"
 mkdir -p /etc/exim4
 printf "dc_eximconfig_configtype='satellite'\\ndc_smarthost='127.0.0.1::@HUB@'\\ndc_local_interfaces='127.0.0.1'\\n" > /etc/exim4/update-exim4.conf.conf
 echo web1.example.org > /etc/mailname

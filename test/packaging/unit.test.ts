@@ -82,6 +82,41 @@ while True:
   });
 });
 
+describe('config/postern.socket', () => {
+  const text = readFileSync(join(ROOT, 'config/postern.socket'), 'utf8');
+  const conf = readFileSync(join(ROOT, 'packaging/debian/postern.toml'), 'utf8');
+  const values = (t: string, k: string) => [...t.matchAll(new RegExp(`^${k}=(.*)$`, 'gm'))].map((m) => m[1]);
+
+  it('listens on each listen.smtp address of the packaged default, one socket for one daemon', () => {
+    const smtp = JSON.parse(/^smtp = (\[.*\])$/m.exec(conf)![1]!) as string[];
+    expect(values(text, 'ListenStream')).toEqual(smtp);
+    expect(values(text, 'Accept')).toEqual(['no']);
+    expect(values(text, 'BindIPv6Only')).toEqual(['ipv6-only']);
+    // The name the daemon takes them by (cli/listen-fds.ts).
+    expect(values(text, 'FileDescriptorName')).toEqual(['smtp']);
+    expect(values(text, 'Service')).toEqual(['postern.service']);
+    expect(values(text, 'WantedBy')).toEqual(['sockets.target']);
+  });
+
+  it('is required by the service, and enabled with it', () => {
+    expect(directives.get('Requires')).toContain('postern.socket');
+    expect(directives.get('After')?.join(' ')).toMatch(/\bpostern\.socket\b/);
+    expect(directives.get('Also')).toContain('postern.socket');
+  });
+
+  it.skipIf(!has('systemd-analyze'))('systemd-analyze verify finds nothing wrong with the pair', () => {
+    const dir = join(tmp, 'units');
+    rmSync(dir, { recursive: true, force: true });
+    spawnSync('mkdir', ['-p', dir]);
+    writeFileSync(join(dir, 'postern.socket'), text);
+    // ExecStart's program need not exist here: only the units' syntax and wiring are checked.
+    writeFileSync(join(dir, 'postern.service'), unit.replace(/^ExecStart=.*$/m, 'ExecStart=/bin/true'));
+    const r = spawnSync('systemd-analyze', ['verify', '--man=no', join(dir, 'postern.socket'), join(dir, 'postern.service')], { encoding: 'utf8' });
+    const problems = (r.stderr + r.stdout).split('\n').filter((l) => /postern\.(socket|service)/.test(l) && !/Failed to (connect|create)|bus|System has not been booted/i.test(l));
+    expect(problems, r.stderr).toEqual([]);
+  });
+});
+
 describe('config/postern.logrotate', () => {
   it('rotates the main log daily, compressed, and sends SIGUSR1', () => {
     const text = readFileSync(join(ROOT, 'config/postern.logrotate'), 'utf8');
