@@ -278,10 +278,13 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     if (stopping) return;
     stopping = true;
     events.emit({ type: 'notice', text: `${signal} received: stopping` });
+    // And in the journal, as the start's "ready" line is (journalctl -u postern).
+    process.stderr.write(`postern: ${signal} received: stopping\n`);
     await Promise.all([receiver.close(), local.close(), own.close(), metrics?.close()]);
     await pickup.stop();
     await scheduler.stop(STOP_GRACE);
     events.emit({ type: 'notice', text: `postern daemon stopped: pid=${process.pid}` });
+    process.stderr.write(`postern: stopped\n`);
     if (lockTimer) clearTimeout(lockTimer);
     sweepTimer.cancel();
     await log.close();
