@@ -125,6 +125,41 @@ class PosternSmtpServer extends SMTPServer {
     };
     super.connect(socket, socketOptions as never);
   }
+
+  /**
+   * A stop that cuts no session short: no connection is accepted any more (with the
+   * socket unit, whoever connects meanwhile waits for the next daemon's greeting), and
+   * each session under way goes on to its QUIT; those still open after closeTimeout get
+   * the library's 421 and are closed. (The library's own close answers 421 at once to
+   * the next command of every session, so a client between DATA's reply and QUIT, or
+   * in the middle of its transaction, saw its message refused by a restart.)
+   */
+  override close(callback?: () => void): void {
+    const self = this as unknown as {
+      server: import('node:net').Server; connections: Set<Conn & { send(code: number, text: string): void; close(): void }>;
+      _pendingSockets?: Set<import('node:net').Socket>; _closeTimeout: unknown; options: { closeTimeout?: number };
+    };
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(grace);
+      callback?.();
+    };
+    self.server.close(() => finish());
+    // Sockets still waiting for a PROXY header or a TLS handshake have no session to finish.
+    self._pendingSockets?.forEach((s) => s.destroy());
+    const grace = setTimeout(() => {
+      // From now on every command is answered 421 (smtp-connection checks _closeTimeout).
+      self._closeTimeout = grace;
+      for (const c of self.connections) {
+        c.send(421, 'Server shutting down');
+        c.close();
+      }
+      setImmediate(finish);
+    }, self.options.closeTimeout ?? 30_000);
+    grace.unref();
+  }
 }
 
 /**
