@@ -5,8 +5,10 @@
 // commands and the control socket are for root and the daemon's user only. The tests
 // that need a second user make one with useradd (root only; skipped otherwise).
 // Every command runs with UV_USE_IO_URING=1, as on Debian 13's own node (whose libuv may
-// use io_uring, so Node refuses to change identity unless it starts with it off), and
-// root's are exec'd as bin/NAME, as installed commands are.
+// use io_uring, so Node refuses to change identity in process); root's are exec'd as
+// bin/NAME, as installed commands are (their first line turns io_uring off: the change in
+// process), or as `node bin/NAME` with it on, or with POSTERN_TEST_FORCE_SPAWN_DROP=1:
+// then root runs the command again as `user`, in a child (Debian 13's way).
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
@@ -195,7 +197,7 @@ describe('privileges', () => {
       }
     });
 
-    it('`node bin/postern` started by root with io_uring on runs once more with it off: queue commands and the daemon become `user`, signals and status pass through', async () => {
+    it('`node bin/postern` started by root with io_uring on (the node refuses in process): queue commands and the daemon run as `user` in a child, signals and status pass through', async () => {
       const inst = await setup(u);
       const viaNode = (args: string[]) => spawnSync(process.execPath, [BIN('postern'), '-C', inst.config, ...args], { encoding: 'utf8', timeout: 30_000 });
       const daemon = () => {
