@@ -66,8 +66,11 @@ ln -s ../sbin/postern "$stage/usr/bin/mailq"
 ln -s ../sbin/postern "$stage/usr/bin/newaliases"
 ln -s ../sbin/postern "$stage/usr/lib/sendmail"
 
-# Configuration (conffiles), the unit, the logrotate snippet.
-install -D -m 0644 "$here/packaging/debian/postern.toml" "$stage/etc/postern/postern.toml"
+# The default configuration, copied to /etc/postern/postern.toml by postinst on the first
+# install when neither debconf's answers nor Exim's settings make it: that file is the
+# administrator's (and postinst's), never a conffile, so no upgrade stops at dpkg's
+# prompt. The logrotate snippet is the one conffile. The unit.
+install -D -m 0644 "$here/packaging/debian/postern.toml" "$stage/usr/share/postern/postern.toml"
 install -D -m 0644 "$here/config/postern.logrotate" "$stage/etc/logrotate.d/postern"
 install -D -m 0644 "$here/config/postern.service" "$stage/usr/lib/systemd/system/postern.service"
 
@@ -99,8 +102,8 @@ done
 
 # Control files.
 mkdir -p "$stage/DEBIAN"
-for f in postinst prerm postrm; do install -m 0755 "$here/packaging/debian/$f" "$stage/DEBIAN/$f"; done
-install -m 0644 "$here/packaging/debian/conffiles" "$stage/DEBIAN/conffiles"
+for f in config postinst prerm postrm; do install -m 0755 "$here/packaging/debian/$f" "$stage/DEBIAN/$f"; done
+for f in conffiles templates; do install -m 0644 "$here/packaging/debian/$f" "$stage/DEBIAN/$f"; done
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" "$here/packaging/debian/control" > "$stage/DEBIAN/control"
 

@@ -18,7 +18,8 @@
 # non-security Debian source of the host's apt configuration), DROOT_PACKAGES (added to
 # debootstrap's minbase), DROOT_NO_OVERLAY (set: copy the cached root, no overlay),
 # DROOT_ENV (VAR=value words added to the environment of every droot_chroot and
-# droot_exec command). Mounts are made in the caller's mount namespace: run the caller
+# droot_exec command), DROOT_HOSTNAME (the booted root's host name; default: its
+# machine name). Mounts are made in the caller's mount namespace: run the caller
 # under `unshare --mount --propagation private` and they vanish with it, whatever
 # happens (test-debian.sh does).
 
@@ -201,7 +202,7 @@ droot_boot() {
 	local name=droot-$$ i p kids state
 	droot_chroot_umount
 	systemd-nspawn --quiet --register=no --keep-unit --console=read-only --resolv-conf=off --timezone=off \
-		--link-journal=no --setenv=SYSTEMD_COLORS=0 -M "$name" -D "$DROOT" -b </dev/null >"$DROOT_WORK/console.log" 2>&1 &
+		--link-journal=no --setenv=SYSTEMD_COLORS=0 -M "$name" ${DROOT_HOSTNAME:+--hostname="$DROOT_HOSTNAME"} -D "$DROOT" -b </dev/null >"$DROOT_WORK/console.log" 2>&1 &
 	DROOT_NSPAWN_PID=$!
 	DROOT_PID1=''
 	for i in $(seq 1 300); do

@@ -4,8 +4,8 @@
 // "X-Sink-Mail-From:" and "X-Sink-Rcpt-To:", then the message as it arrived), written
 // under a temporary name and renamed, so a reader never sees half a message. A
 // recipient whose local part starts with "hold" is answered 451 (the message stays in
-// the queue, for -Mvh and -Mrm). Prints "sink 127.0.0.1 PORT" once it listens.
-//   node sink.mjs DIR
+// the queue, for -Mvh and -Mrm). Prints "sink ADDRESS PORT" once it listens.
+//   node sink.mjs DIR [ADDRESS [PORT]]     (default 127.0.0.1, a free port)
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
@@ -39,7 +39,8 @@ const server = new SMTPServer({
   },
 });
 server.on('error', (e) => process.stderr.write(`sink: ${e.message}\n`));
-server.listen(0, '127.0.0.1', () => {
-  process.stdout.write(`sink 127.0.0.1 ${server.server.address().port}\n`);
+const host = process.argv[3] ?? '127.0.0.1';
+server.listen(Number(process.argv[4] ?? 0), host, () => {
+  process.stdout.write(`sink ${host} ${server.server.address().port}\n`);
 });
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => server.close(() => process.exit(0)));

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../config/validate.js';
 import { EX, failure, noPermission, usage } from '../core/exit.js';
 import { groupByName, userById, userByName } from '../core/users.js';
-import { CONFIG_PATHS, importExim } from './exim-import.js';
+import { type Answers, CONFIG_PATHS, importExim, smarthostAnswer } from './exim-import.js';
 
 const PACKAGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const WRAPPER = '/usr/sbin/postern';
@@ -44,14 +44,22 @@ interface State {
 interface Options {
   root: string;
   dryRun: boolean;
+  /** --smarthost, --readhost: the package's debconf answers (postinst passes them) */
+  answers: Answers;
 }
 
 export function parseInstallArgs(argv: string[]): Options {
   let root = '/';
   let dryRun = false;
+  const answers: Answers = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
-    if (a === '--dry-run' || a === '-n') dryRun = true;
+    const answer = /^--(smarthost|readhost)(?:=(.*))?$/s.exec(a);
+    if (answer) {
+      const v = answer[2] ?? argv[++i];
+      if (v === undefined) throw usage(`--${answer[1]} needs a value`);
+      answers[answer[1] as 'smarthost' | 'readhost'] = v.trim();
+    } else if (a === '--dry-run' || a === '-n') dryRun = true;
     else if (a === '--root') {
       const v = argv[++i];
       if (v === undefined) throw usage('--root needs a folder');
@@ -59,7 +67,46 @@ export function parseInstallArgs(argv: string[]): Options {
     } else if (a.startsWith('--root=')) root = resolve(a.slice(7));
     else throw usage(`unknown option ${a}`);
   }
-  return { root, dryRun };
+  return { root, dryRun, answers };
+}
+
+/**
+ * The file with [smarthost] hosts and [rewrite] readhost set to the debconf answers and
+ * every other line as it was (the package's postinst on `dpkg-reconfigure postern`, or a
+ * preseeded upgrade). Undefined when nothing changes. An empty smarthost answer changes
+ * nothing; an empty readhost removes it.
+ */
+export function withAnswers(text: string, current: { hosts: string[]; readhost?: string }, answers: Answers, hosts: string[] | undefined): string | undefined {
+  let lines = text.split('\n');
+  let changed = false;
+  // Sets KEY in TABLE: the line (and an array's continuation lines) replaced, else added after the header, else a new table.
+  const set = (table: string, key: string, value: string | undefined) => {
+    let inTable = table === '';
+    let header = -1;
+    for (let i = 0; i < lines.length; i++) {
+      const h = /^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]\s*(#.*)?$/.exec(lines[i] as string);
+      if (h) {
+        inTable = h[1] === table;
+        if (inTable) header = i;
+        continue;
+      }
+      if (!inTable || !new RegExp(`^\\s*${key}\\s*=`).test(lines[i] as string)) continue;
+      let end = i;
+      if (/=\s*\[/.test(lines[i] as string) && !/\]\s*(#.*)?$/.test(lines[i] as string)) {
+        while (end + 1 < lines.length && !/\]\s*(#.*)?$/.test(lines[end] as string)) end++;
+      }
+      lines.splice(i, end - i + 1, ...(value === undefined ? [] : [`${key} = ${value}`]));
+      changed = true;
+      return;
+    }
+    if (value === undefined) return;
+    if (header >= 0) lines.splice(header + 1, 0, `${key} = ${value}`);
+    else lines = [...(lines.at(-1) === '' ? lines.slice(0, -1) : lines), '', `[${table}]`, `${key} = ${value}`, ''];
+    changed = true;
+  };
+  if (hosts && hosts.join() !== current.hosts.join()) set('smarthost', 'hosts', `[${hosts.map((h) => JSON.stringify(h)).join(', ')}]`);
+  if (answers.readhost !== undefined && answers.readhost !== (current.readhost ?? '')) set('rewrite', 'readhost', answers.readhost ? JSON.stringify(answers.readhost) : undefined);
+  return changed ? lines.join('\n') : undefined;
 }
 
 /**
@@ -182,10 +229,17 @@ export function install(argv: string[], out: (s: string) => void, err: (s: strin
   const state: State = previous ?? { links: [], created: [] };
 
   // 1. The configuration, imported from Exim's.
-  const imported = importExim(o.root);
-  if (imported.found) out('importing Debian\'s Exim settings (/etc/exim4/update-exim4.conf.conf):\n');
-  for (const m of imported.mapped) out(`  ${m}\n`);
-  for (const u of imported.unmapped) err(`postern install: not mapped: ${u}\n`);
+  const imported = importExim(o.root, o.answers);
+  const conf = at(CONFIG_PATHS.conf);
+  // The package's own file names no smarthost yet ("smarthost.invalid"): that one is replaced.
+  const placeholder = packaged && existsSync(conf) && readFileSync(conf, 'utf8').includes('"smarthost.invalid:25"');
+  const answered = o.answers.smarthost || o.answers.readhost !== undefined;
+  // The debconf answers for a file already made: only they count, not a report of Exim's settings again.
+  if (!(answered && existsSync(conf) && !placeholder)) {
+    if (imported.found) out('importing Debian\'s Exim settings (/etc/exim4/update-exim4.conf.conf):\n');
+    for (const m of imported.mapped) out(`  ${m}\n`);
+    for (const u of imported.unmapped) err(`postern install: not mapped: ${u}\n`);
+  }
   const queued = eximQueue(o.root);
   if (queued > 0) err(`postern install: Exim's queue still holds ${queued} message${queued === 1 ? '' : 's'}: \`postern install --import-queue\` takes ${queued === 1 ? 'it' : 'them'} over into postern's queue (with postern stopped; \`--dry-run\` lists ${queued === 1 ? 'it' : 'them'}), or deliver ${queued === 1 ? 'it' : 'them'} with \`exim4 -qff\` before switching\n`);
 
@@ -204,10 +258,22 @@ export function install(argv: string[], out: (s: string) => void, err: (s: strin
     if (owner) chownSync(path, owner.uid, group ?? owner.gid);
   };
 
-  const conf = at(CONFIG_PATHS.conf);
-  // The package's own file names no smarthost yet ("smarthost.invalid"): that one is replaced.
-  const placeholder = packaged && existsSync(conf) && readFileSync(conf, 'utf8').includes('"smarthost.invalid:25"');
-  if (existsSync(conf) && !placeholder) out(`keeping ${CONFIG_PATHS.conf} as it is (the imported settings above are not written)\n`);
+  if (existsSync(conf) && !placeholder && answered) {
+    // The debconf answers into the file the administrator has: those two keys only.
+    const text = readFileSync(conf, 'utf8');
+    const now = parseConfig(text, CONFIG_PATHS.conf);
+    const hosts = o.answers.smarthost ? smarthostAnswer(o.answers.smarthost) : undefined;
+    if (o.answers.smarthost && !hosts) err(`postern install: --smarthost ${o.answers.smarthost}: not host, host:port, host::port or [address]::port: not used\n`);
+    const edited = withAnswers(text, { hosts: now.smarthost.hosts.map((h) => (h.name.includes(':') ? `[${h.name}]:${h.port}` : `${h.name}:${h.port}`)), ...(now.rewrite?.readhost ? { readhost: now.rewrite.readhost } : {}) }, o.answers, hosts);
+    if (edited === undefined) out(`keeping ${CONFIG_PATHS.conf} as it is (its smarthost and readhost are the answers given)\n`);
+    else {
+      parseConfig(edited, CONFIG_PATHS.conf); // never write a file postern would refuse
+      plan.add(`set ${[...(hosts ? ['smarthost.hosts'] : []), ...(o.answers.readhost !== undefined ? ['rewrite.readhost'] : [])].join(' and ')} in ${CONFIG_PATHS.conf} (the rest of it as it was)`, () => {
+        writeFileSync(`${conf}.postern-new`, edited, { mode: lstatSync(conf).mode & 0o7777 });
+        renameSync(`${conf}.postern-new`, conf);
+      });
+    }
+  } else if (existsSync(conf) && !placeholder) out(`keeping ${CONFIG_PATHS.conf} as it is (the imported settings above are not written)\n`);
   else {
     parseConfig(imported.toml, CONFIG_PATHS.conf); // never write a file postern would refuse
     plan.add(`write ${CONFIG_PATHS.conf}${placeholder ? ' (over the package\'s placeholder)' : ''}`, () => {

@@ -35,14 +35,19 @@ describe.skipIf(!hasDpkg)('the Debian package (needs dpkg-deb)', () => {
     expect(field('Replaces')).toBe('mail-transport-agent');
     expect(field('Depends')).toContain('nodejs (>= 20.19)');
     const info = execFileSync('dpkg-deb', ['-I', deb], { encoding: 'utf8' });
-    for (const f of ['conffiles', 'postinst', 'prerm', 'postrm']) expect(info).toContain(` ${f}`);
+    for (const f of ['conffiles', 'config', 'templates', 'postinst', 'prerm', 'postrm']) expect(info).toContain(` ${f}`);
     const control = join(tmp, 'control');
     execFileSync('dpkg-deb', ['-e', deb, control]);
-    expect(execFileSync('cat', [join(control, 'conffiles')], { encoding: 'utf8' })).toBe('/etc/postern/postern.toml\n/etc/logrotate.d/postern\n');
-    for (const s of ['postinst', 'prerm', 'postrm']) expect(spawnSync('sh', ['-n', join(control, s)]).status, s).toBe(0);
+    expect(execFileSync('cat', [join(control, 'conffiles')], { encoding: 'utf8' })).toBe('/etc/logrotate.d/postern\n');
+    for (const s of ['config', 'postinst', 'prerm', 'postrm']) expect(spawnSync('sh', ['-n', join(control, s)]).status, s).toBe(0);
     const postinst = execFileSync('cat', [join(control, 'postinst')], { encoding: 'utf8' });
     expect(postinst).toContain('useradd --system');
     expect(postinst).toContain('deb-systemd-helper enable postern.service');
+    // The configuration is postinst's (debconf's answers, Exim's settings), never a conffile; exim/exim4 by update-alternatives.
+    expect(postinst).toContain('postern install --smarthost "$smarthost" --readhost "$readhost"');
+    expect(postinst).toContain('update-alternatives --quiet --install /usr/sbin/exim4 exim4 /usr/sbin/postern');
+    expect(execFileSync('cat', [join(control, 'templates')], { encoding: 'utf8' })).toMatch(/^Template: postern\/smarthost$/m);
+    expect(field('Depends')).toContain('debconf (>= 0.5) | debconf-2.0');
     expect(execFileSync('cat', [join(control, 'postrm')], { encoding: 'utf8' })).toContain('POSTERN_PURGE_SPOOL');
   });
 
@@ -51,7 +56,7 @@ describe.skipIf(!hasDpkg)('the Debian package (needs dpkg-deb)', () => {
       '/usr/sbin/postern', '/usr/sbin/sendmail -> postern', '/usr/lib/sendmail -> ../sbin/postern', '/usr/bin/mailq -> ../sbin/postern',
       '/usr/bin/newaliases -> ../sbin/postern', '/usr/sbin/postern-qgrep -> postern', '/usr/sbin/postern-exigrep -> postern',
       '/usr/lib/postern/bin/postern', '/usr/lib/postern/dist/cli/main.js', '/usr/lib/systemd/system/postern.service',
-      '/etc/postern/postern.toml', '/etc/logrotate.d/postern', '/usr/share/man/man8/postern.8.gz', '/usr/share/man/man5/postern.toml.5.gz',
+      '/usr/share/postern/postern.toml', '/etc/logrotate.d/postern', '/usr/share/man/man8/postern.8.gz', '/usr/share/man/man5/postern.toml.5.gz',
       '/usr/share/man/man8/postern-qgrep.8.gz', '/usr/share/doc/postern/copyright', '/usr/share/doc/postern/examples/postern.rules.yml', '/usr/share/doc/postern/examples/grafana-postern.json', '/usr/lib/postern/node_modules/lmdb/package.json',
     ]) expect(files, f).toContain(f);
   });
@@ -101,7 +106,7 @@ describe.skipIf(!hasDpkg)('the Debian package (needs dpkg-deb)', () => {
     // Debian's node refuses to change identity unless started with io_uring off (bin/postern).
     expect(readFileSync(join(x, 'usr/sbin/postern'), 'utf8')).toContain('\nUV_USE_IO_URING=0\nexport UV_USE_IO_URING\nexec /usr/bin/node ');
     expect(readFileSync(join(bin, 'postern'), 'utf8')).toMatch(/^#!\/usr\/bin\/node\n/);
-    const v = spawnSync(process.execPath, [join(bin, 'postern'), '-C', join(x, 'etc/postern/postern.toml'), '-bV'], { encoding: 'utf8' });
+    const v = spawnSync(process.execPath, [join(bin, 'postern'), '-C', join(x, 'usr/share/postern/postern.toml'), '-bV'], { encoding: 'utf8' });
     expect(v.status, v.stderr).toBe(0);
   });
 
@@ -161,6 +166,7 @@ function overlayWorks(): boolean {
 
 /** Run inside the throwaway copy: install, configure the hub, run the daemon as systemd would (User=postern), send as cron does, purge. */
 const INSIDE = `set -e
+export DEBIAN_FRONTEND=noninteractive
 dpkg -i /root/postern.deb >/dev/null
 echo "user: $(id -un postern)"
 test -L /etc/systemd/system/multi-user.target.wants/postern.service && echo "unit: enabled"
