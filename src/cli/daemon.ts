@@ -30,7 +30,9 @@ import { Pickup, STALL } from '../receive/pickup.js';
 import { OwnServer } from '../receive/own-server.js';
 import { formatEntry } from './format.js';
 import { isLmdbCommitFailure } from '../spool/lmdb-spool.js';
-import { daemonUser, dropPrivileges, prepareFolders, tidySpool } from './privileges.js';
+import { changesIdentityInProcess, daemonUser, dropPrivileges, prepareFolders, runAs, startedAs, tidySpool } from './privileges.js';
+import { handOverEnv, handOverShell, inheritedListeners } from './listen-fds.js';
+import type { UserEntry } from '../core/users.js';
 
 const STOP_GRACE = 30_000;
 /** How often the spool's partial messages of dead writers, and body files of no message, are swept (and at start). */
@@ -115,6 +117,34 @@ function openedLater(get: () => LmdbSpool): LmdbSpool {
   });
 }
 
+/**
+ * The root daemon on a node that cannot change identity in process (privileges.ts): its
+ * listeners bound and its folders set up, it starts itself again as `user`, handing the
+ * listening sockets over as systemd would (listen-fds.ts), closes its own copies, and
+ * stays as a thin supervisor: signals passed on, the child's exit status its own. The
+ * child finds the sockets, skips what only root does, and runs the daemon.
+ */
+async function superviseAs(owner: UserEntry, receiver: SmtpReceiver, listeners: number): Promise<never> {
+  const fds = receiver.listeningFds();
+  if (fds.length !== listeners) throw failure(`cannot hand the SMTP listeners to the ${owner.name} user: ${listeners - fds.length} of ${listeners} have no descriptor`);
+  const child = runAs(owner, { fds, env: handOverEnv(fds.length, 'smtp'), prefix: handOverShell });
+  void receiver.close(); // the child has its own copies now
+  return child;
+}
+
+/**
+ * The listen.smtp addresses the sockets systemd passed (`bound`, as the listener reports
+ * them: `127.0.0.1:25`, `[::1]:25`) do not cover, each as one sentence.
+ */
+export function unlistened(smtp: { name: string; port: number }[], bound: string[]): string[] {
+  const key = (name: string, port: number) => {
+    const host = name.replace(/^\[(.*)\]$/, '$1');
+    return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  };
+  const have = new Set(bound);
+  return smtp.filter((l) => !have.has(key(l.name, l.port))).map((l) => `listen.smtp ${key(l.name, l.port)} is not among the sockets systemd passed (${bound.join(' ') || 'none'}): not listened on; the socket unit's ListenStream= decides (systemctl edit postern.socket, then systemctl restart postern.socket postern)`);
+}
+
 export async function daemon(argv: string[], configFile: string | undefined): Promise<void> {
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   let queueInterval = 30 * 60_000;
@@ -130,6 +160,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   let config = await loadConfig(configFile);
   rewriteRules(config); // a bad email-addresses file: one sentence, exit 1, before any listener is bound
   const owner = daemonUser(config); // an unknown user: one sentence, exit 1
+  startedAs(owner); // the daemon a root one started as `user` (superviseAs): that user, or refused
   process.umask(0o027); // a main log made after a rotation is 0640 too
   const events = new EventBus();
   // One ID generator for this process: receiving, pickup and bounces share it.
@@ -148,13 +179,24 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     ids, kick: (id) => kick({ id }),
   });
   const bound: string[] = [];
-  for (const l of config.listen.smtp) bound.push(await receiver.listen(l.name, l.port));
+  // Listeners handed over (by the root daemon below, or a socket unit), else bound here.
+  const handed = inheritedListeners('smtp');
+  if (handed) for (const fd of handed) bound.push(await receiver.listenFd(fd));
+  else for (const l of config.listen.smtp) bound.push(await receiver.listen(l.name, l.port));
+  // Sockets from systemd (postern.socket) are where the daemon listens, whatever
+  // listen.smtp says: each address of it they do not cover is said once, in the journal
+  // and the main log, with the way to make them agree.
+  const notListened = handed ? unlistened(config.listen.smtp, bound) : [];
+  for (const a of notListened) process.stderr.write(`postern: ${a}\n`);
   // Listeners are bound: now the folders and their owners; then root is left behind
   // before the spool, the control socket and the delivery lock are opened.
   let spool: LmdbSpool;
   try {
     prepareFolders(config, owner);
-    if (owner && process.geteuid?.() === 0) dropPrivileges(owner);
+    if (owner && process.geteuid?.() === 0) {
+      if (!changesIdentityInProcess()) return await superviseAs(owner, receiver, bound.length);
+      dropPrivileges(owner);
+    }
     tidySpool(config); // as the daemon's user: root never walks a folder that user may change
     spool = LmdbSpool.open(config.spool.directory);
   } catch (err) {
@@ -240,6 +282,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   } });
   await own.listen();
   events.emit({ type: 'notice', text: `postern ${version()} daemon started: pid=${process.pid}, ${qFlag}, listening for SMTP on ${bound.join(' ')}${metricsAt ? ` (metrics on http://${metricsAt}/metrics)` : ''}` });
+  for (const text of notListened) events.emit({ type: 'notice', text });
 
   // Mail is accepted at once; deliveries start when this process holds the delivery
   // lock (a `postern -q` run may hold it for a while; it is never taken from a live one).
