@@ -114,7 +114,7 @@ if (mode === 'load') {
   let missing = acked;
   for (;;) {
     for (const f of readdirSync(dir)) {
-      if (!f.endsWith('.eml') || read.has(f)) continue;
+      if (!f.endsWith('.eml') || f.startsWith('.') || read.has(f)) continue; // .N.eml: being written
       read.add(f);
       const m = /^X-Load-Id: (\S+)/m.exec(readFileSync(join(dir, f), 'utf8'));
       if (m) seen.add(m[1]);

@@ -34,7 +34,8 @@ describe('config/postern.service', () => {
       ['SystemCallFilter', '@system-service'],
       ['Type', 'notify'],
       ['NotifyAccess', 'all'],
-      ['ExecReload', '/bin/kill -HUP $MAINPID'],
+      // The shell's kill: /bin/kill (procps) is not on a minimal Debian.
+      ['ExecReload', `/bin/sh -c 'kill -HUP "$MAINPID"'`],
       ['ExecStart', '/usr/sbin/postern -bd -q15m'],
       ['Environment', 'UV_USE_IO_URING=0'], // io_uring off from the start (bin/postern says why)
     ];
