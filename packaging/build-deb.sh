@@ -82,6 +82,8 @@ install -D -m 0644 "$here/packaging/debian/postern.toml" "$stage/usr/share/poste
 install -D -m 0644 "$here/config/postern.logrotate" "$stage/etc/logrotate.d/postern"
 install -D -m 0644 "$here/config/postern.service" "$stage/usr/lib/systemd/system/postern.service"
 install -D -m 0644 "$here/config/postern.socket" "$stage/usr/lib/systemd/system/postern.socket"
+# Not enabled: the on-demand setup (README) enables it with daemon.idle_exit.
+install -D -m 0644 "$here/config/postern-maildrop.path" "$stage/usr/lib/systemd/system/postern-maildrop.path"
 
 # Documentation. The man pages are made again from the staged program, so they carry
 # package.json's version (the committed ones may name an older one).

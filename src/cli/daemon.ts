@@ -3,7 +3,7 @@
 // stop listening, finish in-flight deliveries within a bound, exit 0; HUP: reload the
 // configuration, keeping the old one if the new one is bad).
 import { randomBytes } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { controlKeyPath } from '../receive/local-client.js';
@@ -317,12 +317,12 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   });
 
   let stopping = false;
-  const stop = async (signal: string) => {
+  const stop = async (signal: string, why = `${signal} received: stopping`) => {
     if (stopping) return;
     stopping = true;
-    events.emit({ type: 'notice', text: `${signal} received: stopping` });
+    events.emit({ type: 'notice', text: why });
     // And in the journal, as the start's "ready" line is (journalctl -u postern).
-    process.stderr.write(`postern: ${signal} received: stopping\n`);
+    process.stderr.write(`postern: ${why}\n`);
     await Promise.all([receiver.close(), local.close(), own.close(), metrics?.close()]);
     await pickup.stop();
     await scheduler.stop(STOP_GRACE);
@@ -367,6 +367,33 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   const { notifyReady } = await import('./sd-notify.js');
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // daemon.idle_exit: only a daemon systemd started on its socket unit (the sockets came
+  // from it, and it runs as a unit), which systemd starts again for the next connection
+  // (the sockets stay open: a connection racing the exit waits in their queue) or, with
+  // postern-maildrop.path, for a sendmail file. Mail waiting for a retry keeps it up.
+  const idleExit = config.daemon.idle_exit;
+  if (idleExit !== undefined && handed && process.env.INVOCATION_ID) {
+    let busySince = Date.now();
+    const maildropBusy = () => {
+      try {
+        return readdirSync(config.spool.maildrop).some((n) => !n.startsWith('.'));
+      } catch {
+        return true;
+      }
+    };
+    const every = Math.max(250, Math.min(idleExit / 4, 30_000));
+    const idleCheck = setInterval(() => {
+      const a = receiver.activity();
+      const now = Date.now();
+      if (a.sessions > 0 || spool.count() > 0 || maildropBusy()) busySince = now;
+      const quiet = now - Math.max(busySince, a.lastConnection);
+      if (quiet >= idleExit) {
+        clearInterval(idleCheck);
+        void stop('idle', `idle for ${Math.round(quiet / 1000)} s (daemon.idle_exit): nothing queued, no connection; exiting, systemd starts postern again on demand`);
+      }
+    }, every);
+    idleCheck.unref();
+  }
   process.on('SIGHUP', () => void reload());
   // Exim admins send USR1 out of habit: here it reopens the main log (never an inspector).
   process.on('SIGUSR1', () => log.reopen());

@@ -333,6 +333,12 @@ export const PAGES: Record<string, HelpPage> = {
         ],
       },
       {
+        title: '[daemon]',
+        items: [
+          ['idle_exit', 'a daemon started by postern.socket exits after this long with no SMTP connection, nothing queued and nothing in the maildrop; systemd starts it again for the next connection (postern-maildrop.path: for a sendmail file); off unless set, e.g. "10m"'],
+        ],
+      },
+      {
         title: '[log]',
         items: [
           ['file', 'the main log; default "/var/log/postern/mainlog"'],

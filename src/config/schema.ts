@@ -111,6 +111,14 @@ export const configSchema = z.strictObject({
       return { name: (m[1] ?? m[2] ?? '127.0.0.1') as string, port };
     }).optional(),
   }).prefault({}),
+  daemon: z.strictObject({
+    /**
+     * A daemon started by postern.socket exits after this long with no SMTP connection,
+     * nothing queued and nothing in the maildrop (systemd starts it again for the next
+     * connection, or postern-maildrop.path for a sendmail file). Off unless set.
+     */
+    idle_exit: timer.optional(),
+  }).prefault({}),
   log: z.strictObject({
     file: z.string().min(1).default('/var/log/postern/mainlog'),
     format: z.enum(['exim', 'json']).default('exim'),

@@ -244,6 +244,8 @@ export function serverBase(hostname: string, maxMessageSize: number) {
 
 export class SmtpReceiver {
   private readonly servers: SMTPServer[] = [];
+  /** When the last SMTP connection came (daemon.idle_exit). */
+  private lastConnection = Date.now();
   private readonly relay: RelayList;
   private storing = 0;
   private idleWaiters: (() => void)[] = [];
@@ -272,6 +274,7 @@ export class SmtpReceiver {
       hostname: o.hostname, maxErrors: o.maxErrors ?? 20, log: (e) => this.o.events.emit(e),
     });
     server.on('error', () => { /* per-connection trouble: the session ends, the server goes on */ });
+    (server as unknown as { server: import('node:net').Server }).server.on('connection', () => { this.lastConnection = Date.now(); });
     this.servers.push(server);
     return server;
   }
@@ -427,6 +430,12 @@ export class SmtpReceiver {
       ...(record.messageIdHeader ? { messageIdHeader: record.messageIdHeader } : {}) });
     this.o.kick(id);
     return id;
+  }
+
+  /** The SMTP sessions open now, and when the last connection came (daemon.idle_exit). */
+  activity(): { sessions: number; lastConnection: number } {
+    const sessions = this.servers.reduce((n, s) => n + ((s as unknown as { connections: Set<unknown> }).connections?.size ?? 0), 0);
+    return { sessions, lastConnection: this.lastConnection };
   }
 
   /** One smtp-server per listen address; resolves with the address as bound. */

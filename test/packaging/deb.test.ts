@@ -61,7 +61,7 @@ describe.skipIf(!hasDpkg)('the Debian package (needs dpkg-deb)', () => {
       '/usr/sbin/postern', '/usr/sbin/sendmail -> postern', '/usr/lib/sendmail -> ../sbin/postern', '/usr/bin/mailq -> ../sbin/postern',
       '/usr/bin/newaliases -> ../sbin/postern', '/usr/sbin/postern-qgrep -> postern', '/usr/sbin/postern-exigrep -> postern',
       '/usr/lib/postern/bin/postern', '/usr/lib/postern/dist/cli/main.js', '/usr/lib/postern/dist/postdrop', '/usr/lib/systemd/system/postern.service',
-      '/usr/lib/systemd/system/postern.socket',
+      '/usr/lib/systemd/system/postern.socket', '/usr/lib/systemd/system/postern-maildrop.path',
       '/usr/share/postern/postern.toml', '/etc/logrotate.d/postern', '/usr/share/man/man8/postern.8.gz', '/usr/share/man/man5/postern.toml.5.gz',
       '/usr/share/man/man8/postern-qgrep.8.gz', '/usr/share/doc/postern/copyright', '/usr/share/doc/postern/examples/postern.rules.yml', '/usr/share/doc/postern/examples/grafana-postern.json', '/usr/lib/postern/node_modules/lmdb/package.json',
     ]) expect(files, f).toContain(f);
