@@ -21,6 +21,10 @@
 #      at most one cut session per load session, those the killed daemon was in, never
 #      acknowledged), or the check fails; without it only "0 lost" is a check, the rest
 #      is measured.
+#   3. started on demand, gone when idle: daemon.idle_exit = "3s" and postern-maildrop.path
+#      enabled: the daemon exits by itself (journal line; no process left: 0 MB), the
+#      socket still listens; the first message after idle over SMTP and by sendmail is
+#      accepted and relayed, the start included in its measured latency.
 # Prints one "ok N - ..." or "not ok N - ..." line per check (TAP) and the time each
 # stage took.
 #   packaging/test-systemd.sh          (root; needs debootstrap, systemd-nspawn)
@@ -328,6 +332,48 @@ for event in restart reload kill9; do
 		"$([ "$M_REFUSED" = 0 ] && [ "$M_FAILED" -le "$cut" ] && [ "$M_LOST" = 0 ] && [ "$M_CONN" -gt 0 ] && echo yes || echo no)" \
 		"$(tail -n 1 "$work/measures"; droot_journal postern 15)"
 done
+
+# --- 3. started on demand, gone when idle ---------------------------------------------
+stage "3. started on demand (postern.socket, postern-maildrop.path), gone when idle (daemon.idle_exit)"
+# The daemon's resident memory (the container may have no memory accounting for MemoryCurrent).
+rss_kb() { in_root awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" || echo 0; }
+mem_up=$(rss_kb "$(main_pid)")
+in_root sh -c 'printf "\n[daemon]\nidle_exit = \"3s\"\n" >>/etc/postern/postern.toml'
+check "systemctl enable --now postern-maildrop.path" 0 '' systemctl enable --now postern-maildrop.path
+check "systemctl restart postern (daemon.idle_exit = \"3s\")" 0 SILENT systemctl restart postern
+inactive() { [ "$(in_root systemctl is-active postern)" = inactive ]; }
+postern_procs() { in_root sh -c 'for p in /proc/[0-9]*; do [ "$(stat -c %U "$p" 2>/dev/null)" = postern ] && echo "${p#/proc/}"; done; true'; }
+wait_for 30 inactive || true
+check "idle: the daemon exited by itself" 3 '^inactive$' systemctl is-active postern
+check "  ... saying so in the journal" 0 'postern: idle for [0-9]+ s \(daemon\.idle_exit\)' journalctl -u postern --no-pager -o cat
+check "  ... postern.socket still listens" 0 '^active$' systemctl is-active postern.socket
+procs=$(postern_procs)
+verdict "  ... no process of postern's is left" "$([ -z "$procs" ] && echo yes || echo no)" "$procs"
+printf 'measure: idle memory: %s MB resident while running (after the load), %s idle\n' "$(( ${mem_up:-0} / 1024 ))" "$([ -z "$procs" ] && echo '0 MB (no process)' || echo "processes $procs")" | tee -a "$work/measures"
+# The first message after idle over SMTP: the start is in its latency.
+sent_at() { node -e 'const fs = require("node:fs"), p = require("node:path"); const [d, id] = process.argv.slice(1);
+  for (const f of fs.readdirSync(d)) if (!f.startsWith(".") && fs.readFileSync(p.join(d, f), "utf8").includes(id)) process.exit(0); process.exit(1);' "$work/sink" "$1"; }
+t=$(date +%s%N)
+node "$here/packaging/testroot/smtp-load.mjs" load "$smtp_port" "$work/acks.idle" 1 60 1 >"$work/load.idle.json" 2>/dev/null || true
+t_ack=$(date +%s%N)
+id=$(head -n 1 "$work/acks.idle" 2>/dev/null || true)
+wait_for 60 sent_at "${id:-none}" || true
+t_sink=$(date +%s%N)
+verdict "the first SMTP message after idle is accepted and relayed (the daemon started by the socket)" "$([ -n "$id" ] && sent_at "$id" && echo yes || echo no)" "$(cat "$work/load.idle.json")"
+printf 'measure: first SMTP message after idle: greeting %s ms, accepted after %s ms, at the sink after %s ms\n' \
+	"$(node -p "($(cat "$work/load.idle.json")).greetingMaxMs" 2>/dev/null || echo '?')" "$(( (t_ack - t) / 1000000 ))" "$(( (t_sink - t) / 1000000 ))" | tee -a "$work/measures"
+wait_for 30 inactive || true
+check "idle again: inactive" 3 '^inactive$' systemctl is-active postern
+# The first sendmail message after idle: postern-maildrop.path starts the daemon.
+t=$(date +%s%N)
+printf '%s' "$(message ondemand@example.org)" | droot_exec root /usr/sbin/sendmail -t
+t_ack=$(date +%s%N)
+by_sendmail() { grep -lq '^X-Sink-Rcpt-To: ondemand@example\.org$' "$work"/sink/[0-9]*.eml 2>/dev/null; }
+wait_for 60 by_sendmail || true
+t_sink=$(date +%s%N)
+verdict "the first sendmail message after idle is relayed (postern-maildrop.path started the daemon)" "$(by_sendmail && echo yes || echo no)" "$(droot_journal postern-maildrop.path 10)"
+printf 'measure: first sendmail message after idle: sendmail returned after %s ms, at the sink after %s ms\n' \
+	"$(( (t_ack - t) / 1000000 ))" "$(( (t_sink - t) / 1000000 ))" | tee -a "$work/measures"
 cat "$work/measures" >&2
 
 droot_poweroff
