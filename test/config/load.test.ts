@@ -63,6 +63,11 @@ describe('parseConfig: a valid file', () => {
       timeout_frozen_after: 7 * 86_400_000, ignore_bounce_errors_after: 2 * 86_400_000 });
     expect(c.queue).toEqual({ active_limit: 500 });
     expect(c.log).toEqual({ file: '/var/log/postern/mainlog', format: 'exim' });
+    expect(c.daemon).toEqual({});
+  });
+
+  it('daemon.idle_exit is a duration', () => {
+    expect(parseConfig(`[daemon]\nidle_exit = "10m"\n${MINIMAL}`, FILE).daemon.idle_exit).toBe(600_000);
   });
 
   it('qualify_domain defaults to hostname', () => {

@@ -118,6 +118,15 @@ describe('config/postern.socket', () => {
   });
 });
 
+describe('config/postern-maildrop.path', () => {
+  const text = readFileSync(join(ROOT, 'config/postern-maildrop.path'), 'utf8');
+  it('starts the service for a message in the maildrop, never for the daemon\'s dot files', () => {
+    expect(text).toMatch(/^PathExistsGlob=\/var\/spool\/postern-maildrop\/\[!\.\]\*$/m);
+    expect(text).not.toMatch(/^DirectoryNotEmpty=/m);
+    expect(text).toMatch(/^Unit=postern\.service$/m);
+  });
+});
+
 describe('config/postern.logrotate', () => {
   it('rotates the main log daily, compressed, and sends SIGUSR1', () => {
     const text = readFileSync(join(ROOT, 'config/postern.logrotate'), 'utf8');
