@@ -13,8 +13,8 @@
 #      the logrotate snippet reopen the main log, and no inspector listens (port 9229).
 #   2. restarts that refuse no one: a continuous SMTP load from the host
 #      (packaging/testroot/smtp-load.mjs: 20 sessions, one message per connection)
-#      through `systemctl restart`, `systemctl reload` and kill -9 of the daemon
-#      (Restart=on-failure), first without the socket unit (the service as it was before
+#      through `systemctl restart`, `systemctl reload`, kill -9 of the daemon
+#      (Restart=on-failure) and an upgrade to the next version of the .deb (dpkg -i), first without the socket unit (the service as it was before
 #      it: the daemon binds), then with it. Each prints one "measure:" line: connections,
 #      refused, failed, acknowledged, lost (acknowledged but not at the sink), the longest
 #      wait for a greeting. With the socket unit: 0 refused, 0 lost, 0 failed (after kill -9:
@@ -107,6 +107,17 @@ droot_new "$work/t"
 droot_chroot_mount
 cp "$deb" "$DROOT/tmp/"
 chmod 0644 "$DROOT/tmp/${deb##*/}"
+# The next two versions (the same package, version +1 and +2) for the upgrades under load.
+stage "the next versions of ${deb##*/} (upgrades under load)"
+dpkg-deb -R "$deb" "$work/next"
+version=$(sed -n 's/^Version: //p' "$work/next/DEBIAN/control")
+for i in 1 2; do
+	v=${version%-*}-$((${version##*-} + i))
+	sed -i "s/^Version: .*/Version: $v/" "$work/next/DEBIAN/control"
+	dpkg-deb --root-owner-group -Zgzip -b "$work/next" "$DROOT/root/postern-next$i.deb" >/dev/null
+	chmod 0644 "$DROOT/root/postern-next$i.deb"
+done
+rm -rf "$work/next"
 
 fails=0
 n=0
@@ -273,6 +284,12 @@ measure() {
 	case $event in
 	restart) in_root systemctl restart postern || true ;;
 	reload) in_root systemctl reload postern || true ;;
+	upgrade)
+		# before: the next version; after: the one after it (postinst restarts the service).
+		local which=1
+		[ "$mode" = after ] && which=2
+		in_root env DEBIAN_FRONTEND=noninteractive dpkg -i "/root/postern-next$which.deb" >"$work/upgrade.$k.log" 2>&1 || say "dpkg -i postern-next$which.deb failed: $(tail -n 5 "$work/upgrade.$k.log")"
+		;;
 	kill9)
 		in_root systemctl kill -s KILL --kill-whom=main postern || true
 		restarted() { [ "$(in_root systemctl show -P NRestarts postern)" != "$restarts" ] && active; }
@@ -311,7 +328,7 @@ in_root systemctl mask postern.socket >/dev/null || true
 in_root systemctl daemon-reload || true
 check "without the socket unit: systemctl start postern" 0 SILENT systemctl start postern
 check "  ... postern.socket masked and inactive" 3 '^inactive$' systemctl is-active postern.socket
-for event in restart reload kill9; do
+for event in restart reload kill9 upgrade; do
 	measure before "$event"
 	verdict "without the socket unit, $event under load: no acknowledged message lost ($M_CONN connections, $M_REFUSED refused)" "$([ "$M_LOST" = 0 ] && echo yes || echo no)" "$(tail -n 1 "$work/measures")"
 done
@@ -322,7 +339,7 @@ in_root rm -f /etc/systemd/system/postern.service
 in_root systemctl unmask postern.socket >/dev/null || true
 in_root systemctl daemon-reload || true
 check "with the socket unit: systemctl start postern.socket postern" 0 SILENT systemctl start postern.socket postern
-for event in restart reload kill9; do
+for event in restart reload kill9 upgrade; do
 	measure after "$event"
 	# kill -9 cuts the sessions the killed daemon was in (at most one per load session):
 	# those messages were never acknowledged; no connection may be refused or lost.
@@ -371,7 +388,8 @@ t_ack=$(date +%s%N)
 by_sendmail() { grep -lq '^X-Sink-Rcpt-To: ondemand@example\.org$' "$work"/sink/[0-9]*.eml 2>/dev/null; }
 wait_for 60 by_sendmail || true
 t_sink=$(date +%s%N)
-verdict "the first sendmail message after idle is relayed (postern-maildrop.path started the daemon)" "$(by_sendmail && echo yes || echo no)" "$(droot_journal postern-maildrop.path 10)"
+verdict "the first sendmail message after idle is relayed (postern-maildrop.path started the daemon)" "$(by_sendmail && echo yes || echo no)" \
+	"$(in_root systemctl status --no-pager -n 0 postern-maildrop.path postern; in_root ls -la /var/spool/postern-maildrop; droot_journal postern 12)"
 printf 'measure: first sendmail message after idle: sendmail returned after %s ms, at the sink after %s ms\n' \
 	"$(( (t_ack - t) / 1000000 ))" "$(( (t_sink - t) / 1000000 ))" | tee -a "$work/measures"
 cat "$work/measures" >&2

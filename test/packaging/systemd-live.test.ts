@@ -45,7 +45,7 @@ describe('postern under a live systemd (packaging/test-systemd.sh)', () => {
     expect(failed, 'the failed checks of packaging/test-systemd.sh').toEqual([]);
     expect(status, out.split('\n').slice(-40).join('\n')).toBe(0);
     expect(out).toMatch(/^ok \d+ - postern\.socket enabled by the package$/m);
-    expect(measures.filter((l) => l.startsWith('measure: after '))).toHaveLength(3);
+    expect(measures.filter((l) => l.startsWith('measure: after '))).toHaveLength(4);
     expect(out).toMatch(/done: \d+ checks, 0 failed/);
   }, TIMEOUT);
 });
