@@ -11,8 +11,8 @@
 // of /usr/sbin with the unpacked binary and copies of /etc/passwd and /etc/group are
 // bind-mounted there (only inside that namespace; nothing is installed). Postfix gets
 // a copy of /etc with its postfix/postdrop users too.
-import { spawn, execFileSync } from 'node:child_process';
-import { chownSync, chmodSync, closeSync, copyFileSync, cpSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { chownSync, chmodSync, closeSync, copyFileSync, cpSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createConnection } from 'node:net';
 
@@ -138,19 +138,46 @@ function freeIds(count) {
   return ids;
 }
 
-/** Copies of /etc/passwd and /etc/group with extra users (each with its own group) and extra groups. */
+/** The uid (passwd) or gid (group) of an existing entry in an /etc file, if any. */
+function existingId(file, name) {
+  for (const l of readFileSync(file, 'utf8').split('\n')) {
+    const f = l.split(':');
+    if (f[0] === name && f.length >= 3) return Number(f[2]);
+  }
+  return undefined;
+}
+
+/**
+ * Copies of /etc/passwd and /etc/group with extra users (each with its own group) and
+ * extra groups. A user or group the machine already has (any machine where Postfix or
+ * Exim was ever installed has `postfix`, `postdrop`, `Debian-exim`) is used as it is:
+ * a second entry of the same name would make the peer look itself up under one id
+ * and find its files owned by the other ("not owned by postfix").
+ */
 function writeUserFiles(dir, users, groups = []) {
   const ids = freeIds(users.length + groups.length);
   const map = {};
   let passwd = readFileSync('/etc/passwd', 'utf8').replace(/\n?$/, '\n');
   let group = readFileSync('/etc/group', 'utf8').replace(/\n?$/, '\n');
   for (const u of users) {
+    const uid = existingId('/etc/passwd', u);
+    if (uid !== undefined) {
+      const gid = existingId('/etc/group', u);
+      const pgid = Number(readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${u}:`)).split(':')[3]);
+      map[u] = uid;
+      map[`${u}:gid`] = gid ?? pgid;
+      continue;
+    }
     const id = ids.shift();
     map[u] = id;
+    map[`${u}:gid`] = id;
     passwd += `${u}:x:${id}:${id}:bench:/nonexistent:/usr/sbin/nologin\n`;
-    group += `${u}:x:${id}:\n`;
+    if (existingId('/etc/group', u) === undefined) group += `${u}:x:${id}:\n`;
+    else map[`${u}:gid`] = existingId('/etc/group', u);
   }
   for (const g of groups) {
+    const gid = existingId('/etc/group', g);
+    if (gid !== undefined) { map[g] = gid; continue; }
     const id = ids.shift();
     map[g] = id;
     group += `${g}:x:${id}:\n`;
@@ -158,6 +185,17 @@ function writeUserFiles(dir, users, groups = []) {
   writeFileSync(join(dir, 'passwd'), passwd);
   writeFileSync(join(dir, 'group'), group);
   return map;
+}
+
+/**
+ * The lines of a peer's output and logs that say why it stopped (Postfix's `fatal:`,
+ * Exim's panic log, "not owned by", "cannot", ...), the last few, for the error message:
+ * the peer's own words come first, before the rest is cut.
+ */
+export function fatalLines(...texts) {
+  const re = /fatal|panic|error|cannot|can't|failed|refus|not owned|denied|permission|no such|unable/i;
+  const lines = texts.flatMap((t) => (t ?? '').split('\n')).map((l) => l.trim()).filter((l) => l && re.test(l));
+  return [...new Set(lines)].slice(-4);
 }
 
 /** Counts lines matching re in a growing file (reads only what was appended). */
@@ -225,7 +263,9 @@ async function startNs({ name, nsArgs, script, env, port, log, wrapper = [] }) {
     await waitForPort(port, 30_000, () => early);
   } catch (e) {
     child.kill('SIGKILL');
-    throw new Error(`${name} did not start: ${e.message}; output: ${out.slice(-1500)}${log && existsSync(log) ? `; log: ${readFileSync(log, 'utf8').slice(-1500)}` : ''}`);
+    const logs = (Array.isArray(log) ? log : [log]).filter((f) => f && existsSync(f)).map((f) => readFileSync(f, 'utf8').slice(-20_000));
+    const own = fatalLines(out, ...logs);
+    throw new Error(`${name} did not start${own.length ? `: ${own.join(' | ')}` : ''} (${e.message}); output: ${out.slice(-800)}${logs.length ? `; log: ${logs.map((l) => l.slice(-800)).join(' … ')}` : ''}`);
   }
   return { child, exited, output: () => out };
 }
@@ -249,92 +289,123 @@ async function stopNs(h, comm) {
 // ---------------------------------------------------------------------------
 // Exim
 
-function eximConfig(dir, { smtpPort, smarthostPort }) {
-  return `# bench/peers.js: a private Exim for the benchmark; everything else at Exim's defaults
-primary_hostname = exim.bench.invalid
-spool_directory = ${dir}/spool
-log_file_path = ${dir}/log/%slog
-pid_file_path = ${dir}/exim.pid
-daemon_smtp_ports = ${smtpPort}
-local_interfaces = 127.0.0.1
-keep_environment = LD_LIBRARY_PATH
-acl_smtp_rcpt = acl_check_rcpt
-# The default 20 would refuse some of 20 sessions that reconnect while the previous
-# session's process is still exiting.
-smtp_accept_max = 100
-# Exim's default (10) stops immediate delivery after 10 messages on one connection
-# and leaves the rest for a queue run: with reused connections the relay would wait
-# for -q. Off, so every message is delivered as it arrives, as postern does.
-smtp_accept_queue_per_connection = 0
+/**
+ * The smarthost's address for every MTA: 127.0.0.2, another loopback address. Exim
+ * takes a smarthost on one of its own listening addresses (127.0.0.1) for itself and
+ * freezes the mail (router option `self`); on 127.0.0.2 Debian's configuration runs
+ * unchanged. Every MTA relays to the same address, so the loads stay the same.
+ */
+export const SINK_HOST = '127.0.0.2';
 
-begin acl
-acl_check_rcpt:
-  accept hosts = 127.0.0.1
-  deny
-
-begin routers
-smarthost:
-  driver = manualroute
-  domains = *
-  route_list = * 127.0.0.1::${smarthostPort}
-  self = send
-  transport = remote_smtp
-
-begin transports
-remote_smtp:
-  driver = smtp
-  allow_localhost
-
-begin retry
-*   *   F,2h,15m; G,16h,1h,1.5; F,4d,6h
+/**
+ * The answers Debian's `dpkg-reconfigure exim4-config` writes for "mail sent by
+ * smarthost; no local mail" (satellite), with the listener on the bench's port (Debian:
+ * 127.0.0.1 ; ::1 on port 25) and the smarthost on the bench's sink.
+ */
+function eximDebconf({ smtpPort, smarthostPort }) {
+  return `# bench/peers.js: Debian's satellite answers, ports changed for the bench
+dc_eximconfig_configtype='satellite'
+dc_other_hostnames=''
+dc_local_interfaces='127.0.0.1.${smtpPort} ; ::1.${smtpPort}'
+dc_readhost='example.org'
+dc_relay_domains=''
+dc_minimaldns='false'
+dc_relay_nets=''
+dc_smarthost='${SINK_HOST}::${smarthostPort}'
+CFILEMODE='644'
+dc_use_split_config='false'
+dc_hide_mailname='true'
+dc_mailname_in_oh='true'
+dc_localdelivery='mail_spool'
 `;
 }
 
 /**
- * A prepared Exim tree in dir: config, spool, log, /usr/sbin copy, user files, and the
- * shell line that enters its mount namespace (used for the daemon and for sendmail).
+ * A prepared Exim tree in dir, as Debian installs and configures it, seen by Exim
+ * through bind mounts in a private mount namespace (nothing on the machine changes):
+ * - /etc: a copy with Debian-exim (unless the machine has it), /etc/mailname,
+ *   exim4-config's /etc/exim4 and its update-exim4.conf.conf (satellite), and an
+ *   ld.so.cache naming the unpacked libidn12 (Exim is set-uid root and re-executes
+ *   itself, so the dynamic linker ignores LD_LIBRARY_PATH);
+ * - /usr/sbin: a copy holding the unpacked exim4, set-uid root as installed, and
+ *   `sendmail` linking to it as Debian's alternative does;
+ * - /var: spool/exim4, log/exim4, lib/exim4 (config.autogenerated, written by Debian's
+ *   own update-exim4.conf run in that namespace), mail, tmp; so Exim runs with its
+ *   compiled-in paths and the generated configuration unchanged.
+ * queuePerConnection0: `smtp_accept_queue_per_connection = 0` added to the generated
+ * file (only for the relay loads over reused connections: Exim's default 10 queues the
+ * 11th message of a connection for the next queue run, 30 minutes later).
  */
-export function prepareExim(peers, dir, ports) {
+export function prepareExim(peers, dir, ports, { queuePerConnection0 = false } = {}) {
   chmodSync(dir, 0o755);
-  // A copy of /etc for the namespace: Debian-exim in passwd/group, Exim's config at
-  // its compiled-in /etc/exim4/exim4.conf (a -C config would make Exim drop root for
-  // every re-execution, which is not how it runs), and, because Exim is set-uid root
-  // and re-executes itself, so the dynamic linker ignores LD_LIBRARY_PATH, an
-  // ld.so.cache that also names the unpacked libraries (libidn12).
   const etc = join(dir, 'etc');
   cpSync('/etc', etc, { recursive: true, verbatimSymlinks: true });
   const ids = writeUserFiles(etc, ['Debian-exim']);
   const uid = ids['Debian-exim'];
-  for (const d of ['spool', 'log']) {
-    mkdirSync(join(dir, d), { recursive: true });
-    chownSync(join(dir, d), uid, uid);
-  }
-  mkdirSync(join(etc, 'exim4'), { recursive: true });
-  writeFileSync(join(etc, 'exim4', 'exim4.conf'), eximConfig(dir, ports));
+  const gid = ids['Debian-exim:gid'];
+  rmSync(join(etc, 'exim4'), { recursive: true, force: true });
+  cpSync(join(peers.dir, 'exim/etc/exim4'), join(etc, 'exim4'), { recursive: true, verbatimSymlinks: true });
+  writeFileSync(join(etc, 'exim4', 'update-exim4.conf.conf'), eximDebconf(ports));
+  writeFileSync(join(etc, 'mailname'), 'bench.example.org\n');
   if (peers.libs) writeLdCache(dir, etc, [peers.libs]);
   const sbin = join(dir, 'sbin');
   cpSync('/usr/sbin', sbin, { recursive: true, verbatimSymlinks: true });
-  copyFileSync(peers.exim, join(sbin, 'exim4'));
+  for (const f of ['exim4', 'update-exim4.conf', 'exiqgrep']) {
+    rmSync(join(sbin, f), { force: true });
+    copyFileSync(join(peers.dir, 'exim/usr/sbin', f), join(sbin, f));
+  }
   chmodSync(join(sbin, 'exim4'), 0o4755);
-  const enter = `mount --bind ${sbin} /usr/sbin && mount --bind ${etc} /etc`;
-  return { dir, enter, mainlog: join(dir, 'log', 'mainlog'), env: { ...process.env, LD_LIBRARY_PATH: peers.libPath }, ...ports };
+  chmodSync(join(sbin, 'update-exim4.conf'), 0o755);
+  chmodSync(join(sbin, 'exiqgrep'), 0o755);
+  rmSync(join(sbin, 'sendmail'), { force: true });
+  symlinkSync('exim4', join(sbin, 'sendmail'));
+  const v = join(dir, 'var');
+  const mk = (p, mode, u = 0, g = 0) => { mkdirSync(join(v, p), { recursive: true }); chownSync(join(v, p), u, g); chmodSync(join(v, p), mode); };
+  mk('spool/exim4', 0o750, uid, gid);
+  mk('log/exim4', 0o2750, uid, gid);
+  mk('lib/exim4', 0o755);
+  mk('mail', 0o2775);
+  mk('tmp', 0o1777);
+  symlinkSync('/run', join(v, 'run'));
+  const enter = `mount --bind ${sbin} /usr/sbin && mount --bind ${etc} /etc && mount --bind ${v} /var`;
+  const env = { ...process.env, LD_LIBRARY_PATH: peers.libPath };
+  // Debian's own generator, in the namespace (it checks the result with exim4 -bV).
+  const gen = spawnSync(unshare(), ['-m', 'sh', '-c', `${enter} && /usr/sbin/update-exim4.conf`], { env, encoding: 'utf8', timeout: 60_000 });
+  const conf = join(v, 'lib/exim4/config.autogenerated');
+  if (gen.status !== 0 || !existsSync(conf)) {
+    throw new Error(`exim: update-exim4.conf failed (${gen.status}): ${[gen.stderr, gen.stdout].join(' ').trim().slice(-600)}`);
+  }
+  if (queuePerConnection0) {
+    writeFileSync(conf, `# bench: only for the relay loads over reused connections (default 10)\nsmtp_accept_queue_per_connection = 0\n${readFileSync(conf, 'utf8')}`);
+  }
+  const log = join(v, 'log/exim4');
+  return { dir, enter, conf, mainlog: join(log, 'mainlog'), paniclog: join(log, 'paniclog'), spool: join(v, 'spool/exim4'), env, ...ports };
 }
 
-export async function startExim(peers, dir, ports, wrapper = []) {
-  const x = prepareExim(peers, dir, ports);
+/**
+ * PID 1 of Exim's namespace: starts `exim4 -bd -q30m` as Debian's service does (the
+ * daemon forks into the background, so it is not PID 1 itself) and reaps every
+ * process orphaned in the namespace, so their CPU time is counted in the tree; exits
+ * when nothing is left.
+ */
+const REAPER = `$SIG{TERM} = sub { exit 0 }; exit 1 if system(@ARGV) != 0; while (wait() != -1) {} exit 3;`;
+
+export async function startExim(peers, dir, ports, wrapper = [], opts = {}) {
+  const x = prepareExim(peers, dir, ports, opts);
   const h = await startNs({
-    name: 'exim', nsArgs: ['-m', '-p', '-f'], env: x.env, port: ports.smtpPort, log: x.mainlog, wrapper,
-    script: `${x.enter} && exec /usr/sbin/exim4 -bdf -q1m`,
+    name: 'exim', nsArgs: ['-m', '-p', '-f'], env: x.env, port: ports.smtpPort, log: [x.paniclog, x.mainlog], wrapper,
+    script: `${x.enter} && exec perl -e '${REAPER}' /usr/sbin/exim4 -bd -q30m`,
   });
   return {
     name: 'Exim',
     rootPid: h.child.pid,
     smtpPort: ports.smtpPort,
     x,
-    queued: () => countFiles(join(dir, 'spool', 'input'), /-H$/),
+    queued: () => countFiles(join(x.spool, 'input'), /-H$/),
     arrivals: () => new LogCounter(x.mainlog, / <= /).poll(),
     done: new LogCounter(x.mainlog, / Completed$/),
     deferrals: () => new LogCounter(x.mainlog, / == /).poll(),
+    problems: () => fatalLines(existsSync(x.paniclog) ? readFileSync(x.paniclog, 'utf8') : ''),
     stop: () => stopNs(h),
     output: h.output,
   };
@@ -359,7 +430,7 @@ inet_protocols = ipv4
 myhostname = postfix.bench.invalid
 mydestination =
 mynetworks = 127.0.0.0/8
-relayhost = [127.0.0.1]:${smarthostPort}
+relayhost = [${SINK_HOST}]:${smarthostPort}
 alias_maps =
 alias_database =
 biff = no
@@ -384,27 +455,29 @@ export async function startPostfix(peers, dir, ports, wrapper = []) {
   mkdirSync(conf, { recursive: true });
   mkdirSync(join(dir, 'data'), { recursive: true });
   mkdirSync(join(dir, 'queue'), { recursive: true });
-  chownSync(join(dir, 'data'), ids.postfix, ids.postfix);
+  chownSync(join(dir, 'data'), ids.postfix, ids['postfix:gid']);
   cpSync(join(root, 'etc/postfix/postfix-files'), join(conf, 'postfix-files'));
   cpSync(join(root, 'etc/postfix/postfix-files.d'), join(conf, 'postfix-files.d'), { recursive: true });
   writeFileSync(join(conf, 'dynamicmaps.cf'), '');
   writeFileSync(join(conf, 'main.cf'), postfixMain(root, dir, ports, peers.libPath));
-  // Debian's master.cf with chroot off everywhere and smtpd on the private port.
+  // Debian's master.cf as its postinst installs it (chroot on for smtpd, cleanup, smtp,
+  // ...), only smtpd's service name changed to the bench's address and port.
   const master = readFileSync(join(root, 'usr/share/postfix/master.cf.dist'), 'utf8').split('\n').map((l) => {
     const f = l.split(/\s+/);
-    if (l.startsWith('#') || /^\s/.test(l) || f.length < 8) return l;
-    if (f[0] === 'smtp' && f[1] === 'inet') f[0] = `127.0.0.1:${ports.smtpPort}`;
-    f[4] = 'n';
-    return f.join(' ');
+    if (f[0] === 'smtp' && f[1] === 'inet') return l.replace(/^smtp(\s)/, `127.0.0.1:${ports.smtpPort}$1`);
+    return l;
   });
   writeFileSync(join(conf, 'master.cf'), master.join('\n'));
   const env = { ...process.env, LD_LIBRARY_PATH: peers.libPath };
   const maillog = join(dir, 'maillog');
   const enter = `mount --bind ${etc} /etc`;
+  // Debian's service runs configure-instance.sh first: it fills the chroot (the queue
+  // directory) with etc/services, hosts, resolv.conf, ... and the NSS libraries.
+  const prep = `MAIL_CONFIG=${conf} PATH=${root}/usr/sbin:$PATH sh ${root}/usr/lib/postfix/configure-instance.sh - >/dev/null`;
   const h = await startNs({
     name: 'postfix', nsArgs: ['-m', '-p', '-f'], env, port: ports.smtpPort, log: maillog, wrapper,
     // As PID 1 of its namespace, postfix-script runs `master -i` (init mode, reaping all).
-    script: `${enter} && exec ${root}/usr/sbin/postfix -c ${conf} start-fg`,
+    script: `${enter} && ${prep} && exec ${root}/usr/sbin/postfix -c ${conf} start-fg`,
   });
   const q = join(dir, 'queue');
   return {
@@ -417,6 +490,7 @@ export async function startPostfix(peers, dir, ports, wrapper = []) {
     arrivals: () => new LogCounter(maillog, /postfix\/cleanup.*: message-id=/).poll(),
     done: new LogCounter(maillog, /: removed$/),
     deferrals: () => new LogCounter(maillog, /status=deferred/).poll(),
+    problems: () => (existsSync(maillog) ? readFileSync(maillog, 'utf8').slice(-50_000) : '').split('\n').filter((l) => /(fatal|panic):/.test(l)).slice(-3),
     stop: () => stopNs(h, 'master'),
     output: h.output,
   };
