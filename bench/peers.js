@@ -62,19 +62,36 @@ export function treeCpuSeconds(root) {
   return pids.reduce((s, pid) => s + procs.get(pid).cpu, 0) / CLK_TCK;
 }
 
+/** The bench's own wrappers in a peer's tree (not the MTA): unshare, the reaping PID 1, a shell, strace. */
+const WRAPPERS = new Set(['unshare', 'perl', 'sh', 'strace']);
+
 /**
- * Memory of the tree in MB: the sum of each process's PSS (its private pages plus its
- * share of pages it shares), so Postfix's and Exim's many processes sharing one binary
- * and its libraries are not counted many times over.
+ * Memory of the MTA's processes under root, in MB: the sum of PSS (each process's
+ * private pages plus its share of pages it shares, so Postfix's and Exim's many
+ * processes sharing one binary and its libraries are not counted many times over) and
+ * the sum of RSS, with each process's name; the bench's wrappers left out.
  */
-export function treePssMB(root) {
+export function treeMemory(root) {
   const { pids } = treePids(root);
-  let kb = 0;
+  let pss = 0;
+  let rss = 0;
+  const procs = [];
   for (const pid of pids) {
-    try { kb += Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0); } catch { /* gone */ }
+    try {
+      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      if (WRAPPERS.has(comm)) continue;
+      const t = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+      const p = Number(/^Pss:\s+(\d+)/m.exec(t)?.[1] ?? 0);
+      const r = Number(/^Rss:\s+(\d+)/m.exec(t)?.[1] ?? 0);
+      pss += p;
+      rss += r;
+      procs.push({ comm, pssMB: Math.round(p / 102.4) / 10, rssMB: Math.round(r / 102.4) / 10 });
+    } catch { /* gone */ }
   }
-  return kb / 1024;
+  return { pssMB: pss / 1024, rssMB: rss / 1024, procs };
 }
+
+export const treePssMB = (root) => treeMemory(root).pssMB;
 
 /** Samples treePssMB every `ms` until stopped; stop() returns the peak in MB. */
 export function memSampler(root, ms = 250) {
@@ -195,7 +212,10 @@ function writeUserFiles(dir, users, groups = []) {
 export function fatalLines(...texts) {
   const re = /fatal|panic|error|cannot|can't|failed|refus|not owned|denied|permission|no such|unable/i;
   const lines = texts.flatMap((t) => (t ?? '').split('\n')).map((l) => l.trim()).filter((l) => l && re.test(l));
-  return [...new Set(lines)].slice(-4);
+  // One of each (a message ID or a time stamp does not make a line new), each cut short.
+  const seen = new Map();
+  for (const l of lines) seen.set(l.replace(/^[\d-]+ [\d:]+ (\S+-\S+-\S+ )?/, '').replace(/\[\d+\]/g, ''), l.slice(0, 300));
+  return [...seen.values()].slice(-3);
 }
 
 /** Counts lines matching re in a growing file (reads only what was appended). */
@@ -234,19 +254,19 @@ function countFiles(dir, re) {
 }
 
 /** Waits until 127.0.0.1:port accepts a connection; gives up when gone() says the server exited. */
-export async function waitForPort(port, ms = 10_000, gone = () => undefined) {
+export async function waitForPort(port, ms = 10_000, gone = () => undefined, host = '127.0.0.1') {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     if (gone()) throw new Error(`it exited (${JSON.stringify(gone())})`);
     const ok = await new Promise((res) => {
-      const s = createConnection({ host: '127.0.0.1', port });
+      const s = createConnection({ host, port });
       s.once('connect', () => { s.destroy(); res(true); });
       s.once('error', () => res(false));
     });
     if (ok) return;
     await sleep(50);
   }
-  throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
+  throw new Error(`nothing listens on ${host}:${port} after ${ms} ms`);
 }
 
 /** Spawns `unshare ... sh -c script` and waits until the port accepts connections. */
@@ -346,6 +366,9 @@ export function prepareExim(peers, dir, ports, { queuePerConnection0 = false } =
   rmSync(join(etc, 'exim4'), { recursive: true, force: true });
   cpSync(join(peers.dir, 'exim/etc/exim4'), join(etc, 'exim4'), { recursive: true, verbatimSymlinks: true });
   writeFileSync(join(etc, 'exim4', 'update-exim4.conf.conf'), eximDebconf(ports));
+  // As exim4-config's postinst leaves it: readable by Exim's delivery processes.
+  chownSync(join(etc, 'exim4', 'passwd.client'), 0, gid);
+  chmodSync(join(etc, 'exim4', 'passwd.client'), 0o640);
   writeFileSync(join(etc, 'mailname'), 'bench.example.org\n');
   if (peers.libs) writeLdCache(dir, etc, [peers.libs]);
   const sbin = join(dir, 'sbin');

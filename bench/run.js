@@ -19,7 +19,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createHash } from 'node:crypto';
-import { findPeers, memSampler, peersUsable, prepareExim, startExim, startPostfix, treeCpuSeconds, waitForPort } from './peers.js';
+import { SINK_HOST, findPeers, memSampler, peersUsable, prepareExim, startExim, startPostfix, treeCpuSeconds, treeMemory, waitForPort } from './peers.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT = join(ROOT, 'bench', 'out');
@@ -34,7 +34,10 @@ const { values: opt } = parseArgs({
   options: {
     only: { type: 'string', default: 'rates,sendmail,fsync' },
     mtas: { type: 'string', default: 'sink,postern,postfix,exim' },
-    loads: { type: 'string', default: 'accept-new,accept-reuse,relay-new,relay-reuse,big-new,big-reuse' },
+    loads: { type: 'string', default: 'accept-new,accept-reuse,relay-new,relay-reuse,big-new,big-reuse,one-session,hub-down' },
+    rounds: { type: 'string', default: '3' },
+    'one-messages': { type: 'string', default: '500' },
+    'queue-messages': { type: 'string', default: '5000' },
     messages: { type: 'string', short: 'm', default: '2000' },
     'big-messages': { type: 'string', default: '1000' },
     'big-size': { type: 'string', default: '102400' },
@@ -46,7 +49,7 @@ const { values: opt } = parseArgs({
     runs: { type: 'string', default: '20' },
     loadgen: { type: 'string', default: process.env.BENCH_LOADGEN ?? 'auto' },
     'step-timeout': { type: 'string', default: '180' },
-    deadline: { type: 'string', default: '570' },
+    deadline: { type: 'string', default: '2400' },
     keep: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     set: { type: 'string', multiple: true, default: [] },
@@ -79,6 +82,9 @@ const BIG_SIZE = int('big-size', opt['big-size']);
 const N_EXIM = int('exim-messages', opt['exim-messages']);
 const WARMUP = int('warmup', opt.warmup, 0);
 const N_FSYNC = int('fsync-messages', opt['fsync-messages']);
+const ROUNDS = int('rounds', opt.rounds);
+const N_ONE = int('one-messages', opt['one-messages']);
+const N_QUEUE = int('queue-messages', opt['queue-messages']);
 const SESSIONS = int('sessions', opt.sessions);
 const SIZE = int('size', opt.size, 0);
 const RUNS = int('runs', opt.runs, 2);
@@ -87,7 +93,7 @@ const WAIT_QUIET = int('wait-quiet', opt['wait-quiet'], 0);
 const START = Date.now();
 const DEADLINE = START + int('deadline', opt.deadline) * 1000;
 // Hard caps, whatever the options say.
-if (N > 100_000 || N_BIG > 100_000 || N_FSYNC > 100_000) throw new Error('at most 100000 messages per load');
+if (N > 100_000 || N_BIG > 100_000 || N_FSYNC > 100_000 || N_ONE > 100_000 || N_QUEUE > 100_000 || ROUNDS > 9) throw new Error('at most 100000 messages per load');
 if (BIG_SIZE > 10 * 2 ** 20) throw new Error('--big-size: at most 10 MB');
 if (SESSIONS > 200) throw new Error('at most 200 sessions');
 
@@ -136,11 +142,11 @@ const rate = (n, ms) => (ms > 0 ? Math.round((n * 1000) / ms) : 0);
 const timeLeft = () => DEADLINE - Date.now();
 
 /** A port on 127.0.0.1 that was free a moment ago (nothing listens on it afterwards). */
-function freePort() {
+function freePort(host = '127.0.0.1') {
   return new Promise((res, rej) => {
     const srv = createServer();
     srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
+    srv.listen(0, host, () => {
       const { port } = srv.address();
       srv.close(() => res(port));
     });
@@ -278,6 +284,8 @@ function killLive() {
 }
 process.on('uncaughtException', (e) => {
   log(`error: ${e.stack ?? e.message}`);
+  results.notes.push(`bench stopped: ${e.message}`);
+  try { process.stdout.write(save()); } catch { /* nothing more to do */ }
   killLive();
   process.exit(1);
 });
@@ -308,7 +316,7 @@ function writeConfig(dir, { smtpPort, smarthostPort }) {
     if (section === 'listen' && key === 'smtp') return set('smtp', `["127.0.0.1:${smtpPort}"]`);
     if (section === 'spool' && key === 'directory') return set('directory', '"spool"');
     if (section === 'log' && key === 'file') return set('file', '"mainlog"');
-    if (section === 'smarthost' && key === 'hosts') return set('hosts', `["127.0.0.1:${smarthostPort}"]`);
+    if (section === 'smarthost' && key === 'hosts') return set('hosts', `["${SINK_HOST}:${smarthostPort}"]`);
     const o = SETS.find((x) => x.section === section && x.key === key);
     if (o) return set(key, o.value);
     return line;
@@ -403,16 +411,16 @@ async function queueCount(cfg) {
 // ---------------------------------------------------------------------------
 // load generators
 
-function smtpSourceArgs({ port, sessions, messages, size, reuse }) {
+function smtpSourceArgs({ host = '127.0.0.1', port, sessions, messages, size, reuse }) {
   return ['-s', String(sessions), '-m', String(messages), '-l', String(size), '-f', 'a@example.org', '-t', 'b@example.org',
-    ...(reuse ? ['-d'] : []), `127.0.0.1:${port}`];
+    ...(reuse ? ['-d'] : []), `${host}:${port}`];
 }
 
 async function loadSmtpSource(o) {
   const r = await run(SMTP_SOURCE, smtpSourceArgs(o), { env: postfixEnv(SMTP_SOURCE), timeoutMs: o.timeoutMs });
   const problems = r.stderr.split('\n').filter(Boolean);
   return { ms: r.ms, ok: r.code === 0 && !r.timedOut, sent: undefined, failed: undefined,
-    errors: [...(r.timedOut ? ['timed out'] : []), ...problems.slice(0, 5)], command: `smtp-source ${smtpSourceArgs(o).join(' ')}` };
+    errors: [...(r.timedOut ? ['timed out'] : []), ...(r.code !== 0 && !r.timedOut ? [`smtp-source exited ${r.code ?? r.signal}`] : []), ...problems.slice(0, 5)], command: `smtp-source ${smtpSourceArgs(o).join(' ')}` };
 }
 
 function message(i, size) {
@@ -424,7 +432,7 @@ function message(i, size) {
 }
 
 /** 20 (or `sessions`) concurrent nodemailer SMTP sessions sharing one message counter. */
-async function loadNode({ port, sessions, messages, size, reuse, timeoutMs }) {
+async function loadNode({ host = '127.0.0.1', port, sessions, messages, size, reuse, timeoutMs }) {
   const { default: SMTPConnection } = await import('nodemailer/lib/smtp-connection/index.js');
   const until = Date.now() + timeoutMs;
   let next = 0;
@@ -433,7 +441,7 @@ async function loadNode({ port, sessions, messages, size, reuse, timeoutMs }) {
   const errors = [];
   const note = (e) => { failed++; if (errors.length < 5) errors.push(e.message ?? String(e)); };
   const connect = () => new Promise((res, rej) => {
-    const c = new SMTPConnection({ host: '127.0.0.1', port, name: 'loadgen.example.org', ignoreTLS: true, logger: false,
+    const c = new SMTPConnection({ host, port, name: 'loadgen.example.org', ignoreTLS: true, logger: false,
       connectionTimeout: 30_000, greetingTimeout: 30_000, socketTimeout: 60_000 });
     c.once('error', rej);
     c.connect(() => { c.off('error', rej); c.on('error', () => {}); res(c); });
@@ -489,9 +497,9 @@ async function startSink(port) {
   let child;
   if (SMTP_SINK) {
     // -c: counters on stdout ("\r"-separated); backlog 1000.
-    child = spawn(SMTP_SINK, ['-c', '-u', 'root', `127.0.0.1:${port}`, '1000'], { env: postfixEnv(SMTP_SINK), stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(SMTP_SINK, ['-c', '-u', 'root', `${SINK_HOST}:${port}`, '1000'], { env: postfixEnv(SMTP_SINK), stdio: ['ignore', 'pipe', 'pipe'] });
   } else {
-    child = spawn(NODE, [join(ROOT, 'bench', 'sink.js'), String(port), String(Math.ceil(STEP_TIMEOUT / 1000) + 60)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(NODE, [join(ROOT, 'bench', 'sink.js'), String(port), String(Math.ceil(STEP_TIMEOUT / 1000) + 60), SINK_HOST], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   }
   live.add(child.pid);
   child.once('close', () => live.delete(child.pid));
@@ -507,11 +515,11 @@ async function startSink(port) {
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d; });
   const exited = new Promise((r) => child.once('close', r));
-  await waitForPort(port);
+  await waitForPort(port, 10_000, () => undefined, SINK_HOST);
   return {
     counter,
     pid: child.pid,
-    name: SMTP_SINK ? `smtp-sink -c -u root 127.0.0.1:${port} 1000` : `node bench/sink.js ${port}`,
+    name: SMTP_SINK ? `smtp-sink -c -u root ${SINK_HOST}:${port} 1000` : `node bench/sink.js ${port}`,
     stop: async () => {
       child.kill('SIGTERM');
       const r = await Promise.race([exited, sleep(5000).then(() => 'late')]);
@@ -587,7 +595,10 @@ const PEER_MTAS = ['postfix', 'exim'];
 const fmt = (v, digits = 0) => (v === undefined || v === null || Number.isNaN(v) ? 'n/a' : Number(v).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
 const ratio = (a, b) => (a === undefined || b === undefined || !b ? 'n/a' : `${(a / b).toFixed(a / b >= 10 ? 0 : 2)}×`);
 
-/** The loads: the same for every MTA (Exim, at its speed, gets at most --exim-messages of them). */
+/**
+ * The loads: the same for every MTA (Exim, at its speed, gets at most --exim-messages of
+ * them). `sessions` and `messages` default to --sessions and -m.
+ */
 const LOADS = [
   { id: 'accept-new', label: 'accept, smarthost down, one message per connection', relay: false, reuse: false, big: false },
   { id: 'accept-reuse', label: 'accept, smarthost down, connections reused', relay: false, reuse: true, big: false },
@@ -595,12 +606,17 @@ const LOADS = [
   { id: 'relay-reuse', label: 'relay end to end, connections reused', relay: true, reuse: true, big: false },
   { id: 'big-new', label: `relay ${Math.round(BIG_SIZE / 1024)} KB messages, one per connection`, relay: true, reuse: false, big: true },
   { id: 'big-reuse', label: `relay ${Math.round(BIG_SIZE / 1024)} KB messages, connections reused`, relay: true, reuse: true, big: true },
+  // A VM's real traffic: one client at a time, so group commit has nothing to group.
+  { id: 'one-session', label: 'relay end to end, one session (one message at a time)', relay: true, reuse: true, big: false, sessions: 1, messages: N_ONE },
+  // The hub down while the queue grows (a satellite's worst day).
+  { id: 'hub-down', label: `accept, smarthost down, queue growing to ${N_QUEUE.toLocaleString('en-US')}`, relay: false, reuse: false, big: false, messages: N_QUEUE },
 ];
 /** The sink alone takes the same loads straight from the load generator (the accept rows share the relay rows' figure). */
-const SINK_LOAD = { 'accept-new': 'relay-new', 'accept-reuse': 'relay-reuse', 'relay-new': 'relay-new', 'relay-reuse': 'relay-reuse', 'big-new': 'big-new', 'big-reuse': 'big-reuse' };
-const loadMessages = (mta, ld) => Math.min(ld.big ? N_BIG : N, mta === 'exim' ? N_EXIM : Infinity);
-/** Messages of the same load sent first and not timed (--warmup): a daemon in service is warm (JIT, caches, pools); Exim gets a fifth. */
-const warmupMessages = (mta) => (mta === 'sink' ? 0 : mta === 'exim' ? Math.ceil(WARMUP / 5) : WARMUP);
+const SINK_LOAD = { 'accept-new': 'relay-new', 'accept-reuse': 'relay-reuse', 'relay-new': 'relay-new', 'relay-reuse': 'relay-reuse', 'big-new': 'big-new', 'big-reuse': 'big-reuse', 'one-session': 'one-session', 'hub-down': 'relay-new' };
+const loadSessions = (ld) => ld.sessions ?? SESSIONS;
+const loadMessages = (mta, ld) => Math.min(ld.messages ?? (ld.big ? N_BIG : N), mta === 'exim' ? N_EXIM : Infinity);
+/** Messages of the same load sent first and not timed (--warmup): a daemon in service is warm (JIT, caches, pools); Exim gets a fifth; one session a fifth too. */
+const warmupMessages = (mta, ld) => (mta === 'sink' ? 0 : Math.ceil(WARMUP / (mta === 'exim' ? 5 : 1) / (ld?.sessions === 1 ? 5 : 1)));
 
 function stats(times) {
   const a = [...times].sort((x, y) => x - y);
@@ -615,10 +631,11 @@ function stats(times) {
 
 /**
  * Starts one MTA on a private spool in dir, SMTP on ports.smtpPort, relaying to
- * 127.0.0.1:ports.smarthostPort. rootPid is the top of its process tree (for CPU and
- * memory); queued() counts its queue; done counts its "message finished" log lines.
+ * SINK_HOST:ports.smarthostPort. rootPid is the top of its process tree (for CPU and
+ * memory); queued() counts its queue; done counts its "message finished" log lines;
+ * problems() lists the MTA's own fatal or panic lines.
  */
-async function startMta(mta, dir, ports, wrapper = []) {
+async function startMta(mta, dir, ports, wrapper = [], opts = {}) {
   if (mta === 'postern') {
     const cfg = writeConfig(dir, ports);
     const d = await startDaemon(cfg, wrapper);
@@ -628,50 +645,59 @@ async function startMta(mta, dir, ports, wrapper = []) {
       arrivals: () => countLines(cfg.mainlog, / <= /),
       done: new LineCounter(cfg.mainlog, / Completed$/),
       deferrals: () => countLines(cfg.mainlog, / == /),
+      problems: () => (existsSync(cfg.mainlog) ? readFileSync(cfg.mainlog, 'utf8').slice(-50_000) : '').split('\n').filter((l) => /panic|fatal|uncaught/i.test(l)).slice(-3),
       stop: () => stopDaemon(d),
     };
   }
-  const h = await (mta === 'exim' ? startExim : startPostfix)(PEERS, dir, ports, wrapper);
+  const h = await (mta === 'exim' ? startExim(PEERS, dir, ports, wrapper, opts) : startPostfix(PEERS, dir, ports, wrapper));
   live.add(h.rootPid);
   const stop = h.stop;
   h.stop = async () => { const r = await stop(); live.delete(h.rootPid); return r; };
   return h;
 }
 
-// ---------------------------------------------------------------------------
-// 1. rates, CPU and memory: every load, every MTA
+/** The rows of one load and MTA, one per round. */
+const rowsOf = (id, mta) => ((results.rates[id] ??= {})[mta] ??= []);
 
-async function measureRate(mta, ld) {
+// ---------------------------------------------------------------------------
+// 1. rates, CPU and memory: every load, every MTA, in every round
+
+async function measureRate(mta, ld, round) {
   const n = loadMessages(mta, ld);
   const size = ld.big ? BIG_SIZE : SIZE;
-  const row = { mta, load: ld.id, messages: n, size, errors: [] };
+  const sessions = loadSessions(ld);
+  const row = { mta, load: ld.id, round, messages: n, size, sessions, errors: [] };
   const until = Date.now() + Math.min(STEP_TIMEOUT, timeLeft());
-  const sinkPort = await freePort();
+  const sinkPort = await freePort(SINK_HOST);
   const sink = ld.relay || mta === 'sink' ? await startSink(sinkPort) : undefined;
   let h;
   let dir;
   try {
     if (mta === 'sink') {
       const cpu0 = treeCpuSeconds(sink.pid);
-      const l = await load({ port: sinkPort, sessions: SESSIONS, messages: n, size, reuse: ld.reuse, timeoutMs: until - Date.now() });
+      const l = await load({ host: SINK_HOST, port: sinkPort, sessions, messages: n, size, reuse: ld.reuse, timeoutMs: until - Date.now() });
       row.errors.push(...l.errors);
       row.rate = rate(n, l.ms);
       row.ms = l.ms;
       while (sink.counter.count < n && Date.now() < until) await sleep(20);
       row.cpuPer1000 = ((treeCpuSeconds(sink.pid) - cpu0) * 1000) / n;
       row.sinkCount = sink.counter.count;
+      if (row.sinkCount < n) row.errors.push(`the sink counted ${row.sinkCount} of ${n}`);
       return row;
     }
     dir = workDir(`${mta}-${ld.id}`);
-    h = await startMta(mta, dir, { smtpPort: await freePort(), smarthostPort: sinkPort });
+    // Exim's default smtp_accept_queue_per_connection (10) would leave the 11th message
+    // of a reused connection for the queue run 30 minutes later: 0 for those relay loads only.
+    h = await startMta(mta, dir, { smtpPort: await freePort(), smarthostPort: sinkPort }, [], { queuePerConnection0: ld.relay && ld.reuse });
+    if (mta === 'exim') row.eximQueuePerConnection = ld.relay && ld.reuse ? 0 : 'default (10)';
     const port = h.smtpPort ?? h.cfg.smtpPort;
     const stopMem = memSampler(h.rootPid);
     // Warm-up: the same load, untimed, until every message is finished (relay) or
     // arrived and tried (accept); the timed load then counts on top of it.
-    const w = warmupMessages(mta);
+    const w = warmupMessages(mta, ld);
     row.warmup = w;
     if (w > 0) {
-      const lw = await load({ port, sessions: SESSIONS, messages: w, size, reuse: ld.reuse, timeoutMs: until - Date.now() });
+      const lw = await load({ port, sessions, messages: w, size, reuse: ld.reuse, timeoutMs: until - Date.now() });
       row.errors.push(...lw.errors.map((e) => `warm-up: ${e}`));
       if (ld.relay) while (h.done.poll() < w && Date.now() < until) await sleep(20);
       else {
@@ -681,7 +707,7 @@ async function measureRate(mta, ld) {
     }
     const cpu0 = treeCpuSeconds(h.rootPid);
     const t0 = performance.now();
-    const l = await load({ port, sessions: SESSIONS, messages: n, size, reuse: ld.reuse, timeoutMs: until - Date.now() });
+    const l = await load({ port, sessions, messages: n, size, reuse: ld.reuse, timeoutMs: until - Date.now() });
     row.errors.push(...l.errors);
     row.submitMs = l.ms;
     row.submitRate = rate(n, l.ms);
@@ -698,8 +724,11 @@ async function measureRate(mta, ld) {
       await sleep(1000); // the first delivery attempts to the closed port, in every MTA
     }
     row.cpuPer1000 = ((treeCpuSeconds(h.rootPid) - cpu0) * 1000) / n;
-    row.peakMB = stopMem();
+    row.peakPssMB = stopMem();
+    // postern is one process: its own peak RSS (VmHWM). Its PSS is understated when the
+    // bench's node shares its pages; the peers' many processes are summed as PSS.
     if (mta === 'postern') row.vmHwmMB = memory(h.rootPid).peakMB;
+    row.peakMB = mta === 'postern' ? row.vmHwmMB : row.peakPssMB;
     row.queued = await h.queued();
     row.arrivals = h.arrivals() - w;
     if (row.arrivals !== n) row.errors.push(`${row.arrivals} arrivals logged after the warm-up, expected ${n}`);
@@ -711,36 +740,101 @@ async function measureRate(mta, ld) {
       if (row.deferrals) row.errors.push(`${row.deferrals} deferrals logged`);
       if (row.sinkCount < n) row.errors.push(`the sink counted ${row.sinkCount} of ${n}`);
     } else if (row.queued !== n + w) row.errors.push(`queue holds ${row.queued}, expected ${n + w} (${w} of them from the warm-up)`);
-    if (mta === 'postern' && ld.id === 'accept-reuse') results.queuedCfg = h.cfg;
+    const own = h.problems?.() ?? [];
+    if (own.length) row.errors.push(`${NAMES[mta]} logged: ${own.join(' | ')}`);
+    if (mta === 'postern' && ld.id === 'accept-reuse' && !row.errors.length) {
+      if (results.queuedCfg && results.queuedCfg.dir !== dir) dropDir(results.queuedCfg.dir);
+      results.queuedCfg = h.cfg;
+    }
     return row;
   } finally {
     if (h) await h.stop();
     if (sink) await sink.stop();
-    // The peers' folders hold copies of /etc and /usr/sbin: gone at once, not at the end.
-    if (dir && mta !== 'postern') dropDir(dir);
+    // Spools go at once (the peers' folders hold copies of /etc and /usr/sbin); postern's
+    // accept-reuse spool stays for the -bp timing.
+    if (dir && results.queuedCfg?.dir !== dir) dropDir(dir);
   }
+}
+
+/**
+ * Idle memory of each MTA a few seconds after its start, smarthost down, empty queue:
+ * Σ PSS and Σ RSS of its processes (Exim's daemon; Postfix's master, qmgr, pickup and
+ * whatever else it keeps; postern's one process).
+ */
+async function measureIdle(mta, round) {
+  const dir = workDir(`idle-${mta}`);
+  const h = await startMta(mta, dir, { smtpPort: await freePort(), smarthostPort: await freePort(SINK_HOST) });
+  try {
+    await sleep(5000);
+    const m = treeMemory(h.rootPid);
+    const own = mta === 'postern' ? memory(h.rootPid) : undefined;
+    return { mta, round, pssMB: Math.round(m.pssMB * 10) / 10, rssMB: Math.round(m.rssMB * 10) / 10,
+      value: own ? own.rssMB : Math.round(m.pssMB * 10) / 10,
+      procs: m.procs.map((p) => `${p.comm} ${p.rssMB}/${p.pssMB}`).join(', '), errors: [] };
+  } finally {
+    await h.stop();
+    dropDir(dir);
+  }
+}
+
+/**
+ * The noise gauge: a fixed CPU job (SHA-256 over 64 MB in a fresh node, 3 times; the
+ * fastest) and the disk's 4 KB write + fdatasync, at the start of each round. On a quiet
+ * machine both stay within a few per cent from round to round; their spread is the
+ * noise the round's figures carry.
+ */
+async function noiseGauge(round) {
+  const job = "const c=require('crypto');const b=Buffer.alloc(1<<20,7);const t=performance.now();const h=c.createHash('sha256');for(let i=0;i<64;i++)h.update(b);h.digest();process.stdout.write(String(performance.now()-t))";
+  const times = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await run(NODE, ['-e', job], { timeoutMs: 60_000 });
+    times.push(Number(r.stdout));
+  }
+  const snap = cpuWatch();
+  await sleep(1000);
+  const others = snap();
+  return { round, cpuJobMs: Math.round(Math.min(...times) * 10) / 10, fdatasyncMs: fdatasyncProbe(), othersCpu: others, load: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') };
 }
 
 async function measureRates() {
   const chosen = opt.loads.split(',').map((x) => x.trim());
   for (const id of chosen) if (!LOADS.some((l) => l.id === id)) throw new Error(`unknown load ${id} (${LOADS.map((l) => l.id).join(', ')})`);
-  for (const ld of LOADS.filter((l) => chosen.includes(l.id))) {
-    results.rates[ld.id] ??= {};
-    for (const mta of MTAS) {
-      if (mta === 'sink' && SINK_LOAD[ld.id] !== ld.id) continue;
-      if (timeLeft() < 30_000) { results.notes.push(`rates: ${NAMES[mta]} on "${ld.label}" skipped, out of time`); continue; }
-      log(`${ld.label}: ${NAMES[mta]}, ${loadMessages(mta, ld)} messages`);
-      let row;
-      await watched(`${ld.id} ${mta}`, async () => {
-        try {
-          row = await measureRate(mta, ld);
-        } catch (e) {
-          row = { mta, load: ld.id, errors: [`failed: ${e.message.slice(0, 600)}`] };
-        }
-      }, () => row);
-      results.rates[ld.id][mta] = row;
-      log(`  ${row.rate ?? '?'} msg/s, CPU ${fmt(row.cpuPer1000, 2)} s per 1,000, memory ${row.peakMB ?? '?'} MB${row.errors.length ? `; problems: ${row.errors.join('; ')}` : ''}`);
-      save();
+  results.rounds = ROUNDS;
+  results.gauge = [];
+  results.idle = {};
+  for (let round = 1; round <= ROUNDS; round++) {
+    if (timeLeft() < 60_000) { results.notes.push(`rates: round ${round} and later skipped, out of time`); break; }
+    const g = await noiseGauge(round);
+    results.gauge.push(g);
+    log(`round ${round} of ${ROUNDS}: noise gauge ${g.cpuJobMs} ms CPU job, ${g.fdatasyncMs} ms fdatasync, others' CPU ${pct(g.othersCpu)}, load ${g.load}`);
+    for (const mta of MTAS.filter((m) => m !== 'sink')) {
+      try {
+        const r = await measureIdle(mta, round);
+        (results.idle[mta] ??= []).push(r);
+        log(`  idle ${NAMES[mta]}: ${r.value} MB (Σ PSS ${r.pssMB}, Σ RSS ${r.rssMB}: ${r.procs})`);
+      } catch (e) {
+        (results.idle[mta] ??= []).push({ mta, round, errors: [`failed: ${e.message.slice(0, 600)}`] });
+        log(`  idle ${NAMES[mta]} failed: ${e.message.slice(0, 600)}`);
+      }
+    }
+    save();
+    for (const ld of LOADS.filter((l) => chosen.includes(l.id))) {
+      for (const mta of MTAS) {
+        if (mta === 'sink' && SINK_LOAD[ld.id] !== ld.id) continue;
+        if (timeLeft() < 30_000) { results.notes.push(`rates: ${NAMES[mta]} on "${ld.label}" round ${round} skipped, out of time`); continue; }
+        log(`round ${round}, ${ld.label}: ${NAMES[mta]}, ${loadMessages(mta, ld)} messages`);
+        let row;
+        await watched(`${ld.id} ${mta} round ${round}`, async () => {
+          try {
+            row = await measureRate(mta, ld, round);
+          } catch (e) {
+            row = { mta, load: ld.id, round, errors: [`failed: ${e.message.slice(0, 900)}`] };
+          }
+        }, () => row);
+        rowsOf(ld.id, mta).push(row);
+        log(`  ${row.rate ?? '?'} msg/s, CPU ${fmt(row.cpuPer1000, 2)} s per 1,000, memory ${row.peakMB ?? '?'} MB${row.errors.length ? `; VOID: ${row.errors.join('; ')}` : ''}`);
+        save();
+      }
     }
   }
 }
@@ -764,8 +858,8 @@ async function timeCommand(argv, stdin, wrap, runs, warmup) {
  * busy spell on the shared machine hits them all alike rather than one of them.
  */
 async function measureSendmail() {
-  const up = writeConfig(workDir('sendmail-up'), { smtpPort: await freePort(), smarthostPort: await freePort() });
-  const down = writeConfig(workDir('sendmail-down'), { smtpPort: await freePort(), smarthostPort: await freePort() });
+  const up = writeConfig(workDir('sendmail-up'), { smtpPort: await freePort(), smarthostPort: await freePort(SINK_HOST) });
+  const down = writeConfig(workDir('sendmail-down'), { smtpPort: await freePort(), smarthostPort: await freePort(SINK_HOST) });
   const msgFile = join(up.dir, 'message.eml');
   const body = 'This is a bench message.\n'.repeat(Math.max(1, Math.floor(SIZE / 25)));
   writeFileSync(msgFile, `From: bench <a@example.org>\nTo: b@example.org\nSubject: sendmail bench\n\n${body}`);
@@ -784,10 +878,16 @@ async function measureSendmail() {
     { key: 'down', label: '`sendmail -t -i`, daemon down', argv: [SENDMAIL, '-C', down.file, '-t', '-i'], stdin: msgFile },
   ];
   let eximDir;
+  let eximX;
   if (MTAS.includes('exim')) {
     eximDir = workDir('sendmail-exim');
-    const x = prepareExim(PEERS, eximDir, { smtpPort: await freePort(), smarthostPort: await freePort() });
-    commands.push({ key: 'exim', label: "Exim's `exim4 -odq -oi -t` (its sendmail, queue only)", argv: ['/usr/sbin/exim4', '-odq', '-oi', '-t'], stdin: msgFile, wrap: x });
+    const x = prepareExim(PEERS, eximDir, { smtpPort: await freePort(), smarthostPort: await freePort(SINK_HOST) });
+    // Debian's /usr/sbin/sendmail is Exim: stock `sendmail -t -i` receives, forks a
+    // delivery process into the background (here the smarthost is down) and returns;
+    // `-odq` only queues.
+    commands.push({ key: 'exim-stock', label: "Exim's stock `sendmail -t -i` (delivery forked into the background)", argv: ['/usr/sbin/sendmail', '-t', '-i'], stdin: msgFile, wrap: x });
+    commands.push({ key: 'exim', label: "Exim's `exim4 -odq -oi -t` (queue only)", argv: ['/usr/sbin/exim4', '-odq', '-oi', '-t'], stdin: msgFile, wrap: x });
+    eximX = x;
   }
   if (results.queuedCfg) {
     const q = await queueCount(results.queuedCfg);
@@ -800,31 +900,43 @@ async function measureSendmail() {
     if (MTAS.includes('postfix')) {
       // As root, Postfix's sendmail hands the message to postdrop, which writes it to the
       // maildrop for the running daemon's pickup.
-      pf = await startMta('postfix', workDir('sendmail-postfix'), { smtpPort: await freePort(), smarthostPort: await freePort() });
+      pf = await startMta('postfix', workDir('sendmail-postfix'), { smtpPort: await freePort(), smarthostPort: await freePort(SINK_HOST) });
       commands.splice(4, 0, { key: 'postfix', label: "Postfix's `sendmail -t -i`, daemon running", argv: [pf.x.sendmail, '-C', pf.x.conf, '-t', '-i'], stdin: msgFile, wrap: pf.x });
     }
     log(`sendmail: ${commands.length} commands, ${rounds} rounds of ${perRound} runs each after ${warmup} warm-up, taking turns`);
     const times = new Map(commands.map((c) => [c.key, []]));
+    const roundMedians = new Map(commands.map((c) => [c.key, []]));
     for (let i = 0; i < rounds; i++) {
-      for (const c of commands) times.get(c.key).push(...await timeCommand(c.argv, c.stdin, c.wrap, perRound, warmup));
+      for (const c of commands) {
+        const t = await timeCommand(c.argv, c.stdin, c.wrap, perRound, warmup);
+        times.get(c.key).push(...t);
+        roundMedians.get(c.key).push(stats(t).median);
+      }
     }
     results.sendmail = { tool: 'bench/timecmd.js', runs: rounds * perRound, rounds, warmup, messageBytes: statSync(msgFile).size,
-      rows: commands.map((c) => ({ key: c.key, label: c.label, ...stats(times.get(c.key)) })), checks };
+      rows: commands.map((c) => ({ key: c.key, label: c.label, ...stats(times.get(c.key)), roundMedians: roundMedians.get(c.key) })), checks };
     for (const x of results.sendmail.rows) log(`  ${x.label}: mean ${x.mean.toFixed(1)} ms, median ${x.median.toFixed(1)} ms`);
-    checks.push(`daemon-running spool holds ${await queueCount(up).catch((e) => e.message)} after ${expect} submissions`);
+    const upCount = await queueCount(up).catch((e) => e.message);
+    checks.push(`daemon-running spool holds ${upCount} after ${expect} submissions`);
+    if (upCount !== expect) results.notes.push(`sendmail: postern's daemon-running spool holds ${upCount}, expected ${expect}`);
     if (pf) {
       const until = Date.now() + 10_000;
       while (pf.arrivals() < expect && Date.now() < until) await sleep(100);
       checks.push(`Postfix's cleanup logged ${pf.arrivals()} messages after ${expect} submissions`);
+      if (pf.arrivals() !== expect) results.notes.push(`sendmail: Postfix's cleanup logged ${pf.arrivals()}, expected ${expect}`);
     }
   } finally {
     await stopDaemon(d);
     if (pf) await pf.stop();
   }
-  checks.push(`daemon-down spool holds ${await queueCount(down).catch((e) => e.message)} after ${expect} submissions`);
+  const downCount = await queueCount(down).catch((e) => e.message);
+  checks.push(`daemon-down spool holds ${downCount} after ${expect} submissions`);
+  if (downCount !== expect) results.notes.push(`sendmail: postern's daemon-down spool holds ${downCount}, expected ${expect}`);
   if (eximDir) {
-    const n = readdirSync(join(eximDir, 'spool', 'input'), { recursive: true }).filter((f) => String(f).endsWith('-H')).length;
-    checks.push(`Exim's spool holds ${n} after ${expect} submissions`);
+    const n = readdirSync(join(eximX.spool, 'input'), { recursive: true }).filter((f) => String(f).endsWith('-H')).length;
+    const arrived = countLines(eximX.mainlog, / <= /);
+    checks.push(`Exim's log shows ${arrived} arrivals after ${2 * expect} submissions (${expect} stock, ${expect} -odq); its spool holds ${n}`);
+    if (arrived !== 2 * expect) results.notes.push(`sendmail: Exim logged ${arrived} arrivals, expected ${2 * expect}`);
   }
   save();
 }
@@ -852,7 +964,7 @@ async function straceRun(mta, label, messages, reuse, seccomp) {
   const dir = workDir(`fsync-${mta}-${label.replace(/\W+/g, '-')}`);
   const out = join(dir, 'strace.txt');
   const wrapper = [STRACE, '-f', '-c', ...(seccomp ? ['--seccomp-bpf'] : []), '-e', `trace=${SYNCS.join(',')}`, '-o', out];
-  const h = await startMta(mta, dir, { smtpPort: await freePort(), smarthostPort: await freePort() }, wrapper);
+  const h = await startMta(mta, dir, { smtpPort: await freePort(), smarthostPort: await freePort(SINK_HOST) }, wrapper);
   let l;
   try {
     if (messages > 0) l = await load({ port: h.smtpPort ?? h.cfg.smtpPort, sessions: SESSIONS, messages, size: SIZE, reuse, timeoutMs: Math.min(STEP_TIMEOUT, timeLeft()) });
@@ -899,54 +1011,107 @@ async function measureFsync() {
 // ---------------------------------------------------------------------------
 // results: the one table, the targets of issue 14, the details
 
-const rateOf = (mta, id) => results.rates[mta === 'sink' ? SINK_LOAD[id] : id]?.[mta];
-const syncsOf = (mta, reuse) => results.fsync?.rows.find((r) => r.mta === mta && r.perMessage !== undefined && r.reuse === reuse)?.perMessage;
-const smRow = (key) => results.sendmail?.rows.find((x) => x.key === key);
+// ---------------------------------------------------------------------------
+// results: the one table (median and spread of the rounds), the targets of issue 22, the details
 
-/** The summary: one line per figure, a column per MTA, a ratio column per peer. */
+/** Per-round values of a field of one MTA's rows on a load (voided rows give undefined). */
+function series(mta, id, key) {
+  const rows = results.rates[mta === 'sink' ? SINK_LOAD[id] : id]?.[mta] ?? [];
+  return rows.map((r) => ({ round: r.round, v: r.errors?.length ? undefined : r[key] }));
+}
+/** Median, min, max of the valid values; n valid of `of` measured. */
+function agg(list) {
+  const xs = (list ?? []).map((x) => x.v).filter((v) => v !== undefined && v !== null && !Number.isNaN(v));
+  if (!xs.length) return { n: 0, of: list?.length ?? 0 };
+  const st = stats(xs);
+  return { median: st.median, min: st.min, max: st.max, n: xs.length, of: list.length };
+}
+function cell(list, digits = 0) {
+  const a = agg(list);
+  if (!a.of) return 'n/a';
+  if (!a.n) return 'void';
+  return `${fmt(a.median, digits)}${a.n > 1 ? ` (${fmt(a.min, digits)}–${fmt(a.max, digits)})` : ''}${a.n < a.of ? ` [${a.n} of ${a.of} valid]` : ''}`;
+}
+/** postern ÷ other: the ratio of the medians, and the range of the rounds' own ratios. */
+function ratioOf(p, o) {
+  const a = agg(p).median;
+  const b = agg(o).median;
+  if (a === undefined || !b) return { text: 'n/a' };
+  const per = (p ?? []).map((x) => ({ x: x.v, y: (o ?? []).find((q) => q.round === x.round)?.v })).filter((z) => z.x !== undefined && z.y).map((z) => z.x / z.y);
+  const r = a / b;
+  const f = (v) => v.toFixed(v >= 10 ? 0 : 2);
+  return { value: r, text: `${f(r)}×${per.length > 1 ? ` (${f(Math.min(...per))}–${f(Math.max(...per))})` : ''}` };
+}
+const smRow = (key) => results.sendmail?.rows.find((x) => x.key === key);
+const smSeries = (key) => smRow(key)?.roundMedians.map((v, i) => ({ round: i + 1, v }));
+const syncsOf = (mta, reuse) => results.fsync?.rows.find((r) => r.mta === mta && r.perMessage !== undefined && r.reuse === reuse)?.perMessage;
+const one = (v) => (v === undefined ? undefined : [{ round: 1, v }]);
+/** Per round, the largest peak memory over the loads (postern: VmHWM; the others: Σ PSS). */
+function peakSeries(mta) {
+  const by = new Map();
+  for (const ld of LOADS) {
+    for (const r of results.rates[ld.id]?.[mta] ?? []) {
+      if (r.peakMB === undefined) continue;
+      by.set(r.round, Math.max(by.get(r.round) ?? 0, r.peakMB));
+    }
+  }
+  return [...by].map(([round, v]) => ({ round, v }));
+}
+const idleSeries = (mta) => (results.idle?.[mta] ?? []).map((r) => ({ round: r.round, v: r.errors?.length ? undefined : r.value }));
+
+/** The summary: one line per figure, a column per MTA, a ratio column per peer; each cell the median of the rounds (min–max). */
 function summaryRows() {
   const rows = [];
-  const ok = (r) => r && !r.errors?.length;
+  const mk = (what, per, extra = {}) => rows.push({ what, ...per, ...extra });
   for (const ld of LOADS) {
-    const v = (m) => (ok(rateOf(m, ld.id)) ? rateOf(m, ld.id).rate : undefined);
-    rows.push({ what: `${ld.label}, msg/s`, ref: v('sink'), postern: v('postern'), postfix: v('postfix'), exim: v('exim'), better: 'higher' });
+    if (!results.rates[ld.id]) continue;
+    const v = (m) => series(m, ld.id, 'rate');
+    mk(`${ld.label}, msg/s`, { ref: v('sink'), postern: v('postern'), postfix: v('postfix'), exim: v('exim') }, { better: 'higher' });
   }
-  for (const id of ['relay-new', 'relay-reuse', 'big-new', 'accept-new']) {
-    const ld = LOADS.find((l) => l.id === id);
-    const v = (m) => (ok(rateOf(m, id)) ? rateOf(m, id).cpuPer1000 : undefined);
-    rows.push({ what: `CPU s per 1,000 ${ld.relay ? 'relayed' : 'accepted'} (${ld.label.replace(/^(relay|accept)[^,]*, /, '')}${ld.big ? `, ${Math.round(BIG_SIZE / 1024)} KB` : ''})`, ref: v('sink'), postern: v('postern'), postfix: v('postfix'), exim: v('exim'), digits: 2, better: 'lower' });
+  for (const ld of LOADS) {
+    if (!results.rates[ld.id] || ld.id === 'accept-reuse') continue;
+    const v = (m) => series(m, ld.id, 'cpuPer1000');
+    mk(`CPU s per 1,000 ${ld.relay ? 'relayed' : 'accepted'} (${ld.label.replace(/^(relay|accept)( end to end)?, /, '')})`, { ref: ld.relay ? v('sink') : undefined, postern: v('postern'), postfix: v('postfix'), exim: v('exim') }, { digits: 2, better: 'lower' });
   }
-  const peak = (m) => {
-    const xs = LOADS.map((l) => results.rates[l.id]?.[m]?.peakMB).filter((x) => x !== undefined);
-    return xs.length ? Math.max(...xs) : undefined;
-  };
-  rows.push({ what: 'peak memory over all loads, MB (Σ PSS of all its processes)', postern: peak('postern'), postfix: peak('postfix'), exim: peak('exim'), better: 'lower' });
-  rows.push({ what: 'submission by `sendmail -t -i`, daemon running, ms (mean; Exim: `exim4 -odq -oi -t`); reference: `node -e 0`', ref: smRow('node')?.mean, postern: smRow('up')?.mean, postfix: smRow('postfix')?.mean, exim: smRow('exim')?.mean, digits: 1, better: 'lower' });
-  rows.push({ what: '… the same, postern with the daemon down, ms', ref: smRow('node')?.mean, postern: smRow('down')?.mean, digits: 1, better: 'lower' });
-  rows.push({ what: '`node empty.mjs` (an empty ES module, the floor for an ESM `sendmail`), ms', ref: smRow('node')?.mean, postern: smRow('mjs')?.mean, digits: 1, better: 'lower' });
+  mk('peak memory over all loads, MB (postern: its VmHWM; the others: Σ PSS of their processes)', { postern: peakSeries('postern'), postfix: peakSeries('postfix'), exim: peakSeries('exim') }, { better: 'lower' });
+  mk('idle memory 5 s after start, MB (postern: RSS; the others: Σ PSS)', { postern: idleSeries('postern'), postfix: idleSeries('postfix'), exim: idleSeries('exim') }, { digits: 1, better: 'lower' });
+  if (results.sendmail) {
+    mk('submission by `sendmail -t -i`, daemon running, ms (median; Exim: stock `sendmail -t -i`); reference: `node -e 0`', { ref: smSeries('node'), postern: smSeries('up'), postfix: smSeries('postfix'), exim: smSeries('exim-stock') }, { digits: 1, better: 'lower' });
+    mk('… Exim: `exim4 -odq -oi -t` (queue only)', { ref: smSeries('node'), postern: smSeries('up'), exim: smSeries('exim') }, { digits: 1, better: 'lower' });
+    mk('… postern with the daemon down, ms', { ref: smSeries('node'), postern: smSeries('down') }, { digits: 1, better: 'lower' });
+    mk('`node empty.mjs` (an empty ES module), ms', { ref: smSeries('node'), postern: smSeries('mjs') }, { digits: 1, better: 'lower' });
+  }
   for (const reuse of [false, true]) {
-    rows.push({ what: `sync calls per accepted message (${reuse ? 'connections reused' : 'one per connection'}, net of start/stop)`, postern: syncsOf('postern', reuse), postfix: syncsOf('postfix', reuse), exim: syncsOf('exim', reuse), digits: 2, better: 'lower' });
+    if (!results.fsync) continue;
+    mk(`sync calls per accepted message (${reuse ? 'connections reused' : 'one per connection'}, net of start/stop)`, { postern: one(syncsOf('postern', reuse)), postfix: one(syncsOf('postfix', reuse)), exim: one(syncsOf('exim', reuse)) }, { digits: 2, better: 'lower' });
+  }
+  if (results.gauge?.length) {
+    mk('noise gauge: fixed CPU job (SHA-256 of 64 MB in a fresh node), ms, per round', { ref: results.gauge.map((g) => ({ round: g.round, v: g.cpuJobMs })) }, { digits: 1 });
+    mk('noise gauge: 4 KB write + fdatasync, ms, per round', { ref: results.gauge.map((g) => ({ round: g.round, v: g.fdatasyncMs })) }, { digits: 3 });
   }
   return rows;
 }
 
-/** Issue 14's targets, each met or not, from this run's figures. */
+/** Issue 22's targets, each met or not, from the medians of this run. */
 function targets() {
-  const r = (m, id) => rateOf(m, id)?.errors?.length ? undefined : rateOf(m, id)?.rate;
-  const c = (m, id) => rateOf(m, id)?.errors?.length ? undefined : rateOf(m, id)?.cpuPer1000;
   const t = [];
-  const check = (what, value, goal, cmp) => t.push({ what, value, goal, met: value === undefined ? 'not measured' : cmp(value) ? 'met' : 'not met' });
-  for (const mode of ['new', 'reuse']) {
-    const m = mode === 'new' ? 'one per connection' : 'reused';
-    const q = (a, b) => (a !== undefined && b ? a / b : undefined);
-    check(`accept ≥ 40× Exim (${m})`, q(r('postern', `accept-${mode}`), r('exim', `accept-${mode}`)), '≥ 40', (v) => v >= 40);
-    check(`accept ≥ 4× Postfix (${m})`, q(r('postern', `accept-${mode}`), r('postfix', `accept-${mode}`)), '≥ 4', (v) => v >= 4);
-    check(`relay ≥ 25× Exim (${m})`, q(r('postern', `relay-${mode}`), r('exim', `relay-${mode}`)), '≥ 25', (v) => v >= 25);
-    check(`relay ≥ 3× Postfix (${m})`, q(r('postern', `relay-${mode}`), r('postfix', `relay-${mode}`)), '≥ 3', (v) => v >= 3);
-    check(`relay ≥ 50% of the sink's own rate (${m})`, q(r('postern', `relay-${mode}`), r('sink', `relay-${mode}`)), '≥ 0.5', (v) => v >= 0.5);
-    check(`CPU per relayed message ≤ ⅓ of Postfix's (${m})`, q(c('postern', `relay-${mode}`), c('postfix', `relay-${mode}`)), '≤ 0.33', (v) => v <= 1 / 3);
+  const check = (what, r, goal, cmp) => t.push({ what, value: r?.value, text: r?.text ?? 'n/a', goal, met: r?.value === undefined ? 'not measured' : cmp(r.value) ? 'met' : 'not met' });
+  check('`sendmail -t -i`, daemon up ÷ Postfix\'s `sendmail -t -i`', ratioOf(smSeries('up'), smSeries('postfix')), '≤ 2', (v) => v <= 2);
+  check('`sendmail -t -i`, daemon down (the path that needs node) ÷ `node -e 0`', ratioOf(smSeries('down'), smSeries('node')), '≤ 1.2', (v) => v <= 1.2);
+  check('peak memory over the loads ÷ Postfix\'s', ratioOf(peakSeries('postern'), peakSeries('postfix')), '≤ 1', (v) => v <= 1);
+  const idle = agg(idleSeries('postern')).median;
+  check('idle RSS while up, MB', idle === undefined ? undefined : { value: idle, text: `${fmt(idle, 1)} MB` }, '≤ 40', (v) => v <= 40);
+  for (const ld of LOADS) {
+    if (!results.rates[ld.id]) continue;
+    check(`${ld.label}: msg/s ÷ Postfix`, ratioOf(series('postern', ld.id, 'rate'), series('postfix', ld.id, 'rate')), '≥ 3', (v) => v >= 3);
   }
-  check('`sendmail` ≤ 1.2× `node -e 0`, daemon up', smRow('up') && smRow('node') ? smRow('up').mean / smRow('node').mean : undefined, '≤ 1.2', (v) => v <= 1.2);
+  for (const ld of LOADS.filter((l) => l.relay && results.rates[l.id])) {
+    check(`${ld.label}: msg/s ÷ the sink alone`, ratioOf(series('postern', ld.id, 'rate'), series('sink', ld.id, 'rate')), '≥ 0.25', (v) => v >= 0.25);
+  }
+  for (const ld of LOADS.filter((l) => l.relay && results.rates[l.id])) {
+    check(`${ld.label}: CPU per message ÷ Postfix's`, ratioOf(series('postern', ld.id, 'cpuPer1000'), series('postfix', ld.id, 'cpuPer1000')), '≤ 0.5', (v) => v <= 0.5);
+  }
+  t.push({ what: 'queue commands at 100,000 queued: `-bp` ÷ Exim\'s ≥ 5×, `postern-qgrep` ÷ `exiqgrep` ≥ 10×', text: 'not part of this run', goal: 'bench/million.js + bench/million-exim.js', met: 'not measured' });
   return t;
 }
 
@@ -954,38 +1119,48 @@ function renderMarkdown() {
   const r = results;
   const L = [];
   L.push('# postern benchmark: postern, Postfix and Exim in one run', '');
-  L.push(`Run ${r.started}, Node ${r.machine.node}, ${r.machine.cpus} CPUs (${r.machine.cpuModel}), ${r.machine.memGB} GB. ` +
+  L.push(`Run ${r.started}, Node ${r.machine.node}, ${r.machine.cpus} CPUs (${r.machine.cpuModel}), ${r.machine.memGB} GB; load average ${r.loadavg?.start ?? '?'} at the start${r.loadavg?.end ? `, ${r.loadavg.end} at the end` : ''}. ` +
     `Spools on ${r.machine.spoolFs ?? '?'}; one 4 KB write + fdatasync there: median ${r.machine.fdatasyncMs ?? '?'} ms. Build measured: dist/ ${r.dist ?? '?'}.`);
-  L.push(`Load: ${r.tools.loadgen === 'smtp-source' ? 'Postfix `smtp-source`' : "built-in (nodemailer's SMTPConnection)"}, ${SESSIONS} concurrent sessions, ` +
-    `${N.toLocaleString('en-US')} messages of ${SIZE} bytes (${N_BIG.toLocaleString('en-US')} of ${BIG_SIZE} bytes for the big rows; Exim at most ${N_EXIM} a load); ` +
-    (WARMUP > 0 ? `each MTA first takes ${WARMUP.toLocaleString('en-US')} messages of the same load untimed (Exim ${Math.ceil(WARMUP / 5)}), on the same daemon, so the figures are a running daemon's (\`--warmup 0\`: a cold start's); ` : 'no warm-up (`--warmup 0`): the figures include each daemon\'s start (JIT compilation); ') +
-    `sink: ${r.tools.smtpSink ? 'Postfix `smtp-sink`' : '`bench/sink.js`'}. Each MTA runs with its own defaults (durability included), a fresh private spool per load, on 127.0.0.1; the loads run MTA after MTA, load by load.`);
+  L.push(`Load: ${r.tools.loadgen === 'smtp-source' ? 'Postfix `smtp-source`' : "built-in (nodemailer's SMTPConnection)"}, ${SESSIONS} concurrent sessions (one for the one-session row), ` +
+    `${N.toLocaleString('en-US')} messages of ${SIZE} bytes (${N_BIG.toLocaleString('en-US')} of ${BIG_SIZE} bytes for the big rows, ${N_ONE} in one session, ${N_QUEUE.toLocaleString('en-US')} with the hub down; Exim at most ${N_EXIM} a load); ` +
+    (WARMUP > 0 ? `each MTA first takes ${WARMUP.toLocaleString('en-US')} messages of the same load untimed (Exim and one session a fifth), on the same daemon; ` : 'no warm-up (`--warmup 0`); ') +
+    `sink: ${r.tools.smtpSink ? 'Postfix `smtp-sink`' : '`bench/sink.js`'} on ${SINK_HOST}. Each MTA as Debian runs it (see bench/README.md for every change from stock), a fresh private spool per load, on 127.0.0.1. ` +
+    `${r.rounds ?? ROUNDS} rounds, each running every load on every MTA one after the other; each cell is the median of the rounds, with the lowest and highest in brackets; a row that failed a check (not all accepted, delivered, or something deferred) is void and left out.`);
   L.push(`MTAs measured: ${r.mtas.map((m) => NAMES[m]).join(', ')}.${SETS.length ? ` **postern NOT at its defaults**: ${SETS.map((x) => `${x.section}.${x.key} = ${x.value}`).join(', ')}.` : ''}`, '');
   const rows = summaryRows();
   const has = (m) => r.mtas.includes(m);
   const heads = ['figure', 'reference (sink alone; `node -e 0`)', 'postern', ...(has('postfix') ? ['Postfix'] : []), ...(has('exim') ? ['Exim'] : []),
     'postern ÷ reference', ...(has('postfix') ? ['postern ÷ Postfix'] : []), ...(has('exim') ? ['postern ÷ Exim'] : [])];
-  L.push(table(heads, rows.map((x) => [x.what, fmt(x.ref, x.digits), `**${fmt(x.postern, x.digits)}**`,
-    ...(has('postfix') ? [fmt(x.postfix, x.digits)] : []), ...(has('exim') ? [fmt(x.exim, x.digits)] : []),
-    ratio(x.postern, x.ref), ...(has('postfix') ? [ratio(x.postern, x.postfix)] : []), ...(has('exim') ? [ratio(x.postern, x.exim)] : [])])));
-  L.push('', 'Ratios are postern ÷ the other (for msg/s higher is better for postern; for CPU, memory, time and syncs lower is). ' +
-    '"n/a": not measured, or the load had problems (see the details).', '');
+  L.push(table(heads, rows.map((x) => [x.what, cell(x.ref, x.digits), `**${cell(x.postern, x.digits)}**`,
+    ...(has('postfix') ? [cell(x.postfix, x.digits)] : []), ...(has('exim') ? [cell(x.exim, x.digits)] : []),
+    ratioOf(x.postern, x.ref).text, ...(has('postfix') ? [ratioOf(x.postern, x.postfix).text] : []), ...(has('exim') ? [ratioOf(x.postern, x.exim).text] : [])])));
+  L.push('', 'Ratios are postern ÷ the other: the ratio of the medians, and in brackets the lowest and highest of the rounds\' own ratios (for msg/s higher is better for postern; for CPU, memory, time and syncs lower is). ' +
+    '"void": every round of it failed a check (see the details); "n/a": not measured.', '');
   r.targets = targets();
-  L.push('## Targets of issue 14', '');
-  L.push(table(['target', 'this run', 'goal', ''], r.targets.map((t) => [t.what, t.value === undefined ? 'n/a' : t.value.toFixed(2), t.goal, t.met])), '');
-  L.push('## Details per load', '');
-  L.push(table(['load', 'MTA', 'messages', 'seconds', 'msg/s', 'submission msg/s', 'CPU s / 1,000', 'peak MB (Σ PSS)', 'postern VmHWM MB', "others' CPU", 'problems'],
-    LOADS.flatMap((ld) => Object.values(r.rates[ld.id] ?? {}).map((x) => [ld.id, NAMES[x.mta], x.messages ?? '', x.ms ? secs(x.ms) : 'n/a', x.rate ?? 'n/a',
-      x.submitRate ?? '', fmt(x.cpuPer1000, 2), x.peakMB ?? '', x.vmHwmMB ?? '', pct(x.othersCpu), x.errors?.length ? x.errors.join('; ') : 'none']))));
+  L.push('## Targets of issue 22', '');
+  L.push(table(['target', 'this run', 'goal', ''], r.targets.map((t) => [t.what, t.text, t.goal, t.met])), '');
+  if (r.gauge?.length) {
+    L.push('## Noise gauge per round', '');
+    L.push(table(['round', 'CPU job ms', 'fdatasync ms', "others' CPU (1 s)", 'load average'], r.gauge.map((g) => [g.round, g.cpuJobMs, g.fdatasyncMs, pct(g.othersCpu), g.load])), '');
+  }
+  if (r.idle && Object.keys(r.idle).length) {
+    L.push('## Idle memory after start (5 s, empty queue, smarthost down)', '');
+    L.push(table(['MTA', 'round', 'Σ PSS MB', 'Σ RSS MB', 'processes (RSS/PSS MB)', 'problems'], Object.values(r.idle).flat().map((x) => [NAMES[x.mta], x.round, x.pssMB ?? '', x.rssMB ?? '', x.procs ?? '', x.errors?.length ? x.errors.join('; ') : 'none'])), '');
+  }
+  L.push('## Details per load and round', '');
+  L.push(table(['load', 'MTA', 'round', 'messages', 'seconds', 'msg/s', 'submission msg/s', 'CPU s / 1,000', 'peak Σ PSS MB', 'postern VmHWM MB', "others' CPU", 'problems (void if any)'],
+    LOADS.flatMap((ld) => Object.values(r.rates[ld.id] ?? {}).flat().map((x) => [ld.id, NAMES[x.mta], x.round, x.messages ?? '', x.ms ? secs(x.ms) : 'n/a', x.rate ?? 'n/a',
+      x.submitRate ?? '', fmt(x.cpuPer1000, 2), x.peakPssMB ?? '', x.vmHwmMB ?? '', pct(x.othersCpu), x.errors?.length ? x.errors.join('; ') : 'none']))));
   L.push('', 'Relay rows: from the first connection until the MTA has logged every message as finished (postern and Exim `Completed`, Postfix `removed`), ' +
-    'each after the sink\'s 250. Accept rows: until the load generator has its last 250 (the smarthost port is closed). CPU: user + system time of all the MTA\'s processes ' +
+    'each after the sink\'s 250; checked: all arrived, all delivered, the sink counted them, the queue empty, nothing deferred. Accept rows: until the load generator has its last 250 (the smarthost port is closed); checked: all arrived and all queued. ' +
+    'Every row: the load generator reported no error and the MTA logged no fatal or panic line. CPU: user + system time of all the MTA\'s processes ' +
     '(each runs in its own PID namespace, so even double-forked processes are reaped inside and counted) from /proc, from just before the load until the end (accept: 1 s after). ' +
-    'Memory: the sum of PSS over all its processes, sampled 4 times a second.', '');
+    'Memory: the sum of PSS over the MTA\'s processes (the bench\'s wrappers left out), sampled 4 times a second; for postern, whose one process shares pages with the bench\'s own node, its VmHWM (peak RSS) instead.', '');
   if (r.sendmail) {
     const s = r.sendmail;
     L.push('## Whole-process time of one submission', '');
     L.push(`${s.runs} runs in ${s.rounds} rounds (${s.warmup} warm-up run each), the commands taking turns, timed by bench/timecmd.js (spawn to exit); message ${s.messageBytes} bytes on stdin; others' CPU: ${pct(r.othersCpu.sendmail)}.`, '');
-    L.push(table(['command', 'mean ms', '± σ', 'median ms', 'min ms', 'max ms'], s.rows.map((x) => [x.label, x.mean.toFixed(1), x.stddev.toFixed(1), x.median.toFixed(1), x.min.toFixed(1), x.max.toFixed(1)])));
+    L.push(table(['command', 'median ms', 'rounds\' medians', 'mean ms', '± σ', 'min ms', 'max ms'], s.rows.map((x) => [x.label, x.median.toFixed(1), x.roundMedians.map((v) => v.toFixed(1)).join(' / '), x.mean.toFixed(1), x.stddev.toFixed(1), x.min.toFixed(1), x.max.toFixed(1)])));
     L.push('', ...s.checks.map((c) => `- ${c}`), '');
   }
   if (r.fsync?.rows.length) {
@@ -1013,11 +1188,9 @@ function save() {
 
 // ---------------------------------------------------------------------------
 
-/** The spool's file system and what one 4 KB write + fdatasync costs there (median of 50). */
-function diskProbe() {
+/** What one 4 KB write + fdatasync costs in the spools' file system (median of 50), ms. */
+function fdatasyncProbe() {
   const dir = workDir('disk');
-  let fs = 'unknown';
-  try { fs = execFileSync('df', ['--output=fstype,source', dir], { encoding: 'utf8' }).split('\n')[1].trim().replace(/\s+/g, ' on '); } catch { /* no df */ }
   const fd = openSync(join(dir, 'probe'), 'w');
   const buf = Buffer.alloc(4096, 1);
   const times = [];
@@ -1030,10 +1203,29 @@ function diskProbe() {
     }
   } finally {
     closeSync(fd);
+    dropDir(dir);
   }
+  return Number(stats(times).median.toFixed(3));
+}
+
+/** The spool's file system and what one 4 KB write + fdatasync costs there. */
+function diskProbe() {
+  let fs = 'unknown';
+  try { fs = execFileSync('df', ['--output=fstype,source', tmpdir()], { encoding: 'utf8' }).split('\n')[1].trim().replace(/\s+/g, ' on '); } catch { /* no df */ }
   results.machine.spoolFs = `${fs} (${tmpdir()})`;
-  results.machine.fdatasyncMs = Number(stats(times).median.toFixed(3));
+  results.machine.fdatasyncMs = fdatasyncProbe();
   log(`spool file system: ${results.machine.spoolFs}; 4 KB write + fdatasync: median ${results.machine.fdatasyncMs} ms`);
+}
+
+/** Runs one step; a failure is noted and the run goes on to the next (the rows measured so far stay). */
+async function step(name, fn) {
+  try {
+    await fn();
+  } catch (e) {
+    results.notes.push(`${name} stopped: ${e.message.slice(0, 900)}`);
+    log(`error in ${name}: ${e.stack ?? e.message}`);
+  }
+  save();
 }
 
 async function main() {
@@ -1047,16 +1239,18 @@ async function main() {
     results.notes.push(`${NAMES[m]} not measured: ${why}`);
     log(`${NAMES[m]} not measured: ${why}`);
   }
-  if (STEPS.has('rates')) await measureRates();
+  results.loadavg = { start: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') };
+  if (STEPS.has('rates')) await step('rates', () => measureRates());
   if (STEPS.has('sendmail')) {
     if (timeLeft() < 30_000) results.notes.push('sendmail: skipped, out of time');
-    else await watched('sendmail', () => measureSendmail());
+    else await step('sendmail', () => watched('sendmail', () => measureSendmail()));
   }
   if (STEPS.has('fsync')) {
     if (!STRACE) results.notes.push('fsync: skipped, strace not found (apt-get install -y strace, or STRACE=/path)');
     else if (timeLeft() < 40_000) results.notes.push('fsync: skipped, out of time');
-    else await watched('fsync', () => measureFsync());
+    else await step('fsync', () => watched('fsync', () => measureFsync()));
   }
+  results.loadavg.end = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   const after = distFingerprint();
   if (after !== results.dist) {
     results.notes.push(`dist/ changed during the run (build ${results.dist} at the start, ${after} at the end): later steps measured another build`);
@@ -1065,13 +1259,22 @@ async function main() {
 }
 
 let failed = false;
+// Interrupted: what was measured is written and printed before leaving.
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => {
+    results.notes.push(`bench interrupted by ${sig}: the rows measured so far`);
+    try { process.stdout.write(save()); } catch { /* nothing more to do */ }
+    killLive();
+    process.exit(130);
+  });
+}
 try {
   await main();
 } catch (e) {
   failed = true;
   results.notes.push(`bench stopped: ${e.message}`);
   log(`error: ${e.stack ?? e.message}`);
-  try { save(); } catch { /* nothing more to do */ }
+  try { process.stdout.write(save()); } catch { /* nothing more to do */ }
 } finally {
   killLive();
   if (!opt.keep) for (const d of workDirs) rmSync(d, { recursive: true, force: true });
