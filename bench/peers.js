@@ -144,6 +144,18 @@ function writeLdCache(dir, etc, dirs) {
   execFileSync('ldconfig', ['-X', '-C', join(etc, 'ld.so.cache'), '-f', join(dir, 'ld.so.conf')], { stdio: 'ignore' });
 }
 
+/**
+ * The peers' resolv.conf: a name server on 127.0.0.1, where nothing answers, so every
+ * DNS query they make (Exim's reverse lookup of each client, Debian's `host_lookup = *`,
+ * and the forward check of the name it finds) is refused at once instead of going out
+ * to the machine's resolver (here that cost up to 5 s a connection under load, a
+ * property of the machine, not of Exim). /etc/hosts still answers `localhost`.
+ */
+function writeResolvConf(etc) {
+  rmSync(join(etc, 'resolv.conf'), { force: true });
+  writeFileSync(join(etc, 'resolv.conf'), 'nameserver 127.0.0.1\n');
+}
+
 /** A uid/gid free in /etc/passwd and /etc/group, from 64100 up. */
 function freeIds(count) {
   const used = new Set();
@@ -361,6 +373,7 @@ export function prepareExim(peers, dir, ports, { queuePerConnection0 = false } =
   const etc = join(dir, 'etc');
   cpSync('/etc', etc, { recursive: true, verbatimSymlinks: true });
   const ids = writeUserFiles(etc, ['Debian-exim']);
+  writeResolvConf(etc);
   const uid = ids['Debian-exim'];
   const gid = ids['Debian-exim:gid'];
   rmSync(join(etc, 'exim4'), { recursive: true, force: true });
@@ -398,20 +411,24 @@ export function prepareExim(peers, dir, ports, { queuePerConnection0 = false } =
   if (gen.status !== 0 || !existsSync(conf)) {
     throw new Error(`exim: update-exim4.conf failed (${gen.status}): ${[gen.stderr, gen.stdout].join(' ').trim().slice(-600)}`);
   }
-  if (queuePerConnection0) {
-    writeFileSync(conf, `# bench: only for the relay loads over reused connections (default 10)\nsmtp_accept_queue_per_connection = 0\n${readFileSync(conf, 'utf8')}`);
-  }
+  // smtp_accept_max: the default 20 answers "421 Too many concurrent SMTP connections"
+  // to one of 20 sessions that reconnects while the reception process of its previous
+  // message has not been reaped yet, and the load generator stops there.
+  const extra = ['# bench: the default 20 refuses some of 20 sessions reconnecting', 'smtp_accept_max = 100'];
+  if (queuePerConnection0) extra.push('# bench: only for the relay loads over reused connections (default 10)', 'smtp_accept_queue_per_connection = 0');
+  writeFileSync(conf, `${extra.join('\n')}\n${readFileSync(conf, 'utf8')}`);
   const log = join(v, 'log/exim4');
   return { dir, enter, conf, mainlog: join(log, 'mainlog'), paniclog: join(log, 'paniclog'), spool: join(v, 'spool/exim4'), env, ...ports };
 }
 
 /**
- * PID 1 of Exim's namespace: starts `exim4 -bd -q30m` as Debian's service does (the
- * daemon forks into the background, so it is not PID 1 itself) and reaps every
- * process orphaned in the namespace, so their CPU time is counted in the tree; exits
- * when nothing is left.
+ * PID 1 of Exim's namespace: runs `exim4 -bd -q30m` as Debian's service does and reaps
+ * every process orphaned in the namespace (a delivery process outlives the reception
+ * process that forked it), so their CPU time is counted in the tree; exits when nothing
+ * is left. Exim does not fork into the background when its parent is PID 1 (as under
+ * systemd), so the daemon stays this process's child.
  */
-const REAPER = `$SIG{TERM} = sub { exit 0 }; exit 1 if system(@ARGV) != 0; while (wait() != -1) {} exit 3;`;
+const REAPER = `$SIG{TERM} = sub { exit 0 }; my $pid = fork() // die "fork: $!"; if (!$pid) { exec(@ARGV) or die "exec: $!" } while (wait() != -1) {} exit 3;`;
 
 export async function startExim(peers, dir, ports, wrapper = [], opts = {}) {
   const x = prepareExim(peers, dir, ports, opts);
@@ -472,6 +489,7 @@ export async function startPostfix(peers, dir, ports, wrapper = []) {
   const etc = join(dir, 'etc');
   cpSync('/etc', etc, { recursive: true, verbatimSymlinks: true });
   const ids = writeUserFiles(etc, ['postfix'], ['postdrop']);
+  writeResolvConf(etc);
   // Its sendmail runs postdrop with a cleaned environment: the libraries must be found without LD_LIBRARY_PATH.
   writeLdCache(dir, etc, [join(root, 'usr/lib/postfix'), peers.libs].filter(Boolean));
   const conf = join(dir, 'conf');
