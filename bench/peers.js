@@ -156,6 +156,23 @@ function writeResolvConf(etc) {
   writeFileSync(join(etc, 'resolv.conf'), 'nameserver 127.0.0.1\n');
 }
 
+/**
+ * A copy of /etc for a peer's namespace. Other work on the machine may add a user
+ * meanwhile (useradd's lock and temporary files come and go): those are skipped, and a
+ * file that vanishes mid-copy makes it start again (at most 5 times).
+ */
+function copyEtc(dest) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      rmSync(dest, { recursive: true, force: true });
+      cpSync('/etc', dest, { recursive: true, verbatimSymlinks: true, filter: (src) => !/(\.lock|\+|\/(passwd|group|shadow|gshadow|subuid|subgid)\.\w+)$/.test(src) });
+      return;
+    } catch (e) {
+      if ((e).code !== 'ENOENT' || attempt >= 5) throw e;
+    }
+  }
+}
+
 /** A uid/gid free in /etc/passwd and /etc/group, from 64100 up. */
 function freeIds(count) {
   const used = new Set();
@@ -371,7 +388,7 @@ dc_localdelivery='mail_spool'
 export function prepareExim(peers, dir, ports, { queuePerConnection0 = false } = {}) {
   chmodSync(dir, 0o755);
   const etc = join(dir, 'etc');
-  cpSync('/etc', etc, { recursive: true, verbatimSymlinks: true });
+  copyEtc(etc);
   const ids = writeUserFiles(etc, ['Debian-exim']);
   writeResolvConf(etc);
   const uid = ids['Debian-exim'];
@@ -487,7 +504,7 @@ export async function startPostfix(peers, dir, ports, wrapper = []) {
   // the namespace (not over /etc/passwd itself: a useradd elsewhere on the machine
   // renames a new file over that, which drops a mount on it in every namespace).
   const etc = join(dir, 'etc');
-  cpSync('/etc', etc, { recursive: true, verbatimSymlinks: true });
+  copyEtc(etc);
   const ids = writeUserFiles(etc, ['postfix'], ['postdrop']);
   writeResolvConf(etc);
   // Its sendmail runs postdrop with a cleaned environment: the libraries must be found without LD_LIBRARY_PATH.
