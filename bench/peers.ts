@@ -1,4 +1,4 @@
-// bench/peers.js: the other MTAs bench/run.js measures beside postern — Exim 4.96 and
+// bench/peers.ts: the other MTAs bench/run.ts measures beside postern — Exim 4.96 and
 // Postfix 3.7 unpacked from Debian's packages by bench/fetch-peers.sh — each with a
 // private config, spool and log in a work folder, SMTP on a 127.0.0.1 port, and its
 // default durability. Also what all MTAs share: CPU and memory of a whole process
@@ -11,19 +11,21 @@
 // of /usr/sbin with the unpacked binary and copies of /etc/passwd and /etc/group are
 // bind-mounted there (only inside that namespace; nothing is installed). Postfix gets
 // a copy of /etc with its postfix/postdrop users too.
-import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { chownSync, chmodSync, closeSync, copyFileSync, cpSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createConnection } from 'node:net';
 
 const CLK_TCK = 100;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------
 // /proc: CPU and resident memory of a process and all its descendants
 
-function readProcs() {
-  const procs = new Map();
+interface Proc { ppid: number; cpu: number }
+
+function readProcs(): Map<number, Proc> {
+  const procs = new Map<number, Proc>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
@@ -36,16 +38,16 @@ function readProcs() {
   return procs;
 }
 
-function treePids(root, procs = readProcs()) {
-  const kids = new Map();
+function treePids(root: number, procs = readProcs()): { pids: number[]; procs: Map<number, Proc> } {
+  const kids = new Map<number, number[]>();
   for (const [pid, p] of procs) {
     if (!kids.has(p.ppid)) kids.set(p.ppid, []);
-    kids.get(p.ppid).push(pid);
+    kids.get(p.ppid)!.push(pid);
   }
-  const out = [];
+  const out: number[] = [];
   const stack = [root];
   while (stack.length) {
-    const pid = stack.pop();
+    const pid = stack.pop()!;
     if (!procs.has(pid)) continue;
     out.push(pid);
     stack.push(...(kids.get(pid) ?? []));
@@ -57,9 +59,9 @@ function treePids(root, procs = readProcs()) {
  * CPU seconds (user + system) used so far by root and every descendant, living or
  * reaped by a living one: each live process's own time plus its reaped children's.
  */
-export function treeCpuSeconds(root) {
+export function treeCpuSeconds(root: number): number {
   const { pids, procs } = treePids(root);
-  return pids.reduce((s, pid) => s + procs.get(pid).cpu, 0) / CLK_TCK;
+  return pids.reduce((s, pid) => s + (procs.get(pid)?.cpu ?? 0), 0) / CLK_TCK;
 }
 
 /** The bench's own wrappers in a peer's tree (not the MTA): unshare, the reaping PID 1, a shell, strace. */
@@ -71,11 +73,13 @@ const WRAPPERS = new Set(['unshare', 'perl', 'sh', 'strace']);
  * processes sharing one binary and its libraries are not counted many times over) and
  * the sum of RSS, with each process's name; the bench's wrappers left out.
  */
-export function treeMemory(root) {
+export interface TreeMemory { pssMB: number; rssMB: number; procs: { comm: string; pssMB: number; rssMB: number }[] }
+
+export function treeMemory(root: number): TreeMemory {
   const { pids } = treePids(root);
   let pss = 0;
   let rss = 0;
-  const procs = [];
+  const procs: TreeMemory['procs'] = [];
   for (const pid of pids) {
     try {
       const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
@@ -91,10 +95,10 @@ export function treeMemory(root) {
   return { pssMB: pss / 1024, rssMB: rss / 1024, procs };
 }
 
-export const treePssMB = (root) => treeMemory(root).pssMB;
+export const treePssMB = (root: number): number => treeMemory(root).pssMB;
 
 /** Samples treePssMB every `ms` until stopped; stop() returns the peak in MB. */
-export function memSampler(root, ms = 250) {
+export function memSampler(root: number, ms = 250): () => number {
   let peak = treePssMB(root);
   const t = setInterval(() => { peak = Math.max(peak, treePssMB(root)); }, ms);
   return () => { clearInterval(t); peak = Math.max(peak, treePssMB(root)); return Math.round(peak); };
@@ -104,8 +108,10 @@ export function memSampler(root, ms = 250) {
 // where the unpacked packages are
 
 /** bench/peers/ (or $BENCH_PEERS) as left by bench/fetch-peers.sh; undefined parts are missing. */
-export function findPeers(dir) {
-  const has = (p) => (existsSync(join(dir, p)) ? join(dir, p) : undefined);
+export interface Peers { dir: string; exim?: string; postfix?: string; postfixRoot?: string; smtpSource?: string; smtpSink?: string; libs?: string; libPath: string }
+
+export function findPeers(dir: string): Peers {
+  const has = (p: string) => (existsSync(join(dir, p)) ? join(dir, p) : undefined);
   const libs = has('libs');
   const pfLib = has('postfix/usr/lib/postfix');
   return {
@@ -120,12 +126,12 @@ export function findPeers(dir) {
   };
 }
 
-const unshare = () => {
+const unshare = (): string | undefined => {
   try { return execFileSync('sh', ['-c', 'command -v unshare'], { encoding: 'utf8' }).trim() || undefined; } catch { return undefined; }
 };
 
 /** Whether this machine can run the peers at all (root, unshare with mount and PID namespaces). */
-export function peersUsable() {
+export function peersUsable(): string | undefined {
   if (process.getuid?.() !== 0) return 'the peers need root (private namespaces and their own users)';
   const u = unshare();
   if (!u) return 'unshare not found (util-linux)';
@@ -138,7 +144,7 @@ export function peersUsable() {
 }
 
 /** etc/ld.so.cache naming the system's libraries and these folders too (for set-uid/gid programs, which ignore LD_LIBRARY_PATH). */
-function writeLdCache(dir, etc, dirs) {
+function writeLdCache(dir: string, etc: string, dirs: string[]): void {
   const sys = existsSync('/etc/ld.so.conf') ? readFileSync('/etc/ld.so.conf', 'utf8') : '';
   writeFileSync(join(dir, 'ld.so.conf'), `${sys}\n${dirs.join('\n')}\n`);
   execFileSync('ldconfig', ['-X', '-C', join(etc, 'ld.so.cache'), '-f', join(dir, 'ld.so.conf')], { stdio: 'ignore' });
@@ -151,7 +157,7 @@ function writeLdCache(dir, etc, dirs) {
  * to the machine's resolver (here that cost up to 5 s a connection under load, a
  * property of the machine, not of Exim). /etc/hosts still answers `localhost`.
  */
-function writeResolvConf(etc) {
+function writeResolvConf(etc: string): void {
   rmSync(join(etc, 'resolv.conf'), { force: true });
   writeFileSync(join(etc, 'resolv.conf'), 'nameserver 127.0.0.1\n');
 }
@@ -161,31 +167,31 @@ function writeResolvConf(etc) {
  * meanwhile (useradd's lock and temporary files come and go): those are skipped, and a
  * file that vanishes mid-copy makes it start again (at most 5 times).
  */
-function copyEtc(dest) {
+function copyEtc(dest: string): void {
   for (let attempt = 1; ; attempt++) {
     try {
       rmSync(dest, { recursive: true, force: true });
-      cpSync('/etc', dest, { recursive: true, verbatimSymlinks: true, filter: (src) => !/(\.lock|\+|\/(passwd|group|shadow|gshadow|subuid|subgid)\.\w+)$/.test(src) });
+      cpSync('/etc', dest, { recursive: true, verbatimSymlinks: true, filter: (src: string) => !/(\.lock|\+|\/(passwd|group|shadow|gshadow|subuid|subgid)\.\w+)$/.test(src) });
       return;
     } catch (e) {
-      if ((e).code !== 'ENOENT' || attempt >= 5) throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw e;
     }
   }
 }
 
 /** A uid/gid free in /etc/passwd and /etc/group, from 64100 up. */
-function freeIds(count) {
-  const used = new Set();
+function freeIds(count: number): number[] {
+  const used = new Set<number>();
   for (const f of ['/etc/passwd', '/etc/group']) {
     for (const l of readFileSync(f, 'utf8').split('\n')) used.add(Number(l.split(':')[2]));
   }
-  const ids = [];
+  const ids: number[] = [];
   for (let i = 64100; ids.length < count; i++) if (!used.has(i)) ids.push(i);
   return ids;
 }
 
 /** The uid (passwd) or gid (group) of an existing entry in an /etc file, if any. */
-function existingId(file, name) {
+function existingId(file: string, name: string): number | undefined {
   for (const l of readFileSync(file, 'utf8').split('\n')) {
     const f = l.split(':');
     if (f[0] === name && f.length >= 3) return Number(f[2]);
@@ -200,31 +206,31 @@ function existingId(file, name) {
  * a second entry of the same name would make the peer look itself up under one id
  * and find its files owned by the other ("not owned by postfix").
  */
-function writeUserFiles(dir, users, groups = []) {
+function writeUserFiles(dir: string, users: string[], groups: string[] = []): Record<string, number> {
   const ids = freeIds(users.length + groups.length);
-  const map = {};
+  const map: Record<string, number> = {};
   let passwd = readFileSync('/etc/passwd', 'utf8').replace(/\n?$/, '\n');
   let group = readFileSync('/etc/group', 'utf8').replace(/\n?$/, '\n');
   for (const u of users) {
     const uid = existingId('/etc/passwd', u);
     if (uid !== undefined) {
       const gid = existingId('/etc/group', u);
-      const pgid = Number(readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${u}:`)).split(':')[3]);
+      const pgid = Number(readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${u}:`))?.split(':')[3]);
       map[u] = uid;
       map[`${u}:gid`] = gid ?? pgid;
       continue;
     }
-    const id = ids.shift();
+    const id = ids.shift()!;
     map[u] = id;
     map[`${u}:gid`] = id;
     passwd += `${u}:x:${id}:${id}:bench:/nonexistent:/usr/sbin/nologin\n`;
     if (existingId('/etc/group', u) === undefined) group += `${u}:x:${id}:\n`;
-    else map[`${u}:gid`] = existingId('/etc/group', u);
+    else map[`${u}:gid`] = existingId('/etc/group', u)!;
   }
   for (const g of groups) {
     const gid = existingId('/etc/group', g);
     if (gid !== undefined) { map[g] = gid; continue; }
-    const id = ids.shift();
+    const id = ids.shift()!;
     map[g] = id;
     group += `${g}:x:${id}:\n`;
   }
@@ -238,19 +244,22 @@ function writeUserFiles(dir, users, groups = []) {
  * Exim's panic log, "not owned by", "cannot", ...), the last few, for the error message:
  * the peer's own words come first, before the rest is cut.
  */
-export function fatalLines(...texts) {
+export function fatalLines(...texts: (string | undefined)[]): string[] {
   const re = /fatal|panic|error|cannot|can't|failed|refus|not owned|denied|permission|no such|unable/i;
   const lines = texts.flatMap((t) => (t ?? '').split('\n')).map((l) => l.trim()).filter((l) => l && re.test(l));
   // One of each (a message ID or a time stamp does not make a line new), each cut short.
-  const seen = new Map();
+  const seen = new Map<string, string>();
   for (const l of lines) seen.set(l.replace(/^[\d-]+ [\d:]+ (\S+-\S+-\S+ )?/, '').replace(/\[\d+\]/g, ''), l.slice(0, 300));
   return [...seen.values()].slice(-3);
 }
 
 /** Counts lines matching re in a growing file (reads only what was appended). */
-class LogCounter {
-  constructor(file, re) { this.file = file; this.re = re; this.offset = 0; this.rest = ''; this.count = 0; }
-  poll() {
+export class LogCounter {
+  offset = 0;
+  rest = '';
+  count = 0;
+  constructor(readonly file: string, readonly re: RegExp) {}
+  poll(): number {
     if (!existsSync(this.file)) return this.count;
     const fd = openSync(this.file, 'r');
     let buf;
@@ -272,7 +281,7 @@ class LogCounter {
   }
 }
 
-function countFiles(dir, re) {
+function countFiles(dir: string, re: RegExp): number {
   if (!existsSync(dir)) return 0;
   let n = 0;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
@@ -283,11 +292,11 @@ function countFiles(dir, re) {
 }
 
 /** Waits until 127.0.0.1:port accepts a connection; gives up when gone() says the server exited. */
-export async function waitForPort(port, ms = 10_000, gone = () => undefined, host = '127.0.0.1') {
+export async function waitForPort(port: number, ms = 10_000, gone: () => unknown = () => undefined, host = '127.0.0.1'): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     if (gone()) throw new Error(`it exited (${JSON.stringify(gone())})`);
-    const ok = await new Promise((res) => {
+    const ok = await new Promise<boolean>((res) => {
       const s = createConnection({ host, port });
       s.once('connect', () => { s.destroy(); res(true); });
       s.once('error', () => res(false));
@@ -299,14 +308,17 @@ export async function waitForPort(port, ms = 10_000, gone = () => undefined, hos
 }
 
 /** Spawns `unshare ... sh -c script` and waits until the port accepts connections. */
-async function startNs({ name, nsArgs, script, env, port, log, wrapper = [] }) {
-  const argv = [...wrapper, unshare(), ...nsArgs, '--kill-child', 'sh', '-c', script];
-  const child = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+export interface Exit { code: number | null; signal: NodeJS.Signals | null }
+export interface NsHandle { child: ChildProcess; exited: Promise<Exit>; output: () => string; unsharePid?: number }
+
+async function startNs({ name, nsArgs, script, env, port, log, wrapper = [] }: { name: string; nsArgs: string[]; script: string; env: NodeJS.ProcessEnv; port: number; log: string | string[]; wrapper?: string[] }): Promise<NsHandle> {
+  const argv = [...wrapper, unshare() ?? 'unshare', ...nsArgs, '--kill-child', 'sh', '-c', script];
+  const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => { if (out.length < 1e5) out += d; });
   child.stderr.on('data', (d) => { if (out.length < 1e5) out += d; });
-  const exited = new Promise((r) => child.once('close', (code, signal) => r({ code, signal })));
-  let early;
+  const exited = new Promise<Exit>((r) => child.once('close', (code, signal) => r({ code, signal })));
+  let early: Exit | undefined;
   void exited.then((r) => { early = r; });
   try {
     await waitForPort(port, 30_000, () => early);
@@ -314,20 +326,20 @@ async function startNs({ name, nsArgs, script, env, port, log, wrapper = [] }) {
     child.kill('SIGKILL');
     const logs = (Array.isArray(log) ? log : [log]).filter((f) => f && existsSync(f)).map((f) => readFileSync(f, 'utf8').slice(-20_000));
     const own = fatalLines(out, ...logs);
-    throw new Error(`${name} did not start${own.length ? `: ${own.join(' | ')}` : ''} (${e.message}); output: ${out.slice(-800)}${logs.length ? `; log: ${logs.map((l) => l.slice(-800)).join(' … ')}` : ''}`);
+    throw new Error(`${name} did not start${own.length ? `: ${own.join(' | ')}` : ''} (${(e as Error).message}); output: ${out.slice(-800)}${logs.length ? `; log: ${logs.map((l) => l.slice(-800)).join(' … ')}` : ''}`);
   }
   return { child, exited, output: () => out };
 }
 
-async function stopNs(h, comm) {
+async function stopNs(h: NsHandle, comm?: string): Promise<Exit> {
   // The namespace's init is unshare's child (under a wrapper such as strace, its
   // grandchild); killing it ends everything in the namespace.
-  const { pids, procs } = treePids(h.child.pid);
+  const { pids, procs } = treePids(h.child.pid!);
   const unsh = h.unsharePid ?? pids.find((p) => { try { return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'unshare'; } catch { return false; } });
-  const init = pids.find((p) => procs.get(p).ppid === unsh);
+  const init = pids.find((p) => procs.get(p)?.ppid === unsh);
   // The MTA's own top process (Postfix's master under a shell), else the namespace's init.
   const top = comm ? pids.find((p) => { try { return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === comm; } catch { return false; } }) : undefined;
-  try { process.kill(top ?? init ?? h.child.pid, 'SIGTERM'); } catch { /* gone */ }
+  try { process.kill(top ?? init ?? h.child.pid!, 'SIGTERM'); } catch { /* gone */ }
   const r = await Promise.race([h.exited, sleep(15_000).then(() => undefined)]);
   if (r) return r;
   try { if (init) process.kill(init, 'SIGKILL'); } catch { /* gone */ }
@@ -351,8 +363,10 @@ export const SINK_HOST = '127.0.0.2';
  * smarthost; no local mail" (satellite), with the listener on the bench's port (Debian:
  * 127.0.0.1 ; ::1 on port 25) and the smarthost on the bench's sink.
  */
-function eximDebconf({ smtpPort, smarthostPort }) {
-  return `# bench/peers.js: Debian's satellite answers, ports changed for the bench
+export interface Ports { smtpPort: number; smarthostPort: number }
+
+function eximDebconf({ smtpPort, smarthostPort }: Ports): string {
+  return `# bench/peers.ts: Debian's satellite answers, ports changed for the bench
 dc_eximconfig_configtype='satellite'
 dc_other_hostnames=''
 dc_local_interfaces='127.0.0.1.${smtpPort} ; ::1.${smtpPort}'
@@ -385,14 +399,16 @@ dc_localdelivery='mail_spool'
  * file (only for the relay loads over reused connections: Exim's default 10 queues the
  * 11th message of a connection for the next queue run, 30 minutes later).
  */
-export function prepareExim(peers, dir, ports, { queuePerConnection0 = false } = {}) {
+export interface EximTree extends Ports { dir: string; enter: string; conf: string; mainlog: string; paniclog: string; spool: string; env: NodeJS.ProcessEnv }
+
+export function prepareExim(peers: Peers, dir: string, ports: Ports, { queuePerConnection0 = false } = {}): EximTree {
   chmodSync(dir, 0o755);
   const etc = join(dir, 'etc');
   copyEtc(etc);
   const ids = writeUserFiles(etc, ['Debian-exim']);
   writeResolvConf(etc);
-  const uid = ids['Debian-exim'];
-  const gid = ids['Debian-exim:gid'];
+  const uid = ids['Debian-exim']!;
+  const gid = ids['Debian-exim:gid']!;
   rmSync(join(etc, 'exim4'), { recursive: true, force: true });
   cpSync(join(peers.dir, 'exim/etc/exim4'), join(etc, 'exim4'), { recursive: true, verbatimSymlinks: true });
   writeFileSync(join(etc, 'exim4', 'update-exim4.conf.conf'), eximDebconf(ports));
@@ -413,7 +429,7 @@ export function prepareExim(peers, dir, ports, { queuePerConnection0 = false } =
   rmSync(join(sbin, 'sendmail'), { force: true });
   symlinkSync('exim4', join(sbin, 'sendmail'));
   const v = join(dir, 'var');
-  const mk = (p, mode, u = 0, g = 0) => { mkdirSync(join(v, p), { recursive: true }); chownSync(join(v, p), u, g); chmodSync(join(v, p), mode); };
+  const mk = (p: string, mode: number, u = 0, g = 0) => { mkdirSync(join(v, p), { recursive: true }); chownSync(join(v, p), u, g); chmodSync(join(v, p), mode); };
   mk('spool/exim4', 0o750, uid, gid);
   mk('log/exim4', 0o2750, uid, gid);
   mk('lib/exim4', 0o755);
@@ -423,7 +439,7 @@ export function prepareExim(peers, dir, ports, { queuePerConnection0 = false } =
   const enter = `mount --bind ${sbin} /usr/sbin && mount --bind ${etc} /etc && mount --bind ${v} /var`;
   const env = { ...process.env, LD_LIBRARY_PATH: peers.libPath };
   // Debian's own generator, in the namespace (it checks the result with exim4 -bV).
-  const gen = spawnSync(unshare(), ['-m', 'sh', '-c', `${enter} && /usr/sbin/update-exim4.conf`], { env, encoding: 'utf8', timeout: 60_000 });
+  const gen = spawnSync(unshare() ?? 'unshare', ['-m', 'sh', '-c', `${enter} && /usr/sbin/update-exim4.conf`], { env, encoding: 'utf8', timeout: 60_000 });
   const conf = join(v, 'lib/exim4/config.autogenerated');
   if (gen.status !== 0 || !existsSync(conf)) {
     throw new Error(`exim: update-exim4.conf failed (${gen.status}): ${[gen.stderr, gen.stdout].join(' ').trim().slice(-600)}`);
@@ -447,7 +463,22 @@ export function prepareExim(peers, dir, ports, { queuePerConnection0 = false } =
  */
 const REAPER = `$SIG{TERM} = sub { exit 0 }; my $pid = fork() // die "fork: $!"; if (!$pid) { exec(@ARGV) or die "exec: $!" } while (wait() != -1) {} exit 3;`;
 
-export async function startExim(peers, dir, ports, wrapper = [], opts = {}) {
+/** A running peer, behind the face bench/run.ts uses for every MTA. */
+export interface PeerHandle {
+  name: string;
+  rootPid: number;
+  smtpPort: number;
+  x: { enter: string; env: NodeJS.ProcessEnv; sendmail?: string; conf: string; mainlog?: string; spool?: string };
+  queued: () => number | Promise<number>;
+  arrivals: () => number;
+  done: LogCounter;
+  deferrals: () => number;
+  problems: () => string[];
+  stop: () => Promise<Exit>;
+  output: () => string;
+}
+
+export async function startExim(peers: Peers, dir: string, ports: Ports, wrapper: string[] = [], opts: { queuePerConnection0?: boolean } = {}): Promise<PeerHandle> {
   const x = prepareExim(peers, dir, ports, opts);
   const h = await startNs({
     name: 'exim', nsArgs: ['-m', '-p', '-f'], env: x.env, port: ports.smtpPort, log: [x.paniclog, x.mainlog], wrapper,
@@ -455,7 +486,7 @@ export async function startExim(peers, dir, ports, wrapper = [], opts = {}) {
   });
   return {
     name: 'Exim',
-    rootPid: h.child.pid,
+    rootPid: h.child.pid!,
     smtpPort: ports.smtpPort,
     x,
     queued: () => countFiles(join(x.spool, 'input'), /-H$/),
@@ -471,8 +502,8 @@ export async function startExim(peers, dir, ports, wrapper = [], opts = {}) {
 // ---------------------------------------------------------------------------
 // Postfix
 
-function postfixMain(root, dir, { smarthostPort }, libPath) {
-  return `# bench/peers.js: a private Postfix for the benchmark; everything else at Postfix's defaults
+function postfixMain(root: string, dir: string, { smarthostPort }: Ports, libPath: string): string {
+  return `# bench/peers.ts: a private Postfix for the benchmark; everything else at Postfix's defaults
 compatibility_level = 3.6
 queue_directory = ${dir}/queue
 data_directory = ${dir}/data
@@ -497,8 +528,8 @@ import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C POSTLOG_SERVIC
 `;
 }
 
-export async function startPostfix(peers, dir, ports, wrapper = []) {
-  const root = peers.postfixRoot;
+export async function startPostfix(peers: Peers, dir: string, ports: Ports, wrapper: string[] = []): Promise<PeerHandle> {
+  const root = peers.postfixRoot!;
   chmodSync(dir, 0o755);
   // A copy of /etc with the postfix user and postdrop group, bind-mounted over /etc in
   // the namespace (not over /etc/passwd itself: a useradd elsewhere on the machine
@@ -508,12 +539,12 @@ export async function startPostfix(peers, dir, ports, wrapper = []) {
   const ids = writeUserFiles(etc, ['postfix'], ['postdrop']);
   writeResolvConf(etc);
   // Its sendmail runs postdrop with a cleaned environment: the libraries must be found without LD_LIBRARY_PATH.
-  writeLdCache(dir, etc, [join(root, 'usr/lib/postfix'), peers.libs].filter(Boolean));
+  writeLdCache(dir, etc, [join(root, 'usr/lib/postfix'), peers.libs].filter((x): x is string => Boolean(x)));
   const conf = join(dir, 'conf');
   mkdirSync(conf, { recursive: true });
   mkdirSync(join(dir, 'data'), { recursive: true });
   mkdirSync(join(dir, 'queue'), { recursive: true });
-  chownSync(join(dir, 'data'), ids.postfix, ids['postfix:gid']);
+  chownSync(join(dir, 'data'), ids.postfix!, ids['postfix:gid']!);
   cpSync(join(root, 'etc/postfix/postfix-files'), join(conf, 'postfix-files'));
   cpSync(join(root, 'etc/postfix/postfix-files.d'), join(conf, 'postfix-files.d'), { recursive: true });
   writeFileSync(join(conf, 'dynamicmaps.cf'), '');
@@ -540,7 +571,7 @@ export async function startPostfix(peers, dir, ports, wrapper = []) {
   const q = join(dir, 'queue');
   return {
     name: 'Postfix',
-    rootPid: h.child.pid,
+    rootPid: h.child.pid!,
     smtpPort: ports.smtpPort,
     // For its sendmail: enter a namespace with the same /etc, then run this with -C conf.
     x: { enter, env, sendmail: join(root, 'usr/sbin/sendmail'), conf },

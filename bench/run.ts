@@ -1,27 +1,68 @@
-#!/usr/bin/env node
-// bench/run.js: postern's benchmark beside Exim 4.96 and Postfix 3.7 and the sink
+// bench/run.ts: postern's benchmark beside Exim 4.96 and Postfix 3.7 and the sink
 // alone, one after the other on the same loads in one run (see bench/README.md).
 // Plain Node ESM, no dependencies beyond the project's own (smtp-server for the
 // fallback sink, nodemailer's SMTP client for the fallback load generator); the peers
-// are Debian's packages unpacked by bench/fetch-peers.sh (bench/peers.js runs them).
+// are Debian's packages unpacked by bench/fetch-peers.sh (bench/peers.ts runs them).
 //
 //   npm run bench                       all three measurements, every MTA found
-//   node bench/run.js --only rates --mtas sink,postern -m 1000
+//   node dist/bench/run.js --only rates --mtas sink,postern -m 1000
 //
 // Everything binds 127.0.0.1; every load is bounded in message count and in time;
 // the whole run stops starting new steps after --deadline seconds (default 570).
 // Results: bench/out/results.md (also printed) and bench/out/results.json.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, openSync, readSync, writeSync, closeSync, fstatSync, fdatasyncSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createHash } from 'node:crypto';
-import { SINK_HOST, findPeers, memSampler, peersUsable, prepareExim, startExim, startPostfix, treeCpuSeconds, treeMemory, waitForPort } from './peers.js';
+import { HERE, ROOT } from './root.js';
+import { SINK_HOST, findPeers, memSampler, peersUsable, prepareExim, startExim, startPostfix, treeCpuSeconds, treeMemory, waitForPort, type EximTree, type PeerHandle, type Ports } from './peers.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+/** One measured row: an MTA on a load in one round. A row with errors is void. */
+interface Row {
+  mta: string; load: string; round: number; errors: string[];
+  messages?: number; size?: number; sessions?: number; warmup?: number;
+  rate?: number; ms?: number; submitMs?: number; submitRate?: number; done?: number;
+  cpuPer1000?: number; peakPssMB?: number; vmHwmMB?: number; peakMB?: number;
+  queued?: number; arrivals?: number; deferrals?: number; sinkCount?: number; othersCpu?: number;
+  eximQueuePerConnection?: number | string;
+}
+interface Load { id: string; label: string; relay: boolean; reuse: boolean; big: boolean; sessions?: number; messages?: number }
+interface LoadOpts { host?: string; port: number; sessions: number; messages: number; size: number; reuse: boolean; timeoutMs: number }
+interface LoadResult { ms: number; ok: boolean; sent?: number; failed?: number; errors: string[]; command: string }
+/** postern's configuration for one run. */
+interface Cfg extends Ports { file: string; dir: string; mainlog: string; spool: string }
+/** Any MTA under test, behind one face. */
+interface Mta {
+  rootPid: number; cfg?: Cfg; smtpPort?: number; x?: PeerHandle['x'];
+  queued: () => number | Promise<number>; arrivals: () => number; done: { poll(): number }; deferrals: () => number;
+  problems?: () => string[]; stop: () => Promise<unknown>;
+}
+interface Daemon { child: ChildProcess; pid: number; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; stderr: () => string }
+type Series = { round: number; v: number | undefined }[];
+interface Figure { what: string; ref?: Series; postern?: Series; postfix?: Series; exim?: Series; digits?: number; better?: string; refOnly?: boolean }
+interface Idle { mta: string; round: number; pssMB?: number; rssMB?: number; value?: number; procs?: string; errors: string[] }
+interface Gauge { round: number; cpuJobMs: number; fdatasyncMs: number; othersCpu: number | undefined; load: string }
+interface Stats { mean: number; median: number; stddev: number; min: number; max: number }
+interface SendmailRow extends Stats { key: string; label: string; roundMedians: number[] }
+interface FsyncRow { mta: string; label: string; messages: number; reuse: boolean; calls: Record<string, number>; total: number; rate?: number; errors: string[]; net?: number; perMessage?: number }
+interface Target { what: string; value?: number; text: string; goal: string; met: string }
+interface Results {
+  started: string;
+  machine: { node: string; cpus: number; cpuModel?: string; memGB: number; spoolFs?: string; fdatasyncMs?: number };
+  tools: Record<string, string | null>;
+  parameters: Record<string, unknown>;
+  mtas: string[];
+  rates: Record<string, Record<string, Row[]>>;
+  sendmail: { tool: string; runs: number; rounds: number; warmup: number; messageBytes: number; rows: SendmailRow[]; checks: string[] } | null;
+  fsync: { seccomp: boolean; rows: FsyncRow[] } | null;
+  targets: Target[]; notes: string[]; othersCpu: Record<string, number | undefined>;
+  rounds?: number; gauge?: Gauge[]; idle?: Record<string, Idle[]>; loadavg?: { start: string; end?: string };
+  dist?: string; queuedCfg?: Cfg;
+}
+
 const OUT = join(ROOT, 'bench', 'out');
 const POSTERN = join(ROOT, 'bin', 'postern');
 const SENDMAIL = join(ROOT, 'bin', 'sendmail');
@@ -61,7 +102,7 @@ if (opt.help) {
   process.stdout.write(readFileSync(join(ROOT, 'bench', 'README.md'), 'utf8'));
   process.exit(0);
 }
-const int = (name, v, min = 1) => {
+const int = (name: string, v: string, min = 1): number => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`);
   return n;
@@ -70,7 +111,7 @@ const int = (name, v, min = 1) => {
 const SETS = opt.set.map((x) => {
   const m = /^([a-z_]+)\.([a-z_]+)=(.+)$/.exec(x);
   if (!m) throw new Error(`--set ${x}: expected SECTION.KEY=VALUE, e.g. smarthost.connections=16`);
-  return { section: m[1], key: m[2], value: m[3] };
+  return { section: m[1]!, key: m[2]!, value: m[3]! };
 });
 const STEPS = new Set(opt.only.split(',').map((s) => s.trim()).filter(Boolean));
 for (const s of STEPS) if (!['rates', 'sendmail', 'fsync'].includes(s)) throw new Error(`unknown step ${s} (rates, sendmail, fsync)`);
@@ -100,7 +141,7 @@ if (SESSIONS > 200) throw new Error('at most 200 sessions');
 // ---------------------------------------------------------------------------
 // tools found on this machine
 
-function which(cmd) {
+function which(cmd: string): string | undefined {
   try {
     return execFileSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim() || undefined;
   } catch {
@@ -109,7 +150,7 @@ function which(cmd) {
 }
 
 /** A Postfix tool from an unpacked tree needs its private libraries. */
-function postfixEnv(tool) {
+function postfixEnv(tool: string): NodeJS.ProcessEnv {
   const lib = join(dirname(dirname(tool)), 'lib', 'postfix');
   if (!existsSync(lib)) return process.env;
   return { ...process.env, LD_LIBRARY_PATH: [lib, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') };
@@ -117,7 +158,7 @@ function postfixEnv(tool) {
 
 /** Exim and Postfix unpacked by bench/fetch-peers.sh (bench/peers/, or $BENCH_PEERS). */
 const PEERS = findPeers(resolve(process.env.BENCH_PEERS ?? join(ROOT, 'bench', 'peers')));
-const fromEnv = (v) => (v && existsSync(v) ? resolve(v) : undefined);
+const fromEnv = (v: string | undefined) => (v && existsSync(v) ? resolve(v) : undefined);
 const SMTP_SOURCE = fromEnv(process.env.SMTP_SOURCE) ?? PEERS.smtpSource;
 const SMTP_SINK = fromEnv(process.env.SMTP_SINK) ?? PEERS.smtpSink;
 const PEERS_PROBLEM = MTAS_ASKED.some((m) => m === 'exim' || m === 'postfix') ? peersUsable() : undefined;
@@ -135,54 +176,52 @@ const LOADGEN = opt.loadgen === 'node' || !SMTP_SOURCE ? 'node' : 'smtp-source';
 // ---------------------------------------------------------------------------
 // small helpers
 
-const log = (s) => process.stderr.write(`bench: ${s}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const secs = (ms) => (ms / 1000).toFixed(2);
-const rate = (n, ms) => (ms > 0 ? Math.round((n * 1000) / ms) : 0);
+const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const secs = (ms: number) => (ms / 1000).toFixed(2);
+const rate = (n: number, ms: number) => (ms > 0 ? Math.round((n * 1000) / ms) : 0);
 const timeLeft = () => DEADLINE - Date.now();
 
 /** A port on 127.0.0.1 that was free a moment ago (nothing listens on it afterwards). */
-function freePort(host = '127.0.0.1') {
+function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((res, rej) => {
     const srv = createServer();
     srv.once('error', rej);
     srv.listen(0, host, () => {
-      const { port } = srv.address();
+      const { port } = srv.address() as AddressInfo;
       srv.close(() => res(port));
     });
   });
 }
 
 /** Runs a command to completion (bounded); resolves { code, signal, stdout, stderr, ms }. */
-function run(cmd, args, { env = process.env, timeoutMs = STEP_TIMEOUT, input, cwd = ROOT } = {}) {
+interface RunResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number; timedOut: boolean }
+function run(cmd: string, args: string[], { env = process.env, timeoutMs = STEP_TIMEOUT, input, cwd = ROOT }: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string; cwd?: string } = {}): Promise<RunResult> {
   return new Promise((res, rej) => {
     const t0 = performance.now();
     const child = spawn(cmd, args, { env, cwd, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let timedOut = false;
-    child.stdout.on('data', (d) => { if (stdout.length < 1e6) stdout += d; });
-    child.stderr.on('data', (d) => { if (stderr.length < 1e6) stderr += d; });
+    child.stdout!.on('data', (d: Buffer) => { if (stdout.length < 1e6) stdout += d; });
+    child.stderr!.on('data', (d: Buffer) => { if (stderr.length < 1e6) stderr += d; });
     const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
     child.once('error', (e) => { clearTimeout(timer); rej(e); });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
       res({ code, signal, stdout, stderr, ms: performance.now() - t0, timedOut });
     });
-    if (input !== undefined) child.stdin.end(input);
+    if (input !== undefined) child.stdin!.end(input);
   });
 }
 
 /** Counts the lines of a file that match re, reading only what was appended since last time. */
 class LineCounter {
-  constructor(file, re) {
-    this.file = file;
-    this.re = re;
-    this.offset = 0;
-    this.rest = '';
-    this.count = 0;
-  }
-  poll() {
+  offset = 0;
+  rest = '';
+  count = 0;
+  constructor(readonly file: string, readonly re: RegExp) {}
+  poll(): number {
     if (!existsSync(this.file)) return this.count;
     const fd = openSync(this.file, 'r');
     try {
@@ -203,7 +242,7 @@ class LineCounter {
   }
 }
 
-const countLines = (file, re) => new LineCounter(file, re).poll();
+const countLines = (file: string, re: RegExp) => new LineCounter(file, re).poll();
 
 /**
  * User-mode CPU used by processes that are not ours while a measurement runs, as a
@@ -216,13 +255,13 @@ const countLines = (file, re) => new LineCounter(file, re).poll();
 function cpuSnapshot() {
   try {
     // cpu  user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+    const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1, 9).map(Number);
     const total = f.reduce((a, b) => a + b, 0);
     const st = readFileSync('/proc/self/stat', 'utf8');
     const r = st.slice(st.lastIndexOf(')') + 2).split(' ').map(Number);
     // utime and cutime are fields 14 and 16, i.e. r[11] and r[13]. User mode only: the
     // kernel's own threads (ext4's journal, softirq for loopback TCP) also work for us.
-    return { busy: f[0] + f[1], total, ours: r[11] + r[13] };
+    return { busy: f[0]! + f[1]!, total, ours: r[11]! + r[13]! };
   } catch {
     return undefined;
   }
@@ -237,7 +276,7 @@ function cpuWatch() {
   };
 }
 
-function noteOthers(label, pct) {
+function noteOthers(label: string, pct: number | undefined): number | undefined {
   if (pct !== undefined && pct >= 10) {
     const msg = `other processes used about ${pct}% of the machine's CPU during "${label}": its numbers are low and noisy`;
     log(`warning: ${msg}`);
@@ -247,7 +286,7 @@ function noteOthers(label, pct) {
 }
 
 /** With --wait-quiet S: waits (at most S seconds) for a second in which others use under 10% of the CPUs. */
-async function waitQuiet(label) {
+async function waitQuiet(label: string): Promise<void> {
   if (WAIT_QUIET <= 0) return;
   const until = Math.min(Date.now() + WAIT_QUIET * 1000, DEADLINE - 60_000);
   let busy;
@@ -260,41 +299,43 @@ async function waitQuiet(label) {
   log(`"${label}": the machine did not get quiet within ${WAIT_QUIET} s (others at ${busy}%): measuring anyway`);
 }
 
-async function watched(label, fn, row) {
+async function watched<T>(label: string, fn: () => Promise<T>, row?: () => Row | undefined): Promise<T> {
   await waitQuiet(label);
   const stop = cpuWatch();
   const r = await fn();
   const pct = noteOthers(label, stop());
-  if (row) row().othersCpu = pct;
-  else results.othersCpu[label] = pct;
+  if (row) {
+    const r0 = row();
+    if (r0) r0.othersCpu = pct;
+  } else results.othersCpu[label] = pct;
   return r;
 }
 
 // ---------------------------------------------------------------------------
 // postern under test
 
-const workDirs = [];
+const workDirs: string[] = [];
 /** Every long-running child we started (daemons, sinks), so a crash does not leave them behind. */
-const live = new Set();
+const live = new Set<number>();
 function killLive() {
   for (const pid of live) {
     try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
   }
   live.clear();
 }
-process.on('uncaughtException', (e) => {
-  log(`error: ${e.stack ?? e.message}`);
-  results.notes.push(`bench stopped: ${e.message}`);
+process.on('uncaughtException', (e: Error) => {
+  log(`error: ${(e as Error).stack ?? (e as Error).message}`);
+  results.notes.push(`bench stopped: ${(e as Error).message}`);
   try { process.stdout.write(save()); } catch { /* nothing more to do */ }
   killLive();
   process.exit(1);
 });
-function dropDir(d) {
+function dropDir(d: string): void {
   if (opt.keep) return;
   rmSync(d, { recursive: true, force: true });
   workDirs.splice(workDirs.indexOf(d), 1);
 }
-function workDir(name) {
+function workDir(name: string): string {
   const d = mkdtempSync(join(tmpdir(), `postern-bench-${name}-`));
   workDirs.push(d);
   return d;
@@ -304,25 +345,25 @@ function workDir(name) {
  * config/postern.toml with the listener, spool, log and smarthost changed: the bench
  * runs postern's own default settings otherwise.
  */
-function writeConfig(dir, { smtpPort, smarthostPort }) {
+function writeConfig(dir: string, { smtpPort, smarthostPort }: Ports): Cfg {
   const base = readFileSync(join(ROOT, 'config', 'postern.toml'), 'utf8').split('\n');
   let section = '';
   const done = new Set();
   const out = base.map((line) => {
     const s = /^\s*\[([^\]]+)\]/.exec(line);
-    if (s) section = s[1].trim();
+    if (s) section = s[1]!.trim();
     const key = /^\s*([A-Za-z_]+)\s*=/.exec(line)?.[1];
-    const set = (k, v) => { done.add(`${section}.${k}`); return `${k} = ${v}`; };
+    const set = (k: string, v: string) => { done.add(`${section}.${k}`); return `${k} = ${v}`; };
     if (section === 'listen' && key === 'smtp') return set('smtp', `["127.0.0.1:${smtpPort}"]`);
     if (section === 'spool' && key === 'directory') return set('directory', '"spool"');
     if (section === 'log' && key === 'file') return set('file', '"mainlog"');
     if (section === 'smarthost' && key === 'hosts') return set('hosts', `["${SINK_HOST}:${smarthostPort}"]`);
     const o = SETS.find((x) => x.section === section && x.key === key);
-    if (o) return set(key, o.value);
+    if (o && key) return set(key, o.value);
     return line;
   });
   for (const k of ['listen.smtp', 'spool.directory', 'log.file', 'smarthost.hosts', ...SETS.map((x) => `${x.section}.${x.key}`)]) {
-    if (!done.has(k)) throw new Error(`config/postern.toml has no ${k} line to change; update bench/run.js`);
+    if (!done.has(k)) throw new Error(`config/postern.toml has no ${k} line to change; update bench/run.ts`);
   }
   const file = join(dir, 'postern.toml');
   writeFileSync(file, out.join('\n'));
@@ -334,35 +375,35 @@ function writeConfig(dir, { smtpPort, smarthostPort }) {
  * from its `daemon started: pid=N` log line, which the log stream may write a moment
  * after "ready".
  */
-async function daemonPid(cfg, child) {
+async function daemonPid(cfg: Cfg, child: ChildProcess): Promise<number> {
   const until = Date.now() + 5000;
   while (Date.now() < until) {
     const text = existsSync(cfg.mainlog) ? readFileSync(cfg.mainlog, 'utf8') : '';
     const started = text.match(/daemon started: pid=(\d+)/g);
-    if (started) return Number(/pid=(\d+)/.exec(started.at(-1))[1]);
+    if (started) return Number(/pid=(\d+)/.exec(started.at(-1) ?? '')?.[1]);
     await sleep(20);
   }
   throw new Error(`no "daemon started: pid=" line in ${cfg.mainlog} 5 s after ready (child pid ${child.pid})`);
 }
 
 /** Starts `postern -bd -q1m` (optionally under a wrapper such as strace) and waits for "ready". */
-function startDaemon(cfg, wrapper = []) {
+function startDaemon(cfg: Cfg, wrapper: string[] = []): Promise<Daemon> {
   return new Promise((res, rej) => {
     // --profile: every daemon writes a V8 CPU profile into bench/out/profiles/ when it stops.
     const prof = opt.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(OUT, 'profiles')}`, `--cpu-prof-name=${basename(cfg.dir)}.cpuprofile`] : [];
     const args = [...wrapper, NODE, ...prof, POSTERN, '-C', cfg.file, '-bd', '-q1m'];
-    const child = spawn(args[0], args.slice(1), { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-    live.add(child.pid);
-    child.once('close', () => live.delete(child.pid));
+    const child = spawn(args[0]!, args.slice(1), { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    live.add(child.pid!);
+    child.once('close', () => live.delete(child.pid!));
     let stderr = '';
     let ready = false;
     const timer = setTimeout(() => { child.kill('SIGKILL'); rej(new Error(`daemon not ready after 20 s: ${stderr}`)); }, 20_000);
-    child.stderr.on('data', (d) => {
+    child.stderr!.on('data', (d: Buffer) => {
       stderr += d;
       if (!ready && /postern: ready, listening for SMTP on/.test(stderr)) {
         ready = true;
         clearTimeout(timer);
-        const exited = new Promise((r) => child.once('close', (code, signal) => r({ code, signal })));
+        const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('close', (code, signal) => r({ code, signal })));
         void daemonPid(cfg, child).then((pid) => {
           live.add(pid);
           void exited.then(() => live.delete(pid));
@@ -380,10 +421,10 @@ function startDaemon(cfg, wrapper = []) {
 }
 
 /** Peak and current resident memory of a process, in MB (Linux). */
-function memory(pid) {
+function memory(pid: number): { peakMB: number; rssMB: number } {
   try {
     const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (k) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? NaN);
+    const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? NaN);
     return { peakMB: Math.round(kb('VmHWM') / 1024), rssMB: Math.round(kb('VmRSS') / 1024) };
   } catch {
     return { peakMB: NaN, rssMB: NaN };
@@ -391,7 +432,7 @@ function memory(pid) {
 }
 
 /** SIGTERM to the daemon itself, then wait (bounded) for it and any wrapper to exit. */
-async function stopDaemon(d) {
+async function stopDaemon(d: Daemon): Promise<unknown> {
   try { process.kill(d.pid, 'SIGTERM'); } catch { /* already gone */ }
   const r = await Promise.race([d.exited, sleep(40_000).then(() => undefined)]);
   if (r) return r;
@@ -401,7 +442,7 @@ async function stopDaemon(d) {
   return d.exited;
 }
 
-async function queueCount(cfg) {
+async function queueCount(cfg: Cfg): Promise<number> {
   const r = await run(NODE, [POSTERN, '-C', cfg.file, '-bpc'], { timeoutMs: 60_000 });
   const n = Number(r.stdout.trim());
   if (r.code !== 0 || !Number.isInteger(n)) throw new Error(`postern -bpc failed (${r.code}): ${r.stderr}`);
@@ -411,19 +452,19 @@ async function queueCount(cfg) {
 // ---------------------------------------------------------------------------
 // load generators
 
-function smtpSourceArgs({ host = '127.0.0.1', port, sessions, messages, size, reuse }) {
+function smtpSourceArgs({ host = '127.0.0.1', port, sessions, messages, size, reuse }: LoadOpts): string[] {
   return ['-s', String(sessions), '-m', String(messages), '-l', String(size), '-f', 'a@example.org', '-t', 'b@example.org',
     ...(reuse ? ['-d'] : []), `${host}:${port}`];
 }
 
-async function loadSmtpSource(o) {
-  const r = await run(SMTP_SOURCE, smtpSourceArgs(o), { env: postfixEnv(SMTP_SOURCE), timeoutMs: o.timeoutMs });
+async function loadSmtpSource(o: LoadOpts): Promise<LoadResult> {
+  const r = await run(SMTP_SOURCE!, smtpSourceArgs(o), { env: postfixEnv(SMTP_SOURCE!), timeoutMs: o.timeoutMs });
   const problems = r.stderr.split('\n').filter(Boolean);
   return { ms: r.ms, ok: r.code === 0 && !r.timedOut, sent: undefined, failed: undefined,
     errors: [...(r.timedOut ? ['timed out'] : []), ...(r.code !== 0 && !r.timedOut ? [`smtp-source exited ${r.code ?? r.signal}`] : []), ...problems.slice(0, 5)], command: `smtp-source ${smtpSourceArgs(o).join(' ')}` };
 }
 
-function message(i, size) {
+function message(i: number, size: number): string {
   const headers = `From: a@example.org\r\nTo: b@example.org\r\nSubject: bench ${i}\r\nMessage-ID: <bench.${process.pid}.${i}@example.org>\r\n`;
   const line = 'X'.repeat(78) + '\r\n';
   let body = line.repeat(Math.floor(size / line.length));
@@ -432,35 +473,36 @@ function message(i, size) {
 }
 
 /** 20 (or `sessions`) concurrent nodemailer SMTP sessions sharing one message counter. */
-async function loadNode({ host = '127.0.0.1', port, sessions, messages, size, reuse, timeoutMs }) {
+async function loadNode({ host = '127.0.0.1', port, sessions, messages, size, reuse, timeoutMs }: LoadOpts): Promise<LoadResult> {
   const { default: SMTPConnection } = await import('nodemailer/lib/smtp-connection/index.js');
   const until = Date.now() + timeoutMs;
   let next = 0;
   let sent = 0;
   let failed = 0;
-  const errors = [];
-  const note = (e) => { failed++; if (errors.length < 5) errors.push(e.message ?? String(e)); };
-  const connect = () => new Promise((res, rej) => {
+  const errors: string[] = [];
+  const note = (e: Error) => { failed++; if (errors.length < 5) errors.push((e as Error).message ?? String(e)); };
+  type Conn = InstanceType<typeof SMTPConnection>;
+  const connect = () => new Promise<Conn>((res, rej) => {
     const c = new SMTPConnection({ host, port, name: 'loadgen.example.org', ignoreTLS: true, logger: false,
       connectionTimeout: 30_000, greetingTimeout: 30_000, socketTimeout: 60_000 });
     c.once('error', rej);
     c.connect(() => { c.off('error', rej); c.on('error', () => {}); res(c); });
   });
-  const send = (c, i) => new Promise((res, rej) => {
+  const send = (c: Conn, i: number) => new Promise<void>((res, rej) => {
     c.send({ from: 'a@example.org', to: ['b@example.org'] }, message(i, size), (err, info) => {
       if (err) rej(err);
       else if (info.accepted.length !== 1) rej(new Error(`not accepted: ${info.response}`));
       else res();
     });
   });
-  const reset = (c) => new Promise((res, rej) => c.reset((err) => (err ? rej(err) : res())));
-  const quit = (c) => new Promise((res) => {
+  const reset = (c: Conn) => new Promise<void>((res, rej) => c.reset((err) => (err ? rej(err) : res())));
+  const quit = (c: Conn) => new Promise<void>((res) => {
     const t = setTimeout(() => { c.close(); res(); }, 5000);
     c.once('end', () => { clearTimeout(t); res(); });
     c.quit();
   });
   const session = async () => {
-    let c;
+    let c: Conn | undefined;
     while (next < messages && Date.now() < until) {
       const i = next++;
       try {
@@ -470,7 +512,7 @@ async function loadNode({ host = '127.0.0.1', port, sessions, messages, size, re
         if (reuse) await reset(c);
         else { await quit(c); c = undefined; }
       } catch (e) {
-        note(e);
+        note(e as Error);
         try { c?.close(); } catch { /* closed */ }
         c = undefined;
       }
@@ -485,41 +527,42 @@ async function loadNode({ host = '127.0.0.1', port, sessions, messages, size, re
     command: `nodemailer SMTPConnection, ${sessions} sessions, ${messages} messages, ${reuse ? 'RSET between messages' : 'QUIT after each'}` };
 }
 
-function load(o) {
+function load(o: LoadOpts): Promise<LoadResult> {
   return LOADGEN === 'smtp-source' ? loadSmtpSource(o) : loadNode(o);
 }
 
 // ---------------------------------------------------------------------------
 // sink for the end-to-end measurement
 
-async function startSink(port) {
+interface Sink { counter: { count: number }; pid: number; name: string; stop: () => Promise<string> }
+async function startSink(port: number): Promise<Sink> {
   const counter = { count: 0 };
-  let child;
+  let child: ChildProcess;
   if (SMTP_SINK) {
     // -c: counters on stdout ("\r"-separated); backlog 1000.
     child = spawn(SMTP_SINK, ['-c', '-u', 'root', `${SINK_HOST}:${port}`, '1000'], { env: postfixEnv(SMTP_SINK), stdio: ['ignore', 'pipe', 'pipe'] });
   } else {
-    child = spawn(NODE, [join(ROOT, 'bench', 'sink.js'), String(port), String(Math.ceil(STEP_TIMEOUT / 1000) + 60), SINK_HOST], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(NODE, [join(HERE, 'sink.js'), String(port), String(Math.ceil(STEP_TIMEOUT / 1000) + 60), SINK_HOST], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   }
-  live.add(child.pid);
-  child.once('close', () => live.delete(child.pid));
+  live.add(child.pid!);
+  child.once('close', () => live.delete(child.pid!));
   let buf = '';
-  child.stdout.on('data', (d) => {
+  child.stdout!.on('data', (d: Buffer) => {
     buf = (buf + d).slice(-4096);
-    // smtp-sink -c: "<sessions> <quits> <messages>"-style counters; bench/sink.js: "count N".
+    // smtp-sink -c: "<sessions> <quits> <messages>"-style counters; bench/sink.ts: "count N".
     const parts = buf.split(/[\r\n]+/).filter(Boolean);
     const last = parts.at(-1) ?? '';
     const m = SMTP_SINK ? /(\d+)\s*$/.exec(last) : /^count (\d+)/.exec(last);
     if (m) counter.count = Number(m[1]);
   });
   let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; });
+  child.stderr!.on('data', (d: Buffer) => { stderr += d; });
   const exited = new Promise((r) => child.once('close', r));
   await waitForPort(port, 10_000, () => undefined, SINK_HOST);
   return {
     counter,
-    pid: child.pid,
-    name: SMTP_SINK ? `smtp-sink -c -u root ${SINK_HOST}:${port} 1000` : `node bench/sink.js ${port}`,
+    pid: child.pid!,
+    name: SMTP_SINK ? `smtp-sink -c -u root ${SINK_HOST}:${port} 1000` : `node dist/bench/sink.js ${port}`,
     stop: async () => {
       child.kill('SIGTERM');
       const r = await Promise.race([exited, sleep(5000).then(() => 'late')]);
@@ -532,7 +575,7 @@ async function startSink(port) {
 // ---------------------------------------------------------------------------
 // results
 
-const results = {
+const results: Results = {
   started: new Date(START).toISOString(),
   machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, memGB: Math.round(totalmem() / 2 ** 30) },
   tools: { loadgen: LOADGEN, smtpSource: SMTP_SOURCE ?? null, smtpSink: SMTP_SINK ?? null, strace: STRACE ?? null, peers: PEERS.dir },
@@ -543,11 +586,10 @@ const results = {
 /** A short hash of the .js files under dist/: which build was measured (others may rebuild it during a run). */
 function distFingerprint() {
   const h = createHash('sha256');
-  const walk = (d) => {
+  const walk = (d: string): void => {
     for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (p.endsWith('.js')) h.update(p).update(readFileSync(p));
+      if (e.isDirectory()) { if (p !== join(ROOT, 'dist', 'bench')) walk(p); } else if (p.endsWith('.js')) h.update(p).update(readFileSync(p));
     }
   };
   walk(join(ROOT, 'dist'));
@@ -555,13 +597,12 @@ function distFingerprint() {
 }
 
 function distFreshness() {
-  const newest = (dir, ext) => {
+  const newest = (dir: string, ext: string): number => {
     let t = 0;
-    const walk = (d) => {
+    const walk = (d: string): void => {
       for (const e of readdirSync(d, { withFileTypes: true })) {
         const p = join(d, e.name);
-        if (e.isDirectory()) walk(p);
-        else if (p.endsWith(ext)) t = Math.max(t, statSync(p).mtimeMs);
+        if (e.isDirectory()) { if (p !== join(ROOT, 'dist', 'bench')) walk(p); } else if (p.endsWith(ext)) t = Math.max(t, statSync(p).mtimeMs);
       }
     };
     if (existsSync(dir)) walk(dir);
@@ -576,7 +617,7 @@ function distFreshness() {
     results.notes.push(msg);
   }
   // bin/ runs sendmail's submission bundle only when it is not older than tsc's last build.
-  const at = (f) => (existsSync(join(ROOT, 'dist', f)) ? statSync(join(ROOT, 'dist', f)).mtimeMs : 0);
+  const at = (f: string) => (existsSync(join(ROOT, 'dist', f)) ? statSync(join(ROOT, 'dist', f)).mtimeMs : 0);
   if (at('cli/submit.cjs') < at('.tsbuildinfo')) {
     const msg = 'dist/cli/submit.cjs is missing or older than tsc\'s last build: `sendmail` runs main.js, its slow start (run npm run build first)';
     log(`warning: ${msg}`);
@@ -584,22 +625,21 @@ function distFreshness() {
   }
 }
 
-const pct = (v) => (v === undefined ? '?' : `${v}%`);
+const pct = (v: number | undefined) => (v === undefined ? '?' : `${v}%`);
 
-function table(headers, rows) {
+function table(headers: string[], rows: (string | number | undefined)[][]): string {
   return [`| ${headers.join(' | ')} |`, `|${headers.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
-const NAMES = { sink: 'sink alone', postern: 'postern', postfix: 'Postfix 3.7', exim: 'Exim 4.96' };
+const NAMES: Record<string, string> = { sink: 'sink alone', postern: 'postern', postfix: 'Postfix 3.7', exim: 'Exim 4.96' };
 const PEER_MTAS = ['postfix', 'exim'];
-const fmt = (v, digits = 0) => (v === undefined || v === null || Number.isNaN(v) ? 'n/a' : Number(v).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
-const ratio = (a, b) => (a === undefined || b === undefined || !b ? 'n/a' : `${(a / b).toFixed(a / b >= 10 ? 0 : 2)}×`);
+const fmt = (v: number | undefined | null, digits = 0): string => (v === undefined || v === null || Number.isNaN(v) ? 'n/a' : Number(v).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
 
 /**
  * The loads: the same for every MTA (Exim, at its speed, gets at most --exim-messages of
  * them). `sessions` and `messages` default to --sessions and -m.
  */
-const LOADS = [
+const LOADS: Load[] = [
   { id: 'accept-new', label: 'accept, smarthost down, one message per connection', relay: false, reuse: false, big: false },
   { id: 'accept-reuse', label: 'accept, smarthost down, connections reused', relay: false, reuse: true, big: false },
   { id: 'relay-new', label: 'relay end to end, one message per connection', relay: true, reuse: false, big: false },
@@ -612,18 +652,18 @@ const LOADS = [
   { id: 'hub-down', label: `accept, smarthost down, queue growing to ${N_QUEUE.toLocaleString('en-US')}`, relay: false, reuse: false, big: false, messages: N_QUEUE },
 ];
 /** The sink alone takes the same loads straight from the load generator (the accept rows share the relay rows' figure). */
-const SINK_LOAD = { 'accept-new': 'relay-new', 'accept-reuse': 'relay-reuse', 'relay-new': 'relay-new', 'relay-reuse': 'relay-reuse', 'big-new': 'big-new', 'big-reuse': 'big-reuse', 'one-session': 'one-session', 'hub-down': 'relay-new' };
-const loadSessions = (ld) => ld.sessions ?? SESSIONS;
-const loadMessages = (mta, ld) => Math.min(ld.messages ?? (ld.big ? N_BIG : N), mta === 'exim' ? N_EXIM : Infinity);
+const SINK_LOAD: Record<string, string> = { 'accept-new': 'relay-new', 'accept-reuse': 'relay-reuse', 'relay-new': 'relay-new', 'relay-reuse': 'relay-reuse', 'big-new': 'big-new', 'big-reuse': 'big-reuse', 'one-session': 'one-session', 'hub-down': 'relay-new' };
+const loadSessions = (ld: Load): number => ld.sessions ?? SESSIONS;
+const loadMessages = (mta: string, ld: Load): number => Math.min(ld.messages ?? (ld.big ? N_BIG : N), mta === 'exim' ? N_EXIM : Infinity);
 /** Messages of the same load sent first and not timed (--warmup): a daemon in service is warm (JIT, caches, pools); Exim gets a fifth; one session a fifth too. */
-const warmupMessages = (mta, ld) => (mta === 'sink' ? 0 : Math.ceil(WARMUP / (mta === 'exim' ? 5 : 1) / (ld?.sessions === 1 ? 5 : 1)));
+const warmupMessages = (mta: string, ld?: Load): number => (mta === 'sink' ? 0 : Math.ceil(WARMUP / (mta === 'exim' ? 5 : 1) / (ld?.sessions === 1 ? 5 : 1)));
 
-function stats(times) {
+function stats(times: number[]): Stats {
   const a = [...times].sort((x, y) => x - y);
   const mean = a.reduce((s, x) => s + x, 0) / a.length;
-  const median = a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
+  const median = a.length % 2 ? a[(a.length - 1) / 2]! : (a[a.length / 2 - 1]! + a[a.length / 2]!) / 2;
   const stddev = Math.sqrt(a.reduce((s, x) => s + (x - mean) ** 2, 0) / Math.max(1, a.length - 1));
-  return { mean, median, stddev, min: a[0], max: a.at(-1) };
+  return { mean, median, stddev, min: a[0]!, max: a.at(-1)! };
 }
 
 // ---------------------------------------------------------------------------
@@ -635,7 +675,7 @@ function stats(times) {
  * memory); queued() counts its queue; done counts its "message finished" log lines;
  * problems() lists the MTA's own fatal or panic lines.
  */
-async function startMta(mta, dir, ports, wrapper = [], opts = {}) {
+async function startMta(mta: string, dir: string, ports: Ports, wrapper: string[] = [], opts: { queuePerConnection0?: boolean } = {}): Promise<Mta> {
   if (mta === 'postern') {
     const cfg = writeConfig(dir, ports);
     const d = await startDaemon(cfg, wrapper);
@@ -649,7 +689,7 @@ async function startMta(mta, dir, ports, wrapper = [], opts = {}) {
       stop: () => stopDaemon(d),
     };
   }
-  const h = await (mta === 'exim' ? startExim(PEERS, dir, ports, wrapper, opts) : startPostfix(PEERS, dir, ports, wrapper));
+  const h: PeerHandle = await (mta === 'exim' ? startExim(PEERS, dir, ports, wrapper, opts) : startPostfix(PEERS, dir, ports, wrapper));
   live.add(h.rootPid);
   const stop = h.stop;
   h.stop = async () => { const r = await stop(); live.delete(h.rootPid); return r; };
@@ -657,23 +697,23 @@ async function startMta(mta, dir, ports, wrapper = [], opts = {}) {
 }
 
 /** The rows of one load and MTA, one per round. */
-const rowsOf = (id, mta) => ((results.rates[id] ??= {})[mta] ??= []);
+const rowsOf = (id: string, mta: string): Row[] => ((results.rates[id] ??= {})[mta] ??= []);
 
 // ---------------------------------------------------------------------------
 // 1. rates, CPU and memory: every load, every MTA, in every round
 
-async function measureRate(mta, ld, round) {
+async function measureRate(mta: string, ld: Load, round: number): Promise<Row> {
   const n = loadMessages(mta, ld);
   const size = ld.big ? BIG_SIZE : SIZE;
   const sessions = loadSessions(ld);
-  const row = { mta, load: ld.id, round, messages: n, size, sessions, errors: [] };
+  const row: Row = { mta, load: ld.id, round, messages: n, size, sessions, errors: [] };
   const until = Date.now() + Math.min(STEP_TIMEOUT, timeLeft());
   const sinkPort = await freePort(SINK_HOST);
   const sink = ld.relay || mta === 'sink' ? await startSink(sinkPort) : undefined;
-  let h;
-  let dir;
+  let h: Mta | undefined;
+  let dir: string | undefined;
   try {
-    if (mta === 'sink') {
+    if (mta === 'sink' && sink) {
       const cpu0 = treeCpuSeconds(sink.pid);
       const l = await load({ host: SINK_HOST, port: sinkPort, sessions, messages: n, size, reuse: ld.reuse, timeoutMs: until - Date.now() });
       row.errors.push(...l.errors);
@@ -690,7 +730,7 @@ async function measureRate(mta, ld, round) {
     // of a reused connection for the queue run 30 minutes later: 0 for those relay loads only.
     h = await startMta(mta, dir, { smtpPort: await freePort(), smarthostPort: sinkPort }, [], { queuePerConnection0: ld.relay && ld.reuse });
     if (mta === 'exim') row.eximQueuePerConnection = ld.relay && ld.reuse ? 0 : 'default (10)';
-    const port = h.smtpPort ?? h.cfg.smtpPort;
+    const port = h.smtpPort ?? h.cfg!.smtpPort;
     const stopMem = memSampler(h.rootPid);
     // Warm-up: the same load, untimed, until every message is finished (relay) or
     // arrived and tried (accept); the timed load then counts on top of it.
@@ -734,7 +774,7 @@ async function measureRate(mta, ld, round) {
     if (row.arrivals !== n) row.errors.push(`${row.arrivals} arrivals logged after the warm-up, expected ${n}`);
     if (ld.relay) {
       await sleep(200);
-      row.sinkCount = sink.counter.count - w;
+      row.sinkCount = (sink?.counter.count ?? 0) - w;
       row.deferrals = h.deferrals();
       if (row.queued !== 0) row.errors.push(`${row.queued} still queued`);
       if (row.deferrals) row.errors.push(`${row.deferrals} deferrals logged`);
@@ -761,7 +801,7 @@ async function measureRate(mta, ld, round) {
  * Σ PSS and Σ RSS of its processes (Exim's daemon; Postfix's master, qmgr, pickup and
  * whatever else it keeps; postern's one process).
  */
-async function measureIdle(mta, round) {
+async function measureIdle(mta: string, round: number): Promise<Idle> {
   const dir = workDir(`idle-${mta}`);
   const h = await startMta(mta, dir, { smtpPort: await freePort(), smarthostPort: await freePort(SINK_HOST) });
   try {
@@ -783,7 +823,7 @@ async function measureIdle(mta, round) {
  * machine both stay within a few per cent from round to round; their spread is the
  * noise the round's figures carry.
  */
-async function noiseGauge(round) {
+async function noiseGauge(round: number): Promise<Gauge> {
   const job = "const c=require('crypto');const b=Buffer.alloc(1<<20,7);const t=performance.now();const h=c.createHash('sha256');for(let i=0;i<64;i++)h.update(b);h.digest();process.stdout.write(String(performance.now()-t))";
   const times = [];
   for (let i = 0; i < 3; i++) {
@@ -813,8 +853,8 @@ async function measureRates() {
         (results.idle[mta] ??= []).push(r);
         log(`  idle ${NAMES[mta]}: ${r.value} MB (Σ PSS ${r.pssMB}, Σ RSS ${r.rssMB}: ${r.procs})`);
       } catch (e) {
-        (results.idle[mta] ??= []).push({ mta, round, errors: [`failed: ${e.message.slice(0, 600)}`] });
-        log(`  idle ${NAMES[mta]} failed: ${e.message.slice(0, 600)}`);
+        (results.idle[mta] ??= []).push({ mta, round, errors: [`failed: ${(e as Error).message.slice(0, 600)}`] });
+        log(`  idle ${NAMES[mta]} failed: ${(e as Error).message.slice(0, 600)}`);
       }
     }
     save();
@@ -823,14 +863,15 @@ async function measureRates() {
         if (mta === 'sink' && SINK_LOAD[ld.id] !== ld.id) continue;
         if (timeLeft() < 30_000) { results.notes.push(`rates: ${NAMES[mta]} on "${ld.label}" round ${round} skipped, out of time`); continue; }
         log(`round ${round}, ${ld.label}: ${NAMES[mta]}, ${loadMessages(mta, ld)} messages`);
-        let row;
+        let measured: Row | undefined;
         await watched(`${ld.id} ${mta} round ${round}`, async () => {
           try {
-            row = await measureRate(mta, ld, round);
+            measured = await measureRate(mta, ld, round);
           } catch (e) {
-            row = { mta, load: ld.id, round, errors: [`failed: ${e.message.slice(0, 900)}`] };
+            measured = { mta, load: ld.id, round, errors: [`failed: ${(e as Error).message.slice(0, 900)}`] };
           }
-        }, () => row);
+        }, () => measured);
+        const row: Row = measured ?? { mta, load: ld.id, round, errors: ['not measured'] };
         rowsOf(ld.id, mta).push(row);
         log(`  ${row.rate ?? '?'} msg/s, CPU ${fmt(row.cpuPer1000, 2)} s per 1,000, memory ${row.peakMB ?? '?'} MB${row.errors.length ? `; VOID: ${row.errors.join('; ')}` : ''}`);
         save();
@@ -842,13 +883,13 @@ async function measureRates() {
 // ---------------------------------------------------------------------------
 // 2. whole-process time of one submission
 
-/** Times runs of one command (after warm-up runs) with bench/timecmd.js, inside wrap's mount namespace if given. */
-async function timeCommand(argv, stdin, wrap, runs, warmup) {
+/** Times runs of one command (after warm-up runs) with bench/timecmd.ts, inside wrap's mount namespace if given. */
+async function timeCommand(argv: string[], stdin: string | undefined, wrap: { enter: string; env: NodeJS.ProcessEnv } | undefined, runs: number, warmup: number): Promise<number[]> {
   const spec = JSON.stringify({ argv, runs, warmup, stdin });
-  const inner = [NODE, join(ROOT, 'bench', 'timecmd.js'), spec];
+  const inner = [NODE, join(HERE, 'timecmd.js'), spec];
   const r = wrap
     ? await run('unshare', ['-m', 'sh', '-c', `${wrap.enter} && exec "$@"`, 'sh', ...inner], { env: wrap.env, timeoutMs: Math.min(STEP_TIMEOUT, timeLeft()) })
-    : await run(inner[0], inner.slice(1), { timeoutMs: Math.min(STEP_TIMEOUT, timeLeft()) });
+    : await run(inner[0]!, inner.slice(1), { timeoutMs: Math.min(STEP_TIMEOUT, timeLeft()) });
   if (r.code !== 0) throw new Error(`timing ${argv.join(' ')} failed: ${r.stderr.slice(-800)}`);
   return JSON.parse(r.stdout).times;
 }
@@ -870,15 +911,15 @@ async function measureSendmail() {
   const perRound = Math.ceil(RUNS / rounds);
   const warmup = 1;
   const expect = rounds * (perRound + warmup);
-  const checks = [];
-  const commands = [
+  const checks: string[] = [];
+  const commands: { key: string; label: string; argv: string[]; stdin?: string; wrap?: { enter: string; env: NodeJS.ProcessEnv } }[] = [
     { key: 'node', label: '`node -e 0`', argv: [NODE, '-e', '0'] },
     { key: 'mjs', label: '`node empty.mjs` (an empty ES module)', argv: [NODE, emptyMjs] },
     { key: 'up', label: '`sendmail -t -i`, daemon running', argv: [SENDMAIL, '-C', up.file, '-t', '-i'], stdin: msgFile },
     { key: 'down', label: '`sendmail -t -i`, daemon down', argv: [SENDMAIL, '-C', down.file, '-t', '-i'], stdin: msgFile },
   ];
-  let eximDir;
-  let eximX;
+  let eximDir: string | undefined;
+  let eximX: EximTree | undefined;
   if (MTAS.includes('exim')) {
     eximDir = workDir('sendmail-exim');
     const x = prepareExim(PEERS, eximDir, { smtpPort: await freePort(), smarthostPort: await freePort(SINK_HOST) });
@@ -895,28 +936,28 @@ async function measureSendmail() {
     commands.push({ key: 'bp', label: `\`postern -bp\` (mailq), ${q} queued`, argv: [POSTERN, '-C', results.queuedCfg.file, '-bp'] });
   }
   const d = await startDaemon(up);
-  let pf;
+  let pf: Mta | undefined;
   try {
     if (MTAS.includes('postfix')) {
       // As root, Postfix's sendmail hands the message to postdrop, which writes it to the
       // maildrop for the running daemon's pickup.
       pf = await startMta('postfix', workDir('sendmail-postfix'), { smtpPort: await freePort(), smarthostPort: await freePort(SINK_HOST) });
-      commands.splice(4, 0, { key: 'postfix', label: "Postfix's `sendmail -t -i`, daemon running", argv: [pf.x.sendmail, '-C', pf.x.conf, '-t', '-i'], stdin: msgFile, wrap: pf.x });
+      commands.splice(4, 0, { key: 'postfix', label: "Postfix's `sendmail -t -i`, daemon running", argv: [pf.x!.sendmail!, '-C', pf.x!.conf, '-t', '-i'], stdin: msgFile, wrap: pf.x });
     }
     log(`sendmail: ${commands.length} commands, ${rounds} rounds of ${perRound} runs each after ${warmup} warm-up, taking turns`);
-    const times = new Map(commands.map((c) => [c.key, []]));
-    const roundMedians = new Map(commands.map((c) => [c.key, []]));
+    const times = new Map<string, number[]>(commands.map((c) => [c.key, []]));
+    const roundMedians = new Map<string, number[]>(commands.map((c) => [c.key, []]));
     for (let i = 0; i < rounds; i++) {
       for (const c of commands) {
         const t = await timeCommand(c.argv, c.stdin, c.wrap, perRound, warmup);
-        times.get(c.key).push(...t);
-        roundMedians.get(c.key).push(stats(t).median);
+        times.get(c.key)!.push(...t);
+        roundMedians.get(c.key)!.push(stats(t).median);
       }
     }
-    results.sendmail = { tool: 'bench/timecmd.js', runs: rounds * perRound, rounds, warmup, messageBytes: statSync(msgFile).size,
-      rows: commands.map((c) => ({ key: c.key, label: c.label, ...stats(times.get(c.key)), roundMedians: roundMedians.get(c.key) })), checks };
-    for (const x of results.sendmail.rows) log(`  ${x.label}: mean ${x.mean.toFixed(1)} ms, median ${x.median.toFixed(1)} ms`);
-    const upCount = await queueCount(up).catch((e) => e.message);
+    results.sendmail = { tool: 'bench/timecmd.ts', runs: rounds * perRound, rounds, warmup, messageBytes: statSync(msgFile).size,
+      rows: commands.map((c) => ({ key: c.key, label: c.label, ...stats(times.get(c.key)!), roundMedians: roundMedians.get(c.key)! })), checks };
+    for (const x of results.sendmail!.rows) log(`  ${x.label}: mean ${x.mean.toFixed(1)} ms, median ${x.median.toFixed(1)} ms`);
+    const upCount = await queueCount(up).catch((e) => (e as Error).message);
     checks.push(`daemon-running spool holds ${upCount} after ${expect} submissions`);
     if (upCount !== expect) results.notes.push(`sendmail: postern's daemon-running spool holds ${upCount}, expected ${expect}`);
     if (pf) {
@@ -929,10 +970,10 @@ async function measureSendmail() {
     await stopDaemon(d);
     if (pf) await pf.stop();
   }
-  const downCount = await queueCount(down).catch((e) => e.message);
+  const downCount = await queueCount(down).catch((e) => (e as Error).message);
   checks.push(`daemon-down spool holds ${downCount} after ${expect} submissions`);
   if (downCount !== expect) results.notes.push(`sendmail: postern's daemon-down spool holds ${downCount}, expected ${expect}`);
-  if (eximDir) {
+  if (eximDir && eximX) {
     const n = readdirSync(join(eximX.spool, 'input'), { recursive: true }).filter((f) => String(f).endsWith('-H')).length;
     const arrived = countLines(eximX.mainlog, / <= /);
     checks.push(`Exim's log shows ${arrived} arrivals after ${2 * expect} submissions (${expect} stock, ${expect} -odq); its spool holds ${n}`);
@@ -946,12 +987,12 @@ async function measureSendmail() {
 
 const SYNCS = ['fsync', 'fdatasync', 'msync', 'sync_file_range'];
 
-function parseStraceSummary(text) {
-  const calls = Object.fromEntries(SYNCS.map((s) => [s, 0]));
+function parseStraceSummary(text: string): Record<string, number> {
+  const calls: Record<string, number> = Object.fromEntries(SYNCS.map((s) => [s, 0]));
   for (const line of text.split('\n')) {
     // % time     seconds  usecs/call     calls    errors syscall
     const f = line.trim().split(/\s+/);
-    const name = f.at(-1);
+    const name = f.at(-1) ?? '';
     if (SYNCS.includes(name) && f.length >= 5) {
       const n = Number(f[3]);
       if (Number.isFinite(n)) calls[name] = n;
@@ -960,14 +1001,14 @@ function parseStraceSummary(text) {
   return calls;
 }
 
-async function straceRun(mta, label, messages, reuse, seccomp) {
+async function straceRun(mta: string, label: string, messages: number, reuse: boolean, seccomp: boolean): Promise<FsyncRow> {
   const dir = workDir(`fsync-${mta}-${label.replace(/\W+/g, '-')}`);
   const out = join(dir, 'strace.txt');
-  const wrapper = [STRACE, '-f', '-c', ...(seccomp ? ['--seccomp-bpf'] : []), '-e', `trace=${SYNCS.join(',')}`, '-o', out];
+  const wrapper = [STRACE!, '-f', '-c', ...(seccomp ? ['--seccomp-bpf'] : []), '-e', `trace=${SYNCS.join(',')}`, '-o', out];
   const h = await startMta(mta, dir, { smtpPort: await freePort(), smarthostPort: await freePort(SINK_HOST) }, wrapper);
   let l;
   try {
-    if (messages > 0) l = await load({ port: h.smtpPort ?? h.cfg.smtpPort, sessions: SESSIONS, messages, size: SIZE, reuse, timeoutMs: Math.min(STEP_TIMEOUT, timeLeft()) });
+    if (messages > 0) l = await load({ port: h.smtpPort ?? h.cfg!.smtpPort, sessions: SESSIONS, messages, size: SIZE, reuse, timeoutMs: Math.min(STEP_TIMEOUT, timeLeft()) });
     else await sleep(1500);
     await sleep(1000);
   } finally {
@@ -978,14 +1019,14 @@ async function straceRun(mta, label, messages, reuse, seccomp) {
   writeFileSync(join(OUT, `strace-${mta}-${label.replace(/\W+/g, '-')}.txt`), text);
   dropDir(dir);
   const calls = parseStraceSummary(text);
-  const total = SYNCS.reduce((s, k) => s + calls[k], 0);
+  const total = SYNCS.reduce((s, k) => s + (calls[k] ?? 0), 0);
   log(`  ${NAMES[mta]}, ${label}: ${JSON.stringify(calls)}`);
   return { mta, label, messages, reuse, calls, total, rate: l ? rate(messages, l.ms) : undefined, errors: l?.errors ?? [] };
 }
 
 async function measureFsync() {
   let seccomp = true;
-  const probe = await run(STRACE, ['-f', '-c', '--seccomp-bpf', '-e', 'trace=fsync', '-o', '/dev/null', 'true'], { timeoutMs: 10_000 });
+  const probe = await run(STRACE!, ['-f', '-c', '--seccomp-bpf', '-e', 'trace=fsync', '-o', '/dev/null', 'true'], { timeoutMs: 10_000 });
   if (probe.code !== 0) seccomp = false;
   results.fsync = { seccomp, rows: [] };
   for (const mta of MTAS.filter((m) => m !== 'sink')) {
@@ -1002,7 +1043,7 @@ async function measureFsync() {
         results.fsync.rows.push(r);
       }
     } catch (e) {
-      results.notes.push(`fsync: ${NAMES[mta]} failed: ${e.message.slice(0, 400)}`);
+      results.notes.push(`fsync: ${NAMES[mta]} failed: ${(e as Error).message.slice(0, 400)}`);
     }
     save();
   }
@@ -1015,40 +1056,40 @@ async function measureFsync() {
 // results: the one table (median and spread of the rounds), the targets of issue 22, the details
 
 /** Per-round values of a field of one MTA's rows on a load (voided rows give undefined). */
-function series(mta, id, key) {
-  const rows = results.rates[mta === 'sink' ? SINK_LOAD[id] : id]?.[mta] ?? [];
+function series(mta: string, id: string, key: 'rate' | 'cpuPer1000'): Series {
+  const rows = results.rates[mta === 'sink' ? SINK_LOAD[id] ?? id : id]?.[mta] ?? [];
   return rows.map((r) => ({ round: r.round, v: r.errors?.length ? undefined : r[key] }));
 }
 /** Median, min, max of the valid values; n valid of `of` measured. */
-function agg(list) {
-  const xs = (list ?? []).map((x) => x.v).filter((v) => v !== undefined && v !== null && !Number.isNaN(v));
+function agg(list: Series | undefined): { median?: number; min?: number; max?: number; n: number; of: number } {
+  const xs = (list ?? []).map((x) => x.v).filter((v): v is number => v !== undefined && v !== null && !Number.isNaN(v));
   if (!xs.length) return { n: 0, of: list?.length ?? 0 };
   const st = stats(xs);
-  return { median: st.median, min: st.min, max: st.max, n: xs.length, of: list.length };
+  return { median: st.median, min: st.min, max: st.max, n: xs.length, of: list?.length ?? 0 };
 }
-function cell(list, digits = 0) {
+function cell(list: Series | undefined, digits = 0): string {
   const a = agg(list);
   if (!a.of) return 'n/a';
   if (!a.n) return 'void';
   return `${fmt(a.median, digits)}${a.n > 1 ? ` (${fmt(a.min, digits)}–${fmt(a.max, digits)})` : ''}${a.n < a.of ? ` [${a.n} of ${a.of} valid]` : ''}`;
 }
 /** postern ÷ other: the ratio of the medians, and the range of the rounds' own ratios. */
-function ratioOf(p, o) {
+function ratioOf(p: Series | undefined, o: Series | undefined): { value?: number; text: string } {
   const a = agg(p).median;
   const b = agg(o).median;
   if (a === undefined || !b) return { text: 'n/a' };
-  const per = (p ?? []).map((x) => ({ x: x.v, y: (o ?? []).find((q) => q.round === x.round)?.v })).filter((z) => z.x !== undefined && z.y).map((z) => z.x / z.y);
+  const per = (p ?? []).map((x) => ({ x: x.v, y: (o ?? []).find((q) => q.round === x.round)?.v })).filter((z): z is { x: number; y: number } => z.x !== undefined && z.y !== undefined && z.y !== 0).map((z) => z.x / z.y);
   const r = a / b;
-  const f = (v) => v.toFixed(v >= 10 ? 0 : 2);
+  const f = (v: number) => v.toFixed(v >= 10 ? 0 : 2);
   return { value: r, text: `${f(r)}×${per.length > 1 ? ` (${f(Math.min(...per))}–${f(Math.max(...per))})` : ''}` };
 }
-const smRow = (key) => results.sendmail?.rows.find((x) => x.key === key);
-const smSeries = (key) => smRow(key)?.roundMedians.map((v, i) => ({ round: i + 1, v }));
-const syncsOf = (mta, reuse) => results.fsync?.rows.find((r) => r.mta === mta && r.perMessage !== undefined && r.reuse === reuse)?.perMessage;
-const one = (v) => (v === undefined ? undefined : [{ round: 1, v }]);
+const smRow = (key: string) => results.sendmail?.rows.find((x) => x.key === key);
+const smSeries = (key: string): Series | undefined => smRow(key)?.roundMedians.map((v, i) => ({ round: i + 1, v }));
+const syncsOf = (mta: string, reuse: boolean) => results.fsync?.rows.find((r) => r.mta === mta && r.perMessage !== undefined && r.reuse === reuse)?.perMessage;
+const one = (v: number | undefined): Series | undefined => (v === undefined ? undefined : [{ round: 1, v }]);
 /** Per round, the largest peak memory over the loads (postern: VmHWM; the others: Σ PSS). */
-function peakSeries(mta) {
-  const by = new Map();
+function peakSeries(mta: string): Series {
+  const by = new Map<number, number>();
   for (const ld of LOADS) {
     for (const r of results.rates[ld.id]?.[mta] ?? []) {
       if (r.peakMB === undefined) continue;
@@ -1057,20 +1098,20 @@ function peakSeries(mta) {
   }
   return [...by].map(([round, v]) => ({ round, v }));
 }
-const idleSeries = (mta) => (results.idle?.[mta] ?? []).map((r) => ({ round: r.round, v: r.errors?.length ? undefined : r.value }));
+const idleSeries = (mta: string): Series => (results.idle?.[mta] ?? []).map((r) => ({ round: r.round, v: r.errors?.length ? undefined : r.value }));
 
 /** The summary: one line per figure, a column per MTA, a ratio column per peer; each cell the median of the rounds (min–max). */
-function summaryRows() {
-  const rows = [];
-  const mk = (what, per, extra = {}) => rows.push({ what, ...per, ...extra });
+function summaryRows(): Figure[] {
+  const rows: Figure[] = [];
+  const mk = (what: string, per: Omit<Figure, 'what'>, extra: Omit<Figure, 'what'> = {}) => rows.push({ what, ...per, ...extra });
   for (const ld of LOADS) {
     if (!results.rates[ld.id]) continue;
-    const v = (m) => series(m, ld.id, 'rate');
+    const v = (m: string) => series(m, ld.id, 'rate');
     mk(`${ld.label}, msg/s`, { ref: v('sink'), postern: v('postern'), postfix: v('postfix'), exim: v('exim') }, { better: 'higher' });
   }
   for (const ld of LOADS) {
     if (!results.rates[ld.id] || ld.id === 'accept-reuse') continue;
-    const v = (m) => series(m, ld.id, 'cpuPer1000');
+    const v = (m: string) => series(m, ld.id, 'cpuPer1000');
     mk(`CPU s per 1,000 ${ld.relay ? 'relayed' : 'accepted'} (${ld.label.replace(/^(relay|accept)( end to end)?, /, '')})`, { ref: ld.relay ? v('sink') : undefined, postern: v('postern'), postfix: v('postfix'), exim: v('exim') }, { digits: 2, better: 'lower' });
   }
   mk('peak memory over all loads, MB (postern: its VmHWM; the others: Σ PSS of their processes)', { postern: peakSeries('postern'), postfix: peakSeries('postfix'), exim: peakSeries('exim') }, { better: 'lower' });
@@ -1086,16 +1127,16 @@ function summaryRows() {
     mk(`sync calls per accepted message (${reuse ? 'connections reused' : 'one per connection'}, net of start/stop)`, { postern: one(syncsOf('postern', reuse)), postfix: one(syncsOf('postfix', reuse)), exim: one(syncsOf('exim', reuse)) }, { digits: 2, better: 'lower' });
   }
   if (results.gauge?.length) {
-    mk('noise gauge: fixed CPU job (SHA-256 of 64 MB in a fresh node), ms, per round', { ref: results.gauge.map((g) => ({ round: g.round, v: g.cpuJobMs })) }, { digits: 1 });
-    mk('noise gauge: 4 KB write + fdatasync, ms, per round', { ref: results.gauge.map((g) => ({ round: g.round, v: g.fdatasyncMs })) }, { digits: 3 });
+    mk('noise gauge: fixed CPU job (SHA-256 of 64 MB in a fresh node), ms, per round', { ref: results.gauge.map((g) => ({ round: g.round, v: g.cpuJobMs })) }, { digits: 1, refOnly: true });
+    mk('noise gauge: 4 KB write + fdatasync, ms, per round', { ref: results.gauge.map((g) => ({ round: g.round, v: g.fdatasyncMs })) }, { digits: 3, refOnly: true });
   }
   return rows;
 }
 
 /** Issue 22's targets, each met or not, from the medians of this run. */
-function targets() {
-  const t = [];
-  const check = (what, r, goal, cmp) => t.push({ what, value: r?.value, text: r?.text ?? 'n/a', goal, met: r?.value === undefined ? 'not measured' : cmp(r.value) ? 'met' : 'not met' });
+function targets(): Target[] {
+  const t: Target[] = [];
+  const check = (what: string, r: { value?: number; text: string } | undefined, goal: string, cmp: (v: number) => boolean) => t.push({ what, value: r?.value, text: r?.text ?? 'n/a', goal, met: r?.value === undefined ? 'not measured' : cmp(r.value) ? 'met' : 'not met' });
   check('`sendmail -t -i`, daemon up ÷ Postfix\'s `sendmail -t -i`', ratioOf(smSeries('up'), smSeries('postfix')), '≤ 2', (v) => v <= 2);
   check('`sendmail -t -i`, daemon down (the path that needs node) ÷ `node -e 0`', ratioOf(smSeries('down'), smSeries('node')), '≤ 1.2', (v) => v <= 1.2);
   check('peak memory over the loads ÷ Postfix\'s', ratioOf(peakSeries('postern'), peakSeries('postfix')), '≤ 1', (v) => v <= 1);
@@ -1111,7 +1152,7 @@ function targets() {
   for (const ld of LOADS.filter((l) => l.relay && results.rates[l.id])) {
     check(`${ld.label}: CPU per message ÷ Postfix's`, ratioOf(series('postern', ld.id, 'cpuPer1000'), series('postfix', ld.id, 'cpuPer1000')), '≤ 0.5', (v) => v <= 0.5);
   }
-  t.push({ what: 'queue commands at 100,000 queued: `-bp` ÷ Exim\'s ≥ 5×, `postern-qgrep` ÷ `exiqgrep` ≥ 10×', text: 'not part of this run', goal: 'bench/million.js + bench/million-exim.js', met: 'not measured' });
+  t.push({ what: 'queue commands at 100,000 queued: `-bp` ÷ Exim\'s ≥ 5×, `postern-qgrep` ÷ `exiqgrep` ≥ 10×', text: 'not part of this run', goal: 'bench/million.ts + bench/million-exim.ts', met: 'not measured' });
   return t;
 }
 
@@ -1124,16 +1165,19 @@ function renderMarkdown() {
   L.push(`Load: ${r.tools.loadgen === 'smtp-source' ? 'Postfix `smtp-source`' : "built-in (nodemailer's SMTPConnection)"}, ${SESSIONS} concurrent sessions (one for the one-session row), ` +
     `${N.toLocaleString('en-US')} messages of ${SIZE} bytes (${N_BIG.toLocaleString('en-US')} of ${BIG_SIZE} bytes for the big rows, ${N_ONE} in one session, ${N_QUEUE.toLocaleString('en-US')} with the hub down; Exim at most ${N_EXIM} a load); ` +
     (WARMUP > 0 ? `each MTA first takes ${WARMUP.toLocaleString('en-US')} messages of the same load untimed (Exim and one session a fifth), on the same daemon; ` : 'no warm-up (`--warmup 0`); ') +
-    `sink: ${r.tools.smtpSink ? 'Postfix `smtp-sink`' : '`bench/sink.js`'} on ${SINK_HOST}. Each MTA as Debian runs it (see bench/README.md for every change from stock), a fresh private spool per load, on 127.0.0.1. ` +
+    `sink: ${r.tools.smtpSink ? 'Postfix `smtp-sink`' : '`bench/sink.ts`'} on ${SINK_HOST}. Each MTA as Debian runs it (see bench/README.md for every change from stock), a fresh private spool per load, on 127.0.0.1. ` +
     `${r.rounds ?? ROUNDS} rounds, each running every load on every MTA one after the other; each cell is the median of the rounds, with the lowest and highest in brackets; a row that failed a check (not all accepted, delivered, or something deferred) is void and left out.`);
   L.push(`MTAs measured: ${r.mtas.map((m) => NAMES[m]).join(', ')}.${SETS.length ? ` **postern NOT at its defaults**: ${SETS.map((x) => `${x.section}.${x.key} = ${x.value}`).join(', ')}.` : ''}`, '');
   const rows = summaryRows();
-  const has = (m) => r.mtas.includes(m);
+  const has = (m: string) => r.mtas.includes(m);
   const heads = ['figure', 'reference (sink alone; `node -e 0`)', 'postern', ...(has('postfix') ? ['Postfix'] : []), ...(has('exim') ? ['Exim'] : []),
     'postern ÷ reference', ...(has('postfix') ? ['postern ÷ Postfix'] : []), ...(has('exim') ? ['postern ÷ Exim'] : [])];
-  L.push(table(heads, rows.map((x) => [x.what, cell(x.ref, x.digits), `**${cell(x.postern, x.digits)}**`,
-    ...(has('postfix') ? [cell(x.postfix, x.digits)] : []), ...(has('exim') ? [cell(x.exim, x.digits)] : []),
-    ratioOf(x.postern, x.ref).text, ...(has('postfix') ? [ratioOf(x.postern, x.postfix).text] : []), ...(has('exim') ? [ratioOf(x.postern, x.exim).text] : [])])));
+  // The noise gauge has a reference column only.
+  const c = (x: Figure, s: Series | undefined) => (x.refOnly ? '' : cell(s, x.digits));
+  const q = (x: Figure, s: Series | undefined) => (x.refOnly ? '' : ratioOf(x.postern, s).text);
+  L.push(table(heads, rows.map((x) => [x.what, cell(x.ref, x.digits), x.refOnly ? '' : `**${cell(x.postern, x.digits)}**`,
+    ...(has('postfix') ? [c(x, x.postfix)] : []), ...(has('exim') ? [c(x, x.exim)] : []),
+    q(x, x.ref), ...(has('postfix') ? [q(x, x.postfix)] : []), ...(has('exim') ? [q(x, x.exim)] : [])])));
   L.push('', 'Ratios are postern ÷ the other: the ratio of the medians, and in brackets the lowest and highest of the rounds\' own ratios (for msg/s higher is better for postern; for CPU, memory, time and syncs lower is). ' +
     '"void": every round of it failed a check (see the details); "n/a": not measured.', '');
   r.targets = targets();
@@ -1159,7 +1203,7 @@ function renderMarkdown() {
   if (r.sendmail) {
     const s = r.sendmail;
     L.push('## Whole-process time of one submission', '');
-    L.push(`${s.runs} runs in ${s.rounds} rounds (${s.warmup} warm-up run each), the commands taking turns, timed by bench/timecmd.js (spawn to exit); message ${s.messageBytes} bytes on stdin; others' CPU: ${pct(r.othersCpu.sendmail)}.`, '');
+    L.push(`${s.runs} runs in ${s.rounds} rounds (${s.warmup} warm-up run each), the commands taking turns, timed by bench/timecmd.ts (spawn to exit); message ${s.messageBytes} bytes on stdin; others' CPU: ${pct(r.othersCpu.sendmail)}.`, '');
     L.push(table(['command', 'median ms', 'rounds\' medians', 'mean ms', '± σ', 'min ms', 'max ms'], s.rows.map((x) => [x.label, x.median.toFixed(1), x.roundMedians.map((v) => v.toFixed(1)).join(' / '), x.mean.toFixed(1), x.stddev.toFixed(1), x.min.toFixed(1), x.max.toFixed(1)])));
     L.push('', ...s.checks.map((c) => `- ${c}`), '');
   }
@@ -1180,7 +1224,7 @@ function renderMarkdown() {
 function save() {
   mkdirSync(OUT, { recursive: true });
   const md = renderMarkdown();
-  const { queuedCfg, ...json } = results;
+  const { queuedCfg: _cfg, ...json } = results;
   writeFileSync(join(OUT, 'results.json'), JSON.stringify({ ...json, summary: summaryRows() }, null, 2) + '\n');
   writeFileSync(join(OUT, 'results.md'), md);
   return md;
@@ -1211,19 +1255,19 @@ function fdatasyncProbe() {
 /** The spool's file system and what one 4 KB write + fdatasync costs there. */
 function diskProbe() {
   let fs = 'unknown';
-  try { fs = execFileSync('df', ['--output=fstype,source', tmpdir()], { encoding: 'utf8' }).split('\n')[1].trim().replace(/\s+/g, ' on '); } catch { /* no df */ }
+  try { fs = execFileSync('df', ['--output=fstype,source', tmpdir()], { encoding: 'utf8' }).split('\n')[1]!.trim().replace(/\s+/g, ' on '); } catch { /* no df */ }
   results.machine.spoolFs = `${fs} (${tmpdir()})`;
   results.machine.fdatasyncMs = fdatasyncProbe();
   log(`spool file system: ${results.machine.spoolFs}; 4 KB write + fdatasync: median ${results.machine.fdatasyncMs} ms`);
 }
 
 /** Runs one step; a failure is noted and the run goes on to the next (the rows measured so far stay). */
-async function step(name, fn) {
+async function step(name: string, fn: () => Promise<unknown>): Promise<void> {
   try {
     await fn();
   } catch (e) {
-    results.notes.push(`${name} stopped: ${e.message.slice(0, 900)}`);
-    log(`error in ${name}: ${e.stack ?? e.message}`);
+    results.notes.push(`${name} stopped: ${(e as Error).message.slice(0, 900)}`);
+    log(`error in ${name}: ${(e as Error).stack ?? (e as Error).message}`);
   }
   save();
 }
@@ -1272,8 +1316,8 @@ try {
   await main();
 } catch (e) {
   failed = true;
-  results.notes.push(`bench stopped: ${e.message}`);
-  log(`error: ${e.stack ?? e.message}`);
+  results.notes.push(`bench stopped: ${(e as Error).message}`);
+  log(`error: ${(e as Error).stack ?? (e as Error).message}`);
   try { process.stdout.write(save()); } catch { /* nothing more to do */ }
 } finally {
   killLive();
