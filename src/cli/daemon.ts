@@ -33,6 +33,8 @@ import { isLmdbCommitFailure } from '../spool/lmdb-spool.js';
 import { daemonUser, dropPrivileges, prepareFolders } from './privileges.js';
 
 const STOP_GRACE = 30_000;
+/** How often the spool's partial messages of dead writers, and body files of no message, are swept (and at start). */
+const SWEEP_EVERY = 60 * 60_000;
 
 /**
  * How far V8 lets the old generation grow past what the last full GC left before it
@@ -261,6 +263,12 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     lockTimer = setTimeout(takeLock, 2000);
   };
   takeLock();
+  // The start-up sweep (above) again every hour: a writer that dies while this daemon
+  // runs on (a queue command's pickup), or one the start-up sweep could not yet tell
+  // dead, leaves its file. Armed only now: a start that fails must not wait on it.
+  let sweepTimer = systemClock.at(Date.now() + SWEEP_EVERY, function sweep() {
+    void spool.sweepIncoming().catch(() => 0).finally(() => { sweepTimer = systemClock.at(Date.now() + SWEEP_EVERY, sweep); });
+  });
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -272,6 +280,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     await scheduler.stop(STOP_GRACE);
     events.emit({ type: 'notice', text: `postern daemon stopped: pid=${process.pid}` });
     if (lockTimer) clearTimeout(lockTimer);
+    sweepTimer.cancel();
     await log.close();
     await spool.close();
     release();

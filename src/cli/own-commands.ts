@@ -3,46 +3,58 @@
 // spool is 0700). Proves who it is with an empty `.auth-<32 hex>` file of its own in the
 // maildrop (see receive/own-server.ts); with no daemon listening, one sentence, exit 75.
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, openSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { failure, tempError, usage } from '../core/exit.js';
 import { requestAt } from '../receive/local-client.js';
-import { ownSocketPath, PROOF_PREFIX, type OwnReply } from '../receive/own-server.js';
+import { BUSY_ERROR, ownSocketPath, PROOF_PREFIX, type OwnReply } from '../receive/own-server.js';
 import { isMessageId } from '../spool/message-id.js';
 
 type Out = (s: string) => void;
 
 const TIMEOUT = 60_000;
+/** Exchanges tried when the daemon drops the connection before reading the request. */
+const ATTEMPTS = 3;
 
 function ask(maildrop: string, header: object): Promise<OwnReply | undefined> {
   return requestAt<OwnReply>(ownSocketPath(maildrop), header, undefined, TIMEOUT);
 }
 
-/** Makes the proof file, sends the request, and removes the proof if the daemon did not. */
+/**
+ * Makes the proof file, sends the request, and removes the proof if the daemon did not.
+ * A proof still there after a failed exchange says the daemon never read the request
+ * (a connection dropped at its cap, under a flood of others): then it is asked again.
+ */
 async function own(config: Config, action: 'list' | 'remove', ids?: string[]): Promise<OwnReply & { ok: true }> {
   const maildrop = config.spool.maildrop;
-  const proof = `${PROOF_PREFIX}${randomBytes(16).toString('hex')}`;
-  const path = join(maildrop, proof);
   const what = action === 'list' ? 'list' : 'remove';
   const later = tempError(`only the running daemon can ${what} your own messages; try again later`);
-  try {
-    closeSync(openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_WRONLY, 0o600));
-  } catch {
-    throw later; // no maildrop (no daemon has run) or none we may write to
-  }
   let reply: OwnReply | undefined;
-  try {
-    reply = await ask(maildrop, { op: 'own', action, proof, ...(ids ? { ids } : {}) });
-  } catch (err) {
-    throw tempError(`${(err as Error).message}; try again later`);
-  } finally {
+  for (let attempt = 1; ; attempt++) {
+    const proof = `${PROOF_PREFIX}${randomBytes(16).toString('hex')}`;
+    const path = join(maildrop, proof);
     try {
-      unlinkSync(path);
-    } catch { /* the daemon removed it */ }
+      closeSync(openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_WRONLY, 0o600));
+    } catch {
+      throw later; // no maildrop (no daemon has run) or none we may write to
+    }
+    let unread = false;
+    try {
+      reply = await ask(maildrop, { op: 'own', action, proof, ...(ids ? { ids } : {}) });
+    } catch (err) {
+      unread = existsSync(path);
+      if (!unread || attempt >= ATTEMPTS) throw tempError(`${(err as Error).message}; try again later`);
+    } finally {
+      try {
+        unlinkSync(path);
+      } catch { /* the daemon removed it */ }
+    }
+    if (!unread) break;
+    await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
   }
   if (!reply) throw later;
-  if (!reply.ok) throw failure(`the daemon refused: ${reply.error}`);
+  if (!reply.ok) throw reply.error === BUSY_ERROR ? tempError(`${reply.error}; try again later`) : failure(`the daemon refused: ${reply.error}`);
   return reply;
 }
 

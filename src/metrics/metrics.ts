@@ -3,10 +3,19 @@
 // rejections); the spool's commit times come from its onSynced hook; the queue gauges
 // and smarthost states are read at scrape time from the spool's entry counts and the
 // scheduler (never a scan of the queue). One registry per instance: no global state.
+// The port is bounded as node_exporter's is: at most METRICS_LIMITS.max connections (a
+// connection waiting for its request gives way to a newer one, the peer holding the most
+// first), the request within 5 s of the connection, 5 s of keep-alive.
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EventBus } from '../core/events.js';
+import { ConnectionGuard, type GuardLimits } from '../core/conn-guard.js';
+
+/** A scraper or two; each connection is an open file. firstByte 0: node:http's parser reads the bytes, not us. */
+export const METRICS_LIMITS: GuardLimits = { max: 32, firstByte: 0, request: 5_000 };
+/** A scrape's answer and an idle keep-alive connection: each at most this long. */
+const KEEP_ALIVE = 5_000;
 
 /** What the gauges read at scrape time. */
 export interface MetricsSources {
@@ -21,8 +30,10 @@ export class Metrics {
   private readonly commit: Histogram;
   private readonly unsubscribe: () => void;
   private server: Server | undefined;
+  private readonly guard: ConnectionGuard;
 
-  constructor(private readonly s: MetricsSources) {
+  constructor(private readonly s: MetricsSources, limits: Partial<GuardLimits> = {}) {
+    this.guard = new ConnectionGuard({ ...METRICS_LIMITS, ...limits });
     const registers = [this.registry];
     const received = new Counter({ name: 'postern_received_messages_total', help: 'Messages accepted into the spool, by protocol (Exim\'s P=).',
       labelNames: ['protocol'], registers });
@@ -79,7 +90,14 @@ export class Metrics {
 
   /** Serves GET /metrics on host:port; resolves with the bound address ("127.0.0.1:9725"). */
   listen(host: string, port: number): Promise<string> {
-    const server = createServer((req, res) => {
+    const guard = this.guard;
+    const server = createServer({ headersTimeout: guard.limits.request, requestTimeout: guard.limits.request,
+      keepAliveTimeout: KEEP_ALIVE, connectionsCheckingInterval: 1_000 }, (req, res) => {
+      // Being answered: not evicted; the answer then has KEEP_ALIVE to reach a slow reader,
+      // after which the connection waits for its next request as any new one does.
+      const sock = req.socket;
+      guard.busy(sock, KEEP_ALIVE);
+      res.once('finish', () => guard.idle(sock));
       const path = (req.url ?? '').split('?')[0];
       if (req.method !== 'GET' || path !== '/metrics') {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('postern serves only GET /metrics\n');
@@ -91,6 +109,7 @@ export class Metrics {
         res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`);
       });
     });
+    server.on('connection', (sock: Socket) => guard.admit(sock, sock.remoteAddress ?? ''));
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);

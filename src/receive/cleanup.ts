@@ -424,6 +424,37 @@ export function cleanupHeaders(parsedHeaders: Header[], sub: Submission): Omit<C
   }
   if (!findHeader(headers, 'date')) added.push({ name: 'Date', raw: `Date: ${date}\n` });
 
-  const text = toBytes(received) + [...headers, ...added].map((h) => h.raw).join('');
+  const text = toBytes(received) + localFromCheck([...headers, ...added], sub).map((h) => h.raw).join('');
   return { headers: text, recipients, ...(messageIdHeader ? { messageIdHeader } : {}) };
+}
+
+/**
+ * Exim's local_from_check (with local_sender_retain false), for a local submission by
+ * an untrusted user: a Sender: of theirs is removed, and unless the From: (theirs or
+ * the one added above) is their own address alone (any case), `Sender:
+ * login@qualify_domain` is added, so the message says who really sent it. Trusted, as Exim's trusted users: root
+ * and the user this process runs as (the daemon's user: the pickup runs in the daemon).
+ */
+function localFromCheck(headers: Header[], sub: Submission): Header[] {
+  const login = sub.user;
+  if (login === undefined || sub.client || login === 'root') return headers;
+  // Compared without regard to case, as Exim's strcmpic does.
+  const own = (a: string) => a.toLowerCase() === toBytes(`${login}@${sub.qualifyDomain}`).toLowerCase();
+  const kept = headers.filter((h) => h.name.toLowerCase() !== 'sender');
+  const from = findHeader(kept, 'from');
+  const addresses = from ? headerAddresses(headerValue(from)).map((a) => qualify(a, toBytes(sub.qualifyDomain))) : [];
+  const theirs = addresses.length === 1 && own(addresses[0] as string);
+  // Asked last: most messages need no change, and sendmail's own check runs as the user.
+  if ((theirs && kept.length === headers.length) || login === processLogin()) return headers;
+  return theirs ? kept : [...kept, { name: 'Sender', raw: toBytes(`Sender: ${login}@${sub.qualifyDomain}\n`) }];
+}
+
+/** The login of this process's effective user (getpwuid; the uid as a number when it has no entry). */
+function processLogin(): string {
+  const uid = process.geteuid?.() ?? -1;
+  try {
+    return process.getBuiltinModule('node:os').userInfo().username;
+  } catch {
+    return String(uid);
+  }
 }

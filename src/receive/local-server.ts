@@ -2,8 +2,10 @@
 // control socket. It lives in the spool folder (mode 0700), so only root and the
 // daemon's user reach it; messages never come this way (they come through the
 // maildrop). Takes kicks (look at the maildrop and the due index now; `force` also
-// forgets the hosts' retry times) and -Mg requests. One JSON line per request; a
-// request line must arrive within 10 s, and at most 64 connections are served at once.
+// forgets the hosts' retry times) and -Mg requests. One JSON line per request, its first
+// byte within 5 s and all of it within 30 s (a bulk request carries up to 32 MB of IDs);
+// at most 64 connections at once. A listener of its own, which users cannot reach: no
+// slot here is ever taken by a user's connection to the own-messages socket.
 import { JsonLineServer, type Answer } from './line-server.js';
 import { isMessageId } from '../spool/message-id.js';
 import { socketPath } from './local-client.js';
@@ -25,7 +27,7 @@ export class LocalServer extends JsonLineServer {
   constructor(private readonly o: { spoolDir: string; kick: (opts: { id?: string; force?: boolean }) => void;
     giveUp?: GiveUpHandler; bulk?: BulkHandler; controlKey?: string }) {
     // The folder keeps others out; the socket itself is its owner's only too.
-    super(socketPath(o.spoolDir), 0o600, MAX_REQUEST);
+    super(socketPath(o.spoolDir), 0o600, MAX_REQUEST, { firstByte: 5_000, request: 30_000 });
   }
 
   protected handle(parsed: unknown, answer: Answer): void {

@@ -4,11 +4,13 @@
 // Unix socket's peer credentials, so the caller proves who it is with a file: it makes
 // an empty `.auth-<32 hex>` in the maildrop (1733, so only its maker or the daemon may
 // remove it) and sends its name; the file's owner, as the kernel reports it, is the
-// caller. Takes only {op: 'own', action: 'list' | 'remove', proof, ids?}; one JSON line
-// within 10 s, at most 64 connections, a bounded line.
+// caller. Takes only {op: 'own', action: 'list' | 'remove', proof, ids?}: one bounded
+// JSON line, its first byte within 2 s and all of it within 5 s. Fairness: before the
+// proof nobody is known, so idle connections give way to new ones (core/conn-guard.ts);
+// after it, each uid holds at most PER_USER connections at once.
 import { lstatSync, rmSync, unlinkSync } from 'node:fs';
-import { JsonLineServer } from './line-server.js';
-export { MAX_CONNECTIONS, REQUEST_TIMEOUT } from './line-server.js';
+import { JsonLineServer, type Connection } from './line-server.js';
+import type { GuardLimits } from '../core/conn-guard.js';
 import { join } from 'node:path';
 import { isMessageId } from '../spool/message-id.js';
 import { userName } from '../core/users.js';
@@ -20,6 +22,9 @@ export const isProofName = (name: string) => /^\.auth-[0-9a-f]{32}$/.test(name);
 export const PROOF_AGE = 60_000;
 const MAX_REQUEST = 1024 * 1024; // 50,000 IDs
 const MAX_IDS = 50_000;
+/** Requests of one user being answered at once (a removal may take a while; a big listing, a slow reader). */
+export const PER_USER = 4;
+export const BUSY_ERROR = 'too many of your requests at once';
 
 export const ownSocketPath = (maildrop: string) => join(maildrop, OWN_SOCKET);
 
@@ -54,11 +59,11 @@ export function proofOwner(maildrop: string, proof: unknown, now = Date.now()): 
 }
 
 export class OwnServer extends JsonLineServer {
-  constructor(private readonly o: { maildrop: string; handlers: OwnHandlers }) {
-    super(ownSocketPath(o.maildrop), 0o666, MAX_REQUEST); // every local user may ask (about their own mail only)
+  constructor(private readonly o: { maildrop: string; handlers: OwnHandlers; limits?: Partial<GuardLimits> }) {
+    super(ownSocketPath(o.maildrop), 0o666, MAX_REQUEST, o.limits); // every local user may ask (about their own mail only)
   }
 
-  protected handle(parsed: unknown, answer: (reply: OwnReply) => void): void {
+  protected handle(parsed: unknown, answer: (reply: OwnReply) => void, conn: Connection): void {
     if (typeof parsed !== 'object' || parsed === null) return answer({ ok: false, error: 'malformed request' });
     const req = parsed as { op?: unknown; action?: unknown; proof?: unknown; ids?: unknown };
     if (req.op !== 'own' || (req.action !== 'list' && req.action !== 'remove')) return answer({ ok: false, error: 'malformed request' });
@@ -67,6 +72,7 @@ export class OwnServer extends JsonLineServer {
       || !ids.every((id) => typeof id === 'string' && isMessageId(id)))) return answer({ ok: false, error: 'bad message id' });
     const uid = proofOwner(this.o.maildrop, req.proof);
     if (uid === undefined) return answer({ ok: false, error: 'not permitted' });
+    if (!conn.claim(String(uid), PER_USER)) return answer({ ok: false, error: BUSY_ERROR });
     const login = userName(uid);
     if (req.action === 'list') {
       try {

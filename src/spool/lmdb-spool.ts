@@ -22,6 +22,7 @@ import type { MessageRecord, NewMessage } from '../core/types.js';
 import { decodeRecord } from './record.js';
 import { isLmdbCommitFailure, SpoolWriteError } from './spool.js';
 import type { SpaceReserve } from './reserve.js';
+import { thisWriter, writerAlive, type Writer } from './writer.js';
 export { isLmdbCommitFailure };
 import type { DueKey, IncomingMessage, IncomingMeta, Settlement, SettleResult, Spool } from './spool.js';
 
@@ -87,21 +88,8 @@ export function newRecord(msg: Omit<NewMessage, 'body'>, bodySize: number, chunk
   return record;
 }
 
-/** The process writing a message not yet committed, and since when. */
-interface IncomingEntry {
-  pid: number;
-  start: number;
-}
-
-/** Whether a process lives (EPERM: it does, as another user). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+/** The process writing a message not yet committed (pid and process start time), and since when. */
+type IncomingEntry = Writer;
 
 /**
  * Makes `<spool>/bodies` (0700) when missing; root making it for a spool that is the
@@ -374,7 +362,7 @@ export class LmdbSpool implements Spool {
       await this.root.transaction(() => {
         // Never write over a stored message, nor another writer's.
         if (meta.doesExist(id) || incomingDb.doesExist(id)) throw new SpoolUnavailable(`message ID ${id} is already in the spool`);
-        incomingDb.put(id, { pid: process.pid, start: Date.now() });
+        incomingDb.put(id, thisWriter());
         owned = true;
       }).catch((err: unknown) => { throw this.writeFailure(err); });
       // The entry is committed (not synced: a crash leaves at worst a file with no entry,
@@ -514,18 +502,19 @@ export class LmdbSpool implements Spool {
 
   /**
    * Removes the chunks and body files of messages whose writer died before committing
-   * them (a crash mid-DATA): entries of processes no longer alive, or of an earlier
-   * process that had this one's pid. Then the files in bodies/ that belong to no stored
-   * message and no live writer (a crash between a removal's commit and its unlink, or
-   * before a writer's entry was on disk). Run at daemon start; returns how many
-   * incoming entries were removed.
+   * them (a crash mid-DATA): entries of processes no longer alive, still zombies, or
+   * whose pid now belongs to another process (its start time differs; spool/writer.ts).
+   * Then the files in bodies/ that belong to no stored message and no live writer (a
+   * crash between a removal's commit and its unlink, or before a writer's entry was on
+   * disk). Run at daemon start and every hour; returns how many incoming entries were
+   * removed.
    */
   async sweepIncoming(): Promise<number> {
     this.root.resetReadTxn();
     const started = Date.now() - process.uptime() * 1000;
     const dead: string[] = [];
     for (const { key, value } of this.incomingDb.getRange({})) {
-      if (value.pid === process.pid ? value.start < started : !alive(value.pid)) dead.push(key);
+      if (!writerAlive(value, started)) dead.push(key);
     }
     if (dead.length > 0) {
       await this.root.transaction(() => {

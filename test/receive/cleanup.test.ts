@@ -175,14 +175,14 @@ describe('cleanup', () => {
 
   it('adds Message-Id, From and Date only when missing', () => {
     const input = 'From: Alice <alice@example.org>\nDate: Sun, 1 Nov 2026 00:00:00 +0000\nMessage-ID: <abc.123@mail.example.org>\nSubject: s\n\nbody';
-    const c = cleanup(b(input), sub());
+    const c = cleanup(b(input), sub({ user: 'alice' })); // alice's own From: no Sender (see local-from.test.ts)
     expect(headerNames(c.headers)).toEqual(['Received', 'From', 'Date', 'Message-ID', 'Subject']);
     expect(c.headers.endsWith('From: Alice <alice@example.org>\nDate: Sun, 1 Nov 2026 00:00:00 +0000\nMessage-ID: <abc.123@mail.example.org>\nSubject: s\n')).toBe(true);
     expect(c.messageIdHeader).toBe('abc.123@mail.example.org');
   });
 
   it.each<[string, string[]]>([
-    ['From: a@example.org\n\n', ['Received', 'From', 'Message-Id', 'Date']],
+    ['From: www-data@example.org\n\n', ['Received', 'From', 'Message-Id', 'Date']],
     ['Date: Sun, 1 Nov 2026 00:00:00 +0000\n\n', ['Received', 'Date', 'Message-Id', 'From']],
     ['message-id: <x@y>\n\n', ['Received', 'message-id', 'From', 'Date']],
     ['', ['Received', 'Message-Id', 'From', 'Date']],
