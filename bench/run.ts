@@ -46,7 +46,7 @@ interface Figure { what: string; ref?: Series; postern?: Series; postfix?: Serie
 interface Idle { mta: string; round: number; pssMB?: number; rssMB?: number; value?: number; procs?: string; errors: string[] }
 interface Gauge { round: number; cpuJobMs: number; fdatasyncMs: number; othersCpu: number | undefined; load: string }
 interface Stats { mean: number; median: number; stddev: number; min: number; max: number }
-interface SendmailRow extends Stats { key: string; label: string; roundMedians: number[] }
+interface SendmailRow extends Stats { key: string; label: string; roundMedians: number[]; void?: string }
 interface FsyncRow { mta: string; label: string; messages: number; reuse: boolean; calls: Record<string, number>; total: number; rate?: number; errors: string[]; net?: number; perMessage?: number }
 interface Target { what: string; value?: number; text: string; goal: string; met: string }
 interface Results {
@@ -963,12 +963,12 @@ async function measureSendmail() {
     for (const x of results.sendmail!.rows) log(`  ${x.label}: mean ${x.mean.toFixed(1)} ms, median ${x.median.toFixed(1)} ms`);
     const upCount = await queueCount(up).catch((e) => (e as Error).message);
     checks.push(`daemon-running spool holds ${upCount} after ${expect} submissions`);
-    if (upCount !== expect) results.notes.push(`sendmail: postern's daemon-running spool holds ${upCount}, expected ${expect}`);
+    if (upCount !== expect) voidSendmail(['up'], `postern's daemon-running spool holds ${upCount}, expected ${expect}`);
     if (pf) {
       const until = Date.now() + 10_000;
       while (pf.arrivals() < expect && Date.now() < until) await sleep(100);
       checks.push(`Postfix's cleanup logged ${pf.arrivals()} messages after ${expect} submissions`);
-      if (pf.arrivals() !== expect) results.notes.push(`sendmail: Postfix's cleanup logged ${pf.arrivals()}, expected ${expect}`);
+      if (pf.arrivals() !== expect) voidSendmail(['postfix'], `Postfix's cleanup logged ${pf.arrivals()}, expected ${expect}`);
     }
   } finally {
     await stopDaemon(d);
@@ -976,12 +976,12 @@ async function measureSendmail() {
   }
   const downCount = await queueCount(down).catch((e) => (e as Error).message);
   checks.push(`daemon-down spool holds ${downCount} after ${expect} submissions`);
-  if (downCount !== expect) results.notes.push(`sendmail: postern's daemon-down spool holds ${downCount}, expected ${expect}`);
+  if (downCount !== expect) voidSendmail(['down'], `postern's daemon-down spool holds ${downCount}, expected ${expect}`);
   if (eximDir && eximX) {
     const n = readdirSync(join(eximX.spool, 'input'), { recursive: true }).filter((f) => String(f).endsWith('-H')).length;
     const arrived = countLines(eximX.mainlog, / <= /);
     checks.push(`Exim's log shows ${arrived} arrivals after ${2 * expect} submissions (${expect} stock, ${expect} -odq); its spool holds ${n}`);
-    if (arrived !== 2 * expect) results.notes.push(`sendmail: Exim logged ${arrived} arrivals, expected ${2 * expect}`);
+    if (arrived !== 2 * expect) voidSendmail(['exim-stock', 'exim'], `Exim logged ${arrived} arrivals, expected ${2 * expect}`);
   }
   save();
 }
@@ -1088,7 +1088,12 @@ function ratioOf(p: Series | undefined, o: Series | undefined): { value?: number
   return { value: r, text: `${f(r)}×${per.length > 1 ? ` (${f(Math.min(...per))}–${f(Math.max(...per))})` : ''}` };
 }
 const smRow = (key: string) => results.sendmail?.rows.find((x) => x.key === key);
-const smSeries = (key: string): Series | undefined => smRow(key)?.roundMedians.map((v, i) => ({ round: i + 1, v }));
+const smSeries = (key: string): Series | undefined => smRow(key)?.roundMedians.map((v, i) => ({ round: i + 1, v: smRow(key)?.void ? undefined : v }));
+/** A submission row whose check failed (not every submission arrived) is void. */
+function voidSendmail(keys: string[], why: string): void {
+  for (const k of keys) { const r = smRow(k); if (r) r.void = why; }
+  results.notes.push(`sendmail: VOID ${keys.join(', ')}: ${why}`);
+}
 const syncsOf = (mta: string, reuse: boolean) => results.fsync?.rows.find((r) => r.mta === mta && r.perMessage !== undefined && r.reuse === reuse)?.perMessage;
 const one = (v: number | undefined): Series | undefined => (v === undefined ? undefined : [{ round: 1, v }]);
 /** Per round, the largest peak memory over the loads (postern: VmHWM; the others: Σ PSS). */
@@ -1208,7 +1213,7 @@ function renderMarkdown() {
     const s = r.sendmail;
     L.push('## Whole-process time of one submission', '');
     L.push(`${s.runs} runs in ${s.rounds} rounds (${s.warmup} warm-up run each), the commands taking turns, timed by bench/timecmd.ts (spawn to exit); message ${s.messageBytes} bytes on stdin; others' CPU: ${pct(r.othersCpu.sendmail)}.`, '');
-    L.push(table(['command', 'median ms', 'rounds\' medians', 'mean ms', '± σ', 'min ms', 'max ms'], s.rows.map((x) => [x.label, x.median.toFixed(1), x.roundMedians.map((v) => v.toFixed(1)).join(' / '), x.mean.toFixed(1), x.stddev.toFixed(1), x.min.toFixed(1), x.max.toFixed(1)])));
+    L.push(table(['command', 'median ms', 'rounds\' medians', 'mean ms', '± σ', 'min ms', 'max ms'], s.rows.map((x) => [x.void ? `${x.label} — VOID: ${x.void}` : x.label, x.median.toFixed(1), x.roundMedians.map((v) => v.toFixed(1)).join(' / '), x.mean.toFixed(1), x.stddev.toFixed(1), x.min.toFixed(1), x.max.toFixed(1)])));
     L.push('', ...s.checks.map((c) => `- ${c}`), '');
   }
   if (r.fsync?.rows.length) {
