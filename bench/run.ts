@@ -1094,7 +1094,7 @@ function voidSendmail(keys: string[], why: string): void {
   for (const k of keys) { const r = smRow(k); if (r) r.void = why; }
   results.notes.push(`sendmail: VOID ${keys.join(', ')}: ${why}`);
 }
-const syncsOf = (mta: string, reuse: boolean) => results.fsync?.rows.find((r) => r.mta === mta && r.perMessage !== undefined && r.reuse === reuse)?.perMessage;
+const syncsOf = (mta: string, reuse: boolean) => results.fsync?.rows.find((r) => r.mta === mta && r.perMessage !== undefined && r.reuse === reuse && !r.errors.length)?.perMessage;
 const one = (v: number | undefined): Series | undefined => (v === undefined ? undefined : [{ round: 1, v }]);
 /** Per round, the largest peak memory over the loads (postern: VmHWM; the others: Σ PSS). */
 function peakSeries(mta: string): Series {
