@@ -8,7 +8,7 @@
 //   node dist/bench/run.js --only rates --mtas sink,postern -m 1000
 //
 // Everything binds 127.0.0.1; every load is bounded in message count and in time;
-// the whole run stops starting new steps after --deadline seconds (default 570).
+// the whole run stops starting new steps after --deadline seconds (default 2,400).
 // Results: bench/out/results.md (also printed) and bench/out/results.json.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, openSync, readSync, writeSync, closeSync, fstatSync, fdatasyncSync } from 'node:fs';
@@ -1054,7 +1054,7 @@ async function measureFsync() {
 }
 
 // ---------------------------------------------------------------------------
-// results: the one table, the targets of issue 14, the details
+// results: the one table, the targets of issue 22, the details
 
 // ---------------------------------------------------------------------------
 // results: the one table (median and spread of the rounds), the targets of issue 22, the details
