@@ -33,7 +33,7 @@ export interface Target {
   to?: string;
   /** Armed before the daemon starts (operations of its start: the reserve, the lock, the config caches). */
   atStart?: boolean;
-  /** Instead of a crash fault: a torn write of `file` (under the mount): its `occurrence`th write cut in `parts`, those in `persist` kept, then LazyFS dies. */
+  /** Instead of a crash fault: a torn write of `file` (under the mount): its `occurrence`th write since the mount cut in `parts`, those in `persist` kept, then LazyFS dies. */
   torn?: { file: string; occurrence: number; parts: number; persist: number[] };
   /** The load this round needs to reach the operation (big bodies, sendmail, operator actions). */
   load?: Partial<LoadMix>;
@@ -80,6 +80,8 @@ export interface RoundResult {
   torn: string[];
   faults: string[];
   ms: number;
+  /** What LazyFS said of the fault (a targeted round). */
+  note: string;
 }
 
 const rand = (seed: number) => () => {
@@ -296,14 +298,14 @@ file = "${this.mainlog}"
     const name = this.spec.target ? `targeted ${this.spec.target.name}` : `random cut at ${this.spec.cutAfterMs} ms`;
     await this.sink.listen();
     this.sink.behaviour = { delayMs: Math.floor(this.rnd() * 30), rcpt: (a) => (this.holding && a.startsWith('hold') ? 451 : undefined) };
-    await this.fs.mount();
-    this.writeConfig();
     const target = this.spec.target;
+    const t = target?.torn;
+    await this.fs.mount(t ? `[[injection]]\ntype="torn-op"\nfile="${join(this.fs.root, t.file)}"\noccurrence=${t.occurrence}\nparts=${t.parts}\npersist=[${t.persist.join(',')}]` : '');
+    this.writeConfig();
     const arm = () => {
       if (!target) return;
-      const t = target.torn;
-      if (t) this.fs.command(`lazyfs::torn-op::file=${join(this.fs.root, t.file)}::persist=${t.persist.join(',')}::parts=${t.parts}::occurrence=${t.occurrence}`);
-      else this.fs.crashAt(target.timing, target.op, { ...(target.from ? { from: target.from } : {}), ...(target.to ? { to: target.to } : {}) });
+      if (target.torn) return; // set at the mount
+      this.fs.crashAt(target.timing, target.op, { ...(target.from ? { from: target.from } : {}), ...(target.to ? { to: target.to } : {}) });
     };
     if (target?.atStart) arm();
     try {
@@ -312,7 +314,9 @@ file = "${this.mainlog}"
       if (this.fs.alive) throw err;
       // The fault fired during the daemon's start: that was the cut.
     }
-    if (target && !target.atStart && this.fs.alive) arm();
+    // A targeted fault is armed after some load (acknowledged mail in the spool and in
+    // flight when it fires), at a moment of the round's seed.
+    const armAfterMs = target && !target.atStart ? 300 + Math.floor(this.rnd() * 1500) : 0;
 
     // The load, until the cut.
     const work: Promise<void>[] = [];
@@ -324,15 +328,20 @@ file = "${this.mainlog}"
     }
     const loadStart = Date.now();
     let wroteBack = false;
+    let armed = !target || target.atStart === true;
     await waitUntil('the cut', () => {
       if (!this.fs.alive) return true;
       const t = Date.now() - loadStart;
+      if (!armed && t >= armAfterMs) {
+        armed = true;
+        arm();
+      }
       if (this.spec.writebackAtMs !== undefined && !wroteBack && t >= this.spec.writebackAtMs) {
         wroteBack = true;
         this.fs.command('lazyfs::cache-checkpoint');
       }
-      return t >= this.spec.cutAfterMs;
-    }, this.spec.cutAfterMs + 60_000);
+      return t >= armAfterMs + this.spec.cutAfterMs;
+    }, armAfterMs + this.spec.cutAfterMs + 60_000);
     const cutBy = this.fs.alive ? 'kill' : 'fault';
     // The power cut: LazyFS first (its cache is gone), then every postern process.
     await this.fs.cut();
@@ -341,6 +350,7 @@ file = "${this.mainlog}"
     for (const c of this.children) c.kill('SIGKILL');
     await Promise.all(work);
     const deliveredBeforeCut = this.delivered();
+    const note = cutBy === 'fault' ? this.fs.faultNote() : '';
 
     // Power back.
     await this.fs.mount();
@@ -349,7 +359,8 @@ file = "${this.mainlog}"
     for (const c of this.children) c.kill('SIGKILL');
     await this.fs.stop();
     await this.sink.close();
-    rmSync(this.base, { recursive: true, force: true });
+    if (process.env.POWERLOSS_KEEP) console.log(`round ${this.spec.round} kept in ${this.base}`);
+    else rmSync(this.base, { recursive: true, force: true });
     const ackd = [...this.acked.values()];
     return {
       round: this.spec.round, name, cutBy, offered: this.offered, acknowledged: ackd.length,
@@ -358,7 +369,7 @@ file = "${this.mainlog}"
       ackBySendmailUser: ackd.filter((a) => a.via === 'sendmail-user').length,
       big: ackd.filter((a) => a.size > 1024 * 1024).length,
       operatorActions: this.ops.filter((o) => o.ok).length,
-      ...result, faults: this.faults, ms: Date.now() - t0,
+      ...result, faults: this.faults, ms: Date.now() - t0, note,
     };
   }
 
@@ -455,8 +466,12 @@ file = "${this.mainlog}"
     // Nothing left behind once the queue is empty.
     const bodies = existsSync(join(this.spool, 'bodies')) ? readdirSync(join(this.spool, 'bodies')) : [];
     if (bodies.length > 0 && this.queueCount === 0) fault(`bodies/ keeps ${bodies.length} file(s) with an empty queue: ${bodies.join(' ')}`);
+    // A file still 0600 is one whose sendmail never finished (it exited non-zero or not at
+    // all): the pickup leaves it for a day (INCOMPLETE_AGE). A complete one (0644) must be gone.
     const drops = existsSync(this.maildrop) ? readdirSync(this.maildrop).filter((f) => !f.startsWith('.')) : [];
-    if (drops.length > 0) fault(`the maildrop keeps ${drops.length} file(s): ${drops.join(' ')}`);
+    const complete = drops.filter((f) => (statSync(join(this.maildrop, f), { throwIfNoEntry: false })?.mode ?? 0) & 0o044);
+    if (complete.length > 0) fault(`the maildrop keeps ${complete.length} complete file(s): ${complete.join(' ')}`);
+    this.incompleteDrops = drops.length - complete.length;
     const reserve = join(this.spool, 'reserve');
     const rs = statSync(reserve, { throwIfNoEntry: false });
     if (!rs) fault('no reserve file after the restart');
@@ -475,6 +490,8 @@ file = "${this.mainlog}"
     return { expected: expected.length, delivered: expected.length - lost.length, lost, duplicated, resurrected, torn, removedAcked: removed.size };
   }
 
+  /** Maildrop files left incomplete by the cut (their sendmail never exited 0). */
+  incompleteDrops = 0;
   private queueCount = -1;
   private lastAsk = 0;
   private asking = false;

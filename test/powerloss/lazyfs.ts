@@ -6,7 +6,7 @@
 // or after an operation on a path matching a regex) and torn writes.
 // Loopback only: LazyFS serves one mount point on this machine, nothing else.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Why the power-loss harness cannot run here, or undefined when it can. */
@@ -38,6 +38,7 @@ export class LazyFs {
   readonly fifo: string;
   readonly logFile: string;
   private readonly config: string;
+  private readonly baseConfig: string;
   private proc: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
   /** How the last mount ended: 'killed' (a power cut we made), 'fault' (LazyFS killed itself), or still 'up'. */
@@ -57,12 +58,19 @@ export class LazyFs {
       .replace(/^fifo_path\s*=.*$/m, `fifo_path="${this.fifo}"`)
       .replace(/^#?\s*fifo_path_completed\s*=.*$/m, '')
       .replace(/^logfile\s*=.*$/m, `logfile="${this.logFile}"`);
-    writeFileSync(this.config, text);
+    this.baseConfig = text;
   }
 
-  /** Mounts (root → mnt) and resolves once the mount is there. */
-  async mount(): Promise<void> {
+  /**
+   * Mounts (root → mnt) and resolves once the mount is there. `injection`: TOML lines for
+   * this mount only (a torn write: LazyFS's fifo takes torn-op commands but, in the version
+   * tried, never fires them; its configuration file does).
+   */
+  async mount(injection = ''): Promise<void> {
     if (this.state === 'up') throw new Error('LazyFS is mounted already');
+    writeFileSync(this.config, this.baseConfig + (injection ? `\n${injection}\n` : ''));
+    // A fresh log per mount (LazyFS may append or not); the last one's kept as .prev.
+    if (existsSync(this.logFile)) renameSync(this.logFile, `${this.logFile}.prev`);
     const child = spawn(process.env.LAZYFS!, [this.mnt, '--config-path', this.config, '-o', 'allow_other',
       '-o', 'modules=subdir', '-o', `subdir=${this.root}`, '-f'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -90,6 +98,12 @@ export class LazyFs {
 
   log(): string {
     return existsSync(this.logFile) ? readFileSync(this.logFile, 'utf8') : '';
+  }
+
+  /** What LazyFS said of the fault it injected (the trigger, the bytes a torn write kept). */
+  faultNote(): string {
+    return this.log().split('\n').filter((l) => /Triggered fault|will persist|Killing LazyFS/.test(l))
+      .map((l) => l.replace(/^\[[^\]]*\] \[[^\]]*\] \[[^\]]*\] /, '')).join('; ');
   }
 
   /** Whether LazyFS is still serving (a crash fault makes it kill itself). */

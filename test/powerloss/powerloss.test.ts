@@ -3,12 +3,13 @@
 // Not in the default run (vitest.config.ts leaves test/powerloss/ out): `npm run
 // test:powerloss` with LAZYFS set to a LazyFS binary; without it the file says why it skips.
 // Knobs: POWERLOSS_RANDOM (random rounds, 50), POWERLOSS_TARGETED=0 (none), POWERLOSS_SEED,
-// POWERLOSS_ONLY (a substring of the targeted rounds' names to run).
+// POWERLOSS_ONLY (a substring of the targeted rounds' names to run), POWERLOSS_TORN=1 (the torn
+// writes of the spool file too: see targets.ts), POWERLOSS_KEEP=1 (keep each round's folder).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeUser, removeUser, type TestUser } from '../helpers/users.js';
 import { lazyfsUnavailable } from './lazyfs.js';
 import { runRound, type RoundResult, type Target } from './harness.js';
-import { TARGETS } from './targets.js';
+import { TARGETS, TORN_TARGETS } from './targets.js';
 
 const why = lazyfsUnavailable();
 if (why) console.log(`power-loss harness skipped: ${why}`);
@@ -16,7 +17,8 @@ if (why) console.log(`power-loss harness skipped: ${why}`);
 const RANDOM = Number(process.env.POWERLOSS_RANDOM ?? 50);
 const SEED = Number(process.env.POWERLOSS_SEED ?? Date.now() % 1_000_000);
 const only = process.env.POWERLOSS_ONLY;
-const targets: Target[] = process.env.POWERLOSS_TARGETED === '0' ? [] : TARGETS.filter((t) => !only || t.name.includes(only));
+const targets: Target[] = (process.env.POWERLOSS_TARGETED === '0' ? [] : [...TARGETS, ...(process.env.POWERLOSS_TORN === '1' ? TORN_TARGETS : [])])
+  .filter((t) => !only || t.name.includes(only));
 
 describe.skipIf(why !== undefined)('power loss on LazyFS', () => {
   let user: TestUser | undefined;
@@ -32,7 +34,7 @@ describe.skipIf(why !== undefined)('power loss on LazyFS', () => {
 
   const check = (r: RoundResult) => {
     results.push(r);
-    console.log(`round ${r.round} ${r.name}: cut by ${r.cutBy}, acked ${r.acknowledged} (smtp ${r.ackBySmtp}, sm-root ${r.ackBySendmailRoot}, sm-user ${r.ackBySendmailUser}, big ${r.big}), ops ${r.operatorActions}, expected ${r.expected}, delivered ${r.delivered}, lost ${r.lost.length}, dup ${r.duplicated}, ${r.ms} ms${r.faults.length ? `\n  faults: ${r.faults.join('\n  faults: ')}` : ''}${r.lost.length ? `\n  lost: ${r.lost.join(' ')}` : ''}${r.torn.length ? `\n  torn: ${r.torn.join(' ')}` : ''}`);
+    console.log(`round ${r.round} ${r.name}: cut by ${r.cutBy}, acked ${r.acknowledged} (smtp ${r.ackBySmtp}, sm-root ${r.ackBySendmailRoot}, sm-user ${r.ackBySendmailUser}, big ${r.big}), ops ${r.operatorActions}, expected ${r.expected}, delivered ${r.delivered}, lost ${r.lost.length}, dup ${r.duplicated}, ${r.ms} ms${r.note ? `\n  lazyfs: ${r.note}` : ''}${r.faults.length ? `\n  faults: ${r.faults.join('\n  faults: ')}` : ''}${r.lost.length ? `\n  lost: ${r.lost.join(' ')}` : ''}${r.torn.length ? `\n  torn: ${r.torn.join(' ')}` : ''}`);
     expect(r.lost).toEqual([]);
     expect(r.resurrected).toEqual([]);
     expect(r.torn).toEqual([]);
