@@ -67,6 +67,19 @@ export class LazyFs {
    * tried, never fires them; its configuration file does).
    */
   async mount(injection = ''): Promise<void> {
+    // Now and then LazyFS exits at once, reading no configuration ("file open error ->
+    // config/default.toml"): a second try mounts.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.mountOnce(injection);
+      } catch (err) {
+        if (attempt >= 3 || !/exited at mount/.test((err as Error).message)) throw err;
+        this.unmountDead();
+      }
+    }
+  }
+
+  private async mountOnce(injection: string): Promise<void> {
     if (this.state === 'up') throw new Error('LazyFS is mounted already');
     writeFileSync(this.config, this.baseConfig + (injection ? `\n${injection}\n` : ''));
     // A fresh log per mount (LazyFS may append or not); the last one's kept as .prev.
