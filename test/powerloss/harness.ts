@@ -142,7 +142,8 @@ export class Round {
 
   constructor(private readonly spec: RoundSpec) {
     this.rnd = rand(spec.seed);
-    this.base = mkdtempSync(join(tmpdir(), 'postern-powerloss-'));
+    // No "-" before the random part: LazyFS ignores a --config-path with "-o" (any case) in it.
+    this.base = mkdtempSync(join(tmpdir(), 'postern_powerloss_'));
     chmodSync(this.base, 0o755);
     this.fs = new LazyFs(this.base);
     this.configPath = join(this.base, 'postern.toml');

@@ -44,7 +44,9 @@ export class LazyFs {
   /** How the last mount ended: 'killed' (a power cut we made), 'fault' (LazyFS killed itself), or still 'up'. */
   state: 'down' | 'up' | 'exited' = 'down';
 
+  /** `dir`: no "-o" in its path (LazyFS takes a --config-path holding "-o", any case, for a missing one). */
   constructor(readonly dir: string) {
+    if (/-o/i.test(dir)) throw new Error(`LazyFS would not read a configuration under ${dir} ("-o" in the path)`);
     this.root = join(dir, 'root');
     this.mnt = join(dir, 'mnt');
     this.fifo = join(dir, 'faults.fifo');
@@ -67,19 +69,6 @@ export class LazyFs {
    * tried, never fires them; its configuration file does).
    */
   async mount(injection = ''): Promise<void> {
-    // Now and then LazyFS exits at once, reading no configuration ("file open error ->
-    // config/default.toml"): a second try mounts.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.mountOnce(injection);
-      } catch (err) {
-        if (attempt >= 3 || !/exited at mount/.test((err as Error).message)) throw err;
-        this.unmountDead();
-      }
-    }
-  }
-
-  private async mountOnce(injection: string): Promise<void> {
     if (this.state === 'up') throw new Error('LazyFS is mounted already');
     writeFileSync(this.config, this.baseConfig + (injection ? `\n${injection}\n` : ''));
     // A fresh log per mount (LazyFS may append or not); the last one's kept as .prev.
