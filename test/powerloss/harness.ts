@@ -365,7 +365,7 @@ file = "${this.mainlog}"
     for (const c of this.children) c.kill('SIGKILL');
     await this.fs.stop();
     await this.sink.close();
-    if (process.env.POWERLOSS_KEEP) console.log(`round ${this.spec.round} kept in ${this.base}`);
+    if (process.env.POWERLOSS_KEEP || result.lost.length || this.faults.length || result.torn.length) console.log(`round ${this.spec.round} kept in ${this.base}`);
     else rmSync(this.base, { recursive: true, force: true });
     const ackd = [...this.acked.values()];
     return {
@@ -487,6 +487,8 @@ file = "${this.mainlog}"
 
     // The log of the restart: every delivery has its => and Completed.
     const after = readFileSync(this.mainlog, 'latin1');
+    // A drop file the pickup threw away after the cut (not well-formed: torn, or short).
+    for (const m of after.matchAll(/^.*maildrop: (?:removed|cannot remove) .*$/gm)) fault(`after the cut: ${m[0]}`);
     for (const [tok, e] of got) {
       if ((before.get(tok)?.count ?? 0) >= e.count) continue;
       for (const id of e.ids) {
