@@ -26,11 +26,11 @@ import { RESERVE_SIZE, SpaceReserve } from '../spool/reserve.js';
 import { SmtpTransport } from '../transports/smtp.js';
 import { rewriteRules } from '../rewrite/load.js';
 import { rewriteRecipient } from '../rewrite/rewriter.js';
-import { Pickup } from '../receive/pickup.js';
+import { Pickup, STALL } from '../receive/pickup.js';
 import { OwnServer } from '../receive/own-server.js';
 import { formatEntry } from './format.js';
 import { isLmdbCommitFailure } from '../spool/lmdb-spool.js';
-import { daemonUser, dropPrivileges, prepareFolders } from './privileges.js';
+import { daemonUser, dropPrivileges, prepareFolders, tidySpool } from './privileges.js';
 
 const STOP_GRACE = 30_000;
 /** How often the spool's partial messages of dead writers, and body files of no message, are swept (and at start). */
@@ -155,6 +155,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   try {
     prepareFolders(config, owner);
     if (owner && process.geteuid?.() === 0) dropPrivileges(owner);
+    tidySpool(config); // as the daemon's user: root never walks a folder that user may change
     spool = LmdbSpool.open(config.spool.directory);
   } catch (err) {
     await receiver.close(); // else the bound listeners would keep a failed start alive
@@ -198,6 +199,8 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   const pickup = new Pickup({
     dir: config.spool.maildrop, spool, events, clock: systemClock, ids, hostname: config.hostname, qualifyDomain: config.qualify_domain,
     maxMessageSize: config.listen.max_message_size, maxRecipients: config.listen.max_recipients, kick: (id) => scheduler.kick({ id }),
+    // A `sendmail -bs` client may pause for its idle timeout between two writes of a message.
+    stall: Math.max(STALL, 2 * config.listen.idle_timeout),
   });
   // The key that lets spool administrators (who can read it) ask for operator actions.
   const controlKey = randomBytes(24).toString('hex');
