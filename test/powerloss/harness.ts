@@ -15,13 +15,13 @@
 //     delivery after the restart has its `=>` and `Completed`;
 //   - nothing is left behind: no body file, no maildrop file; the reserve has its size.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN, waitUntil } from '../helpers/postern.js';
+import { BIN, ROOT, waitUntil } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
-import type { TestUser } from '../helpers/users.js';
+import type { TestUser } from '../helpers/postdrop.js';
 import { LazyFs } from './lazyfs.js';
 
 /** A targeted cut: LazyFS kills itself before or after the first matching operation. */
@@ -57,6 +57,8 @@ export interface RoundSpec {
   /** A writeback of everything cached (LazyFS checkpoint) at this moment of the load, as the kernel's flusher would. */
   writebackAtMs?: number;
   user: TestUser;
+  /** The drop group: the setgid helper (postdrop) an ordinary user's sendmail writes through is root:group 2755. */
+  dropGroup: number;
 }
 
 export interface RoundResult {
@@ -123,6 +125,7 @@ export class Round {
   private readonly base: string;
   private readonly fs: LazyFs;
   private readonly configPath: string;
+  private readonly helper: string;
   private sink = new Sink();
   private daemon: ChildProcess | undefined;
   private daemonErr = '';
@@ -147,6 +150,11 @@ export class Round {
     chmodSync(this.base, 0o755);
     this.fs = new LazyFs(this.base);
     this.configPath = join(this.base, 'postern.toml');
+    // The setgid helper as the package installs it (root:drop group 2755), off the mount.
+    this.helper = join(this.base, 'postdrop');
+    copyFileSync(join(ROOT, 'dist/postdrop'), this.helper);
+    chownSync(this.helper, 0, spec.dropGroup);
+    chmodSync(this.helper, 0o2755);
     this.mix = { smtpClients: 2, sendmailRoot: true, sendmailUser: true, operator: true, big: 0.12, ...spec.target?.load };
   }
 
@@ -163,6 +171,7 @@ max_recipients = 5
 max_message_size = "4M"
 [spool]
 directory = "${this.spool}"
+postdrop = "${this.helper}"
 [smarthost]
 hosts = ["127.0.0.1:${this.sink.port}"]
 tls = "none"

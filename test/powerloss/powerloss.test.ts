@@ -6,7 +6,7 @@
 // POWERLOSS_ONLY (a substring of the targeted rounds' names to run), POWERLOSS_TORN=1 (the torn
 // writes of the spool file too: see targets.ts), POWERLOSS_KEEP=1 (keep each round's folder).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeUser, removeUser, type TestUser } from '../helpers/users.js';
+import { makeGroup, makeUser, removeUsersAndGroups, type TestUser } from '../helpers/postdrop.js';
 import { lazyfsUnavailable } from './lazyfs.js';
 import { runRound, type RoundResult, type Target } from './harness.js';
 import { TARGETS, TORN_TARGETS } from './targets.js';
@@ -22,10 +22,12 @@ const targets: Target[] = (process.env.POWERLOSS_TARGETED === '0' ? [] : [...TAR
 
 describe.skipIf(why !== undefined)('power loss on LazyFS', () => {
   let user: TestUser | undefined;
+  let dropGroup = 0;
   const results: RoundResult[] = [];
-  beforeAll(() => { user = makeUser(); });
+  // An ordinary user (not in the drop group: its sendmail goes through the setgid helper).
+  beforeAll(() => { dropGroup = makeGroup().gid; user = makeUser(); });
   afterAll(() => {
-    removeUser(user);
+    removeUsersAndGroups();
     const sum = (f: (r: RoundResult) => number) => results.reduce((n, r) => n + f(r), 0);
     // The closing note quotes these lines.
     console.log(`power-loss rounds: ${results.length} (${results.filter((r) => !r.name.startsWith('targeted')).length} random, ${results.filter((r) => r.name.startsWith('targeted')).length} targeted; ${results.filter((r) => r.cutBy === 'fault').length} cut by a LazyFS fault), seed ${SEED}`);
@@ -43,7 +45,7 @@ describe.skipIf(why !== undefined)('power loss on LazyFS', () => {
 
   for (const [n, t] of targets.entries()) {
     it(`targeted: ${t.name}`, async () => {
-      check(await runRound({ round: 1000 + n, seed: SEED + 1000 + n, cutAfterMs: 8_000, target: t, user: user! }));
+      check(await runRound({ round: 1000 + n, seed: SEED + 1000 + n, cutAfterMs: 8_000, target: t, user: user!, dropGroup }));
     }, 240_000);
   }
 
@@ -53,7 +55,7 @@ describe.skipIf(why !== undefined)('power loss on LazyFS', () => {
       const seed = SEED + n;
       const cutAfterMs = 300 + ((seed * 7919) % 3700);
       const writebackAtMs = n % 3 === 2 ? Math.floor(cutAfterMs * 0.6) : undefined;
-      check(await runRound({ round: n, seed, cutAfterMs, ...(writebackAtMs !== undefined ? { writebackAtMs } : {}), user: user! }));
+      check(await runRound({ round: n, seed, cutAfterMs, ...(writebackAtMs !== undefined ? { writebackAtMs } : {}), user: user!, dropGroup }));
     }, 240_000);
   }
 });

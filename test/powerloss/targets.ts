@@ -20,6 +20,9 @@ export const TARGETS: Target[] = [
   { name: 'maildrop file: before the pickup removes it (after the commit)', timing: 'before', op: 'unlink', from: DROP, load: sendmailOnly },
   { name: 'maildrop file: after the pickup removes it', timing: 'after', op: 'unlink', from: DROP, load: sendmailOnly },
   { name: 'maildrop file: after its create', timing: 'after', op: 'create', from: DROP, load: { ...sendmailOnly, sendmailRoot: false } },
+  // The setgid helper (an ordinary user's sendmail) writes an unnamed file (O_TMPFILE) and links it in, where the file system can.
+  { name: 'maildrop file (helper): before its link', timing: 'before', op: 'link', from: '.*', to: DROP, load: { ...sendmailOnly, sendmailRoot: false } },
+  { name: 'maildrop file (helper): after its link', timing: 'after', op: 'link', from: '.*', to: DROP, load: { ...sendmailOnly, sendmailRoot: false } },
   // The body file of a big message (SMTP past 1 MB).
   { name: 'body file: after its create', timing: 'after', op: 'create', from: BODY, load: bigOnly },
   { name: 'body file: before a write', timing: 'before', op: 'write', from: BODY, load: bigOnly },
