@@ -462,7 +462,11 @@ file = "${this.mainlog}"
     // And the queue drains (what was not acknowledged but stored is delivered too).
     await waitUntil('an empty queue', () => this.queueEmpty(), 60_000).catch(() => fault(`the queue does not drain: -bpc says ${this.queueCount}`));
     const got = this.delivered();
-    const lost = expected.filter((t) => !got.has(t));
+    // Each lost one with what is known of it (its spool ID for SMTP, its path in).
+    const lost = expected.filter((t) => !got.has(t)).map((t) => {
+      const a = this.acked.get(t)!;
+      return `${t} (${a.via}${a.id ? ` ${a.id}` : ''}, ${a.size} bytes)`;
+    });
     const resurrected = [...removed].filter((t) => (got.get(t)?.count ?? 0) > (before.get(t)?.count ?? 0));
     const duplicated = [...got.values()].reduce((n, e) => n + e.count - 1, 0);
 
