@@ -59,7 +59,8 @@ cat > "$stage/usr/sbin/postern" <<'WRAP'
 # postern's commands: the name called (a link to this file) picks the personality.
 name=${0##*/}
 [ -f /usr/lib/postern/bin/"$name" ] || name=postern
-# io_uring off from the start: Debian's node refuses to change identity otherwise (CVE-2024-22017).
+# io_uring off from the start (CVE-2024-22017): a node that may use it refuses to change
+# identity in process; Debian's refuses anyway, and root's command then runs again as the user.
 UV_USE_IO_URING=0
 export UV_USE_IO_URING
 exec /usr/bin/node /usr/lib/postern/bin/"$name" "$@"

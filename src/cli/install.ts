@@ -119,7 +119,8 @@ export function wrapperText(node = process.execPath, pkg = PACKAGE_DIR): string 
 ${WRAPPER_MARK}: runs postern with an absolute interpreter, so sendmail, mailq and
 # newaliases work under cron's PATH or env -i. Written by \`postern install\`; the name
 # it is called by (a link to it) picks the personality. io_uring off: a node that may
-# use it refuses to change identity (CVE-2024-22017).
+# use it refuses to change identity in process (CVE-2024-22017); where one refuses
+# anyway, root's command runs again as the daemon's user, in a child.
 name=\${0##*/}
 [ -f ${sh(pkg)}/bin/"$name" ] || name=postern
 UV_USE_IO_URING=0

@@ -5,11 +5,13 @@
 // commands and the control socket are for root and the daemon's user only. The tests
 // that need a second user make one with useradd (root only; skipped otherwise).
 // Every command runs with UV_USE_IO_URING=1, as on Debian 13's own node (whose libuv may
-// use io_uring, so Node refuses to change identity unless it starts with it off), and
-// root's are exec'd as bin/NAME, as installed commands are.
+// use io_uring, so Node refuses to change identity in process); root's are exec'd as
+// bin/NAME, as installed commands are (their first line turns io_uring off: the change in
+// process), or as `node bin/NAME` with it on, or with POSTERN_TEST_FORCE_SPAWN_DROP=1:
+// then root runs the command again as `user`, in a child (Debian 13's way).
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, lchownSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lchownSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, closeBoth, codeOthersCanRead, Instance, launch, ROOT, submitBundleFresh, waitUntil, type RunResult } from '../helpers/postern.js';
@@ -197,7 +199,7 @@ describe('privileges', () => {
       }
     });
 
-    it('`node bin/postern` started by root with io_uring on runs once more with it off: queue commands and the daemon become `user`, signals and status pass through', async () => {
+    it('`node bin/postern` started by root with io_uring on (the node refuses in process): queue commands and the daemon run as `user` in a child, signals and status pass through', async () => {
       const inst = await setup(u);
       const viaNode = (args: string[]) => spawnSync(process.execPath, [BIN('postern'), '-C', inst.config, ...args], { encoding: 'utf8', timeout: 30_000 });
       const daemon = () => {
@@ -236,6 +238,69 @@ describe('privileges', () => {
         expect(await e.exited).toEqual([null, 'SIGKILL']);
       } finally {
         e.child.kill('SIGKILL');
+      }
+    });
+
+    it('where node refuses to change identity in process (Debian 13\'s, forced here): root runs each command again as `user`; the root daemon hands its listeners over and only supervises', async () => {
+      const inst = await setup(u);
+      const forced = { ...process.env, POSTERN_TEST_FORCE_SPAWN_DROP: '1' };
+      const cmd = (name: string, args: string[], env: NodeJS.ProcessEnv = forced) =>
+        spawnSync(BIN(name), ['-C', inst.config, ...args], { encoding: 'utf8', timeout: 30_000, env });
+      const status = (pid: number, key: string) => new RegExp(`^${key}:\\t(.*)$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+      // Mail waiting in the maildrop (root's sendmail, no daemon): the queue commands' pickup takes it, as the user.
+      const held = spawnSync(BIN('sendmail'), ['-C', inst.config, '-t'], { input: 'To: hold@example.org\nSubject: forced\n\nx\n', encoding: 'utf8' });
+      expect([held.status, held.stderr]).toEqual([0, '']);
+      const listing = cmd('mailq', []);
+      expect([listing.status, listing.stderr]).toEqual([0, '']);
+      expect(listing.stdout).toMatch(/hold@example\.org/);
+      for (const f of ['spool', 'spool/spool.mdb', 'spool/spool.mdb-lock']) expect([f, statSync(join(inst.dir, f)).uid]).toEqual([f, u.uid]);
+      expect([cmd('postern', ['-bpc']).stdout]).toEqual(['1\n']);
+      const id = cmd('postern-qgrep', ['-i', '-r', '^hold@']).stdout.trim();
+      expect(id).toMatch(/^\w{6}-\w{6}-\w{2}$/);
+      expect(cmd('postern', ['-Mvh', id]).stdout).toMatch(/^Subject: forced$/m);
+      // The child's status is the command's, its output too.
+      const bad = cmd('postern', ['-Mvh', '1xVaAA-000009-00']);
+      const same = cmd('postern', ['-Mvh', '1xVaAA-000009-00'], process.env);
+      expect(bad.status).not.toBe(0);
+      expect([bad.status, bad.stdout, bad.stderr]).toEqual([same.status, same.stdout, same.stderr]);
+      // The marker makes no one that user: root that carries it is refused.
+      const forged = cmd('postern', ['-bpc'], { ...process.env, POSTERN_AS_USER: String(u.uid) });
+      expect([forged.status, forged.stderr]).toEqual([1, `postern: cannot become the ${u.name} user: started as it (POSTERN_AS_USER=${u.uid}), this process runs as root\n`]);
+
+      // The daemon: root binds, sets up, and starts the daemon as `user` with the listeners (LISTEN_FDS).
+      const child = spawn(BIN('postern'), ['-C', inst.config, '-bd', '-q1h'], { stdio: ['ignore', 'ignore', 'pipe'], env: forced });
+      let said = '';
+      child.stderr.on('data', (d) => (said += d));
+      const exited = new Promise<[number | null, string | null]>((r) => child.on('exit', (code, signal) => r([code, signal])));
+      let inner = 0;
+      try {
+        await waitUntil('the daemon ready', () => /ready, listening/.test(said)).catch((e: Error) => { throw new Error(`${e.message}: ${said}`); });
+        const port = Number(/ready, listening for SMTP on \S+:(\d+)/.exec(said)?.[1]);
+        const kids = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+        expect(kids).toHaveLength(1);
+        inner = kids[0]!;
+        expect(procUid(child.pid!)).toBe(0);
+        expect(status(inner, 'Uid')).toBe(Array(4).fill(u.uid).join('\t'));
+        expect(status(inner, 'Gid')).toBe(Array(4).fill(u.gid).join('\t'));
+        expect(['', String(u.gid)]).toContain(status(inner, 'Groups')!.trim()); // no group of root's
+        // The user's process holds the spool; root's holds neither the spool nor a listener.
+        const fds = (pid: number) => readdirSync(`/proc/${pid}/fd`).filter((f) => Number(f) > 2) // stderr is the test's socketpair
+          .map((f) => { try { return readlinkSync(`/proc/${pid}/fd/${f}`); } catch { return ''; } });
+        expect(fds(inner)).toContain(join(inst.dir, 'spool/spool.mdb'));
+        expect(fds(child.pid!).filter((f) => f.includes(inst.dir) || f.startsWith('socket:'))).toEqual([]);
+        expect(await sendOne(port, 'a@example.org', ['ops@example.org'], 'Subject: through the handed listener\n\nx\n')).toMatch(/^250 /);
+        await sink!.waitFor(2); // with what root's sendmail left
+        expect(inst.log()).toMatch(new RegExp(`daemon started: pid=${inner},`));
+        // Signals pass through: HUP reloads, TERM stops, and the status is the child's.
+        child.kill('SIGHUP');
+        await waitUntil('the reload', () => /SIGHUP received: configuration reloaded/.test(inst.log()));
+        child.kill('SIGTERM');
+        expect(await exited).toEqual([0, null]);
+        expect(existsSync(`/proc/${inner}`)).toBe(false);
+        expect(inst.log()).toMatch(new RegExp(`SIGTERM received: stopping[^]*postern daemon stopped: pid=${inner}`));
+      } finally {
+        child.kill('SIGKILL');
+        if (inner) try { process.kill(inner, 'SIGKILL'); } catch { /* gone */ } // a killed supervisor leaves its child
       }
     });
 
