@@ -4,7 +4,7 @@
 # dependencies only (npm ci --omit=dev into the staging tree: the one network use, and
 # npm's cache serves it when it can), the man pages (made from it), the unit, the logrotate
 # snippet and the maintainer scripts in packaging/debian/. Arch-specific: lmdb's
-# prebuilt binary for this machine comes with it.
+# prebuilt binary for this machine comes with it, and the postdrop helper built with cc.
 #   packaging/build-deb.sh [OUTDIR]      (default: packaging/out)
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,7 +24,19 @@ mkdir -p "$lib"
 (cd "$here" && npx tsc -p tsconfig.json --outDir "$lib/dist" --sourceMap false --incremental false)
 # sendmail's submission as one CommonJS file (bin/ runs it first: a fast start).
 (cd "$here" && npm run -s bundle -- --outfile="$lib/dist/cli/submit.cjs")
+# The setgid helper through which users write into the maildrop, with the system's cc
+# and Debian's hardening flags, stripped; postinst gives it its group (postern-drop)
+# and mode 2755.
+flag() { DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get "$1" 2>/dev/null || true; }
+# shellcheck disable=SC2046
+cc $(flag CPPFLAGS) $(flag CFLAGS) -Wall -Wextra $(flag LDFLAGS) -o "$lib/dist/postdrop" "$here/src/postdrop/postdrop.c"
+strip --strip-unneeded "$lib/dist/postdrop"
 cp -r "$here/bin" "$here/package.json" "$here/package-lock.json" "$lib/"
+# Debian's node named directly (lintian: no `env -S`); /usr/sbin/postern below starts it
+# with io_uring off, and bin/postern runs itself again with it off when root runs it otherwise.
+for f in "$lib"/bin/*; do
+  case $f in *.json) ;; *) sed -i '1s|^#!.*|#!/usr/bin/node|' "$f" ;; esac
+done
 # --ignore-scripts: no `prepare` (tsc is a dev dependency); lmdb and msgpackr load their
 # prebuilt binaries from the optional packages npm installs for this platform.
 (cd "$lib" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
@@ -47,6 +59,10 @@ cat > "$stage/usr/sbin/postern" <<'WRAP'
 # postern's commands: the name called (a link to this file) picks the personality.
 name=${0##*/}
 [ -f /usr/lib/postern/bin/"$name" ] || name=postern
+# io_uring off from the start (CVE-2024-22017): a node that may use it refuses to change
+# identity in process; Debian's refuses anyway, and root's command then runs again as the user.
+UV_USE_IO_URING=0
+export UV_USE_IO_URING
 exec /usr/bin/node /usr/lib/postern/bin/"$name" "$@"
 WRAP
 chmod 0755 "$stage/usr/sbin/postern"
@@ -57,8 +73,11 @@ ln -s ../sbin/postern "$stage/usr/bin/mailq"
 ln -s ../sbin/postern "$stage/usr/bin/newaliases"
 ln -s ../sbin/postern "$stage/usr/lib/sendmail"
 
-# Configuration (conffiles), the unit, the logrotate snippet.
-install -D -m 0644 "$here/packaging/debian/postern.toml" "$stage/etc/postern/postern.toml"
+# The default configuration, copied to /etc/postern/postern.toml by postinst on the first
+# install when neither debconf's answers nor Exim's settings make it: that file is the
+# administrator's (and postinst's), never a conffile, so no upgrade stops at dpkg's
+# prompt. The logrotate snippet is the one conffile. The unit.
+install -D -m 0644 "$here/packaging/debian/postern.toml" "$stage/usr/share/postern/postern.toml"
 install -D -m 0644 "$here/config/postern.logrotate" "$stage/etc/logrotate.d/postern"
 install -D -m 0644 "$here/config/postern.service" "$stage/usr/lib/systemd/system/postern.service"
 
@@ -90,8 +109,8 @@ done
 
 # Control files.
 mkdir -p "$stage/DEBIAN"
-for f in postinst prerm postrm; do install -m 0755 "$here/packaging/debian/$f" "$stage/DEBIAN/$f"; done
-install -m 0644 "$here/packaging/debian/conffiles" "$stage/DEBIAN/conffiles"
+for f in config postinst prerm postrm; do install -m 0755 "$here/packaging/debian/$f" "$stage/DEBIAN/$f"; done
+for f in conffiles templates; do install -m 0644 "$here/packaging/debian/$f" "$stage/DEBIAN/$f"; done
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" "$here/packaging/debian/control" > "$stage/DEBIAN/control"
 

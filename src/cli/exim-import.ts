@@ -60,7 +60,28 @@ const NOT_NEEDED_MACROS: Record<string, string> = {
   add_environment: 'postern runs no commands',
 };
 
-export function importExim(root: string): EximImport {
+/**
+ * The answer to the package's debconf question postern/smarthost: exim4-config's
+ * dc_smarthost syntax (`host::port`, several separated by `;`, or Exim's `:` list), or
+ * postern's own `host:port` (how the config script shows the current file's hosts).
+ * Undefined when an entry is neither.
+ */
+export function smarthostAnswer(value: string, defaultPort = 25): string[] | undefined {
+  const own = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+  const v = value.trim();
+  const entries = v.includes(';') ? v.split(';').map((e) => e.trim()).filter(Boolean) : own.test(v) || smarthostEntry(v, defaultPort) ? [v] : eximList(v);
+  const hosts = entries.map((e) => (own.test(e) && !/::/.test(e.replace(/^\[[^\]]*\]/, '')) ? e : smarthostEntry(e, defaultPort)));
+  return hosts.length > 0 && hosts.every((h) => h !== undefined) ? hosts as string[] : undefined;
+}
+
+/** The answers to the package's debconf questions, which win over Exim's files (an empty smarthost is no answer). */
+export interface Answers {
+  smarthost?: string;
+  /** `''`: no readhost */
+  readhost?: string;
+}
+
+export function importExim(root: string, answers: Answers = {}): EximImport {
   const mapped: string[] = [];
   const unmapped: string[] = [];
   const conf = read(root, '/etc/exim4/update-exim4.conf.conf');
@@ -106,7 +127,14 @@ export function importExim(root: string): EximImport {
   if (protocol && !smtps) unmapped.push(`${where(protocol)}: postern speaks SMTP or smtps only`);
 
   let hosts: string[] = [];
-  const smarthost = get('dc_smarthost');
+  let smarthost = get('dc_smarthost');
+  const answered = answers.smarthost?.trim() ? smarthostAnswer(answers.smarthost, smtps ? 465 : 25) : undefined;
+  if (answers.smarthost?.trim() && !answered) unmapped.push(`debconf postern/smarthost "${answers.smarthost}" is not host, host:port, host::port or [address]::port: not used`);
+  if (answered && (!smarthost || answered.join() !== eximList(smarthost).map((e) => smarthostEntry(e, smtps ? 465 : 25)).join())) {
+    hosts = answered;
+    mapped.push(`debconf postern/smarthost='${answers.smarthost}': smarthost.hosts = ${list(hosts)}${smarthost ? ` (instead of dc_smarthost='${smarthost}')` : ''}`);
+    smarthost = undefined;
+  }
   if (smarthost) {
     for (const e of eximList(smarthost)) {
       const h = smarthostEntry(e, smtps ? 465 : 25);
@@ -241,8 +269,12 @@ export function importExim(root: string): EximImport {
   // Rewriting: Debian's readhost (hub_user for recipients; with hide_mailname the sender
   // and From:/Reply-To:/Sender: too), and email-addresses.
   const rewrite: string[] = [];
-  const readhost = get('dc_readhost');
+  let readhost = get('dc_readhost');
   const hide = get('dc_hide_mailname');
+  if (answers.readhost !== undefined && answers.readhost !== (readhost ?? '')) {
+    mapped.push(`debconf postern/readhost='${answers.readhost}': ${answers.readhost ? `rewrite.readhost = ${q(answers.readhost)}` : 'no readhost'}${readhost ? ` (instead of dc_readhost='${readhost}')` : ''}`);
+    readhost = answers.readhost || undefined;
+  }
   if (readhost) {
     rewrite.push(`readhost = ${q(readhost)}`, `hide_hostname = ${hide === 'true'}`);
     mapped.push(`dc_readhost='${readhost}': rewrite.readhost = ${q(readhost)} (Debian's hub_user: mail for a local user goes to user@${readhost})`);

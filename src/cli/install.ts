@@ -7,14 +7,14 @@
 // naming node's absolute path, so they work under cron's PATH or `env -i`.
 import { spawnSync } from 'node:child_process';
 import {
-  chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, symlinkSync, writeFileSync,
+  chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmdirSync, rmSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../config/validate.js';
 import { EX, failure, noPermission, usage } from '../core/exit.js';
-import { groupByName, userByName } from '../core/users.js';
-import { CONFIG_PATHS, importExim } from './exim-import.js';
+import { groupByName, userById, userByName } from '../core/users.js';
+import { type Answers, CONFIG_PATHS, importExim, smarthostAnswer } from './exim-import.js';
 
 const PACKAGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const WRAPPER = '/usr/sbin/postern';
@@ -44,14 +44,22 @@ interface State {
 interface Options {
   root: string;
   dryRun: boolean;
+  /** --smarthost, --readhost: the package's debconf answers (postinst passes them) */
+  answers: Answers;
 }
 
 export function parseInstallArgs(argv: string[]): Options {
   let root = '/';
   let dryRun = false;
+  const answers: Answers = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
-    if (a === '--dry-run' || a === '-n') dryRun = true;
+    const answer = /^--(smarthost|readhost)(?:=(.*))?$/s.exec(a);
+    if (answer) {
+      const v = answer[2] ?? argv[++i];
+      if (v === undefined) throw usage(`--${answer[1]} needs a value`);
+      answers[answer[1] as 'smarthost' | 'readhost'] = v.trim();
+    } else if (a === '--dry-run' || a === '-n') dryRun = true;
     else if (a === '--root') {
       const v = argv[++i];
       if (v === undefined) throw usage('--root needs a folder');
@@ -59,20 +67,87 @@ export function parseInstallArgs(argv: string[]): Options {
     } else if (a.startsWith('--root=')) root = resolve(a.slice(7));
     else throw usage(`unknown option ${a}`);
   }
-  return { root, dryRun };
+  return { root, dryRun, answers };
 }
 
-/** The wrapper's text: node named absolutely; the name called picks the personality. */
+/**
+ * The file with [smarthost] hosts and [rewrite] readhost set to the debconf answers and
+ * every other line as it was (the package's postinst on `dpkg-reconfigure postern`, or a
+ * preseeded upgrade). Undefined when nothing changes. An empty smarthost answer changes
+ * nothing; an empty readhost removes it.
+ */
+export function withAnswers(text: string, current: { hosts: string[]; readhost?: string }, answers: Answers, hosts: string[] | undefined): string | undefined {
+  let lines = text.split('\n');
+  let changed = false;
+  // Sets KEY in TABLE: the line (and an array's continuation lines) replaced, else added after the header, else a new table.
+  const set = (table: string, key: string, value: string | undefined) => {
+    let inTable = table === '';
+    let header = -1;
+    for (let i = 0; i < lines.length; i++) {
+      const h = /^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]\s*(#.*)?$/.exec(lines[i] as string);
+      if (h) {
+        inTable = h[1] === table;
+        if (inTable) header = i;
+        continue;
+      }
+      if (!inTable || !new RegExp(`^\\s*${key}\\s*=`).test(lines[i] as string)) continue;
+      let end = i;
+      if (/=\s*\[/.test(lines[i] as string) && !/\]\s*(#.*)?$/.test(lines[i] as string)) {
+        while (end + 1 < lines.length && !/\]\s*(#.*)?$/.test(lines[end] as string)) end++;
+      }
+      lines.splice(i, end - i + 1, ...(value === undefined ? [] : [`${key} = ${value}`]));
+      changed = true;
+      return;
+    }
+    if (value === undefined) return;
+    if (header >= 0) lines.splice(header + 1, 0, `${key} = ${value}`);
+    else lines = [...(lines.at(-1) === '' ? lines.slice(0, -1) : lines), '', `[${table}]`, `${key} = ${value}`, ''];
+    changed = true;
+  };
+  if (hosts && hosts.join() !== current.hosts.join()) set('smarthost', 'hosts', `[${hosts.map((h) => JSON.stringify(h)).join(', ')}]`);
+  if (answers.readhost !== undefined && answers.readhost !== (current.readhost ?? '')) set('rewrite', 'readhost', answers.readhost ? JSON.stringify(answers.readhost) : undefined);
+  return changed ? lines.join('\n') : undefined;
+}
+
+/**
+ * The wrapper's text: node named absolutely, io_uring off from its start (root's
+ * commands become \`user\`: see bin/postern); the name called picks the personality.
+ */
 export function wrapperText(node = process.execPath, pkg = PACKAGE_DIR): string {
   const sh = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   return `#!/bin/sh
 ${WRAPPER_MARK}: runs postern with an absolute interpreter, so sendmail, mailq and
 # newaliases work under cron's PATH or env -i. Written by \`postern install\`; the name
-# it is called by (a link to it) picks the personality.
+# it is called by (a link to it) picks the personality. io_uring off: a node that may
+# use it refuses to change identity in process (CVE-2024-22017); where one refuses
+# anyway, root's command runs again as the daemon's user, in a child.
 name=\${0##*/}
 [ -f ${sh(pkg)}/bin/"$name" ] || name=postern
+UV_USE_IO_URING=0
+export UV_USE_IO_URING
 exec ${sh(node)} ${sh(pkg)}/bin/"$name" "$@"
 `;
+}
+
+/**
+ * Why root should not run `path`: it, or a folder above it, may be written or replaced
+ * by someone other than root (its owner, a group other than root's, or everyone, but
+ * for sticky folders such as /tmp, where others cannot move root's entries). Undefined
+ * when only root can change it. Both the name and what it resolves to are checked.
+ */
+export function notRootsAlone(path: string): string | undefined {
+  for (const start of new Set([resolve(path), realpathSync(path)])) {
+    for (let p = start; ; p = dirname(p)) {
+      const st = lstatSync(p);
+      if (st.uid !== 0) return `${p} belongs to ${userById(st.uid)?.name ?? `uid ${st.uid}`}`;
+      // A link's own mode means nothing; its folder and what it names are checked.
+      const sticky = st.isSymbolicLink() || (st.isDirectory() && (st.mode & 0o1000) !== 0);
+      if ((st.mode & 0o002) !== 0 && !sticky) return `${p} may be written by every user`;
+      if ((st.mode & 0o020) !== 0 && st.gid !== 0 && !sticky) return `${p} may be written by the group ${st.gid}`;
+      if (p === dirname(p)) break;
+    }
+  }
+  return undefined;
 }
 
 interface Step {
@@ -131,6 +206,15 @@ export function install(argv: string[], out: (s: string) => void, err: (s: strin
   const at = (p: string) => join(o.root, p);
   const plan = new Plan();
   const rootDir = o.root !== '/';
+  // The wrapper runs node and this tree as root: someone else who may change either
+  // would get root. Refused here; named loudly for --root (a tree built for elsewhere).
+  for (const [what, path] of [['node', process.execPath], ['postern', PACKAGE_DIR]] as const) {
+    const why = notRootsAlone(path);
+    if (why === undefined) continue;
+    const sentence = `the wrapper would have root run ${what} from ${path}, but ${why}`;
+    if (!rootDir) throw failure(`${sentence}: install from folders only root may change (a copy under /usr/local, or the Debian package)`);
+    err(`postern install: WARNING: ${sentence}\n`);
+  }
   if (rootDir) out(`installing into ${o.root}: every path below is inside it, and no user or group is created\n`);
 
   const installedWrapper = lstat(at(WRAPPER));
@@ -145,10 +229,17 @@ export function install(argv: string[], out: (s: string) => void, err: (s: strin
   const state: State = previous ?? { links: [], created: [] };
 
   // 1. The configuration, imported from Exim's.
-  const imported = importExim(o.root);
-  if (imported.found) out('importing Debian\'s Exim settings (/etc/exim4/update-exim4.conf.conf):\n');
-  for (const m of imported.mapped) out(`  ${m}\n`);
-  for (const u of imported.unmapped) err(`postern install: not mapped: ${u}\n`);
+  const imported = importExim(o.root, o.answers);
+  const conf = at(CONFIG_PATHS.conf);
+  // The package's own file names no smarthost yet ("smarthost.invalid"): that one is replaced.
+  const placeholder = packaged && existsSync(conf) && readFileSync(conf, 'utf8').includes('"smarthost.invalid:25"');
+  const answered = o.answers.smarthost || o.answers.readhost !== undefined;
+  // The debconf answers for a file already made: only they count, not a report of Exim's settings again.
+  if (!(answered && existsSync(conf) && !placeholder)) {
+    if (imported.found) out('importing Debian\'s Exim settings (/etc/exim4/update-exim4.conf.conf):\n');
+    for (const m of imported.mapped) out(`  ${m}\n`);
+    for (const u of imported.unmapped) err(`postern install: not mapped: ${u}\n`);
+  }
   const queued = eximQueue(o.root);
   if (queued > 0) err(`postern install: Exim's queue still holds ${queued} message${queued === 1 ? '' : 's'}: \`postern install --import-queue\` takes ${queued === 1 ? 'it' : 'them'} over into postern's queue (with postern stopped; \`--dry-run\` lists ${queued === 1 ? 'it' : 'them'}), or deliver ${queued === 1 ? 'it' : 'them'} with \`exim4 -qff\` before switching\n`);
 
@@ -167,10 +258,22 @@ export function install(argv: string[], out: (s: string) => void, err: (s: strin
     if (owner) chownSync(path, owner.uid, group ?? owner.gid);
   };
 
-  const conf = at(CONFIG_PATHS.conf);
-  // The package's own file names no smarthost yet ("smarthost.invalid"): that one is replaced.
-  const placeholder = packaged && existsSync(conf) && readFileSync(conf, 'utf8').includes('"smarthost.invalid:25"');
-  if (existsSync(conf) && !placeholder) out(`keeping ${CONFIG_PATHS.conf} as it is (the imported settings above are not written)\n`);
+  if (existsSync(conf) && !placeholder && answered) {
+    // The debconf answers into the file the administrator has: those two keys only.
+    const text = readFileSync(conf, 'utf8');
+    const now = parseConfig(text, CONFIG_PATHS.conf);
+    const hosts = o.answers.smarthost ? smarthostAnswer(o.answers.smarthost) : undefined;
+    if (o.answers.smarthost && !hosts) err(`postern install: --smarthost ${o.answers.smarthost}: not host, host:port, host::port or [address]::port: not used\n`);
+    const edited = withAnswers(text, { hosts: now.smarthost.hosts.map((h) => (h.name.includes(':') ? `[${h.name}]:${h.port}` : `${h.name}:${h.port}`)), ...(now.rewrite?.readhost ? { readhost: now.rewrite.readhost } : {}) }, o.answers, hosts);
+    if (edited === undefined) out(`keeping ${CONFIG_PATHS.conf} as it is (its smarthost and readhost are the answers given)\n`);
+    else {
+      parseConfig(edited, CONFIG_PATHS.conf); // never write a file postern would refuse
+      plan.add(`set ${[...(hosts ? ['smarthost.hosts'] : []), ...(o.answers.readhost !== undefined ? ['rewrite.readhost'] : [])].join(' and ')} in ${CONFIG_PATHS.conf} (the rest of it as it was)`, () => {
+        writeFileSync(`${conf}.postern-new`, edited, { mode: lstatSync(conf).mode & 0o7777 });
+        renameSync(`${conf}.postern-new`, conf);
+      });
+    }
+  } else if (existsSync(conf) && !placeholder) out(`keeping ${CONFIG_PATHS.conf} as it is (the imported settings above are not written)\n`);
   else {
     parseConfig(imported.toml, CONFIG_PATHS.conf); // never write a file postern would refuse
     plan.add(`write ${CONFIG_PATHS.conf}${placeholder ? ' (over the package\'s placeholder)' : ''}`, () => {
@@ -190,15 +293,27 @@ export function install(argv: string[], out: (s: string) => void, err: (s: strin
     }
   }
 
-  // 3. Folders, with their owners and modes (the privilege model).
+  // 3. The drop group and its setgid helper (the package's postinst does this for a package).
+  let drop = groupByName('postern-drop', at('/etc/group'));
+  if (!rootDir && !packaged) {
+    const helper = join(PACKAGE_DIR, 'dist/postdrop');
+    plan.add(`make ${helper} the setgid helper of the group postern-drop (root:postern-drop 2755), creating the group`, () => {
+      if (drop === undefined && spawnSync('groupadd', ['--system', 'postern-drop'], { stdio: 'ignore' }).status !== 0) throw failure('groupadd postern-drop failed');
+      drop = groupByName('postern-drop', at('/etc/group'));
+      chownSync(helper, 0, drop!);
+      chmodSync(helper, 0o2755);
+    });
+  }
+
+  // 4. Folders, with their owners and modes (the privilege model).
   const adm = groupByName('adm', at('/etc/group'));
   for (const [path, mode, group] of [
-    [CONFIG_PATHS.spool, 0o700, undefined], [CONFIG_PATHS.maildrop, 0o1733, undefined], [CONFIG_PATHS.logDir, 0o2750, adm],
+    [CONFIG_PATHS.spool, 0o700, undefined], [CONFIG_PATHS.maildrop, 0o1731, 'drop'], [CONFIG_PATHS.logDir, 0o2750, adm],
   ] as const) {
     const full = at(path);
-    plan.add(`make ${path} (mode ${mode.toString(8).padStart(4, '0')}${rootDir && !owner ? ', root\'s' : ', the postern user\'s'}${group !== undefined ? ', group adm' : ''})`, () => {
+    plan.add(`make ${path} (mode ${mode.toString(8).padStart(4, '0')}${rootDir && !owner ? ', root\'s' : ', the postern user\'s'}${group === 'drop' ? ', group postern-drop' : group !== undefined ? ', group adm' : ''})`, () => {
       mkdirSync(full, { recursive: true, mode: 0o755 });
-      chown(full, group);
+      chown(full, group === 'drop' ? drop : group);
       chmodSync(full, mode);
     });
   }
@@ -210,7 +325,7 @@ export function install(argv: string[], out: (s: string) => void, err: (s: strin
     return EX.OK;
   }
 
-  // 4. The unit and the logrotate snippet.
+  // 5. The unit and the logrotate snippet.
   for (const [path, source] of [[UNIT, 'config/postern.service'], [LOGROTATE, 'config/postern.logrotate']] as const) {
     plan.add(`ship ${path}`, () => {
       mkdirSync(dirname(at(path)), { recursive: true, mode: 0o755 });
@@ -219,7 +334,7 @@ export function install(argv: string[], out: (s: string) => void, err: (s: strin
     });
   }
 
-  // 5. The wrapper and the links, keeping what each pointed to.
+  // 6. The wrapper and the links, keeping what each pointed to.
   plan.add(`write ${WRAPPER} (runs ${process.execPath} ${join(PACKAGE_DIR, 'bin')}/NAME)`, () => {
     mkdirSync(dirname(at(WRAPPER)), { recursive: true, mode: 0o755 });
     writeFileSync(at(WRAPPER), wrapperText(), { mode: 0o755 });

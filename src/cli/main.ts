@@ -14,6 +14,12 @@ async function config(file: string | undefined) {
   return await loadConfig(file);
 }
 
+/** For the queries: the configuration, with nothing written (no cache, no spool folder). */
+async function query(file: string | undefined) {
+  const { loadConfig } = await import('../config/load.js');
+  return await loadConfig(file, { keep: false });
+}
+
 /**
  * For the queue commands: admins only (exit 77 for others); root with `user` set
  * goes on as that user; what waits in the maildrop is picked up first when no daemon
@@ -23,7 +29,7 @@ async function openSpool(file: string | undefined, what: string) {
   const c = await config(file);
   const { becomeDaemonUser, requireAdmin } = await import('./privileges.js');
   requireAdmin(c, what);
-  becomeDaemonUser(c);
+  await becomeDaemonUser(c);
   process.umask(0o027); // a main log this command starts is 0640, as the daemon's
   const { LmdbSpool } = await import('../spool/lmdb-spool.js');
   const { MessageIdGenerator } = await import('../spool/message-id.js');
@@ -101,7 +107,7 @@ async function run(personality: string, argv: string[]): Promise<number> {
   if (personality === 'postern-exigrep') {
     const { exigrep, logFiles, parseExigrepArgs } = await import('./exigrep.js');
     const args = parseExigrepArgs(rest);
-    const files = args.files.length ? args.files : logFiles((await config(file)).log.file);
+    const files = args.files.length ? args.files : logFiles((await query(file)).log.file);
     return exigrep(args, files, out);
   }
   if (personality === 'postern-qgrep') {
@@ -129,21 +135,21 @@ async function run(personality: string, argv: string[]): Promise<number> {
   }
   if (mode === '-bV') {
     const { versionCheck } = await import('./info-commands.js');
-    return versionCheck(await config(file), out);
+    return versionCheck(await query(file), out);
   }
   if (mode === '-bP') {
     const { printSettings } = await import('./info-commands.js');
-    return printSettings(rest.filter((a) => a !== '-bP' && a !== '--json'), await config(file), out, err, rest.includes('--json'));
+    return printSettings(rest.filter((a) => a !== '-bP' && a !== '--json'), await query(file), out, err, rest.includes('--json'));
   }
   if (mode === '-bt') {
     const { addressTest } = await import('./info-commands.js');
     const addrs = rest.filter((a) => a !== '-bt' && a !== '--json');
     if (addrs.length === 0) throw usage('-bt needs at least one address');
-    return addressTest(addrs, await config(file), out, rest.includes('--json'));
+    return addressTest(addrs, await query(file), out, rest.includes('--json'));
   }
   if (mode === '-brt') {
     const { retryTest } = await import('./why.js');
-    return retryTest(rest.filter((a) => a !== '-brt'), await config(file), out);
+    return retryTest(rest.filter((a) => a !== '-brt'), await query(file), out);
   }
   if (mode === '-bs') {
     const { bsmtp } = await import('./bsmtp.js');

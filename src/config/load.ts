@@ -240,7 +240,12 @@ export function cachedConfig(explicit?: string): Config | undefined {
   }
 }
 
-export async function loadConfig(explicit?: string): Promise<Config> {
+/**
+ * The configuration, from a fresh cache or validated. `keep: false` for the queries
+ * (-bV, -bP, -bt, -brt, exigrep): they read a cache but write none, nor make the spool
+ * folder that holds it; a query on any file leaves no trace.
+ */
+export async function loadConfig(explicit?: string, { keep = true }: { keep?: boolean } = {}): Promise<Config> {
   const file = findConfigFile(explicit);
   const text = readConfigText(file);
   const found = lookUp(file, text);
@@ -249,6 +254,6 @@ export async function loadConfig(explicit?: string): Promise<Config> {
     const { parseConfig } = await import('./validate.js');
     config = parseConfig(text, file);
   }
-  keepCopies(config, found);
+  if (keep) keepCopies(config, found);
   return config;
 }

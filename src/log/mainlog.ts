@@ -1,9 +1,10 @@
 // log/mainlog.ts: renders events as Exim main-log lines (or JSON lines) and appends
 // them to log.file. Also renders the per-message log text (-Mvl), which is the same
 // line without the message ID. The only place that knows the line formats.
-import { appendFileSync, closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fchownSync, fstatSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { MtaEvent } from '../core/events.js';
+import { groupByName } from '../core/users.js';
 import type { HostLabel, SessionInfo } from '../core/types.js';
 import { fellBackText, reasonText, replyText } from './outcome-text.js';
 
@@ -157,6 +158,40 @@ export function renderLine(e: MtaEvent, now: number, format: LogFormat): string 
   return `${logTime(now)} ${id ? `${printable(id)} ` : ''}${renderText(e)}\n`;
 }
 
+/**
+ * Opens log.file to append. Root (a daemon or command run without \`user\`) never writes
+ * through a link nor into a file with another name or owner: someone who may write the
+ * folder could have made log.file a hard link to a file of root's. A log root makes is
+ * 0640, group adm where that group exists (Debian's convention: adm reads the logs).
+ */
+export function openLogFile(file: string): number {
+  mkdirSync(dirname(file), { recursive: true });
+  if ((process.geteuid?.() ?? 1) !== 0) return openSync(file, 'a');
+  const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW;
+  let fd: number;
+  try {
+    fd = openSync(file, flags | constants.O_CREAT | constants.O_EXCL, 0o640);
+    try {
+      fchownSync(fd, 0, groupByName('adm') ?? 0);
+      fchmodSync(fd, 0o640);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    return fd;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  fd = openSync(file, flags);
+  const st = fstatSync(fd);
+  const wrong = !st.isFile() ? 'is not a file' : st.nlink !== 1 ? `has ${st.nlink} names (hard links)` : st.uid !== 0 ? `belongs to uid ${st.uid}` : '';
+  if (wrong) {
+    closeSync(fd);
+    throw new Error(`root does not write to it: it ${wrong}`);
+  }
+  return fd;
+}
+
 /** How often at most a log file that cannot be written is reported on stderr. */
 const REPORT_EVERY = 60_000;
 
@@ -187,10 +222,7 @@ export class MainLog {
     const text = Buffer.from(this.pending.length === 1 ? this.pending[0] as string : this.pending.join(''));
     this.pending = [];
     try {
-      if (this.fd === undefined) {
-        mkdirSync(dirname(this.file), { recursive: true });
-        this.fd = openSync(this.file, 'a');
-      }
+      this.fd ??= openLogFile(this.file);
       for (let n = 0; n < text.length;) n += writeSync(this.fd, text, n);
     } catch (err) {
       const t = Date.now();
@@ -208,8 +240,13 @@ export class MainLog {
    */
   writeSync(e: MtaEvent): boolean {
     try {
-      mkdirSync(dirname(this.file), { recursive: true });
-      appendFileSync(this.file, renderLine(e, this.now(), this.format));
+      const fd = openLogFile(this.file);
+      try {
+        const text = Buffer.from(renderLine(e, this.now(), this.format));
+        for (let n = 0; n < text.length;) n += writeSync(fd, text, n);
+      } finally {
+        closeSync(fd);
+      }
       return true;
     } catch {
       return false;

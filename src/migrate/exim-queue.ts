@@ -117,7 +117,8 @@ export function parseEximMessage(id: string, h: string, d: Buffer, j = ''): Exim
     kept.push(text);
     if (head[2] === 'I') m.messageIdHeader = /^[^:]*:\s*<?([^>\s]*)>?/.exec(text)?.[1];
   }
-  m.headers = kept.join('').replace(/\n$/, '');
+  // Each header with its line end, as postern's own spool holds them: the transport adds the blank line before the body.
+  m.headers = kept.length ? kept.join('').replace(/\n?$/, '\n') : '';
   // -D: its name on the first line, then the body (CRLF with -spool_file_wireformat).
   const first = d.indexOf(0x0a);
   if (first < 0 || d.subarray(0, first).toString('latin1') !== `${id}-D`) throw bad(id, 'the -D file does not begin with its name');

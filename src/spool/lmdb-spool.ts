@@ -20,7 +20,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import type { JournalEntry, NewJournalEntry } from '../core/journal.js';
 import type { MessageRecord, NewMessage } from '../core/types.js';
 import { decodeRecord } from './record.js';
-import { isLmdbCommitFailure, SpoolWriteError } from './spool.js';
+import { isLmdbCommitFailure, PickedUpAlready, SpoolWriteError } from './spool.js';
 import type { SpaceReserve } from './reserve.js';
 import { thisWriter, writerAlive, type Writer } from './writer.js';
 export { isLmdbCommitFailure };
@@ -333,7 +333,11 @@ export class LmdbSpool implements Spool {
     }).then(() => undefined);
   }
 
-  incoming(id: string): IncomingMessage {
+  /**
+   * `pickup`: the maildrop file the message comes from, committed with it (as
+   * commitPickup); such mail is on disk already, so it does not wait for the reserve.
+   */
+  incoming(id: string, pickup?: string): IncomingMessage {
     // The first BIG bytes are held here, in 64 KB chunks: a body that ends within them
     // is committed as chunks in one transaction (no incoming entry, group commit). One
     // that goes past BIG goes to bodies/ID as it arrives, the client waiting while a
@@ -357,8 +361,15 @@ export class LmdbSpool implements Spool {
     const path = join(this.bodyDir, id);
     const meta = this.meta;
     const incomingDb = this.incomingDb;
+    const pickups = this.pickups;
+    const taken = () => {
+      if (pickup !== undefined && pickups.doesExist(pickup)) throw new PickedUpAlready(`maildrop file ${pickup} was picked up already`);
+    };
+    const room = () => {
+      if (pickup === undefined) this.roomForNewMail(); // the reserve is spent: new mail waits
+    };
     const startFile = async (): Promise<FileHandle> => {
-      this.roomForNewMail(); // the reserve is spent: new mail waits
+      room();
       await this.root.transaction(() => {
         // Never write over a stored message, nor another writer's.
         if (meta.doesExist(id) || incomingDb.doesExist(id)) throw new SpoolUnavailable(`message ID ${id} is already in the spool`);
@@ -437,7 +448,7 @@ export class LmdbSpool implements Spool {
         };
         if (failure !== undefined) return give(failure);
         try {
-          this.roomForNewMail();
+          room();
         } catch (err) {
           return give(err);
         }
@@ -449,7 +460,9 @@ export class LmdbSpool implements Spool {
           try {
             const stored = await this.synced(this.root.transaction(() => {
               if (meta.doesExist(id)) return false;
+              taken();
               this.writeNew(record, m.headers, parts);
+              if (pickup !== undefined) pickups.put(pickup, id);
               return true;
             }));
             if (!stored) throw new SpoolUnavailable(`message ID ${id} is already in the spool`);
@@ -478,8 +491,10 @@ export class LmdbSpool implements Spool {
         try {
           const stored = await this.synced(this.root.transaction(() => {
             if (meta.doesExist(id)) return false;
+            taken();
             this.writeNew(record, m.headers, []);
             incomingDb.remove(id);
+            if (pickup !== undefined) pickups.put(pickup, id);
             return true;
           }));
           if (!stored) throw new SpoolUnavailable(`message ID ${id} is already in the spool`);

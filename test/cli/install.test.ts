@@ -6,13 +6,14 @@
 // installed /usr/sbin/sendmail under `env -i` (cron's style of call) reaching a sink
 // through the imported smarthost; uninstall leaving Exim's links as they were.
 import { spawnSync } from 'node:child_process';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/validate.js';
-import { importExim } from '../../src/cli/exim-import.js';
-import { Instance, runCommand, waitUntil } from '../helpers/postern.js';
+import { importExim, smarthostAnswer } from '../../src/cli/exim-import.js';
+import { withAnswers } from '../../src/cli/install.js';
+import { Instance, ROOT, runCommand, waitUntil } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 
 let root: string;
@@ -123,13 +124,13 @@ describe('postern install --root', () => {
     expect(readFileSync(pass, 'utf8')).toBe('s3cr:et\n');
     expect(statSync(pass).mode & 0o777).toBe(0o600);
     expect(statSync(join(root, '/var/spool/postern')).mode & 0o7777).toBe(0o700);
-    expect(statSync(join(root, '/var/spool/postern-maildrop')).mode & 0o7777).toBe(0o1733);
+    expect(statSync(join(root, '/var/spool/postern-maildrop')).mode & 0o7777).toBe(0o1731);
     expect(readFileSync(join(root, '/etc/systemd/system/postern.service'), 'utf8')).toContain('User=postern');
     expect(readFileSync(join(root, '/etc/logrotate.d/postern'), 'utf8')).toContain('USR1');
     for (const [path, target] of [['/usr/sbin/sendmail', 'postern'], ['/usr/lib/sendmail', '../sbin/postern'], ['/usr/bin/mailq', '../sbin/postern'], ['/usr/bin/newaliases', '../sbin/postern']]) {
       expect(readlinkSync(join(root, path!)), path).toBe(target);
     }
-    expect(readFileSync(join(root, '/usr/sbin/postern'), 'utf8')).toContain(`exec '${process.execPath}'`);
+    expect(readFileSync(join(root, '/usr/sbin/postern'), 'utf8')).toContain(`\nUV_USE_IO_URING=0\nexport UV_USE_IO_URING\nexec '${process.execPath}'`);
 
     // A second install keeps the first record: uninstall still goes back to Exim.
     const again = await postern(['install', '--root', root]);
@@ -260,6 +261,109 @@ describe('postern install --root', () => {
     const u = await postern(['uninstall', '--root', root]);
     expect(u.code).toBe(1);
     expect(u.stderr).toBe('postern: postern was installed by its Debian package, not by `postern install`: remove it with `apt remove postern` (`apt purge postern` also removes its configuration and log)\n');
+  });
+});
+
+describe('postern install with the package\'s debconf answers (--smarthost, --readhost: postinst passes them)', () => {
+  /** A package install: postern's own wrapper is the package's, dpkg lists it. */
+  function packaged(): void {
+    write('/usr/sbin/postern', '#!/bin/sh\nexec node /usr/lib/postern/bin/postern "$@"\n');
+    write('/var/lib/dpkg/info/postern.list', '/usr/sbin/postern\n');
+  }
+
+  it('smarthostAnswer reads exim4-config\'s dc_smarthost syntax and postern\'s host:port', () => {
+    expect(smarthostAnswer('hub.example.org::587')).toEqual(['hub.example.org:587']);
+    expect(smarthostAnswer('hub.example.org:587')).toEqual(['hub.example.org:587']);
+    expect(smarthostAnswer('a.example::587; b.example')).toEqual(['a.example:587', 'b.example:25']);
+    expect(smarthostAnswer('a.example:b.example')).toEqual(['a.example:25', 'b.example:25']);
+    expect(smarthostAnswer('[::1]:2525')).toEqual(['[::1]:2525']);
+    expect(smarthostAnswer('[2001:db8::1]::587')).toEqual(['[2001:db8::1]:587']);
+    expect(smarthostAnswer('hub::smtps')).toEqual(['hub:465']);
+    expect(smarthostAnswer('two words')).toBeUndefined();
+  });
+
+  it('a new file: the answers win over Exim\'s dc_smarthost and dc_readhost, the rest is Exim\'s', async () => {
+    eximSatellite('mail.example.org::587');
+    packaged();
+    const r = await postern(['install', '--root', root, '--smarthost', 'hub.example.net::2525', '--readhost', 'example.com']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('debconf postern/smarthost=\'hub.example.net::2525\': smarthost.hosts = ["hub.example.net:2525"] (instead of dc_smarthost=\'mail.example.org::587\')');
+    const c = parseConfig(readFileSync(join(root, 'etc/postern/postern.toml'), 'utf8'), 'postern.toml');
+    expect(c.smarthost.hosts).toEqual([{ name: 'hub.example.net', port: 2525 }]);
+    expect(c.rewrite?.readhost).toBe('example.com');
+    expect(c.listen.relay_from).toContain('192.168.1.0/24');
+  });
+
+  it('answers equal to Exim\'s (the config script takes them from there) change nothing of the import', async () => {
+    eximSatellite('mail.example.org::587');
+    packaged();
+    const r = await postern(['install', '--root', root, '--smarthost', 'mail.example.org::587', '--readhost', 'example.org']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).not.toContain('debconf postern/');
+    expect(readFileSync(join(root, 'etc/postern/postern.toml'), 'utf8')).toBe(importExim(root).toml);
+  });
+
+  it('an existing file: only smarthost.hosts and rewrite.readhost change, every other line stays; the same answers again: nothing', async () => {
+    packaged();
+    const mine = '# mine\nuser = "postern"\n\n[smarthost]\nhosts = [\n  "old.example.org:25",\n]\ntls = "required"  # my choice\n\n[rewrite]\nreadhost = "old.example"\n';
+    write('/etc/postern/postern.toml', mine);
+    const r = await postern(['install', '--root', root, '--smarthost', 'hub.example.net:587', '--readhost', 'example.com']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('set smarthost.hosts and rewrite.readhost in /etc/postern/postern.toml (the rest of it as it was)');
+    expect(r.stdout).not.toContain('importing Debian');
+    const now = readFileSync(join(root, 'etc/postern/postern.toml'), 'utf8');
+    expect(now).toBe('# mine\nuser = "postern"\n\n[smarthost]\nhosts = ["hub.example.net:587"]\ntls = "required"  # my choice\n\n[rewrite]\nreadhost = "example.com"\n');
+    const again = await postern(['install', '--root', root, '--smarthost', 'hub.example.net::587', '--readhost', 'example.com']);
+    expect(again.stdout).toContain('keeping /etc/postern/postern.toml as it is (its smarthost and readhost are the answers given)');
+    expect(readFileSync(join(root, 'etc/postern/postern.toml'), 'utf8')).toBe(now);
+    // No smarthost answer: the hosts stay; an empty readhost removes it.
+    await postern(['install', '--root', root, '--smarthost', '', '--readhost', '']);
+    expect(readFileSync(join(root, 'etc/postern/postern.toml'), 'utf8')).toBe(now.replace('readhost = "example.com"\n', ''));
+  });
+
+  it('withAnswers adds a missing key or table', () => {
+    expect(withAnswers('[smarthost]\nhosts = ["a:25"]\n', { hosts: ['a:25'] }, { readhost: 'example.org' }, undefined))
+      .toBe('[smarthost]\nhosts = ["a:25"]\n\n[rewrite]\nreadhost = "example.org"\n');
+    expect(withAnswers('[rewrite]\nhide_hostname = false\n', { hosts: [] }, { readhost: 'example.org' }, undefined))
+      .toBe('[rewrite]\nreadhost = "example.org"\nhide_hostname = false\n');
+  });
+});
+
+describe.skipIf(process.getuid?.() !== 0)('postern install from a tree others may change (needs root)', () => {
+  // A copy of the commands in a folder nobody owns (node_modules linked): what a clone
+  // in a user's home, run by root, looks like.
+  let tree: string;
+  beforeEach(() => {
+    tree = mkdtempSync(join(tmpdir(), 'postern-tree-'));
+    for (const f of ['bin', 'config', 'dist', 'package.json']) cpSync(join(ROOT, f), join(tree, f), { recursive: true, preserveTimestamps: true });
+    symlinkSync(join(ROOT, 'node_modules'), join(tree, 'node_modules'));
+    chownSync(tree, Number(spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).stdout), 0);
+  });
+  afterEach(() => rmSync(tree, { recursive: true, force: true }));
+  const run = (args: string[]) => spawnSync(process.execPath, [join(tree, 'bin/postern'), ...args], { encoding: 'utf8' });
+
+  it('a real install is refused, naming the folder and its owner; --root installs with a loud warning', () => {
+    const real = run(['install', '--dry-run']); // refused before any step, so even a dry run tells
+    expect(real.stderr).toBe(`postern: the wrapper would have root run postern from ${tree}, but ${tree} belongs to nobody: install from folders only root may change (a copy under /usr/local, or the Debian package)\n`);
+    expect(real.status).toBe(1);
+    const into = run(['install', '--root', root]);
+    expect(into.status).toBe(0);
+    expect(into.stderr).toContain(`postern install: WARNING: the wrapper would have root run postern from ${tree}, but ${tree} belongs to nobody\n`);
+  });
+
+  it('names the first of a path and the folders above it that others may write, through links too', async () => {
+    const { notRootsAlone } = await import('../../src/cli/install.js');
+    chownSync(tree, 0, 0);
+    expect(notRootsAlone(join(tree, 'bin/postern'))).toBeUndefined();
+    chmodSync(tree, 0o775);
+    chownSync(tree, 0, 4242);
+    expect(notRootsAlone(join(tree, 'bin/postern'))).toBe(`${tree} may be written by the group 4242`);
+    chmodSync(tree, 0o777);
+    expect(notRootsAlone(join(tree, 'bin/postern'))).toBe(`${tree} may be written by every user`);
+    chmodSync(tree, 0o755);
+    symlinkSync(join(tree, 'bin/postern'), join(root, 'linked'));
+    chownSync(join(tree, 'bin'), 65534, 0);
+    expect(notRootsAlone(join(root, 'linked'))).toBe(`${join(tree, 'bin')} belongs to nobody`);
   });
 });
 

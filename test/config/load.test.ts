@@ -10,6 +10,7 @@ import { cacheKey, ConfigError, loadConfig } from '../../src/config/load.js';
 import { parseRetryRules } from '../../src/core/retry-rules.js';
 import { parseConfig } from '../../src/config/validate.js';
 import type { Config } from '../../src/config/schema.js';
+import { codeOthersCanRead, ROOT } from '../helpers/postern.js';
 
 const FILE = '/etc/postern/postern.toml';
 
@@ -468,6 +469,7 @@ describe.skipIf(process.getuid?.() !== 0)('the validated-configuration copy in t
 
   it("a user's sendmail believes the maildrop owner's copy, never one another user left there (dist/, as nobody)", async () => {
     const { chmodSync, chownSync, readFileSync } = await import('node:fs');
+    let after = () => {};
     const dir = mkdtempSync(join(tmpdir(), 'postern-cache-'));
     try {
       chmodSync(dir, 0o755);
@@ -479,7 +481,9 @@ describe.skipIf(process.getuid?.() !== 0)('the validated-configuration copy in t
       const real = await loadConfig(file);
       const copy = join(drop, '.config.cache.json');
       const stored = JSON.parse(readFileSync(copy, 'utf8')) as { key: string };
-      const load = join(import.meta.dirname, '../../dist/config/load.js');
+      const code = codeOthersCanRead(); // nobody imports dist/ from there
+      after = () => code !== ROOT && rmSync(code, { recursive: true, force: true });
+      const load = join(code, 'dist/config/load.js');
       const asNobody = () => execFileSync(process.execPath, ['--input-type=module', '-e',
         `process.setgid(65534); process.setuid(65534); const { loadConfig } = await import(${JSON.stringify(load)}); process.stdout.write((await loadConfig(${JSON.stringify(file)})).log.file);`], { encoding: 'utf8' });
       const forge = (uid: number) => {
@@ -493,6 +497,7 @@ describe.skipIf(process.getuid?.() !== 0)('the validated-configuration copy in t
       expect(asNobody()).toBe(real.log.file);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+      after();
     }
   });
 });

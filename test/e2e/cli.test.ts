@@ -1,6 +1,6 @@
 // The command-line contract: exit codes, one-sentence errors, Exim's per-message
 // output of the queue commands, -bt/-bV/-bP, with the real bin/ commands.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Instance } from '../helpers/postern.js';
 
@@ -52,6 +52,14 @@ describe('command line', () => {
     const syntax = await p.run('postern', ['-bp']);
     expect(syntax.code).toBe(1);
     expect(syntax.stderr).toMatch(/configuration error in .* line 1:/);
+  });
+
+  it('the queries (-bV, -bP, -bt, -brt, exigrep) write nothing: no spool folder, no cache', async () => {
+    for (const args of [['-bV'], ['-bP'], ['-bP', 'qualify_domain'], ['-bt', 'ops@example.org'], ['-brt', 'ops@example.org']]) {
+      expect((await p.run('postern', args)).code, args.join(' ')).toBe(0);
+    }
+    expect((await p.run('postern-exigrep', ['x'])).code).toBe(1); // nothing found: the log is not there
+    expect(readdirSync(p.dir)).toEqual(['postern.toml']);
   });
 
   it('sendmail exit codes follow sysexits', async () => {

@@ -4,16 +4,24 @@
 // files (links, incomplete files) never pass for someone else's mail, and the queue
 // commands and the control socket are for root and the daemon's user only. The tests
 // that need a second user make one with useradd (root only; skipped otherwise).
-import { spawn, execFileSync } from 'node:child_process';
+// Every command runs with UV_USE_IO_URING=1, as on Debian 13's own node (whose libuv may
+// use io_uring, so Node refuses to change identity in process); root's are exec'd as
+// bin/NAME, as installed commands are (their first line turns io_uring off: the change in
+// process), or as `node bin/NAME` with it on, or with POSTERN_TEST_FORCE_SPAWN_DROP=1:
+// then root runs the command again as `user`, in a child (Debian 13's way).
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, linkSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, chownSync, existsSync, lchownSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, closeBoth, Instance, submitBundleFresh, waitUntil, type RunResult } from '../helpers/postern.js';
+import { BIN, closeBoth, codeOthersCanRead, Instance, launch, ROOT, submitBundleFresh, waitUntil, type RunResult } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 import { sendOne } from '../helpers/smtp-client.js';
+import { installHelper, makeGroup, removeUsersAndGroups } from '../helpers/postdrop.js';
 
 const isRoot = process.getuid?.() === 0;
+process.env.UV_USE_IO_URING = '1';
+launch.direct = true;
 
 interface TestUser { name: string; uid: number; gid: number }
 
@@ -55,6 +63,12 @@ const mode = (path: string) => statSync(path).mode & 0o7777;
 const nobody = (): TestUser => ({ name: 'nobody', uid: Number(execFileSync('id', ['-u', 'nobody']).toString()),
   gid: Number(execFileSync('id', ['-g', 'nobody']).toString()) });
 
+// The daemon becomes `user` and other users run commands: all run from code they can read.
+if (isRoot) launch.code = codeOthersCanRead();
+afterAll(() => {
+  if (launch.code !== ROOT) rmSync(launch.code, { recursive: true, force: true });
+});
+
 describe('privileges', () => {
   let p: Instance | undefined;
   let sink: Sink | undefined;
@@ -74,7 +88,7 @@ describe('privileges', () => {
     return p;
   }
 
-  it('keeps the spool private (0700, 0600), the log 0640 and the maildrop 1733', async () => {
+  it('keeps the spool private (0700, 0600), the log 0640 and the maildrop 1731', async () => {
     const inst = await setup();
     await inst.start();
     const sent = await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: modes\n\nx\n');
@@ -84,8 +98,30 @@ describe('privileges', () => {
     expect(mode(join(inst.dir, 'spool/spool.mdb'))).toBe(0o600);
     expect(mode(join(inst.dir, 'spool/spool.mdb-lock'))).toBe(0o600);
     expect(mode(join(inst.dir, 'log/mainlog'))).toBe(0o640);
-    expect(mode(join(inst.dir, 'spool-maildrop'))).toBe(0o1733);
+    expect(mode(join(inst.dir, 'spool-maildrop'))).toBe(0o1731);
     expect(mode(join(inst.dir, 'log'))! & 0o002).toBe(0);
+  });
+
+  it.skipIf(!isRoot)('a main log root makes is 0640, group adm (where it exists); root never writes into a log with two names', async () => {
+    const inst = await setup();
+    await inst.start();
+    await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: log\n\nx\n');
+    await inst.waitForLog(/Completed/);
+    const log = join(inst.dir, 'log/mainlog');
+    const adm = /^adm:[^:]*:(\d+):/m.exec(readFileSync('/etc/group', 'utf8'))?.[1];
+    expect(statSync(log).gid).toBe(adm === undefined ? 0 : Number(adm));
+    expect(mode(log)).toBe(0o640);
+    await inst.stop();
+    // A second name for the log: another file of root's (what someone who may write the folder could make).
+    const other = join(inst.dir, 'other');
+    writeFileSync(other, 'root only\n', { mode: 0o600 });
+    rmSync(log);
+    linkSync(other, log);
+    await inst.start();
+    await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: log2\n\nx\n');
+    await sink!.waitFor(2);
+    await waitUntil('the refusal on stderr', () => /cannot write .*mainlog: root does not write to it: it has 2 names/.test(inst.daemonStderr));
+    expect(readFileSync(other, 'utf8')).toBe('root only\n');
   });
 
   it('refuses to start when the maildrop is a symbolic link', async () => {
@@ -149,6 +185,7 @@ describe('privileges', () => {
     });
     afterAll(() => {
       if (u) execFileSync('userdel', [u.name], { stdio: 'ignore' });
+      removeUsersAndGroups();
     });
 
     it('the daemon with user = set runs as that user, owns the spool, and delivers', async () => {
@@ -160,6 +197,228 @@ describe('privileges', () => {
       for (const f of ['spool', 'spool/spool.mdb', 'spool/control.key', 'spool-maildrop', 'log/mainlog']) {
         expect(statSync(join(inst.dir, f)).uid).toBe(u.uid);
       }
+    });
+
+    it('`node bin/postern` started by root with io_uring on (the node refuses in process): queue commands and the daemon run as `user` in a child, signals and status pass through', async () => {
+      const inst = await setup(u);
+      const viaNode = (args: string[]) => spawnSync(process.execPath, [BIN('postern'), '-C', inst.config, ...args], { encoding: 'utf8', timeout: 30_000 });
+      const daemon = () => {
+        const child = spawn(process.execPath, [BIN('postern'), '-C', inst.config, '-bd', '-q1h'], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let said = '';
+        child.stderr.on('data', (d) => (said += d));
+        const exited = new Promise<[number | null, string | null]>((r) => child.on('exit', (code, signal) => r([code, signal])));
+        const ready = waitUntil('the daemon ready', () => /ready, listening/.test(said)).catch((e: Error) => { throw new Error(`${e.message}: ${said}`); });
+        const kids = () => readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+        return { child, exited, ready, kids };
+      };
+      const d = daemon();
+      try {
+        await d.ready;
+        expect(procUid(d.child.pid!)).toBe(0); // the first node only waits and passes signals on
+        const [inner] = d.kids();
+        expect(d.kids().map(procUid)).toEqual([u.uid]);
+        const count = viaNode(['-bpc']);
+        expect(count.stderr).toBe('');
+        expect([count.status, count.stdout]).toEqual([0, '0\n']);
+        const direct = spawnSync(BIN('postern'), ['-C', inst.config, '-Mvh', '1xVaAA-000009-00'], { encoding: 'utf8' });
+        const again = viaNode(['-Mvh', '1xVaAA-000009-00']);
+        expect(direct.status).not.toBe(0);
+        expect([again.status, again.stdout, again.stderr]).toEqual([direct.status, direct.stdout, direct.stderr]);
+        d.child.kill('SIGTERM');
+        expect(await d.exited).toEqual([0, null]);
+        await waitUntil('the inner daemon gone', () => !existsSync(`/proc/${inner}`));
+      } finally {
+        d.child.kill('SIGKILL');
+      }
+      // A death by signal of the inner node is the outer's too.
+      const e = daemon();
+      try {
+        await e.ready;
+        process.kill(e.kids()[0]!, 'SIGKILL');
+        expect(await e.exited).toEqual([null, 'SIGKILL']);
+      } finally {
+        e.child.kill('SIGKILL');
+      }
+    });
+
+    it('where node refuses to change identity in process (Debian 13\'s, forced here): root runs each command again as `user`; the root daemon hands its listeners over and only supervises', async () => {
+      const inst = await setup(u);
+      const forced = { ...process.env, POSTERN_TEST_FORCE_SPAWN_DROP: '1' };
+      const cmd = (name: string, args: string[], env: NodeJS.ProcessEnv = forced) =>
+        spawnSync(BIN(name), ['-C', inst.config, ...args], { encoding: 'utf8', timeout: 30_000, env });
+      const status = (pid: number, key: string) => new RegExp(`^${key}:\\t(.*)$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+      // Mail waiting in the maildrop (root's sendmail, no daemon): the queue commands' pickup takes it, as the user.
+      const held = spawnSync(BIN('sendmail'), ['-C', inst.config, '-t'], { input: 'To: hold@example.org\nSubject: forced\n\nx\n', encoding: 'utf8' });
+      expect([held.status, held.stderr]).toEqual([0, '']);
+      const listing = cmd('mailq', []);
+      expect([listing.status, listing.stderr]).toEqual([0, '']);
+      expect(listing.stdout).toMatch(/hold@example\.org/);
+      for (const f of ['spool', 'spool/spool.mdb', 'spool/spool.mdb-lock']) expect([f, statSync(join(inst.dir, f)).uid]).toEqual([f, u.uid]);
+      expect([cmd('postern', ['-bpc']).stdout]).toEqual(['1\n']);
+      const id = cmd('postern-qgrep', ['-i', '-r', '^hold@']).stdout.trim();
+      expect(id).toMatch(/^\w{6}-\w{6}-\w{2}$/);
+      expect(cmd('postern', ['-Mvh', id]).stdout).toMatch(/^Subject: forced$/m);
+      // The child's status is the command's, its output too.
+      const bad = cmd('postern', ['-Mvh', '1xVaAA-000009-00']);
+      const same = cmd('postern', ['-Mvh', '1xVaAA-000009-00'], process.env);
+      expect(bad.status).not.toBe(0);
+      expect([bad.status, bad.stdout, bad.stderr]).toEqual([same.status, same.stdout, same.stderr]);
+      // The marker makes no one that user: root that carries it is refused.
+      const forged = cmd('postern', ['-bpc'], { ...process.env, POSTERN_AS_USER: String(u.uid) });
+      expect([forged.status, forged.stderr]).toEqual([1, `postern: cannot become the ${u.name} user: started as it (POSTERN_AS_USER=${u.uid}), this process runs as root\n`]);
+
+      // The daemon: root binds, sets up, and starts the daemon as `user` with the listeners (LISTEN_FDS).
+      const child = spawn(BIN('postern'), ['-C', inst.config, '-bd', '-q1h'], { stdio: ['ignore', 'ignore', 'pipe'], env: forced });
+      let said = '';
+      child.stderr.on('data', (d) => (said += d));
+      const exited = new Promise<[number | null, string | null]>((r) => child.on('exit', (code, signal) => r([code, signal])));
+      let inner = 0;
+      try {
+        await waitUntil('the daemon ready', () => /ready, listening/.test(said)).catch((e: Error) => { throw new Error(`${e.message}: ${said}`); });
+        const port = Number(/ready, listening for SMTP on \S+:(\d+)/.exec(said)?.[1]);
+        const kids = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+        expect(kids).toHaveLength(1);
+        inner = kids[0]!;
+        expect(procUid(child.pid!)).toBe(0);
+        expect(status(inner, 'Uid')).toBe(Array(4).fill(u.uid).join('\t'));
+        expect(status(inner, 'Gid')).toBe(Array(4).fill(u.gid).join('\t'));
+        expect(['', String(u.gid)]).toContain(status(inner, 'Groups')!.trim()); // no group of root's
+        // The user's process holds the spool; root's holds neither the spool nor a listener.
+        const fds = (pid: number) => readdirSync(`/proc/${pid}/fd`).filter((f) => Number(f) > 2) // stderr is the test's socketpair
+          .map((f) => { try { return readlinkSync(`/proc/${pid}/fd/${f}`); } catch { return ''; } });
+        expect(fds(inner)).toContain(join(inst.dir, 'spool/spool.mdb'));
+        expect(fds(child.pid!).filter((f) => f.includes(inst.dir) || f.startsWith('socket:'))).toEqual([]);
+        expect(await sendOne(port, 'a@example.org', ['ops@example.org'], 'Subject: through the handed listener\n\nx\n')).toMatch(/^250 /);
+        await sink!.waitFor(2); // with what root's sendmail left
+        expect(inst.log()).toMatch(new RegExp(`daemon started: pid=${inner},`));
+        // Signals pass through: HUP reloads, TERM stops, and the status is the child's.
+        child.kill('SIGHUP');
+        await waitUntil('the reload', () => /SIGHUP received: configuration reloaded/.test(inst.log()));
+        child.kill('SIGTERM');
+        expect(await exited).toEqual([0, null]);
+        expect(existsSync(`/proc/${inner}`)).toBe(false);
+        expect(inst.log()).toMatch(new RegExp(`SIGTERM received: stopping[^]*postern daemon stopped: pid=${inner}`));
+      } finally {
+        child.kill('SIGKILL');
+        if (inner) try { process.kill(inner, 'SIGKILL'); } catch { /* gone */ } // a killed supervisor leaves its child
+      }
+    });
+
+    it("postern install's wrapper starts node with io_uring off: the daemon it starts as root becomes `user` itself", async () => {
+      const inst = await setup(u);
+      const { wrapperText } = await import('../../src/cli/install.js');
+      const wrapper = join(inst.dir, 'usr/sbin/postern');
+      mkdirSync(dirname(wrapper), { recursive: true });
+      writeFileSync(wrapper, wrapperText(process.execPath, launch.code), { mode: 0o755 });
+      const child = spawn(wrapper, ['-C', inst.config, '-bd', '-q1h'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      try {
+        let said = '';
+        child.stderr.on('data', (d) => (said += d));
+        await waitUntil('the daemon ready', () => /ready, listening/.test(said)).catch((e: Error) => { throw new Error(`${e.message}: ${said}`); });
+        expect(procUid(child.pid!)).toBe(u.uid); // no second node: the wrapper's sh exec'd node with io_uring off
+        const count = spawnSync(wrapper, ['-C', inst.config, '-bpc'], { encoding: 'utf8' });
+        expect([count.status, count.stdout, count.stderr]).toEqual([0, '0\n', '']);
+      } finally {
+        child.kill('SIGKILL');
+      }
+    });
+
+    it("a start as root follows no link the daemon's user left in its spool: what they name keeps its owner and mode", async () => {
+      const inst = await setup(u);
+      await inst.start();
+      await inst.stop();
+      const dir = join(inst.dir, 'spool');
+      expect(statSync(dir).uid).toBe(u.uid);
+      // Root's things elsewhere: a folder with a file, a file, and a file to be linked to.
+      const rootDir = join(inst.dir, 'root-dir');
+      mkdirSync(rootDir, { mode: 0o700 });
+      writeFileSync(join(rootDir, '1xVaAA-000004-00'), 'x', { mode: 0o640 });
+      const rootFile = join(inst.dir, 'root-file');
+      writeFileSync(rootFile, 'x', { mode: 0o640 });
+      const linked = join(inst.dir, 'root-linked');
+      writeFileSync(linked, 'x', { mode: 0o644 });
+      const before = [rootDir, join(rootDir, '1xVaAA-000004-00'), rootFile, linked].map((f) => [f, statSync(f).uid, mode(f)]);
+      // What the daemon's user may plant in its spool (root stands in: a link is a link).
+      rmSync(join(dir, 'bodies'), { recursive: true, force: true });
+      symlinkSync(rootDir, join(dir, 'bodies'));
+      symlinkSync(rootFile, join(dir, 'spool.mdb-old'));
+      linkSync(linked, join(dir, 'spool.mdb-x'));
+      await inst.start();
+      expect(procUid(inst.daemon!.pid!)).toBe(u.uid);
+      expect([rootDir, join(rootDir, '1xVaAA-000004-00'), rootFile, linked].map((f) => [f, statSync(f).uid, mode(f)])).toEqual(before);
+      await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: still\n\nx\n');
+      await sink!.waitFor(1);
+    });
+
+    it.skipIf(spawnSync('/usr/bin/python3', ['-c', 'import ctypes; ctypes.CDLL(None).renameat2']).status !== 0)(
+      "a start as root while the daemon's user swaps spool/bodies and a link to a folder of root's (renameat2 RENAME_EXCHANGE, in a loop) gives away nothing of root's", async () => {
+        const inst = await setup(u);
+        await inst.start();
+        await inst.stop();
+        const dir = join(inst.dir, 'spool');
+        const rootDir = join(inst.dir, 'root-dir');
+        mkdirSync(rootDir, { mode: 0o700 });
+        mkdirSync(join(dir, 'bodies'), { recursive: true });
+        // The same names in both: whichever folder `bodies` names at root's chown, a file of that name is there.
+        const names = Array.from({ length: 200 }, (_, i) => `1xVaAA-${String(i).padStart(6, '0')}-00`);
+        for (const n of names) {
+          writeFileSync(join(rootDir, n), 'x', { mode: 0o640 });
+          writeFileSync(join(dir, 'bodies', n), 'x', { mode: 0o600 });
+          chownSync(join(dir, 'bodies', n), u.uid, u.gid);
+        }
+        symlinkSync(rootDir, join(dir, 'swap'));
+        chownSync(join(dir, 'bodies'), u.uid, u.gid);
+        // The swapper (as the daemon's user: the spool is theirs).
+        const swapper = spawn('/usr/bin/python3', ['-c', [
+          'import ctypes, os, sys',
+          'libc = ctypes.CDLL(None, use_errno=True)',
+          `a, b = ${JSON.stringify(join(dir, 'bodies'))}.encode(), ${JSON.stringify(join(dir, 'swap'))}.encode()`,
+          'print("swapping", flush=True)',
+          'while True: libc.renameat2(-100, a, -100, b, 2)',
+        ].join('\n')], { uid: u.uid, gid: u.gid, stdio: ['ignore', 'pipe', 'inherit'] });
+        try {
+          await new Promise((r) => swapper.stdout.once('data', r));
+          for (let i = 0; i < 4; i++) {
+            await inst.start();
+            await inst.stop();
+          }
+        } finally {
+          swapper.kill('SIGKILL');
+        }
+        const given = names.filter((n) => statSync(join(rootDir, n)).uid !== 0 || mode(join(rootDir, n)) !== 0o640);
+        expect(given).toEqual([]);
+        expect([statSync(rootDir).uid, mode(rootDir)]).toEqual([0, 0o700]);
+      });
+
+    it('a spool root still holds (a daemon ran as root) is given to the daemon user, but for files with a second name', async () => {
+      const inst = await setup(u);
+      const dir = join(inst.dir, 'spool');
+      mkdirSync(join(dir, 'bodies'), { recursive: true, mode: 0o700 });
+      const linked = join(inst.dir, 'root-linked');
+      writeFileSync(linked, 'x', { mode: 0o644 });
+      linkSync(linked, join(dir, 'old-file'));
+      linkSync(linked, join(dir, 'bodies', '1xVaAA-000005-00'));
+      await inst.start();
+      expect([statSync(linked).uid, mode(linked)]).toEqual([0, 0o644]);
+      expect(statSync(dir).uid).toBe(u.uid);
+      expect(statSync(join(dir, 'bodies')).uid).toBe(u.uid);
+    });
+
+    it('the main log is opened after the drop: a hard link at log/mainlog to a file of root\'s is neither given away nor written', async () => {
+      const inst = await setup(u);
+      await inst.start();
+      await inst.stop();
+      expect(statSync(join(inst.dir, 'log')).uid).toBe(u.uid); // the daemon user's folder
+      const other = join(inst.dir, 'other');
+      writeFileSync(other, 'root only\n', { mode: 0o600 });
+      const log = join(inst.dir, 'log/mainlog');
+      rmSync(log, { force: true });
+      linkSync(other, log); // what the user can do with protected_hardlinks=0
+      await inst.start();
+      await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: x\n\nx\n');
+      await sink!.waitFor(1);
+      await waitUntil('the failed write on stderr', () => /cannot write .*mainlog/.test(inst.daemonStderr));
+      expect([statSync(other).uid, statSync(other).gid, mode(other), readFileSync(other, 'utf8')]).toEqual([0, 0, 0o600, 'root only\n']);
     });
 
     it("a user's sendmail succeeds with the daemon down; the daemon delivers it as theirs, whatever the file claims", async () => {
@@ -246,13 +505,17 @@ describe('privileges', () => {
       expect(unfinished.code).toBe(0);
       const junk = await writeAs(u, join(drop, 'd'.repeat(32)), 'not a drop file\n', 0o644);
       expect(junk.code).toBe(0);
-      // Another user's "configuration copy" is junk too (only root's or the daemon's is kept, and believed).
-      const copy = await writeAs(nobody(), join(drop, '.config.cache.json.x'), '{}', 0o644);
-      expect(copy.code).toBe(0);
+      // Another user's "configuration copy" (made by root here: nobody may write into the maildrop) is junk too
+      // (only root's or the daemon's is kept, and believed).
+      writeFileSync(join(drop, '.config.cache.json.x'), '{}', { mode: 0o644 });
+      chownSync(join(drop, '.config.cache.json.x'), nobody().uid, nobody().gid);
+      expect((await writeAs(nobody(), join(drop, 'e'.repeat(32)), '{}', 0o644)).code).not.toBe(0);
       await inst.start();
+      // One line per owner, naming each file and why.
       await inst.waitForLog(/maildrop: removed a{32} from root \(uid 0\): a file with 2 links/);
-      await inst.waitForLog(new RegExp(`maildrop: removed b{32} from ${u.name} \\(uid ${u.uid}\\): a symbolic link`));
-      await inst.waitForLog(new RegExp(`maildrop: removed d{32} from ${u.name} \\(uid ${u.uid}\\): the envelope line is not JSON`));
+      const theirs = (await inst.waitForLog(new RegExp(`maildrop: removed 2 files from ${u.name} \\(uid ${u.uid}\\): .*`)))[0]!;
+      expect(theirs).toContain(`${'b'.repeat(32)} (a symbolic link)`);
+      expect(theirs).toContain(`${'d'.repeat(32)} (the envelope line is not JSON)`);
       await inst.waitForLog(/maildrop: removed \.config\.cache\.json\.x from nobody \(uid \d+\): no envelope line/);
       // The unfinished file waits (a day) for its writer; nothing was delivered.
       expect(existsSync(join(drop, 'c'.repeat(32)))).toBe(true);
@@ -262,8 +525,10 @@ describe('privileges', () => {
     });
 
     it('a non-admin user gets exit 77 for -bpc, -Mvh, -q and postern-qgrep, sees only their own mail with -bp and -Mrm, and cannot reach the control socket', async () => {
-      // The daemon runs as root (no user =): the throwaway user is an outsider.
+      // The daemon runs as root (no user =): the throwaway user is an outsider, who makes
+      // its proof through the setgid helper.
       const inst = await setup();
+      installHelper(inst, makeGroup().gid);
       await inst.start();
       const id = (await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: x\n\nx\n')).slice(-16);
       for (const [args, verb] of [[['-bpc'], 'list the queue'], [['-bpu'], 'list the queue'],
@@ -305,7 +570,8 @@ describe('privileges', () => {
           made.push({ name, uid: Number(execFileSync('id', ['-u', name]).toString()), gid: Number(execFileSync('id', ['-g', name]).toString()) });
         }
         const [a, b] = made as [TestUser, TestUser];
-        const inst = await setup(u); // the daemon runs as u; a and b are outsiders
+        const inst = await setup(u); // the daemon runs as u; a and b are outsiders, who write through the helper
+        installHelper(inst, makeGroup().gid);
         await inst.start(['-q1h']);
         const drop = join(inst.dir, 'spool-maildrop');
         const sock = join(drop, '.postern.sock');
@@ -344,16 +610,23 @@ describe('privileges', () => {
         const ask = (proof: string) => runAs(a, undefined, ['-e',
           `const s = require('net').createConnection(${JSON.stringify(sock)}); s.on('connect', () => s.write(JSON.stringify({ op: 'own', action: 'remove', proof: ${JSON.stringify(proof)}, ids: [${JSON.stringify(idB)}] }) + '\\n')); s.setEncoding('utf8'); let d = ''; s.on('data', (x) => (d += x)); s.on('end', () => process.stdout.write(d));`]);
         const proof = () => `.auth-${randomBytes(16).toString('hex')}`;
-        // b's own fresh empty file, which a points at by a symlink and root hard-links in.
+        // Users cannot put anything into the maildrop themselves (maildrop-identity.test.ts):
+        // root makes the forgeries, to check the daemon's own checks. b's fresh empty
+        // file, which a symlink of a's points at and root hard-links in.
+        const byRoot = (path: string, who: TestUser) => {
+          writeFileSync(path, '', { mode: 0o600 });
+          chownSync(path, who.uid, who.gid);
+        };
         const bFile = join(drop, proof());
-        expect((await writeAs(b, bFile, '', 0o600)).code).toBe(0);
+        byRoot(bFile, b);
         const sym = proof();
-        expect((await runAs(a, undefined, ['-e', `require('fs').symlinkSync(${JSON.stringify(bFile)}, ${JSON.stringify(join(drop, sym))})`])).code).toBe(0);
+        symlinkSync(bFile, join(drop, sym));
+        lchownSync(join(drop, sym), a.uid, a.gid);
         const hard = proof();
         linkSync(bFile, join(drop, hard));
         // a stale one of b's (two minutes old)
         const stale = proof();
-        expect((await writeAs(b, join(drop, stale), '', 0o600)).code).toBe(0);
+        byRoot(join(drop, stale), b);
         const old = new Date(Date.now() - 120_000);
         utimesSync(join(drop, stale), old, old);
         for (const p of [sym, hard, stale, bFile.slice(drop.length + 1).replace('.auth-', '.auth-x'), '../spool/control.key']) {

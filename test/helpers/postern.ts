@@ -1,15 +1,40 @@
 // test/helpers/postern.ts: runs the real bin/ commands as child processes against a
 // private config, spool and log in a temp folder, and waits for events (the ready
 // line, a main-log line, a process exit) with bounded timeouts, never fixed sleeps.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Sink } from './sink.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
-export const BIN = (name: string) => join(ROOT, 'bin', name);
+/**
+ * How the helpers start a command: `node bin/NAME` (the default), or bin/NAME itself,
+ * as an installed command is exec'd (its first line starts node with io_uring off);
+ * from the checkout, or from a copy of it (code) that other users can read.
+ */
+export const launch = { direct: false, code: ROOT };
+export const BIN = (name: string) => join(launch.code, 'bin', name);
+const command = (name: string, args: string[]): [string, string[]] =>
+  launch.direct ? [BIN(name), args] : [process.execPath, [BIN(name), ...args]];
+
+/**
+ * Code other users can run (root only): the checkout when `nobody` can read it, else a
+ * copy of what runs (bin, dist, node_modules, package.json; times kept, so bin/ picks
+ * the bundle as it does here) in a world-readable temporary folder, which the caller
+ * removes: a clone under /root or in a 0700 folder is out of other users' reach.
+ */
+export function codeOthersCanRead(): string {
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'nobody'], { encoding: 'utf8' }));
+  const probe = spawnSync(process.execPath, ['-e', 'for (const f of process.argv.slice(1)) require("fs").accessSync(f, 4)',
+    join(ROOT, 'bin/postern'), join(ROOT, 'dist/cli/main.js'), join(ROOT, 'node_modules/lmdb/package.json')], { uid: id('-u'), gid: id('-g'), cwd: '/' });
+  if (probe.status === 0) return ROOT;
+  const stage = mkdtempSync(join(tmpdir(), 'postern-code-'));
+  for (const f of ['bin', 'dist', 'node_modules', 'package.json']) cpSync(join(ROOT, f), join(stage, f), { recursive: true, preserveTimestamps: true });
+  execFileSync('chmod', ['-R', 'a+rX', stage]);
+  return stage;
+}
 
 /**
  * Whether bin/ runs sendmail's submission from dist/cli/submit.cjs (as it does after
@@ -30,7 +55,7 @@ export interface RunResult {
 
 export function runCommand(name: string, args: string[], opts: { input?: string | Buffer; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN(name), ...args], { env: { ...process.env, ...opts.env }, stdio: 'pipe' });
+    const child = spawn(...command(name, args), { env: { ...process.env, ...opts.env }, stdio: 'pipe' });
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${name} ${args.join(' ')} timed out`)); }, opts.timeoutMs ?? 30_000);
@@ -91,7 +116,7 @@ ${extra}`);
   /** Starts `postern -bd` and resolves once it prints its ready line. */
   async start(args: string[] = ['-q1m']): Promise<void> {
     this.daemonStderr = '';
-    const child = spawn(process.execPath, [BIN('postern'), '-C', this.config, '-bd', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(...command('postern', ['-C', this.config, '-bd', ...args]), { stdio: ['ignore', 'ignore', 'pipe'] });
     this.daemon = child;
     child.stderr!.on('data', (d) => (this.daemonStderr += d));
     const line = await new Promise<string>((res, rej) => {

@@ -108,6 +108,8 @@ describe('postern install --import-queue', () => {
     expect(partial.to).toEqual(['dev@example.org']);
     const cron = got.find((m) => m.data.includes(`id ${CRON}`))!;
     expect(cron.data).toMatch(/\r?\n\.dot line\r?\n/); // the body as Exim kept it, dots and all
+    // One blank line between the headers and the body, as Exim sends it (the body was once glued to the last header).
+    expect(cron.data).toMatch(/\nDate: [^\r\n]+\r?\n\r?\n/);
     expect(cron.from).toBe('root@web1.example.org');
     expect(got).toHaveLength(2); // the frozen one stays
     expect((await p.run('postern', ['-bp'])).stdout).toContain(`${FROZEN} <> *** frozen ***`);

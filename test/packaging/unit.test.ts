@@ -36,6 +36,7 @@ describe('config/postern.service', () => {
       ['NotifyAccess', 'all'],
       ['ExecReload', '/bin/kill -HUP $MAINPID'],
       ['ExecStart', '/usr/sbin/postern -bd -q15m'],
+      ['Environment', 'UV_USE_IO_URING=0'], // io_uring off from the start (bin/postern says why)
     ];
     for (const [k, v] of want) expect(directives.get(k), k).toContain(v);
   });
