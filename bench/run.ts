@@ -1318,6 +1318,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
     results.notes.push(`bench interrupted by ${sig}: the rows measured so far`);
     try { process.stdout.write(save()); } catch { /* nothing more to do */ }
     killLive();
+    if (!opt.keep) for (const d of workDirs) rmSync(d, { recursive: true, force: true });
     process.exit(130);
   });
 }
