@@ -14,7 +14,7 @@ chown _apt "$dest/debs" 2>/dev/null || true
 dest=$(cd "$dest" && pwd)
 # Exim's light daemon and what it links that a plain Debian lacks; Postfix (with
 # smtp-source and smtp-sink, the load generator and sink) and its libraries.
-pkgs="exim4-base exim4-daemon-light libidn12 postfix libicu72 libnsl2 libsasl2-2 libsasl2-modules-db libdb5.3 libtirpc3 libgnutls30 libpcre2-8-0"
+pkgs="exim4-base exim4-config exim4-daemon-light libidn12 postfix libicu72 libnsl2 libsasl2-2 libsasl2-modules-db libdb5.3 libtirpc3 libgnutls30 libpcre2-8-0"
 apt-get update -qq
 cd "$dest/debs"
 for p in $pkgs; do

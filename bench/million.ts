@@ -1,4 +1,4 @@
-// bench/million.js: the queue commands on a big queue (issue 12). Fills a spool through
+// bench/million.ts: the queue commands on a big queue (issue 12). Fills a spool through
 // the spool API (LmdbSpool.commit, 2,000 messages in flight at once so that lmdb-js
 // groups them into few synced transactions; then makeDue to a day ahead, so a daemon
 // started on it waits as it would with its hub down), deterministic: message i has
@@ -12,25 +12,32 @@
 // before the next size), and
 // the daemon's RSS 3 s after its ready line against an empty spool's.
 //
-//   npm run build && node bench/million.js [--sizes 10000,100000,1000000] [--dir /tmp/postern-million] [--keep]
-// (--keep: no bulk remove, the spool keeps its size, for bench/million-exim.js --postern)
+//   npm run build && npx tsc -p bench && node dist/bench/million.js [--sizes 10000,100000,1000000] [--dir /tmp/postern-million] [--keep]
+// (--keep: no bulk remove, the spool keeps its size, for bench/million-exim.ts --postern)
 // Writes bench/out/million.md and million.json; the spool stays in --dir (removed first).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { ROOT } from './root.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const arg = (name, dflt) => {
+const arg = (name: string, dflt: string): string => {
   const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : dflt;
+  return i > 0 ? process.argv[i + 1] ?? dflt : dflt;
 };
 const sizes = arg('sizes', '10000,100000,1000000').split(',').map(Number);
 const dir = resolve(arg('dir', '/tmp/postern-million'));
 const TOTAL = Math.max(...sizes);
-const { LmdbSpool } = await import(join(ROOT, 'dist/spool/lmdb-spool.js'));
-const { MessageIdGenerator } = await import(join(ROOT, 'dist/spool/message-id.js'));
+// The built spool (dist/, from src/): its types are src/'s, checked by the main tsc.
+interface SpoolApi {
+  commit(m: { id: string; sender: string; recipients: string[]; arrival: number; protocol: string; user: string; headers: string; body: Buffer[] }): Promise<{ id: string }>;
+  makeDue(ids: string[], at: number, frozen: boolean): Promise<unknown>;
+  close(): Promise<void> | void;
+}
+const { LmdbSpool } = (await import(join(ROOT, 'dist/spool/lmdb-spool.js'))) as { LmdbSpool: { open(dir: string): SpoolApi } };
+const { MessageIdGenerator } = (await import(join(ROOT, 'dist/spool/message-id.js'))) as { MessageIdGenerator: new (pid: number) => { next(at: number): string } };
 
-function config(name) {
+interface Conf { file: string; spoolDir: string }
+function config(name: string): Conf {
   const d = join(dir, name);
   mkdirSync(d, { recursive: true });
   const file = join(d, 'postern.toml');
@@ -64,14 +71,14 @@ let firstIndex = 0;
 const SPAN = 2 * 86_400_000 / (TOTAL * 1.3);
 let fillMs = 0;
 const body = Buffer.from('A line of body text, as a cron job would send.\n'.repeat(3));
-async function fillTo(target) {
+async function fillTo(target: number): Promise<void> {
   const n = filled + (target - queued);
   queued = target;
   const t0 = performance.now();
   const spool = LmdbSpool.open(full.spoolDir);
   const later = Date.now() + 86_400_000;
   while (filled < n) {
-    const batch = [];
+    const batch: Promise<string>[] = [];
     for (let k = 0; k < 2000 && filled < n; k++, filled++) {
       const i = filled;
       const arrival = Math.floor(start + i * SPAN);
@@ -91,9 +98,10 @@ async function fillTo(target) {
   fillMs += performance.now() - t0;
 }
 
-const bin = (name) => `${process.execPath} ${join(ROOT, 'bin', name)}`;
+const bin = (name: string) => `${process.execPath} ${join(ROOT, 'bin', name)}`;
 /** Runs a shell command under /usr/bin/time: { s: seconds, rssMB }. */
-function timed(cmd, okCodes = [0]) {
+interface Timing { s: number; rssMB: number; anonMB?: number }
+function timed(cmd: string, okCodes = [0]): Timing {
   const r = spawnSync('/usr/bin/time', ['-f', '%e %M', 'sh', '-c', `${cmd} >/dev/null`], { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 });
   const err = r.stderr.toString();
   // GNU time says "Command exited with non-zero status N" before its line.
@@ -101,9 +109,9 @@ function timed(cmd, okCodes = [0]) {
   if (!okCodes.includes(code)) throw new Error(`${cmd} exited ${code}: ${err.slice(-400)}`);
   return parseTime(err);
 }
-function parseTime(stderr) {
-  const line = stderr.trim().split('\n').pop();
-  const [s, kb] = line.split(' ').map(Number);
+function parseTime(stderr: string): Timing {
+  const line = stderr.trim().split('\n').pop() ?? '';
+  const [s = NaN, kb = NaN] = line.split(' ').map(Number);
   return { s, rssMB: Math.round(kb / 102.4) / 10 };
 }
 /**
@@ -111,7 +119,7 @@ function parseTime(stderr) {
  * file pages it touched count too) and peak anonymous RSS (its own heap and stacks),
  * sampled from /proc every 20 ms.
  */
-function sampled(name, args) {
+function sampled(name: string, args: string[]): Promise<Timing> {
   return new Promise((res, rej) => {
     const devnull = openSync('/dev/null', 'w');
     const t0 = performance.now();
@@ -127,7 +135,7 @@ function sampled(name, args) {
       } catch { /* exited */ }
     };
     const timer = setInterval(look, 20);
-    child.stderr.on('data', (d) => { err += d; });
+    child.stderr!.on('data', (d: Buffer) => { err += d; });
     child.once('exit', () => look());
     child.once('close', (code) => {
       clearInterval(timer);
@@ -138,23 +146,24 @@ function sampled(name, args) {
   });
 }
 
-const median = (runs, f) => {
+const median = (runs: number, f: () => Timing): Timing => {
   const r = Array.from({ length: runs }, f).sort((a, b) => a.s - b.s);
-  return r[Math.floor(r.length / 2)];
+  return r[Math.floor(r.length / 2)]!;
 };
 
-function daemonRss(cfg) {
+function daemonRss(cfg: Conf): Promise<number> {
   return new Promise((res, rej) => {
+    let measured = false;
     const child = spawn(process.execPath, [join(ROOT, 'bin/postern'), '-C', cfg.file, '-bd', '-q1h'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     const timer = setTimeout(() => { child.kill('SIGKILL'); rej(new Error(`daemon did not start: ${err}`)); }, 120_000);
-    child.stderr.on('data', (d) => {
+    child.stderr!.on('data', (d: Buffer) => {
       err += d;
-      if (!/ready/.test(err) || child.measured) return;
-      child.measured = true;
+      if (!/ready/.test(err) || measured) return;
+      measured = true;
       setTimeout(() => {
         const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-        const kb = Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
+        const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
         clearTimeout(timer);
         child.once('close', () => res(Math.round(kb / 102.4) / 10));
         child.kill('SIGTERM');
@@ -163,17 +172,20 @@ function daemonRss(cfg) {
   });
 }
 
-const C = (f) => `-C ${f.file}`;
-const results = [];
+const C = (f: Conf) => `-C ${f.file}`;
+interface SizeRow { size: number; bpc?: Timing; bpcEmpty?: Timing; bp?: Timing; qgrep?: Timing; summary?: Timing; xargs1000?: Timing; daemonRss?: number; bulkRemove?: Timing; bulkRemoved?: number }
+/** A row once measured: everything but the bulk remove (not with --keep) is there. */
+type Done = Required<Omit<SizeRow, 'bulkRemove' | 'bulkRemoved'>> & Pick<SizeRow, 'bulkRemove' | 'bulkRemoved'> & { bp: Required<Timing>; qgrep: Required<Timing> };
+const results: SizeRow[] = [];
 const emptyBpc = median(5, () => timed(`${bin('postern')} ${C(empty)} -bpc`));
 const emptyDaemon = await daemonRss(empty);
 console.error(`empty: -bpc ${emptyBpc.s}s, daemon RSS ${emptyDaemon} MB`);
 for (const size of sizes) {
   await fillTo(size);
   console.error(`filled ${size} (${Math.round(fillMs / 1000)} s of filling so far)`);
-  const row = { size };
+  const row: SizeRow = { size };
   // -bpc beside the empty spool's, alternating (the machine's load moves both alike).
-  const pairs = Array.from({ length: 5 }, () => [timed(`${bin('postern')} ${C(empty)} -bpc`), timed(`${bin('postern')} ${C(full)} -bpc`)]);
+  const pairs = Array.from({ length: 5 }, () => [timed(`${bin('postern')} ${C(empty)} -bpc`), timed(`${bin('postern')} ${C(full)} -bpc`)] as const);
   row.bpc = pairs.map((p) => p[1]).sort((a, b) => a.s - b.s)[2];
   row.bpcEmpty = pairs.map((p) => p[0]).sort((a, b) => a.s - b.s)[2];
   row.bp = await sampled('postern', ['-C', full.file, '-bp']);
@@ -199,17 +211,18 @@ for (const size of sizes) {
   queued = after;
 }
 
-const small = results[0];
-const fmt = (r) => `${r.s.toFixed(2)} s, ${r.rssMB} MB${r.anonMB !== undefined ? ` (${r.anonMB} anon)` : ''}`;
-let md = `Queue commands on a big queue (bench/million.js, ${new Date().toISOString().slice(0, 10)}, ${process.version}, 2 shared cores).\n` +
+const done = results as Done[];
+const small = done[0]!;
+const fmt = (r: Timing) => `${r.s.toFixed(2)} s, ${r.rssMB} MB${r.anonMB !== undefined ? ` (${r.anonMB} anon)` : ''}`;
+let md = `Queue commands on a big queue (bench/million, ${new Date().toISOString().slice(0, 10)}, ${process.version}, 2 shared cores).\n` +
   `Empty spool: -bpc ${emptyBpc.s.toFixed(2)} s; daemon RSS ${emptyDaemon} MB. Filling ${filled.toLocaleString('en')} messages through the spool API took ${Math.round(fillMs / 1000)} s.\n\n` +
   `| queued | -bpc | -bp > /dev/null | qgrep -r filter | --summary | 1,000 IDs via xargs -Mrm | bulk --remove (one transaction) | daemon RSS |\n` +
   '| --- | --- | --- | --- | --- | --- | --- | --- |\n';
-for (const r of results) {
+for (const r of done) {
   md += `| ${r.size.toLocaleString('en')} | ${r.bpc.s.toFixed(2)} s (empty ${r.bpcEmpty.s.toFixed(2)} s) | ${fmt(r.bp)} | ${fmt(r.qgrep)} | ${fmt(r.summary)} | ${fmt(r.xargs1000)} | ` +
-    `${r.bulkRemove ? `${r.bulkRemoved.toLocaleString('en')} in ${fmt(r.bulkRemove)}` : '-'} | ${r.daemonRss} MB |\n`;
+    `${r.bulkRemove ? `${(r.bulkRemoved ?? 0).toLocaleString('en')} in ${fmt(r.bulkRemove)}` : '-'} | ${r.daemonRss} MB |\n`;
 }
-const big = results[results.length - 1];
+const big = done[done.length - 1]!;
 md += `\nTargets: -bpc at ${big.size.toLocaleString('en')} within 1.2x of empty: ${(big.bpc.s / big.bpcEmpty.s).toFixed(2)}x (medians of 5 alternating runs); ` +
   `-bp peak RSS ${big.size.toLocaleString('en')} vs ${small.size.toLocaleString('en')}: ${(big.bp.rssMB / small.bp.rssMB).toFixed(2)}x ` +
   `(anonymous ${(big.bp.anonMB / small.bp.anonMB).toFixed(2)}x); ` +

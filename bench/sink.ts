@@ -1,16 +1,17 @@
-// bench/sink.js: a throw-away SMTP sink for bench/run.js when Postfix's smtp-sink is
+// bench/sink.ts: a throw-away SMTP sink for bench/run.ts when Postfix's smtp-sink is
 // not available. Accepts everything on 127.0.0.1:PORT and prints `count N` on stdout
 // whenever the number of received messages changes (at most every 100 ms), and once
 // more on SIGTERM/SIGINT before exiting. Runs as its own process so it does not share
 // an event loop with the load generator.
 //
-//   node bench/sink.js PORT [MAX_SECONDS]
+//   node dist/bench/sink.js PORT [MAX_SECONDS] [HOST]
 import { SMTPServer } from 'smtp-server';
 
 const port = Number(process.argv[2]);
 const maxSeconds = Number(process.argv[3] ?? 600);
+const host = process.argv[4] ?? '127.0.0.1';
 if (!Number.isInteger(port) || port <= 0) {
-  process.stderr.write('usage: node bench/sink.js PORT [MAX_SECONDS]\n');
+  process.stderr.write('usage: node dist/bench/sink.js PORT [MAX_SECONDS]\n');
   process.exit(64);
 }
 
@@ -54,4 +55,4 @@ process.on('SIGINT', stop);
 // Bounded in time whatever happens to the parent.
 setTimeout(stop, maxSeconds * 1000).unref();
 
-server.listen(port, '127.0.0.1', () => process.stderr.write(`sink: ready on 127.0.0.1:${port}\n`));
+server.listen(port, host, () => process.stderr.write(`sink: ready on ${host}:${port}\n`));

@@ -1,25 +1,28 @@
-#!/usr/bin/env node
-// bench/profile-top.js: the functions with the most self time in V8 CPU profiles
+
+// bench/profile-top.ts: the functions with the most self time in V8 CPU profiles
 // (`node --cpu-prof`, or `npm run bench -- --profile`, which leaves them in
 // bench/out/profiles/). Prints one table: self ms, share of all samples, function, file:line.
 //
-//   node bench/profile-top.js bench/out/profiles/postern-bench-relay-new-*.cpuprofile [--top 25] [--by package]
+//   node dist/bench/profile-top.js bench/out/profiles/postern-bench-relay-new-*.cpuprofile [--top 25] [--by package]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '25' }, by: { type: 'string', default: 'function' } } });
 if (!positionals.length) {
-  process.stderr.write('usage: node bench/profile-top.js FILE.cpuprofile... [--top N]\n');
+  process.stderr.write('usage: node dist/bench/profile-top.js FILE.cpuprofile... [--top N]\n');
   process.exit(64);
 }
-const self = new Map();
+interface CpuNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }
+interface CpuProfile { nodes: CpuNode[]; samples: number[]; timeDeltas: number[] }
+const self = new Map<string, number>();
 let total = 0;
 for (const file of positionals) {
-  const p = JSON.parse(readFileSync(file, 'utf8'));
+  const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   // samples[i] is the node running at sample i; timeDeltas[i] the µs before it.
   p.samples.forEach((id, i) => {
     const n = byId.get(id);
+    if (!n) return;
     const f = n.callFrame;
     const where = f.url ? `${f.url.replace(/^file:\/\/.*?\/(node_modules|dist|src)\//, '$1/')}:${f.lineNumber + 1}` : '';
     // --by package: node_modules/NAME, dist/DIR (postern's own), node: (Node's JS), or native/V8.
