@@ -5,13 +5,13 @@
 // (the daemon does it between attempts, refusing a message being delivered as locked;
 // with no daemon, this process under the delivery lock). --dry-run changes nothing and
 // says what would be done. --json: one `{"id","action","result"}` per message.
-import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { EventBus } from '../core/events.js';
 import { tempError } from '../core/exit.js';
 import { MainLog } from '../log/mainlog.js';
-import { controlKeyPath, request } from '../receive/local-client.js';
+import { controlKey, runAction } from '../admin/actions.js';
+import { request } from '../receive/local-client.js';
 import type { LmdbSpool } from '../spool/lmdb-spool.js';
 import { acquireDeliveryLock } from '../spool/lock.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
@@ -65,7 +65,8 @@ export async function bulkAction(action: BulkAction, ids: string[], o: { dryRun:
   const user = operator();
   let results: Map<string, BulkResult>;
   if (action === 'remove' || action === 'freeze' || action === 'thaw') {
-    results = await viaDaemon(action, ids, config, spool, events, user);
+    const done = await runAction(action, ids, config, spool, events, user);
+    results = new Map(ids.map((id, n) => [id, done[n] as BulkResult]));
   } else if (action === 'deliver') {
     results = new Map(ids.map((id) => [id, 'done']));
     for (const id of ids) show(id, 'done');
@@ -82,57 +83,6 @@ export async function bulkAction(action: BulkAction, ids: string[], o: { dryRun:
     show(id, r);
   }
   return status;
-}
-
-/**
- * --remove, --freeze, --thaw on `ids` in one transaction, as -Mrm, -Mf, -Mt (journal
- * entries, log lines); what `busy` says is being delivered is left alone ('locked').
- * Run by the daemon (busy: its scheduler's deliveries) or, with none, by the command
- * under the delivery lock.
- */
-export async function applyBulk(spool: LmdbSpool, events: EventBus, action: 'remove' | 'freeze' | 'thaw', ids: string[], user: string,
-  busy: (id: string) => boolean): Promise<Map<string, BulkResult>> {
-  const now = Date.now();
-  const entry = { v: 1, type: 'admin', at: now, action: action === 'remove' ? 'removed' : action === 'freeze' ? 'frozen' : 'unfrozen', user } as const;
-  const results = new Map<string, BulkResult>();
-  const free: string[] = [];
-  for (const id of ids) {
-    if (busy(id)) results.set(id, 'locked');
-    else free.push(id);
-  }
-  const changed = await spool.bulk(free, action, entry, now);
-  for (const [id, r] of changed) {
-    results.set(id, r === 'changed' ? 'done' : r);
-    if (r !== 'changed') continue;
-    events.emit({ type: 'admin', id, action: entry.action, user });
-    if (action === 'remove') events.emit({ type: 'completed', id });
-  }
-  return results;
-}
-
-function controlKey(config: Config): string {
-  try {
-    return readFileSync(controlKeyPath(config.spool.directory), 'utf8').trim();
-  } catch {
-    return ''; // no daemon has run, or not ours to read
-  }
-}
-
-/** The daemon does it, leaving what it is delivering alone; with no daemon, this process under the delivery lock. */
-async function viaDaemon(action: 'remove' | 'freeze' | 'thaw', ids: string[], config: Config, spool: LmdbSpool, events: EventBus,
-  user: string): Promise<Map<string, BulkResult>> {
-  if (ids.length === 0) return new Map();
-  const key = controlKey(config);
-  const reply = await request(config.spool.directory, { op: 'bulk', action, ids, user, key }, undefined, 600_000).catch(() => undefined);
-  if (reply && !reply.ok) throw tempError(`the daemon refused --${action} (${reply.error}); run it as the spool's owner`);
-  if (reply) return new Map(ids.map((id, n) => [id, (reply.results?.[n] ?? 'gone') as BulkResult]));
-  const lock = acquireDeliveryLock(config.spool.directory);
-  if (!lock.ok) throw tempError(`another postern process (pid ${lock.heldBy}) is delivering from this spool; try again`);
-  try {
-    return await applyBulk(spool, events, action, ids, user, () => false);
-  } finally {
-    lock.release();
-  }
 }
 
 /** -Mg for one or many (`flag` names the caller in errors): by the daemon in batches, or here under the delivery lock when none runs. */

@@ -17,6 +17,7 @@ import { open as openFile, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { adminEntry, applyEdit, type Actor, type Change, type ChangeResult, type EnvelopeEdit } from '../core/change.js';
 import type { JournalEntry, NewJournalEntry } from '../core/journal.js';
 import type { MessageRecord, NewMessage } from '../core/types.js';
 import { decodeRecord } from './record.js';
@@ -705,17 +706,12 @@ export class LmdbSpool implements Spool {
     }
   }
 
-  private setDue(record: MessageRecord, at: number | null): void {
-    if (record.nextAttempt !== null) this.dueIdx.remove([record.nextAttempt, record.id]);
-    record.nextAttempt = at;
-    if (at !== null) this.dueIdx.put([at, record.id], 1);
-  }
-
   settle(id: string, s: Settlement): Promise<SettleResult> {
     return this.synced(this.root.transaction((): SettleResult => {
-      const record = this.meta.get(id);
+      const record = this.read(id);
       // Removed (-Mrm) while it was being delivered: nothing left to record.
       if (!record) return { kind: 'gone' };
+      const before = { nextAttempt: record.nextAttempt, frozen: record.frozen };
       const byAddress = new Map(s.recipients.map((r) => [r.address, r]));
       record.recipients = record.recipients.map((r) => (r.state === 'pending' ? byAddress.get(r.address) ?? r : r));
       record.attempts += 1;
@@ -735,9 +731,8 @@ export class LmdbSpool implements Spool {
       }
       // A message frozen now, or by the operator during the attempt, is off the due index.
       if (s.freeze) record.frozen = true;
-      this.setDue(record, record.frozen ? (s.freeze ? s.wakeAt ?? null : null) : s.nextAttempt);
-      this.meta.put(id, record);
-      if (record.frozen) this.frozenIdx.put(id, 1);
+      record.nextAttempt = record.frozen ? (s.freeze ? s.wakeAt ?? null : null) : s.nextAttempt;
+      this.save(record, before);
       this.appendJournal(id, s.journal);
       return { kind: 'pending', record };
     }));
@@ -755,93 +750,106 @@ export class LmdbSpool implements Spool {
     return entryCount(this.meta);
   }
 
+  /**
+   * Applies `changes` in one transaction and one sync, each with its journal entries,
+   * in order (two changes to one message see each other). One result per change. A
+   * message being delivered meanwhile is settled on top (settle() keeps a freeze, only
+   * replaces recipients still pending, finds a removed message gone): callers that
+   * must not touch it (operator actions) ask the process that delivers (src/admin/).
+   */
+  apply(changes: readonly Change[]): Promise<ChangeResult[]> {
+    return this.synced(this.root.transaction(() => changes.map((c) => this.applyOne(c))));
+  }
+
+  /** One change, inside apply()'s transaction. */
+  private applyOne(c: Change): ChangeResult {
+    const record = this.read(c.id);
+    if (!record) return { kind: 'gone' };
+    const before = { nextAttempt: record.nextAttempt, frozen: record.frozen };
+    let entries: NewJournalEntry[] = [];
+    switch (c.kind) {
+      case 'remove':
+        this.deleteAll(record);
+        return { kind: 'completed', entries: [adminEntry(c)] };
+      case 'freeze':
+      case 'thaw':
+        if (record.frozen === (c.kind === 'freeze')) return { kind: 'unchanged' };
+        record.frozen = c.kind === 'freeze';
+        record.nextAttempt = c.kind === 'freeze' ? null : c.dueAt ?? c.by.at;
+        entries = [adminEntry(c)];
+        break;
+      case 'make-due':
+        if (record.frozen && !c.thaw) return { kind: 'unchanged' };
+        record.frozen = false;
+        record.nextAttempt = c.at;
+        break;
+      case 'edit': {
+        const done = applyEdit(record, c.edit, c.by);
+        if (!Array.isArray(done)) return { kind: 'not-recipient', address: done.missing };
+        if (done.length === 0) return { kind: 'unchanged' };
+        if (!record.recipients.some((r) => r.state === 'pending')) {
+          this.deleteAll(record);
+          return { kind: 'completed', entries: done };
+        }
+        entries = done;
+        break;
+      }
+    }
+    this.save(record, before);
+    this.appendJournal(record.id, entries);
+    return { kind: 'changed', entries };
+  }
+
+  /** A stored record, read through the decoder (inside the caller's transaction): a newer version is refused, never rewritten. */
+  private read(id: string): MessageRecord | undefined {
+    const raw = this.meta.get(id);
+    return raw === undefined ? undefined : decodeRecord(raw);
+  }
+
+  /**
+   * The one writer of `meta` for a stored message: the record as it is now, with the
+   * `due` and `frozen` indexes moved from what they were (`before`) to what it says.
+   */
+  private save(record: MessageRecord, before: { nextAttempt: number | null; frozen: boolean }): void {
+    if (before.nextAttempt !== record.nextAttempt) {
+      if (before.nextAttempt !== null) this.dueIdx.remove([before.nextAttempt, record.id]);
+      if (record.nextAttempt !== null) this.dueIdx.put([record.nextAttempt, record.id], 1);
+    }
+    if (before.frozen !== record.frozen) this.indexFrozenState(record);
+    this.meta.put(record.id, record);
+  }
+
   remove(id: string): Promise<boolean> {
-    return this.synced(this.root.transaction(() => {
-      const record = this.meta.get(id);
-      if (!record) return false;
-      this.deleteAll(record);
-      return true;
-    }));
+    return this.apply([{ kind: 'remove', id, by: { at: Date.now(), user: '' } }]).then(([r]) => r?.kind === 'completed');
   }
 
   setFrozen(id: string, frozen: boolean, entry: NewJournalEntry, dueAt: number): Promise<'changed' | 'unchanged' | 'gone'> {
-    return this.synced(this.root.transaction(() => {
-      const record = this.meta.get(id);
-      if (!record) return 'gone' as const;
-      if (record.frozen === frozen) return 'unchanged' as const;
-      record.frozen = frozen;
-      this.setDue(record, frozen ? null : dueAt);
-      this.meta.put(id, record);
-      this.indexFrozenState(record);
-      this.appendJournal(id, [entry]);
-      return 'changed' as const;
-    }));
+    const user = entry.type === 'admin' ? entry.user : 'unknown';
+    return this.apply([{ kind: frozen ? 'freeze' : 'thaw', id, by: { at: entry.at, user }, dueAt }])
+      .then(([r]) => (r?.kind === 'changed' ? 'changed' : r?.kind === 'unchanged' ? 'unchanged' : 'gone'));
   }
 
-  makeDue(ids: string[], at: number, thaw: boolean): Promise<void> {
-    return this.synced(this.root.transaction(() => {
-      for (const id of ids) {
-        const record = this.meta.get(id);
-        if (!record || (record.frozen && !thaw)) continue;
-        if (record.frozen) this.frozenIdx.remove(id);
-        record.frozen = false;
-        this.setDue(record, at);
-        this.meta.put(id, record);
-      }
-    }));
+  async makeDue(ids: string[], at: number, thaw: boolean): Promise<void> {
+    await this.apply(ids.map((id) => ({ kind: 'make-due', id, at, thaw })));
   }
 
   /**
    * postern-qgrep's bulk --remove, --freeze, --thaw: every ID in one transaction and one
-   * sync, each changed as -Mrm, -Mf, -Mt change one (journal entry included); per ID
-   * 'changed', 'unchanged' (already in that state) or 'gone'. A message being delivered
-   * meanwhile is settled as after the single action (settle() keeps a freeze, finds a
-   * removed message gone).
+   * sync (see apply()); per ID 'changed', 'unchanged' (already in that state) or 'gone'.
    */
-  bulk(ids: string[], action: 'remove' | 'freeze' | 'thaw', entry: NewJournalEntry, dueAt: number): Promise<Map<string, 'changed' | 'unchanged' | 'gone'>> {
-    return this.synced(this.root.transaction(() => {
-      const results = new Map<string, 'changed' | 'unchanged' | 'gone'>();
-      for (const id of ids) {
-        const record = this.meta.get(id);
-        if (!record) {
-          results.set(id, 'gone');
-        } else if (action === 'remove') {
-          this.deleteAll(record);
-          results.set(id, 'changed');
-        } else if (record.frozen === (action === 'freeze')) {
-          results.set(id, 'unchanged');
-        } else {
-          record.frozen = action === 'freeze';
-          this.setDue(record, record.frozen ? null : dueAt);
-          this.meta.put(id, record);
-          this.indexFrozenState(record);
-          this.appendJournal(id, [entry]);
-          results.set(id, 'changed');
-        }
-      }
-      return results;
+  async bulk(ids: string[], action: 'remove' | 'freeze' | 'thaw', entry: NewJournalEntry, dueAt: number): Promise<Map<string, 'changed' | 'unchanged' | 'gone'>> {
+    const user = entry.type === 'admin' ? entry.user : 'unknown';
+    const results = await this.apply(ids.map((id) => ({ kind: action, id, by: { at: entry.at, user }, dueAt })));
+    return new Map(ids.map((id, n) => {
+      const r = results[n]?.kind;
+      return [id, r === 'changed' || r === 'completed' ? 'changed' : r === 'unchanged' ? 'unchanged' : 'gone'];
     }));
   }
 
-  /**
-   * -Mar, -Mes, -Mmd, -Mmad: `edit` changes the envelope in one transaction (returning
-   * false leaves it as it was). A message with nothing pending afterwards is completed
-   * (removed). A delivery in flight settles on top of it: settle() only replaces
-   * recipients that are still pending, and keeps the sender and added recipients.
-   */
-  editEnvelope(id: string, edit: (r: MessageRecord) => boolean): Promise<'changed' | 'unchanged' | 'completed' | 'gone'> {
-    return this.synced(this.root.transaction(() => {
-      const stored = this.meta.get(id);
-      if (!stored) return 'gone' as const;
-      const record = decodeRecord(stored);
-      if (!edit(record)) return 'unchanged' as const;
-      if (!record.recipients.some((r) => r.state === 'pending')) {
-        this.deleteAll(record);
-        return 'completed' as const;
-      }
-      this.meta.put(id, record);
-      return 'changed' as const;
-    }));
+  /** An envelope edit (-Mar, -Mes, -Mmd, -Mmad), journaled; see apply(). */
+  async editEnvelope(id: string, edit: EnvelopeEdit, by: Actor): Promise<ChangeResult> {
+    const [r] = await this.apply([{ kind: 'edit', id, edit, by }]);
+    return r ?? { kind: 'gone' };
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,7 @@
 // that changes a message is one transaction; the promise of a write resolves only
 // once the commit is synced to disk.
 import type { Readable } from 'node:stream';
+import type { Change, ChangeResult } from '../core/change.js';
 import type { JournalEntry, NewJournalEntry } from '../core/journal.js';
 import type { MessageRecord, NewMessage, RecipientRecord } from '../core/types.js';
 
@@ -110,6 +111,8 @@ export interface Spool {
   count(): number;
   remove(id: string): Promise<boolean>;
   setFrozen(id: string, frozen: boolean, entry: NewJournalEntry, dueAt: number): Promise<'changed' | 'unchanged' | 'gone'>;
+  /** Changes to queued messages (core/change.ts), in one transaction and one sync. */
+  apply(changes: readonly Change[]): Promise<ChangeResult[]>;
   /** Make a message due now (queue runs, -M). */
   makeDue(ids: string[], at: number, thaw: boolean): Promise<void>;
   close(): Promise<void>;
