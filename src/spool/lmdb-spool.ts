@@ -155,7 +155,13 @@ export class LmdbSpool implements Spool {
     try {
       this.root.transactionSync(() => {
         if (this.root.get(FROZEN_INDEX_MARK) !== undefined) return;
-        for (const { key, value } of this.meta.getRange({})) if (value.frozen) this.frozenIdx.put(key, 1);
+        for (const { key, value } of this.meta.getRange({})) {
+          let frozen = false;
+          try {
+            frozen = decodeRecord(value).frozen;
+          } catch { /* a newer record: its own postern keeps its index */ }
+          if (frozen) this.frozenIdx.put(key, 1);
+        }
         this.root.put(FROZEN_INDEX_MARK, 1);
       });
     } catch { /* read-only: counts of frozen mail are not needed by readers */ }
@@ -571,12 +577,11 @@ export class LmdbSpool implements Spool {
   }
 
   load(id: string): MessageRecord | undefined {
-    const record = this.meta.get(id);
-    if (record) return decodeRecord(record);
+    const record = this.read(id);
+    if (record) return record;
     // Perhaps committed by another process (sendmail, -bs) after our read snapshot.
     this.root.resetReadTxn();
-    const again = this.meta.get(id);
-    return again ? decodeRecord(again) : undefined;
+    return this.read(id);
   }
 
   headers(id: string): string | undefined {
@@ -586,7 +591,7 @@ export class LmdbSpool implements Spool {
   body(id: string, expected?: number): Readable {
     // Chunks named by the caller's record: a chunked body, no need to read the record
     // again (a body file's record says 0 chunks).
-    const record = expected !== undefined && expected > 0 ? undefined : this.meta.get(id);
+    const record = expected !== undefined && expected > 0 ? undefined : this.read(id);
     // Plain reads: nothing of a big body is mapped into the process. A missing file is an error.
     if (record?.bodyFile) return createReadStream(join(this.bodyDir, id), { highWaterMark: CHUNK });
     // Removed meanwhile (a body file's record says 0 chunks): an error, not an empty body.
@@ -613,7 +618,7 @@ export class LmdbSpool implements Spool {
   }
 
   bodyPrefix(id: string, limit: number): Buffer {
-    const record = this.meta.get(id);
+    const record = this.read(id);
     if (record?.bodyFile) {
       const out = Buffer.allocUnsafe(Math.min(limit, record.bodySize));
       const fd = openSync(join(this.bodyDir, id), constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -800,7 +805,11 @@ export class LmdbSpool implements Spool {
     return { kind: 'changed', entries };
   }
 
-  /** A stored record, read through the decoder (inside the caller's transaction): a newer version is refused, never rewritten. */
+  /**
+   * A stored record, read through the decoder (the only reader of `meta` records but
+   * the metrics' oldest arrival): a record of a newer version is refused with a
+   * RecordVersionError naming it, so no write path ever rewrites it as this version's.
+   */
   private read(id: string): MessageRecord | undefined {
     const raw = this.meta.get(id);
     return raw === undefined ? undefined : decodeRecord(raw);
