@@ -225,7 +225,7 @@ export async function queueRun(config: Config, spool: LmdbSpool,
   idGen = new MessageIdGenerator()): Promise<number> {
   const now = Date.now();
   if (opts.ids) {
-    await spool.makeDue(opts.ids, now, true);
+    await spool.apply(opts.ids.map((id) => ({ kind: 'make-due', id, at: now, thaw: true })));
   } else {
     // A forced run takes every (unfrozen) message; a plain run the due ones, which
     // include sendmail -odq mail not yet tried: that is on the due index within
@@ -248,7 +248,7 @@ export async function queueRun(config: Config, spool: LmdbSpool,
       if (sel && !(has(r.sender, sel.sender) && (sel.recipient === undefined || r.recipients.some((x) => x.state === 'pending' && has(x.address, sel.recipient))))) continue;
       if (plain ? r.queueOnly && r.attempts === 0 && !r.frozen : opts.thaw || !r.frozen) ids.push(r.id);
     }
-    for (let i = 0; i < ids.length; i += 1000) await spool.makeDue(ids.slice(i, i + 1000), now, opts.thaw);
+    for (let i = 0; i < ids.length; i += 1000) await spool.apply(ids.slice(i, i + 1000).map((id) => ({ kind: 'make-due', id, at: now, thaw: opts.thaw })));
   }
   if (await kickDaemon(config, opts.force)) return 0;
   // No daemon answered: this process delivers, if no other one is doing so already.

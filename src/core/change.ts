@@ -2,9 +2,9 @@
 // operator action (-Mrm, -Mf, -Mt, -Mar, -Mes, -Mmd, -Mmad, -M, postern-qgrep's
 // actions, a user's own -Mrm) is a Change; the spool applies a list of them in one
 // transaction (spool.apply), each writing its journal entry with the change it records.
-// An attempt's settlement and -Mg go through spool.settle() (their bounce is new mail).
+// An attempt's settlement (and -Mg's) is one too: its bounces are committed with it.
 import type { EnvelopeEditKind, NewJournalEntry } from './journal.js';
-import type { MessageRecord } from './types.js';
+import type { MessageRecord, NewMessage, RecipientRecord } from './types.js';
 
 /** An envelope edit, as Exim's -Mar, -Mes, -Mmd and -Mmad make them. */
 export type EnvelopeEdit =
@@ -19,7 +19,28 @@ export interface Actor {
   user: string;
 }
 
+/** The result of one delivery attempt, written as one transaction. */
+export interface Settlement {
+  /** New state of the recipients that were tried, by address (others stay as they are). */
+  recipients: RecipientRecord[];
+  /** Next time the message is due; ignored when nothing is pending any more. */
+  nextAttempt: number | null;
+  lastError?: string;
+  /** Delay warnings sent so far, when this attempt sent one. */
+  warningsSent?: number;
+  /** Freeze the message (kept, off the due index) if anything is still pending. */
+  freeze?: boolean;
+  /** With `freeze`: stay on the due index at this time, when a frozen-time limit needs a look. */
+  wakeAt?: number;
+  /** Entries for the message's journal (the attempt, an operator action), in this transaction. */
+  journal: NewJournalEntry[];
+  /** Messages born of this attempt (bounces), committed in the same transaction. */
+  enqueue?: NewMessage[];
+}
+
 export type Change =
+  /** An attempt's settlement (or -Mg's, a limit's cancel): its results, next time, journal and the bounces it made. */
+  | { kind: 'settle'; id: string; settlement: Settlement }
   | { kind: 'freeze'; id: string; by: Actor }
   /** Thawed, due at `dueAt` (default: `by.at`). */
   | { kind: 'thaw'; id: string; by: Actor; dueAt?: number }
@@ -34,8 +55,8 @@ export type Change =
  * the spool); or not a recipient (-Mmd of an address that is not pending: nothing done).
  */
 export type ChangeResult =
-  | { kind: 'changed'; entries: NewJournalEntry[] }
-  | { kind: 'completed'; entries: NewJournalEntry[] }
+  | { kind: 'changed'; entries: NewJournalEntry[]; record?: MessageRecord }
+  | { kind: 'completed'; entries: NewJournalEntry[]; record?: MessageRecord }
   | { kind: 'unchanged' }
   | { kind: 'gone' }
   | { kind: 'not-recipient'; address: string };

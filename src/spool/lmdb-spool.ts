@@ -17,7 +17,7 @@ import { open as openFile, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { adminEntry, applyEdit, type Actor, type Change, type ChangeResult, type EnvelopeEdit } from '../core/change.js';
+import { adminEntry, applyEdit, type Change, type ChangeResult } from '../core/change.js';
 import type { JournalEntry, NewJournalEntry } from '../core/journal.js';
 import type { MessageRecord, NewMessage } from '../core/types.js';
 import { decodeRecord } from './record.js';
@@ -711,36 +711,38 @@ export class LmdbSpool implements Spool {
     }
   }
 
-  settle(id: string, s: Settlement): Promise<SettleResult> {
-    return this.synced(this.root.transaction((): SettleResult => {
-      const record = this.read(id);
-      // Removed (-Mrm) while it was being delivered: nothing left to record.
-      if (!record) return { kind: 'gone' };
-      const before = { nextAttempt: record.nextAttempt, frozen: record.frozen };
-      const byAddress = new Map(s.recipients.map((r) => [r.address, r]));
-      record.recipients = record.recipients.map((r) => (r.state === 'pending' ? byAddress.get(r.address) ?? r : r));
-      record.attempts += 1;
-      if (s.lastError !== undefined) record.lastError = s.lastError;
-      if (s.warningsSent !== undefined) record.warningsSent = s.warningsSent;
-      for (const m of s.enqueue ?? []) {
-        // Never overwrite: IDs come from one generator per process, so this is a bug;
-        // throwing aborts the whole transaction rather than lose the report silently.
-        if (this.meta.doesExist(m.id)) throw new Error(`message ID ${m.id} is already in the spool`);
-        const parts = rechunk(m.body);
-        const size = parts.reduce((n, b) => n + b.length, 0);
-        this.writeNew(newRecord(m, size, parts.length), m.headers, parts);
-      }
-      if (!record.recipients.some((r) => r.state === 'pending')) {
-        this.deleteAll(record);
-        return { kind: 'completed', record };
-      }
-      // A message frozen now, or by the operator during the attempt, is off the due index.
-      if (s.freeze) record.frozen = true;
-      record.nextAttempt = record.frozen ? (s.freeze ? s.wakeAt ?? null : null) : s.nextAttempt;
-      this.save(record, before);
-      this.appendJournal(id, s.journal);
-      return { kind: 'pending', record };
-    }));
+  /** An attempt's settlement, as apply([{ kind: 'settle' }]). */
+  async settle(id: string, settlement: Settlement): Promise<SettleResult> {
+    const [r] = await this.apply([{ kind: 'settle', id, settlement }]);
+    return r?.kind === 'completed' && r.record ? { kind: 'completed', record: r.record }
+      : r?.kind === 'changed' && r.record ? { kind: 'pending', record: r.record } : { kind: 'gone' };
+  }
+
+  /** A settlement inside apply()'s transaction (`record`: the message as stored, `before` its indexes' keys). */
+  private settleOne(record: MessageRecord, s: Settlement, before: { nextAttempt: number | null; frozen: boolean }): ChangeResult {
+    const byAddress = new Map(s.recipients.map((r) => [r.address, r]));
+    record.recipients = record.recipients.map((r) => (r.state === 'pending' ? byAddress.get(r.address) ?? r : r));
+    record.attempts += 1;
+    if (s.lastError !== undefined) record.lastError = s.lastError;
+    if (s.warningsSent !== undefined) record.warningsSent = s.warningsSent;
+    for (const m of s.enqueue ?? []) {
+      // Never overwrite: IDs come from one generator per process, so this is a bug;
+      // throwing aborts the whole transaction rather than lose the report silently.
+      if (this.meta.doesExist(m.id)) throw new Error(`message ID ${m.id} is already in the spool`);
+      const parts = rechunk(m.body);
+      const size = parts.reduce((n, b) => n + b.length, 0);
+      this.writeNew(newRecord(m, size, parts.length), m.headers, parts);
+    }
+    if (!record.recipients.some((r) => r.state === 'pending')) {
+      this.deleteAll(record);
+      return { kind: 'completed', entries: s.journal, record };
+    }
+    // A message frozen now, or by the operator during the attempt, is off the due index.
+    if (s.freeze) record.frozen = true;
+    record.nextAttempt = record.frozen ? (s.freeze ? s.wakeAt ?? null : null) : s.nextAttempt;
+    this.save(record, before);
+    this.appendJournal(record.id, s.journal);
+    return { kind: 'changed', entries: s.journal, record };
   }
 
   /** `range`: IDs from `start` (included) to `end` (excluded): IDs sort by arrival second, so an age is a seek. */
@@ -769,13 +771,16 @@ export class LmdbSpool implements Spool {
   /** One change, inside apply()'s transaction. */
   private applyOne(c: Change): ChangeResult {
     const record = this.read(c.id);
+    // Removed (-Mrm) while it was being delivered, say: nothing left to change.
     if (!record) return { kind: 'gone' };
     const before = { nextAttempt: record.nextAttempt, frozen: record.frozen };
     let entries: NewJournalEntry[] = [];
     switch (c.kind) {
+      case 'settle':
+        return this.settleOne(record, c.settlement, before);
       case 'remove':
         this.deleteAll(record);
-        return { kind: 'completed', entries: [adminEntry(c)] };
+        return { kind: 'completed', entries: [adminEntry(c)], record };
       case 'freeze':
       case 'thaw':
         if (record.frozen === (c.kind === 'freeze')) return { kind: 'unchanged' };
@@ -794,7 +799,7 @@ export class LmdbSpool implements Spool {
         if (done.length === 0) return { kind: 'unchanged' };
         if (!record.recipients.some((r) => r.state === 'pending')) {
           this.deleteAll(record);
-          return { kind: 'completed', entries: done };
+          return { kind: 'completed', entries: done, record };
         }
         entries = done;
         break;
@@ -802,7 +807,7 @@ export class LmdbSpool implements Spool {
     }
     this.save(record, before);
     this.appendJournal(record.id, entries);
-    return { kind: 'changed', entries };
+    return { kind: 'changed', entries, record };
   }
 
   /**
@@ -828,6 +833,8 @@ export class LmdbSpool implements Spool {
     this.meta.put(record.id, record);
   }
 
+  // The doors of before apply(), kept as thin wrappers over it (tests use them).
+
   remove(id: string): Promise<boolean> {
     return this.apply([{ kind: 'remove', id, by: { at: Date.now(), user: '' } }]).then(([r]) => r?.kind === 'completed');
   }
@@ -840,25 +847,6 @@ export class LmdbSpool implements Spool {
 
   async makeDue(ids: string[], at: number, thaw: boolean): Promise<void> {
     await this.apply(ids.map((id) => ({ kind: 'make-due', id, at, thaw })));
-  }
-
-  /**
-   * postern-qgrep's bulk --remove, --freeze, --thaw: every ID in one transaction and one
-   * sync (see apply()); per ID 'changed', 'unchanged' (already in that state) or 'gone'.
-   */
-  async bulk(ids: string[], action: 'remove' | 'freeze' | 'thaw', entry: NewJournalEntry, dueAt: number): Promise<Map<string, 'changed' | 'unchanged' | 'gone'>> {
-    const user = entry.type === 'admin' ? entry.user : 'unknown';
-    const results = await this.apply(ids.map((id) => ({ kind: action, id, by: { at: entry.at, user }, dueAt })));
-    return new Map(ids.map((id, n) => {
-      const r = results[n]?.kind;
-      return [id, r === 'changed' || r === 'completed' ? 'changed' : r === 'unchanged' ? 'unchanged' : 'gone'];
-    }));
-  }
-
-  /** An envelope edit (-Mar, -Mes, -Mmd, -Mmad), journaled; see apply(). */
-  async editEnvelope(id: string, edit: EnvelopeEdit, by: Actor): Promise<ChangeResult> {
-    const [r] = await this.apply([{ kind: 'edit', id, edit, by }]);
-    return r ?? { kind: 'gone' };
   }
 
   async close(): Promise<void> {

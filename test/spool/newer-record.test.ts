@@ -1,6 +1,6 @@
 // A record written by a newer postern (format version 2) is refused on every path that
 // reads it: each write door (apply's every change, settle, and the old wrappers over
-// apply) and the listing fail with an error naming the version, and the record is left
+// apply: remove, setFrozen, makeDue) and the listing fail with an error naming the version, and the record is left
 // exactly as it was, never rewritten as this version's. The apply() door's changes
 // are journaled in the same transaction: one entry per envelope edit.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -63,9 +63,7 @@ describe('a record of a newer version', () => {
       for (const c of changes) await expect(spool.apply([c]), c.kind).rejects.toThrow(version);
       await expect(spool.settle(m.id, { recipients: [], nextAttempt: null, journal: [] })).rejects.toThrow(version);
       await expect(spool.setFrozen(m.id, true, { v: 1, type: 'admin', at: T0, action: 'frozen', user: 'root' }, T0)).rejects.toThrow(version);
-      await expect(spool.bulk([m.id], 'remove', { v: 1, type: 'admin', at: T0, action: 'removed', user: 'root' }, T0)).rejects.toThrow(version);
       await expect(spool.makeDue([m.id], T0, true)).rejects.toThrow(version);
-      await expect(spool.editEnvelope(m.id, { op: 'mark-all-delivered' }, by)).rejects.toThrow(version);
       await expect(spool.remove(m.id)).rejects.toThrow(version);
       expect(() => [...spool.list()]).toThrow(version);
       expect(() => spool.load(m.id)).toThrow(version);
@@ -94,7 +92,7 @@ describe('a record of a newer version', () => {
         { v: 1, type: 'edit', at: by.at, edit: 'marked-delivered', address: 'ops@example.org', user: 'root' },
       ]);
       const [done] = await spool.apply([{ kind: 'edit', id: m.id, edit: { op: 'mark-all-delivered' }, by }]);
-      expect(done).toEqual({ kind: 'completed', entries: [
+      expect(done).toMatchObject({ kind: 'completed', entries: [
         { v: 1, type: 'edit', at: by.at, edit: 'marked-delivered', address: 'dev@example.org', user: 'root' },
         { v: 1, type: 'edit', at: by.at, edit: 'marked-delivered', address: 'z@example.org', user: 'root' }] });
       expect(spool.load(m.id)).toBeUndefined();
