@@ -289,36 +289,42 @@ export class LmdbSpool implements Spool {
     return failure;
   }
 
-  async commit(msg: NewMessage): Promise<MessageRecord> {
-    this.roomForNewMail();
-    const parts = rechunk(msg.body);
-    const bodySize = parts.reduce((n, b) => n + b.length, 0);
-    const record = newRecord(msg, bodySize, parts.length);
-    const stored = await this.synced(this.root.transaction(() => {
-      if (this.meta.doesExist(msg.id)) return false;
-      this.writeNew(record, msg.headers, parts);
-      return true;
-    }));
-    if (!stored) throw new SpoolUnavailable(`message ID ${msg.id} is already in the spool`);
-    return record;
-  }
-
   /**
-   * A message from a maildrop file: committed together with the file's name, so a
-   * pickup that crashes before removing the file never commits it twice. Resolves
-   * false when that file was already taken.
+   * New mail, whole (sendmail's maildrop files, tests, the Exim importer): the door of
+   * all new mail with incoming() (SMTP, -bs), both ending in admitOne(). `pickupFile`:
+   * the maildrop file it came from, remembered in the same transaction, so a pickup that
+   * crashes before removing the file never commits it twice (false: that file was
+   * taken already).
    */
-  async commitPickup(msg: NewMessage, file: string): Promise<MessageRecord | false> {
+  async admit(msg: NewMessage, o: { pickupFile?: string } = {}): Promise<MessageRecord | false> {
     this.roomForNewMail();
     const parts = rechunk(msg.body);
     const record = newRecord(msg, parts.reduce((n, b) => n + b.length, 0), parts.length);
-    return this.synced(this.root.transaction(() => {
-      if (this.pickups.doesExist(file)) return false;
-      if (this.meta.doesExist(msg.id)) throw new SpoolUnavailable(`message ID ${msg.id} is already in the spool`);
-      this.writeNew(record, msg.headers, parts);
-      this.pickups.put(file, msg.id);
-      return record;
-    }));
+    return this.synced(this.root.transaction(() => this.admitOne(record, msg.headers, parts, o)));
+  }
+
+  /**
+   * A new message into the spool, inside the caller's transaction: never over a stored
+   * one (IDs come from one generator per process, so that is a bug, and throwing aborts
+   * the whole transaction), with its pickup mark, its writer's `incoming` entry gone.
+   */
+  private admitOne(record: MessageRecord, headers: string, parts: Buffer[], o: { pickupFile?: string; incoming?: boolean } = {}): MessageRecord | false {
+    if (o.pickupFile !== undefined && this.pickups.doesExist(o.pickupFile)) return false;
+    if (this.meta.doesExist(record.id)) throw new SpoolUnavailable(`message ID ${record.id} is already in the spool`);
+    this.writeNew(record, headers, parts);
+    if (o.pickupFile !== undefined) this.pickups.put(o.pickupFile, record.id);
+    if (o.incoming) this.incomingDb.remove(record.id);
+    return record;
+  }
+
+  /** As admit(), for a message that must be new (throws when its ID is taken). */
+  async commit(msg: NewMessage): Promise<MessageRecord> {
+    return await this.admit(msg) as MessageRecord;
+  }
+
+  /** As admit() with the maildrop file's name (pickup.ts). */
+  commitPickup(msg: NewMessage, file: string): Promise<MessageRecord | false> {
+    return this.admit(msg, { pickupFile: file });
   }
 
   /** The ID a maildrop file became, if it was picked up already. */
@@ -454,12 +460,7 @@ export class LmdbSpool implements Spool {
           const parts = [...held, ...tail];
           const record = newRecord({ ...m, id }, bodySize, parts.length);
           try {
-            const stored = await this.synced(this.root.transaction(() => {
-              if (meta.doesExist(id)) return false;
-              this.writeNew(record, m.headers, parts);
-              return true;
-            }));
-            if (!stored) throw new SpoolUnavailable(`message ID ${id} is already in the spool`);
+            await this.synced(this.root.transaction(() => this.admitOne(record, m.headers, parts)));
           } finally {
             state = 'done';
             held = [];
@@ -483,13 +484,7 @@ export class LmdbSpool implements Spool {
         }
         const record: MessageRecord = { ...newRecord({ ...m, id }, bodySize, 0), bodyFile: true };
         try {
-          const stored = await this.synced(this.root.transaction(() => {
-            if (meta.doesExist(id)) return false;
-            this.writeNew(record, m.headers, []);
-            incomingDb.remove(id);
-            return true;
-          }));
-          if (!stored) throw new SpoolUnavailable(`message ID ${id} is already in the spool`);
+          await this.synced(this.root.transaction(() => this.admitOne(record, m.headers, [], { incoming: true })));
         } catch (err) {
           return give(err);
         }
@@ -726,12 +721,9 @@ export class LmdbSpool implements Spool {
     if (s.lastError !== undefined) record.lastError = s.lastError;
     if (s.warningsSent !== undefined) record.warningsSent = s.warningsSent;
     for (const m of s.enqueue ?? []) {
-      // Never overwrite: IDs come from one generator per process, so this is a bug;
-      // throwing aborts the whole transaction rather than lose the report silently.
-      if (this.meta.doesExist(m.id)) throw new Error(`message ID ${m.id} is already in the spool`);
+      // The attempt's bounces and warnings, new mail in the same transaction.
       const parts = rechunk(m.body);
-      const size = parts.reduce((n, b) => n + b.length, 0);
-      this.writeNew(newRecord(m, size, parts.length), m.headers, parts);
+      this.admitOne(newRecord(m, parts.reduce((n, b) => n + b.length, 0), parts.length), m.headers, parts);
     }
     if (!record.recipients.some((r) => r.state === 'pending')) {
       this.deleteAll(record);

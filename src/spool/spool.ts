@@ -54,6 +54,9 @@ export interface IncomingMessage {
 }
 
 export interface Spool {
+  /** New mail, whole; false when `pickupFile` was taken already. With incoming(), the only doors for new mail. */
+  admit(msg: NewMessage, o?: { pickupFile?: string }): Promise<MessageRecord | false>;
+  /** admit() of a message that must be new. */
   commit(msg: NewMessage): Promise<MessageRecord>;
   /** Starts a message whose body arrives in pieces; see IncomingMessage. */
   incoming(id: string): IncomingMessage;
