@@ -4,7 +4,7 @@
 # dependencies only (npm ci --omit=dev into the staging tree: the one network use, and
 # npm's cache serves it when it can), the man pages (made from it), the unit, the logrotate
 # snippet and the maintainer scripts in packaging/debian/. Arch-specific: lmdb's
-# prebuilt binary for this machine comes with it.
+# prebuilt binary for this machine comes with it, and the postdrop helper built with cc.
 #   packaging/build-deb.sh [OUTDIR]      (default: packaging/out)
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +24,13 @@ mkdir -p "$lib"
 (cd "$here" && npx tsc -p tsconfig.json --outDir "$lib/dist" --sourceMap false --incremental false)
 # sendmail's submission as one CommonJS file (bin/ runs it first: a fast start).
 (cd "$here" && npm run -s bundle -- --outfile="$lib/dist/cli/submit.cjs")
+# The setgid helper through which users write into the maildrop, with the system's cc
+# and Debian's hardening flags, stripped; postinst gives it its group (postern-drop)
+# and mode 2755.
+flag() { DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get "$1" 2>/dev/null || true; }
+# shellcheck disable=SC2046
+cc $(flag CPPFLAGS) $(flag CFLAGS) -Wall -Wextra $(flag LDFLAGS) -o "$lib/dist/postdrop" "$here/src/postdrop/postdrop.c"
+strip --strip-unneeded "$lib/dist/postdrop"
 cp -r "$here/bin" "$here/package.json" "$here/package-lock.json" "$lib/"
 # Debian's node named directly (lintian: no `env -S`); /usr/sbin/postern below starts it
 # with io_uring off, and bin/postern runs itself again with it off when root runs it otherwise.
@@ -52,7 +59,8 @@ cat > "$stage/usr/sbin/postern" <<'WRAP'
 # postern's commands: the name called (a link to this file) picks the personality.
 name=${0##*/}
 [ -f /usr/lib/postern/bin/"$name" ] || name=postern
-# io_uring off from the start: Debian's node refuses to change identity otherwise (CVE-2024-22017).
+# io_uring off from the start (CVE-2024-22017): a node that may use it refuses to change
+# identity in process; Debian's refuses anyway, and root's command then runs again as the user.
 UV_USE_IO_URING=0
 export UV_USE_IO_URING
 exec /usr/bin/node /usr/lib/postern/bin/"$name" "$@"

@@ -13,7 +13,12 @@
 #     (the sink answers 451) is listed by mailq (www-data sees only its own), shown by
 #     -Mvh, found by postern-qgrep, removed by -Mrm (www-data: its own only; exit 77 for
 #     -bpc, -Mvh and postern-qgrep); `systemctl stop`, sendmail -t with the daemon down,
-#     `systemctl start`, and that mail arrives too.
+#     `systemctl start`, and that mail arrives too;
+#   - the unit stopped: root's `postern install --import-queue --dry-run` and the import
+#     of a real Exim queue (its writer runs as postern), then `/usr/sbin/postern -bd`
+#     started as root by hand with user = "postern": ready, its root process only
+#     supervising, the one holding the spool running as postern (/proc/PID/status), mail
+#     taken on the listener root bound and delivered, HUP and TERM passed on, exit 0.
 # Prints one "ok N - ..." or "not ok N - ..." line per check (TAP), the output of each
 # failed one, and the time each stage took.
 #   packaging/test-debian.sh            (root; needs debootstrap, systemd-nspawn)
@@ -297,6 +302,89 @@ for u in root www-data postern; do
 	verdict "the mail $u sent while the daemon was stopped reached the sink, from $u" "$(sent_by "stopped-$u@example\.org" "$u" && echo yes || echo no)"
 done
 check "the main log records the deliveries" 0 'stopped-root@example\.org' root grep -F ' => ' /var/log/postern/mainlog
+
+# --- Exim's queue imported, and the daemon started as root by hand ------------------------
+# Root becomes postern: Debian's node refuses setgroups/setgid/setuid in process, so the
+# import's writer and the daemon run as postern in children started with its uid and gid;
+# the daemon's root process binds, sets up, hands the listener over (LISTEN_FDS) and
+# only supervises (signals passed on, the child's status its own).
+stage "Exim's queue imported as root; the daemon started as root by hand"
+check "systemctl stop postern (the import and the daemon by hand)" 0 SILENT root systemctl stop postern
+rm -rf "$DROOT/var/tmp/exim4" && mkdir -p "$DROOT/var/tmp/exim4"
+cp -r "$here/test/fixtures/exim-spool-4.96/input" "$DROOT/var/tmp/exim4/"
+check "postern install --import-queue --dry-run as root: Exim's 3 messages, nothing changed" 0 \
+	"^3 messages of Exim's queue \(/var/tmp/exim4/input\) would be imported; nothing was changed$" \
+	root postern install --import-queue --dry-run --exim-spool /var/tmp/exim4
+holds "  ... each named" '^1xaTqu-0000bw-0s <app@example\.org> 1 recipient \(1 delivered by Exim\), .*: would be imported$'
+check "postern install --import-queue as root (the spool's writer runs as postern)" 0 \
+	'^imported 3 messages from Exim' root postern install --import-queue --exim-spool /var/tmp/exim4
+check "the spool holds nothing of root's but the configuration's cache" 0 SILENT root \
+	find /var/spool/postern -mindepth 1 ! -user postern ! -name config.cache.json
+check "mailq as root: the imported messages" 0 'root@web1\.example\.org' root mailq
+
+cat >"$DROOT/var/tmp/smtp-send.js" <<'JS'
+// smtp-send.js PORT FROM TO: one message over SMTP; prints the session; exit 0 when all went well.
+const [port, from, to] = process.argv.slice(2);
+const lines = ['EHLO byhand.example.org', `MAIL FROM:<${from}>`, `RCPT TO:<${to}>`, 'DATA',
+  'Subject: smoke: the daemon started by hand\r\n\r\nThrough the listener root handed over.\r\n.', 'QUIT'];
+const s = require('node:net').connect(Number(port), '127.0.0.1');
+let i = 0, buf = '', said = '';
+const end = (code) => { process.stdout.write(said); process.exit(code); };
+s.on('data', (d) => {
+  buf += d;
+  for (let nl; (nl = buf.indexOf('\n')) >= 0;) {
+    const line = buf.slice(0, nl + 1);
+    buf = buf.slice(nl + 1);
+    said += `S: ${line}`;
+    if (!/^\d{3} /.test(line)) continue;
+    if (!/^[23]/.test(line)) end(1);
+    if (i === lines.length) end(0);
+    said += `C: ${lines[i]}\n`;
+    s.write(`${lines[i++]}\r\n`);
+  }
+});
+s.on('error', (e) => { said += `${e.message}\n`; end(1); });
+JS
+# A shell of its own waits for the daemon and keeps its status; setsid: no terminal, no group of ours.
+bd_shell=$(run_as root /bin/sh -c 'setsid /bin/sh -c "/usr/sbin/postern -bd -q1m </dev/null >/var/tmp/bd.out 2>&1; echo \$? >/var/tmp/bd.status" >/dev/null 2>&1 & echo $!' 2>/dev/null || true)
+bd_pid=''
+bd_inner=''
+bd_found() {
+	bd_pid=$(run_as root cat "/proc/$bd_shell/task/$bd_shell/children" 2>/dev/null | awk '{ print $1 }')
+	[ -n "$bd_pid" ] && bd_inner=$(run_as root cat "/proc/$bd_pid/task/$bd_pid/children" 2>/dev/null | awk '{ print $1 }')
+	[ -n "$bd_inner" ] && run_as root grep -q 'ready, listening' /var/tmp/bd.out 2>/dev/null
+}
+wait_for 30 bd_found || true
+check "/usr/sbin/postern -bd as root by hand: ready" 0 '^postern: ready, listening for SMTP on 127\.0\.0\.1:' root cat /var/tmp/bd.out
+say "the daemon by hand: shell ${bd_shell:-?}, root's process ${bd_pid:-?}, postern's ${bd_inner:-?}"
+check "  ... its first process (root's) only supervises: it holds no spool" 0 '^root$' root /bin/sh -c \
+	"stat -c %U /proc/${bd_pid:-none} && ! ls -l /proc/${bd_pid:-none}/fd | grep -q /var/spool/postern"
+postern_ids="$(run_as root id -u postern) $(run_as root id -g postern)"
+spool_holders() { # the processes that have the spool open
+	local p
+	for p in /proc/[0-9]*; do ls -l "$p/fd" 2>/dev/null | grep -q '/var/spool/postern/spool\.mdb$' && echo "${p#/proc/}"; done
+	return 0
+}
+check "the process that holds the spool is the daemon's child" 0 "^${bd_inner:-none}\$" root /bin/sh -c "$(declare -f spool_holders); spool_holders"
+check "  ... and runs as postern, with postern's group only" 0 "^Uid:\s+${postern_ids% *}\s+${postern_ids% *}\s+${postern_ids% *}\s+${postern_ids% *}\$" \
+	root grep -E '^(Uid|Gid|Groups):' "/proc/${bd_inner:-none}/status"
+holds "  ... gid postern's" "^Gid:\\s+${postern_ids#* }\\s+${postern_ids#* }\\s+${postern_ids#* }\\s+${postern_ids#* }\$"
+holds "  ... no supplementary group but postern's" "^Groups:\\s*(${postern_ids#* })?\\s*\$"
+check "the daemon by hand takes mail on the listener root bound" 0 '^S: 250 2\.0\.0 OK id=' root /usr/bin/node /var/tmp/smtp-send.js "$smtp_port" byhand@example.org hand@example.org
+wait_for 60 sent_by 'hand@example\.org' byhand || true
+verdict "  ... and delivers it" "$(sent_by 'hand@example\.org' byhand && echo yes || echo no)"
+wait_for 60 sent_by '(ops|dev)@example\.org' app || true
+verdict "the messages imported from Exim reach the sink" "$(sent_by '(ops|dev)@example\.org' app && sent_by 'root@web1\.example\.org' root && echo yes || echo no)"
+check "mailq as root, the daemon by hand up" 0 '' root mailq
+check "kill -HUP to root's process: passed on" 0 SILENT root /bin/sh -c "kill -HUP ${bd_pid:-none}"
+reloaded() { run_as root grep -q "SIGHUP received: configuration reloaded" /var/log/postern/mainlog; }
+verdict "  ... the reload is logged" "$(wait_for 20 reloaded && echo yes || echo no)"
+check "kill -TERM to root's process" 0 SILENT root /bin/sh -c "kill -TERM ${bd_pid:-none}"
+bd_done() { run_as root test -s /var/tmp/bd.status; }
+wait_for 40 bd_done || true
+check "  ... both stop, and root's exits 0, postern's status" 0 '^0$' root cat /var/tmp/bd.status
+check "  ... postern's process logged its stop" 0 "postern daemon stopped: pid=${bd_inner:-none}\$" root tail -n 5 /var/log/postern/mainlog
+check "  ... none is left" 1 '' root test -e "/proc/${bd_inner:-none}"
 
 droot_poweroff
 stage "done: $n checks, $fails failed"

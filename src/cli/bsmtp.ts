@@ -1,6 +1,7 @@
 // cli/bsmtp.ts: `sendmail -bs` / `postern -bs`: one SMTP session on stdin/stdout for
-// any local user. Each message becomes a maildrop file, as sendmail's do; the daemon's
-// pickup makes it with the identity of the file's owner. Limits as on the listener.
+// any local user. Each message becomes a maildrop file, as sendmail's do (written
+// directly, or streamed through the setgid helper for a user the maildrop does not let
+// in); the daemon's pickup makes it with the identity of the file's owner. Limits as on the listener.
 import { Duplex } from 'node:stream';
 import { SMTPServer } from 'smtp-server';
 import type { Config } from '../config/schema.js';
@@ -9,7 +10,15 @@ import { REPLY } from '../core/replies.js';
 import { LineEnds, qualify } from '../receive/cleanup.js';
 import { request } from '../receive/local-client.js';
 import { acceptQuotedLocalParts, serverBase } from '../receive/smtp.js';
-import { DropError, DropWriter, DROP_VERSION, type DropEnvelope } from '../receive/maildrop.js';
+import { DropError, DropWriter, DROP_VERSION, envelopeLine, roomFor, type DropEnvelope } from '../receive/maildrop.js';
+import { HelperWriter, postdropPath, refusedByFolder } from '../receive/postdrop.js';
+
+/** A drop file being written, by us or by the helper: write() may ask us to wait. */
+interface Drop {
+  write(part: Buffer): Promise<void> | void;
+  finish(): Promise<unknown> | unknown;
+  abort(): void;
+}
 
 /** stdin and stdout as one socket-like stream, with the setTimeout() smtp-server expects. */
 class StdioSocket extends Duplex {
@@ -148,15 +157,22 @@ export async function bsmtp(config: Config, makeMaildrop: () => boolean | Promis
       void open(envelope).then((drop) => {
         const ends = new LineEnds();
         let failed: Error | undefined;
+        let writing: Promise<void> = Promise.resolve();
         stream.on('data', (chunk: Buffer) => {
           if (failed || stream.sizeExceeded || !drop) return;
           try {
-            drop.write(ends.pushInPlace(chunk)); // the chunk is ours, and written at once
+            const wait = drop.write(ends.pushInPlace(chunk)); // the chunk is ours, and written at once
+            if (wait) {
+              // The helper's pipe is full: the client waits, as on the listener.
+              stream.pause();
+              writing = wait.then(() => void stream.resume(), (err: Error) => { failed = err; stream.resume(); });
+            }
           } catch (err) {
             failed = err as Error;
           }
         });
-        stream.on('end', () => {
+        stream.on('end', async () => {
+          await writing;
           if (!drop) return done(reply(REPLY.spoolUnavailable));
           if (stream.sizeExceeded) {
             drop.abort();
@@ -164,9 +180,10 @@ export async function bsmtp(config: Config, makeMaildrop: () => boolean | Promis
           }
           try {
             if (failed) throw failed;
-            drop.write(ends.end());
-            drop.finish();
+            await drop.write(ends.end());
+            await drop.finish();
           } catch {
+            drop.abort();
             return done(reply(REPLY.spoolUnavailable));
           }
           done(null, '2.0.0 OK queued');
@@ -178,16 +195,27 @@ export async function bsmtp(config: Config, makeMaildrop: () => boolean | Promis
   server.on('error', () => { /* the session ends */ });
 
   /** The drop file for one message; undefined (answered 452) when the maildrop cannot take it. */
-  async function open(envelope: DropEnvelope): Promise<DropWriter | undefined> {
+  async function open(envelope: DropEnvelope): Promise<Drop | undefined> {
+    const direct = (): Drop => {
+      const w = new DropWriter(config.spool.maildrop, envelope);
+      return { write: (part) => w.write(part), finish: () => w.finish(), abort: () => w.abort() };
+    };
+    const helper = (): Drop => {
+      roomFor(config.spool.maildrop, 0); // the helper checks as it writes too
+      const w = new HelperWriter(postdropPath(config.spool), config.spool.maildrop);
+      void w.write(envelopeLine(envelope));
+      return w;
+    };
     try {
-      return new DropWriter(config.spool.maildrop, envelope);
-    } catch (err) {
-      if (!(err instanceof DropError && err.code === 'ENOENT' && await makeMaildrop())) return undefined;
       try {
-        return new DropWriter(config.spool.maildrop, envelope);
-      } catch {
-        return undefined;
+        return direct();
+      } catch (err) {
+        if (refusedByFolder(err)) return helper();
+        if (!(err instanceof DropError && err.code === 'ENOENT' && await makeMaildrop())) return undefined;
+        return direct();
       }
+    } catch {
+      return undefined;
     }
   }
 

@@ -26,11 +26,13 @@ import { RESERVE_SIZE, SpaceReserve } from '../spool/reserve.js';
 import { SmtpTransport } from '../transports/smtp.js';
 import { rewriteRules } from '../rewrite/load.js';
 import { rewriteRecipient } from '../rewrite/rewriter.js';
-import { Pickup } from '../receive/pickup.js';
+import { Pickup, STALL } from '../receive/pickup.js';
 import { OwnServer } from '../receive/own-server.js';
 import { formatEntry } from './format.js';
 import { isLmdbCommitFailure } from '../spool/lmdb-spool.js';
-import { daemonUser, dropPrivileges, prepareFolders, tidySpool } from './privileges.js';
+import { changesIdentityInProcess, daemonUser, dropPrivileges, prepareFolders, runAs, startedAs, tidySpool } from './privileges.js';
+import { handOverEnv, handOverShell, inheritedListeners } from './listen-fds.js';
+import type { UserEntry } from '../core/users.js';
 
 const STOP_GRACE = 30_000;
 /** How often the spool's partial messages of dead writers, and body files of no message, are swept (and at start). */
@@ -115,6 +117,21 @@ function openedLater(get: () => LmdbSpool): LmdbSpool {
   });
 }
 
+/**
+ * The root daemon on a node that cannot change identity in process (privileges.ts): its
+ * listeners bound and its folders set up, it starts itself again as `user`, handing the
+ * listening sockets over as systemd would (listen-fds.ts), closes its own copies, and
+ * stays as a thin supervisor: signals passed on, the child's exit status its own. The
+ * child finds the sockets, skips what only root does, and runs the daemon.
+ */
+async function superviseAs(owner: UserEntry, receiver: SmtpReceiver, listeners: number): Promise<never> {
+  const fds = receiver.listeningFds();
+  if (fds.length !== listeners) throw failure(`cannot hand the SMTP listeners to the ${owner.name} user: ${listeners - fds.length} of ${listeners} have no descriptor`);
+  const child = runAs(owner, { fds, env: handOverEnv(fds.length, 'smtp'), prefix: handOverShell });
+  void receiver.close(); // the child has its own copies now
+  return child;
+}
+
 export async function daemon(argv: string[], configFile: string | undefined): Promise<void> {
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   let queueInterval = 30 * 60_000;
@@ -130,6 +147,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   let config = await loadConfig(configFile);
   rewriteRules(config); // a bad email-addresses file: one sentence, exit 1, before any listener is bound
   const owner = daemonUser(config); // an unknown user: one sentence, exit 1
+  startedAs(owner); // the daemon a root one started as `user` (superviseAs): that user, or refused
   process.umask(0o027); // a main log made after a rotation is 0640 too
   const events = new EventBus();
   // One ID generator for this process: receiving, pickup and bounces share it.
@@ -148,13 +166,19 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     ids, kick: (id) => kick({ id }),
   });
   const bound: string[] = [];
-  for (const l of config.listen.smtp) bound.push(await receiver.listen(l.name, l.port));
+  // Listeners handed over (by the root daemon below, or a socket unit), else bound here.
+  const handed = inheritedListeners('smtp');
+  if (handed) for (const fd of handed) bound.push(await receiver.listenFd(fd));
+  else for (const l of config.listen.smtp) bound.push(await receiver.listen(l.name, l.port));
   // Listeners are bound: now the folders and their owners; then root is left behind
   // before the spool, the control socket and the delivery lock are opened.
   let spool: LmdbSpool;
   try {
     prepareFolders(config, owner);
-    if (owner && process.geteuid?.() === 0) dropPrivileges(owner);
+    if (owner && process.geteuid?.() === 0) {
+      if (!changesIdentityInProcess()) return await superviseAs(owner, receiver, bound.length);
+      dropPrivileges(owner);
+    }
     tidySpool(config); // as the daemon's user: root never walks a folder that user may change
     spool = LmdbSpool.open(config.spool.directory);
   } catch (err) {
@@ -199,6 +223,8 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   const pickup = new Pickup({
     dir: config.spool.maildrop, spool, events, clock: systemClock, ids, hostname: config.hostname, qualifyDomain: config.qualify_domain,
     maxMessageSize: config.listen.max_message_size, maxRecipients: config.listen.max_recipients, kick: (id) => scheduler.kick({ id }),
+    // A `sendmail -bs` client may pause for its idle timeout between two writes of a message.
+    stall: Math.max(STALL, 2 * config.listen.idle_timeout),
   });
   // The key that lets spool administrators (who can read it) ask for operator actions.
   const controlKey = randomBytes(24).toString('hex');

@@ -24,7 +24,7 @@ const FILES: HelpSection = {
   items: [
     ['/etc/postern/postern.toml', 'the configuration (see postern.toml(5)); -C FILE or $POSTERN_CONFIG name another'],
     ['/var/spool/postern', 'the spool (LMDB), the delivery lock and the control socket; mode 0700, the daemon user\'s'],
-    ['/var/spool/postern-maildrop', 'where sendmail leaves each message for the daemon to pick up (mode 1733)'],
+    ['/var/spool/postern-maildrop', 'where sendmail leaves each message for the daemon to pick up (mode 1731, group postern-drop: users write through the setgid helper /usr/lib/postern/dist/postdrop)'],
     ['/var/log/postern/mainlog', 'the main log, in Exim\'s format (mode 0640)'],
   ],
 };
@@ -292,7 +292,8 @@ export const PAGES: Record<string, HelpPage> = {
         title: '[spool]',
         items: [
           ['directory', 'the LMDB spool, the delivery lock and the control socket (mode 0700); default "/var/spool/postern"'],
-          ['maildrop', 'the public drop folder of sendmail (mode 1733); default: directory + "-maildrop"'],
+          ['maildrop', 'the drop folder of sendmail (mode 1731, the daemon user\'s, of the drop group); default: directory + "-maildrop"'],
+          ['postdrop', 'the setgid helper through which other users write into the maildrop; its group becomes the maildrop\'s; default: the one installed with postern'],
         ],
       },
       {

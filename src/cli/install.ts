@@ -119,7 +119,8 @@ export function wrapperText(node = process.execPath, pkg = PACKAGE_DIR): string 
 ${WRAPPER_MARK}: runs postern with an absolute interpreter, so sendmail, mailq and
 # newaliases work under cron's PATH or env -i. Written by \`postern install\`; the name
 # it is called by (a link to it) picks the personality. io_uring off: a node that may
-# use it refuses to change identity (CVE-2024-22017).
+# use it refuses to change identity in process (CVE-2024-22017); where one refuses
+# anyway, root's command runs again as the daemon's user, in a child.
 name=\${0##*/}
 [ -f ${sh(pkg)}/bin/"$name" ] || name=postern
 UV_USE_IO_URING=0
@@ -292,15 +293,27 @@ export function install(argv: string[], out: (s: string) => void, err: (s: strin
     }
   }
 
-  // 3. Folders, with their owners and modes (the privilege model).
+  // 3. The drop group and its setgid helper (the package's postinst does this for a package).
+  let drop = groupByName('postern-drop', at('/etc/group'));
+  if (!rootDir && !packaged) {
+    const helper = join(PACKAGE_DIR, 'dist/postdrop');
+    plan.add(`make ${helper} the setgid helper of the group postern-drop (root:postern-drop 2755), creating the group`, () => {
+      if (drop === undefined && spawnSync('groupadd', ['--system', 'postern-drop'], { stdio: 'ignore' }).status !== 0) throw failure('groupadd postern-drop failed');
+      drop = groupByName('postern-drop', at('/etc/group'));
+      chownSync(helper, 0, drop!);
+      chmodSync(helper, 0o2755);
+    });
+  }
+
+  // 4. Folders, with their owners and modes (the privilege model).
   const adm = groupByName('adm', at('/etc/group'));
   for (const [path, mode, group] of [
-    [CONFIG_PATHS.spool, 0o700, undefined], [CONFIG_PATHS.maildrop, 0o1733, undefined], [CONFIG_PATHS.logDir, 0o2750, adm],
+    [CONFIG_PATHS.spool, 0o700, undefined], [CONFIG_PATHS.maildrop, 0o1731, 'drop'], [CONFIG_PATHS.logDir, 0o2750, adm],
   ] as const) {
     const full = at(path);
-    plan.add(`make ${path} (mode ${mode.toString(8).padStart(4, '0')}${rootDir && !owner ? ', root\'s' : ', the postern user\'s'}${group !== undefined ? ', group adm' : ''})`, () => {
+    plan.add(`make ${path} (mode ${mode.toString(8).padStart(4, '0')}${rootDir && !owner ? ', root\'s' : ', the postern user\'s'}${group === 'drop' ? ', group postern-drop' : group !== undefined ? ', group adm' : ''})`, () => {
       mkdirSync(full, { recursive: true, mode: 0o755 });
-      chown(full, group);
+      chown(full, group === 'drop' ? drop : group);
       chmodSync(full, mode);
     });
   }
@@ -312,7 +325,7 @@ export function install(argv: string[], out: (s: string) => void, err: (s: strin
     return EX.OK;
   }
 
-  // 4. The unit and the logrotate snippet.
+  // 5. The unit and the logrotate snippet.
   for (const [path, source] of [[UNIT, 'config/postern.service'], [LOGROTATE, 'config/postern.logrotate']] as const) {
     plan.add(`ship ${path}`, () => {
       mkdirSync(dirname(at(path)), { recursive: true, mode: 0o755 });
@@ -321,7 +334,7 @@ export function install(argv: string[], out: (s: string) => void, err: (s: strin
     });
   }
 
-  // 5. The wrapper and the links, keeping what each pointed to.
+  // 6. The wrapper and the links, keeping what each pointed to.
   plan.add(`write ${WRAPPER} (runs ${process.execPath} ${join(PACKAGE_DIR, 'bin')}/NAME)`, () => {
     mkdirSync(dirname(at(WRAPPER)), { recursive: true, mode: 0o755 });
     writeFileSync(at(WRAPPER), wrapperText(), { mode: 0o755 });

@@ -29,7 +29,7 @@ async function openSpool(file: string | undefined, what: string) {
   const c = await config(file);
   const { becomeDaemonUser, requireAdmin } = await import('./privileges.js');
   requireAdmin(c, what);
-  becomeDaemonUser(c);
+  await becomeDaemonUser(c);
   process.umask(0o027); // a main log this command starts is 0640, as the daemon's
   const { LmdbSpool } = await import('../spool/lmdb-spool.js');
   const { MessageIdGenerator } = await import('../spool/message-id.js');

@@ -1,7 +1,8 @@
 // cli/own-commands.ts: `mailq`/`-bp` and `-Mrm` for a user who is no admin: their own
 // messages only, through the daemon's public socket `<maildrop>/.postern.sock` (the
 // spool is 0700). Proves who it is with an empty `.auth-<32 hex>` file of its own in the
-// maildrop (see receive/own-server.ts); with no daemon listening, one sentence, exit 75.
+// maildrop (see receive/own-server.ts), made by the setgid helper (receive/postdrop.ts)
+// when the maildrop does not let this user in; with no daemon listening, one sentence, exit 75.
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, existsSync, openSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import type { Config } from '../config/schema.js';
 import { failure, tempError, usage } from '../core/exit.js';
 import { requestAt } from '../receive/local-client.js';
 import { BUSY_ERROR, ownSocketPath, PROOF_PREFIX, type OwnReply } from '../receive/own-server.js';
+import { postdropPath, proofByHelper } from '../receive/postdrop.js';
 import { isMessageId } from '../spool/message-id.js';
 
 type Out = (s: string) => void;
@@ -30,15 +32,23 @@ async function own(config: Config, action: 'list' | 'remove', ids?: string[]): P
   const maildrop = config.spool.maildrop;
   const what = action === 'list' ? 'list' : 'remove';
   const later = tempError(`only the running daemon can ${what} your own messages; try again later`);
+  // No socket, no daemon: no proof made (one the helper made is not ours to remove).
+  if (!existsSync(ownSocketPath(maildrop))) throw later;
   let reply: OwnReply | undefined;
   for (let attempt = 1; ; attempt++) {
-    const proof = `${PROOF_PREFIX}${randomBytes(16).toString('hex')}`;
-    const path = join(maildrop, proof);
+    let proof = `${PROOF_PREFIX}${randomBytes(16).toString('hex')}`;
     try {
-      closeSync(openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_WRONLY, 0o600));
-    } catch {
-      throw later; // no maildrop (no daemon has run) or none we may write to
+      closeSync(openSync(join(maildrop, proof), constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_WRONLY, 0o600));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EACCES' && code !== 'EPERM') throw later; // no maildrop: no daemon has run
+      try {
+        proof = proofByHelper(postdropPath(config.spool), maildrop); // a user the maildrop does not let in
+      } catch {
+        throw later;
+      }
     }
+    const path = join(maildrop, proof);
     let unread = false;
     try {
       reply = await ask(maildrop, { op: 'own', action, proof, ...(ids ? { ids } : {}) });

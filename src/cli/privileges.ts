@@ -1,14 +1,17 @@
 // cli/privileges.ts: who may do what, and the folders that make it so. The spool
 // folder is private (0700, its files 0600, the daemon's user's); the maildrop is the
-// public drop folder (1733: anyone may add a file, nobody but its owner may list or
-// remove); the main log is 0640. A daemon started as root sets these up, touching by
-// name only what nobody else can swap, then becomes `user`; queue commands refuse
-// (exit 77) anyone but root and the daemon's user.
+// drop folder (1731, of the drop group: users add files through the setgid helper
+// only; nobody but its owner may list or remove); the main log is 0640. A daemon
+// started as root sets these up, touching by name only what nobody else can swap, then
+// becomes `user`; queue commands refuse (exit 77) anyone but root and the daemon's user.
 import { closeSync, constants, existsSync, fchmodSync, fchownSync, fstatSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, chmodSync, statSync, type Stats } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { CommandError, failure, noPermission } from '../core/exit.js';
+import { CommandError, EX, failure, noPermission } from '../core/exit.js';
 import { userByName, userName, type UserEntry } from '../core/users.js';
+import { dropGroup, postdropPath } from '../receive/postdrop.js';
 
 const euid = () => process.geteuid?.() ?? 0;
 
@@ -48,31 +51,116 @@ export function requireAdmin(config: Config, what: string): void {
 }
 
 /**
- * Root becomes the daemon's user: its group alone, then gid, then uid (the order
- * matters). A node that may use io_uring refuses (CVE-2024-22017); bin/ and the
- * wrappers start it with io_uring off, so that is one sentence for a node started otherwise.
+ * The marker a child started by runAs() finds in its environment: the uid it was started
+ * as. It never changes identity again, and refuses to go on unless it is that user.
  */
-export function dropPrivileges(u: UserEntry): void {
+export const AS_USER = 'POSTERN_AS_USER';
+
+let inProcess: boolean | undefined;
+
+/**
+ * Whether this node lets root change its identity in this process (asked once). A node
+ * whose libuv may use io_uring refuses setgroups/setgid/setuid (CVE-2024-22017: a ring
+ * made as root keeps root's credentials after setuid): Debian 13's own, always (it is
+ * linked to the system's libuv and ignores UV_USE_IO_URING), and Node's own when started
+ * with UV_USE_IO_URING unset to 0 on a libuv that has rings. Such a node runs the command
+ * again as the user instead (runAs). POSTERN_TEST_FORCE_SPAWN_DROP=1 picks that way on
+ * any node (the tests' way to cover it): it changes only how, never whether, root
+ * becomes the user.
+ */
+export function changesIdentityInProcess(): boolean {
+  if (inProcess !== undefined) return inProcess;
+  if (process.env.POSTERN_TEST_FORCE_SPAWN_DROP === '1') return (inProcess = false);
   try {
-    process.setgroups?.([u.gid]);
+    process.setgroups?.(process.getgroups?.() ?? []); // no change; throws where Node refuses
+    inProcess = true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ERR_INVALID_STATE') throw err;
-    const hint = process.env.UV_USE_IO_URING === '0' ? 'even with UV_USE_IO_URING=0 (a libuv it cannot ask)' : 'start it with UV_USE_IO_URING=0';
-    throw failure(`cannot become the ${u.name} user: this node refuses while io_uring may be on (CVE-2024-22017); ${hint}`);
+    inProcess = (err as NodeJS.ErrnoException).code !== 'ERR_INVALID_STATE';
   }
+  return inProcess;
+}
+
+/** Root becomes the daemon's user in this process: its group alone, then gid, then uid (the order matters). */
+export function dropPrivileges(u: UserEntry): void {
+  process.setgroups?.([u.gid]);
   process.setgid?.(u.gid);
   process.setuid?.(u.uid);
 }
 
-/** Root with `user` set runs queue commands as that user, so the spool never gets root's files. */
-export function becomeDaemonUser(config: Config): void {
-  if (euid() !== 0) return;
-  const u = daemonUser(config);
-  if (u) dropPrivileges(u);
+/**
+ * In a process runAs() started: true (and the marker forgotten, so nothing this process
+ * starts inherits it) when it is the user it was started as; refused otherwise (a marker
+ * must never let root, or anyone else, go on as if it had become that user).
+ */
+export function startedAs(u: UserEntry | undefined): boolean {
+  const mark = process.env[AS_USER];
+  if (mark === undefined) return false;
+  delete process.env[AS_USER];
+  if (!u || mark !== String(u.uid) || euid() !== u.uid || (process.getegid?.() ?? u.gid) !== u.gid) {
+    throw failure(`cannot become the ${u?.name ?? 'daemon\'s'} user: started as it (${AS_USER}=${mark}), this process runs as ${userName(euid())}`);
+  }
+  return true;
 }
 
-/** Makes the maildrop when missing, checks it, and gives it its owner and mode 1733. */
-function maildrop(drop: string, owner: UserEntry | undefined): void {
+const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGQUIT', 'SIGWINCH'] as const;
+
+/**
+ * Runs this very command again as `u`, in a child started with its uid and gid (libuv's
+ * spawn changes them in the forked child, before exec, with no supplementary group, so no
+ * io_uring of this process ever runs as the user), and becomes its thin supervisor: our
+ * signals are passed on, and its exit status is ours (its death by a signal, the same
+ * death). The same script path or link name (argv[1]) keeps the personality. `fds` are
+ * inherited as descriptors 3, 4, ...; `env` is added to the child's environment. Never
+ * resolves: this process exits when the child does.
+ */
+export function runAs(u: UserEntry, o: { fds?: number[]; env?: Record<string, string>; prefix?: string[] } = {}): Promise<never> {
+  const script = process.argv[1] as string;
+  const argv = [...process.execArgv, script, ...process.argv.slice(2)];
+  const [cmd, ...args] = o.prefix ? [...o.prefix, process.execPath, ...argv] : [process.execPath, ...argv];
+  const child = spawn(cmd as string, args, {
+    uid: u.uid, gid: u.gid, stdio: ['inherit', 'inherit', 'inherit', ...(o.fds ?? [])],
+    env: { ...process.env, ...o.env, [AS_USER]: String(u.uid) },
+  });
+  const pass = (signal: NodeJS.Signals) => {
+    try {
+      child.kill(signal);
+    } catch { /* gone already */ }
+  };
+  for (const s of FORWARDED) process.on(s, pass);
+  return new Promise<never>(() => {
+    child.on('error', (e) => {
+      process.stderr.write(`${basename(script)}: cannot run as the ${u.name} user: ${(e as NodeJS.ErrnoException).code ?? e.message}\n`);
+      process.exit(EX.SOFTWARE);
+    });
+    child.on('exit', (code, signal) => {
+      if (signal === null) process.exit(code ?? EX.SOFTWARE);
+      for (const s of FORWARDED) process.off(s, pass);
+      process.removeAllListeners(signal);
+      process.exitCode = 128 + (osConstants.signals[signal] ?? 0);
+      process.kill(process.pid, signal); // the same death, for the caller to see
+      setTimeout(() => process.exit(), 200).unref(); // a signal whose default is to go on
+    });
+  });
+}
+
+/**
+ * Root with `user` set runs queue commands as that user, so the spool never gets root's
+ * files: in this process where node allows it, else as a child (runAs) whose status is ours.
+ */
+export async function becomeDaemonUser(config: Config): Promise<void> {
+  const u = daemonUser(config);
+  if (startedAs(u) || euid() !== 0 || !u) return;
+  if (changesIdentityInProcess()) dropPrivileges(u);
+  else await runAs(u);
+}
+
+/**
+ * Makes the maildrop when missing, checks it, and gives it its owner, the drop group
+ * (the setgid helper's: receive/postdrop.ts) and mode 1731: only its owner and the
+ * group (the helper) may add a file, nobody else may create, rename or link anything
+ * in (others may reach a name: the own-messages socket, the configuration copy).
+ */
+function maildrop(drop: string, owner: UserEntry | undefined, spool: Config['spool']): void {
   // Root's or the daemon user's; a daemon not run by root must own it (to list it).
   const allowed = new Set(euid() === 0 ? [0, ...(owner ? [owner.uid] : [])] : [euid()]);
   let st: Stats | undefined;
@@ -86,9 +174,9 @@ function maildrop(drop: string, owner: UserEntry | undefined): void {
   if (st.isSymbolicLink()) throw failure(`the maildrop ${drop} is a symbolic link; make it a folder`);
   if (!st.isDirectory()) throw failure(`the maildrop ${drop} is not a folder`);
   if (!allowed.has(st.uid)) throw failure(`the maildrop ${drop} belongs to ${userName(st.uid)}, not to ${euid() === 0 ? 'root or the daemon\'s user' : userName(euid())}`);
-  if (euid() === 0 && owner) lchownSync(drop, owner.uid, owner.gid);
-  // Sticky, writable and traversable by all, listable by its owner only.
-  chmodSync(drop, 0o1733);
+  const group = dropGroup(postdropPath(spool)) ?? owner?.gid ?? st.gid;
+  if (euid() === 0) lchownSync(drop, owner?.uid ?? st.uid, group);
+  chmodSync(drop, 0o1731); // an older 1733 maildrop is tightened here
 }
 
 /**
@@ -103,7 +191,7 @@ export function makeMaildrop(config: Config): boolean {
     const spool = config.spool.directory;
     mkdirSync(spool, { recursive: true, mode: 0o700 });
     if (euid() === 0 && owner) lchownSync(spool, owner.uid, owner.gid);
-    maildrop(config.spool.maildrop, owner);
+    maildrop(config.spool.maildrop, owner, config.spool);
     return true;
   } catch {
     return false;
@@ -170,7 +258,7 @@ function setUp(config: Config, owner: UserEntry | undefined, at: (path: string) 
   if (root && owner) handOverSpool(spool, owner, at);
 
   at(config.spool.maildrop);
-  maildrop(config.spool.maildrop, owner);
+  maildrop(config.spool.maildrop, owner, config.spool);
 
   // The main log is opened by the daemon after the drop (log/mainlog.ts), as Exim does:
   // here root only makes its folder, and gives the daemon's user a log of root's in a

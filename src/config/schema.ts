@@ -58,8 +58,10 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   spool: z.strictObject({
     directory: z.string().min(1).default('/var/spool/postern'),
-    /** The public drop folder of sendmail (mode 1733); default: the spool folder's path + "-maildrop". */
+    /** The drop folder of sendmail (mode 1731, the daemon user's, of the drop group); default: the spool folder's path + "-maildrop". */
     maildrop: z.string().min(1).optional(),
+    /** The setgid helper through which users write into the maildrop; its group is the drop group. Default: the one installed with postern. */
+    postdrop: z.string().min(1).optional(),
   }).prefault({}),
   smarthost: z.strictObject({
     hosts: z.array(hostPort).min(1, 'needs at least one host'),
@@ -122,6 +124,6 @@ export interface Config extends Omit<RawConfig, 'retry'> {
   file: string;
   hostname: string;
   qualify_domain: string;
-  spool: { directory: string; maildrop: string };
+  spool: { directory: string; maildrop: string; postdrop?: string };
   retry: Omit<RawConfig['retry'], 'rules'> & { rules: RetryRule[] };
 }

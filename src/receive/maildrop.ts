@@ -1,20 +1,26 @@
 // receive/maildrop.ts: the maildrop file, Postfix's postdrop adapted: what `sendmail`
-// and `sendmail -bs` write into the public drop folder (mode 1733) and what the pickup
-// reads back. One file per message: a JSON line with the envelope as the caller gave
-// it (never an identity: the file's owner is the submitter), then the message bytes.
-// The writer makes the file complete (mode 0644) only after its bytes are synced.
-// Light on purpose (node:fs only): sendmail loads it.
+// and `sendmail -bs` write into the drop folder (mode 1731, the daemon user's, of the
+// drop group) and what the pickup reads back. One file per message: a JSON line with
+// the envelope as the caller gave it (never an identity: the file's owner is the
+// submitter), then the message bytes. The writer makes the file complete (mode 0644)
+// only after its bytes are synced. Root and the daemon's user write here directly;
+// everyone else through the setgid helper (postdrop.ts). Light (node:fs only): sendmail loads it.
 import { join } from 'node:path';
 
 // node:fs by process.getBuiltinModule: an ESM `import` of it builds its whole facade
 // (fs/promises, streams, readline: 1.5 ms of sendmail's start).
-const { closeSync, constants, fchmodSync, fsyncSync, openSync, readSync, unlinkSync, writeSync } = process.getBuiltinModule('node:fs');
+const { closeSync, constants, fchmodSync, fstatSync, fsyncSync, openSync, readSync, statfsSync, unlinkSync, writeSync } = process.getBuiltinModule('node:fs');
 
 export const DROP_VERSION = 1;
 /** Room for the JSON line on top of max_message_size (Postfix's envelope allowance). */
 export const ENVELOPE_ALLOWANCE = 1024 * 1024;
-/** A file still mode 0600 after this long was abandoned by its writer. */
-export const INCOMPLETE_AGE = 24 * 3_600_000;
+/**
+ * Free space a submission must leave on the maildrop's file system (Postfix's
+ * queue_minfree): the pickup needs room to copy a message into the spool before it
+ * removes the file, so sendmail refuses (75) rather than take the last of it. Twice
+ * the spool's reserve (spool/reserve.ts); src/postdrop/postdrop.c has the same figure.
+ */
+export const MINFREE = 2 * 1024 * 1024;
 
 export interface DropEnvelope {
   v: number;
@@ -61,14 +67,15 @@ export class DropWriter {
   private readonly path: string;
   private fd: number | undefined;
 
-  constructor(private readonly dir: string, envelope: DropEnvelope) {
+  constructor(private readonly dir: string, envelope: DropEnvelope, size = 0) {
     this.path = join(dir, this.name);
     try {
+      roomFor(dir, size);
       this.fd = openSync(this.path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     } catch (err) {
       throw new DropError(dropFailure(dir, err as NodeJS.ErrnoException), (err as NodeJS.ErrnoException).code);
     }
-    this.write(Buffer.from(JSON.stringify(envelope) + '\n', 'utf8'));
+    this.write(envelopeLine(envelope));
   }
 
   write(part: Buffer): void {
@@ -86,6 +93,9 @@ export class DropWriter {
       // The folder's entry is synced before the file is marked complete: the mark wakes
       // the daemon (its watch on the folder), whose own commit then meets only our last sync.
       syncFolder(this.dir);
+      // The pickup removes a file left unfinished too long: then it is not there to be
+      // taken (checked before the mark: once marked, the pickup may take it at once).
+      if (fstatSync(this.fd!).nlink === 0) throw Object.assign(new Error('removed before it was complete'), { code: 'ESTALE' });
       fchmodSync(this.fd!, 0o644);
       fsyncSync(this.fd!);
       closeSync(this.fd!);
@@ -107,14 +117,32 @@ export class DropWriter {
     }
     try {
       unlinkSync(this.path);
-    } catch { /* an incomplete file left behind is removed by the pickup after a day */ }
+    } catch { /* an incomplete file left behind is removed by the pickup once it stops changing */ }
   }
+}
+
+/** The first line of a drop file. */
+export function envelopeLine(envelope: DropEnvelope): Buffer {
+  return Buffer.from(JSON.stringify(envelope) + '\n', 'utf8');
+}
+
+/** Refuses (ENOSPC) a message that would leave less than MINFREE on the maildrop's file system. */
+export function roomFor(dir: string, size: number): void {
+  let free: number;
+  try {
+    const st = statfsSync(dir);
+    free = st.bavail * st.bsize;
+  } catch {
+    return; // the open says what is wrong with the folder
+  }
+  if (free < size + MINFREE) throw Object.assign(new Error('below the free-space minimum'), { code: 'ENOSPC' });
 }
 
 /** Writes one complete drop file and returns its name. */
 export function writeDropFile(dir: string, envelope: DropEnvelope, message: Buffer | Buffer[]): string {
-  const w = new DropWriter(dir, envelope);
-  for (const part of Array.isArray(message) ? message : [message]) w.write(part);
+  const parts = Array.isArray(message) ? message : [message];
+  const w = new DropWriter(dir, envelope, parts.reduce((n, b) => n + b.length, 0));
+  for (const part of parts) w.write(part);
   return w.finish();
 }
 
@@ -127,14 +155,15 @@ export function syncFolder(dir: string): void {
     } finally {
       closeSync(fd);
     }
-  } catch { /* not readable by us (mode 1733): fine */ }
+  } catch { /* not readable by us: fine */ }
 }
 
 function dropFailure(dir: string, err: NodeJS.ErrnoException): string {
   switch (err.code) {
     case 'ENOENT': return `the maildrop folder ${dir} does not exist (has the postern daemon ever run?)`;
     case 'EACCES': case 'EPERM': return `the maildrop folder ${dir} is not writable by this user`;
-    case 'ENOSPC': case 'EDQUOT': return `no space left for the message in ${dir}`;
+    case 'ENOSPC': case 'EDQUOT': return `not enough free space for the message in ${dir}`;
+    case 'ESTALE': return `the message file in ${dir} was removed before it was complete (written too slowly)`;
     default: return `cannot write the message into ${dir} (${err.code ?? err.message})`;
   }
 }
@@ -143,9 +172,15 @@ function dropFailure(dir: string, err: NodeJS.ErrnoException): string {
 export function parseDropFile(data: Buffer, limits: { maxRecipients: number }): { envelope: DropEnvelope; message: Buffer } | string {
   const nl = data.indexOf(10);
   if (nl < 0 || nl > ENVELOPE_ALLOWANCE) return 'no envelope line';
+  const envelope = parseEnvelope(data.toString('utf8', 0, nl), limits);
+  return typeof envelope === 'string' ? envelope : { envelope, message: data.subarray(nl + 1) };
+}
+
+/** The envelope line of a drop file (without its LF); a string says what is wrong with it. */
+export function parseEnvelope(line: string, limits: { maxRecipients: number }): DropEnvelope | string {
   let raw: unknown;
   try {
-    raw = JSON.parse(data.toString('utf8', 0, nl));
+    raw = JSON.parse(line);
   } catch {
     return 'the envelope line is not JSON';
   }
@@ -159,12 +194,9 @@ export function parseDropFile(data: Buffer, limits: { maxRecipients: number }): 
   if (e.fullName !== undefined && !str(e.fullName)) return 'bad full name';
   if (e.protocol !== 'local' && e.protocol !== 'local-smtp' && e.protocol !== 'local-esmtp') return 'bad protocol';
   return {
-    envelope: {
-      v: DROP_VERSION, recipients: e.recipients as string[], extract: e.extract === true, protocol: e.protocol,
-      ...(e.sender !== undefined ? { sender: e.sender as string } : {}),
-      ...(e.fullName !== undefined ? { fullName: e.fullName as string } : {}),
-      ...(e.queueOnly === true ? { queueOnly: true } : {}),
-    },
-    message: data.subarray(nl + 1),
+    v: DROP_VERSION, recipients: e.recipients as string[], extract: e.extract === true, protocol: e.protocol,
+    ...(e.sender !== undefined ? { sender: e.sender as string } : {}),
+    ...(e.fullName !== undefined ? { fullName: e.fullName as string } : {}),
+    ...(e.queueOnly === true ? { queueOnly: true } : {}),
   };
 }

@@ -1,27 +1,32 @@
-// receive/pickup.ts: Postfix's pickup. Moves complete maildrop files (written by any
-// user's sendmail) into the spool: the file's owner, as the kernel reports it, is the
-// submitter (U=, the default sender, Received:); the file only says what the user may
-// choose. Each message is cleaned up here with an ID of this process, committed with
-// the file's name (so a crash never commits a file twice), logged, and then the file
-// is removed. Run by the process that holds the delivery lock: the daemon (at start,
-// on changes to the folder, every minute) or a queue command when no daemon runs.
-// A file that is not a well-formed drop file is logged with its owner and removed.
-import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync, rmdirSync, unlinkSync, watch, type FSWatcher, type Stats } from 'node:fs';
+// receive/pickup.ts: Postfix's pickup. Moves complete maildrop files (written by root,
+// the daemon's user, or any user through the setgid helper) into the spool: the file's
+// owner, as the kernel reports it, is the submitter (U=, the default sender,
+// Received:); the file only says what the user may choose. Each message is streamed
+// into the spool as an SMTP body is (never held whole), cleaned up with an ID of this
+// process, committed with the file's name (so a crash never commits a file twice),
+// logged, and then the file is removed. Run by the process that holds the delivery
+// lock: the daemon (at start, on changes to the folder, every 2 s) or a queue command.
+// Anything that is not a well-formed drop file is removed, one log line per user.
+import { constants, type Stats } from 'node:fs';
+import { lstat, open, opendir, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock, Timer } from '../core/clock.js';
 import type { EventBus } from '../core/events.js';
-import type { MessageRecord, NewMessage } from '../core/types.js';
+import type { MessageRecord } from '../core/types.js';
+import { PickedUpAlready, type IncomingMessage } from '../spool/spool.js';
 import { isRoutableAddress } from '../core/address.js';
 import { userName } from '../core/users.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
 import { DROP_CACHE } from '../config/load.js';
 import { OWN_SOCKET, PROOF_PREFIX } from './own-server.js';
-import { cleanup, qualify } from './cleanup.js';
-import { ENVELOPE_ALLOWANCE, INCOMPLETE_AGE, parseDropFile, syncFolder } from './maildrop.js';
+import { cleanupHeaders, HeaderSplitter, HeaderTooLong, parseHeaderBlock, qualify } from './cleanup.js';
+import { ENVELOPE_ALLOWANCE, parseEnvelope, syncFolder, type DropEnvelope } from './maildrop.js';
+import { watch, type FSWatcher } from 'node:fs';
 
 /** What the pickup needs of the spool (LmdbSpool has it). */
 export interface PickupSpool {
-  commitPickup(msg: NewMessage, file: string): Promise<MessageRecord | false>;
+  /** A message streamed in, committed together with the name of its maildrop file. */
+  incoming(id: string, pickup: string): IncomingMessage;
   pickedUp(file: string): string | undefined;
   pickupMarks(): string[];
   forgetPickups(files: string[]): Promise<void>;
@@ -39,19 +44,57 @@ export interface PickupOptions {
   maxRecipients: number;
   /** A message is in the spool (not called for sendmail -odq mail). */
   kick: (id: string) => void;
+  /** An unfinished file that has not grown for this long is junk (default STALL). */
+  stall?: number;
 }
 
-/** Files per round, and bytes read per round: SMTP stays served between rounds. */
-const ROUND_FILES = 200;
-const ROUND_BYTES = 64 * 1024 * 1024;
+/**
+ * A turn is what runs between two yields to the event loop: at most this many names
+ * looked at (every name counts, skipped or not), messages, and bytes held by messages
+ * waiting for their commit (a body over 1 MB is in its spool file already).
+ */
+const TURN_NAMES = 256;
+const TURN_FILES = 100;
+const TURN_HELD = 16 * 1024 * 1024;
 /** A look at the folder this often whatever the watch says: a watch can go blind (the folder made again, a file system without inotify events). */
 const SCAN_EVERY = 2_000;
+/**
+ * An unfinished file (mode 0600) whose size has not grown for this long is junk: its
+ * writer is gone. Growth is the only thing that keeps it: neither its times nor its
+ * mode, which its owner could set, and it cannot grow past the size limit.
+ */
+export const STALL = 10 * 60_000;
+/** An unfinished file still empty this long after it was first seen is junk too (a writer writes its envelope line at once). */
+export const EMPTY_STALL = 60_000;
+/** A name known to be unfinished is looked at again this often, or when the watch names it. */
+export const RECHECK = 5_000;
+/** The spool refused (a full disk): the files wait this long before the next try, and it is said once a minute at most. */
+const RETRY = 1_900;
+const NOTICE_EVERY = 60_000;
+/** A user's removals are logged once none has followed for this long (a flood is removed over several passes). */
+const QUIET = 10_000;
+const READ = 64 * 1024;
+/** Removed files named one by one in the log line of their user, up to this many. */
+const SOME = 10;
 
-type Inspected =
+type Outcome =
   | { kind: 'skip' }
   | { kind: 'taken' }
   | { kind: 'bad'; reason: string; uid?: number; dir?: boolean }
-  | { kind: 'ok'; uid: number; data: Buffer; written: number };
+  | { kind: 'ok'; commit: Promise<MessageRecord>; id: string; sender: string; protocol: string; user: string; queueOnly: boolean; messageIdHeader?: string; held: number };
+
+interface Turn {
+  names: number;
+  held: number;
+  work: { name: string; out: Outcome & { kind: 'ok' } }[];
+  taken: string[];
+}
+
+/** An unfinished file or a proof, as last seen: `since` is when it last grew (or was first seen). */
+interface Watched { ino: number; size: number; since: number; look: number }
+
+/** The files removed from one user since the last log line about them. */
+interface Removed { count: number; first: string; reasons: Map<string, number>; some: string[]; last: number }
 
 export class Pickup {
   private running: Promise<void> | undefined;
@@ -61,8 +104,22 @@ export class Pickup {
   private stopped = false;
   /** Entries we could not remove: named in the log once, not every round. */
   private readonly stuck = new Set<string>();
+  private readonly watched = new Map<string, Watched>();
+  /** Names the folder's watch reported since they were last looked at (`all`: any may have changed). */
+  private readonly dirty = new Set<string>();
+  private dirtyAll = true;
+  private readonly removed = new Map<number | undefined, Removed>();
+  /** When each user's removals were last logged: at most once a minute each. */
+  private readonly loggedAt = new Map<number | undefined, number>();
+  /** When the pass under way started: the time of every sighting in it. */
+  private passStart = 0;
+  private retryAt = -Infinity;
+  private refusedNotice = -Infinity;
+  private readonly stall: number;
 
-  constructor(private readonly o: PickupOptions) {}
+  constructor(private readonly o: PickupOptions) {
+    this.stall = o.stall ?? STALL;
+  }
 
   /**
    * Starts watching the folder, with a scan every 2 s besides (one readdir of a folder
@@ -77,7 +134,11 @@ export class Pickup {
       this.timer = this.o.clock.at(this.o.clock.now() + SCAN_EVERY, tick);
     };
     try {
-      this.watcher = watch(this.o.dir, { persistent: false }, () => void this.run());
+      this.watcher = watch(this.o.dir, { persistent: false }, (_event, name) => {
+        if (typeof name === 'string' && this.dirty.size < 10_000) this.dirty.add(name);
+        else this.dirtyAll = true;
+        void this.run();
+      });
       this.watcher.on('error', () => {
         this.watcher?.close();
         this.watcher = undefined;
@@ -85,7 +146,7 @@ export class Pickup {
         tick();
       });
     } catch { /* no folder or no inotify: the scans find the files */ }
-    this.forgetRemoved();
+    void this.forgetRemoved();
     tick();
   }
 
@@ -95,6 +156,7 @@ export class Pickup {
     this.watcher = undefined;
     this.timer?.cancel();
     await this.running;
+    this.logRemoved(true);
   }
 
   /** Picks up until nothing is left to take; calls made meanwhile are folded into it. */
@@ -106,177 +168,257 @@ export class Pickup {
     this.running = (async () => {
       do {
         this.again = false;
-        while (!this.stopped) {
-          const full = await this.round();
-          if (!full) break;
-          await new Promise((r) => setImmediate(r)); // let SMTP sessions in between rounds
-        }
+        const started = this.o.clock.now();
+        await this.pass();
+        // Another pass at once for what came meanwhile, but never more than half the
+        // time: a user who keeps the folder busy does not keep the daemon busy.
+        const took = this.o.clock.now() - started;
+        if (this.again && !this.stopped) await (took < 20 ? new Promise((r) => setImmediate(r)) : this.sleep(Math.min(took, 1000)));
       } while (this.again && !this.stopped);
+      this.logRemoved();
     })().finally(() => {
       this.running = undefined;
     });
     return this.running;
   }
 
-  /** Marks whose files are gone (a crash between the unlink and the forget). */
-  private forgetRemoved(): void {
-    const gone = this.o.spool.pickupMarks().filter((name) => {
-      try {
-        lstatSync(join(this.o.dir, name));
-        return false;
-      } catch {
-        return true;
-      }
-    });
-    void this.o.spool.forgetPickups(gone).catch(() => undefined);
+  private sleep(ms: number): Promise<void> {
+    return new Promise((r) => this.o.clock.at(this.o.clock.now() + ms, () => r()));
   }
 
-  /** One bounded round; true when there may be more to take at once. */
-  private async round(): Promise<boolean> {
-    let names: string[];
+  /** Marks whose files are gone (a crash between the unlink and the forget). */
+  private async forgetRemoved(): Promise<void> {
+    const gone: string[] = [];
+    for (const name of this.o.spool.pickupMarks()) if (!(await this.lstat(join(this.o.dir, name)))) gone.push(name);
+    await this.o.spool.forgetPickups(gone).catch(() => undefined);
+  }
+
+  /**
+   * One walk through the folder, read as it goes (never the whole listing at once),
+   * in turns with the event loop served between them.
+   */
+  private async pass(): Promise<void> {
+    if (this.o.clock.now() < this.retryAt) return; // the spool refused a moment ago: the next tick tries again
+    let dir;
     try {
-      names = readdirSync(this.o.dir);
+      dir = await opendir(this.o.dir, { bufferSize: 128 });
     } catch {
-      return false; // no folder (yet): the daemon makes it at start
+      return; // no folder (yet): the daemon makes it at start
     }
-    const work: { name: string; msg: NewMessage; queueOnly: boolean; user: string }[] = [];
-    const taken: string[] = [];
-    let bytes = 0;
-    let full = false;
-    const logins = new Map<number, string>(); // /etc/passwd read once per uid and round
-    const owner = (uid: number) => logins.get(uid) ?? logins.set(uid, userName(uid)).get(uid)!;
-    for (const name of names) {
-      if (this.stuck.has(name) || this.configCache(name) || this.ownSocket(name)) continue;
-      if (work.length + taken.length >= ROUND_FILES || bytes >= ROUND_BYTES) {
-        full = true;
+    const all = this.dirtyAll;
+    this.dirtyAll = false;
+    // Files first seen in one pass wait from the same moment, and so go together (one log line).
+    this.passStart = this.o.clock.now();
+    const seen = new Set<string>();
+    let turn = newTurn();
+    let complete = true;
+    for await (const entry of dir) {
+      if (this.stopped) {
+        complete = false;
         break;
       }
-      const seen = this.inspect(name);
-      if (seen.kind === 'skip') continue;
-      if (seen.kind === 'taken') {
-        taken.push(name);
-        continue;
+      seen.add(entry.name);
+      turn.names++;
+      await this.look(entry.name, turn, all);
+      if (turn.names >= TURN_NAMES || turn.work.length >= TURN_FILES || turn.held >= TURN_HELD) {
+        const refused = await this.settle(turn);
+        turn = newTurn();
+        if (refused) {
+          complete = false;
+          break;
+        }
+        await new Promise((r) => setImmediate(r));
       }
-      if (seen.kind === 'bad') {
-        this.discard(name, seen.reason, seen.uid, seen.dir);
-        continue;
-      }
-      bytes += seen.data.length;
-      const user = owner(seen.uid);
-      const msg = this.message(seen.data, user, seen.written);
-      if (typeof msg === 'string') {
-        this.discard(name, msg, seen.uid);
-        continue;
-      }
-      work.push({ name, user, ...msg });
     }
-    // All commits of the round share one transaction and one sync (group commit).
-    const results = await Promise.allSettled(work.map((w) => this.o.spool.commitPickup(w.msg, w.name)));
+    await this.settle(turn);
+    if (complete) for (const name of this.watched.keys()) if (!seen.has(name)) this.watched.delete(name);
+    this.logRemoved();
+  }
+
+  private async look(name: string, turn: Turn, all: boolean): Promise<void> {
+    const marked = this.dirty.delete(name) || all;
+    const w = this.watched.get(name);
+    // A name known to be unfinished (or a proof) waits for its recheck unless the watch named it.
+    if (w && !marked && this.passStart - w.look < RECHECK) return;
+    if (this.stuck.has(name) || name === OWN_SOCKET) return;
+    if (name.startsWith(PROOF_PREFIX)) return this.proof(name);
+    if (name.startsWith(DROP_CACHE) && await this.configCache(name)) return;
+    const out = await this.inspect(name);
+    if (out.kind !== 'skip') this.watched.delete(name);
+    if (out.kind === 'taken') turn.taken.push(name);
+    else if (out.kind === 'bad') await this.discard(name, out.reason, out.uid, out.dir);
+    else if (out.kind === 'ok') {
+      turn.work.push({ name, out });
+      turn.held += out.held;
+    }
+  }
+
+  /**
+   * Commits what the turn read (one transaction and one sync for all: group commit),
+   * logs it, removes the files; true when the spool refused (a full disk): the files
+   * stay, and wait a moment.
+   */
+  private async settle(turn: Turn): Promise<boolean> {
+    const results = await Promise.allSettled(turn.work.map((w) => w.out.commit));
     let refused: { count: number; why: string } | undefined;
     results.forEach((r, i) => {
-      const w = work[i]!;
+      const { name, out } = turn.work[i]!;
       if (r.status === 'rejected') {
+        if (r.reason instanceof PickedUpAlready) return turn.taken.push(name);
         // The spool refused (full disk...): the file stays for a later round.
         refused = { count: (refused?.count ?? 0) + 1, why: (r.reason as Error)?.message ?? String(r.reason) };
         return;
       }
-      taken.push(w.name);
-      if (r.value === false) return;
-      const m = w.msg;
-      this.o.events.emit({ type: 'received', id: m.id, sender: m.sender, protocol: m.protocol, size: r.value.size, user: w.user,
-        ...(m.messageIdHeader ? { messageIdHeader: m.messageIdHeader } : {}) });
-      if (!w.queueOnly) this.o.kick(m.id);
+      turn.taken.push(name);
+      this.o.events.emit({ type: 'received', id: out.id, sender: out.sender, protocol: out.protocol, size: r.value.size, user: out.user,
+        ...(out.messageIdHeader ? { messageIdHeader: out.messageIdHeader } : {}) });
+      if (!out.queueOnly) this.o.kick(out.id);
     });
-    if (refused) this.o.events.emit({ type: 'notice', text: `maildrop: ${refused.count} file(s) left for later: ${refused.why}` });
-    const removed = taken.filter((name) => this.remove(name));
+    if (refused) {
+      const now = this.o.clock.now();
+      this.retryAt = now + RETRY;
+      if (now - this.refusedNotice >= NOTICE_EVERY) {
+        this.refusedNotice = now;
+        this.o.events.emit({ type: 'notice', text: `maildrop: ${refused.count} file(s) left for later: ${refused.why} (logged once a minute at most)` });
+      }
+    }
+    const removed: string[] = [];
+    for (const name of turn.taken) if (await this.remove(name)) removed.push(name);
     // The removals must be on disk before the marks go: a file back after a crash
     // with no mark would be picked up twice.
     if (removed.length) syncFolder(this.o.dir);
     await this.o.spool.forgetPickups(removed).catch(() => undefined);
-    return full && !refused;
+    return refused !== undefined;
   }
 
-  /**
-   * The daemon's public socket and users' proofs of identity (receive/own-server.ts):
-   * left alone, but for a proof abandoned for a day.
-   */
-  private ownSocket(name: string): boolean {
-    if (name === OWN_SOCKET) return true;
-    if (!name.startsWith(PROOF_PREFIX)) return false;
-    const st = this.lstat(join(this.o.dir, name));
-    if (st && this.o.clock.now() - st.mtimeMs >= INCOMPLETE_AGE) this.remove(name);
-    return true;
+  /** A user's proof of identity (receive/own-server.ts): left alone while it may serve, removed once stale. */
+  private async proof(name: string): Promise<void> {
+    const st = await this.lstat(join(this.o.dir, name));
+    if (!st) return;
+    const w = this.watch(name, st, false);
+    if (this.passStart - w.since >= this.stall) {
+      this.watched.delete(name);
+      await this.remove(name);
+    }
   }
 
   /** The validated-configuration copy (config/load.ts) that root or the daemon's user keeps here. */
-  private configCache(name: string): boolean {
-    if (!name.startsWith(DROP_CACHE)) return false;
-    const uid = this.lstat(join(this.o.dir, name))?.uid;
+  private async configCache(name: string): Promise<boolean> {
+    const uid = (await this.lstat(join(this.o.dir, name)))?.uid;
     return uid === 0 || uid === process.geteuid?.();
   }
 
-  private inspect(name: string): Inspected {
+  /**
+   * Notes an unfinished file or a proof as seen in this pass; a file that grew (`grows`)
+   * starts its wait again. The wait starts when this process first sees the file:
+   * nothing its owner can set (times, mode) shortens or lengthens it.
+   */
+  private watch(name: string, st: Stats, grows: boolean): Watched {
+    const now = this.passStart;
+    let w = this.watched.get(name);
+    if (!w || w.ino !== st.ino) {
+      w = { ino: st.ino, size: st.size, since: now, look: now };
+      this.watched.set(name, w);
+    } else if (grows && st.size > w.size) {
+      w.size = st.size;
+      w.since = now;
+    }
+    w.look = now;
+    return w;
+  }
+
+  /**
+   * A file not marked complete: junk once it has not grown for `stall`, or is still
+   * empty after EMPTY_STALL. A writer still at work learns of it when it marks the
+   * file complete (its link count is 0: maildrop.ts, postdrop.c) and fails, never
+   * acknowledging mail that is gone.
+   */
+  private unfinished(name: string, st: Stats): Outcome {
+    const w = this.watch(name, st, true);
+    const waited = this.passStart - w.since;
+    if (st.size === 0 && waited >= EMPTY_STALL) return { kind: 'bad', reason: 'left empty and unfinished', uid: st.uid };
+    if (waited < this.stall) return { kind: 'skip' };
+    return { kind: 'bad', reason: `left unfinished (not grown for ${Math.round(this.stall / 60_000)} minutes)`, uid: st.uid };
+  }
+
+  private async inspect(name: string): Promise<Outcome> {
     const path = join(this.o.dir, name);
-    let fd: number;
+    let fh: FileHandle;
     try {
-      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      const st = this.lstat(path);
+      const st = await this.lstat(path);
       if (!st) return { kind: 'skip' }; // gone meanwhile
       if (code === 'ELOOP' || st.isSymbolicLink()) return { kind: 'bad', reason: 'a symbolic link', uid: st.uid };
       // Unreadable to us: a file its writer has not finished (mode 0600).
-      return this.incomplete(st);
+      return this.unfinished(name, st);
     }
     try {
-      const st = fstatSync(fd);
+      const st = await fh.stat();
       if (st.isDirectory()) return { kind: 'bad', reason: 'a folder', uid: st.uid, dir: true };
       if (!st.isFile()) return { kind: 'bad', reason: 'not a regular file', uid: st.uid };
       if (st.nlink !== 1) return { kind: 'bad', reason: `a file with ${st.nlink} links`, uid: st.uid };
-      if ((st.mode & 0o004) === 0) return this.incomplete(st);
+      if ((st.mode & 0o004) === 0) return this.unfinished(name, st);
       if (this.o.spool.pickedUp(name) !== undefined) return { kind: 'taken' };
       if (st.size > this.o.maxMessageSize + ENVELOPE_ALLOWANCE) return { kind: 'bad', reason: `too big (${st.size} bytes)`, uid: st.uid };
-      const data = Buffer.allocUnsafe(st.size);
-      let got = 0;
-      while (got < st.size) {
-        const n = readSync(fd, data, got, st.size - got, got);
-        if (n === 0) break;
-        got += n;
-      }
-      return { kind: 'ok', uid: st.uid, data: data.subarray(0, got), written: st.mtimeMs };
+      const out = await this.take(name, fh, st);
+      return typeof out === 'string' ? { kind: 'bad', reason: out, uid: st.uid } : out;
     } finally {
-      closeSync(fd);
+      await fh.close().catch(() => undefined);
     }
   }
 
-  private incomplete(st: Stats): Inspected {
-    if (this.o.clock.now() - st.mtimeMs < INCOMPLETE_AGE) return { kind: 'skip' };
-    return { kind: 'bad', reason: 'left incomplete for a day', uid: st.uid };
-  }
-
-  private lstat(path: string): Stats | undefined {
-    try {
-      return lstatSync(path);
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** The spool message a drop file becomes, or why it cannot be one. */
-  private message(data: Buffer, user: string, written: number): { msg: NewMessage; queueOnly: boolean } | string {
+  /**
+   * Streams a complete drop file into the spool: the envelope line, then the header
+   * block (held, at most 1 MB), then the body in 64 KB reads, written as it comes.
+   * Resolves with the commit under way, or says why the file is no message.
+   */
+  private async take(name: string, fh: FileHandle, st: Stats): Promise<Outcome | string> {
     const o = this.o;
-    const parsed = parseDropFile(data, { maxRecipients: o.maxRecipients });
-    if (typeof parsed === 'string') return parsed;
-    const e = parsed.envelope;
+    const head = await readEnvelope(fh);
+    if (typeof head === 'string') return head;
+    const e = parseEnvelope(head.line, { maxRecipients: o.maxRecipients });
+    if (typeof e === 'string') return e;
+    const user = userName(st.uid);
     const sender = qualify(e.sender === undefined ? `${user}@${o.qualifyDomain}` : e.sender.replace(/^<(.*)>$/, '$1'), o.qualifyDomain);
     if (sender !== '' && !isRoutableAddress(sender)) return 'bad sender address';
     if (!e.recipients.every((r) => isRoutableAddress(qualify(r, o.qualifyDomain)))) return 'bad recipient address';
     const now = o.clock.now();
-    const id = o.ids.next(now);
+    const message = o.spool.incoming(o.ids.next(now), name);
+    const why = await streamBody(fh, head.rest, head.pos, message).catch((err: unknown) => {
+      void message.abort();
+      throw err; // the spool could not take it (a full disk): the file stays
+    });
+    if (typeof why === 'string') {
+      await message.abort();
+      return why;
+    }
+    const checked = this.headers(e, why.head, message, user, now);
+    if (typeof checked === 'string') {
+      await message.abort();
+      return checked;
+    }
+    const meta = {
+      // Arrived when sendmail wrote it (the daemon may have been down), never in the future.
+      sender, recipients: checked.recipients, arrival: Math.min(now, Math.floor(st.mtimeMs)), protocol: e.protocol, user, headers: checked.headers,
+      ...(checked.messageIdHeader ? { messageIdHeader: checked.messageIdHeader } : {}),
+      ...(e.queueOnly ? { queueOnly: true } : {}),
+    };
+    const commit = message.commit(meta);
+    commit.catch(() => undefined); // settled by the turn
+    return { kind: 'ok', commit, id: message.id, sender, protocol: e.protocol, user, queueOnly: e.queueOnly === true,
+      ...(checked.messageIdHeader ? { messageIdHeader: checked.messageIdHeader } : {}), held: Math.min(message.bodySize, 1024 * 1024) };
+  }
+
+  /** The cleaned header block and recipients, or why the message cannot be one. */
+  private headers(e: DropEnvelope, head: Buffer, message: IncomingMessage, user: string, now: number) {
+    const o = this.o;
+    const sender = qualify(e.sender === undefined ? `${user}@${o.qualifyDomain}` : e.sender.replace(/^<(.*)>$/, '$1'), o.qualifyDomain);
     let cleaned;
     try {
-      cleaned = cleanup(parsed.message, {
-        id, now, hostname: o.hostname, qualifyDomain: o.qualifyDomain, sender, recipients: e.recipients, protocol: e.protocol, user,
+      cleaned = cleanupHeaders(parseHeaderBlock(head), {
+        id: message.id, now, hostname: o.hostname, qualifyDomain: o.qualifyDomain, sender, recipients: e.recipients, protocol: e.protocol, user,
         extractRecipients: e.extract, ...(e.fullName !== undefined ? { fullName: e.fullName } : {}),
       });
     } catch (err) {
@@ -285,35 +427,114 @@ export class Pickup {
     if (cleaned.recipients.length === 0) return 'no recipients';
     if (cleaned.recipients.length > o.maxRecipients) return `more than ${o.maxRecipients} recipients`;
     if (!cleaned.recipients.every(isRoutableAddress)) return 'bad recipient address in the headers';
-    if (Buffer.byteLength(cleaned.headers, 'latin1') + cleaned.body.length > o.maxMessageSize) return 'larger than max_message_size';
-    return {
-      queueOnly: e.queueOnly === true,
-      msg: {
-        // Arrived when sendmail wrote it (the daemon may have been down), never in the future.
-        id, sender, recipients: cleaned.recipients, arrival: Math.min(now, Math.floor(written)), protocol: e.protocol, user, headers: cleaned.headers, body: [cleaned.body],
-        ...(cleaned.messageIdHeader ? { messageIdHeader: cleaned.messageIdHeader } : {}),
-        ...(e.queueOnly ? { queueOnly: true } : {}),
-      },
-    };
+    if (Buffer.byteLength(cleaned.headers, 'latin1') + message.bodySize > o.maxMessageSize) return 'larger than max_message_size';
+    return cleaned;
   }
 
-  private discard(name: string, reason: string, uid: number | undefined, dir = false): void {
-    const owner = uid === undefined ? 'an unknown user' : `${userName(uid)} (uid ${uid})`;
-    if (this.remove(name, dir)) {
-      this.o.events.emit({ type: 'notice', text: `maildrop: removed ${name} from ${owner}: ${reason}` });
+  private async discard(name: string, reason: string, uid: number | undefined, dir = false): Promise<void> {
+    if (await this.remove(name, dir)) {
+      const r = this.removed.get(uid) ?? { count: 0, first: name, reasons: new Map<string, number>(), some: [], last: 0 };
+      r.last = this.o.clock.now();
+      r.count++;
+      r.reasons.set(reason, (r.reasons.get(reason) ?? 0) + 1);
+      if (r.some.length < SOME) r.some.push(`${name} (${reason})`);
+      this.removed.set(uid, r);
     } else {
       this.stuck.add(name);
-      this.o.events.emit({ type: 'notice', text: `maildrop: cannot remove ${name} from ${owner} (${reason}); leaving it` });
+      this.o.events.emit({ type: 'notice', text: `maildrop: cannot remove ${name} from ${ownerText(uid)} (${reason}); leaving it` });
     }
   }
 
-  private remove(name: string, dir = false): boolean {
+  /**
+   * One line per user for what was removed since the last, once nothing more of theirs
+   * has gone for QUIET, and at most once a minute each (`all`: everything now, at stop):
+   * the file's name and reason when it was one, each name when a few, else how many for
+   * each reason (a user who floods the folder gets one line, not one per file).
+   */
+  private logRemoved(all = false): void {
+    const now = this.o.clock.now();
+    for (const [uid, at] of this.loggedAt) if (now - at >= NOTICE_EVERY) this.loggedAt.delete(uid);
+    for (const [uid, r] of this.removed) {
+      if (!all && (this.loggedAt.has(uid) || now - r.last < QUIET)) continue;
+      this.loggedAt.set(uid, now);
+      this.removed.delete(uid);
+      const from = `maildrop: removed ${r.count === 1 ? r.first : `${r.count} files`} from ${ownerText(uid)}: `;
+      const text = r.count === 1 ? `${from}${[...r.reasons.keys()][0]}`
+        : r.count <= SOME ? `${from}${r.some.join(', ')}`
+          : `${from}${[...r.reasons].slice(0, 5).map(([why, n]) => `${n} ${why}`).join(', ')}${r.reasons.size > 5 ? ', ...' : ''} (the first ${r.first})`;
+      this.o.events.emit({ type: 'notice', text });
+    }
+  }
+
+  private async lstat(path: string): Promise<Stats | undefined> {
     try {
-      if (dir) rmdirSync(join(this.o.dir, name));
-      else unlinkSync(join(this.o.dir, name));
+      return await lstat(path);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async remove(name: string, dir = false): Promise<boolean> {
+    try {
+      if (dir) await rmdir(join(this.o.dir, name));
+      else await unlink(join(this.o.dir, name));
       return true;
     } catch (err) {
       return (err as NodeJS.ErrnoException).code === 'ENOENT';
     }
   }
+}
+
+const newTurn = (): Turn => ({ names: 0, held: 0, work: [], taken: [] });
+
+const ownerText = (uid: number | undefined) => (uid === undefined ? 'an unknown user' : `${userName(uid)} (uid ${uid})`);
+
+/** The envelope line (at most ENVELOPE_ALLOWANCE bytes) and what was read after it. */
+async function readEnvelope(fh: FileHandle): Promise<{ line: string; rest: Buffer; pos: number } | string> {
+  const parts: Buffer[] = [];
+  let pos = 0;
+  for (;;) {
+    const buf = Buffer.allocUnsafe(READ);
+    const { bytesRead } = await fh.read(buf, 0, READ, pos);
+    if (bytesRead === 0) return 'no envelope line';
+    const got = buf.subarray(0, bytesRead);
+    const nl = got.indexOf(10);
+    if (nl >= 0) {
+      const line = Buffer.concat([...parts, got.subarray(0, nl)]);
+      if (line.length > ENVELOPE_ALLOWANCE) return 'no envelope line';
+      return { line: line.toString('utf8'), rest: got.subarray(nl + 1), pos: pos + bytesRead };
+    }
+    parts.push(got);
+    pos += bytesRead;
+    if (pos > ENVELOPE_ALLOWANCE) return 'no envelope line';
+  }
+}
+
+/**
+ * The message after the envelope line, read from `pos` to the end: headers held by
+ * the splitter, body bytes written to the spool as they come (the spool's pace).
+ * Resolves with the header block, or says why the message is unusable.
+ */
+async function streamBody(fh: FileHandle, first: Buffer, pos: number, message: IncomingMessage): Promise<{ head: Buffer } | string> {
+  const split = new HeaderSplitter();
+  let buf: Buffer | undefined;
+  try {
+    let body = split.push(first);
+    for (;;) {
+      if (body.length) await message.write(body); // copied by the spool: the buffer is ours again
+      // While the headers are held the splitter may keep the buffer it was given: a new
+      // one each read until then; one buffer for the whole body after that.
+      if (!buf || !split.head) buf = Buffer.allocUnsafe(READ);
+      const { bytesRead } = await fh.read(buf, 0, READ, pos);
+      if (bytesRead === 0) break;
+      pos += bytesRead;
+      body = split.push(buf.subarray(0, bytesRead));
+    }
+    const rest = split.end();
+    if (rest.length) await message.write(rest);
+  } catch (err) {
+    if (err instanceof HeaderTooLong) return 'message header too long';
+    throw err;
+  }
+  return { head: split.head ?? Buffer.alloc(0) };
 }

@@ -2,12 +2,14 @@
 // included: reads one message from stdin, checks it as the pickup will (addresses,
 // recipients, size), and writes it as one file into the maildrop folder (maildrop.ts).
 // Exit 0 only after that file is synced; the daemon picks it up, now or when it
-// starts. Never talks to the spool itself.
+// starts. Never talks to the spool itself. A user the maildrop does not let in
+// writes through the setgid helper (postdrop.ts), which makes the file theirs.
 import type { Config } from '../config/schema.js';
 import { dataError, tempError, usage } from '../core/exit.js';
 import { isRoutableAddress } from '../core/address.js';
 import { cleanup, LineEnds, qualify } from './cleanup.js';
-import { DropError, DROP_VERSION, writeDropFile, type DropEnvelope } from './maildrop.js';
+import { DropError, DROP_VERSION, type DropEnvelope } from './maildrop.js';
+import { dropMessage } from './postdrop.js';
 
 // node:fs and node:os by process.getBuiltinModule: an ESM `import` of node:fs builds its
 // whole facade (fs/promises, streams, readline: 1.5 ms of sendmail's start).
@@ -125,7 +127,7 @@ function login(): string {
  * says whether it is there now.
  */
 export async function sendmail(argv: string[], config: Config, stdin: NodeJS.ReadableStream | 0,
-  makeMaildrop: () => boolean | Promise<boolean> = () => false): Promise<string> {
+  makeMaildrop: () => boolean | Promise<boolean> = () => false): Promise<string | undefined> {
   const args = parseSendmailArgs(argv);
   // The checks below only validate: the daemon's pickup makes the message again from
   // the drop file, with the identity the kernel gives (the file's owner).
@@ -158,13 +160,13 @@ export async function sendmail(argv: string[], config: Config, stdin: NodeJS.Rea
     ...(args.fullName !== undefined ? { fullName: args.fullName } : {}),
     ...(args.queueOnly ? { queueOnly: true } : {}),
   };
-  let name: string;
+  let name: string | undefined;
   try {
     try {
-      name = writeDropFile(config.spool.maildrop, envelope, data);
+      name = dropMessage(config.spool, envelope, [data]);
     } catch (err) {
       if (!(err instanceof DropError && err.code === 'ENOENT' && await makeMaildrop())) throw err;
-      name = writeDropFile(config.spool.maildrop, envelope, data);
+      name = dropMessage(config.spool, envelope, [data]);
     }
   } catch (err) {
     if (err instanceof DropError) throw tempError(`${err.message}; try again later`);

@@ -396,15 +396,30 @@ export class SmtpReceiver {
 
   /** One smtp-server per listen address; resolves with the address as bound. */
   listen(host: string, port: number): Promise<string> {
+    return this.listenOn(`${host}:${port}`, (server, done) => server.listen(port, host, done));
+  }
+
+  /** One smtp-server on a listening socket this process inherited (cli/listen-fds.ts). */
+  listenFd(fd: number): Promise<string> {
+    return this.listenOn(`fd ${fd}`, (server, done) => server.listen({ fd }, done));
+  }
+
+  /** The descriptors of the listening sockets, to hand to a child. */
+  listeningFds(): number[] {
+    return this.servers.map((s) => (s as unknown as { server: { _handle?: { fd?: number } } }).server._handle?.fd)
+      .filter((fd): fd is number => typeof fd === 'number' && fd >= 0);
+  }
+
+  private listenOn(what: string, listen: (server: SMTPServer, done: () => void) => void): Promise<string> {
     const server = this.newServer();
     return new Promise((resolve, reject) => {
       const srv = (server as unknown as { server: import('node:net').Server }).server;
       const onError = (err: Error) => reject(err);
       srv.once('error', onError);
-      server.listen(port, host, () => {
+      listen(server, () => {
         srv.off('error', onError);
         const a = srv.address();
-        resolve(typeof a === 'object' && a ? (a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`) : `${host}:${port}`);
+        resolve(typeof a === 'object' && a ? (a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`) : what);
       });
     });
   }

@@ -21,7 +21,7 @@ import { adminEntry, applyEdit, type Change, type ChangeResult } from '../core/c
 import type { JournalEntry, NewJournalEntry } from '../core/journal.js';
 import type { MessageRecord, NewMessage } from '../core/types.js';
 import { decodeRecord } from './record.js';
-import { isLmdbCommitFailure, SpoolWriteError } from './spool.js';
+import { isLmdbCommitFailure, PickedUpAlready, SpoolWriteError } from './spool.js';
 import type { SpaceReserve } from './reserve.js';
 import { thisWriter, writerAlive, type Writer } from './writer.js';
 export { isLmdbCommitFailure };
@@ -308,12 +308,16 @@ export class LmdbSpool implements Spool {
    * one (IDs come from one generator per process, so that is a bug, and throwing aborts
    * the whole transaction), with its pickup mark, its writer's `incoming` entry gone.
    */
-  private admitOne(record: MessageRecord, headers: string, parts: Buffer[], o: { pickupFile?: string; incoming?: boolean } = {}): MessageRecord | false {
-    if (o.pickupFile !== undefined && this.pickups.doesExist(o.pickupFile)) return false;
+  private admitOne(record: MessageRecord, headers: string, parts: Buffer[],
+    o: { pickupFile?: string; streamed?: 'chunks' | 'file' } = {}): MessageRecord | false {
+    const taken = o.pickupFile !== undefined && this.pickups.doesExist(o.pickupFile);
+    // A whole message of a file taken already is not admitted (false); a streamed one (incoming()) is an error.
+    if (taken && !o.streamed) return false;
     if (this.meta.doesExist(record.id)) throw new SpoolUnavailable(`message ID ${record.id} is already in the spool`);
+    if (taken) throw new PickedUpAlready(`maildrop file ${o.pickupFile} was picked up already`);
     this.writeNew(record, headers, parts);
     if (o.pickupFile !== undefined) this.pickups.put(o.pickupFile, record.id);
-    if (o.incoming) this.incomingDb.remove(record.id);
+    if (o.streamed === 'file') this.incomingDb.remove(record.id); // its writer's entry: the body file is the message's now
     return record;
   }
 
@@ -346,7 +350,11 @@ export class LmdbSpool implements Spool {
     }).then(() => undefined);
   }
 
-  incoming(id: string): IncomingMessage {
+  /**
+   * `pickup`: the maildrop file the message comes from, committed with it (as
+   * commitPickup); such mail is on disk already, so it does not wait for the reserve.
+   */
+  incoming(id: string, pickup?: string): IncomingMessage {
     // The first BIG bytes are held here, in 64 KB chunks: a body that ends within them
     // is committed as chunks in one transaction (no incoming entry, group commit). One
     // that goes past BIG goes to bodies/ID as it arrives, the client waiting while a
@@ -370,8 +378,11 @@ export class LmdbSpool implements Spool {
     const path = join(this.bodyDir, id);
     const meta = this.meta;
     const incomingDb = this.incomingDb;
+    const room = () => {
+      if (pickup === undefined) this.roomForNewMail(); // the reserve is spent: new mail waits
+    };
     const startFile = async (): Promise<FileHandle> => {
-      this.roomForNewMail(); // the reserve is spent: new mail waits
+      room();
       await this.root.transaction(() => {
         // Never write over a stored message, nor another writer's.
         if (meta.doesExist(id) || incomingDb.doesExist(id)) throw new SpoolUnavailable(`message ID ${id} is already in the spool`);
@@ -450,7 +461,7 @@ export class LmdbSpool implements Spool {
         };
         if (failure !== undefined) return give(failure);
         try {
-          this.roomForNewMail();
+          room();
         } catch (err) {
           return give(err);
         }
@@ -460,7 +471,7 @@ export class LmdbSpool implements Spool {
           const parts = [...held, ...tail];
           const record = newRecord({ ...m, id }, bodySize, parts.length);
           try {
-            await this.synced(this.root.transaction(() => this.admitOne(record, m.headers, parts)));
+            await this.synced(this.root.transaction(() => this.admitOne(record, m.headers, parts, { pickupFile: pickup, streamed: 'chunks' })));
           } finally {
             state = 'done';
             held = [];
@@ -484,7 +495,7 @@ export class LmdbSpool implements Spool {
         }
         const record: MessageRecord = { ...newRecord({ ...m, id }, bodySize, 0), bodyFile: true };
         try {
-          await this.synced(this.root.transaction(() => this.admitOne(record, m.headers, [], { incoming: true })));
+          await this.synced(this.root.transaction(() => this.admitOne(record, m.headers, [], { pickupFile: pickup, streamed: 'file' })));
         } catch (err) {
           return give(err);
         }

@@ -9,6 +9,8 @@ import type { MessageRecord, NewMessage, RecipientRecord } from '../core/types.j
 
 /** The spool could not be written (disk full, I/O error): nothing was changed; try again later. */
 export class SpoolWriteError extends Error {}
+/** The maildrop file of a message being committed was committed already (a second pickup of it). */
+export class PickedUpAlready extends Error {}
 
 /**
  * lmdb-js rejects every write of a failed commit with this error, and also rejects an

@@ -124,7 +124,7 @@ describe('postern install --root', () => {
     expect(readFileSync(pass, 'utf8')).toBe('s3cr:et\n');
     expect(statSync(pass).mode & 0o777).toBe(0o600);
     expect(statSync(join(root, '/var/spool/postern')).mode & 0o7777).toBe(0o700);
-    expect(statSync(join(root, '/var/spool/postern-maildrop')).mode & 0o7777).toBe(0o1733);
+    expect(statSync(join(root, '/var/spool/postern-maildrop')).mode & 0o7777).toBe(0o1731);
     expect(readFileSync(join(root, '/etc/systemd/system/postern.service'), 'utf8')).toContain('User=postern');
     expect(readFileSync(join(root, '/etc/logrotate.d/postern'), 'utf8')).toContain('USR1');
     for (const [path, target] of [['/usr/sbin/sendmail', 'postern'], ['/usr/lib/sendmail', '../sbin/postern'], ['/usr/bin/mailq', '../sbin/postern'], ['/usr/bin/newaliases', '../sbin/postern']]) {

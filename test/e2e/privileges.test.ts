@@ -5,16 +5,19 @@
 // commands and the control socket are for root and the daemon's user only. The tests
 // that need a second user make one with useradd (root only; skipped otherwise).
 // Every command runs with UV_USE_IO_URING=1, as on Debian 13's own node (whose libuv may
-// use io_uring, so Node refuses to change identity unless it starts with it off), and
-// root's are exec'd as bin/NAME, as installed commands are.
+// use io_uring, so Node refuses to change identity in process); root's are exec'd as
+// bin/NAME, as installed commands are (their first line turns io_uring off: the change in
+// process), or as `node bin/NAME` with it on, or with POSTERN_TEST_FORCE_SPAWN_DROP=1:
+// then root runs the command again as `user`, in a child (Debian 13's way).
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lchownSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, closeBoth, codeOthersCanRead, Instance, launch, ROOT, submitBundleFresh, waitUntil, type RunResult } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 import { sendOne } from '../helpers/smtp-client.js';
+import { installHelper, makeGroup, removeUsersAndGroups } from '../helpers/postdrop.js';
 
 const isRoot = process.getuid?.() === 0;
 process.env.UV_USE_IO_URING = '1';
@@ -85,7 +88,7 @@ describe('privileges', () => {
     return p;
   }
 
-  it('keeps the spool private (0700, 0600), the log 0640 and the maildrop 1733', async () => {
+  it('keeps the spool private (0700, 0600), the log 0640 and the maildrop 1731', async () => {
     const inst = await setup();
     await inst.start();
     const sent = await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: modes\n\nx\n');
@@ -95,7 +98,7 @@ describe('privileges', () => {
     expect(mode(join(inst.dir, 'spool/spool.mdb'))).toBe(0o600);
     expect(mode(join(inst.dir, 'spool/spool.mdb-lock'))).toBe(0o600);
     expect(mode(join(inst.dir, 'log/mainlog'))).toBe(0o640);
-    expect(mode(join(inst.dir, 'spool-maildrop'))).toBe(0o1733);
+    expect(mode(join(inst.dir, 'spool-maildrop'))).toBe(0o1731);
     expect(mode(join(inst.dir, 'log'))! & 0o002).toBe(0);
   });
 
@@ -182,6 +185,7 @@ describe('privileges', () => {
     });
     afterAll(() => {
       if (u) execFileSync('userdel', [u.name], { stdio: 'ignore' });
+      removeUsersAndGroups();
     });
 
     it('the daemon with user = set runs as that user, owns the spool, and delivers', async () => {
@@ -195,7 +199,7 @@ describe('privileges', () => {
       }
     });
 
-    it('`node bin/postern` started by root with io_uring on runs once more with it off: queue commands and the daemon become `user`, signals and status pass through', async () => {
+    it('`node bin/postern` started by root with io_uring on (the node refuses in process): queue commands and the daemon run as `user` in a child, signals and status pass through', async () => {
       const inst = await setup(u);
       const viaNode = (args: string[]) => spawnSync(process.execPath, [BIN('postern'), '-C', inst.config, ...args], { encoding: 'utf8', timeout: 30_000 });
       const daemon = () => {
@@ -234,6 +238,69 @@ describe('privileges', () => {
         expect(await e.exited).toEqual([null, 'SIGKILL']);
       } finally {
         e.child.kill('SIGKILL');
+      }
+    });
+
+    it('where node refuses to change identity in process (Debian 13\'s, forced here): root runs each command again as `user`; the root daemon hands its listeners over and only supervises', async () => {
+      const inst = await setup(u);
+      const forced = { ...process.env, POSTERN_TEST_FORCE_SPAWN_DROP: '1' };
+      const cmd = (name: string, args: string[], env: NodeJS.ProcessEnv = forced) =>
+        spawnSync(BIN(name), ['-C', inst.config, ...args], { encoding: 'utf8', timeout: 30_000, env });
+      const status = (pid: number, key: string) => new RegExp(`^${key}:\\t(.*)$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+      // Mail waiting in the maildrop (root's sendmail, no daemon): the queue commands' pickup takes it, as the user.
+      const held = spawnSync(BIN('sendmail'), ['-C', inst.config, '-t'], { input: 'To: hold@example.org\nSubject: forced\n\nx\n', encoding: 'utf8' });
+      expect([held.status, held.stderr]).toEqual([0, '']);
+      const listing = cmd('mailq', []);
+      expect([listing.status, listing.stderr]).toEqual([0, '']);
+      expect(listing.stdout).toMatch(/hold@example\.org/);
+      for (const f of ['spool', 'spool/spool.mdb', 'spool/spool.mdb-lock']) expect([f, statSync(join(inst.dir, f)).uid]).toEqual([f, u.uid]);
+      expect([cmd('postern', ['-bpc']).stdout]).toEqual(['1\n']);
+      const id = cmd('postern-qgrep', ['-i', '-r', '^hold@']).stdout.trim();
+      expect(id).toMatch(/^\w{6}-\w{6}-\w{2}$/);
+      expect(cmd('postern', ['-Mvh', id]).stdout).toMatch(/^Subject: forced$/m);
+      // The child's status is the command's, its output too.
+      const bad = cmd('postern', ['-Mvh', '1xVaAA-000009-00']);
+      const same = cmd('postern', ['-Mvh', '1xVaAA-000009-00'], process.env);
+      expect(bad.status).not.toBe(0);
+      expect([bad.status, bad.stdout, bad.stderr]).toEqual([same.status, same.stdout, same.stderr]);
+      // The marker makes no one that user: root that carries it is refused.
+      const forged = cmd('postern', ['-bpc'], { ...process.env, POSTERN_AS_USER: String(u.uid) });
+      expect([forged.status, forged.stderr]).toEqual([1, `postern: cannot become the ${u.name} user: started as it (POSTERN_AS_USER=${u.uid}), this process runs as root\n`]);
+
+      // The daemon: root binds, sets up, and starts the daemon as `user` with the listeners (LISTEN_FDS).
+      const child = spawn(BIN('postern'), ['-C', inst.config, '-bd', '-q1h'], { stdio: ['ignore', 'ignore', 'pipe'], env: forced });
+      let said = '';
+      child.stderr.on('data', (d) => (said += d));
+      const exited = new Promise<[number | null, string | null]>((r) => child.on('exit', (code, signal) => r([code, signal])));
+      let inner = 0;
+      try {
+        await waitUntil('the daemon ready', () => /ready, listening/.test(said)).catch((e: Error) => { throw new Error(`${e.message}: ${said}`); });
+        const port = Number(/ready, listening for SMTP on \S+:(\d+)/.exec(said)?.[1]);
+        const kids = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+        expect(kids).toHaveLength(1);
+        inner = kids[0]!;
+        expect(procUid(child.pid!)).toBe(0);
+        expect(status(inner, 'Uid')).toBe(Array(4).fill(u.uid).join('\t'));
+        expect(status(inner, 'Gid')).toBe(Array(4).fill(u.gid).join('\t'));
+        expect(['', String(u.gid)]).toContain(status(inner, 'Groups')!.trim()); // no group of root's
+        // The user's process holds the spool; root's holds neither the spool nor a listener.
+        const fds = (pid: number) => readdirSync(`/proc/${pid}/fd`).filter((f) => Number(f) > 2) // stderr is the test's socketpair
+          .map((f) => { try { return readlinkSync(`/proc/${pid}/fd/${f}`); } catch { return ''; } });
+        expect(fds(inner)).toContain(join(inst.dir, 'spool/spool.mdb'));
+        expect(fds(child.pid!).filter((f) => f.includes(inst.dir) || f.startsWith('socket:'))).toEqual([]);
+        expect(await sendOne(port, 'a@example.org', ['ops@example.org'], 'Subject: through the handed listener\n\nx\n')).toMatch(/^250 /);
+        await sink!.waitFor(2); // with what root's sendmail left
+        expect(inst.log()).toMatch(new RegExp(`daemon started: pid=${inner},`));
+        // Signals pass through: HUP reloads, TERM stops, and the status is the child's.
+        child.kill('SIGHUP');
+        await waitUntil('the reload', () => /SIGHUP received: configuration reloaded/.test(inst.log()));
+        child.kill('SIGTERM');
+        expect(await exited).toEqual([0, null]);
+        expect(existsSync(`/proc/${inner}`)).toBe(false);
+        expect(inst.log()).toMatch(new RegExp(`SIGTERM received: stopping[^]*postern daemon stopped: pid=${inner}`));
+      } finally {
+        child.kill('SIGKILL');
+        if (inner) try { process.kill(inner, 'SIGKILL'); } catch { /* gone */ } // a killed supervisor leaves its child
       }
     });
 
@@ -438,13 +505,17 @@ describe('privileges', () => {
       expect(unfinished.code).toBe(0);
       const junk = await writeAs(u, join(drop, 'd'.repeat(32)), 'not a drop file\n', 0o644);
       expect(junk.code).toBe(0);
-      // Another user's "configuration copy" is junk too (only root's or the daemon's is kept, and believed).
-      const copy = await writeAs(nobody(), join(drop, '.config.cache.json.x'), '{}', 0o644);
-      expect(copy.code).toBe(0);
+      // Another user's "configuration copy" (made by root here: nobody may write into the maildrop) is junk too
+      // (only root's or the daemon's is kept, and believed).
+      writeFileSync(join(drop, '.config.cache.json.x'), '{}', { mode: 0o644 });
+      chownSync(join(drop, '.config.cache.json.x'), nobody().uid, nobody().gid);
+      expect((await writeAs(nobody(), join(drop, 'e'.repeat(32)), '{}', 0o644)).code).not.toBe(0);
       await inst.start();
+      // One line per owner, naming each file and why.
       await inst.waitForLog(/maildrop: removed a{32} from root \(uid 0\): a file with 2 links/);
-      await inst.waitForLog(new RegExp(`maildrop: removed b{32} from ${u.name} \\(uid ${u.uid}\\): a symbolic link`));
-      await inst.waitForLog(new RegExp(`maildrop: removed d{32} from ${u.name} \\(uid ${u.uid}\\): the envelope line is not JSON`));
+      const theirs = (await inst.waitForLog(new RegExp(`maildrop: removed 2 files from ${u.name} \\(uid ${u.uid}\\): .*`)))[0]!;
+      expect(theirs).toContain(`${'b'.repeat(32)} (a symbolic link)`);
+      expect(theirs).toContain(`${'d'.repeat(32)} (the envelope line is not JSON)`);
       await inst.waitForLog(/maildrop: removed \.config\.cache\.json\.x from nobody \(uid \d+\): no envelope line/);
       // The unfinished file waits (a day) for its writer; nothing was delivered.
       expect(existsSync(join(drop, 'c'.repeat(32)))).toBe(true);
@@ -454,8 +525,10 @@ describe('privileges', () => {
     });
 
     it('a non-admin user gets exit 77 for -bpc, -Mvh, -q and postern-qgrep, sees only their own mail with -bp and -Mrm, and cannot reach the control socket', async () => {
-      // The daemon runs as root (no user =): the throwaway user is an outsider.
+      // The daemon runs as root (no user =): the throwaway user is an outsider, who makes
+      // its proof through the setgid helper.
       const inst = await setup();
+      installHelper(inst, makeGroup().gid);
       await inst.start();
       const id = (await sendOne(inst.port, 'a@example.org', ['ops@example.org'], 'Subject: x\n\nx\n')).slice(-16);
       for (const [args, verb] of [[['-bpc'], 'list the queue'], [['-bpu'], 'list the queue'],
@@ -497,7 +570,8 @@ describe('privileges', () => {
           made.push({ name, uid: Number(execFileSync('id', ['-u', name]).toString()), gid: Number(execFileSync('id', ['-g', name]).toString()) });
         }
         const [a, b] = made as [TestUser, TestUser];
-        const inst = await setup(u); // the daemon runs as u; a and b are outsiders
+        const inst = await setup(u); // the daemon runs as u; a and b are outsiders, who write through the helper
+        installHelper(inst, makeGroup().gid);
         await inst.start(['-q1h']);
         const drop = join(inst.dir, 'spool-maildrop');
         const sock = join(drop, '.postern.sock');
@@ -536,16 +610,23 @@ describe('privileges', () => {
         const ask = (proof: string) => runAs(a, undefined, ['-e',
           `const s = require('net').createConnection(${JSON.stringify(sock)}); s.on('connect', () => s.write(JSON.stringify({ op: 'own', action: 'remove', proof: ${JSON.stringify(proof)}, ids: [${JSON.stringify(idB)}] }) + '\\n')); s.setEncoding('utf8'); let d = ''; s.on('data', (x) => (d += x)); s.on('end', () => process.stdout.write(d));`]);
         const proof = () => `.auth-${randomBytes(16).toString('hex')}`;
-        // b's own fresh empty file, which a points at by a symlink and root hard-links in.
+        // Users cannot put anything into the maildrop themselves (maildrop-identity.test.ts):
+        // root makes the forgeries, to check the daemon's own checks. b's fresh empty
+        // file, which a symlink of a's points at and root hard-links in.
+        const byRoot = (path: string, who: TestUser) => {
+          writeFileSync(path, '', { mode: 0o600 });
+          chownSync(path, who.uid, who.gid);
+        };
         const bFile = join(drop, proof());
-        expect((await writeAs(b, bFile, '', 0o600)).code).toBe(0);
+        byRoot(bFile, b);
         const sym = proof();
-        expect((await runAs(a, undefined, ['-e', `require('fs').symlinkSync(${JSON.stringify(bFile)}, ${JSON.stringify(join(drop, sym))})`])).code).toBe(0);
+        symlinkSync(bFile, join(drop, sym));
+        lchownSync(join(drop, sym), a.uid, a.gid);
         const hard = proof();
         linkSync(bFile, join(drop, hard));
         // a stale one of b's (two minutes old)
         const stale = proof();
-        expect((await writeAs(b, join(drop, stale), '', 0o600)).code).toBe(0);
+        byRoot(join(drop, stale), b);
         const old = new Date(Date.now() - 120_000);
         utimesSync(join(drop, stale), old, old);
         for (const p of [sym, hard, stale, bFile.slice(drop.length + 1).replace('.auth-', '.auth-x'), '../spool/control.key']) {

@@ -6,6 +6,7 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { closeBoth, Instance } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
+import { installHelper, makeGroup, removeUsersAndGroups } from '../helpers/postdrop.js';
 import { isRoot, makeUser, removeUser, runAs, type TestUser } from '../helpers/users.js';
 
 /** The Sender: lines of a message's header block, as the hub received it. */
@@ -23,6 +24,7 @@ describe.skipIf(!isRoot)('Sender: for a local user\'s From: (needs root: useradd
   afterAll(() => {
     removeUser(a);
     removeUser(d);
+    removeUsersAndGroups();
   });
   afterEach(async () => {
     await closeBoth(sink, p);
@@ -35,6 +37,7 @@ describe.skipIf(!isRoot)('Sender: for a local user\'s From: (needs root: useradd
     await sink.listen();
     p = new Instance([sink.port]);
     chmodSync(p.dir, 0o711); // the throwaway users reach the config and the maildrop
+    installHelper(p, makeGroup().gid); // and write into it through the setgid helper
     if (user) writeFileSync(p.config, `user = "${user.name}"\n${readFileSync(p.config, 'utf8')}`);
     await p.start();
     return [sink, p];

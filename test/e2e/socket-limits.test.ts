@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { closeBoth, Instance, waitUntil } from '../helpers/postern.js';
 import { isRoot, makeUser, removeUser, runAs, type TestUser } from '../helpers/users.js';
 import { Sink } from '../helpers/sink.js';
+import { installHelper, makeGroup, removeUsersAndGroups } from '../helpers/postdrop.js';
 
 const openFiles = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 
@@ -67,6 +68,7 @@ class Flood {
 }
 
 describe('limits of the sockets any local user can reach', () => {
+  afterAll(() => removeUsersAndGroups());
   let p: Instance | undefined;
   let sink: Sink | undefined;
   let flood: Flood | undefined;
@@ -95,6 +97,7 @@ describe('limits of the sockets any local user can reach', () => {
 
     it('a flood of idle connections to the own-messages socket stops no user\'s mailq; open files stay bounded; idle ones close after the time-out', async () => {
       const inst = await setup();
+      installHelper(inst, makeGroup().gid); // the user writes into the maildrop through the setgid helper
       await inst.start(['-q1h']);
       const sent = await runAs(u, 'sendmail', ['-C', inst.config, '-odq', 'ops@example.org'], 'Subject: mine\n\nx\n');
       expect(sent.code).toBe(0);

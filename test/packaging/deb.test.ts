@@ -42,6 +42,7 @@ describe.skipIf(!hasDpkg)('the Debian package (needs dpkg-deb)', () => {
     for (const s of ['config', 'postinst', 'prerm', 'postrm']) expect(spawnSync('sh', ['-n', join(control, s)]).status, s).toBe(0);
     const postinst = execFileSync('cat', [join(control, 'postinst')], { encoding: 'utf8' });
     expect(postinst).toContain('useradd --system');
+    expect(postinst).toContain('groupadd --system postern-drop');
     expect(postinst).toContain('deb-systemd-helper enable postern.service');
     // The configuration is postinst's (debconf's answers, Exim's settings), never a conffile; exim/exim4 by update-alternatives.
     expect(postinst).toContain('postern install --smarthost "$smarthost" --readhost "$readhost"');
@@ -55,7 +56,7 @@ describe.skipIf(!hasDpkg)('the Debian package (needs dpkg-deb)', () => {
     for (const f of [
       '/usr/sbin/postern', '/usr/sbin/sendmail -> postern', '/usr/lib/sendmail -> ../sbin/postern', '/usr/bin/mailq -> ../sbin/postern',
       '/usr/bin/newaliases -> ../sbin/postern', '/usr/sbin/postern-qgrep -> postern', '/usr/sbin/postern-exigrep -> postern',
-      '/usr/lib/postern/bin/postern', '/usr/lib/postern/dist/cli/main.js', '/usr/lib/systemd/system/postern.service',
+      '/usr/lib/postern/bin/postern', '/usr/lib/postern/dist/cli/main.js', '/usr/lib/postern/dist/postdrop', '/usr/lib/systemd/system/postern.service',
       '/usr/share/postern/postern.toml', '/etc/logrotate.d/postern', '/usr/share/man/man8/postern.8.gz', '/usr/share/man/man5/postern.toml.5.gz',
       '/usr/share/man/man8/postern-qgrep.8.gz', '/usr/share/doc/postern/copyright', '/usr/share/doc/postern/examples/postern.rules.yml', '/usr/share/doc/postern/examples/grafana-postern.json', '/usr/lib/postern/node_modules/lmdb/package.json',
     ]) expect(files, f).toContain(f);
@@ -142,6 +143,10 @@ exec chroot ${ovl}/m sh /root/inside.sh`;
       expect(said).toContain('importing the configuration only');
       expect(said).toContain(`dc_smarthost='127.0.0.1::${sink.port}': smarthost.hosts = ["127.0.0.1:${sink.port}"]`);
       expect(said).toContain('write /etc/postern/postern.toml (over the package\'s placeholder)');
+      // The drop group's setgid helper is the only writer for other users; the maildrop is closed to them.
+      expect(said).toContain('maildrop: 1731 postern:postern-drop');
+      expect(said).toContain('postdrop: 2755 root:postern-drop');
+      expect(said).toContain("a user's mail: U=ptinside");
       expect(said).toContain('spool after purge: kept');
       expect(said).toContain('sendmail after purge: gone');
       expect(said).toContain('kept the spool /var/spool/postern');
@@ -181,6 +186,12 @@ i=0; until grep -q ready /root/daemon.err; do i=$((i+1)); [ $i -lt 400 ] || { ca
 printf 'From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@web1> run-parts\n\nran\n' | env -i /usr/sbin/sendmail -FCronDaemon -i -B8BITMIME -oem root
 i=0; until grep -q Completed /var/log/postern/mainlog 2>/dev/null; do i=$((i+1)); [ $i -lt 600 ] || { cat /root/daemon.err /var/log/postern/mainlog; exit 1; }; sleep 0.05; done
 env -i /usr/bin/mailq
+stat -c 'maildrop: %a %U:%G' /var/spool/postern-maildrop
+stat -c 'postdrop: %a %U:%G' /usr/lib/postern/dist/postdrop
+useradd -M -s /usr/sbin/nologin ptinside
+printf 'Subject: from a user\n\nx\n' | env -i $(command -v runuser) -u ptinside -- /usr/sbin/sendmail root
+i=0; until grep -q 'U=ptinside' /var/log/postern/mainlog 2>/dev/null; do i=$((i+1)); [ $i -lt 600 ] || { cat /root/daemon.err /var/log/postern/mainlog; exit 1; }; sleep 0.05; done
+echo "a user's mail: U=ptinside"
 kill $daemon; wait $daemon || true
 dpkg --purge postern 2>&1
 test -d /var/spool/postern && echo "spool after purge: kept"
