@@ -4,8 +4,8 @@
 // process that delivers from the spool: the daemon, through its control socket, which
 // answers `locked` for a message it is delivering; with no daemon, this process under
 // the delivery lock. Results are values, rendered once as Exim's lines (resultLine) and
-// once as JSON. (-Mg goes the same two ways, through scheduler/give-up.ts: it makes a
-// bounce.)
+// once as JSON. -Mg goes the same two ways (giveUpAll), as scheduler/give-up.ts's
+// settlement, which makes the bounce.
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import type { Change, ChangeResult, EnvelopeEdit } from '../core/change.js';
@@ -15,6 +15,7 @@ import { changeText } from '../log/journal-text.js';
 import { controlKeyPath, request } from '../receive/local-client.js';
 import type { LmdbSpool } from '../spool/lmdb-spool.js';
 import { acquireDeliveryLock } from '../spool/lock.js';
+import type { MessageIdGenerator } from '../spool/message-id.js';
 
 /** An operator action on each of a list of messages. */
 export type AdminAction = 'remove' | 'freeze' | 'thaw' | { edit: EnvelopeEdit };
@@ -88,6 +89,42 @@ export async function runAction(action: AdminAction, ids: string[], config: Conf
   } finally {
     lock.release();
   }
+}
+
+/** IDs per -Mg request to the daemon: each holds its bounce (with up to RETURN_SIZE_LIMIT of the body) until done. */
+const GIVEUP_BATCH = 100;
+
+/** -Mg for one or many (`flag` names the caller in errors): by the daemon in batches, or here under the delivery lock when none runs. */
+export async function giveUpAll(ids: string[], config: Config, spool: LmdbSpool, events: EventBus, user: string,
+  gen: MessageIdGenerator, flag = '--giveup'): Promise<Map<string, ActionResult>> {
+  const results = new Map<string, ActionResult>();
+  if (ids.length === 0) return results;
+  const key = controlKey(config);
+  for (let i = 0; i < ids.length; i += GIVEUP_BATCH) {
+    const batch = ids.slice(i, i + GIVEUP_BATCH);
+    const reply = await request(config.spool.directory, { op: 'giveup', ids: batch, user, key }, undefined, 600_000).catch(() => undefined);
+    if (reply && !reply.ok) throw tempError(`the daemon refused ${flag} (${reply.error}); run it as the spool's owner`);
+    if (!reply) {
+      if (i > 0) throw tempError(`the daemon went away during ${flag}; run it again for what is left`);
+      break;
+    }
+    batch.forEach((id, n) => results.set(id, (reply.results?.[n] ?? 'gone') as ActionResult));
+  }
+  if (results.size > 0) return results;
+  const lock = acquireDeliveryLock(config.spool.directory);
+  if (!lock.ok) throw tempError(`another postern process (pid ${lock.heldBy}) is delivering from this spool; try again`);
+  try {
+    const { giveUp } = await import('../scheduler/give-up.js');
+    const now = Date.now();
+    for (const id of ids) {
+      const bounce = await giveUp({ spool, events, ids: gen, hostname: config.hostname, qualifyDomain: config.qualify_domain, now }, id, user);
+      results.set(id, bounce === undefined ? 'gone' : 'done');
+    }
+  } finally {
+    lock.release();
+  }
+  // The bounces are due now: a daemon started later sends them.
+  return results;
 }
 
 /** Exim's words after `Message ID ` for one result (the line is resultLine's). */

@@ -161,7 +161,7 @@ async function editCommand(flag: string, args: string[], config: Config, spool: 
  */
 async function giveUpCommand(id: string, config: Config, spool: LmdbSpool, events: EventBus, user: string,
   ids: MessageIdGenerator): Promise<'done' | 'gone' | 'locked'> {
-  const { giveUpAll } = await import('./bulk.js');
+  const { giveUpAll } = await import('../admin/actions.js');
   const result = (await giveUpAll([id], config, spool, events, user, ids, '-Mg')).get(id);
   return result === 'done' || result === 'locked' ? result : 'gone';
 }
