@@ -4,6 +4,8 @@
 // same exit code, whichever command asks: with no daemon, with one, and for a message
 // being delivered ("is locked"). Every change is journaled: -Mvl, -Mwhy and -bp --json
 // show the envelope edits as they show freezes. The real commands on a real spool.
+import { join } from 'node:path';
+import { open } from 'lmdb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeBoth, closedPort, Instance, waitUntil } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
@@ -106,5 +108,20 @@ describe('one meaning per operator action', () => {
     expect(sink.messages[0]!.to).toEqual(['slow@example.org']);
     expect(sink.messages[0]!.from).toBe('a@example.org');
     expect(p.log()).not.toMatch(/removed by|frozen by|added by|changed to|marked delivered|cancelled by/);
+  });
+
+  it('a record of a newer version: the listing and every action refuse it by its version (exit 65), and leave it', async () => {
+    p = new Instance([await closedPort()]);
+    const id = await submit(['-odq', '-f', 'a@example.org', 'x@example.org']);
+    const env = open({ path: join(p.dir, 'spool', 'spool.mdb'), maxDbs: 12, compression: false });
+    const meta = env.openDB<Record<string, unknown>, string>({ name: 'meta', encoding: 'msgpack' });
+    await meta.put(id, { ...(meta.get(id) as Record<string, unknown>), v: 2 });
+    const message = `message ${id} has record version 2, which this postern cannot read`;
+    for (const args of [['-bp'], ['-Mf', id], ['-Mrm', id], ['-Mar', id, 'z@example.org'], ['-Mmad', id]]) {
+      const r = await p.run('postern', args);
+      expect({ args, stderr: r.stderr, code: r.code }).toEqual({ args, stderr: `postern: ${message}\n`, code: 65 });
+    }
+    expect(meta.get(id)).toMatchObject({ v: 2, frozen: false, recipients: [{ address: 'x@example.org', state: 'pending' }] });
+    await env.close();
   });
 });
