@@ -4,7 +4,7 @@
 // reserve is a file of zeros in the spool folder: the first failed write deletes it,
 // which lets delivery results through, and new mail is refused (452) until the disk
 // has room to make the reserve again (Postfix's queue_minfree, made certain).
-import { closeSync, existsSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** How much is kept back: enough for many delivery results (LMDB's pages are 4 KB). */
@@ -19,22 +19,30 @@ export class SpaceReserve {
     this.path = join(directory, 'reserve');
   }
 
-  /** Makes the reserve file if it is missing and the disk has room for it twice over. */
+  /**
+   * Makes the reserve file if it is missing, or short, and the disk has room for it twice
+   * over. It is synced, and its folder entry too: a reserve only written is, after a power
+   * cut, a file of 0 bytes that holds no room (the power-loss harness found it so).
+   */
   ensure(): boolean {
-    if (existsSync(this.path)) {
+    const there = statSync(this.path, { throwIfNoEntry: false });
+    if (there && there.size >= this.size) {
       this.released = false;
       return true;
     }
     try {
+      if (there) rmSync(this.path, { force: true }); // short: cut before its sync
       const st = statfsSync(join(this.path, '..'));
       if (st.bavail * st.bsize < 2 * this.size) return false;
       const fd = openSync(this.path, 'wx', 0o600);
       try {
         const zeros = Buffer.alloc(64 * 1024);
         for (let n = 0; n < this.size; n += zeros.length) writeSync(fd, zeros, 0, Math.min(zeros.length, this.size - n));
+        fsyncSync(fd);
       } finally {
         closeSync(fd);
       }
+      syncFolderOf(this.path);
       this.released = false;
       return true;
     } catch {
@@ -55,5 +63,16 @@ export class SpaceReserve {
     if (now - this.lastCheck < 1000) return false;
     this.lastCheck = now;
     return this.ensure();
+  }
+}
+
+/** Syncs the folder holding `path` (its new entry); a folder that cannot be opened is left as it is. */
+function syncFolderOf(path: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(join(path, '..'), constants.O_RDONLY | constants.O_DIRECTORY);
+    fsyncSync(fd);
+  } catch { /* the file's own sync stands */ } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
