@@ -1,27 +1,22 @@
-// cli/bulk.ts: postern-qgrep's bulk actions on the messages that match: --remove,
-// --freeze, --thaw in one spool transaction (as -Mrm, -Mf, -Mt: the same per-message
+// cli/bulk.ts: postern-qgrep's bulk actions on the messages that match, through the one
+// client of admin/actions.ts: --remove, --freeze, --thaw in one spool transaction, by
+// the daemon or under the delivery lock (as -Mrm, -Mf, -Mt: the same per-message
 // lines, the same operator log lines), --deliver as -M (all made due in one
 // transaction, then the daemon is poked or this process delivers), --giveup as -Mg
 // (the daemon does it between attempts, refusing a message being delivered as locked;
 // with no daemon, this process under the delivery lock). --dry-run changes nothing and
 // says what would be done. --json: one `{"id","action","result"}` per message.
-import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { EventBus } from '../core/events.js';
-import { tempError } from '../core/exit.js';
 import { MainLog } from '../log/mainlog.js';
-import { controlKeyPath, request } from '../receive/local-client.js';
+import { giveUpAll, runAction } from '../admin/actions.js';
 import type { LmdbSpool } from '../spool/lmdb-spool.js';
-import { acquireDeliveryLock } from '../spool/lock.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
 import type { BulkAction } from './qgrep.js';
 
 /** What happened to one message: done, already so (unchanged), not in the spool (gone), being delivered (locked), or dry-run. */
 export type BulkResult = 'done' | 'unchanged' | 'gone' | 'locked' | 'dry-run';
-
-/** IDs per -Mg request to the daemon: each holds its bounce (with up to RETURN_SIZE_LIMIT of the body) until done. */
-const GIVEUP_BATCH = 100;
 
 function operator(): string {
   try {
@@ -65,7 +60,8 @@ export async function bulkAction(action: BulkAction, ids: string[], o: { dryRun:
   const user = operator();
   let results: Map<string, BulkResult>;
   if (action === 'remove' || action === 'freeze' || action === 'thaw') {
-    results = await viaDaemon(action, ids, config, spool, events, user);
+    const done = await runAction(action, ids, config, spool, events, user);
+    results = new Map(ids.map((id, n) => [id, done[n] as BulkResult]));
   } else if (action === 'deliver') {
     results = new Map(ids.map((id) => [id, 'done']));
     for (const id of ids) show(id, 'done');
@@ -73,7 +69,7 @@ export async function bulkAction(action: BulkAction, ids: string[], o: { dryRun:
     const { queueRun } = await import('./queue-commands.js');
     return await queueRun(config, spool, { force: true, thaw: true, ids }, gen);
   } else {
-    results = await giveUpAll(ids, config, spool, events, user, gen);
+    results = await giveUpAll(ids, config, spool, events, user, gen) as Map<string, BulkResult>; // never an edit's result
   }
   let status = 0;
   for (const id of ids) {
@@ -82,88 +78,4 @@ export async function bulkAction(action: BulkAction, ids: string[], o: { dryRun:
     show(id, r);
   }
   return status;
-}
-
-/**
- * --remove, --freeze, --thaw on `ids` in one transaction, as -Mrm, -Mf, -Mt (journal
- * entries, log lines); what `busy` says is being delivered is left alone ('locked').
- * Run by the daemon (busy: its scheduler's deliveries) or, with none, by the command
- * under the delivery lock.
- */
-export async function applyBulk(spool: LmdbSpool, events: EventBus, action: 'remove' | 'freeze' | 'thaw', ids: string[], user: string,
-  busy: (id: string) => boolean): Promise<Map<string, BulkResult>> {
-  const now = Date.now();
-  const entry = { v: 1, type: 'admin', at: now, action: action === 'remove' ? 'removed' : action === 'freeze' ? 'frozen' : 'unfrozen', user } as const;
-  const results = new Map<string, BulkResult>();
-  const free: string[] = [];
-  for (const id of ids) {
-    if (busy(id)) results.set(id, 'locked');
-    else free.push(id);
-  }
-  const changed = await spool.bulk(free, action, entry, now);
-  for (const [id, r] of changed) {
-    results.set(id, r === 'changed' ? 'done' : r);
-    if (r !== 'changed') continue;
-    events.emit({ type: 'admin', id, action: entry.action, user });
-    if (action === 'remove') events.emit({ type: 'completed', id });
-  }
-  return results;
-}
-
-function controlKey(config: Config): string {
-  try {
-    return readFileSync(controlKeyPath(config.spool.directory), 'utf8').trim();
-  } catch {
-    return ''; // no daemon has run, or not ours to read
-  }
-}
-
-/** The daemon does it, leaving what it is delivering alone; with no daemon, this process under the delivery lock. */
-async function viaDaemon(action: 'remove' | 'freeze' | 'thaw', ids: string[], config: Config, spool: LmdbSpool, events: EventBus,
-  user: string): Promise<Map<string, BulkResult>> {
-  if (ids.length === 0) return new Map();
-  const key = controlKey(config);
-  const reply = await request(config.spool.directory, { op: 'bulk', action, ids, user, key }, undefined, 600_000).catch(() => undefined);
-  if (reply && !reply.ok) throw tempError(`the daemon refused --${action} (${reply.error}); run it as the spool's owner`);
-  if (reply) return new Map(ids.map((id, n) => [id, (reply.results?.[n] ?? 'gone') as BulkResult]));
-  const lock = acquireDeliveryLock(config.spool.directory);
-  if (!lock.ok) throw tempError(`another postern process (pid ${lock.heldBy}) is delivering from this spool; try again`);
-  try {
-    return await applyBulk(spool, events, action, ids, user, () => false);
-  } finally {
-    lock.release();
-  }
-}
-
-/** -Mg for one or many (`flag` names the caller in errors): by the daemon in batches, or here under the delivery lock when none runs. */
-export async function giveUpAll(ids: string[], config: Config, spool: LmdbSpool, events: EventBus, user: string,
-  gen: MessageIdGenerator, flag = '--giveup'): Promise<Map<string, BulkResult>> {
-  const results = new Map<string, BulkResult>();
-  if (ids.length === 0) return results;
-  const key = controlKey(config);
-  for (let i = 0; i < ids.length; i += GIVEUP_BATCH) {
-    const batch = ids.slice(i, i + GIVEUP_BATCH);
-    const reply = await request(config.spool.directory, { op: 'giveup', ids: batch, user, key }, undefined, 600_000).catch(() => undefined);
-    if (reply && !reply.ok) throw tempError(`the daemon refused ${flag} (${reply.error}); run it as the spool's owner`);
-    if (!reply) {
-      if (i > 0) throw tempError(`the daemon went away during ${flag}; run it again for what is left`);
-      break;
-    }
-    batch.forEach((id, n) => results.set(id, (reply.results?.[n] ?? 'gone') as BulkResult));
-  }
-  if (results.size > 0) return results;
-  const lock = acquireDeliveryLock(config.spool.directory);
-  if (!lock.ok) throw tempError(`another postern process (pid ${lock.heldBy}) is delivering from this spool; try again`);
-  try {
-    const { giveUp } = await import('../scheduler/give-up.js');
-    const now = Date.now();
-    for (const id of ids) {
-      const bounce = await giveUp({ spool, events, ids: gen, hostname: config.hostname, qualifyDomain: config.qualify_domain, now }, id, user);
-      results.set(id, bounce === undefined ? 'gone' : 'done');
-    }
-  } finally {
-    lock.release();
-  }
-  // The bounces are due now: a daemon started later sends them.
-  return results;
 }

@@ -256,10 +256,10 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   }
   const local = new LocalServer({ spoolDir: config.spool.directory, kick, controlKey, giveUp: (id, user) => scheduler.giveUp(id, user),
     bulk: async (action, ids, user) => {
-      const { applyBulk } = await import('./bulk.js');
-      const results = await applyBulk(spool, events, action, ids, user, (id) => scheduler.isActive(id));
-      if (action === 'thaw') scheduler.kick();
-      return ids.map((id) => results.get(id) ?? 'gone');
+      const { applyAction } = await import('../admin/actions.js');
+      const results = await applyAction(spool, events, action, ids, user, (id) => scheduler.isActive(id));
+      if (action === 'thaw' || typeof action === 'object') scheduler.kick();
+      return results;
     } });
   await local.listen();
   // Any local user's own messages (SPEC's exception): listed and removed through the maildrop's public socket.
@@ -272,10 +272,10 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     },
     remove: async (ids, login) => {
       const theirs = ids.filter((id) => spool.load(id)?.user === login);
-      const { applyBulk } = await import('./bulk.js');
-      const results = await applyBulk(spool, events, 'remove', theirs, login, (id) => scheduler.isActive(id));
+      const { applyAction } = await import('../admin/actions.js');
+      const results = await applyAction(spool, events, 'remove', theirs, login, (id) => scheduler.isActive(id));
       return ids.map((id) => {
-        const r = results.get(id);
+        const r = results[theirs.indexOf(id)];
         return r === 'done' || r === 'locked' ? r : 'gone';
       });
     },

@@ -244,6 +244,13 @@ export async function main(argv0: string, argv: string[]): Promise<void> {
       process.exitCode = EX.TEMPFAIL;
       return;
     }
+    const { RecordVersionError } = await import('../spool/record.js');
+    if (e instanceof RecordVersionError) {
+      // Written by a newer postern: refused, never rewritten as this version's.
+      err(`${name}: ${e.message}\n`);
+      process.exitCode = EX.DATAERR;
+      return;
+    }
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       err(`${name}: cannot listen: ${(e as Error).message}\n`);

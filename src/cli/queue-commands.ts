@@ -14,6 +14,8 @@ import { readdirSync } from 'node:fs';
 import { request } from '../receive/local-client.js';
 import { LmdbSpool, QUEUE_ONLY_DELAY } from '../spool/lmdb-spool.js';
 import { isMessageId, MessageIdGenerator } from '../spool/message-id.js';
+import { resultLine, resultWords, runAction, type ActionResult, type AdminAction } from '../admin/actions.js';
+import type { EnvelopeEdit } from '../core/change.js';
 import { batched, formatEntry, jsonEntry } from './format.js';
 
 type Out = (s: string | Buffer) => void;
@@ -54,7 +56,7 @@ export async function messageCommand(flag: string, args: string[], config: Confi
   idGen = new MessageIdGenerator(), err: (s: string) => void = (s) => process.stderr.write(s)): Promise<number> {
   const json = args.includes('--json');
   let ids = args.filter((a) => a !== '--json');
-  if (EDITS.has(flag)) return editCommand(flag, ids, config, spool, json ? jsonOut(out) : out);
+  if (EDITS.has(flag)) return editCommand(flag, ids, config, spool, json, out);
   let status = 0;
   if (MANY.has(flag)) {
     // As Exim, one ID after another: a malformed one is reported and the others done.
@@ -66,7 +68,6 @@ export async function messageCommand(flag: string, args: string[], config: Confi
     }
   }
   checkIds(flag, ids);
-  if (json && !flag.startsWith('-Mv')) out = jsonOut(out);
   if (flag === '-Mvh' || flag === '-Mvb' || flag === '-Mvl' || flag === '-Mvc') {
     if (ids.length > 1) throw usage(`only one message can be listed at once with ${flag}`);
     const id = ids[0] as string;
@@ -97,45 +98,35 @@ export async function messageCommand(flag: string, args: string[], config: Confi
   const log = new MainLog(config.log.file, config.log.format, Date.now);
   events.on((e) => log.writeSync(e));
   const user = operator();
-  for (const id of ids) {
-    if (flag === '-Mrm') {
-      if (await spool.remove(id)) {
-        events.emit({ type: 'admin', id, action: 'removed', user });
-        events.emit({ type: 'completed', id });
-        out(`Message ${id} has been removed\n`);
-      } else {
-        out(`Spool data file for ${id} does not exist\n`);
-        status = 1;
-      }
-    } else if (flag === '-Mf' || flag === '-Mt') {
-      const freeze = flag === '-Mf';
-      const e = { type: 'admin', id, action: freeze ? 'frozen' : 'unfrozen', user } as const;
-      const now = Date.now();
-      const r = await spool.setFrozen(id, freeze, { v: 1, type: 'admin', at: now, action: e.action, user }, now);
-      if (r === 'gone') {
-        out(`Spool data file for ${id} does not exist\n`);
-        status = 1;
-      } else if (r === 'unchanged') {
-        out(`Message ${id} is ${freeze ? 'already frozen' : 'not frozen'}\n`);
-        status = 1;
-      } else {
-        events.emit(e);
-        out(`Message ${id} ${freeze ? 'is now frozen' : 'is no longer frozen'}\n`);
-        if (!freeze) await kickDaemon(config);
-      }
-    } else if (flag === '-Mmad') {
-      const r = await markAllDelivered(id, spool, events, user);
-      out(r === 'gone' ? `Spool data file for ${id} does not exist\n` : `Message ${id} has been modified\n\n`);
-      if (r === 'gone') status = 1;
-    } else if (flag === '-Mg') {
+  if (flag === '-Mg') {
+    for (const id of ids) {
       const result = await giveUpCommand(id, config, spool, events, user, idGen);
-      if (result === 'gone') out(`Spool data file for ${id} does not exist\n`);
-      if (result === 'locked') out(`Message ${id} is locked\n`);
+      if (json) out(JSON.stringify({ id, result: result === 'done' ? 'given up' : resultWords('remove', result) }) + '\n');
+      else if (result !== 'done') out(resultLine('remove', id, result));
       if (result !== 'done') status = 1;
-    } else {
-      throw usage(`unknown option ${flag}`);
     }
+    return status;
   }
+  const action = ACTIONS[flag];
+  if (!action) throw usage(`unknown option ${flag}`);
+  const results = await runAction(action, ids, config, spool, events, user);
+  return Math.max(status, show(action, ids, results, json, out));
+}
+
+/** The -M actions on queued messages, as admin/actions.ts names them. */
+const ACTIONS: Record<string, AdminAction> = { '-Mrm': 'remove', '-Mf': 'freeze', '-Mt': 'thaw', '-Mmad': { edit: { op: 'mark-all-delivered' } } };
+
+/**
+ * Prints one result per ID: Exim's lines, or with --json `{"id", "result"}` (result:
+ * Exim's words after `Message ID `, e.g. `has been removed`). 1 if any was not done.
+ */
+function show(action: AdminAction, ids: string[], results: ActionResult[], json: boolean, out: Out): number {
+  let status = 0;
+  ids.forEach((id, n) => {
+    const r = results[n] ?? 'gone';
+    if (r !== 'done' && !(r === 'unchanged' && typeof action === 'object')) status = 1;
+    out(json ? JSON.stringify({ id, result: resultWords(action, r) }) + '\n' : resultLine(action, id, r));
+  });
   return status;
 }
 
@@ -144,39 +135,8 @@ const MANY = new Set(['-Mrm', '-Mf', '-Mt', '-Mg', '-Mmad']);
 /** Envelope edits: one ID, then addresses. */
 const EDITS = new Set(['-Mar', '-Mes', '-Mmd']);
 
-/**
- * --json for the -M actions: each of Exim's per-message lines becomes
- * `{"id", "result"}`, result being the line without `Message ID ` (`has been removed`).
- */
-function jsonOut(out: Out): Out {
-  return (s) => {
-    for (const line of String(s).split('\n')) {
-      const m = /^(?:Message (\S+?)(?: -)? |Spool data file for (\S+) )(.*)$/.exec(line);
-      if (!m) continue;
-      out(JSON.stringify({ id: m[1] ?? m[2], result: m[2] ? 'does not exist' : m[3] }) + '\n');
-    }
-  };
-}
-
-/** -Mmad: every pending recipient marked delivered (logged each); the message completes. */
-async function markAllDelivered(id: string, spool: LmdbSpool, events: EventBus, user: string): Promise<'gone' | 'done'> {
-  const marked: string[] = [];
-  const r = await spool.editEnvelope(id, (rec) => {
-    for (const rc of rec.recipients) {
-      if (rc.state !== 'pending') continue;
-      rc.state = 'delivered';
-      marked.push(rc.address);
-    }
-    return marked.length > 0;
-  });
-  if (r === 'gone') return 'gone';
-  for (const a of marked) events.emit({ type: 'notice', id, text: `address <${a}> marked delivered by ${user}` });
-  if (r === 'completed') events.emit({ type: 'completed', id });
-  return 'done';
-}
-
 /** -Mar ID addr..., -Mes ID addr, -Mmd ID addr...: Exim's envelope edits, one transaction each. */
-async function editCommand(flag: string, args: string[], config: Config, spool: LmdbSpool, out: Out): Promise<number> {
+async function editCommand(flag: string, args: string[], config: Config, spool: LmdbSpool, json: boolean, out: Out): Promise<number> {
   const [id, ...raw] = args;
   if (id === undefined) throw usage(`no message ID given after ${flag}`);
   if (!isMessageId(id)) throw usage(`malformed message id ${id} after ${flag} option`);
@@ -188,41 +148,10 @@ async function editCommand(flag: string, args: string[], config: Config, spool: 
   const events = new EventBus();
   const log = new MainLog(config.log.file, config.log.format, Date.now);
   events.on((e) => log.writeSync(e));
-  const user = operator();
-  let missing: string | undefined;
-  const r = await spool.editEnvelope(id, (rec) => {
-    if (flag === '-Mar') {
-      for (const a of addresses) rec.recipients.push({ address: a, state: 'pending', tries: 0 });
-    } else if (flag === '-Mes') {
-      rec.sender = addresses[0] as string;
-    } else {
-      for (const a of addresses) {
-        const rc = rec.recipients.find((x) => x.address.toLowerCase() === a.toLowerCase() && x.state === 'pending');
-        if (!rc) {
-          missing = a;
-          return false;
-        }
-        rc.state = 'delivered';
-      }
-    }
-    return true;
-  });
-  if (r === 'gone') {
-    out(`Spool data file for ${id} does not exist\n`);
-    return 1;
-  }
-  if (missing !== undefined) {
-    out(`Message ${id} - error while marking as delivered:\n  ${missing} is not a recipient: message not updated\n`);
-    return 1;
-  }
-  for (const a of addresses) {
-    const text = flag === '-Mar' ? `recipient <${a}> added by ${user}` : flag === '-Mes' ? `sender address changed to <${a}> by ${user}`
-      : `address <${a}> marked delivered by ${user}`;
-    events.emit({ type: 'notice', id, text });
-  }
-  if (r === 'completed') events.emit({ type: 'completed', id });
-  out(`Message ${id} has been modified\n`);
-  return 0;
+  const edit: EnvelopeEdit = flag === '-Mar' ? { op: 'add-recipients', addresses } : flag === '-Mes' ? { op: 'set-sender', address: addresses[0] as string }
+    : { op: 'mark-delivered', addresses };
+  const results = await runAction({ edit }, [id], config, spool, events, operator());
+  return show({ edit }, [id], results, json, out);
 }
 
 /**
@@ -232,7 +161,7 @@ async function editCommand(flag: string, args: string[], config: Config, spool: 
  */
 async function giveUpCommand(id: string, config: Config, spool: LmdbSpool, events: EventBus, user: string,
   ids: MessageIdGenerator): Promise<'done' | 'gone' | 'locked'> {
-  const { giveUpAll } = await import('./bulk.js');
+  const { giveUpAll } = await import('../admin/actions.js');
   const result = (await giveUpAll([id], config, spool, events, user, ids, '-Mg')).get(id);
   return result === 'done' || result === 'locked' ? result : 'gone';
 }
@@ -296,7 +225,7 @@ export async function queueRun(config: Config, spool: LmdbSpool,
   idGen = new MessageIdGenerator()): Promise<number> {
   const now = Date.now();
   if (opts.ids) {
-    await spool.makeDue(opts.ids, now, true);
+    await spool.apply(opts.ids.map((id) => ({ kind: 'make-due', id, at: now, thaw: true })));
   } else {
     // A forced run takes every (unfrozen) message; a plain run the due ones, which
     // include sendmail -odq mail not yet tried: that is on the due index within
@@ -319,7 +248,7 @@ export async function queueRun(config: Config, spool: LmdbSpool,
       if (sel && !(has(r.sender, sel.sender) && (sel.recipient === undefined || r.recipients.some((x) => x.state === 'pending' && has(x.address, sel.recipient))))) continue;
       if (plain ? r.queueOnly && r.attempts === 0 && !r.frozen : opts.thaw || !r.frozen) ids.push(r.id);
     }
-    for (let i = 0; i < ids.length; i += 1000) await spool.makeDue(ids.slice(i, i + 1000), now, opts.thaw);
+    for (let i = 0; i < ids.length; i += 1000) await spool.apply(ids.slice(i, i + 1000).map((id) => ({ kind: 'make-due', id, at: now, thaw: opts.thaw })));
   }
   if (await kickDaemon(config, opts.force)) return 0;
   // No daemon answered: this process delivers, if no other one is doing so already.

@@ -1,6 +1,6 @@
 // cli/why.ts: the retry commands: `postern -brt ADDR [ERROR]` (which retry rule
 // applies, as Exim's -brt prints it) and `postern -Mwhy ID...` ("why is it still
-// here": per undelivered recipient its state, each attempt from the journal, the rule
+// here": what was done to it (operator actions, envelope edits), per undelivered recipient its state, each attempt from the journal, the rule
 // that applied, the next attempt and when it freezes or is cancelled if nothing
 // changes). Reads the configuration and the spool; changes nothing.
 import type { Config } from '../config/schema.js';
@@ -9,6 +9,7 @@ import { usage } from '../core/exit.js';
 import { formatRetryTime, isRetryErrorName } from '../core/retry-rules.js';
 import type { HostLabel, MessageRecord, Trouble } from '../core/types.js';
 import { hostField, logTime } from '../log/mainlog.js';
+import { changeJson, changeText, isChangeEntry, type ChangeEntry } from '../log/journal-text.js';
 import { reasonText, replyText } from '../log/outcome-text.js';
 import { errorType, findRule, formatRetryRule, type RetryRule } from '../scheduler/retry-rules.js';
 import { frozenLimit, ruleFor } from '../scheduler/settle.js';
@@ -123,8 +124,10 @@ function endText(e: NonNullable<RecipientWhy['end']>): string {
   }
 }
 
-function whyText(record: MessageRecord, whys: RecipientWhy[]): string {
+function whyText(record: MessageRecord, whys: RecipientWhy[], changes: ChangeEntry[]): string {
   let out = `${record.id} <${record.sender}>${record.frozen ? ' *** frozen ***' : ''}\n`;
+  // What was done to it besides attempts (operator actions, envelope edits, limits), oldest first.
+  for (const e of changes) out += `  ${logTime(e.at)} ${changeText(e)}\n`;
   if (whys.length === 0) out += '  no undelivered recipients\n';
   for (const w of whys) {
     out += `  ${w.rcpt}: ${w.state}, ${w.tries} ${w.tries === 1 ? 'try' : 'tries'}${w.firstFailure !== undefined ? `, failing since ${logTime(w.firstFailure)}` : ''}\n`;
@@ -139,10 +142,10 @@ function whyText(record: MessageRecord, whys: RecipientWhy[]): string {
   return out + '\n';
 }
 
-function whyJson(record: MessageRecord, whys: RecipientWhy[]): string {
+function whyJson(record: MessageRecord, whys: RecipientWhy[], changes: ChangeEntry[]): string {
   const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
   return `${JSON.stringify({
-    id: record.id, sender: record.sender, frozen: record.frozen,
+    id: record.id, sender: record.sender, frozen: record.frozen, changes: changes.map(changeJson),
     recipients: whys.map((w) => ({
       rcpt: w.rcpt, state: w.state, tries: w.tries, firstFailure: iso(w.firstFailure),
       attempts: w.attempts.map((a) => ({ ...a, at: iso(a.at) })),
@@ -163,8 +166,10 @@ export function messageWhy(ids: string[], json: boolean, config: Config, spool: 
       status = 1;
       continue;
     }
-    const whys = explain(record, spool.journal(id), config);
-    out(json ? whyJson(record, whys) : whyText(record, whys));
+    const journal = spool.journal(id);
+    const whys = explain(record, journal, config);
+    const changes = journal.filter(isChangeEntry);
+    out(json ? whyJson(record, whys, changes) : whyText(record, whys, changes));
   }
   return status;
 }

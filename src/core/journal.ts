@@ -6,6 +6,9 @@
 import type { MtaEvent } from './events.js';
 import type { AttemptResult, HostLabel } from './types.js';
 
+/** What an envelope edit did to one address. */
+export type EnvelopeEditKind = 'recipient-added' | 'sender-changed' | 'marked-delivered';
+
 /** One logged event of an attempt, with its own time (host errors come before the results). */
 export interface JournalEvent {
   at: number;
@@ -17,6 +20,10 @@ export type JournalEntry =
   | { v: 1; type: 'attempt'; at: number; host?: HostLabel; results: AttemptResult[]; events: JournalEvent[] }
   /** An operator's action (-Mf, -Mt, -Mg) or a limit acting as one (timeout_frozen_after). */
   | { v: 1; type: 'admin'; at: number; action: 'frozen' | 'unfrozen' | 'cancelled' | 'removed'; user: string }
+  /** An operator's envelope edit (-Mar, -Mes, -Mmd, -Mmad), one entry per address. */
+  | { v: 1; type: 'edit'; at: number; edit: EnvelopeEditKind; address: string; user: string }
+  /** A limit that thawed a frozen message for one last try (ignore_bounce_errors_after: Exim's errmsg timer). */
+  | { v: 1; type: 'timer'; at: number; action: 'unfrozen' }
   /** Read from a spool of an earlier version: its -Mvl text, as it was written. */
   | { v: 0; type: 'legacy-log'; text: string }
   /** Read from a spool of an earlier version: an attempt record, the reason as text. */

@@ -14,10 +14,34 @@ export function journalText(entries: JournalEntry[]): string {
       case 'legacy-log': out += e.text; break;
       case 'legacy-attempt': break; // its lines are in the legacy text
       case 'attempt': for (const { at, event } of e.events) out += `${logTime(at)} ${renderText(event)}\n`; break;
-      case 'admin': out += `${logTime(e.at)} ${renderText({ type: 'admin', id: '', action: e.action, user: e.user })}\n`; break;
+      case 'admin': case 'edit': case 'timer': out += `${logTime(e.at)} ${changeText(e)}\n`; break;
     }
   }
   return out;
+}
+
+/** A change that is not an attempt: an operator's action or edit, or a limit's. */
+export type ChangeEntry = Extract<JournalEntry, { type: 'admin' | 'edit' | 'timer' }>;
+
+export function isChangeEntry(e: JournalEntry): e is ChangeEntry {
+  return e.type === 'admin' || e.type === 'edit' || e.type === 'timer';
+}
+
+/** A change in the main log's words (without the message ID). */
+export function changeText(e: ChangeEntry): string {
+  if (e.type === 'admin') return renderText({ type: 'admin', id: '', action: e.action, user: e.user });
+  if (e.type === 'timer') return 'Unfrozen by errmsg timer';
+  return e.edit === 'recipient-added' ? `recipient <${e.address}> added by ${e.user}`
+    : e.edit === 'sender-changed' ? `sender address changed to <${e.address}> by ${e.user}`
+    : `address <${e.address}> marked delivered by ${e.user}`;
+}
+
+/** A change as data for --json (`history`, -Mwhy's `changes`). */
+export function changeJson(e: ChangeEntry): Record<string, unknown> {
+  const at = new Date(e.at).toISOString();
+  if (e.type === 'admin') return { type: 'admin', at, action: e.action, user: e.user };
+  if (e.type === 'timer') return { type: 'timer', at, action: e.action, text: changeText(e) };
+  return { type: 'edit', at, edit: e.edit, address: e.address, user: e.user, text: changeText(e) };
 }
 
 /** The attempts and operator actions for -bp --json: data, with Exim's words beside it. */
@@ -25,11 +49,11 @@ export function journalJson(entries: JournalEntry[], sender: string): unknown[] 
   const out: unknown[] = [];
   for (const e of entries) {
     if (e.type === 'legacy-log') continue;
-    const at = new Date(e.at).toISOString();
-    if (e.type === 'admin') {
-      out.push({ type: 'admin', at, action: e.action, user: e.user });
+    if (isChangeEntry(e)) {
+      out.push(changeJson(e));
       continue;
     }
+    const at = new Date(e.at).toISOString();
     const host = e.host ? { host: hostField(e.host) } : {};
     const results = e.type === 'legacy-attempt'
       ? e.results.map((r) => ({ rcpt: r.rcpt, kind: r.kind, reason: r.detail, ...(r.errno !== undefined && r.kind === 'deferred' ? { errno: r.errno } : {}) }))

@@ -177,7 +177,7 @@ export async function takeMessage(spool: LmdbSpool, events: EventBus, m: EximMes
     ...(m.user ? { user: m.user } : {}), ...(m.clientIp ? { clientIp: m.clientIp } : {}), ...(m.helo ? { helo: m.helo } : {}),
     ...(m.messageIdHeader ? { messageIdHeader: m.messageIdHeader } : {}),
   });
-  if (m.frozen) await spool.setFrozen(m.id, true, { v: 1, type: 'admin', at: now, action: 'frozen', user: 'Exim (taken over frozen)' }, now);
+  if (m.frozen) await spool.apply([{ kind: 'freeze', id: m.id, by: { at: now, user: 'Exim (taken over frozen)' } }]);
   events.emit({ type: 'received', id: m.id, sender: m.sender, protocol: m.protocol, size: record.size, ...(m.user ? { user: m.user } : {}),
     ...(m.clientIp ? { clientIp: m.clientIp } : {}), ...(m.helo ? { helo: m.helo } : {}), ...(m.messageIdHeader ? { messageIdHeader: m.messageIdHeader } : {}) });
   events.emit({ type: 'notice', id: m.id, text: `taken over from Exim's queue${m.frozen ? ' (frozen, as it was there)' : ''}${m.delivered.length ? `; already delivered by Exim: ${m.delivered.join(', ')}` : ''}` });

@@ -10,7 +10,7 @@ const { lstatSync } = process.getBuiltinModule('node:fs');
 
 export const socketPath = (spoolDir: string) => join(spoolDir, 'postern.sock');
 
-export type LocalReply = { ok: true; id?: string; result?: string; results?: string[] } | { ok: false; error: string };
+export type LocalReply = { ok: true; id?: string; result?: string; results?: unknown[] } | { ok: false; error: string };
 export const controlKeyPath = (spoolDir: string) => join(spoolDir, 'control.key');
 
 /**

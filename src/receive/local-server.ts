@@ -1,11 +1,12 @@
 // receive/local-server.ts: the daemon side of `postern.sock`, the administrators'
 // control socket. It lives in the spool folder (mode 0700), so only root and the
 // daemon's user reach it; messages never come this way (they come through the
-// maildrop). Takes kicks (look at the maildrop and the due index now; `force` also
+// maildrop). Takes kicks, operator actions (admin/actions.ts) (look at the maildrop and the due index now; `force` also
 // forgets the hosts' retry times) and -Mg requests. One JSON line per request, its first
 // byte within 5 s and all of it within 30 s (a bulk request carries up to 32 MB of IDs);
 // at most 64 connections at once. A listener of its own, which users cannot reach: no
 // slot here is ever taken by a user's connection to the own-messages socket.
+import { parseAction, type ActionResult, type AdminAction } from '../admin/actions.js';
 import { JsonLineServer, type Answer } from './line-server.js';
 import { isMessageId } from '../spool/message-id.js';
 import { socketPath } from './local-client.js';
@@ -13,12 +14,12 @@ import { socketPath } from './local-client.js';
 /** A kick; `force` (from -qf, -M) also forgets the hosts' retry times, as Exim's forced runs do. */
 export type LocalRequest = { op: 'kick'; force?: boolean } | { op: 'giveup'; id: string; user?: string; key: string }
   | { op: 'giveup'; ids: string[]; user?: string; key: string }
-  | { op: 'bulk'; action: 'remove' | 'freeze' | 'thaw'; ids: string[]; user?: string; key: string };
+  | { op: 'bulk'; action: AdminAction; ids: string[]; user?: string; key: string };
 
 /** Operator requests carry the key from `control.key` (mode 0600 in the spool folder). */
 export type GiveUpHandler = (id: string, user: string) => Promise<'done' | 'gone' | 'locked'>;
-/** postern-qgrep --remove/--freeze/--thaw: one result per ID, in order (see cli/bulk.ts). */
-export type BulkHandler = (action: 'remove' | 'freeze' | 'thaw', ids: string[], user: string) => Promise<string[]>;
+/** Every operator action but -Mg (admin/actions.ts): one result per ID, in order. */
+export type BulkHandler = (action: AdminAction, ids: string[], user: string) => Promise<ActionResult[]>;
 
 /** A request line: postern-qgrep's bulk actions send their IDs in one (a million IDs are 19 MB). */
 const MAX_REQUEST = 32 * 1024 * 1024;
@@ -39,10 +40,11 @@ export class LocalServer extends JsonLineServer {
     if (op === 'bulk') {
       const g = parsed as { ids?: unknown; user?: unknown; key?: unknown; action?: unknown };
       if (!this.o.bulk || !this.o.controlKey || g.key !== this.o.controlKey) return answer({ ok: false, error: 'not permitted' });
-      if (g.action !== 'remove' && g.action !== 'freeze' && g.action !== 'thaw') return answer({ ok: false, error: 'unknown action' });
+      const action = parseAction(g.action);
+      if (!action) return answer({ ok: false, error: 'unknown action' });
       if (!Array.isArray(g.ids) || !g.ids.every((id) => typeof id === 'string' && isMessageId(id))) return answer({ ok: false, error: 'bad message id' });
       const user = typeof g.user === 'string' && /^[\w.@+-]{1,64}$/.test(g.user) ? g.user : 'unknown';
-      const done = this.o.bulk(g.action, g.ids as string[], user)
+      const done = this.o.bulk(action, g.ids as string[], user)
         .then((results) => answer({ ok: true, results }), (err: Error) => answer({ ok: false, error: err.message }));
       this.track(done);
       return;

@@ -514,7 +514,8 @@ export class Scheduler {
       nextAttempt: d.nextAttempt,
       ...(d.lastError !== undefined ? { lastError: d.lastError } : {}),
       ...(d.freeze ? { freeze: true, ...(d.freeze.wakeAt !== undefined ? { wakeAt: d.freeze.wakeAt } : {}) } : {}),
-      journal: [entry],
+      // The errmsg timer's thaw is journaled with the attempt it allowed (its notice was logged as it started).
+      journal: lastChance ? [{ v: 1, type: 'timer', at: now, action: 'unfrozen' }, entry] : [entry],
       ...(reports.length > 0 ? { enqueue: reports } : {}),
       ...(d.warning ? { warningsSent: d.warning.warningsSent } : {}),
     });

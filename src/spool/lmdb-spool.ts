@@ -17,6 +17,7 @@ import { open as openFile, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { adminEntry, applyEdit, type Change, type ChangeResult } from '../core/change.js';
 import type { JournalEntry, NewJournalEntry } from '../core/journal.js';
 import type { MessageRecord, NewMessage } from '../core/types.js';
 import { decodeRecord } from './record.js';
@@ -154,7 +155,13 @@ export class LmdbSpool implements Spool {
     try {
       this.root.transactionSync(() => {
         if (this.root.get(FROZEN_INDEX_MARK) !== undefined) return;
-        for (const { key, value } of this.meta.getRange({})) if (value.frozen) this.frozenIdx.put(key, 1);
+        for (const { key, value } of this.meta.getRange({})) {
+          let frozen = false;
+          try {
+            frozen = decodeRecord(value).frozen;
+          } catch { /* a newer record: its own postern keeps its index */ }
+          if (frozen) this.frozenIdx.put(key, 1);
+        }
         this.root.put(FROZEN_INDEX_MARK, 1);
       });
     } catch { /* read-only: counts of frozen mail are not needed by readers */ }
@@ -282,36 +289,46 @@ export class LmdbSpool implements Spool {
     return failure;
   }
 
-  async commit(msg: NewMessage): Promise<MessageRecord> {
-    this.roomForNewMail();
-    const parts = rechunk(msg.body);
-    const bodySize = parts.reduce((n, b) => n + b.length, 0);
-    const record = newRecord(msg, bodySize, parts.length);
-    const stored = await this.synced(this.root.transaction(() => {
-      if (this.meta.doesExist(msg.id)) return false;
-      this.writeNew(record, msg.headers, parts);
-      return true;
-    }));
-    if (!stored) throw new SpoolUnavailable(`message ID ${msg.id} is already in the spool`);
-    return record;
-  }
-
   /**
-   * A message from a maildrop file: committed together with the file's name, so a
-   * pickup that crashes before removing the file never commits it twice. Resolves
-   * false when that file was already taken.
+   * New mail, whole (sendmail's maildrop files, tests, the Exim importer): the door of
+   * all new mail with incoming() (SMTP, -bs), both ending in admitOne(). `pickupFile`:
+   * the maildrop file it came from, remembered in the same transaction, so a pickup that
+   * crashes before removing the file never commits it twice (false: that file was
+   * taken already).
    */
-  async commitPickup(msg: NewMessage, file: string): Promise<MessageRecord | false> {
+  async admit(msg: NewMessage, o: { pickupFile?: string } = {}): Promise<MessageRecord | false> {
     this.roomForNewMail();
     const parts = rechunk(msg.body);
     const record = newRecord(msg, parts.reduce((n, b) => n + b.length, 0), parts.length);
-    return this.synced(this.root.transaction(() => {
-      if (this.pickups.doesExist(file)) return false;
-      if (this.meta.doesExist(msg.id)) throw new SpoolUnavailable(`message ID ${msg.id} is already in the spool`);
-      this.writeNew(record, msg.headers, parts);
-      this.pickups.put(file, msg.id);
-      return record;
-    }));
+    return this.synced(this.root.transaction(() => this.admitOne(record, msg.headers, parts, o)));
+  }
+
+  /**
+   * A new message into the spool, inside the caller's transaction: never over a stored
+   * one (IDs come from one generator per process, so that is a bug, and throwing aborts
+   * the whole transaction), with its pickup mark, its writer's `incoming` entry gone.
+   */
+  private admitOne(record: MessageRecord, headers: string, parts: Buffer[],
+    o: { pickupFile?: string; streamed?: 'chunks' | 'file' } = {}): MessageRecord | false {
+    const taken = o.pickupFile !== undefined && this.pickups.doesExist(o.pickupFile);
+    // A whole message of a file taken already is not admitted (false); a streamed one (incoming()) is an error.
+    if (taken && !o.streamed) return false;
+    if (this.meta.doesExist(record.id)) throw new SpoolUnavailable(`message ID ${record.id} is already in the spool`);
+    if (taken) throw new PickedUpAlready(`maildrop file ${o.pickupFile} was picked up already`);
+    this.writeNew(record, headers, parts);
+    if (o.pickupFile !== undefined) this.pickups.put(o.pickupFile, record.id);
+    if (o.streamed === 'file') this.incomingDb.remove(record.id); // its writer's entry: the body file is the message's now
+    return record;
+  }
+
+  /** As admit(), for a message that must be new (throws when its ID is taken). */
+  async commit(msg: NewMessage): Promise<MessageRecord> {
+    return await this.admit(msg) as MessageRecord;
+  }
+
+  /** As admit() with the maildrop file's name (pickup.ts). */
+  commitPickup(msg: NewMessage, file: string): Promise<MessageRecord | false> {
+    return this.admit(msg, { pickupFile: file });
   }
 
   /** The ID a maildrop file became, if it was picked up already. */
@@ -361,10 +378,6 @@ export class LmdbSpool implements Spool {
     const path = join(this.bodyDir, id);
     const meta = this.meta;
     const incomingDb = this.incomingDb;
-    const pickups = this.pickups;
-    const taken = () => {
-      if (pickup !== undefined && pickups.doesExist(pickup)) throw new PickedUpAlready(`maildrop file ${pickup} was picked up already`);
-    };
     const room = () => {
       if (pickup === undefined) this.roomForNewMail(); // the reserve is spent: new mail waits
     };
@@ -458,14 +471,7 @@ export class LmdbSpool implements Spool {
           const parts = [...held, ...tail];
           const record = newRecord({ ...m, id }, bodySize, parts.length);
           try {
-            const stored = await this.synced(this.root.transaction(() => {
-              if (meta.doesExist(id)) return false;
-              taken();
-              this.writeNew(record, m.headers, parts);
-              if (pickup !== undefined) pickups.put(pickup, id);
-              return true;
-            }));
-            if (!stored) throw new SpoolUnavailable(`message ID ${id} is already in the spool`);
+            await this.synced(this.root.transaction(() => this.admitOne(record, m.headers, parts, { pickupFile: pickup, streamed: 'chunks' })));
           } finally {
             state = 'done';
             held = [];
@@ -489,15 +495,7 @@ export class LmdbSpool implements Spool {
         }
         const record: MessageRecord = { ...newRecord({ ...m, id }, bodySize, 0), bodyFile: true };
         try {
-          const stored = await this.synced(this.root.transaction(() => {
-            if (meta.doesExist(id)) return false;
-            taken();
-            this.writeNew(record, m.headers, []);
-            incomingDb.remove(id);
-            if (pickup !== undefined) pickups.put(pickup, id);
-            return true;
-          }));
-          if (!stored) throw new SpoolUnavailable(`message ID ${id} is already in the spool`);
+          await this.synced(this.root.transaction(() => this.admitOne(record, m.headers, [], { pickupFile: pickup, streamed: 'file' })));
         } catch (err) {
           return give(err);
         }
@@ -585,12 +583,11 @@ export class LmdbSpool implements Spool {
   }
 
   load(id: string): MessageRecord | undefined {
-    const record = this.meta.get(id);
-    if (record) return decodeRecord(record);
+    const record = this.read(id);
+    if (record) return record;
     // Perhaps committed by another process (sendmail, -bs) after our read snapshot.
     this.root.resetReadTxn();
-    const again = this.meta.get(id);
-    return again ? decodeRecord(again) : undefined;
+    return this.read(id);
   }
 
   headers(id: string): string | undefined {
@@ -600,7 +597,7 @@ export class LmdbSpool implements Spool {
   body(id: string, expected?: number): Readable {
     // Chunks named by the caller's record: a chunked body, no need to read the record
     // again (a body file's record says 0 chunks).
-    const record = expected !== undefined && expected > 0 ? undefined : this.meta.get(id);
+    const record = expected !== undefined && expected > 0 ? undefined : this.read(id);
     // Plain reads: nothing of a big body is mapped into the process. A missing file is an error.
     if (record?.bodyFile) return createReadStream(join(this.bodyDir, id), { highWaterMark: CHUNK });
     // Removed meanwhile (a body file's record says 0 chunks): an error, not an empty body.
@@ -627,7 +624,7 @@ export class LmdbSpool implements Spool {
   }
 
   bodyPrefix(id: string, limit: number): Buffer {
-    const record = this.meta.get(id);
+    const record = this.read(id);
     if (record?.bodyFile) {
       const out = Buffer.allocUnsafe(Math.min(limit, record.bodySize));
       const fd = openSync(join(this.bodyDir, id), constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -720,42 +717,35 @@ export class LmdbSpool implements Spool {
     }
   }
 
-  private setDue(record: MessageRecord, at: number | null): void {
-    if (record.nextAttempt !== null) this.dueIdx.remove([record.nextAttempt, record.id]);
-    record.nextAttempt = at;
-    if (at !== null) this.dueIdx.put([at, record.id], 1);
+  /** An attempt's settlement, as apply([{ kind: 'settle' }]). */
+  async settle(id: string, settlement: Settlement): Promise<SettleResult> {
+    const [r] = await this.apply([{ kind: 'settle', id, settlement }]);
+    return r?.kind === 'completed' && r.record ? { kind: 'completed', record: r.record }
+      : r?.kind === 'changed' && r.record ? { kind: 'pending', record: r.record } : { kind: 'gone' };
   }
 
-  settle(id: string, s: Settlement): Promise<SettleResult> {
-    return this.synced(this.root.transaction((): SettleResult => {
-      const record = this.meta.get(id);
-      // Removed (-Mrm) while it was being delivered: nothing left to record.
-      if (!record) return { kind: 'gone' };
-      const byAddress = new Map(s.recipients.map((r) => [r.address, r]));
-      record.recipients = record.recipients.map((r) => (r.state === 'pending' ? byAddress.get(r.address) ?? r : r));
-      record.attempts += 1;
-      if (s.lastError !== undefined) record.lastError = s.lastError;
-      if (s.warningsSent !== undefined) record.warningsSent = s.warningsSent;
-      for (const m of s.enqueue ?? []) {
-        // Never overwrite: IDs come from one generator per process, so this is a bug;
-        // throwing aborts the whole transaction rather than lose the report silently.
-        if (this.meta.doesExist(m.id)) throw new Error(`message ID ${m.id} is already in the spool`);
-        const parts = rechunk(m.body);
-        const size = parts.reduce((n, b) => n + b.length, 0);
-        this.writeNew(newRecord(m, size, parts.length), m.headers, parts);
-      }
-      if (!record.recipients.some((r) => r.state === 'pending')) {
-        this.deleteAll(record);
-        return { kind: 'completed', record };
-      }
-      // A message frozen now, or by the operator during the attempt, is off the due index.
-      if (s.freeze) record.frozen = true;
-      this.setDue(record, record.frozen ? (s.freeze ? s.wakeAt ?? null : null) : s.nextAttempt);
-      this.meta.put(id, record);
-      if (record.frozen) this.frozenIdx.put(id, 1);
-      this.appendJournal(id, s.journal);
-      return { kind: 'pending', record };
-    }));
+  /** A settlement inside apply()'s transaction (`record`: the message as stored, `before` its indexes' keys). */
+  private settleOne(record: MessageRecord, s: Settlement, before: { nextAttempt: number | null; frozen: boolean }): ChangeResult {
+    const byAddress = new Map(s.recipients.map((r) => [r.address, r]));
+    record.recipients = record.recipients.map((r) => (r.state === 'pending' ? byAddress.get(r.address) ?? r : r));
+    record.attempts += 1;
+    if (s.lastError !== undefined) record.lastError = s.lastError;
+    if (s.warningsSent !== undefined) record.warningsSent = s.warningsSent;
+    for (const m of s.enqueue ?? []) {
+      // The attempt's bounces and warnings, new mail in the same transaction.
+      const parts = rechunk(m.body);
+      this.admitOne(newRecord(m, parts.reduce((n, b) => n + b.length, 0), parts.length), m.headers, parts);
+    }
+    if (!record.recipients.some((r) => r.state === 'pending')) {
+      this.deleteAll(record);
+      return { kind: 'completed', entries: s.journal, record };
+    }
+    // A message frozen now, or by the operator during the attempt, is off the due index.
+    if (s.freeze) record.frozen = true;
+    record.nextAttempt = record.frozen ? (s.freeze ? s.wakeAt ?? null : null) : s.nextAttempt;
+    this.save(record, before);
+    this.appendJournal(record.id, s.journal);
+    return { kind: 'changed', entries: s.journal, record };
   }
 
   /** `range`: IDs from `start` (included) to `end` (excluded): IDs sort by arrival second, so an age is a seek. */
@@ -770,93 +760,96 @@ export class LmdbSpool implements Spool {
     return entryCount(this.meta);
   }
 
+  /**
+   * Applies `changes` in one transaction and one sync, each with its journal entries,
+   * in order (two changes to one message see each other). One result per change. A
+   * message being delivered meanwhile is settled on top (settle() keeps a freeze, only
+   * replaces recipients still pending, finds a removed message gone): callers that
+   * must not touch it (operator actions) ask the process that delivers (src/admin/).
+   */
+  apply(changes: readonly Change[]): Promise<ChangeResult[]> {
+    return this.synced(this.root.transaction(() => changes.map((c) => this.applyOne(c))));
+  }
+
+  /** One change, inside apply()'s transaction. */
+  private applyOne(c: Change): ChangeResult {
+    const record = this.read(c.id);
+    // Removed (-Mrm) while it was being delivered, say: nothing left to change.
+    if (!record) return { kind: 'gone' };
+    const before = { nextAttempt: record.nextAttempt, frozen: record.frozen };
+    let entries: NewJournalEntry[] = [];
+    switch (c.kind) {
+      case 'settle':
+        return this.settleOne(record, c.settlement, before);
+      case 'remove':
+        this.deleteAll(record);
+        return { kind: 'completed', entries: [adminEntry(c)], record };
+      case 'freeze':
+      case 'thaw':
+        if (record.frozen === (c.kind === 'freeze')) return { kind: 'unchanged' };
+        record.frozen = c.kind === 'freeze';
+        record.nextAttempt = c.kind === 'freeze' ? null : c.dueAt ?? c.by.at;
+        entries = [adminEntry(c)];
+        break;
+      case 'make-due':
+        if (record.frozen && !c.thaw) return { kind: 'unchanged' };
+        record.frozen = false;
+        record.nextAttempt = c.at;
+        break;
+      case 'edit': {
+        const done = applyEdit(record, c.edit, c.by);
+        if (!Array.isArray(done)) return { kind: 'not-recipient', address: done.missing };
+        if (done.length === 0) return { kind: 'unchanged' };
+        if (!record.recipients.some((r) => r.state === 'pending')) {
+          this.deleteAll(record);
+          return { kind: 'completed', entries: done, record };
+        }
+        entries = done;
+        break;
+      }
+    }
+    this.save(record, before);
+    this.appendJournal(record.id, entries);
+    return { kind: 'changed', entries, record };
+  }
+
+  /**
+   * A stored record, read through the decoder (the only reader of `meta` records but
+   * the metrics' oldest arrival): a record of a newer version is refused with a
+   * RecordVersionError naming it, so no write path ever rewrites it as this version's.
+   */
+  private read(id: string): MessageRecord | undefined {
+    const raw = this.meta.get(id);
+    return raw === undefined ? undefined : decodeRecord(raw);
+  }
+
+  /**
+   * The one writer of `meta` for a stored message: the record as it is now, with the
+   * `due` and `frozen` indexes moved from what they were (`before`) to what it says.
+   */
+  private save(record: MessageRecord, before: { nextAttempt: number | null; frozen: boolean }): void {
+    if (before.nextAttempt !== record.nextAttempt) {
+      if (before.nextAttempt !== null) this.dueIdx.remove([before.nextAttempt, record.id]);
+      if (record.nextAttempt !== null) this.dueIdx.put([record.nextAttempt, record.id], 1);
+    }
+    if (before.frozen !== record.frozen) this.indexFrozenState(record);
+    this.meta.put(record.id, record);
+  }
+
+  // The doors of before apply(), kept as thin wrappers over it (tests use them).
+
   remove(id: string): Promise<boolean> {
-    return this.synced(this.root.transaction(() => {
-      const record = this.meta.get(id);
-      if (!record) return false;
-      this.deleteAll(record);
-      return true;
-    }));
+    return this.apply([{ kind: 'remove', id, by: { at: Date.now(), user: '' } }]).then(([r]) => r?.kind === 'completed');
   }
 
   setFrozen(id: string, frozen: boolean, entry: NewJournalEntry, dueAt: number): Promise<'changed' | 'unchanged' | 'gone'> {
-    return this.synced(this.root.transaction(() => {
-      const record = this.meta.get(id);
-      if (!record) return 'gone' as const;
-      if (record.frozen === frozen) return 'unchanged' as const;
-      record.frozen = frozen;
-      this.setDue(record, frozen ? null : dueAt);
-      this.meta.put(id, record);
-      this.indexFrozenState(record);
-      this.appendJournal(id, [entry]);
-      return 'changed' as const;
-    }));
+    const user = entry.type === 'admin' ? entry.user : 'unknown';
+    return this.apply([{ kind: frozen ? 'freeze' : 'thaw', id, by: { at: entry.at, user }, dueAt }])
+      .then(([r]) => (r?.kind === 'changed' ? 'changed' : r?.kind === 'unchanged' ? 'unchanged' : 'gone'));
   }
 
-  makeDue(ids: string[], at: number, thaw: boolean): Promise<void> {
-    return this.synced(this.root.transaction(() => {
-      for (const id of ids) {
-        const record = this.meta.get(id);
-        if (!record || (record.frozen && !thaw)) continue;
-        if (record.frozen) this.frozenIdx.remove(id);
-        record.frozen = false;
-        this.setDue(record, at);
-        this.meta.put(id, record);
-      }
-    }));
-  }
-
-  /**
-   * postern-qgrep's bulk --remove, --freeze, --thaw: every ID in one transaction and one
-   * sync, each changed as -Mrm, -Mf, -Mt change one (journal entry included); per ID
-   * 'changed', 'unchanged' (already in that state) or 'gone'. A message being delivered
-   * meanwhile is settled as after the single action (settle() keeps a freeze, finds a
-   * removed message gone).
-   */
-  bulk(ids: string[], action: 'remove' | 'freeze' | 'thaw', entry: NewJournalEntry, dueAt: number): Promise<Map<string, 'changed' | 'unchanged' | 'gone'>> {
-    return this.synced(this.root.transaction(() => {
-      const results = new Map<string, 'changed' | 'unchanged' | 'gone'>();
-      for (const id of ids) {
-        const record = this.meta.get(id);
-        if (!record) {
-          results.set(id, 'gone');
-        } else if (action === 'remove') {
-          this.deleteAll(record);
-          results.set(id, 'changed');
-        } else if (record.frozen === (action === 'freeze')) {
-          results.set(id, 'unchanged');
-        } else {
-          record.frozen = action === 'freeze';
-          this.setDue(record, record.frozen ? null : dueAt);
-          this.meta.put(id, record);
-          this.indexFrozenState(record);
-          this.appendJournal(id, [entry]);
-          results.set(id, 'changed');
-        }
-      }
-      return results;
-    }));
-  }
-
-  /**
-   * -Mar, -Mes, -Mmd, -Mmad: `edit` changes the envelope in one transaction (returning
-   * false leaves it as it was). A message with nothing pending afterwards is completed
-   * (removed). A delivery in flight settles on top of it: settle() only replaces
-   * recipients that are still pending, and keeps the sender and added recipients.
-   */
-  editEnvelope(id: string, edit: (r: MessageRecord) => boolean): Promise<'changed' | 'unchanged' | 'completed' | 'gone'> {
-    return this.synced(this.root.transaction(() => {
-      const stored = this.meta.get(id);
-      if (!stored) return 'gone' as const;
-      const record = decodeRecord(stored);
-      if (!edit(record)) return 'unchanged' as const;
-      if (!record.recipients.some((r) => r.state === 'pending')) {
-        this.deleteAll(record);
-        return 'completed' as const;
-      }
-      this.meta.put(id, record);
-      return 'changed' as const;
-    }));
+  async makeDue(ids: string[], at: number, thaw: boolean): Promise<void> {
+    await this.apply(ids.map((id) => ({ kind: 'make-due', id, at, thaw })));
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,7 @@
 // that changes a message is one transaction; the promise of a write resolves only
 // once the commit is synced to disk.
 import type { Readable } from 'node:stream';
+import type { Change, ChangeResult, Settlement } from '../core/change.js';
 import type { JournalEntry, NewJournalEntry } from '../core/journal.js';
 import type { MessageRecord, NewMessage, RecipientRecord } from '../core/types.js';
 
@@ -23,24 +24,7 @@ export function isLmdbCommitFailure(err: unknown): boolean {
   return typeof (err as { code?: unknown }).code === 'number' && /[\\/]lmdb[\\/]write\.js/.test(err.stack ?? '');
 }
 
-/** The result of one delivery attempt, written as one transaction. */
-export interface Settlement {
-  /** New state of the recipients that were tried, by address (others stay as they are). */
-  recipients: RecipientRecord[];
-  /** Next time the message is due; ignored when nothing is pending any more. */
-  nextAttempt: number | null;
-  lastError?: string;
-  /** Delay warnings sent so far, when this attempt sent one. */
-  warningsSent?: number;
-  /** Freeze the message (kept, off the due index) if anything is still pending. */
-  freeze?: boolean;
-  /** With `freeze`: stay on the due index at this time, when a frozen-time limit needs a look. */
-  wakeAt?: number;
-  /** Entries for the message's journal (the attempt, an operator action), in this transaction. */
-  journal: NewJournalEntry[];
-  /** Messages born of this attempt (bounces), committed in the same transaction. */
-  enqueue?: NewMessage[];
-}
+export type { Settlement } from '../core/change.js';
 
 export type SettleResult = { kind: 'gone' } | { kind: 'pending'; record: MessageRecord } | { kind: 'completed'; record: MessageRecord };
 
@@ -72,6 +56,9 @@ export interface IncomingMessage {
 }
 
 export interface Spool {
+  /** New mail, whole; false when `pickupFile` was taken already. With incoming(), the only doors for new mail. */
+  admit(msg: NewMessage, o?: { pickupFile?: string }): Promise<MessageRecord | false>;
+  /** admit() of a message that must be new. */
   commit(msg: NewMessage): Promise<MessageRecord>;
   /** Starts a message whose body arrives in pieces; see IncomingMessage. */
   incoming(id: string): IncomingMessage;
@@ -112,6 +99,8 @@ export interface Spool {
   count(): number;
   remove(id: string): Promise<boolean>;
   setFrozen(id: string, frozen: boolean, entry: NewJournalEntry, dueAt: number): Promise<'changed' | 'unchanged' | 'gone'>;
+  /** Changes to queued messages (core/change.ts), in one transaction and one sync. */
+  apply(changes: readonly Change[]): Promise<ChangeResult[]>;
   /** Make a message due now (queue runs, -M). */
   makeDue(ids: string[], at: number, thaw: boolean): Promise<void>;
   close(): Promise<void>;

@@ -209,12 +209,22 @@ describe('scheduler', () => {
     scheduler.kick({ force: true });
     await new Promise((r) => setTimeout(r, 50));
     expect(transport.jobs).toBe(1);
-    // ...then one last try, and the bounce is discarded (no bounce of a bounce).
+    // ...then one last try, and the bounce is discarded (no bounce of a bounce); the
+    // timer's thaw is journaled in the transaction of the attempt it allowed.
+    const journals: unknown[][] = [];
+    const settle = spool.settle.bind(spool);
+    spool.settle = (sid, st) => {
+      journals.push(st.journal);
+      return settle(sid, st);
+    };
     clock.advance(DAY + 1000);
     scheduler.kick({ force: true });
     await until('discarded', () => events.some((e) => e.type === 'completed'));
     expect(transport.jobs).toBe(2);
     expect(events.some((e) => e.type === 'notice' && /Unfrozen by errmsg timer/.test(e.text))).toBe(true);
+    expect(journals).toHaveLength(1);
+    expect(journals[0]?.[0]).toEqual({ v: 1, type: 'timer', at: clock.now(), action: 'unfrozen' });
+    expect(journals[0]?.[1]).toMatchObject({ type: 'attempt' });
     expect(spool.count()).toBe(0);
   });
 

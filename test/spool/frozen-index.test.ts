@@ -39,11 +39,11 @@ describe('frozen index and stats', () => {
     expect(spool.stats()).toMatchObject({ messages: 3, frozen: 0, due: 3 });
     await spool.setFrozen(a.id, true, adm('frozen'), T0);
     expect(spool.stats()).toMatchObject({ messages: 3, frozen: 1, due: 2 });
-    await spool.bulk([b.id, c.id], 'freeze', adm('frozen'), T0);
+    await spool.apply([b.id, c.id].map((id) => ({ kind: 'freeze', id, by: { at: T0, user: 'root' } })));
     expect(spool.stats().frozen).toBe(3);
     await spool.makeDue([b.id], T0, true);
     expect(spool.stats().frozen).toBe(2);
-    await spool.bulk([c.id], 'thaw', adm('unfrozen'), T0);
+    await spool.apply([{ kind: 'thaw', id: c.id, by: { at: T0, user: 'root' } }]);
     expect(spool.stats().frozen).toBe(1);
     await spool.remove(a.id);
     expect(spool.stats()).toMatchObject({ messages: 2, frozen: 0 });
