@@ -6,39 +6,19 @@
 // postern's queue, an upgrade to the next version with no prompt, a preseeded first
 // install. Needs root, debootstrap and systemd-nspawn (skipped with the reason
 // otherwise); skipped with the reason when the Debian archive cannot be reached (exit 75).
-import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { rootScriptsUnavailable, runRootScript } from '../helpers/droot.js';
 import { ROOT } from '../helpers/postern.js';
 
 const SCRIPT = join(ROOT, 'packaging/test-debian-migrate.sh');
 const TIMEOUT = 15 * 60_000;
 
-function whyNot(): string | undefined {
-  if (process.platform !== 'linux') return 'Linux only';
-  if (process.getuid?.() !== 0) return 'needs root';
-  const missing = ['debootstrap', 'systemd-nspawn', 'nsenter', 'unshare', 'dpkg-deb']
-    .filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
-  if (missing.length) return `needs ${missing.join(', ')} (apt-get install debootstrap systemd-container)`;
-  return undefined;
-}
-
-const why = whyNot();
+const why = rootScriptsUnavailable();
 
 describe('from Debian\'s Exim to the package on Debian 13 (packaging/test-debian-migrate.sh)', () => {
   it.skipIf(why !== undefined)(`takes Exim's configuration and queue over, sends what Exim would have sent, upgrades with no prompt${why ? ` (skipped: ${why})` : ''}`, async (ctx) => {
-    const child = spawn(SCRIPT, [], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const timer = setTimeout(() => child.kill('SIGTERM'), TIMEOUT - 30_000);
-    const status = await new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    clearTimeout(timer);
-    if (status === 75 && /^test-debian(-migrate)?: SKIP: /m.test(out)) {
-      const reason = out.split('\n').filter((l) => /cannot be reached|SKIP/.test(l)).join('; ') || 'the Debian archive cannot be reached';
-      console.warn(`test/packaging/debian13-migrate.test.ts skipped: ${reason}`);
-      ctx.skip(reason);
-    }
+    const { status, out } = await runRootScript(SCRIPT, /^test-debian(-migrate)?: SKIP: /m, 'test/packaging/debian13-migrate.test.ts', TIMEOUT, ctx);
     const failed = out.split(/\n(?=ok |not ok |test-debian)/).filter((b) => b.startsWith('not ok '));
     expect(failed, 'the failed checks of packaging/test-debian-migrate.sh').toEqual([]);
     expect(status, out.split('\n').slice(-40).join('\n')).toBe(0);

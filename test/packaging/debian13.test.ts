@@ -6,40 +6,19 @@
 // Debian archive cannot be reached the script says so (exit 75) and the test is skipped
 // with that reason: the network is no failure of the package. Any failed smoke check
 // fails the test, with the script's lines for it.
-import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { rootScriptsUnavailable, runRootScript } from '../helpers/droot.js';
 import { ROOT } from '../helpers/postern.js';
 
 const SCRIPT = join(ROOT, 'packaging/test-debian.sh');
 const TIMEOUT = 12 * 60_000;
 
-function whyNot(): string | undefined {
-  if (process.platform !== 'linux') return 'Linux only';
-  if (process.getuid?.() !== 0) return 'needs root';
-  const missing = ['debootstrap', 'systemd-nspawn', 'nsenter', 'unshare', 'dpkg-deb']
-    .filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
-  if (missing.length) return `needs ${missing.join(', ')} (apt-get install debootstrap systemd-container)`;
-  return undefined;
-}
-
-const why = whyNot();
+const why = rootScriptsUnavailable();
 
 describe('the package on Debian 13 (packaging/test-debian.sh)', () => {
   it.skipIf(why !== undefined)(`installs with apt and passes the smoke list as root, www-data and postern, chrooted and under systemd${why ? ` (skipped: ${why})` : ''}`, async (ctx) => {
-    const child = spawn(SCRIPT, [], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    // The script's trap tears the root down on SIGTERM; vitest's own timeout is later.
-    const timer = setTimeout(() => child.kill('SIGTERM'), TIMEOUT - 30_000);
-    const status = await new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    clearTimeout(timer);
-    if (status === 75 && /^test-debian: SKIP: /m.test(out)) {
-      const reason = out.split('\n').filter((l) => /cannot be reached|SKIP/.test(l)).join('; ') || 'the Debian archive cannot be reached';
-      console.warn(`test/packaging/debian13.test.ts skipped: ${reason}`);
-      ctx.skip(reason);
-    }
+    const { status, out } = await runRootScript(SCRIPT, /^test-debian: SKIP: /m, 'test/packaging/debian13.test.ts', TIMEOUT, ctx);
     // Each failed check with the lines the script printed for it.
     const failed = out.split(/\n(?=ok |not ok |test-debian: )/).filter((b) => b.startsWith('not ok '));
     expect(failed, 'the failed checks of packaging/test-debian.sh').toEqual([]);
