@@ -15,6 +15,7 @@ const ALLOWED: Record<string, string[]> = {
   bounce: ['core'],
   config: ['core'],
   metrics: ['core'],
+  limits: ['core'],
 };
 
 function imports(folder: string): { file: string; target: string }[] {

@@ -296,7 +296,7 @@ export class LmdbSpool implements Spool {
    * crashes before removing the file never commits it twice (false: that file was
    * taken already).
    */
-  async admit(msg: NewMessage, o: { pickupFile?: string } = {}): Promise<MessageRecord | false> {
+  async admit(msg: NewMessage, o: { pickupFile?: string; hold?: NewJournalEntry } = {}): Promise<MessageRecord | false> {
     this.roomForNewMail();
     const parts = rechunk(msg.body);
     const record = newRecord(msg, parts.reduce((n, b) => n + b.length, 0), parts.length);
@@ -306,16 +306,22 @@ export class LmdbSpool implements Spool {
   /**
    * A new message into the spool, inside the caller's transaction: never over a stored
    * one (IDs come from one generator per process, so that is a bug, and throwing aborts
-   * the whole transaction), with its pickup mark, its writer's `incoming` entry gone.
+   * the whole transaction), with its pickup mark, its writer's `incoming` entry gone;
+   * `hold`: frozen (off the due index until thawed), with that journal entry.
    */
   private admitOne(record: MessageRecord, headers: string, parts: Buffer[],
-    o: { pickupFile?: string; streamed?: 'chunks' | 'file' } = {}): MessageRecord | false {
+    o: { pickupFile?: string; streamed?: 'chunks' | 'file'; hold?: NewJournalEntry | undefined } = {}): MessageRecord | false {
     const taken = o.pickupFile !== undefined && this.pickups.doesExist(o.pickupFile);
     // A whole message of a file taken already is not admitted (false); a streamed one (incoming()) is an error.
     if (taken && !o.streamed) return false;
     if (this.meta.doesExist(record.id)) throw new SpoolUnavailable(`message ID ${record.id} is already in the spool`);
     if (taken) throw new PickedUpAlready(`maildrop file ${o.pickupFile} was picked up already`);
+    if (o.hold) Object.assign(record, { frozen: true, nextAttempt: null });
     this.writeNew(record, headers, parts);
+    if (o.hold) {
+      this.indexFrozenState(record);
+      this.appendJournal(record.id, [o.hold]);
+    }
     if (o.pickupFile !== undefined) this.pickups.put(o.pickupFile, record.id);
     if (o.streamed === 'file') this.incomingDb.remove(record.id); // its writer's entry: the body file is the message's now
     return record;
@@ -471,7 +477,7 @@ export class LmdbSpool implements Spool {
           const parts = [...held, ...tail];
           const record = newRecord({ ...m, id }, bodySize, parts.length);
           try {
-            await this.synced(this.root.transaction(() => this.admitOne(record, m.headers, parts, { pickupFile: pickup, streamed: 'chunks' })));
+            await this.synced(this.root.transaction(() => this.admitOne(record, m.headers, parts, { pickupFile: pickup, streamed: 'chunks', hold: m.hold })));
           } finally {
             state = 'done';
             held = [];
@@ -495,7 +501,7 @@ export class LmdbSpool implements Spool {
         }
         const record: MessageRecord = { ...newRecord({ ...m, id }, bodySize, 0), bodyFile: true };
         try {
-          await this.synced(this.root.transaction(() => this.admitOne(record, m.headers, [], { pickupFile: pickup, streamed: 'file' })));
+          await this.synced(this.root.transaction(() => this.admitOne(record, m.headers, [], { pickupFile: pickup, streamed: 'file', hold: m.hold })));
         } catch (err) {
           return give(err);
         }

@@ -34,8 +34,11 @@ export interface DueKey {
   id: string;
 }
 
-/** What commit() of a message being received needs besides its body. */
-export type IncomingMeta = Omit<NewMessage, 'id' | 'body'>;
+/**
+ * What commit() of a message being received needs besides its body; `hold`: admit it
+ * frozen, with this journal entry saying why (a `[limits]` rate), in the same transaction.
+ */
+export type IncomingMeta = Omit<NewMessage, 'id' | 'body'> & { hold?: NewJournalEntry };
 
 /**
  * A message being received. A body within 1 MB is held by the writer and committed as
@@ -56,8 +59,8 @@ export interface IncomingMessage {
 }
 
 export interface Spool {
-  /** New mail, whole; false when `pickupFile` was taken already. With incoming(), the only doors for new mail. */
-  admit(msg: NewMessage, o?: { pickupFile?: string }): Promise<MessageRecord | false>;
+  /** New mail, whole; false when `pickupFile` was taken already; `hold` as IncomingMeta's. With incoming(), the only doors for new mail. */
+  admit(msg: NewMessage, o?: { pickupFile?: string; hold?: NewJournalEntry }): Promise<MessageRecord | false>;
   /** admit() of a message that must be new. */
   commit(msg: NewMessage): Promise<MessageRecord>;
   /** Starts a message whose body arrives in pieces; see IncomingMessage. */
