@@ -1,6 +1,6 @@
 // The [limits] table: its defaults (on, generous), "off" and "0", and a bad value refused
 // with the file, line and key named, by parseConfig and by the real daemon (exit 1, one
-// sentence, nothing bound).
+// sentence, nothing bound); -bP shows them as written.
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/load.js';
 import { parseConfig } from '../../src/config/validate.js';
@@ -48,11 +48,16 @@ describe('[limits]', () => {
   });
 });
 
-describe('the daemon with a bad [limits] value', () => {
+describe('the commands and [limits]', () => {
   let p: Instance | undefined;
   afterEach(async () => {
     await p?.cleanup();
     p = undefined;
+  });
+
+  it('-bP shows the rates as the file writes them, "off" for none', async () => {
+    p = new Instance([2599], '[limits]\nper_client = "off"\nper_user = "200/h"\n');
+    expect(await p.run('postern', ['-bP', 'limits'])).toEqual({ code: 0, stdout: 'limits.per_user = 200/1h\nlimits.per_client = off\n', stderr: '' });
   });
 
   it('does not start: exit 1, one sentence naming file, line and key', async () => {
