@@ -54,7 +54,10 @@ status=0
 droot_cache || status=$?
 [ "$status" -eq 0 ] || exit "$status"
 mkdir "$work/sink"
-node "$here/packaging/testroot/sink.mjs" "$work/sink" >"$work/sink.out" 2>&1 &
+# On an address Exim does not take for itself (127.0.0.1 is one of its interfaces: "remote
+# host address is the local host"), as packaging/test-debian-migrate.sh does.
+sink_addr=127.0.0.3
+node "$here/packaging/testroot/sink.mjs" "$work/sink" "$sink_addr" >"$work/sink.out" 2>&1 &
 sink_pid=$!
 sink_up() { grep -q '^sink ' "$work/sink.out"; }
 wait_for 20 sink_up || { say "the sink did not start: $(cat "$work/sink.out")"; exit 1; }
@@ -64,8 +67,9 @@ sink_port=$(awk '/^sink /{ print $3 }' "$work/sink.out")
 setup_mta() {
 	local mta=$1 port=$2 pkg=exim4-daemon-light
 	[ "$mta" = postfix ] && pkg=postfix
+	# procps: exim4.service reloads with /bin/kill, which a minimal Debian 13 lacks (203/EXEC).
 	droot_chroot root apt-get update -qq >"$work/apt.log" 2>&1 || { say "apt-get update failed: $(tail -n 3 "$work/apt.log")"; return 75; }
-	droot_chroot root apt-get install -y -q "$pkg" >>"$work/apt.log" 2>&1 || { say "apt-get install $pkg failed: $(tail -n 5 "$work/apt.log")"; return 1; }
+	droot_chroot root apt-get install -y -q "$pkg" procps >>"$work/apt.log" 2>&1 || { say "apt-get install $pkg failed: $(tail -n 5 "$work/apt.log")"; return 1; }
 	if [ "$mta" = exim ]; then
 		cat >"$DROOT/etc/exim4/update-exim4.conf.conf" <<-EOF
 			dc_eximconfig_configtype='satellite'
@@ -75,7 +79,7 @@ setup_mta() {
 			dc_relay_domains=''
 			dc_minimaldns='false'
 			dc_relay_nets=''
-			dc_smarthost='127.0.0.1::$sink_port'
+			dc_smarthost='$sink_addr::$sink_port'
 			CFILEMODE='644'
 			dc_use_split_config='false'
 			dc_hide_mailname='true'
@@ -84,7 +88,7 @@ setup_mta() {
 		EOF
 		droot_chroot root update-exim4.conf
 	else
-		droot_chroot root postconf -e "relayhost = [127.0.0.1]:$sink_port" 'mynetworks = 127.0.0.0/8' 'inet_interfaces = 127.0.0.1' \
+		droot_chroot root postconf -e "relayhost = [$sink_addr]:$sink_port" 'mynetworks = 127.0.0.0/8' 'inet_interfaces = 127.0.0.1' \
 			'mydestination = localhost' 'myhostname = satellite.example.net' 'smtp_tls_security_level = none'
 		sed -i "s/^smtp\( \+inet \)/127.0.0.1:$port\1/" "$DROOT/etc/postfix/master.cf"
 		grep -q "^127.0.0.1:$port " "$DROOT/etc/postfix/master.cf" || { say "master.cf has no smtp inet line to move"; return 1; }
@@ -95,12 +99,15 @@ setup_mta() {
 # measure MTA UNIT EVENT PORT: the load through `systemctl EVENT UNIT`; one "measure:" line.
 measure() {
 	local mta=$1 unit=$2 event=$3 port=$4 k="$1-$3" result check
-	node "$here/packaging/testroot/smtp-load.mjs" load "$port" "$work/acks.$k" "$SESSIONS" 120 20000 >"$work/load.$k.json" 2>"$work/load.$k.err" &
+	# No cap on the count: refused connections come back at once, and the load must last
+	# until the MTA is back (it is stopped 3 s after `is-active`, as postern's was).
+	: >"$work/load.$k.err"
+	node "$here/packaging/testroot/smtp-load.mjs" load "$port" "$work/acks.$k" "$SESSIONS" 120 100000000 >"$work/load.$k.json" 2>"$work/load.$k.err" &
 	load_pid=$!
 	load_up() { grep -q 'load started' "$work/load.$k.err"; }
 	wait_for 20 load_up || true
 	sleep 3
-	in_root systemctl "$event" "$unit" || say "systemctl $event $unit failed"
+	droot_exec root systemctl "$event" "$unit" </dev/null >"$work/event.$k.log" 2>&1 || say "systemctl $event $unit failed: $(cat "$work/event.$k.log"; droot_journal "$unit" 10)"
 	active() { [ "$(in_root systemctl is-active "$unit")" = active ]; }
 	wait_for 60 active || true
 	sleep 3
