@@ -12,7 +12,7 @@ import type { Change, ChangeResult, EnvelopeEdit } from '../core/change.js';
 import type { EventBus } from '../core/events.js';
 import { tempError } from '../core/exit.js';
 import { changeText } from '../log/journal-text.js';
-import { controlKeyPath, request } from '../receive/local-client.js';
+import { controlKeyPath, request } from './control-client.js';
 import type { LmdbSpool } from '../spool/lmdb-spool.js';
 import { acquireDeliveryLock } from '../spool/lock.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';

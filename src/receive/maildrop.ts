@@ -12,6 +12,9 @@ import { join } from 'node:path';
 const { closeSync, constants, fchmodSync, fstatSync, fsyncSync, openSync, readSync, statfsSync, unlinkSync, writeSync } = process.getBuiltinModule('node:fs');
 
 export const DROP_VERSION = 1;
+/** The maildrop's names that are no message: the users' socket (admin/own-server.ts) and its proof files. */
+export const OWN_SOCKET = '.postern.sock';
+export const PROOF_PREFIX = '.auth-';
 /** Room for the JSON line on top of max_message_size (Postfix's envelope allowance). */
 export const ENVELOPE_ALLOWANCE = 1024 * 1024;
 /**

@@ -443,7 +443,7 @@ export class SmtpReceiver {
     return this.listenOn(`${host}:${port}`, (server, done) => server.listen(port, host, done));
   }
 
-  /** One smtp-server on a listening socket this process inherited (cli/listen-fds.ts). */
+  /** One smtp-server on a listening socket this process inherited (daemon/listen-fds.ts). */
   listenFd(fd: number): Promise<string> {
     return this.listenOn(`fd ${fd}`, (server, done) => server.listen({ fd }, done));
   }

@@ -306,7 +306,7 @@ describe('privileges', () => {
 
     it("postern install's wrapper starts node with io_uring off: the daemon it starts as root becomes `user` itself", async () => {
       const inst = await setup(u);
-      const { wrapperText } = await import('../../src/cli/install.js');
+      const { wrapperText } = await import('../../src/install/install.js');
       const wrapper = join(inst.dir, 'usr/sbin/postern');
       mkdirSync(dirname(wrapper), { recursive: true });
       writeFileSync(wrapper, wrapperText(process.execPath, launch.code), { mode: 0o755 });

@@ -1,15 +1,15 @@
-// cli/own-commands.ts: `mailq`/`-bp` and `-Mrm` for a user who is no admin: their own
+// admin/own-commands.ts: `mailq`/`-bp` and `-Mrm` for a user who is no admin: their own
 // messages only, through the daemon's public socket `<maildrop>/.postern.sock` (the
 // spool is 0700). Proves who it is with an empty `.auth-<32 hex>` file of its own in the
-// maildrop (see receive/own-server.ts), made by the setgid helper (receive/postdrop.ts)
+// maildrop (see admin/own-server.ts), made by the setgid helper (receive/postdrop.ts)
 // when the maildrop does not let this user in; with no daemon listening, one sentence, exit 75.
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, existsSync, openSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { failure, tempError, usage } from '../core/exit.js';
-import { requestAt } from '../receive/local-client.js';
-import { BUSY_ERROR, ownSocketPath, PROOF_PREFIX, type OwnReply } from '../receive/own-server.js';
+import { requestAt } from './control-client.js';
+import { BUSY_ERROR, ownSocketPath, PROOF_PREFIX, type OwnReply } from './own-server.js';
 import { postdropPath, proofByHelper } from '../receive/postdrop.js';
 import { isMessageId } from '../spool/message-id.js';
 

@@ -1,4 +1,4 @@
-// Unit tests for src/receive/own-server.ts: the public socket's request checks, its
+// Unit tests for src/admin/own-server.ts: the public socket's request checks, its
 // limits (line size; idle connections give way and time out; requests per user), and
 // the proof file (fresh, empty, one link, removed).
 import { mkdtempSync, rmSync, writeFileSync, linkSync, symlinkSync, existsSync, utimesSync, statSync } from 'node:fs';
@@ -6,8 +6,8 @@ import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { BUSY_ERROR, OwnServer, ownSocketPath, PER_USER, proofOwner } from '../../src/receive/own-server.js';
-import { MAX_CONNECTIONS } from '../../src/receive/line-server.js';
+import { BUSY_ERROR, OwnServer, ownSocketPath, PER_USER, proofOwner } from '../../src/admin/own-server.js';
+import { MAX_CONNECTIONS } from '../../src/admin/line-server.js';
 import type { GuardLimits } from '../../src/core/conn-guard.js';
 
 const me = process.geteuid?.() ?? 0;

@@ -1,4 +1,4 @@
-// cli/bulk.ts: postern-qgrep's bulk actions on the messages that match, through the one
+// admin/bulk.ts: postern-qgrep's bulk actions on the messages that match, through the one
 // client of admin/actions.ts: --remove, --freeze, --thaw in one spool transaction, by
 // the daemon or under the delivery lock (as -Mrm, -Mf, -Mt: the same per-message
 // lines, the same operator log lines), --deliver as -M (all made due in one
@@ -10,10 +10,13 @@ import { userInfo } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { EventBus } from '../core/events.js';
 import { MainLog } from '../log/mainlog.js';
-import { giveUpAll, runAction } from '../admin/actions.js';
+import { giveUpAll, runAction } from './actions.js';
 import type { LmdbSpool } from '../spool/lmdb-spool.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
-import type { BulkAction } from './qgrep.js';
+import type { DeliverHere } from './queue-commands.js';
+
+/** postern-qgrep's bulk actions. */
+export type BulkAction = 'remove' | 'freeze' | 'thaw' | 'deliver' | 'giveup';
 
 /** What happened to one message: done, already so (unchanged), not in the spool (gone), being delivered (locked), or dry-run. */
 export type BulkResult = 'done' | 'unchanged' | 'gone' | 'locked' | 'dry-run';
@@ -42,7 +45,7 @@ export function bulkLine(action: BulkAction, id: string, result: BulkResult): st
 }
 
 export async function bulkAction(action: BulkAction, ids: string[], o: { dryRun: boolean; json: boolean; frozen: ReadonlySet<string> },
-  config: Config, spool: LmdbSpool, out: (s: string) => void, gen: MessageIdGenerator): Promise<number> {
+  config: Config, spool: LmdbSpool, out: (s: string) => void, gen: MessageIdGenerator, deliverHere: DeliverHere): Promise<number> {
   const show = (id: string, result: BulkResult) => {
     if (o.json) out(JSON.stringify({ id, action, result }) + '\n');
     else out(bulkLine(action, id, result));
@@ -67,7 +70,7 @@ export async function bulkAction(action: BulkAction, ids: string[], o: { dryRun:
     for (const id of ids) show(id, 'done');
     if (ids.length === 0) return 0;
     const { queueRun } = await import('./queue-commands.js');
-    return await queueRun(config, spool, { force: true, thaw: true, ids }, gen);
+    return await queueRun(config, spool, { force: true, thaw: true, ids }, gen, deliverHere);
   } else {
     results = await giveUpAll(ids, config, spool, events, user, gen) as Map<string, BulkResult>; // never an edit's result
   }

@@ -1,4 +1,4 @@
-// cli/exim-import.ts: maps a Debian Exim satellite's settings (update-exim4.conf.conf,
+// migrate/exim-import.ts: maps a Debian Exim satellite's settings (update-exim4.conf.conf,
 // the macros and main options of exim4.conf.localmacros and of the admin's own files in
 // conf.d/main, /etc/mailname, the host name, /etc/email-addresses, /etc/aliases,
 // passwd.client) under a root folder and makes postern's configuration of them: the

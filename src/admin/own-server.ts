@@ -1,4 +1,4 @@
-// receive/own-server.ts: the daemon side of `<maildrop>/.postern.sock`, the public
+// admin/own-server.ts: the daemon side of `<maildrop>/.postern.sock`, the public
 // socket through which any local user lists and removes the messages they submitted
 // themselves (SPEC's exception to "queue commands are for admins"). Node cannot read a
 // Unix socket's peer credentials, so the caller proves who it is with a file: it makes
@@ -14,9 +14,9 @@ import type { GuardLimits } from '../core/conn-guard.js';
 import { join } from 'node:path';
 import { isMessageId } from '../spool/message-id.js';
 import { userName } from '../core/users.js';
+import { OWN_SOCKET, PROOF_PREFIX } from '../receive/maildrop.js';
 
-export const OWN_SOCKET = '.postern.sock';
-export const PROOF_PREFIX = '.auth-';
+export { OWN_SOCKET, PROOF_PREFIX };
 export const isProofName = (name: string) => /^\.auth-[0-9a-f]{32}$/.test(name);
 /** A proof older than this is refused (it may be someone's left-over file). */
 export const PROOF_AGE = 60_000;

@@ -1,8 +1,8 @@
-// test/cli/exim-files.test.ts: Exim's own syntax as exim-files.ts reads it, one row per
+// test/migrate/exim-files.test.ts: Exim's own syntax as exim-files.ts reads it, one row per
 // form: smarthost entries (ports by number and by name, the smtps default), listener
 // entries with the daemon's ports, option lists, macros and main options.
 import { describe, expect, it } from 'vitest';
-import { listenEntries, optionList, parseEximSettings, smarthostEntry } from '../../src/cli/exim-files.js';
+import { listenEntries, optionList, parseEximSettings, smarthostEntry } from '../../src/migrate/exim-files.js';
 
 describe('smarthostEntry', () => {
   it.each<[string, number, string | undefined]>([

@@ -1,4 +1,4 @@
-// cli/exim-files.ts: reads the files of a Debian Exim satellite under a root folder, in
+// migrate/exim-files.ts: reads the files of a Debian Exim satellite under a root folder, in
 // Exim's own syntax: shell variables (update-exim4.conf.conf), lists (`;`, `:` with `::`,
 // `<;`), host and port forms (`host::port`, `::smtps`, `127.0.0.1.2525`), macros and
 // main options, /etc/aliases, and the host name as Exim qualifies it. No policy: what

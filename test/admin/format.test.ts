@@ -1,7 +1,7 @@
-// Unit tests for src/cli/format.ts: Exim's -bp age and size columns, one queue entry,
+// Unit tests for src/admin/format.ts: Exim's -bp age and size columns, one queue entry,
 // and the --json object.
 import { describe, expect, it } from 'vitest';
-import { formatAge, formatEntry, formatSize, jsonEntry } from '../../src/cli/format.js';
+import { formatAge, formatEntry, formatSize, jsonEntry } from '../../src/admin/format.js';
 import type { MessageRecord } from '../../src/core/types.js';
 
 const MIN = 60_000;

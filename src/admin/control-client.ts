@@ -1,4 +1,4 @@
-// receive/local-client.ts: the command side of the daemon's control socket
+// admin/control-client.ts: the command side of the daemon's control socket
 // (`postern.sock` in the private spool folder, so root and the daemon's user only):
 // poke the daemon to look at the maildrop and the due index, or ask it for -Mg.
 // Light: node:net only, loaded only when there is a socket to talk to.

@@ -1,4 +1,4 @@
-// test/cli/install.test.ts: `postern install` / `uninstall` on a throwaway --root folder
+// test/install/install.test.ts: `postern install` / `uninstall` on a throwaway --root folder
 // holding a fake Debian Exim satellite (update-exim4.conf.conf, mailname,
 // email-addresses, passwd.client, Exim's links and queue): the mapping printed, what is
 // not mapped named on stderr, the queue counted, --dry-run changing nothing, the
@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/validate.js';
-import { importExim, smarthostAnswer } from '../../src/cli/exim-import.js';
-import { withAnswers } from '../../src/cli/install.js';
+import { importExim, smarthostAnswer } from '../../src/migrate/exim-import.js';
+import { withAnswers } from '../../src/install/install.js';
 import { Instance, ROOT, runCommand, waitUntil } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 
@@ -352,7 +352,7 @@ describe.skipIf(process.getuid?.() !== 0)('postern install from a tree others ma
   });
 
   it('names the first of a path and the folders above it that others may write, through links too', async () => {
-    const { notRootsAlone } = await import('../../src/cli/install.js');
+    const { notRootsAlone } = await import('../../src/install/install.js');
     chownSync(tree, 0, 0);
     expect(notRootsAlone(join(tree, 'bin/postern'))).toBeUndefined();
     chmodSync(tree, 0o775);

@@ -1,4 +1,4 @@
-// receive/local-server.ts: the daemon side of `postern.sock`, the administrators'
+// admin/control-server.ts: the daemon side of `postern.sock`, the administrators'
 // control socket. It lives in the spool folder (mode 0700), so only root and the
 // daemon's user reach it; messages never come this way (they come through the
 // maildrop). Takes kicks, operator actions (admin/actions.ts) (look at the maildrop and the due index now; `force` also
@@ -6,10 +6,10 @@
 // byte within 5 s and all of it within 30 s (a bulk request carries up to 32 MB of IDs);
 // at most 64 connections at once. A listener of its own, which users cannot reach: no
 // slot here is ever taken by a user's connection to the own-messages socket.
-import { parseAction, type ActionResult, type AdminAction } from '../admin/actions.js';
+import { parseAction, type ActionResult, type AdminAction } from './actions.js';
 import { JsonLineServer, type Answer } from './line-server.js';
 import { isMessageId } from '../spool/message-id.js';
-import { socketPath } from './local-client.js';
+import { socketPath } from './control-client.js';
 
 /** A kick; `force` (from -qf, -M) also forgets the hosts' retry times, as Exim's forced runs do. */
 export type LocalRequest = { op: 'kick'; force?: boolean } | { op: 'giveup'; id: string; user?: string; key: string }

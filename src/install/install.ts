@@ -1,4 +1,4 @@
-// cli/install.ts: `postern install` / `postern uninstall` [--root DIR] [--dry-run]: makes
+// install/install.ts: `postern install` / `postern uninstall` [--root DIR] [--dry-run]: makes
 // postern the machine's MTA over Exim as SPEC's "Installing over Exim" says (the
 // configuration imported by exim-import.ts, the user, folders, unit, logrotate snippet,
 // and the sendmail/mailq/newaliases links, what they pointed to kept in
@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../config/validate.js';
 import { EX, failure, noPermission, usage } from '../core/exit.js';
 import { groupByName, userById, userByName } from '../core/users.js';
-import { type Answers, CONFIG_PATHS, importExim, smarthostAnswer } from './exim-import.js';
+import { type Answers, CONFIG_PATHS, importExim, smarthostAnswer } from '../migrate/exim-import.js';
 
 const PACKAGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const WRAPPER = '/usr/sbin/postern';

@@ -1,4 +1,4 @@
-// cli/summary.ts: postern-qgrep's --summary (exiqsumm's table) and --shape (qshape's
+// admin/summary.ts: postern-qgrep's --summary (exiqsumm's table) and --shape (qshape's
 // domain × age table), as plain or JSON text. Built one message at a time: what is kept
 // is one row per recipient domain, never the messages, so a million queued costs the
 // same memory as ten.

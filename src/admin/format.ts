@@ -1,4 +1,4 @@
-// cli/format.ts: Exim's queue-listing formats (-bp): the age and size columns, one
+// admin/format.ts: Exim's queue-listing formats (-bp): the age and size columns, one
 // message with its recipients, and the --json object (with the message's journal as
 // `history`). Pure functions of a record and its journal; and batched(), which joins a
 // listing's writes.

@@ -1,4 +1,4 @@
-// cli/why.ts: the retry commands: `postern -brt ADDR [ERROR]` (which retry rule
+// admin/why.ts: the retry commands: `postern -brt ADDR [ERROR]` (which retry rule
 // applies, as Exim's -brt prints it) and `postern -Mwhy ID...` ("why is it still
 // here": what was done to it (operator actions, envelope edits), per undelivered recipient its state, each attempt from the journal, the rule
 // that applied, the next attempt and when it freezes or is cancelled if nothing

@@ -1,4 +1,4 @@
-// receive/line-server.ts: what the daemon's two local sockets share (the admins'
+// admin/line-server.ts: what the daemon's two local sockets share (the admins'
 // control socket and the users' own-messages socket): listen on a Unix socket path with
 // a mode, one JSON request line within a size bound, one JSON reply line. Connection
 // limits (a cap, first-byte and request deadlines, who gives way at the cap) are

@@ -1,37 +1,32 @@
-// cli/daemon.ts: the composition root for `postern -bd`: builds config, spool, log,
+// daemon/daemon.ts: the composition root for `postern -bd`: builds config, spool, log,
 // router, transport, scheduler and the receivers, and handles signals (TERM/INT:
 // stop listening, finish in-flight deliveries within a bound, exit 0; HUP: reload the
 // configuration, keeping the old one if the new one is bad).
 import { randomBytes } from 'node:crypto';
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
-import { controlKeyPath } from '../receive/local-client.js';
+import { controlKeyPath } from '../admin/control-client.js';
 import { systemClock } from '../core/clock.js';
 import { EventBus } from '../core/events.js';
 import { failure, usage } from '../core/exit.js';
 import { acquireDeliveryLock } from '../spool/lock.js';
 import { loadConfig } from '../config/load.js';
-import type { Config } from '../config/schema.js';
 import { parseDuration } from '../core/units.js';
 import { MainLog } from '../log/mainlog.js';
 import { SmtpReceiver } from '../receive/smtp.js';
-import { LocalServer } from '../receive/local-server.js';
+import { LocalServer } from '../admin/control-server.js';
 import { version } from '../core/version.js';
-import { Router } from '../router/router.js';
-import { Scheduler, type SchedulerSettings } from '../scheduler/scheduler.js';
 import { LmdbSpool, SpoolUnavailable } from '../spool/lmdb-spool.js';
 import { MessageIdGenerator } from '../spool/message-id.js';
 import { RESERVE_SIZE, SpaceReserve } from '../spool/reserve.js';
-import { SmtpTransport } from '../transports/smtp.js';
 import { rewriteRules } from '../rewrite/load.js';
-import { rewriteRecipient } from '../rewrite/rewriter.js';
 import { Pickup, STALL } from '../receive/pickup.js';
-import { OwnServer } from '../receive/own-server.js';
-import { formatEntry } from './format.js';
+import { OwnServer } from '../admin/own-server.js';
+import { formatEntry } from '../admin/format.js';
 import { isLmdbCommitFailure } from '../spool/lmdb-spool.js';
 import { changesIdentityInProcess, daemonUser, dropPrivileges, prepareFolders, runAs, startedAs, tidySpool } from './privileges.js';
 import { handOverEnv, handOverShell, inheritedListeners } from './listen-fds.js';
+import { buildScheduler, schedulerSettings } from './delivery.js';
 import type { UserEntry } from '../core/users.js';
 
 const STOP_GRACE = 30_000;
@@ -47,56 +42,6 @@ const SWEEP_EVERY = 60 * 60_000;
  * by 200% first halves that, for about 10 MB more resident memory at the peak.
  */
 const HEAP_GROWING_PERCENT = 200;
-
-export function buildTransport(config: Config): SmtpTransport {
-  const s = config.smarthost;
-  return new SmtpTransport({
-    heloName: config.hostname, tls: s.tls, timeout: s.timeout, clock: systemClock,
-    ...(s.tls_ca_file ? { tlsCaFile: s.tls_ca_file } : {}),
-    ...(s.auth_user !== undefined ? { authUser: s.auth_user } : {}),
-    ...(s.auth_password_file ? { authPasswordFile: s.auth_password_file } : {}),
-  });
-}
-
-/** The router: the smarthost, after Debian's hub_user when a readhost is set. */
-export function routerFor(config: Config, rules = rewriteRules(config)): Router {
-  return new Router(config.smarthost.hosts, rules?.hubUser ? (a) => rewriteRecipient(a, rules) : undefined);
-}
-
-/** The parts of the scheduler that come from the configuration (and change on SIGHUP). */
-export function schedulerSettings(config: Config): SchedulerSettings {
-  // Read again at each reload: an edited email-addresses file (or a new login) is seen on SIGHUP.
-  const rewrite = rewriteRules(config);
-  return {
-    router: routerFor(config, rewrite),
-    transport: buildTransport(config),
-    retryRules: config.retry.rules,
-    timeoutFrozenAfter: config.retry.timeout_frozen_after,
-    ignoreBounceErrorsAfter: config.retry.ignore_bounce_errors_after,
-    delayWarning: config.retry.delay_warning,
-    activeLimit: config.queue.active_limit,
-    concurrency: config.smarthost.connections,
-    probeInterval: config.smarthost.probe_interval,
-    rewrite,
-  };
-}
-
-export function buildScheduler(config: Config, spool: LmdbSpool, events: EventBus, queueInterval: number,
-  ids: MessageIdGenerator): Scheduler {
-  return new Scheduler({
-    spool, events, clock: systemClock, queueInterval, ids, hostname: config.hostname, qualifyDomain: config.qualify_domain,
-    user: login(), ...schedulerSettings(config),
-  });
-}
-
-/** The login postern runs as: U= on the bounces it sends. */
-export function login(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return 'postern';
-  }
-}
 
 /**
  * The spool as the SMTP receiver sees it before it is open: the listeners are bound

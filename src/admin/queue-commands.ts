@@ -1,20 +1,20 @@
-// cli/queue-commands.ts: Exim's queue commands on the spool, daemon running or not:
+// admin/queue-commands.ts: Exim's queue commands on the spool, daemon running or not:
 // -bp and friends, -Mvh/-Mvb/-Mvl, -Mrm/-Mf/-Mt, -M and -q runs. Per-message results
 // go to stdout in Exim's words; the exit status is 1 if any ID failed.
 import { userInfo } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { EventBus } from '../core/events.js';
-import { tempError, usage } from '../core/exit.js';
+import { usage } from '../core/exit.js';
 import { acquireDeliveryLock } from '../spool/lock.js';
 import { MainLog } from '../log/mainlog.js';
 import { journalJson, journalText } from '../log/journal-text.js';
 import { isRoutableAddress } from '../core/address.js';
 import { qualify } from '../receive/cleanup.js';
 import { readdirSync } from 'node:fs';
-import { request } from '../receive/local-client.js';
+import { request } from './control-client.js';
 import { LmdbSpool, QUEUE_ONLY_DELAY } from '../spool/lmdb-spool.js';
 import { isMessageId, MessageIdGenerator } from '../spool/message-id.js';
-import { resultLine, resultWords, runAction, type ActionResult, type AdminAction } from '../admin/actions.js';
+import { resultLine, resultWords, runAction, type ActionResult, type AdminAction } from './actions.js';
 import type { EnvelopeEdit } from '../core/change.js';
 import { batched, formatEntry, jsonEntry } from './format.js';
 
@@ -161,7 +161,7 @@ async function editCommand(flag: string, args: string[], config: Config, spool: 
  */
 async function giveUpCommand(id: string, config: Config, spool: LmdbSpool, events: EventBus, user: string,
   ids: MessageIdGenerator): Promise<'done' | 'gone' | 'locked'> {
-  const { giveUpAll } = await import('../admin/actions.js');
+  const { giveUpAll } = await import('./actions.js');
   const result = (await giveUpAll([id], config, spool, events, user, ids, '-Mg')).get(id);
   return result === 'done' || result === 'locked' ? result : 'gone';
 }
@@ -217,12 +217,19 @@ async function kickDaemon(config: Config, force = false): Promise<boolean> {
 }
 
 /**
+ * Delivers what is due, once, in this process (daemon/delivery.ts's deliverHere).
+ * Handed in by the command line, which sits above both: admin/ asks the daemon and
+ * never imports it.
+ */
+export type DeliverHere = (config: Config, spool: LmdbSpool, idGen: MessageIdGenerator) => Promise<void>;
+
+/**
  * -q, -qf, -qff and -M: make the chosen messages due now. With a daemon running it is
  * poked and delivers them; otherwise this process runs the deliveries itself.
  */
 export async function queueRun(config: Config, spool: LmdbSpool,
   opts: { force: boolean; thaw: boolean; ids?: string[]; select?: { recipient?: string; sender?: string } },
-  idGen = new MessageIdGenerator()): Promise<number> {
+  idGen: MessageIdGenerator, deliverHere: DeliverHere): Promise<number> {
   const now = Date.now();
   if (opts.ids) {
     await spool.apply(opts.ids.map((id) => ({ kind: 'make-due', id, at: now, thaw: true })));
@@ -252,24 +259,7 @@ export async function queueRun(config: Config, spool: LmdbSpool,
   }
   if (await kickDaemon(config, opts.force)) return 0;
   // No daemon answered: this process delivers, if no other one is doing so already.
-  const lock = acquireDeliveryLock(config.spool.directory);
-  if (!lock.ok) {
-    throw tempError(`another postern process (pid ${lock.heldBy}) is delivering from this spool and did not answer; try again`);
-  }
-  const { buildScheduler } = await import('./daemon.js');
-  // On a full disk this run, too, may spend the daemon's reserve to record its results.
-  const { RESERVE_SIZE, SpaceReserve } = await import('../spool/reserve.js');
-  spool.reserve = new SpaceReserve(config.spool.directory, RESERVE_SIZE);
-  const events = new EventBus();
-  const log = new MainLog(config.log.file, config.log.format, Date.now);
-  events.on((e) => log.write(e));
-  const scheduler = buildScheduler(config, spool, events, 24 * 3_600_000, idGen);
-  // One pass: only what is due now; nothing that comes due later in this run.
-  scheduler.start();
-  await scheduler.whenIdle();
-  await scheduler.stop(0);
-  await log.close();
-  lock.release();
+  await deliverHere(config, spool, idGen);
   return 0;
 }
 

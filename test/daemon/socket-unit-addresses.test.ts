@@ -1,7 +1,7 @@
-// src/cli/daemon.ts's unlistened: with sockets from systemd (postern.socket), each
+// src/daemon/daemon.ts's unlistened: with sockets from systemd (postern.socket), each
 // listen.smtp address they do not cover is said once, with how to make them agree.
 import { describe, expect, it } from 'vitest';
-import { unlistened } from '../../src/cli/daemon.js';
+import { unlistened } from '../../src/daemon/daemon.js';
 
 describe('listen.smtp against the sockets systemd passed', () => {
   it('says nothing when the socket unit has each address (IPv6 bracketed or not)', () => {

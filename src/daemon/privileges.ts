@@ -1,4 +1,4 @@
-// cli/privileges.ts: who may do what, and the folders that make it so. The spool
+// daemon/privileges.ts: who may do what, and the folders that make it so. The spool
 // folder is private (0700, its files 0600, the daemon's user's); the maildrop is the
 // drop folder (1731, of the drop group: users add files through the setgid helper
 // only; nobody but its owner may list or remove); the main log is 0640. A daemon

@@ -1,4 +1,4 @@
-// cli/bsmtp.ts: `sendmail -bs` / `postern -bs`: one SMTP session on stdin/stdout for
+// receive/bsmtp.ts: `sendmail -bs` / `postern -bs`: one SMTP session on stdin/stdout for
 // any local user. Each message becomes a maildrop file, as sendmail's do (written
 // directly, or streamed through the setgid helper for a user the maildrop does not let
 // in); the daemon's pickup makes it with the identity of the file's owner. Limits as on the listener.
@@ -7,11 +7,10 @@ import { SMTPServer } from 'smtp-server';
 import type { Config } from '../config/schema.js';
 import { isRoutableAddress } from '../core/address.js';
 import { REPLY } from '../core/replies.js';
-import { LineEnds, qualify } from '../receive/cleanup.js';
-import { request } from '../receive/local-client.js';
-import { acceptQuotedLocalParts, serverBase } from '../receive/smtp.js';
-import { DropError, DropWriter, DROP_VERSION, envelopeLine, roomFor, type DropEnvelope } from '../receive/maildrop.js';
-import { HelperWriter, postdropPath, refusedByFolder } from '../receive/postdrop.js';
+import { LineEnds, qualify } from './cleanup.js';
+import { acceptQuotedLocalParts, serverBase } from './smtp.js';
+import { DropError, DropWriter, DROP_VERSION, envelopeLine, roomFor, type DropEnvelope } from './maildrop.js';
+import { HelperWriter, postdropPath, refusedByFolder } from './postdrop.js';
 
 /** A drop file being written, by us or by the helper: write() may ask us to wait. */
 interface Drop {
@@ -122,9 +121,11 @@ const reply = (r: { code: number; enhanced: string; text: string }) =>
  * Each message of the session becomes one maildrop file (protocol local-smtp or
  * local-esmtp): the daemon's pickup makes it with the identity of the file's owner,
  * so `250 2.0.0 OK queued` carries no spool ID. The listener's limits apply: size,
- * recipients, address syntax. `makeMaildrop` makes a missing maildrop where allowed.
+ * recipients, address syntax. `makeMaildrop` makes a missing maildrop where allowed;
+ * `kick` tells the daemon a file is there (best effort: its pickup also watches the folder).
  */
-export async function bsmtp(config: Config, makeMaildrop: () => boolean | Promise<boolean> = () => false): Promise<void> {
+export async function bsmtp(config: Config, makeMaildrop: () => boolean | Promise<boolean> = () => false,
+  kick: () => void = () => {}): Promise<void> {
   const q = (a: string) => qualify(a, config.qualify_domain);
   let storing = 0;
   let idle: (() => void) | undefined;
@@ -187,7 +188,7 @@ export async function bsmtp(config: Config, makeMaildrop: () => boolean | Promis
             return done(reply(REPLY.spoolUnavailable));
           }
           done(null, '2.0.0 OK queued');
-          void request(config.spool.directory, { op: 'kick' }, undefined, 2000).catch(() => undefined);
+          kick();
         });
       });
     },

@@ -1,4 +1,4 @@
-// cli/qgrep.ts: postern-qgrep, exiqgrep's selectors and displays over the spool. The
+// admin/qgrep.ts: postern-qgrep, exiqgrep's selectors and displays over the spool. The
 // sender is matched as `<address>` (so `-f '^<>$'` selects bounces), recipients bare;
 // with no selector every message matches, so `postern-qgrep -i | xargs postern -Mrm`
 // empties the queue. Oldest first; reads envelopes only, never bodies, one at a time
@@ -13,9 +13,10 @@ import type { LmdbSpool } from '../spool/lmdb-spool.js';
 import { base62, idTime, type MessageIdGenerator } from '../spool/message-id.js';
 import { batched, formatEntry, formatSize, jsonEntry } from './format.js';
 import { QueueShape, QueueSummary } from './summary.js';
+import type { BulkAction } from './bulk.js';
+import type { DeliverHere } from './queue-commands.js';
 
-export const BULK_ACTIONS = ['remove', 'freeze', 'thaw', 'deliver', 'giveup'] as const;
-export type BulkAction = (typeof BULK_ACTIONS)[number];
+export const BULK_ACTIONS = ['remove', 'freeze', 'thaw', 'deliver', 'giveup'] as const satisfies readonly BulkAction[];
 
 interface QgrepArgs {
   f?: string; r?: string; s?: string; y?: number; o?: number;
@@ -81,7 +82,8 @@ export function* select(spool: LmdbSpool, a: QgrepArgs, now: number): Generator<
   }
 }
 
-export async function qgrep(argv: string[], config: Config, spool: LmdbSpool, out: (s: string) => void, gen: MessageIdGenerator): Promise<number> {
+export async function qgrep(argv: string[], config: Config, spool: LmdbSpool, out: (s: string) => void, gen: MessageIdGenerator,
+  deliverHere: DeliverHere): Promise<number> {
   const a = parseQgrepArgs(argv);
   const now = Date.now();
   const action = BULK_ACTIONS.find((k) => a[k]);
@@ -94,7 +96,7 @@ export async function qgrep(argv: string[], config: Config, spool: LmdbSpool, ou
     }
     if (a.R) ids.reverse();
     const { bulkAction } = await import('./bulk.js');
-    return bulkAction(action, ids, { dryRun: !!a['dry-run'], json: !!a.json, frozen }, config, spool, out, gen);
+    return bulkAction(action, ids, { dryRun: !!a['dry-run'], json: !!a.json, frozen }, config, spool, out, gen, deliverHere);
   }
   if (a.summary || a.shape) {
     const table = a.summary ? new QueueSummary() : new QueueShape(now);

@@ -1,4 +1,4 @@
-// cli/listen-fds.ts: listening sockets a parent hands over, as systemd's socket activation
+// daemon/listen-fds.ts: listening sockets a parent hands over, as systemd's socket activation
 // does (sd_listen_fds(3)): LISTEN_FDS descriptors from 3 on, LISTEN_PID naming the process
 // they are for (one that inherits the variables is not it), LISTEN_FDNAMES their names,
 // colon-separated. The root daemon that cannot change identity in process hands its SMTP

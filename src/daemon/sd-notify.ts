@@ -1,4 +1,4 @@
-// cli/sd-notify.ts: tells systemd the daemon is ready (Type=notify). Node cannot send a
+// daemon/sd-notify.ts: tells systemd the daemon is ready (Type=notify). Node cannot send a
 // datagram on a Unix socket, so `systemd-notify --ready` does it for us, naming this
 // process as the main one; the unit allows it with NotifyAccess=all. It waits until
 // systemd has read the message, so the short-lived child is still there to be credited.

@@ -1,6 +1,6 @@
-// cli/listen-fds.ts: listening sockets handed over as systemd does (sd_listen_fds(3)).
+// daemon/listen-fds.ts: listening sockets handed over as systemd does (sd_listen_fds(3)).
 import { describe, expect, it } from 'vitest';
-import { handOverEnv, inheritedListeners } from '../../src/cli/listen-fds.js';
+import { handOverEnv, inheritedListeners } from '../../src/daemon/listen-fds.js';
 
 describe('inheritedListeners', () => {
   it('takes the descriptors from 3 on that are for this process, named smtp or unnamed, and forgets the variables', () => {
