@@ -10,7 +10,7 @@ import { userInfo } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { EventBus } from '../core/events.js';
 import { MainLog } from '../log/mainlog.js';
-import { giveUpAll, runAction } from './actions.js';
+import { giveUpAll, resultLine, runAction, type Shown } from './actions.js';
 import type { LmdbSpool } from '../spool/lmdb-spool.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
 import type { DeliverHere } from './queue-commands.js';
@@ -19,7 +19,7 @@ import type { DeliverHere } from './queue-commands.js';
 export type BulkAction = 'remove' | 'freeze' | 'thaw' | 'deliver' | 'giveup';
 
 /** What happened to one message: done, already so (unchanged), not in the spool (gone), being delivered (locked), or dry-run. */
-export type BulkResult = 'done' | 'unchanged' | 'gone' | 'locked' | 'dry-run';
+export type BulkResult = Extract<Shown, string>;
 
 function operator(): string {
   try {
@@ -29,26 +29,11 @@ function operator(): string {
   }
 }
 
-const WOULD: Record<BulkAction, string> = {
-  remove: 'would be removed', freeze: 'would be frozen', thaw: 'would be thawed', deliver: 'would be delivered', giveup: 'would be given up',
-};
-
-/** Exim's line for one result ('' when Exim prints none: -M and -Mg that worked). */
-export function bulkLine(action: BulkAction, id: string, result: BulkResult): string {
-  if (result === 'dry-run') return `Message ${id} ${WOULD[action]}\n`;
-  if (result === 'gone') return `Spool data file for ${id} does not exist\n`;
-  if (result === 'locked') return `Message ${id} is locked\n`;
-  if (action === 'remove') return `Message ${id} has been removed\n`;
-  if (action === 'freeze') return `Message ${id} ${result === 'done' ? 'is now frozen' : 'is already frozen'}\n`;
-  if (action === 'thaw') return `Message ${id} ${result === 'done' ? 'is no longer frozen' : 'is not frozen'}\n`;
-  return '';
-}
-
 export async function bulkAction(action: BulkAction, ids: string[], o: { dryRun: boolean; json: boolean; frozen: ReadonlySet<string> },
   config: Config, spool: LmdbSpool, out: (s: string) => void, gen: MessageIdGenerator, deliverHere: DeliverHere): Promise<number> {
   const show = (id: string, result: BulkResult) => {
     if (o.json) out(JSON.stringify({ id, action, result }) + '\n');
-    else out(bulkLine(action, id, result));
+    else out(resultLine(action, id, result));
   };
   if (o.dryRun) {
     for (const id of ids) {

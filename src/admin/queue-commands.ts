@@ -101,8 +101,7 @@ export async function messageCommand(flag: string, args: string[], config: Confi
   if (flag === '-Mg') {
     for (const id of ids) {
       const result = await giveUpCommand(id, config, spool, events, user, idGen);
-      if (json) out(JSON.stringify({ id, result: result === 'done' ? 'given up' : resultWords('remove', result) }) + '\n');
-      else if (result !== 'done') out(resultLine('remove', id, result));
+      out(json ? JSON.stringify({ id, result: resultWords('giveup', result) }) + '\n' : resultLine('giveup', id, result));
       if (result !== 'done') status = 1;
     }
     return status;
