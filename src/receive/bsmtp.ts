@@ -8,7 +8,8 @@ import type { Config } from '../config/schema.js';
 import { isRoutableAddress } from '../core/address.js';
 import { REPLY } from '../core/replies.js';
 import { LineEnds, qualify } from './cleanup.js';
-import { acceptQuotedLocalParts, serverBase } from './smtp.js';
+import { serverBase } from './smtp.js';
+import { acceptQuotedLocalParts, AdjustedSmtpServer, greetAtOnce, keepOwnCodes, qualifyLocalParts, type LibConnection } from './smtp-internals.js';
 import { DropError, DropWriter, DROP_VERSION, envelopeLine, roomFor, type DropEnvelope } from './maildrop.js';
 import { HelperWriter, postdropPath, refusedByFolder } from './postdrop.js';
 
@@ -66,52 +67,21 @@ class StdioSocket extends Duplex {
   }
 }
 
-type Conn = { init: () => void; _setListeners: (cb: () => void) => void; connectionReady: () => void;
-  send: (code: number, data: unknown, context?: unknown) => void };
-
 /**
  * smtp-server for one session on stdin: the caller is not a network peer, so it is
  * greeted at once (no early-talker pause: piped input is normal here), and our replies
- * keep their own enhanced codes. Pinned to smtp-server 3.21, whose connect() adds the
- * connection to `connections`, then init()s it (as receive/smtp.ts relies on too).
+ * keep their own enhanced codes (smtp-internals.ts).
  */
-class StdioSmtpServer extends SMTPServer {
+class StdioSmtpServer extends AdjustedSmtpServer {
   /** qualify_domain, for the caller's unqualified addresses. */
   qualifyDomain = '';
 
-  override connect(socket: import('node:net').Socket, socketOptions: unknown): void {
-    const connections = (this as unknown as { connections: Set<Conn> }).connections;
-    const add = connections.add;
-    connections.add = (conn: Conn) => {
-      connections.add = add;
-      conn.init = () => conn._setListeners(() => conn.connectionReady());
-      acceptQuotedLocalParts(conn); // "a b"@example.org, as the listener takes it
-      qualifyLocalParts(conn, this.qualifyDomain);
-      // A reply text that starts with an RFC 3463 code is ours: sent with that code.
-      const send = conn.send;
-      conn.send = function (code, data, context) {
-        const ours = typeof data === 'string' && /^[245]\.\d{1,3}\.\d{1,3} /.test(data);
-        return send.call(this, code, data, ours ? false : context);
-      };
-      return add.call(connections, conn);
-    };
-    super.connect(socket, socketOptions as never);
+  protected override adjust(conn: LibConnection): void {
+    greetAtOnce(conn);
+    acceptQuotedLocalParts(conn); // "a b"@example.org, as the listener takes it
+    qualifyLocalParts(conn, this.qualifyDomain);
+    keepOwnCodes(conn);
   }
-}
-
-/**
- * `MAIL FROM:<www-data>`, `RCPT TO:<root>`: Exim qualifies a local -bs caller's bare
- * local parts with qualify_domain (the listener, as Exim's daemon, refuses them); the
- * library would refuse them for want of an "@", so they are qualified before it parses.
- * Wraps the method acceptQuotedLocalParts wraps (smtp-server 3.21's _parseAddressCommand).
- */
-function qualifyLocalParts(conn: unknown, domain: string): void {
-  const c = conn as { _parseAddressCommand: (name: string, command: unknown) => unknown };
-  const parse = c._parseAddressCommand;
-  c._parseAddressCommand = function (name, command) {
-    const m = /^(\s*[A-Za-z]+\s+[A-Za-z]+\s*:\s*<)([^<>@\s"\\:,]+)(>.*)$/s.exec(String(command ?? ''));
-    return parse.call(this, name, m ? `${m[1]}${m[2]}@${domain}${m[3]}` : command);
-  };
 }
 
 const reply = (r: { code: number; enhanced: string; text: string }) =>
