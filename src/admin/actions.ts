@@ -24,7 +24,7 @@ export type AdminAction = 'remove' | 'freeze' | 'thaw' | { edit: EnvelopeEdit };
 export type ActionResult = 'done' | 'unchanged' | 'gone' | 'locked' | { notRecipient: string };
 
 /** The Change an action is for one message. */
-export function changeFor(action: AdminAction, id: string, at: number, user: string): Change {
+function changeFor(action: AdminAction, id: string, at: number, user: string): Change {
   const by = { at, user };
   return typeof action === 'string' ? { kind: action, id, by } : { kind: 'edit', id, edit: action.edit, by };
 }
@@ -58,7 +58,7 @@ export async function applyAction(spool: LmdbSpool, events: EventBus, action: Ad
 }
 
 /** The daemon's control key (readable by the spool's administrators), or '' when there is none to read. */
-export function controlKey(config: Config): string {
+function controlKey(config: Config): string {
   try {
     return readFileSync(controlKeyPath(config.spool.directory), 'utf8').trim();
   } catch {

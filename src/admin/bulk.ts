@@ -19,7 +19,7 @@ import type { DeliverHere } from './queue-commands.js';
 export type BulkAction = 'remove' | 'freeze' | 'thaw' | 'deliver' | 'giveup';
 
 /** What happened to one message: done, already so (unchanged), not in the spool (gone), being delivered (locked), or dry-run. */
-export type BulkResult = Extract<Shown, string>;
+type BulkResult = Extract<Shown, string>;
 
 function operator(): string {
   try {

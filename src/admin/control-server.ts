@@ -11,11 +11,6 @@ import { JsonLineServer, type Answer } from './line-server.js';
 import { isMessageId } from '../spool/message-id.js';
 import { socketPath } from './control-client.js';
 
-/** A kick; `force` (from -qf, -M) also forgets the hosts' retry times, as Exim's forced runs do. */
-export type LocalRequest = { op: 'kick'; force?: boolean } | { op: 'giveup'; id: string; user?: string; key: string }
-  | { op: 'giveup'; ids: string[]; user?: string; key: string }
-  | { op: 'bulk'; action: AdminAction; ids: string[]; user?: string; key: string };
-
 /** Operator requests carry the key from `control.key` (mode 0600 in the spool folder). */
 export type GiveUpHandler = (id: string, user: string) => Promise<'done' | 'gone' | 'locked'>;
 /** Every operator action but -Mg (admin/actions.ts): one result per ID, in order. */

@@ -12,9 +12,9 @@ import type { Clock } from '../core/clock.js';
 /** Connections open at once on each socket. */
 export const MAX_CONNECTIONS = 64;
 /** A client sends its request line as soon as it is connected: 2 s for the first byte, 5 s for the line. */
-export const FIRST_BYTE_TIMEOUT = 2_000;
-export const REQUEST_TIMEOUT = 5_000;
-export const DEFAULT_LIMITS: GuardLimits = { max: MAX_CONNECTIONS, firstByte: FIRST_BYTE_TIMEOUT, request: REQUEST_TIMEOUT };
+const FIRST_BYTE_TIMEOUT = 2_000;
+const REQUEST_TIMEOUT = 5_000;
+const DEFAULT_LIMITS: GuardLimits = { max: MAX_CONNECTIONS, firstByte: FIRST_BYTE_TIMEOUT, request: REQUEST_TIMEOUT };
 
 export type Answer = (reply: object) => void;
 

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { failure, tempError, usage } from '../core/exit.js';
 import { requestAt } from './control-client.js';
-import { BUSY_ERROR, ownSocketPath, PROOF_PREFIX, type OwnReply } from './own-server.js';
+import { BUSY_ERROR, ownSocketPath, type OwnReply } from './own-server.js';
+import { PROOF_PREFIX } from '../receive/maildrop.js';
 import { postdropPath, proofByHelper } from '../receive/postdrop.js';
 import { isMessageId } from '../spool/message-id.js';
 

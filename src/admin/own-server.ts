@@ -14,12 +14,11 @@ import type { GuardLimits } from '../core/conn-guard.js';
 import { join } from 'node:path';
 import { isMessageId } from '../spool/message-id.js';
 import { userName } from '../core/users.js';
-import { OWN_SOCKET, PROOF_PREFIX } from '../receive/maildrop.js';
+import { OWN_SOCKET } from '../receive/maildrop.js';
 
-export { OWN_SOCKET, PROOF_PREFIX };
-export const isProofName = (name: string) => /^\.auth-[0-9a-f]{32}$/.test(name);
+const isProofName = (name: string) => /^\.auth-[0-9a-f]{32}$/.test(name);
 /** A proof older than this is refused (it may be someone's left-over file). */
-export const PROOF_AGE = 60_000;
+const PROOF_AGE = 60_000;
 const MAX_REQUEST = 1024 * 1024; // 50,000 IDs
 const MAX_IDS = 50_000;
 /** Requests of one user being answered at once (a removal may take a while; a big listing, a slow reader). */

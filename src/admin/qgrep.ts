@@ -16,7 +16,7 @@ import { QueueShape, QueueSummary } from './summary.js';
 import type { BulkAction } from './bulk.js';
 import type { DeliverHere } from './queue-commands.js';
 
-export const BULK_ACTIONS = ['remove', 'freeze', 'thaw', 'deliver', 'giveup'] as const satisfies readonly BulkAction[];
+const BULK_ACTIONS = ['remove', 'freeze', 'thaw', 'deliver', 'giveup'] as const satisfies readonly BulkAction[];
 
 interface QgrepArgs {
   f?: string; r?: string; s?: string; y?: number; o?: number;
@@ -34,7 +34,7 @@ function regex(flag: string, text: string | undefined, flags: string): RegExp | 
   }
 }
 
-export function parseQgrepArgs(argv: string[]): QgrepArgs {
+function parseQgrepArgs(argv: string[]): QgrepArgs {
   let failure: string | undefined;
   const parsed = yargs(argv)
     .parserConfiguration({ 'camel-case-expansion': false, 'unknown-options-as-args': false })
@@ -60,7 +60,7 @@ export function parseQgrepArgs(argv: string[]): QgrepArgs {
  * The matching messages, oldest first, one at a time. -y and -o are ages of the ID's
  * time (as exiqgrep's): the range of IDs is sought, not scanned.
  */
-export function* select(spool: LmdbSpool, a: QgrepArgs, now: number): Generator<MessageRecord> {
+function* select(spool: LmdbSpool, a: QgrepArgs, now: number): Generator<MessageRecord> {
   const sender = regex('f', a.f, 'i');
   const rcpt = regex('r', a.r, 'i');
   const size = regex('s', a.s, '');

@@ -73,7 +73,7 @@ function age(now: number, at: number, none: string): string {
 }
 
 /** qshape's buckets: upper bounds in minutes, the last one open. */
-export const SHAPE_BUCKETS = [5, 10, 20, 40, 80, 160, 320, 640, 1280] as const;
+const SHAPE_BUCKETS = [5, 10, 20, 40, 80, 160, 320, 640, 1280] as const;
 const SHAPE_LABELS = [...SHAPE_BUCKETS.map(String), '1280+'];
 
 /** qshape: undelivered recipients per domain and age bucket, a TOTAL row first, domains by count. */

@@ -84,7 +84,7 @@ function attemptsFor(journal: JournalEntry[], rcpt: string, sender: string): { l
 
 const lastCutoff = (rule: RetryRule | undefined) => (rule && rule.params.length ? Math.max(...rule.params.map((p) => p.cutoff)) : undefined);
 
-export function explain(record: MessageRecord, journal: JournalEntry[], config: Config): RecipientWhy[] {
+function explain(record: MessageRecord, journal: JournalEntry[], config: Config): RecipientWhy[] {
   const limits = { timeoutFrozenAfter: config.retry.timeout_frozen_after, ignoreBounceErrorsAfter: config.retry.ignore_bounce_errors_after,
     delayWarning: config.retry.delay_warning };
   return record.recipients.filter((r) => r.state === 'pending').map((r): RecipientWhy => {

@@ -4,7 +4,7 @@
 // colon-separated. The root daemon that cannot change identity in process hands its SMTP
 // listeners (bound as root: port 25) to the child it starts as `user` this way
 // (daemon.ts); a socket unit with FileDescriptorName=smtp would be taken the same way.
-export const FIRST_FD = 3;
+const FIRST_FD = 3;
 const VARS = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'] as const;
 
 /**

@@ -28,7 +28,7 @@ const SOCKET_UNIT = '/etc/systemd/system/postern.socket';
 const LOGROTATE = '/etc/logrotate.d/postern';
 
 /** The links install makes, and where each points (relative, so they also work inside --root). */
-export const LINKS: [string, string][] = [
+const LINKS: [string, string][] = [
   ['/usr/sbin/sendmail', 'postern'],
   ['/usr/lib/sendmail', '../sbin/postern'],
   ['/usr/bin/mailq', '../sbin/postern'],
@@ -50,7 +50,7 @@ interface Options {
   answers: Answers;
 }
 
-export function parseInstallArgs(argv: string[]): Options {
+function parseInstallArgs(argv: string[]): Options {
   let root = '/';
   let dryRun = false;
   const answers: Answers = {};

@@ -23,7 +23,7 @@ import { ENVELOPE_ALLOWANCE, OWN_SOCKET, parseEnvelope, PROOF_PREFIX, syncFolder
 import { watch, type FSWatcher } from 'node:fs';
 
 /** What the pickup needs of the spool (LmdbSpool has it). */
-export interface PickupSpool {
+interface PickupSpool {
   /** A message streamed in, committed together with the name of its maildrop file. */
   incoming(id: string, pickup: string): IncomingMessage;
   pickedUp(file: string): string | undefined;

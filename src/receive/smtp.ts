@@ -57,7 +57,7 @@ export class RelayList {
 }
 
 /** relay_from as a BlockList. */
-export function relayList(cidrs: string[]): RelayList {
+function relayList(cidrs: string[]): RelayList {
   const list = new BlockList();
   for (const c of cidrs) {
     const [addr = '', prefix] = c.split('/');

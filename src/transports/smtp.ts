@@ -97,7 +97,7 @@ function oneChunk(buf: Buffer): Readable {
 }
 
 /** Exim's words when a message needs SMTPUTF8 and the hub does not offer it (transports/smtp.c). */
-export const UTF8_NOT_OFFERED = 'utf8 support required but not offered for forwarding';
+const UTF8_NOT_OFFERED = 'utf8 support required but not offered for forwarding';
 
 /** Non-ASCII in the envelope: the message needs the hub's SMTPUTF8 (RFC 6531). */
 export function needsSmtpUtf8(sender: string, recipients: string[]): boolean {
@@ -126,7 +126,7 @@ type Callback<T> = (err: Error | null | undefined, value?: T) => void;
  * (AUTH among them), which held a delivery slot forever; so the end of the connection,
  * an error event and (when given) a deadline settle it too.
  */
-export function guarded<T>(conn: SMTPConnection, deadlineMs: number | undefined, start: (cb: Callback<T>) => void): Promise<T> {
+function guarded<T>(conn: SMTPConnection, deadlineMs: number | undefined, start: (cb: Callback<T>) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let done = false;
     let timer: NodeJS.Timeout | undefined;
@@ -162,7 +162,7 @@ export function guarded<T>(conn: SMTPConnection, deadlineMs: number | undefined,
  * never gets this far without TLS; a hub that refuses the login (535) is still a host
  * error, as SPEC says.
  */
-export function mayAuthenticate(conn: SMTPConnection): boolean {
+function mayAuthenticate(conn: SMTPConnection): boolean {
   // nodemailer's list of the mechanisms EHLO offered (10.6, pinned); were it gone in
   // another version, AUTH is tried inside TLS as before rather than silently never.
   const offered = (conn as unknown as { _supportedAuth?: unknown })._supportedAuth;
