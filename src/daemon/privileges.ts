@@ -4,6 +4,8 @@
 // only; nobody but its owner may list or remove); the main log is 0640. A daemon
 // started as root sets these up, touching by name only what nobody else can swap, then
 // becomes `user`; queue commands refuse (exit 77) anyone but root and the daemon's user.
+// The daemon's room, as its user and folders are the daemon's; every command reaches it
+// from cli/ (requireAdmin, becomeDaemonUser, makeMaildrop for sendmail), nothing below.
 import { closeSync, constants, existsSync, fchmodSync, fchownSync, fstatSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, chmodSync, statSync, type Stats } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
