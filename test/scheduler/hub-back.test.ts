@@ -84,7 +84,7 @@ async function queue(n: number, rcpt = 'a@example.org'): Promise<string[]> {
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
     const id = ids.next(clock.now());
-    await spool.commit({ id, sender: 's@example.org', recipients: [rcpt], arrival: clock.now(), protocol: 'local',
+    await spool.admit({ id, sender: 's@example.org', recipients: [rcpt], arrival: clock.now(), protocol: 'local',
       headers: 'Subject: x\n', body: [Buffer.from('body\n')] });
     out.push(id);
   }
