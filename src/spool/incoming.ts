@@ -129,7 +129,7 @@ export function openIncoming(store: SpoolStore, id: string, pickup?: string): In
       }
       const tail = fill > 0 ? [pending.subarray(0, fill)] : [];
       if (!file && !owned) {
-        // Within BIG: chunks, meta, headers and due key in one transaction, as commit(NewMessage).
+        // Within BIG: chunks, meta, headers and due key in one transaction, as admit() writes a whole message.
         const parts = [...held, ...tail];
         const record = newRecord({ ...m, id }, bodySize, parts.length);
         try {
