@@ -9,7 +9,7 @@ import { EventBus } from '../core/events.js';
 import { tempError } from '../core/exit.js';
 import { MainLog } from '../log/mainlog.js';
 import { rewriteRules } from '../rewrite/load.js';
-import { rewriteRecipient } from '../rewrite/rewriter.js';
+import { rewriteHeaders, rewriteRecipient, rewriteSender } from '../rewrite/rewriter.js';
 import { Router } from '../router/router.js';
 import { Scheduler, type SchedulerSettings } from '../scheduler/scheduler.js';
 import type { LmdbSpool } from '../spool/lmdb-spool.js';
@@ -18,10 +18,12 @@ import type { MessageIdGenerator } from '../spool/message-id.js';
 import { RESERVE_SIZE, SpaceReserve } from '../spool/reserve.js';
 import { SmtpTransport } from '../transports/smtp.js';
 
-export function buildTransport(config: Config): SmtpTransport {
+/** The smarthost transport; `rules`: [rewrite], applied to the sender and headers as they leave. */
+export function buildTransport(config: Config, rules = rewriteRules(config)): SmtpTransport {
   const s = config.smarthost;
   return new SmtpTransport({
     heloName: config.hostname, tls: s.tls, timeout: s.timeout, clock: systemClock,
+    ...(rules ? { rewrite: { sender: (a: string) => rewriteSender(a, rules), headers: (h: string) => rewriteHeaders(h, rules) } } : {}),
     ...(s.tls_ca_file ? { tlsCaFile: s.tls_ca_file } : {}),
     ...(s.auth_user !== undefined ? { authUser: s.auth_user } : {}),
     ...(s.auth_password_file ? { authPasswordFile: s.auth_password_file } : {}),
@@ -39,7 +41,7 @@ export function schedulerSettings(config: Config): SchedulerSettings {
   const rewrite = rewriteRules(config);
   return {
     router: routerFor(config, rewrite),
-    transport: buildTransport(config),
+    transport: buildTransport(config, rewrite),
     retryRules: config.retry.rules,
     timeoutFrozenAfter: config.retry.timeout_frozen_after,
     ignoreBounceErrorsAfter: config.retry.ignore_bounce_errors_after,
@@ -47,7 +49,6 @@ export function schedulerSettings(config: Config): SchedulerSettings {
     activeLimit: config.queue.active_limit,
     concurrency: config.smarthost.connections,
     probeInterval: config.smarthost.probe_interval,
-    rewrite,
   };
 }
 

@@ -172,7 +172,7 @@ type Taken = 'imported' | 'present';
  */
 async function takeMessage(spool: LmdbSpool, events: EventBus, m: EximMessage, now: number): Promise<Taken> {
   if (spool.load(m.id)) return 'present';
-  const record = await spool.commit({
+  const record = await spool.admit({
     id: m.id, sender: m.sender, arrival: m.arrival, protocol: m.protocol, recipients: m.recipients, headers: m.headers, body: [m.body],
     ...(m.user ? { user: m.user } : {}), ...(m.clientIp ? { clientIp: m.clientIp } : {}), ...(m.helo ? { helo: m.helo } : {}),
     ...(m.messageIdHeader ? { messageIdHeader: m.messageIdHeader } : {}),
