@@ -13,7 +13,7 @@ import type { JournalEvent, NewJournalEntry } from '../core/journal.js';
 import { SpoolWriteError } from '../spool/spool.js';
 import type { HostWatch } from './host-watch.js';
 import { reportsFor } from './reports.js';
-import type { SchedulerState } from './scheduler.js';
+import type { SchedulerState } from './options.js';
 import { decideSettle, frozenAction } from './settle.js';
 
 /** The settle step of an attempt, run once its transport slot is free. */

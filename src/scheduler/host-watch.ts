@@ -8,7 +8,7 @@ import type { Timer } from '../core/clock.js';
 import { hostKey, type HostLabel, type HostSpec, type HostTrouble } from '../core/types.js';
 import type { ProbeResult } from '../transports/transport.js';
 import { HostRetryState } from './host-state.js';
-import type { SchedulerState } from './scheduler.js';
+import type { SchedulerState } from './options.js';
 
 /** What the watch needs of the active window. */
 export interface WindowView {

@@ -6,7 +6,7 @@
 import { failureReport, RETURN_SIZE_LIMIT } from '../bounce/dsn.js';
 import { delayReport } from '../bounce/delay-warning.js';
 import type { MessageRecord, NewMessage } from '../core/types.js';
-import type { SchedulerOptions } from './scheduler.js';
+import type { SchedulerOptions } from './options.js';
 import type { SettleDecision } from './settle.js';
 
 /** What the reports need: the spool (the original's body), the one ID generator, the names they carry. */

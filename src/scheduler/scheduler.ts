@@ -5,54 +5,15 @@
 // host) and reports (reports.ts: bounces and delay warnings). This file owns their
 // wiring, the settings a reload changes, stopping, and -Mg between attempts. Does not
 // talk SMTP or rewrite addresses (transports/) or decide routes (router/).
-import type { Clock } from '../core/clock.js';
-import type { EventBus } from '../core/events.js';
 import type { MessageRecord } from '../core/types.js';
-import type { Router } from '../router/router.js';
-import type { MessageIdGenerator } from '../spool/message-id.js';
-import type { Spool } from '../spool/spool.js';
-import type { Transport } from '../transports/transport.js';
 import { Attempts } from './attempt.js';
 import { giveUp, type GiveUpContext } from './give-up.js';
 import { HostWatch } from './host-watch.js';
-import type { RetryRule } from './retry-rules.js';
 import { ActiveWindow } from './window.js';
 
-export interface SchedulerOptions {
-  spool: Spool;
-  router: Router;
-  transport: Transport;
-  clock: Clock;
-  events: EventBus;
-  retryRules: RetryRule[];
-  /** retry.timeout_frozen_after, ms after arrival: a frozen message is then cancelled (0: never). */
-  timeoutFrozenAfter: number;
-  /** retry.ignore_bounce_errors_after, ms after arrival: a frozen bounce gets one last try, then is discarded. */
-  ignoreBounceErrorsAfter: number;
-  /** retry.delay_warning, ms after arrival. */
-  delayWarning: number[];
-  activeLimit: number;
-  concurrency: number;
-  /** -q<interval>: the longest a due message waits for a look, ms. */
-  queueInterval: number;
-  /** smarthost.probe_interval, ms: how often a host that is down is probed (0: never). */
-  probeInterval?: number;
-  /** For bounces: names, and this process's one ID generator (shared with receiving). */
-  hostname: string;
-  qualifyDomain: string;
-  ids: MessageIdGenerator;
-  user?: string;
-}
+import type { SchedulerOptions, SchedulerSettings, SchedulerState } from './options.js';
 
-/** What a configuration reload (SIGHUP) may change while the scheduler runs. */
-export type SchedulerSettings = Pick<SchedulerOptions, 'router' | 'transport' | 'retryRules' | 'delayWarning' | 'activeLimit' | 'concurrency'
-  | 'timeoutFrozenAfter' | 'ignoreBounceErrorsAfter'> & Partial<Pick<SchedulerOptions, 'probeInterval'>>;
-
-/** What the scheduler's parts share: the settings of now (replaced on SIGHUP), and whether it is stopping. */
-export interface SchedulerState {
-  o: SchedulerOptions;
-  stopping: boolean;
-}
+export type { SchedulerOptions, SchedulerSettings };
 
 export class Scheduler {
   private readonly s: SchedulerState;

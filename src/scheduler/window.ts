@@ -7,7 +7,7 @@
 import PQueue from 'p-queue';
 import type { Timer } from '../core/clock.js';
 import type { DueKey } from '../spool/spool.js';
-import type { SchedulerState } from './scheduler.js';
+import type { SchedulerState } from './options.js';
 
 /** One attempt (in a transport slot); resolves with its settle step, run after the slot is freed. */
 export type RunAttempt = (id: string, early: boolean) => Promise<(() => Promise<void>) | undefined>;

@@ -3,7 +3,7 @@
 // own, bodies/ID, read back with plain reads, so sending it on maps none of it into
 // the process. Reads (streamed, whole, a prefix for bounces) and the checks for
 // chunks and files that belong to no message.
-import { closeSync, constants, createReadStream, lchownSync, mkdirSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants, createReadStream, openSync, readdirSync, readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -35,24 +35,6 @@ export function rechunk(parts: Buffer[]): Buffer[] {
   return out;
 }
 
-/**
- * Makes `<spool>/bodies` (0700) when missing; root making it for a spool that is the
- * daemon user's gives it to the spool folder's owner.
- */
-export function bodyFolder(directory: string): string {
-  const bodies = join(directory, 'bodies');
-  try {
-    mkdirSync(bodies, { mode: 0o700 });
-    if (process.geteuid?.() === 0) {
-      const st = statSync(directory);
-      lchownSync(bodies, st.uid, st.gid);
-    }
-  } catch (err) {
-    // There already; or a reader that may not write the spool (it reads no body then).
-    if (!['EEXIST', 'EACCES', 'EPERM', 'EROFS'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
-  }
-  return bodies;
-}
 
 /** Writes all of `parts` at the file's position (a write may take less than asked). */
 export async function writeAll(file: FileHandle, parts: Buffer[]): Promise<void> {

@@ -12,12 +12,11 @@
 // deleteAll() keep the indexes in step, inside the caller's transaction; synced() is
 // the sync every write waits for. Writes of one event-loop turn share a transaction
 // and one sync (group commit).
-import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, lchownSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { JournalEntry, NewJournalEntry } from '../core/journal.js';
 import type { MessageRecord, NewMessage } from '../core/types.js';
-import { bodyFolder } from './bodies.js';
 import { decodeRecord, RecordVersionError } from './record.js';
 import type { SpaceReserve } from './reserve.js';
 import { isLmdbCommitFailure, PickedUpAlready, SpoolWriteError } from './spool.js';
@@ -292,4 +291,23 @@ export class SpoolStore {
       for (const key of [...this.journalDb.getKeys({ start: [record.id, 0], end: [record.id, Number.MAX_SAFE_INTEGER] })]) this.journalDb.remove(key);
     }
   }
+}
+
+/**
+ * Makes `<spool>/bodies` (0700) when missing; root making it for a spool that is the
+ * daemon user's gives it to the spool folder's owner.
+ */
+export function bodyFolder(directory: string): string {
+  const bodies = join(directory, 'bodies');
+  try {
+    mkdirSync(bodies, { mode: 0o700 });
+    if (process.geteuid?.() === 0) {
+      const st = statSync(directory);
+      lchownSync(bodies, st.uid, st.gid);
+    }
+  } catch (err) {
+    // There already; or a reader that may not write the spool (it reads no body then).
+    if (!['EEXIST', 'EACCES', 'EPERM', 'EROFS'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+  }
+  return bodies;
 }
