@@ -2,8 +2,7 @@
 // operator actions, rejections). Formatting happens at the edge (log/mainlog.ts);
 // nothing else builds log strings.
 import { EventEmitter } from 'node:events';
-import type { LimitName } from './journal.js';
-import type { HostLabel, RemoteReply, SessionInfo, Trouble } from './types.js';
+import type { HostLabel, LimitName, RemoteReply, SessionInfo, Trouble } from './types.js';
 
 export type MtaEvent =
   | { type: 'received'; id: string; sender: string; protocol: string; size: number; user?: string;

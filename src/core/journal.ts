@@ -4,10 +4,7 @@
 // --json). Older spools kept two histories (the -Mvl text and attempt records): their
 // entries come back as `legacy-log` and `legacy-attempt` so they can still be shown.
 import type { MtaEvent } from './events.js';
-import type { AttemptResult, HostLabel } from './types.js';
-
-/** The rate limits of `[limits]` (limits/sender-limits.ts). */
-export type LimitName = 'per_user' | 'per_client';
+import type { AttemptResult, HostLabel, LimitName } from './types.js';
 
 /** What an envelope edit did to one address. */
 export type EnvelopeEditKind = 'recipient-added' | 'sender-changed' | 'marked-delivered';

@@ -7,7 +7,8 @@
 // session against its client's address.
 import type { Clock } from '../core/clock.js';
 import type { EventBus } from '../core/events.js';
-import type { LimitName, NewJournalEntry } from '../core/journal.js';
+import type { NewJournalEntry } from '../core/journal.js';
+import type { LimitName } from '../core/types.js';
 import { formatRate, type Rate } from '../core/units.js';
 import { MAX_KEYS, RateCounter } from './rate.js';
 
