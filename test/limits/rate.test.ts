@@ -159,7 +159,7 @@ describe('SenderLimits', () => {
     for (let i = 0; i < 5; i++) expect(limits.check({ clientIp: '127.0.0.1' })).toBeUndefined();
   });
 
-  it('a -bs session known by its user and its client counts against both, and names per_user first', () => {
+  it('a submitter known by its user and its client counts against both, and names per_user first', () => {
     const { limits } = setup({ per_user: { count: 1, period: HOUR }, per_client: { count: 1, period: HOUR } });
     expect(limits.check({ user: 'root', clientIp: '127.0.0.1' })).toBeUndefined();
     const h = limits.check({ user: 'root', clientIp: '127.0.0.1' });
