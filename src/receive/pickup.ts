@@ -2,9 +2,10 @@
 // the daemon's user, or any user through the setgid helper) into the spool: the file's
 // owner, as the kernel reports it, is the submitter (U=, the default sender,
 // Received:); the file only says what the user may choose. Each message is streamed
-// into the spool as an SMTP body is (never held whole), cleaned up with an ID of this
-// process, committed with the file's name (so a crash never commits a file twice),
-// logged, and then the file is removed. Run by the process that holds the delivery
+// into the spool as an SMTP body is (never held whole; drop-file.ts), cleaned up with
+// an ID of this process, committed with the file's name (so a crash never commits a
+// file twice), logged, and then the file is removed. This file owns the folder: the
+// watch and scans, turns, unfinished and stuck files, removals and their log lines. Run by the process that holds the delivery
 // lock: the daemon (at start, on changes to the folder, every 2 s) or a queue command.
 // Anything that is not a well-formed drop file is removed, one log line per user.
 import { constants, type Stats } from 'node:fs';
@@ -12,15 +13,13 @@ import { lstat, open, opendir, rmdir, unlink, type FileHandle } from 'node:fs/pr
 import { join } from 'node:path';
 import type { Clock, Timer } from '../core/clock.js';
 import type { EventBus } from '../core/events.js';
-import type { MessageRecord } from '../core/types.js';
 import { PickedUpAlready, type IncomingMessage } from '../spool/spool.js';
-import { isRoutableAddress } from '../core/address.js';
 import { userName } from '../core/users.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
-import type { Hold, SenderLimits } from '../limits/sender-limits.js';
+import type { SenderLimits } from '../limits/sender-limits.js';
 import { DROP_CACHE } from '../config/load.js';
-import { cleanupHeaders, HeaderSplitter, HeaderTooLong, parseHeaderBlock, qualify } from './cleanup.js';
-import { ENVELOPE_ALLOWANCE, OWN_SOCKET, parseEnvelope, PROOF_PREFIX, syncFolder, type DropEnvelope } from './maildrop.js';
+import { takeDropFile, type Taken } from './drop-file.js';
+import { ENVELOPE_ALLOWANCE, OWN_SOCKET, PROOF_PREFIX, syncFolder } from './maildrop.js';
 import { watch, type FSWatcher } from 'node:fs';
 
 /** What the pickup needs of the spool (LmdbSpool has it). */
@@ -75,7 +74,6 @@ const RETRY = 1_900;
 const NOTICE_EVERY = 60_000;
 /** A user's removals are logged once none has followed for this long (a flood is removed over several passes). */
 const QUIET = 10_000;
-const READ = 64 * 1024;
 /** Removed files named one by one in the log line of their user, up to this many. */
 const SOME = 10;
 
@@ -83,8 +81,7 @@ type Outcome =
   | { kind: 'skip' }
   | { kind: 'taken' }
   | { kind: 'bad'; reason: string; uid?: number; dir?: boolean }
-  | { kind: 'ok'; commit: Promise<MessageRecord>; id: string; sender: string; protocol: string; user: string; queueOnly: boolean; messageIdHeader?: string; held: number;
-      hold?: Hold };
+  | Taken;
 
 interface Turn {
   names: number;
@@ -366,75 +363,11 @@ export class Pickup {
       if ((st.mode & 0o004) === 0) return this.unfinished(name, st);
       if (this.o.spool.pickedUp(name) !== undefined) return { kind: 'taken' };
       if (st.size > this.o.maxMessageSize + ENVELOPE_ALLOWANCE) return { kind: 'bad', reason: `too big (${st.size} bytes)`, uid: st.uid };
-      const out = await this.take(name, fh, st);
+      const out = await takeDropFile(this.o, name, fh, st);
       return typeof out === 'string' ? { kind: 'bad', reason: out, uid: st.uid } : out;
     } finally {
       await fh.close().catch(() => undefined);
     }
-  }
-
-  /**
-   * Streams a complete drop file into the spool: the envelope line, then the header
-   * block (held, at most 1 MB), then the body in 64 KB reads, written as it comes.
-   * Resolves with the commit under way, or says why the file is no message.
-   */
-  private async take(name: string, fh: FileHandle, st: Stats): Promise<Outcome | string> {
-    const o = this.o;
-    const head = await readEnvelope(fh);
-    if (typeof head === 'string') return head;
-    const e = parseEnvelope(head.line, { maxRecipients: o.maxRecipients });
-    if (typeof e === 'string') return e;
-    const user = userName(st.uid);
-    const sender = qualify(e.sender === undefined ? `${user}@${o.qualifyDomain}` : e.sender.replace(/^<(.*)>$/, '$1'), o.qualifyDomain);
-    if (sender !== '' && !isRoutableAddress(sender)) return 'bad sender address';
-    if (!e.recipients.every((r) => isRoutableAddress(qualify(r, o.qualifyDomain)))) return 'bad recipient address';
-    const now = o.clock.now();
-    const message = o.spool.incoming(o.ids.next(now), name);
-    const why = await streamBody(fh, head.rest, head.pos, message).catch((err: unknown) => {
-      void message.abort();
-      throw err; // the spool could not take it (a full disk): the file stays
-    });
-    if (typeof why === 'string') {
-      await message.abort();
-      return why;
-    }
-    const checked = this.headers(e, why.head, message, user, now);
-    if (typeof checked === 'string') {
-      await message.abort();
-      return checked;
-    }
-    const hold = o.limits?.check({ user });
-    const meta = {
-      // Arrived when sendmail wrote it (the daemon may have been down), never in the future.
-      sender, recipients: checked.recipients, arrival: Math.min(now, Math.floor(st.mtimeMs)), protocol: e.protocol, user, headers: checked.headers,
-      ...(checked.messageIdHeader ? { messageIdHeader: checked.messageIdHeader } : {}),
-      ...(e.queueOnly ? { queueOnly: true } : {}), ...(hold ? { hold: hold.entry } : {}),
-    };
-    const commit = message.commit(meta);
-    commit.catch(() => undefined); // settled by the turn
-    return { kind: 'ok', commit, id: message.id, sender, protocol: e.protocol, user, queueOnly: e.queueOnly === true,
-      ...(checked.messageIdHeader ? { messageIdHeader: checked.messageIdHeader } : {}), held: Math.min(message.bodySize, 1024 * 1024),
-      ...(hold ? { hold } : {}) };
-  }
-
-  /** The cleaned header block and recipients, or why the message cannot be one. */
-  private headers(e: DropEnvelope, head: Buffer, message: IncomingMessage, user: string, now: number) {
-    const o = this.o;
-    const sender = qualify(e.sender === undefined ? `${user}@${o.qualifyDomain}` : e.sender.replace(/^<(.*)>$/, '$1'), o.qualifyDomain);
-    let cleaned;
-    try {
-      cleaned = cleanupHeaders(parseHeaderBlock(head), {
-        id: message.id, now, hostname: o.hostname, qualifyDomain: o.qualifyDomain, sender, recipients: e.recipients, protocol: e.protocol, user,
-        extractRecipients: e.extract, ...(e.fullName !== undefined ? { fullName: e.fullName } : {}),
-      });
-    } catch (err) {
-      return `unusable message (${(err as Error).message})`;
-    }
-    if (cleaned.recipients.length === 0) return 'no recipients';
-    if (cleaned.recipients.length > o.maxRecipients) return `more than ${o.maxRecipients} recipients`;
-    if (!cleaned.recipients.every(isRoutableAddress)) return 'bad recipient address in the headers';
-    if (Buffer.byteLength(cleaned.headers, 'latin1') + message.bodySize > o.maxMessageSize) return 'larger than max_message_size';
-    return cleaned;
   }
 
   private async discard(name: string, reason: string, uid: number | undefined, dir = false): Promise<void> {
@@ -494,53 +427,3 @@ export class Pickup {
 const newTurn = (): Turn => ({ names: 0, held: 0, work: [], taken: [] });
 
 const ownerText = (uid: number | undefined) => (uid === undefined ? 'an unknown user' : `${userName(uid)} (uid ${uid})`);
-
-/** The envelope line (at most ENVELOPE_ALLOWANCE bytes) and what was read after it. */
-async function readEnvelope(fh: FileHandle): Promise<{ line: string; rest: Buffer; pos: number } | string> {
-  const parts: Buffer[] = [];
-  let pos = 0;
-  for (;;) {
-    const buf = Buffer.allocUnsafe(READ);
-    const { bytesRead } = await fh.read(buf, 0, READ, pos);
-    if (bytesRead === 0) return 'no envelope line';
-    const got = buf.subarray(0, bytesRead);
-    const nl = got.indexOf(10);
-    if (nl >= 0) {
-      const line = Buffer.concat([...parts, got.subarray(0, nl)]);
-      if (line.length > ENVELOPE_ALLOWANCE) return 'no envelope line';
-      return { line: line.toString('utf8'), rest: got.subarray(nl + 1), pos: pos + bytesRead };
-    }
-    parts.push(got);
-    pos += bytesRead;
-    if (pos > ENVELOPE_ALLOWANCE) return 'no envelope line';
-  }
-}
-
-/**
- * The message after the envelope line, read from `pos` to the end: headers held by
- * the splitter, body bytes written to the spool as they come (the spool's pace).
- * Resolves with the header block, or says why the message is unusable.
- */
-async function streamBody(fh: FileHandle, first: Buffer, pos: number, message: IncomingMessage): Promise<{ head: Buffer } | string> {
-  const split = new HeaderSplitter();
-  let buf: Buffer | undefined;
-  try {
-    let body = split.push(first);
-    for (;;) {
-      if (body.length) await message.write(body); // copied by the spool: the buffer is ours again
-      // While the headers are held the splitter may keep the buffer it was given: a new
-      // one each read until then; one buffer for the whole body after that.
-      if (!buf || !split.head) buf = Buffer.allocUnsafe(READ);
-      const { bytesRead } = await fh.read(buf, 0, READ, pos);
-      if (bytesRead === 0) break;
-      pos += bytesRead;
-      body = split.push(buf.subarray(0, bytesRead));
-    }
-    const rest = split.end();
-    if (rest.length) await message.write(rest);
-  } catch (err) {
-    if (err instanceof HeaderTooLong) return 'message header too long';
-    throw err;
-  }
-  return { head: split.head ?? Buffer.alloc(0) };
-}
