@@ -621,7 +621,6 @@ int main(int argc, char **argv) {
     struct passwd *pw = getpwuid(geteuid());
     if (!pw || !printable_ascii(pw->pw_name) || !plain_address(pw->pw_name, strlen(pw->pw_name), conf.qualify_domain)) to_node();
   }
-  if (a.full_name && strchr(a.full_name, '\\')) to_node();
   if (a.nrcpt > conf.max_recipients || (a.extract && a.nrcpt > 0) || (!a.extract && a.nrcpt == 0)) to_node();
   for (int i = 0; i < a.nrcpt; i++)
     if (!plain_address(a.rcpt[i], strlen(a.rcpt[i]), conf.qualify_domain)) to_node();

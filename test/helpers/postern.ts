@@ -16,8 +16,15 @@ export const ROOT = resolve(import.meta.dirname, '../..');
  */
 export const launch = { direct: false, code: ROOT };
 export const BIN = (name: string) => join(launch.code, 'bin', name);
-const command = (name: string, args: string[]): [string, string[]] =>
-  launch.direct ? [BIN(name), args] : [process.execPath, [BIN(name), ...args]];
+/**
+ * sendmail as installed: the C front end (dist/sendmail, src/postdrop/sendmail.c) when
+ * built, which hands what it does not do to bin/sendmail; POSTERN_TEST_SENDMAIL=node
+ * runs node's alone.
+ */
+export const FRONT = () => join(launch.code, 'dist/sendmail');
+const front = (name: string) => name === 'sendmail' && process.env.POSTERN_TEST_SENDMAIL !== 'node' && existsSync(FRONT());
+export const command = (name: string, args: string[]): [string, string[]] =>
+  front(name) ? [FRONT(), args] : launch.direct ? [BIN(name), args] : [process.execPath, [BIN(name), ...args]];
 
 /**
  * Code other users can run (root only): the checkout when `nobody` can read it, else a
