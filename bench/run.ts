@@ -923,8 +923,10 @@ async function measureSendmail() {
     { key: 'node', label: '`node -e 0`', argv: [NODE, '-e', '0'] },
     { key: 'mjs', label: '`node empty.mjs` (an empty ES module)', argv: [NODE, emptyMjs] },
     { key: 'up', label: '`sendmail -t -i`, daemon running', argv: [FRONT, '-C', up.file, '-t', '-i'], stdin: msgFile },
-    // No maildrop, no settings: the front end hands it to node (the path that needs node).
+    // The first goes to node, which makes the maildrop and writes the front end's settings; the rest are the front end's.
     { key: 'down', label: '`sendmail -t -i`, daemon down', argv: [FRONT, '-C', down.file, '-t', '-i'], stdin: msgFile },
+    // A flag the front end leaves to node (-N never: accepted, not acted on): the path that needs node.
+    { key: 'handed', label: '`sendmail -N never -t -i` (the front end hands it to node), daemon running', argv: [FRONT, '-C', up.file, '-N', 'never', '-t', '-i'], stdin: msgFile },
     { key: 'node-up', label: 'node\'s `bin/sendmail -t -i` alone, daemon running', argv: [SENDMAIL, '-C', up.file, '-t', '-i'], stdin: msgFile },
   ];
   let eximDir: string | undefined;
@@ -967,8 +969,8 @@ async function measureSendmail() {
       rows: commands.map((c) => ({ key: c.key, label: c.label, ...stats(times.get(c.key)!), roundMedians: roundMedians.get(c.key)! })), checks };
     for (const x of results.sendmail!.rows) log(`  ${x.label}: mean ${x.mean.toFixed(1)} ms, median ${x.median.toFixed(1)} ms`);
     const upCount = await queueCount(up).catch((e) => (e as Error).message);
-    checks.push(`daemon-running spool holds ${upCount} after ${2 * expect} submissions (${expect} by the front end, ${expect} by node's)`);
-    if (upCount !== 2 * expect) voidSendmail(['up', 'node-up'], `postern's daemon-running spool holds ${upCount}, expected ${2 * expect}`);
+    checks.push(`daemon-running spool holds ${upCount} after ${3 * expect} submissions (${expect} by the front end, ${expect} handed to node, ${expect} by node's alone)`);
+    if (upCount !== 3 * expect) voidSendmail(['up', 'handed', 'node-up'], `postern's daemon-running spool holds ${upCount}, expected ${3 * expect}`);
     if (pf) {
       const until = Date.now() + 10_000;
       while (pf.arrivals() < expect && Date.now() < until) await sleep(100);
@@ -1133,7 +1135,8 @@ function summaryRows(): Figure[] {
   if (results.sendmail) {
     mk('submission by `sendmail -t -i`, daemon running, ms (median of the 4 rounds\' medians; Exim: stock `sendmail -t -i`); reference: `node -e 0`', { ref: smSeries('node'), postern: smSeries('up'), postfix: smSeries('postfix'), exim: smSeries('exim-stock') }, { digits: 1, better: 'lower' });
     mk('… Exim: `exim4 -odq -oi -t` (queue only)', { ref: smSeries('node'), postern: smSeries('up'), exim: smSeries('exim') }, { digits: 1, better: 'lower' });
-    mk('… postern with the daemon down (the front end, then node), ms', { ref: smSeries('node'), postern: smSeries('down') }, { digits: 1, better: 'lower' });
+    mk('… postern with the daemon down, ms', { ref: smSeries('node'), postern: smSeries('down') }, { digits: 1, better: 'lower' });
+    mk('… postern: `sendmail -N never -t -i`, handed by the front end to node, ms', { ref: smSeries('node'), postern: smSeries('handed') }, { digits: 1, better: 'lower' });
     mk('… postern: node\'s `bin/sendmail` alone, daemon running, ms', { ref: smSeries('node'), postern: smSeries('node-up') }, { digits: 1, better: 'lower' });
     mk('`node empty.mjs` (an empty ES module), ms', { ref: smSeries('node'), postern: smSeries('mjs') }, { digits: 1, better: 'lower' });
   }
@@ -1153,7 +1156,7 @@ function targets(): Target[] {
   const t: Target[] = [];
   const check = (what: string, r: { value?: number; text: string } | undefined, goal: string, cmp: (v: number) => boolean) => t.push({ what, value: r?.value, text: r?.text ?? 'n/a', goal, met: r?.value === undefined ? 'not measured' : cmp(r.value) ? 'met' : 'not met' });
   check('`sendmail -t -i`, daemon up ÷ Postfix\'s `sendmail -t -i`', ratioOf(smSeries('up'), smSeries('postfix')), '≤ 2', (v) => v <= 2);
-  check('`sendmail -t -i`, daemon down (the path that needs node) ÷ `node -e 0`', ratioOf(smSeries('down'), smSeries('node')), '≤ 1.2', (v) => v <= 1.2);
+  check('`sendmail` handed to node by the front end (the path that needs node) ÷ `node -e 0`', ratioOf(smSeries('handed'), smSeries('node')), '≤ 1.2', (v) => v <= 1.2);
   check('peak memory over the loads ÷ Postfix\'s', ratioOf(peakSeries('postern'), peakSeries('postfix')), '≤ 1', (v) => v <= 1);
   const idle = agg(idleSeries('postern')).median;
   check('idle RSS while up, MB', idle === undefined ? undefined : { value: idle, text: `${fmt(idle, 1)} MB` }, '≤ 40', (v) => v <= 40);
