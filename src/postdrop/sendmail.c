@@ -50,6 +50,7 @@ extern char **environ;
 
 static char exedir[PATH_MAX];
 static char **given; /* argv as given: node gets it back unchanged */
+static const char *personality = "sendmail"; /* the name called: bin/<it> where there is one */
 static unsigned char *raw;
 static size_t raw_len;
 static int raw_read; /* stdin consumed: node gets `raw` back on a memfd */
@@ -75,8 +76,10 @@ static int puts_(buf_t *b, const char *s) { return put(b, s, strlen(s)); }
 /* ---- node, for everything this program does not do ---- */
 static void to_node(void) __attribute__((noreturn));
 static void to_node(void) {
-  char path[PATH_MAX + 32];
-  snprintf(path, sizeof path, "%s/../bin/sendmail", exedir);
+  char path[PATH_MAX + 300];
+  /* A link of another name to this program (mailq...): that command of node's, as called. */
+  snprintf(path, sizeof path, "%s/../bin/%s", exedir, personality);
+  if (strchr(personality, '.') || access(path, X_OK) != 0) snprintf(path, sizeof path, "%s/../bin/sendmail", exedir);
   if (raw_read) {
     int fd = memfd_create("sendmail-stdin", 0);
     if (fd < 0) {
@@ -610,6 +613,7 @@ int main(int argc, char **argv) {
   *strrchr(exedir, '/') = 0;
   const char *base = strrchr(argv[0], '/');
   base = base ? base + 1 : argv[0];
+  if (strlen(base) < 200 && base[0]) personality = base;
   if (strcmp(base, "sendmail") != 0 || argc > MAX_ARGS || parse_args(argc, argv) != 0) to_node();
   if (load_config(a.config) != 0) to_node();
   signal(SIGPIPE, SIG_IGN);

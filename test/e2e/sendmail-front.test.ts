@@ -5,7 +5,7 @@
 // ../bin/sendmail is a stand-in that records what it was given and exits 99, which
 // tells the two paths apart without timing. Real daemon, real sink, real maildrop.
 import { spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -45,6 +45,8 @@ describe('sendmail: the C front end', () => {
     chmodSync(join(fake, 'dist/sendmail'), 0o755);
     // The stand-in for node: its arguments, a line, then its stdin.
     writeFileSync(join(fake, 'bin/sendmail'), '#!/bin/sh\n{ printf "%s|" "$@"; echo; cat; } > "${0%/bin/sendmail}/handed"\nexit 99\n', { mode: 0o755 });
+    writeFileSync(join(fake, 'bin/mailq'), '#!/bin/sh\nprintf "mailq %s|" "$@" > "${0%/bin/mailq}/handed"\nexit 98\n', { mode: 0o755 });
+    symlinkSync('sendmail', join(fake, 'dist/mailq'));
   });
   afterAll(() => rmSync(fake, { recursive: true, force: true }));
   beforeEach(async () => {
@@ -119,6 +121,9 @@ describe('sendmail: the C front end', () => {
       expect(handed()).toBe(`-C|${p.config}|${args.join('|')}|\n${input}`);
     }
     expect(drops()).toEqual([]);
+    // Called by another name (a link): node's command of that name.
+    expect((await exec(join(fake, 'dist/mailq'), ['-C', p.config], '')).code).toBe(98);
+    expect(handed()).toBe(`mailq -C|${p.config}|`);
   });
 
   it('a changed configuration, or settings others may write, go to node until node writes them again', async () => {
