@@ -45,7 +45,7 @@ describe('sendmail: the C front end', () => {
     chmodSync(join(fake, 'dist/sendmail'), 0o755);
     // The stand-in for node: its arguments, a line, then its stdin.
     writeFileSync(join(fake, 'bin/sendmail'), '#!/bin/sh\n{ printf "%s|" "$@"; echo; cat; } > "${0%/bin/sendmail}/handed"\nexit 99\n', { mode: 0o755 });
-    writeFileSync(join(fake, 'bin/mailq'), '#!/bin/sh\nprintf "mailq %s|" "$@" > "${0%/bin/mailq}/handed"\nexit 98\n', { mode: 0o755 });
+    writeFileSync(join(fake, 'bin/mailq'), '#!/bin/sh\n{ printf mailq; printf " %s" "$@"; } > "${0%/bin/mailq}/handed"\nexit 98\n', { mode: 0o755 });
     symlinkSync('sendmail', join(fake, 'dist/mailq'));
   });
   afterAll(() => rmSync(fake, { recursive: true, force: true }));
@@ -123,7 +123,7 @@ describe('sendmail: the C front end', () => {
     expect(drops()).toEqual([]);
     // Called by another name (a link): node's command of that name.
     expect((await exec(join(fake, 'dist/mailq'), ['-C', p.config], '')).code).toBe(98);
-    expect(handed()).toBe(`mailq -C|${p.config}|`);
+    expect(handed()).toBe(`mailq -C ${p.config}`);
   });
 
   it('a changed configuration, or settings others may write, go to node until node writes them again', async () => {
