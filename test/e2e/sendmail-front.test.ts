@@ -4,28 +4,14 @@
 // real one (dist/sendmail beside bin/sendmail), and a copy of dist/sendmail whose
 // ../bin/sendmail is a stand-in that records what it was given and exits 99, which
 // tells the two paths apart without timing. Real daemon, real sink, real maildrop.
-import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { closeBoth, Instance, ROOT, sinkAndInstance, type RunResult } from '../helpers/postern.js';
+import { closeBoth, Instance, ROOT, runProgram, sinkAndInstance } from '../helpers/postern.js';
 import type { Sink } from '../helpers/sink.js';
 
-function exec(cmd: string, args: string[], input: string | Buffer, env: Record<string, string> = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: 'pipe', env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${cmd} ${args.join(' ')} timed out`)); }, 30_000);
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-    child.stdin.on('error', () => { /* exited before reading */ });
-    child.stdin.end(input);
-  });
-}
+const exec = (cmd: string, args: string[], input: string | Buffer) => runProgram(cmd, args, { input });
 
 describe('sendmail: the C front end', () => {
   let sink: Sink;

@@ -60,16 +60,24 @@ export interface RunResult {
   stderr: string;
 }
 
-export function runCommand(name: string, args: string[], opts: { input?: string | Buffer; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
+type RunOpts = { input?: string | Buffer; env?: Record<string, string>; timeoutMs?: number };
+
+export function runCommand(name: string, args: string[], opts: RunOpts = {}): Promise<RunResult> {
+  return runProgram(...command(name, args), opts);
+}
+
+/** Any program with `input` on stdin: its exit code and output; killed after 30 s. */
+export function runProgram(file: string, args: string[], opts: RunOpts = {}): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(...command(name, args), { env: { ...process.env, ...opts.env }, stdio: 'pipe' });
+    const child = spawn(file, args, { env: { ...process.env, ...opts.env }, stdio: 'pipe' });
     let stdout = '';
     let stderr = '';
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${name} ${args.join(' ')} timed out`)); }, opts.timeoutMs ?? 30_000);
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${file} ${args.join(' ')} timed out`)); }, opts.timeoutMs ?? 30_000);
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => { clearTimeout(timer); resolvePromise({ code, stdout, stderr }); });
+    child.stdin.on('error', () => { /* a program that exits before reading its input */ });
     child.stdin.end(opts.input ?? '');
   });
 }
