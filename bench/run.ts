@@ -69,6 +69,8 @@ const SENDMAIL = join(ROOT, 'bin', 'sendmail');
 /** sendmail as installed (/usr/sbin/sendmail): the C front end, which hands what it does not do to bin/sendmail. */
 const FRONT = join(ROOT, 'dist', 'sendmail');
 const NODE = process.execPath;
+/** The daemon's node flags as the unit sets them (Environment=NODE_OPTIONS=...): measured as shipped. */
+const UNIT_NODE_FLAGS = /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(join(ROOT, 'config/postern.service'), 'utf8'))?.[1]?.split(/\s+/).filter(Boolean) ?? [];
 
 // ---------------------------------------------------------------------------
 // options
@@ -393,7 +395,8 @@ function startDaemon(cfg: Cfg, wrapper: string[] = []): Promise<Daemon> {
   return new Promise((res, rej) => {
     // --profile: every daemon writes a V8 CPU profile into bench/out/profiles/ when it stops.
     const prof = opt.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(OUT, 'profiles')}`, `--cpu-prof-name=${basename(cfg.dir)}.cpuprofile`] : [];
-    const args = [...wrapper, NODE, ...prof, POSTERN, '-C', cfg.file, '-bd', '-q1m'];
+    // V8's flags as the systemd unit gives them (config/postern.service's NODE_OPTIONS).
+    const args = [...wrapper, NODE, ...UNIT_NODE_FLAGS, ...prof, POSTERN, '-C', cfg.file, '-bd', '-q1m'];
     const child = spawn(args[0]!, args.slice(1), { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
     live.add(child.pid!);
     child.once('close', () => live.delete(child.pid!));
