@@ -24,8 +24,6 @@ export function isLmdbCommitFailure(err: unknown): boolean {
   return typeof (err as { code?: unknown }).code === 'number' && /[\\/]lmdb[\\/]write\.js/.test(err.stack ?? '');
 }
 
-export type { Settlement } from '../core/change.js';
-
 /** A key of the due index. */
 export interface DueKey {
   at: number;

@@ -297,7 +297,7 @@ export class SpoolStore {
  * Makes `<spool>/bodies` (0700) when missing; root making it for a spool that is the
  * daemon user's gives it to the spool folder's owner.
  */
-export function bodyFolder(directory: string): string {
+function bodyFolder(directory: string): string {
   const bodies = join(directory, 'bodies');
   try {
     mkdirSync(bodies, { mode: 0o700 });

@@ -5,7 +5,7 @@ import type { Change, ChangeResult, Settlement } from '../../src/core/change.js'
 import type { Spool } from '../../src/spool/spool.js';
 
 /** One change through spool.apply(); its result. */
-export async function change(spool: Spool, c: Change): Promise<ChangeResult> {
+async function change(spool: Spool, c: Change): Promise<ChangeResult> {
   const [r] = await spool.apply([c]);
   if (!r) throw new Error('apply() gave no result');
   return r;
