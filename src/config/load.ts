@@ -69,9 +69,9 @@ export const DROP_CACHE = '.config.cache.json';
  * the cache (root's, the reader's own, or, for a reader other than root, the
  * maildrop owner's). Root writes its own: it believes no one else's.
  */
-export const SENDMAIL_SETTINGS = `${DROP_CACHE}.sendmail`;
+const SENDMAIL_SETTINGS = `${DROP_CACHE}.sendmail`;
 
-export function sendmailSettings(config: Config, source: { file: string; text: string }): string | undefined {
+function sendmailSettings(config: Config, source: { file: string; text: string }): string | undefined {
   const values: [string, string][] = [['version', packageVersion()], ['file', source.file], ['maildrop', config.spool.maildrop],
     ['postdrop', config.spool.postdrop ?? ''], ['max_message_size', String(config.listen.max_message_size)],
     ['max_recipients', String(config.listen.max_recipients)], ['qualify_domain', config.qualify_domain], ['hostname', config.hostname]];

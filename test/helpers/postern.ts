@@ -21,7 +21,7 @@ export const BIN = (name: string) => join(launch.code, 'bin', name);
  * built, which hands what it does not do to bin/sendmail; POSTERN_TEST_SENDMAIL=node
  * runs node's alone.
  */
-export const FRONT = () => join(launch.code, 'dist/sendmail');
+const FRONT = () => join(launch.code, 'dist/sendmail');
 const front = (name: string) => name === 'sendmail' && process.env.POSTERN_TEST_SENDMAIL !== 'node' && existsSync(FRONT());
 export const command = (name: string, args: string[]): [string, string[]] =>
   front(name) ? [FRONT(), args] : launch.direct ? [BIN(name), args] : [process.execPath, [BIN(name), ...args]];
