@@ -66,7 +66,11 @@ interface Results {
 const OUT = join(ROOT, 'bench', 'out');
 const POSTERN = join(ROOT, 'bin', 'postern');
 const SENDMAIL = join(ROOT, 'bin', 'sendmail');
+/** sendmail as installed (/usr/sbin/sendmail): the C front end, which hands what it does not do to bin/sendmail. */
+const FRONT = join(ROOT, 'dist', 'sendmail');
 const NODE = process.execPath;
+/** The daemon's node flags as the unit sets them (Environment=NODE_OPTIONS=...): measured as shipped. */
+const UNIT_NODE_FLAGS = /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(join(ROOT, 'config/postern.service'), 'utf8'))?.[1]?.split(/\s+/).filter(Boolean) ?? [];
 
 // ---------------------------------------------------------------------------
 // options
@@ -394,7 +398,8 @@ function startDaemon(cfg: Cfg, wrapper: string[] = []): Promise<Daemon> {
   return new Promise((res, rej) => {
     // --profile: every daemon writes a V8 CPU profile into bench/out/profiles/ when it stops.
     const prof = opt.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(OUT, 'profiles')}`, `--cpu-prof-name=${basename(cfg.dir)}.cpuprofile`] : [];
-    const args = [...wrapper, NODE, ...prof, POSTERN, '-C', cfg.file, '-bd', '-q1m'];
+    // V8's flags as the systemd unit gives them (config/postern.service's NODE_OPTIONS).
+    const args = [...wrapper, NODE, ...UNIT_NODE_FLAGS, ...prof, POSTERN, '-C', cfg.file, '-bd', '-q1m'];
     const child = spawn(args[0]!, args.slice(1), { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
     live.add(child.pid!);
     child.once('close', () => live.delete(child.pid!));
@@ -626,6 +631,7 @@ function distFreshness() {
     log(`warning: ${msg}`);
     results.notes.push(msg);
   }
+  if (!existsSync(FRONT)) throw new Error('dist/sendmail (the C front end) is missing: build first (npm run build)');
 }
 
 const pct = (v: number | undefined) => (v === undefined ? '?' : `${v}%`);
@@ -922,8 +928,12 @@ async function measureSendmail() {
   const commands: { key: string; label: string; argv: string[]; stdin?: string; wrap?: { enter: string; env: NodeJS.ProcessEnv } }[] = [
     { key: 'node', label: '`node -e 0`', argv: [NODE, '-e', '0'] },
     { key: 'mjs', label: '`node empty.mjs` (an empty ES module)', argv: [NODE, emptyMjs] },
-    { key: 'up', label: '`sendmail -t -i`, daemon running', argv: [SENDMAIL, '-C', up.file, '-t', '-i'], stdin: msgFile },
-    { key: 'down', label: '`sendmail -t -i`, daemon down', argv: [SENDMAIL, '-C', down.file, '-t', '-i'], stdin: msgFile },
+    { key: 'up', label: '`sendmail -t -i`, daemon running', argv: [FRONT, '-C', up.file, '-t', '-i'], stdin: msgFile },
+    // The first goes to node, which makes the maildrop and writes the front end's settings; the rest are the front end's.
+    { key: 'down', label: '`sendmail -t -i`, daemon down', argv: [FRONT, '-C', down.file, '-t', '-i'], stdin: msgFile },
+    // A flag the front end leaves to node (-N never: accepted, not acted on): the path that needs node.
+    { key: 'handed', label: '`sendmail -N never -t -i` (the front end hands it to node), daemon running', argv: [FRONT, '-C', up.file, '-N', 'never', '-t', '-i'], stdin: msgFile },
+    { key: 'node-up', label: 'node\'s `bin/sendmail -t -i` alone, daemon running', argv: [SENDMAIL, '-C', up.file, '-t', '-i'], stdin: msgFile },
   ];
   let eximDir: string | undefined;
   let eximX: EximTree | undefined;
@@ -965,8 +975,8 @@ async function measureSendmail() {
       rows: commands.map((c) => ({ key: c.key, label: c.label, ...stats(times.get(c.key)!), roundMedians: roundMedians.get(c.key)! })), checks };
     for (const x of results.sendmail!.rows) log(`  ${x.label}: mean ${x.mean.toFixed(1)} ms, median ${x.median.toFixed(1)} ms`);
     const upCount = await queueCount(up).catch((e) => (e as Error).message);
-    checks.push(`daemon-running spool holds ${upCount} after ${expect} submissions`);
-    if (upCount !== expect) voidSendmail(['up'], `postern's daemon-running spool holds ${upCount}, expected ${expect}`);
+    checks.push(`daemon-running spool holds ${upCount} after ${3 * expect} submissions (${expect} by the front end, ${expect} handed to node, ${expect} by node's alone)`);
+    if (upCount !== 3 * expect) voidSendmail(['up', 'handed', 'node-up'], `postern's daemon-running spool holds ${upCount}, expected ${3 * expect}`);
     if (pf) {
       const until = Date.now() + 10_000;
       while (pf.arrivals() < expect && Date.now() < until) await sleep(100);
@@ -1132,6 +1142,8 @@ function summaryRows(): Figure[] {
     mk('submission by `sendmail -t -i`, daemon running, ms (median of the 4 rounds\' medians; Exim: stock `sendmail -t -i`); reference: `node -e 0`', { ref: smSeries('node'), postern: smSeries('up'), postfix: smSeries('postfix'), exim: smSeries('exim-stock') }, { digits: 1, better: 'lower' });
     mk('… Exim: `exim4 -odq -oi -t` (queue only)', { ref: smSeries('node'), postern: smSeries('up'), exim: smSeries('exim') }, { digits: 1, better: 'lower' });
     mk('… postern with the daemon down, ms', { ref: smSeries('node'), postern: smSeries('down') }, { digits: 1, better: 'lower' });
+    mk('… postern: `sendmail -N never -t -i`, handed by the front end to node, ms', { ref: smSeries('node'), postern: smSeries('handed') }, { digits: 1, better: 'lower' });
+    mk('… postern: node\'s `bin/sendmail` alone, daemon running, ms', { ref: smSeries('node'), postern: smSeries('node-up') }, { digits: 1, better: 'lower' });
     mk('`node empty.mjs` (an empty ES module), ms', { ref: smSeries('node'), postern: smSeries('mjs') }, { digits: 1, better: 'lower' });
   }
   for (const reuse of [false, true]) {
@@ -1150,7 +1162,7 @@ function targets(): Target[] {
   const t: Target[] = [];
   const check = (what: string, r: { value?: number; text: string } | undefined, goal: string, cmp: (v: number) => boolean) => t.push({ what, value: r?.value, text: r?.text ?? 'n/a', goal, met: r?.value === undefined ? 'not measured' : cmp(r.value) ? 'met' : 'not met' });
   check('`sendmail -t -i`, daemon up ÷ Postfix\'s `sendmail -t -i`', ratioOf(smSeries('up'), smSeries('postfix')), '≤ 2', (v) => v <= 2);
-  check('`sendmail -t -i`, daemon down (the path that needs node) ÷ `node -e 0`', ratioOf(smSeries('down'), smSeries('node')), '≤ 1.2', (v) => v <= 1.2);
+  check('`sendmail` handed to node by the front end (the path that needs node) ÷ `node -e 0`', ratioOf(smSeries('handed'), smSeries('node')), '≤ 1.2', (v) => v <= 1.2);
   check('peak memory over the loads ÷ Postfix\'s', ratioOf(peakSeries('postern'), peakSeries('postfix')), '≤ 1', (v) => v <= 1);
   const idle = agg(idleSeries('postern')).median;
   check('idle RSS while up, MB', idle === undefined ? undefined : { value: idle, text: `${fmt(idle, 1)} MB` }, '≤ 40', (v) => v <= 40);

@@ -33,6 +33,11 @@ flag() { DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get "$1" 2>/de
 # shellcheck disable=SC2046
 cc $(flag CPPFLAGS) $(flag CFLAGS) -Wall -Wextra $(flag LDFLAGS) -o "$lib/dist/postdrop" "$here/src/postdrop/postdrop.c"
 strip --strip-unneeded "$lib/dist/postdrop"
+# sendmail's C front end (/usr/sbin/sendmail): the plain submission without node, the rest
+# handed to /usr/lib/postern/bin/sendmail; it believes only settings of this version.
+# shellcheck disable=SC2046
+cc $(flag CPPFLAGS) $(flag CFLAGS) -Wall -Wextra -DPOSTERN_VERSION="\"${version%-1}\"" $(flag LDFLAGS) -o "$lib/dist/sendmail" "$here/src/postdrop/sendmail.c"
+strip --strip-unneeded "$lib/dist/sendmail"
 cp -r "$here/bin" "$here/package.json" "$here/package-lock.json" "$lib/"
 # Debian's node named directly (lintian: no `env -S`); /usr/sbin/postern below starts it
 # with io_uring off, and bin/postern runs itself again with it off when root runs it otherwise.
@@ -68,12 +73,12 @@ export UV_USE_IO_URING
 exec /usr/bin/node /usr/lib/postern/bin/"$name" "$@"
 WRAP
 chmod 0755 "$stage/usr/sbin/postern"
-ln -s postern "$stage/usr/sbin/sendmail"
+ln -s ../lib/postern/dist/sendmail "$stage/usr/sbin/sendmail"
 ln -s postern "$stage/usr/sbin/postern-qgrep"
 ln -s postern "$stage/usr/sbin/postern-exigrep"
 ln -s ../sbin/postern "$stage/usr/bin/mailq"
 ln -s ../sbin/postern "$stage/usr/bin/newaliases"
-ln -s ../sbin/postern "$stage/usr/lib/sendmail"
+ln -s ../sbin/sendmail "$stage/usr/lib/sendmail"
 
 # The default configuration, copied to /etc/postern/postern.toml by postinst on the first
 # install when neither debconf's answers nor Exim's settings make it: that file is the

@@ -199,7 +199,8 @@ upstream=${nodejs_version#*:}
 upstream=${upstream%%[+~-]*}
 verdict "node --version is the nodejs package's ($nodejs_version)" "$([ "$node_version" = "v$upstream" ] && echo yes || echo no)" "node --version: $node_version"
 check "postern is installed (dpkg)" 0 '^install ok installed$' root dpkg-query -W -f '${Status}\n' postern
-check "/usr/sbin/sendmail is postern's" 0 '^/usr/sbin/postern$' root readlink -f /usr/sbin/sendmail
+# sendmail's C front end, which hands what it does not do to /usr/lib/postern/bin/sendmail.
+check "/usr/sbin/sendmail is postern's" 0 '^/usr/lib/postern/dist/sendmail$' root readlink -f /usr/sbin/sendmail
 
 # The sink on the host's loopback, and the root's configuration edited to use it: the
 # smarthost, no TLS (the sink offers none), and a free port for postern's listener (the

@@ -62,6 +62,24 @@ function findConfigFile(explicit?: string): string {
 /** The maildrop's copy of the cache; the pickup leaves files of this name alone when they are root's or its own. */
 export const DROP_CACHE = '.config.cache.json';
 
+/**
+ * sendmail's fast front end's settings (src/postdrop/sendmail.c), beside the maildrop's
+ * cache (its name starts with DROP_CACHE's, so the pickup leaves it alone): flat
+ * `key=value` lines a C program reads without a JSON parser, then the configuration's
+ * text, which it compares byte for byte with the file's; believed on the same terms as
+ * the cache (root's, the reader's own, or, for a reader other than root, the
+ * maildrop owner's). Root writes its own: it believes no one else's.
+ */
+const SENDMAIL_SETTINGS = `${DROP_CACHE}.sendmail`;
+
+function sendmailSettings(config: Config, source: { file: string; text: string }): string | undefined {
+  const values: [string, string][] = [['version', packageVersion()], ['file', source.file], ['maildrop', config.spool.maildrop],
+    ['postdrop', config.spool.postdrop ?? ''], ['max_message_size', String(config.listen.max_message_size)],
+    ['max_recipients', String(config.listen.max_recipients)], ['qualify_domain', config.qualify_domain], ['hostname', config.hostname]];
+  if (values.some(([, v]) => /[\n\0]/.test(v))) return undefined;
+  return `postern-sendmail-config 1\n${values.map(([k, v]) => `${k}=${v}\n`).join('')}text=${Buffer.byteLength(source.text)}\n${source.text}`;
+}
+
 /** Where the caches of a validated configuration are: its spool folder, and its maildrop (folder mode 1733: a file there is read by name, and replaced only by the folder's owner). */
 function cachePaths(config: Config): { spool: string; drop: string } {
   return { spool: join(config.spool.directory, 'config.cache.json'), drop: join(config.spool.maildrop, DROP_CACHE) };
@@ -222,6 +240,15 @@ function keepCopies(config: Config, found: Found): void {
     try {
       writeAside(paths.drop, data);
     } catch { /* next time */ }
+  }
+  if (at.dropOwner !== undefined && (at.me === 0 || at.me === at.dropOwner)) {
+    const settings = sendmailSettings(config, found.source);
+    const path = join(config.spool.maildrop, SENDMAIL_SETTINGS);
+    if (settings !== undefined && readTrusted(path) !== settings) {
+      try {
+        writeAside(path, settings);
+      } catch { /* next time */ }
+    }
   }
 }
 

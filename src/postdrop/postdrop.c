@@ -22,11 +22,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#define EX_USAGE 64
-#define EX_TEMPFAIL 75
-#define EX_NOPERM 77
-/* Free space that must stay after the message (queue_minfree; MINFREE in maildrop.ts). */
-#define MINFREE (2LL * 1024 * 1024)
+#include "drop.h"
 /* A writer that takes longer than this is gone. */
 #define TIME_LIMIT 3600
 
@@ -44,15 +40,6 @@ static void stopped(int sig) {
   (void)sig;
   if (named[0]) unlinkat(dirfd_, named, 0);
   _exit(EX_TEMPFAIL);
-}
-
-/* prefix and 128 random bits as 32 hex digits. */
-static int random_name(char *out, size_t len, const char *prefix) {
-  unsigned char bits[16];
-  if (getrandom(bits, sizeof bits, 0) != (ssize_t)sizeof bits) return -1;
-  int n = snprintf(out, len, "%s", prefix);
-  for (int i = 0; i < 16; i++) n += snprintf(out + n, len - n, "%02x", bits[i]);
-  return 0;
 }
 
 static int enough_room(int fd, long long more) {

@@ -3,7 +3,7 @@
 // mtime a year ahead, and finished junk of another, in the maildrop at the daemon's start:
 // an SMTP session and a sendmail still complete and are delivered, the finished junk
 // goes at once and the unfinished junk a minute later, with one log line per user.
-// (Times are measured by bench/maildrop-flood.js, not asserted here.)
+// (Times are measured by bench/maildrop-flood.ts, not asserted here.)
 import { chownSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';

@@ -2,13 +2,16 @@
 // cache the submission runs from the bundle alone; a changed or bad file, or a cache
 // others could write, is never believed, and goes through main.js, which validates
 // and says what is wrong. The real bin/sendmail, no daemon (the maildrop keeps the files).
+// node's alone: the C front end before it has its own settings (sendmail-front.test.ts).
 import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Instance, ROOT, submitBundleFresh } from '../helpers/postern.js';
 
 describe('sendmail: the fast start', () => {
   let p: Instance;
+  beforeAll(() => { process.env.POSTERN_TEST_SENDMAIL = 'node'; });
+  afterAll(() => { delete process.env.POSTERN_TEST_SENDMAIL; });
   beforeEach(() => {
     p = new Instance([2599]);
   });

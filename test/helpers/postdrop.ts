@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, ROOT, type Instance, type RunResult } from './postern.js';
+import { command, ROOT, type Instance, type RunResult } from './postern.js';
 
 export interface TestUser { name: string; uid: number; gid: number }
 
@@ -48,7 +48,7 @@ export function installHelper(inst: Instance, group: number): string {
 /** Runs a postern command (or any program when name is a path; `node -e CODE` when undefined) as another user. */
 export function runAs(u: TestUser, name: string | undefined, args: string[], input: string | Buffer = '', env: Record<string, string> = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const [cmd, argv] = name === undefined ? [process.execPath, args] : name.startsWith('/') ? [name, args] : [process.execPath, [BIN(name), ...args]];
+    const [cmd, argv] = name === undefined ? [process.execPath, args] : name.startsWith('/') ? [name, args] : command(name, args);
     const child = spawn(cmd, argv, {
       uid: u.uid, gid: u.gid, cwd: '/', stdio: 'pipe',
       env: { ...process.env, HOME: '/', USER: u.name, LOGNAME: u.name, ...env },

@@ -16,8 +16,15 @@ export const ROOT = resolve(import.meta.dirname, '../..');
  */
 export const launch = { direct: false, code: ROOT };
 export const BIN = (name: string) => join(launch.code, 'bin', name);
-const command = (name: string, args: string[]): [string, string[]] =>
-  launch.direct ? [BIN(name), args] : [process.execPath, [BIN(name), ...args]];
+/**
+ * sendmail as installed: the C front end (dist/sendmail, src/postdrop/sendmail.c) when
+ * built, which hands what it does not do to bin/sendmail; POSTERN_TEST_SENDMAIL=node
+ * runs node's alone.
+ */
+const FRONT = () => join(launch.code, 'dist/sendmail');
+const front = (name: string) => name === 'sendmail' && process.env.POSTERN_TEST_SENDMAIL !== 'node' && existsSync(FRONT());
+export const command = (name: string, args: string[]): [string, string[]] =>
+  front(name) ? [FRONT(), args] : launch.direct ? [BIN(name), args] : [process.execPath, [BIN(name), ...args]];
 
 /**
  * Code other users can run (root only): the checkout when `nobody` can read it, else a
@@ -53,16 +60,24 @@ export interface RunResult {
   stderr: string;
 }
 
-export function runCommand(name: string, args: string[], opts: { input?: string | Buffer; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
+type RunOpts = { input?: string | Buffer; env?: Record<string, string>; timeoutMs?: number };
+
+export function runCommand(name: string, args: string[], opts: RunOpts = {}): Promise<RunResult> {
+  return runProgram(...command(name, args), opts);
+}
+
+/** Any program with `input` on stdin: its exit code and output; killed after 30 s. */
+export function runProgram(file: string, args: string[], opts: RunOpts = {}): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(...command(name, args), { env: { ...process.env, ...opts.env }, stdio: 'pipe' });
+    const child = spawn(file, args, { env: { ...process.env, ...opts.env }, stdio: 'pipe' });
     let stdout = '';
     let stderr = '';
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${name} ${args.join(' ')} timed out`)); }, opts.timeoutMs ?? 30_000);
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${file} ${args.join(' ')} timed out`)); }, opts.timeoutMs ?? 30_000);
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => { clearTimeout(timer); resolvePromise({ code, stdout, stderr }); });
+    child.stdin.on('error', () => { /* a program that exits before reading its input */ });
     child.stdin.end(opts.input ?? '');
   });
 }
