@@ -36,8 +36,9 @@ describe.skipIf(why !== undefined)('power loss on LazyFS', () => {
 
   const check = (r: RoundResult) => {
     results.push(r);
-    console.log(`round ${r.round} ${r.name}: cut by ${r.cutBy}, acked ${r.acknowledged} (smtp ${r.ackBySmtp}, sm-root ${r.ackBySendmailRoot}, sm-user ${r.ackBySendmailUser}, big ${r.big}), ops ${r.operatorActions}, expected ${r.expected}, delivered ${r.delivered}, lost ${r.lost.length}, dup ${r.duplicated}, ${r.ms} ms${r.note ? `\n  lazyfs: ${r.note}` : ''}${r.faults.length ? `\n  faults: ${r.faults.join('\n  faults: ')}` : ''}${r.lost.length ? `\n  lost: ${r.lost.join(' ')}` : ''}${r.torn.length ? `\n  torn: ${r.torn.join(' ')}` : ''}`);
+    console.log(`round ${r.round} ${r.name}: cut by ${r.cutBy}, acked ${r.acknowledged} (smtp ${r.ackBySmtp}, sm-root ${r.ackBySendmailRoot}, sm-user ${r.ackBySendmailUser}, big ${r.big}), ops ${r.operatorActions}, expected ${r.expected}, delivered ${r.delivered}, lost ${r.lost.length}, dup ${r.duplicated}, ${r.ms} ms${r.note ? `\n  lazyfs: ${r.note}` : ''}${r.faults.length ? `\n  faults: ${r.faults.join('\n  faults: ')}` : ''}${r.lost.length ? `\n  lost: ${r.lost.join('\n  lost: ')}` : ''}${r.uncertain.length ? `\n  -Mrm killed by the cut (not counted): ${r.uncertain.join(' ')}` : ''}${r.vanished.length ? `\n  vanished (pre-cut <= line, nowhere now): ${r.vanished.join('\n  vanished: ')}` : ''}${r.torn.length ? `\n  torn: ${r.torn.join(' ')}` : ''}`);
     expect(r.lost).toEqual([]);
+    expect(r.vanished).toEqual([]);
     expect(r.resurrected).toEqual([]);
     expect(r.torn).toEqual([]);
     expect(r.faults).toEqual([]);
