@@ -189,7 +189,13 @@ export class LmdbSpool implements Spool {
     try {
       mkdirSync(directory, { recursive: true, mode: 0o700 });
       // noSync stays off: a commit is not acknowledged until `flushed` says it is on disk.
-      const root = open({ path: join(directory, 'spool.mdb'), maxDbs: 12, compression: false, noSync: false });
+      // overlappingSync off (lmdb-js's default is on, off Windows): each commit is synced
+      // before any process sees it, so what is read of the spool is on disk, and what is
+      // done on the strength of it (a body file unlinked once its removal is seen, a
+      // drop file removed) never runs ahead of the sync; and after a power cut LMDB opens
+      // the last commit on disk, without lmdb-js's boot-ID rule (a commit seen but not
+      // flushed is kept unless the boot ID changed). See README, Power-loss harness.
+      const root = open({ path: join(directory, 'spool.mdb'), maxDbs: 12, compression: false, noSync: false, overlappingSync: false });
       // The spool is its owner's alone (lmdb creates its files 0644).
       for (const f of ['spool.mdb', 'spool.mdb-lock']) {
         try {
