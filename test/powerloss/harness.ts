@@ -142,6 +142,8 @@ export class Round {
   private cutting = false;
   private readonly acked = new Map<string, Acked>();
   private readonly ops: OpRecord[] = [];
+  /** Messages an operator's command is acting on now. */
+  private readonly busy = new Set<string>();
   private offered = 0;
   private bigOffered = 0;
   private readonly faults: string[] = [];
@@ -301,13 +303,18 @@ file = "${this.mainlog}"
   private async operator(): Promise<void> {
     while (!this.cutting) {
       await new Promise((r) => setTimeout(r, 150 + this.rnd() * 250));
-      const pool = [...this.acked.values()].filter((a) => a.id && a.token.includes('-h') && !this.ops.some((o) => o.id === a.id && o.op === '-Mrm' && o.ok));
+      // One action at a time on a message: two operators' -Mf and -Mrm at once finish in an
+      // order that need not be the daemon's (a round counted a message frozen that the
+      // daemon had frozen, then removed).
+      const pool = [...this.acked.values()].filter((a) => a.id && a.token.includes('-h') && !this.busy.has(a.id)
+        && !this.ops.some((o) => o.id === a.id && o.op === '-Mrm' && o.ok));
       if (pool.length === 0 || this.cutting) continue;
       const a = pool[Math.floor(this.rnd() * pool.length)]!;
       const x = this.rnd();
       const op = x < 0.45 ? '-Mf' : x < 0.8 ? '-Mt' : '-Mrm';
       const at = Date.now();
-      const r = await this.run('postern', [op, a.id!]);
+      this.busy.add(a.id!);
+      const r = await this.run('postern', [op, a.id!]).finally(() => this.busy.delete(a.id!));
       // done: the daemon's answer is known (exit 0, or its refusal: gone or being delivered).
       // Anything else (killed by the cut, or failed when the daemon went) may have been done.
       const refused = /does not exist|locked/.test(r.stdout + r.stderr);
@@ -447,6 +454,11 @@ file = "${this.mainlog}"
       await Promise.all([this.killDaemon(), ...[...this.children].map((c) => exited(c))]);
     });
     this.checkBare();
+    // The spool's files as the cut left them (below the mount), for a failing round's post-mortem.
+    for (const f of ['spool.mdb', 'spool.mdb-lock']) {
+      const from = join(this.fs.root, 'spool', f);
+      if (existsSync(from)) copyFileSync(from, join(this.base, `${f}.at-cut`));
+    }
     await Promise.all(work);
     const deliveredBeforeCut = this.delivered();
     const note = cutBy === 'fault' ? this.fs.faultNote() : '';
@@ -478,13 +490,14 @@ file = "${this.mainlog}"
     // What the operator's acknowledged actions leave, per message: the last one wins.
     const lastOp = new Map<string, OpRecord>();
     for (const o of this.ops) if (o.ok) lastOp.set(o.id, o);
-    const removed = new Set([...lastOp.values()].filter((o) => o.op === '-Mrm').map((o) => o.token));
+    // A removal is final (nothing brings a message back): any acknowledged -Mrm.
+    const removed = new Set(this.ops.filter((o) => o.ok && o.op === '-Mrm').map((o) => o.token));
     // An -Mrm the cut killed before it exited: the daemon may have removed the message
     // (its commit synced) without the command's exit 0. Neither expected nor lost.
     const maybeRemoved = new Set(this.ops.filter((o) => o.op === '-Mrm' && !o.done).map((o) => o.token));
     const maybeRemovedIds = new Set(this.ops.filter((o) => o.op === '-Mrm' && !o.done).map((o) => o.id));
     const uncertain = [...maybeRemoved].filter((t) => !removed.has(t) && this.acked.has(t));
-    const frozenIds = new Set([...lastOp.values()].filter((o) => o.op === '-Mf').map((o) => o.id));
+    const frozenIds = new Set([...lastOp.values()].filter((o) => o.op === '-Mf' && !removed.has(o.token)).map((o) => o.id));
 
     // sendmail before the daemon starts, as an ordinary user: the maildrop and the config caches are usable.
     // (A cut inside the first start, before the maildrop was made, leaves sendmail nowhere to write: exit 75, as documented.)
@@ -515,8 +528,8 @@ file = "${this.mainlog}"
         if (!/frozen by/.test(vl.stdout)) fault(`${id}: frozen, but its journal (-Mvl) says nothing of it: ${vl.stdout.trim()}`);
       }
     }
-    for (const o of lastOp.values()) {
-      if (o.op === '-Mrm' && listed.has(o.id)) fault(`${o.id} (${o.token}): acknowledged -Mrm lost (back in the spool)`);
+    for (const o of this.ops) {
+      if (o.ok && o.op === '-Mrm' && listed.has(o.id)) fault(`${o.id} (${o.token}): acknowledged -Mrm lost (back in the spool)`);
     }
 
     // The surviving log agrees with the spool.
@@ -526,7 +539,7 @@ file = "${this.mainlog}"
     const deliveredIds = new Set([...before.values()].flatMap((e) => [...e.ids]));
     for (const id of completed) if (listed.has(id)) fault(`log says ${id} Completed, but the spool still holds it after the cut`);
     for (const id of received) {
-      if (!listed.has(id) && !completed.has(id) && !deliveredIds.has(id) && !maybeRemovedIds.has(id) && ![...lastOp.values()].some((o) => o.id === id && o.op === '-Mrm')) {
+      if (!listed.has(id) && !completed.has(id) && !deliveredIds.has(id) && !maybeRemovedIds.has(id) && !this.ops.some((o) => o.id === id && o.op === '-Mrm' && o.ok)) {
         fault(`log has ${id} <= but the message is neither in the spool, nor delivered, nor removed`);
       }
     }

@@ -31,6 +31,7 @@ export const TARGETS: Target[] = [
   { name: 'body file: before its fsync', timing: 'before', op: 'fsync', from: BODY, load: bigOnly },
   { name: 'body file: after its fsync (before the commit)', timing: 'after', op: 'fsync', from: BODY, load: bigOnly },
   { name: 'body file: before its unlink (-Mrm or delivery)', timing: 'before', op: 'unlink', from: BODY, load: { ...bigOnly, operator: true } },
+  { name: 'body file: after its unlink (its removal committed: synced first?)', timing: 'after', op: 'unlink', from: BODY, load: { ...bigOnly, operator: true } },
   // The spool's commit: LMDB writes the data pages, fdatasyncs, writes the meta page, fdatasyncs.
   { name: 'spool commit: before a write', timing: 'before', op: 'write', from: MDB },
   { name: 'spool commit: before its fdatasync', timing: 'before', op: 'fsync', from: MDB },
