@@ -244,8 +244,11 @@ export class LmdbSpool implements Spool {
   private async synced<T>(commit: Promise<T>): Promise<T> {
     const start = this.onSynced ? process.hrtime.bigint() : 0n;
     try {
+      // With overlappingSync off (open()) the commit resolves once mdb_txn_commit has
+      // returned: its data fdatasync'd, its meta page written O_DSYNC. `root.flushed` is
+      // not awaited: without overlapping sync it is the latest batch's commit promise, and
+      // a later transaction's failure would make this one, stored, look failed.
       const value = await commit;
-      await this.root.flushed;
       if (this.onSynced) this.onSynced(Number(process.hrtime.bigint() - start) / 1e9);
       return value;
     } catch (err) {
@@ -503,13 +506,21 @@ export class LmdbSpool implements Spool {
         try {
           await this.synced(this.root.transaction(() => this.admitOne(record, m.headers, [], { pickupFile: pickup, streamed: 'file' })));
         } catch (err) {
+          // Stored after all (what failed was not its transaction): its file is its body and stays.
+          this.root.resetReadTxn();
+          if (this.meta.doesExist(id)) {
+            state = 'done';
+            throw err;
+          }
           return give(err);
         }
         state = 'done';
         return record;
       },
       abort: async (): Promise<void> => {
-        if (state === 'done') return;
+        // Once the commit has begun, its outcome decides (a failed one cleans up itself):
+        // never pull the body file from under a commit that may store the message.
+        if (state !== 'open') return;
         state = 'done';
         pending = Buffer.alloc(0);
         held = [];
@@ -604,8 +615,15 @@ export class LmdbSpool implements Spool {
     // Chunks named by the caller's record: a chunked body, no need to read the record
     // again (a body file's record says 0 chunks).
     const record = expected !== undefined && expected > 0 ? undefined : this.read(id);
-    // Plain reads: nothing of a big body is mapped into the process. A missing file is an error.
-    if (record?.bodyFile) return createReadStream(join(this.bodyDir, id), { highWaterMark: CHUNK });
+    // Plain reads: nothing of a big body is mapped into the process. A missing file is the
+    // reader's error, as a missing chunk is: the file is opened when the body is read (a
+    // ReadStream made here emitted ENOENT before anyone listened, and the daemon died).
+    if (record?.bodyFile) {
+      const path = join(this.bodyDir, id);
+      return Readable.from((async function* (): AsyncGenerator<Buffer> {
+        for await (const part of createReadStream(path, { highWaterMark: CHUNK })) yield part as Buffer;
+      })(), { objectMode: false });
+    }
     // Removed meanwhile (a body file's record says 0 chunks): an error, not an empty body.
     if (!record && expected === 0) return Readable.from((function* (): Generator<Buffer> { throw new Error(`message ${id} is no longer in the spool`); })());
     const count = expected ?? record?.chunks ?? 0;

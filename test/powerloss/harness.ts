@@ -222,7 +222,11 @@ file = "${this.mainlog}"
     });
   }
 
+  /** The stderr of the daemons this round started before the current one. */
+  private readonly daemonErrs: string[] = [];
+
   private async startDaemon(): Promise<void> {
+    if (this.daemonErr) this.daemonErrs.push(this.daemonErr);
     this.daemonErr = '';
     const child = spawn(process.execPath, [BIN('postern'), '-C', this.configPath, '-bd', '-q1m'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     this.daemon = child;
@@ -470,7 +474,12 @@ file = "${this.mainlog}"
     for (const c of this.children) c.kill('SIGKILL');
     await this.fs.stop();
     await this.sink.close();
-    if (process.env.POWERLOSS_KEEP || result.lost.length || this.faults.length || result.torn.length) console.log(`round ${this.spec.round} kept in ${this.base}`);
+    if (process.env.POWERLOSS_KEEP || result.lost.length || this.faults.length || result.torn.length || this.vanished.length) {
+      // For the post-mortem: the log as it stood before the cut, the daemons' stderr.
+      writeFileSync(join(this.base, 'mainlog.pre-cut'), this.logMirror);
+      writeFileSync(join(this.base, 'daemon.stderr'), this.daemonErrs.join('\n--- restart ---\n') + this.daemonErr);
+      console.log(`round ${this.spec.round} kept in ${this.base}`);
+    }
     else rmSync(this.base, { recursive: true, force: true });
     const ackd = [...this.acked.values()];
     return {
@@ -619,6 +628,8 @@ file = "${this.mainlog}"
     const after = readFileSync(this.mainlog, 'latin1');
     // A drop file the pickup threw away after the cut (not well-formed: torn, or short).
     for (const m of after.matchAll(/^.*maildrop: (?:removed|cannot remove) .*$/gm)) fault(`after the cut: ${m[0]}`);
+    // A daemon that died of an error before the cut.
+    for (const m of this.logMirror.matchAll(/^.* panic: .*$/gm)) fault(`before the cut: ${m[0]}`);
     // And before it (the pre-cut log: a removal whose line the cut took).
     for (const m of this.logMirror.matchAll(/^.*maildrop: (?:removed|cannot remove) .*$/gm)) if (!after.includes(m[0])) fault(`before the cut: ${m[0]}`);
     for (const [tok, e] of got) {
