@@ -1,6 +1,6 @@
 // bench/million.ts: the queue commands on a big queue (issue 12). Fills a spool through
-// the spool API (LmdbSpool.commit, 2,000 messages in flight at once so that lmdb-js
-// groups them into few synced transactions; then makeDue to a day ahead, so a daemon
+// the spool API (LmdbSpool.admit, 2,000 messages in flight at once so that lmdb-js
+// groups them into few synced transactions; then made due (apply) a day ahead, so a daemon
 // started on it waits as it would with its hub down), deterministic: message i has
 // arrival start + i * 2 days / (1.3 N) (IDs from one generator, pid 4242, so they sort by
 // arrival), sender spam@bad.example for every 10th, else www-data@webN, and one
@@ -29,8 +29,8 @@ const dir = resolve(arg('dir', '/tmp/postern-million'));
 const TOTAL = Math.max(...sizes);
 // The built spool (dist/, from src/): its types are src/'s, checked by the main tsc.
 interface SpoolApi {
-  commit(m: { id: string; sender: string; recipients: string[]; arrival: number; protocol: string; user: string; headers: string; body: Buffer[] }): Promise<{ id: string }>;
-  makeDue(ids: string[], at: number, frozen: boolean): Promise<unknown>;
+  admit(m: { id: string; sender: string; recipients: string[]; arrival: number; protocol: string; user: string; headers: string; body: Buffer[] }): Promise<{ id: string }>;
+  apply(changes: { kind: 'make-due'; id: string; at: number; thaw: boolean }[]): Promise<unknown>;
   close(): Promise<void> | void;
 }
 const { LmdbSpool } = (await import(join(ROOT, 'dist/spool/lmdb-spool.js'))) as { LmdbSpool: { open(dir: string): SpoolApi } };
@@ -85,14 +85,14 @@ async function fillTo(target: number): Promise<void> {
       const id = gen.next(arrival);
       const sender = i % 10 === 0 ? 'spam@bad.example' : `www-data@web${i % 7}.example.org`;
       const rcpt = `user${i % 1000}@d${i % 20}.example`;
-      batch.push(spool.commit({
+      batch.push(spool.admit({
         id, sender, recipients: [rcpt], arrival, protocol: 'local', user: 'www-data',
         headers: `Received: from www-data by bench.example.org with local\n\tid ${id}\nSubject: report ${i}\nFrom: ${sender}\nTo: ${rcpt}\n`,
         body: [body],
       }).then((r) => r.id));
     }
     const ids = await Promise.all(batch);
-    await spool.makeDue(ids, later, false);
+    await spool.apply(ids.map((id) => ({ kind: 'make-due', id, at: later, thaw: false })));
   }
   await spool.close();
   fillMs += performance.now() - t0;

@@ -7,6 +7,8 @@
 # prebuilt binary for this machine comes with it, and the postdrop helper built with cc.
 #   packaging/build-deb.sh [OUTDIR]      (default: packaging/out)
 set -eu
+# Nothing to build with: one sentence and EX_UNAVAILABLE, before anything is made.
+command -v dpkg-deb >/dev/null 2>&1 || { echo "build-deb.sh: dpkg-deb is not installed (Debian's dpkg package): no package built" >&2; exit 69; }
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$here/packaging/out}
 version=$(node -p "require('$here/package.json').version")-1

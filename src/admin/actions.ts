@@ -12,7 +12,7 @@ import type { Change, ChangeResult, EnvelopeEdit } from '../core/change.js';
 import type { EventBus } from '../core/events.js';
 import { tempError } from '../core/exit.js';
 import { changeText } from '../log/journal-text.js';
-import { controlKeyPath, request } from '../receive/local-client.js';
+import { controlKeyPath, request } from './control-client.js';
 import type { LmdbSpool } from '../spool/lmdb-spool.js';
 import { acquireDeliveryLock } from '../spool/lock.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
@@ -24,7 +24,7 @@ export type AdminAction = 'remove' | 'freeze' | 'thaw' | { edit: EnvelopeEdit };
 export type ActionResult = 'done' | 'unchanged' | 'gone' | 'locked' | { notRecipient: string };
 
 /** The Change an action is for one message. */
-export function changeFor(action: AdminAction, id: string, at: number, user: string): Change {
+function changeFor(action: AdminAction, id: string, at: number, user: string): Change {
   const by = { at, user };
   return typeof action === 'string' ? { kind: action, id, by } : { kind: 'edit', id, edit: action.edit, by };
 }
@@ -58,7 +58,7 @@ export async function applyAction(spool: LmdbSpool, events: EventBus, action: Ad
 }
 
 /** The daemon's control key (readable by the spool's administrators), or '' when there is none to read. */
-export function controlKey(config: Config): string {
+function controlKey(config: Config): string {
   try {
     return readFileSync(controlKeyPath(config.spool.directory), 'utf8').trim();
   } catch {
@@ -127,21 +127,35 @@ export async function giveUpAll(ids: string[], config: Config, spool: LmdbSpool,
   return results;
 }
 
-/** Exim's words after `Message ID ` for one result (the line is resultLine's). */
-export function resultWords(action: AdminAction, r: ActionResult): string {
+/** What a command asked of each message: an action above, or -M / -Mg (postern-qgrep --deliver, --giveup). */
+export type Asked = AdminAction | 'deliver' | 'giveup';
+
+/** A result as shown: what was done, or what --dry-run says would be done. */
+export type Shown = ActionResult | 'dry-run';
+
+const WOULD: Record<string, string> = {
+  remove: 'would be removed', freeze: 'would be frozen', thaw: 'would be thawed', deliver: 'would be delivered', giveup: 'would be given up',
+};
+
+/** Exim's words after `Message ID ` for one result (the line is resultLine's; --json carries them). */
+export function resultWords(action: Asked, r: Shown): string {
+  if (r === 'dry-run') return WOULD[typeof action === 'string' ? action : action.edit.op] ?? 'would be modified';
   if (r === 'gone') return 'does not exist';
   if (r === 'locked') return 'is locked';
   if (typeof r === 'object') return 'error while marking as delivered';
   if (action === 'remove') return 'has been removed';
   if (action === 'freeze') return r === 'done' ? 'is now frozen' : 'is already frozen';
   if (action === 'thaw') return r === 'done' ? 'is no longer frozen' : 'is not frozen';
+  if (action === 'giveup') return 'given up';
+  if (action === 'deliver') return 'delivered';
   return 'has been modified';
 }
 
-/** Exim's line(s) for one result. */
-export function resultLine(action: AdminAction, id: string, r: ActionResult): string {
+/** Exim's line(s) for one result: the one renderer of every -M* action's and postern-qgrep's lines ('' where Exim prints none: -M and -Mg that worked). */
+export function resultLine(action: Asked, id: string, r: Shown): string {
   if (r === 'gone') return `Spool data file for ${id} does not exist\n`;
   if (typeof r === 'object') return `Message ${id} - error while marking as delivered:\n  ${r.notRecipient} is not a recipient: message not updated\n`;
+  if (r === 'done' && (action === 'deliver' || action === 'giveup')) return '';
   const extra = typeof action === 'object' && action.edit.op === 'mark-all-delivered' && r !== 'locked' ? '\n' : '';
   return `Message ${id} ${resultWords(action, r)}\n${extra}`;
 }

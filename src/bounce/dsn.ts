@@ -142,7 +142,7 @@ export function bounceArrival(m: NewMessage): MtaEvent {
 }
 
 /** The original's Message-ID, whether the sender wrote it or postern added it. */
-export function referenceOf(headers: string): string | undefined {
+function referenceOf(headers: string): string | undefined {
   const id = /^message-id:[ \t]*(<[^>\n]+>)/im.exec(headers)?.[1];
   return id ? Buffer.from(id, 'latin1').toString('utf8') : undefined;
 }

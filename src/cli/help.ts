@@ -3,7 +3,7 @@
 // roff for the man pages (man/generate.mjs writes man/*.5 and man/*.8 from it).
 import { version } from '../core/version.js';
 
-export interface HelpSection {
+interface HelpSection {
   title: string;
   paras?: string[];
   /** term, text: an option or a key and what it does */

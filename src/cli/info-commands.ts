@@ -86,7 +86,7 @@ function rawValues(file: string | undefined): Map<string, unknown> {
 }
 
 /** Flattens the effective configuration to `section.key = value` lines, in the configuration's units. */
-export function settings(config: Config): [string, string][] {
+function settings(config: Config): [string, string][] {
   const rows: [string, string][] = [];
   const raw = rawValues(config.file);
   const show = (v: unknown): string => {

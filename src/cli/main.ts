@@ -5,6 +5,10 @@ import { basename } from 'node:path';
 import { CommandError, EX, usage } from '../core/exit.js';
 import { isLmdbCommitFailure } from '../spool/spool.js';
 import { modeOf, queueSelection, takeConfigFlag } from './args.js';
+import type { DeliverHere } from '../admin/queue-commands.js';
+
+/** A queue run with no daemon delivers here: the daemon's machinery, loaded only then. */
+const deliverHere: DeliverHere = async (c, spool, ids) => (await import('../daemon/delivery.js')).deliverHere(c, spool, ids);
 
 const out = (s: string | Uint8Array) => process.stdout.write(s);
 const err = (s: string) => process.stderr.write(s);
@@ -27,13 +31,13 @@ async function query(file: string | undefined) {
  */
 async function openSpool(file: string | undefined, what: string) {
   const c = await config(file);
-  const { becomeDaemonUser, requireAdmin } = await import('./privileges.js');
+  const { becomeDaemonUser, requireAdmin } = await import('../daemon/privileges.js');
   requireAdmin(c, what);
   await becomeDaemonUser(c);
   process.umask(0o027); // a main log this command starts is 0640, as the daemon's
   const { LmdbSpool } = await import('../spool/lmdb-spool.js');
   const { MessageIdGenerator } = await import('../spool/message-id.js');
-  const { pickupNow } = await import('./queue-commands.js');
+  const { pickupNow } = await import('../admin/queue-commands.js');
   const spool = LmdbSpool.open(c.spool.directory);
   const ids = new MessageIdGenerator();
   try {
@@ -52,7 +56,7 @@ async function openSpool(file: string | undefined, what: string) {
 async function importQueue(argv: string[]): Promise<number> {
   const { file, rest } = takeConfigFlag(argv);
   const c = await config(file);
-  const { requireAdmin } = await import('./privileges.js');
+  const { requireAdmin } = await import('../daemon/privileges.js');
   const { LmdbSpool } = await import('../spool/lmdb-spool.js');
   const m = await import('../migrate/exim-queue.js');
   requireAdmin(c, 'import Exim\'s queue');
@@ -96,7 +100,7 @@ async function run(personality: string, argv: string[]): Promise<number> {
     return importQueue(argv.filter((a) => a !== 'install'));
   }
   if (installing) {
-    const { install, uninstall } = await import('./install.js');
+    const { install, uninstall } = await import('../install/install.js');
     return (argv[0] === 'install' ? install : uninstall)(argv.slice(1), out, err);
   }
   const { file, rest } = takeConfigFlag(argv);
@@ -111,10 +115,10 @@ async function run(personality: string, argv: string[]): Promise<number> {
     return exigrep(args, files, out);
   }
   if (personality === 'postern-qgrep') {
-    const { qgrep } = await import('./qgrep.js');
+    const { qgrep } = await import('../admin/qgrep.js');
     const { c, spool, ids } = await openSpool(file, rest.some((a) => /^--(remove|freeze|thaw|deliver|giveup)$/.test(a)) ? 'act on queued messages' : 'list the queue');
     try {
-      return await qgrep(rest, c, spool, out, ids);
+      return await qgrep(rest, c, spool, out, ids, deliverHere);
     } finally {
       await spool.close();
     }
@@ -125,11 +129,11 @@ async function run(personality: string, argv: string[]): Promise<number> {
   if (!mode || mode === '-bm') {
     // Both at once: their modules load in parallel. stdin is read from fd 0 directly.
     const [{ sendmail }, c] = await Promise.all([import('../receive/sendmail.js'), config(file)]);
-    await sendmail(rest, c, 0, async () => (await import('./privileges.js')).makeMaildrop(c));
+    await sendmail(rest, c, 0, async () => (await import('../daemon/privileges.js')).makeMaildrop(c));
     return EX.OK;
   }
   if (mode === '-bd' || mode === '-bdf') {
-    const { daemon } = await import('./daemon.js');
+    const { daemon } = await import('../daemon/daemon.js');
     await daemon(rest, file);
     return -1; // keeps running
   }
@@ -148,13 +152,15 @@ async function run(personality: string, argv: string[]): Promise<number> {
     return addressTest(addrs, await query(file), out, rest.includes('--json'));
   }
   if (mode === '-brt') {
-    const { retryTest } = await import('./why.js');
+    const { retryTest } = await import('../admin/why.js');
     return retryTest(rest.filter((a) => a !== '-brt'), await query(file), out);
   }
   if (mode === '-bs') {
-    const { bsmtp } = await import('./bsmtp.js');
+    const { bsmtp } = await import('../receive/bsmtp.js');
     const c = await config(file);
-    await bsmtp(c, async () => (await import('./privileges.js')).makeMaildrop(c));
+    const { request } = await import('../admin/control-client.js');
+    await bsmtp(c, async () => (await import('../daemon/privileges.js')).makeMaildrop(c),
+      () => void request(c.spool.directory, { op: 'kick' }, undefined, 2000).catch(() => undefined));
     return EX.OK;
   }
   // A user who is no admin may list (plain -bp, mailq) and remove (-Mrm) their own messages, through the daemon.
@@ -162,22 +168,22 @@ async function run(personality: string, argv: string[]): Promise<number> {
     const others = rest.filter((a) => a !== mode);
     if (mode === '-Mrm' || others.length === 0) {
       const c = await config(file);
-      const { requireAdmin } = await import('./privileges.js');
+      const { requireAdmin } = await import('../daemon/privileges.js');
       try {
         requireAdmin(c, purpose(mode));
       } catch (e) {
         if (!(e instanceof CommandError) || e.exitCode !== EX.NOPERM) throw e;
-        const { ownMessages } = await import('./own-commands.js');
+        const { ownMessages } = await import('../admin/own-commands.js');
         return ownMessages(mode, others, c, out);
       }
     }
   }
   const { c, spool, ids } = await openSpool(file, purpose(mode));
-  const q = await import('./queue-commands.js');
+  const q = await import('../admin/queue-commands.js');
   try {
     if (selection) {
       const pick = (flag: string) => selection.find((_, i) => i % 2 === 1 && (selection[i - 1] as string).startsWith(flag));
-      return await q.queueRun(c, spool, { force: true, thaw: mode === '-qff', select: { recipient: pick('-R'), sender: pick('-S') } }, ids);
+      return await q.queueRun(c, spool, { force: true, thaw: mode === '-qff', select: { recipient: pick('-R'), sender: pick('-S') } }, ids, deliverHere);
     }
     const others = rest.filter((a) => a !== mode);
     if (mode === '--json' || mode.startsWith('-bp')) {
@@ -190,14 +196,14 @@ async function run(personality: string, argv: string[]): Promise<number> {
     }
     if (mode === '-q' || mode === '-qf' || mode === '-qff') {
       if (others.length) throw usage(`unexpected argument ${others[0]} after ${mode}`);
-      return await q.queueRun(c, spool, { force: mode !== '-q', thaw: mode === '-qff' }, ids);
+      return await q.queueRun(c, spool, { force: mode !== '-q', thaw: mode === '-qff' }, ids, deliverHere);
     }
     if (mode === '-M') {
       q.checkIds('-M', others);
-      return await q.queueRun(c, spool, { force: true, thaw: true, ids: others }, ids);
+      return await q.queueRun(c, spool, { force: true, thaw: true, ids: others }, ids, deliverHere);
     }
     if (mode === '-Mwhy') {
-      const { messageWhy } = await import('./why.js');
+      const { messageWhy } = await import('../admin/why.js');
       const targets = others.filter((a) => a !== '--json');
       q.checkIds('-Mwhy', targets);
       return messageWhy(targets, others.includes('--json'), c, spool, out);

@@ -17,7 +17,7 @@ export async function submit(argv0: string, argv: string[]): Promise<boolean> {
   const c = cachedConfig(flag.file);
   if (!c) return false;
   try {
-    await sendmail(flag.rest, c, 0, async () => (await import('./privileges.js')).makeMaildrop(c));
+    await sendmail(flag.rest, c, 0, async () => (await import('../daemon/privileges.js')).makeMaildrop(c));
     process.exitCode = EX.OK;
   } catch (e) {
     // A submission throws CommandErrors (usage, data, try again later), else it is a bug.

@@ -51,7 +51,7 @@ export function cacheKey(file: string, text: string): string {
   return [a, b, c, d].map((h) => (h >>> 0).toString(16).padStart(8, '0')).join('') + `:${s.length}`;
 }
 
-export function findConfigFile(explicit?: string): string {
+function findConfigFile(explicit?: string): string {
   if (explicit) return resolve(explicit);
   if (process.env.POSTERN_CONFIG) return resolve(process.env.POSTERN_CONFIG);
   if (existsSync('/etc/postern/postern.toml')) return '/etc/postern/postern.toml';
@@ -72,7 +72,7 @@ function cachePaths(config: Config): { spool: string; drop: string } {
  * guess: a cache found there is believed when its key matches the whole text, and a
  * wrong guess is a miss (the caches are written where the validated file says).
  */
-export function guessCachePaths(file: string, text: string): { spool: string; drop: string } {
+function guessCachePaths(file: string, text: string): { spool: string; drop: string } {
   const found: { directory?: string; maildrop?: string } = {};
   let table = '';
   for (const line of text.split('\n')) {
@@ -123,7 +123,7 @@ function readTrusted(path: string, trusted?: number): string | undefined {
 }
 
 /** A configuration file is small: anything larger is a mistake (-C /dev/zero, a log file). */
-export const MAX_CONFIG_SIZE = 1024 * 1024;
+const MAX_CONFIG_SIZE = 1024 * 1024;
 
 /**
  * The file's text, read from one descriptor: a regular file of at most MAX_CONFIG_SIZE

@@ -5,7 +5,6 @@ import { z } from 'zod';
 import type { RetryRule } from '../core/retry-rules.js';
 import { parseDuration, parseSize } from '../core/units.js';
 
-export { parseDuration, parseSize };
 
 const duration = z.string().transform((s, ctx) => {
   const ms = parseDuration(s);
@@ -21,7 +20,7 @@ const positive = duration.refine((ms) => ms > 0, 'must be more than 0');
 const timer = positive.refine((ms) => ms <= 2 ** 31 - 1, 'must be at most 24d');
 
 /** host:port, [v6]:port, or a bare host (port 25). */
-export const hostPort = z.string().transform((s, ctx) => {
+const hostPort = z.string().transform((s, ctx) => {
   const m = /^(?:\[([^\]]+)\]|([^:\s]+))(?::(\d{1,5}))?$/.exec(s.trim());
   const port = m?.[3] === undefined ? 25 : Number(m[3]);
   if (!m || port < 0 || port > 65535) {
@@ -125,7 +124,7 @@ export const configSchema = z.strictObject({
   }).prefault({}),
 });
 
-export type RawConfig = z.output<typeof configSchema>;
+type RawConfig = z.output<typeof configSchema>;
 
 /** The effective configuration: schema output plus the derived values; retry rules parsed. */
 export interface Config extends Omit<RawConfig, 'retry'> {

@@ -31,7 +31,7 @@ function keyLines(text: string): { path: string; line: number; header: boolean }
  * The 1-based line where `path` is set, for error messages: the key's own line, else
  * the line that sets its nearest parent (an inline table), else its table's header.
  */
-export function lineOfKey(text: string, path: (string | number)[]): number | undefined {
+function lineOfKey(text: string, path: (string | number)[]): number | undefined {
   const keys = path.filter((p): p is string => typeof p === 'string');
   const lines = keyLines(text);
   for (let n = keys.length; n > 0; n--) {

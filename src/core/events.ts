@@ -29,8 +29,6 @@ export type MtaEvent =
   | { type: 'smtpError'; kind: 'syntax' | 'protocol' | 'dropped' | 'timeout' | 'refused'; clientIp?: string;
       helo?: string; command?: string; reason: string };
 
-export type EventType = MtaEvent['type'];
-
 /** A tiny typed bus. The daemon owns one; the CLI owns one per command. */
 export class EventBus {
   private readonly ee = new EventEmitter();

@@ -28,7 +28,3 @@ export class ReplyError extends Error {
     this.responseCode = reply.code;
   }
 }
-
-export function formatReply(reply: SmtpReply): string {
-  return `${reply.code} ${reply.enhanced} ${reply.text}`;
-}

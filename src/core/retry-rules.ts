@@ -3,7 +3,7 @@
 // configuration carries parsed rules and the scheduler only reads them. Pure.
 import { parseDuration } from './units.js';
 
-export interface RetryParams {
+interface RetryParams {
   kind: 'F' | 'G' | 'H';
   cutoff: number;
   interval: number;

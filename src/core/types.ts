@@ -1,7 +1,7 @@
 // core/types.ts: the nouns every module shares: addresses, replies, per-recipient
 // outcomes and the record shapes the spool keeps. Imports nothing from src/.
 
-export type RecipientState = 'pending' | 'delivered' | 'failed';
+type RecipientState = 'pending' | 'delivered' | 'failed';
 
 /** An SMTP-style reply: basic code, RFC 3463 enhanced code, text. */
 export interface SmtpReply {
@@ -116,7 +116,7 @@ export interface RecipientRecord {
 }
 
 /** How and from whom a message arrived: what the `<=` line shows. */
-export interface Arrival {
+interface Arrival {
   id: string;
   /** '' is the null sender <>. */
   sender: string;

@@ -164,7 +164,7 @@ export function renderLine(e: MtaEvent, now: number, format: LogFormat): string 
  * folder could have made log.file a hard link to a file of root's. A log root makes is
  * 0640, group adm where that group exists (Debian's convention: adm reads the logs).
  */
-export function openLogFile(file: string): number {
+function openLogFile(file: string): number {
   mkdirSync(dirname(file), { recursive: true });
   if ((process.geteuid?.() ?? 1) !== 0) return openSync(file, 'a');
   const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW;

@@ -13,7 +13,7 @@ import type { EventBus } from '../core/events.js';
 import { ConnectionGuard, type GuardLimits } from '../core/conn-guard.js';
 
 /** A scraper or two; each connection is an open file. firstByte 0: node:http's parser reads the bytes, not us. */
-export const METRICS_LIMITS: GuardLimits = { max: 32, firstByte: 0, request: 5_000 };
+const METRICS_LIMITS: GuardLimits = { max: 32, firstByte: 0, request: 5_000 };
 /** A scrape's answer and an idle keep-alive connection: each at most this long. */
 const KEEP_ALIVE = 5_000;
 

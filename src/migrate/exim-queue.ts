@@ -20,7 +20,7 @@ import { acquireDeliveryLock } from '../spool/lock.js';
 import type { LmdbSpool } from '../spool/lmdb-spool.js';
 import { isMessageId } from '../spool/message-id.js';
 
-export const EXIM_SPOOL = '/var/spool/exim4';
+const EXIM_SPOOL = '/var/spool/exim4';
 
 /** One message of Exim's queue, as postern will keep it. */
 export interface EximMessage {
@@ -129,7 +129,7 @@ export function parseEximMessage(id: string, h: string, d: Buffer, j = ''): Exim
 }
 
 /** The IDs in Exim's `input` folder (also its split subfolders) that have both files. */
-export function eximQueueIds(input: string): { id: string; dir: string }[] {
+function eximQueueIds(input: string): { id: string; dir: string }[] {
   const found: { id: string; dir: string }[] = [];
   const scan = (dir: string) => {
     let names: string[];
@@ -170,9 +170,9 @@ type Taken = 'imported' | 'present';
  * Commits one message to postern's spool: as Exim had it, frozen or due now. The
  * caller holds the delivery lock, so nobody delivers it between its two transactions.
  */
-export async function takeMessage(spool: LmdbSpool, events: EventBus, m: EximMessage, now: number): Promise<Taken> {
+async function takeMessage(spool: LmdbSpool, events: EventBus, m: EximMessage, now: number): Promise<Taken> {
   if (spool.load(m.id)) return 'present';
-  const record = await spool.commit({
+  const record = await spool.admit({
     id: m.id, sender: m.sender, arrival: m.arrival, protocol: m.protocol, recipients: m.recipients, headers: m.headers, body: [m.body],
     ...(m.user ? { user: m.user } : {}), ...(m.clientIp ? { clientIp: m.clientIp } : {}), ...(m.helo ? { helo: m.helo } : {}),
     ...(m.messageIdHeader ? { messageIdHeader: m.messageIdHeader } : {}),

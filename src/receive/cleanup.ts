@@ -17,11 +17,11 @@ export { rfc5322Date };
 
 
 /** A JS (UTF-16) string as a byte string holding its UTF-8 encoding. */
-export function toBytes(s: string): string {
+function toBytes(s: string): string {
   return Buffer.from(s, 'utf8').toString('latin1');
 }
 /** A byte string (as headers are held) back to text, reading it as UTF-8. */
-export function fromBytes(s: string): string {
+function fromBytes(s: string): string {
   return Buffer.from(s, 'latin1').toString('utf8');
 }
 
@@ -78,7 +78,7 @@ export interface ParsedMessage {
 }
 
 /** Exim's header_maxsize: a header block larger than this is refused (552 5.3.4). */
-export const MAX_HEADER_SIZE = 1024 * 1024;
+const MAX_HEADER_SIZE = 1024 * 1024;
 
 /** The header block of a message being received is over MAX_HEADER_SIZE. */
 export class HeaderTooLong extends Error {}

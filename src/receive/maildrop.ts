@@ -12,6 +12,9 @@ import { join } from 'node:path';
 const { closeSync, constants, fchmodSync, fstatSync, fsyncSync, openSync, readSync, statfsSync, unlinkSync, writeSync } = process.getBuiltinModule('node:fs');
 
 export const DROP_VERSION = 1;
+/** The maildrop's names that are no message: the users' socket (admin/own-server.ts) and its proof files. */
+export const OWN_SOCKET = '.postern.sock';
+export const PROOF_PREFIX = '.auth-';
 /** Room for the JSON line on top of max_message_size (Postfix's envelope allowance). */
 export const ENVELOPE_ALLOWANCE = 1024 * 1024;
 /**
@@ -20,7 +23,7 @@ export const ENVELOPE_ALLOWANCE = 1024 * 1024;
  * removes the file, so sendmail refuses (75) rather than take the last of it. Twice
  * the spool's reserve (spool/reserve.ts); src/postdrop/postdrop.c has the same figure.
  */
-export const MINFREE = 2 * 1024 * 1024;
+const MINFREE = 2 * 1024 * 1024;
 
 export interface DropEnvelope {
   v: number;
@@ -44,7 +47,7 @@ export class DropError extends Error {
  * Names are 128 random bits: unguessable, and the folder cannot be listed by users.
  * Read from /dev/urandom (node:crypto would cost sendmail's start more than the write).
  */
-export function dropName(): string {
+function dropName(): string {
   const bits = Buffer.alloc(16);
   try {
     const fd = openSync('/dev/urandom', constants.O_RDONLY);
@@ -166,14 +169,6 @@ function dropFailure(dir: string, err: NodeJS.ErrnoException): string {
     case 'ESTALE': return `the message file in ${dir} was removed before it was complete (written too slowly)`;
     default: return `cannot write the message into ${dir} (${err.code ?? err.message})`;
   }
-}
-
-/** Splits a drop file into its envelope and message; a string says what is wrong with it. */
-export function parseDropFile(data: Buffer, limits: { maxRecipients: number }): { envelope: DropEnvelope; message: Buffer } | string {
-  const nl = data.indexOf(10);
-  if (nl < 0 || nl > ENVELOPE_ALLOWANCE) return 'no envelope line';
-  const envelope = parseEnvelope(data.toString('utf8', 0, nl), limits);
-  return typeof envelope === 'string' ? envelope : { envelope, message: data.subarray(nl + 1) };
 }
 
 /** The envelope line of a drop file (without its LF); a string says what is wrong with it. */

@@ -18,13 +18,12 @@ import { isRoutableAddress } from '../core/address.js';
 import { userName } from '../core/users.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
 import { DROP_CACHE } from '../config/load.js';
-import { OWN_SOCKET, PROOF_PREFIX } from './own-server.js';
 import { cleanupHeaders, HeaderSplitter, HeaderTooLong, parseHeaderBlock, qualify } from './cleanup.js';
-import { ENVELOPE_ALLOWANCE, parseEnvelope, syncFolder, type DropEnvelope } from './maildrop.js';
+import { ENVELOPE_ALLOWANCE, OWN_SOCKET, parseEnvelope, PROOF_PREFIX, syncFolder, type DropEnvelope } from './maildrop.js';
 import { watch, type FSWatcher } from 'node:fs';
 
 /** What the pickup needs of the spool (LmdbSpool has it). */
-export interface PickupSpool {
+interface PickupSpool {
   /** A message streamed in, committed together with the name of its maildrop file. */
   incoming(id: string, pickup: string): IncomingMessage;
   pickedUp(file: string): string | undefined;
@@ -291,7 +290,7 @@ export class Pickup {
     return refused !== undefined;
   }
 
-  /** A user's proof of identity (receive/own-server.ts): left alone while it may serve, removed once stale. */
+  /** A user's proof of identity (admin/own-server.ts): left alone while it may serve, removed once stale. */
   private async proof(name: string): Promise<void> {
     const st = await this.lstat(join(this.o.dir, name));
     if (!st) return;

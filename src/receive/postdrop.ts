@@ -10,7 +10,7 @@ import { DropError, envelopeLine, roomFor, writeDropFile, type DropEnvelope } fr
 const { statSync } = process.getBuiltinModule('node:fs');
 
 /** Where the build puts the helper: dist/postdrop, beside dist/receive and dist/cli. */
-export const POSTDROP = resolve(dirname(fileURLToPath(import.meta.url)), '../postdrop');
+const POSTDROP = resolve(dirname(fileURLToPath(import.meta.url)), '../postdrop');
 
 export const postdropPath = (spool: { postdrop?: string | undefined }) => spool.postdrop ?? POSTDROP;
 
@@ -59,7 +59,7 @@ export function dropMessage(spool: { maildrop: string; postdrop?: string | undef
 }
 
 /** One message, whole, through the helper; throws a DropError saying what went wrong. */
-export function dropByHelper(helper: string, dir: string, parts: Buffer[]): void {
+function dropByHelper(helper: string, dir: string, parts: Buffer[]): void {
   const r = process.getBuiltinModule('node:child_process').spawnSync(helper, [dir], {
     input: parts.length === 1 ? parts[0] : Buffer.concat(parts), stdio: ['pipe', 'ignore', 'pipe'], maxBuffer: 64 * 1024,
   });

@@ -16,7 +16,7 @@ import { dropMessage } from './postdrop.js';
 const { readSync } = process.getBuiltinModule('node:fs');
 const { userInfo } = process.getBuiltinModule('node:os');
 
-export interface SendmailArgs {
+interface SendmailArgs {
   extract: boolean;
   dotEnds: boolean;
   sender?: string;
@@ -35,7 +35,7 @@ function senderAddress(v: string): string {
 }
 
 /** Parses sendmail's options by hand: yargs costs more to load than the whole submission. */
-export function parseSendmailArgs(argv: string[]): SendmailArgs {
+function parseSendmailArgs(argv: string[]): SendmailArgs {
   const a: SendmailArgs = { extract: false, dotEnds: true, queueOnly: false, recipients: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;

@@ -4,7 +4,7 @@
 // block is held (at most MAX_HEADER_SIZE) until its end, the body goes to the spool in
 // 64 KB chunks as it arrives, the client paused while a chunk is being written. Wakes the scheduler through an injected
 // kick(); knows nothing of delivery.
-import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { BlockList, isIPv4, isIPv6, type Socket } from 'node:net';
 import { SMTPServer, type SMTPServerSession, type SMTPServerDataStream } from 'smtp-server';
 import type { Clock } from '../core/clock.js';
 import type { EventBus, MtaEvent } from '../core/events.js';
@@ -14,6 +14,7 @@ import { isRoutableAddress } from '../core/address.js';
 import { MessageIdGenerator } from '../spool/message-id.js';
 import { SpoolWriteError, type IncomingMessage, type Spool } from '../spool/spool.js';
 import { cleanupHeaders, HeaderSplitter, HeaderTooLong, LineEnds, parseHeaderBlock, qualify } from './cleanup.js';
+import { acceptQuotedLocalParts, AdjustedSmtpServer, greetAtOnce, isOwnReply, type LibConnection } from './smtp-internals.js';
 
 export interface SmtpReceiverOptions {
   hostname: string;
@@ -28,8 +29,6 @@ export interface SmtpReceiverOptions {
   ids: MessageIdGenerator;
   /** Tells the scheduler a message was committed. */
   kick: (id: string) => void;
-  /** For `-bs`: the session is a local user's on stdin/stdout (P=local-esmtp, U=user). */
-  localUser?: string;
   /** listen.idle_timeout: a client silent this long gets 421 4.4.2 (ms; default 5 minutes). */
   idleTimeout?: number;
   /** listen.max_errors: after this many 5xx replies in a session, 421 4.7.0 and close (0: no limit; default 20). */
@@ -58,7 +57,7 @@ export class RelayList {
 }
 
 /** relay_from as a BlockList. */
-export function relayList(cidrs: string[]): RelayList {
+function relayList(cidrs: string[]): RelayList {
   const list = new BlockList();
   for (const c of cidrs) {
     const [addr = '', prefix] = c.split('/');
@@ -70,18 +69,6 @@ export function relayList(cidrs: string[]): RelayList {
 }
 
 const fail = (reply: SmtpReply) => new ReplyError(reply);
-
-type Conn = Record<string, unknown> & {
-  send: (code: number, data: unknown, context?: unknown) => void;
-  init: () => void;
-  _setListeners: (cb: () => void) => void;
-  connectionReady: () => void;
-  _onCommand: (command: Buffer | string, callback: () => void) => void;
-  _parseAddressCommand: (name: string, command: Buffer | string) => { address: string } | false;
-  remoteAddress?: string;
-  hostNameAppearsAs?: string;
-  _closing?: boolean;
-};
 
 /** What adjust() needs from the receiver: the limits, and where a session's trouble is logged. */
 interface SessionPolicy {
@@ -97,33 +84,22 @@ function errorKind(code: number, text: string): 'syntax' | 'protocol' | 'dropped
   return code >= 500 && code <= 504 || code === 555 ? 'syntax' : 'protocol';
 }
 
-// `MAIL FROM:<"quoted local"@domain> params`: the library splits the path at white space
-// and at every "@", so a quoted local part is swapped for an atom while it parses.
-const QUOTED_PATH = /^(\s*[A-Za-z]+\s+[A-Za-z]+\s*:\s*<)("(?:[^"\\\r\n]|\\[^\r\n])*")(@[^<>\s]*>.*)$/s;
-
 /**
- * smtp-server with two local adjustments to each new connection, made before its
- * init() runs: trusted (relay_from) clients are greeted at once instead of after the
- * library's fixed 100 ms early-talker pause, and a reply text that starts with an
- * RFC 3463 code goes out with that code instead of the library's guess from the
- * basic code. Pinned to smtp-server 3.21 (package.json), whose connect() adds the
- * connection to `connections` and then calls init().
+ * smtp-server with the listener's adjustments to each new connection, made before its
+ * init() runs (smtp-internals.ts): trusted (relay_from) clients are greeted at once
+ * instead of after the library's fixed 100 ms early-talker pause, and a reply text that
+ * starts with an RFC 3463 code goes out with that code instead of the library's guess
+ * from the basic code; errors are logged and counted (listen.max_errors).
  */
-class PosternSmtpServer extends SMTPServer {
+class PosternSmtpServer extends AdjustedSmtpServer {
   constructor(options: ConstructorParameters<typeof SMTPServer>[0], private readonly trusted: RelayList,
     private readonly policy: SessionPolicy) {
     super(options);
   }
-  override connect(socket: import('node:net').Socket, socketOptions: { remoteAddress?: string } | undefined): void {
-    const connections = (this as unknown as { connections: Set<Conn> }).connections;
-    const add = connections.add;
-    connections.add = (conn: Conn) => {
-      connections.add = add;
-      const remote = socketOptions?.remoteAddress ?? socket.remoteAddress ?? '';
-      adjust(conn, this.trusted.allows(remote), this.options.maxClients ?? 0, connections, this.policy);
-      return add.call(connections, conn);
-    };
-    super.connect(socket, socketOptions as never);
+
+  protected override adjust(conn: LibConnection, socket: Socket, socketOptions: { remoteAddress?: string } | undefined): void {
+    const remote = socketOptions?.remoteAddress ?? socket.remoteAddress ?? '';
+    adjust(conn, this.trusted.allows(remote), this.options.maxClients ?? 0, this.connections, this.policy);
   }
 
   /**
@@ -135,10 +111,7 @@ class PosternSmtpServer extends SMTPServer {
    * in the middle of its transaction, saw its message refused by a restart.)
    */
   override close(callback?: () => void): void {
-    const self = this as unknown as {
-      server: import('node:net').Server; connections: Set<Conn & { send(code: number, text: string): void; close(): void }>;
-      _pendingSockets?: Set<import('node:net').Socket>; _closeTimeout: unknown; options: { closeTimeout?: number };
-    };
+    const self = this;
     let done = false;
     const finish = () => {
       if (done) return;
@@ -148,7 +121,7 @@ class PosternSmtpServer extends SMTPServer {
     };
     self.server.close(() => finish());
     // Sockets still waiting for a PROXY header or a TLS handshake have no session to finish.
-    self._pendingSockets?.forEach((s) => s.destroy());
+    self._pendingSockets.forEach((s) => s.destroy());
     const grace = setTimeout(() => {
       // From now on every command is answered 421 (smtp-connection checks _closeTimeout).
       self._closeTimeout = grace;
@@ -162,25 +135,7 @@ class PosternSmtpServer extends SMTPServer {
   }
 }
 
-/**
- * Lets smtp-server 3.21's MAIL/RCPT parser take a quoted local part (`"a b"@x`), which
- * it splits at the space or the inner "@": the quoted string is swapped for an atom
- * while the library parses, then put back. The address checks (core/address.ts) still
- * judge the result. For any connection of the library (the listener's, -bs).
- */
-export function acceptQuotedLocalParts(conn: unknown): void {
-  const c = conn as Conn;
-  const parseAddress = c._parseAddressCommand;
-  c._parseAddressCommand = function (name, command) {
-    const m = QUOTED_PATH.exec(String(command ?? ''));
-    if (!m) return parseAddress.call(this, name, command);
-    const parsed = parseAddress.call(this, name, `${m[1]}q${m[3]}`);
-    if (parsed && parsed.address.startsWith('q@')) parsed.address = (m[2] as string) + parsed.address.slice(1);
-    return parsed;
-  };
-}
-
-function adjust(conn: Conn, trusted: boolean, maxClients: number, connections: Set<Conn>, policy: SessionPolicy): void {
+function adjust(conn: LibConnection, trusted: boolean, maxClients: number, connections: Set<LibConnection>, policy: SessionPolicy): void {
   const send = conn.send;
   let lastCommand: string | undefined;
   let errors = 0;
@@ -196,8 +151,7 @@ function adjust(conn: Conn, trusted: boolean, maxClients: number, connections: S
   acceptQuotedLocalParts(conn);
   conn.send = function (code, data, context) {
     const text = typeof data === 'string' ? data : '';
-    // A reply text that starts with an RFC 3463 code is ours, sent with that code.
-    const ours = /^[245]\.\d{1,3}\.\d{1,3} /.test(text);
+    const ours = isOwnReply(text);
     if (code === 421 && !ours && /^Timeout\b/.test(text)) {
       log('timeout', 'idle timeout');
       return send.call(this, 421, `4.4.2 ${policy.hostname} SMTP command timeout - closing connection`, false);
@@ -214,16 +168,14 @@ function adjust(conn: Conn, trusted: boolean, maxClients: number, connections: S
     return result;
   };
   if (!trusted) return;
-  conn.init = () => {
-    conn._setListeners(() => {
-      if (maxClients && connections.size > maxClients) {
-        log('refused', 'too many connections');
-        conn.send(421, '4.3.2 Too many connections, try again later', false);
-        return;
-      }
-      conn.connectionReady();
-    });
-  };
+  greetAtOnce(conn, () => {
+    if (maxClients && connections.size > maxClients) {
+      log('refused', 'too many connections');
+      conn.send(421, '4.3.2 Too many connections, try again later', false);
+      return false;
+    }
+    return true;
+  });
 }
 
 /** What every postern SMTP session offers (the listener and sendmail -bs alike). */
@@ -274,7 +226,7 @@ export class SmtpReceiver {
       hostname: o.hostname, maxErrors: o.maxErrors ?? 20, log: (e) => this.o.events.emit(e),
     });
     server.on('error', () => { /* per-connection trouble: the session ends, the server goes on */ });
-    (server as unknown as { server: import('node:net').Server }).server.on('connection', () => { this.lastConnection = Date.now(); });
+    server.server.on('connection', () => { this.lastConnection = Date.now(); });
     this.servers.push(server);
     return server;
   }
@@ -282,12 +234,6 @@ export class SmtpReceiver {
   private client(session: SMTPServerSession) {
     const ip = session.remoteAddress.replace(/^::ffff:(?=\d+\.)/, '');
     return { ip, ...(session.hostNameAppearsAs ? { helo: session.hostNameAppearsAs } : {}) };
-  }
-
-  /** Runs one SMTP session over any duplex stream (sendmail -bs on stdin/stdout). */
-  serve(stream: import('node:stream').Duplex): void {
-    const server = this.newServer();
-    (server as unknown as { connect(s: unknown, o: unknown): void }).connect(stream, { remoteAddress: '127.0.0.1', remotePort: 0 });
   }
 
   private reject(session: SMTPServerSession, stage: 'MAIL' | 'RCPT' | 'DATA', reply: SmtpReply, sender?: string, rcpt?: string): ReplyError {
@@ -407,20 +353,17 @@ export class SmtpReceiver {
 
   private async store(message: IncomingMessage, head: Buffer, now: number, session: SMTPServerSession, rawSender: string): Promise<string> {
     const id = message.id;
-    const local = this.o.localUser;
     const c = this.client(session);
     const sender = qualify(rawSender, this.o.qualifyDomain);
     const esmtp = session.transmissionType === 'ESMTP' || session.transmissionType?.startsWith('ESMTP');
     // Exim puts "utf8" before the protocol of a message sent with MAIL FROM:<...> SMTPUTF8.
     const utf8 = (session.envelope as { smtpUtf8?: boolean }).smtpUtf8 ? 'utf8' : '';
-    const protocol = `${utf8}${local === undefined ? '' : 'local-'}${esmtp ? 'esmtp' : 'smtp'}`;
-    // A local (-bs) session is the user's, not a network client's.
-    const who = local === undefined ? { client: c } : { user: local };
+    const protocol = `${utf8}${esmtp ? 'esmtp' : 'smtp'}`;
     const cleaned = cleanupHeaders(parseHeaderBlock(head), {
       id, now, hostname: this.o.hostname, qualifyDomain: this.o.qualifyDomain, sender, protocol,
-      recipients: session.envelope.rcptTo.map((r) => r.address), ...who,
+      recipients: session.envelope.rcptTo.map((r) => r.address), client: c,
     });
-    const origin = local === undefined ? { clientIp: c.ip, ...(c.helo ? { helo: c.helo } : {}) } : { user: local };
+    const origin = { clientIp: c.ip, ...(c.helo ? { helo: c.helo } : {}) };
     const record = await message.commit({
       sender, recipients: cleaned.recipients, arrival: now, protocol, ...origin,
       ...(cleaned.messageIdHeader ? { messageIdHeader: cleaned.messageIdHeader } : {}),
@@ -443,7 +386,7 @@ export class SmtpReceiver {
     return this.listenOn(`${host}:${port}`, (server, done) => server.listen(port, host, done));
   }
 
-  /** One smtp-server on a listening socket this process inherited (cli/listen-fds.ts). */
+  /** One smtp-server on a listening socket this process inherited (daemon/listen-fds.ts). */
   listenFd(fd: number): Promise<string> {
     return this.listenOn(`fd ${fd}`, (server, done) => server.listen({ fd }, done));
   }

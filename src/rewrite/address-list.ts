@@ -173,7 +173,7 @@ export function mapAddresses(value: string, map: (address: string) => string | u
 
 /** RFC 5322 2.1.1: a line must be at most 998 octets, and should be at most 78. */
 export const PREFERRED_LINE = 78;
-export const MAX_LINE = 998;
+const MAX_LINE = 998;
 
 /**
  * A whole header (`Name: value`, folded lines, ending with LF) with every line over 78

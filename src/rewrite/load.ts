@@ -104,7 +104,7 @@ function readAliases(file: string): Map<string, string[]> {
 }
 
 /** The login names in a passwd file, lower case (Exim matches local parts caselessly). */
-export function localUsers(passwd = '/etc/passwd'): Set<string> {
+function localUsers(passwd = '/etc/passwd'): Set<string> {
   let text = '';
   try {
     text = readFileSync(passwd, 'utf8');

@@ -71,7 +71,7 @@ export function rewriteRecipient(address: string, rules: RewriteRules): Redirect
 }
 
 /** The headers rewritten (Exim's `frs` plus To, Cc and Bcc, as SPEC asks). */
-export const REWRITTEN_HEADERS = new Set(['from', 'reply-to', 'sender', 'to', 'cc', 'bcc']);
+const REWRITTEN_HEADERS = new Set(['from', 'reply-to', 'sender', 'to', 'cc', 'bcc']);
 
 /** `"a b"` → `a b`: the local part as a lookup key. */
 function unquote(local: string): string {
@@ -101,7 +101,7 @@ export function rewriteSender(sender: string, rules: RewriteRules): string {
 }
 
 /** One header (`Name: value`, its folds, LF at the end), rewritten and folded if it changed. */
-export function rewriteHeader(raw: string, rules: RewriteRules): string {
+function rewriteHeader(raw: string, rules: RewriteRules): string {
   const colon = raw.indexOf(':');
   if (colon <= 0 || !REWRITTEN_HEADERS.has(raw.slice(0, colon).trim().toLowerCase())) return raw;
   const end = raw.endsWith('\n') ? raw.length - 1 : raw.length;

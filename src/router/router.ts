@@ -9,7 +9,6 @@ import type { HostSpec, Route } from '../core/types.js';
 
 export type Routing = { ok: true; route: Route } | { ok: false; reason: string };
 
-export { isRoutableAddress };
 
 export class Router {
   /** `redirect`: where a recipient is redirected and by which router (rewrite/rewriter.ts's rewriteRecipient), or undefined. */

@@ -1,6 +1,6 @@
 // scheduler/give-up.ts: Exim's -Mg. Every undelivered recipient fails without a
 // reason, one bounce goes to the sender (none for a bounce), and the message
-// completes: one settle transaction. Run by whichever process delivers from the spool
+// completes: one settle Change, one transaction. Run by whichever process delivers from the spool
 // (the daemon, between attempts, or a command holding the delivery lock), so a
 // message being delivered is never given up under the transport's feet.
 import { bounceArrival, failureReport, RETURN_SIZE_LIMIT } from '../bounce/dsn.js';
@@ -28,13 +28,13 @@ export async function giveUp(c: GiveUpContext, id: string, user: string): Promis
     failed: pending.map((r) => ({ rcpt: r.address })),
   }) : undefined;
   const cancelled = { type: 'admin', id, action: 'cancelled', user } as const;
-  const result = await c.spool.settle(id, {
+  const [result] = await c.spool.apply([{ kind: 'settle', id, settlement: {
     recipients: pending.map((r) => ({ ...r, state: 'failed' as const })),
     nextAttempt: null,
     journal: [{ v: 1, type: 'admin', at: c.now, action: 'cancelled', user }],
     ...(bounce ? { enqueue: [bounce] } : {}),
-  });
-  if (result.kind === 'gone') return undefined;
+  } }]);
+  if (!result || result.kind === 'gone') return undefined;
   c.events.emit(cancelled);
   if (bounce) c.events.emit(bounceArrival(bounce));
   if (result.kind === 'completed') c.events.emit({ type: 'completed', id });

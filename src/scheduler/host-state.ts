@@ -8,7 +8,7 @@ import { errorType, findRule, nextAttempt, type RetryRule, type RetryState } fro
 
 
 /** How long a host waits when no retry rule gives it a time (its rule has timed out). */
-export const HOST_FALLBACK_RETRY = 15 * 60_000;
+const HOST_FALLBACK_RETRY = 15 * 60_000;
 
 /** One address of a host that failed: Exim's retry record plus the error that chose its rule. */
 export interface HostRecord extends RetryState {

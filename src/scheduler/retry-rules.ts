@@ -4,7 +4,7 @@
 // failure, has passed. No I/O, no clock.
 import type { RetryRule } from '../core/retry-rules.js';
 import type { Trouble } from '../core/types.js';
-export { formatRetryRule, parseRetryRule, parseRetryRules, type RetryParams, type RetryRule } from '../core/retry-rules.js';
+export { formatRetryRule, parseRetryRule, parseRetryRules, type RetryRule } from '../core/retry-rules.js';
 
 /** What is remembered between failures (Exim's retry record). */
 export interface RetryState {
@@ -58,7 +58,7 @@ export function errorMatches(ruleError: string, actual: string | undefined): boo
 }
 
 /** Does a rule's pattern match the address or domain (`*`, a domain, `*@domain`, `*.domain`, or an address)? */
-export function patternMatches(pattern: string, address: string): boolean {
+function patternMatches(pattern: string, address: string): boolean {
   const a = address.toLowerCase();
   const domain = a.slice(a.lastIndexOf('@') + 1);
   const p = pattern.toLowerCase();

@@ -72,10 +72,10 @@ export interface SettleDecision {
 }
 
 /** How long an attempt without any deferral waits before a look, should something stay pending. */
-export const DEFAULT_RETRY = 60_000;
+const DEFAULT_RETRY = 60_000;
 
 /** Does ignore_bounce_errors_after come before timeout_frozen_after? */
-export function bounceErrorsFirst(limits: SettleLimits): boolean {
+function bounceErrorsFirst(limits: SettleLimits): boolean {
   const t = limits.timeoutFrozenAfter;
   return limits.ignoreBounceErrorsAfter > 0 && (t === 0 || limits.ignoreBounceErrorsAfter <= t);
 }
@@ -99,7 +99,7 @@ export function frozenAction(record: MessageRecord, limits: SettleLimits, now: n
 }
 
 /** A recipient as a report names it: Exim's words for the human part, the reply for Status and Diagnostic-Code. */
-export function reported(o: Outcome, sender: string): FailedRecipient {
+function reported(o: Outcome, sender: string): FailedRecipient {
   return { rcpt: o.rcpt, detail: reasonText(o, o.rcpt, sender).text, ...(o.reply ? { reply: o.reply } : {}), ...(o.host ? { host: o.host } : {}) };
 }
 

@@ -20,8 +20,8 @@ export function decodeBase62(s: string): number {
   return n;
 }
 
-export const ID_RE = /^[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}$/;
-export const LONG_ID_RE = /^[0-9A-Za-z]{6}-[0-9A-Za-z]{11}-[0-9A-Za-z]{4}$/;
+const ID_RE = /^[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}$/;
+const LONG_ID_RE = /^[0-9A-Za-z]{6}-[0-9A-Za-z]{11}-[0-9A-Za-z]{4}$/;
 
 export function isMessageId(s: string): boolean {
   return ID_RE.test(s) || LONG_ID_RE.test(s);

@@ -1,11 +1,11 @@
 // spool/spool.ts: the storage contract between receiving, scheduling and the queue
-// commands. Durable storage only: it knows nothing of routing or SMTP. Every method
-// that changes a message is one transaction; the promise of a write resolves only
-// once the commit is synced to disk.
+// commands. Durable storage only: it knows nothing of routing or SMTP. Two write doors
+// for messages, admit() (new mail) and apply() (changes to queued mail); each call is
+// one transaction, and its promise resolves only once the commit is synced to disk.
 import type { Readable } from 'node:stream';
-import type { Change, ChangeResult, Settlement } from '../core/change.js';
-import type { JournalEntry, NewJournalEntry } from '../core/journal.js';
-import type { MessageRecord, NewMessage, RecipientRecord } from '../core/types.js';
+import type { Change, ChangeResult } from '../core/change.js';
+import type { JournalEntry } from '../core/journal.js';
+import type { MessageRecord, NewMessage } from '../core/types.js';
 
 /** The spool could not be written (disk full, I/O error): nothing was changed; try again later. */
 export class SpoolWriteError extends Error {}
@@ -23,10 +23,6 @@ export function isLmdbCommitFailure(err: unknown): boolean {
   // The commit's own error (ENOSPC, EIO), rejected on a promise lmdb-js keeps for itself.
   return typeof (err as { code?: unknown }).code === 'number' && /[\\/]lmdb[\\/]write\.js/.test(err.stack ?? '');
 }
-
-export type { Settlement } from '../core/change.js';
-
-export type SettleResult = { kind: 'gone' } | { kind: 'pending'; record: MessageRecord } | { kind: 'completed'; record: MessageRecord };
 
 /** A key of the due index. */
 export interface DueKey {
@@ -56,10 +52,12 @@ export interface IncomingMessage {
 }
 
 export interface Spool {
-  /** New mail, whole; false when `pickupFile` was taken already. With incoming(), the only doors for new mail. */
-  admit(msg: NewMessage, o?: { pickupFile?: string }): Promise<MessageRecord | false>;
-  /** admit() of a message that must be new. */
-  commit(msg: NewMessage): Promise<MessageRecord>;
+  /**
+   * New mail, whole: one of the two write doors (with incoming(), its streamed form).
+   * A message whose ID is taken is an error; false when `pickupFile` was taken already.
+   */
+  admit(msg: NewMessage): Promise<MessageRecord>;
+  admit(msg: NewMessage, o: { pickupFile?: string }): Promise<MessageRecord | false>;
   /** Starts a message whose body arrives in pieces; see IncomingMessage. */
   incoming(id: string): IncomingMessage;
   load(id: string): MessageRecord | undefined;
@@ -93,15 +91,14 @@ export interface Spool {
   dueAfter(after: DueKey | undefined, before: number, limit: number, skip?: ReadonlySet<string>): DueKey[];
   /** The earliest due time later than `t`: one key read. */
   nextDueAfter(t: number): number | undefined;
-  settle(id: string, s: Settlement): Promise<SettleResult>;
   /** Every message, in ID (= arrival) order; streams, never loads the queue whole. */
   list(): Iterable<MessageRecord>;
   count(): number;
-  remove(id: string): Promise<boolean>;
-  setFrozen(id: string, frozen: boolean, entry: NewJournalEntry, dueAt: number): Promise<'changed' | 'unchanged' | 'gone'>;
-  /** Changes to queued messages (core/change.ts), in one transaction and one sync. */
+  /**
+   * The other write door: changes to queued messages (core/change.ts: an attempt's
+   * settlement, freeze, thaw, remove, made due, an envelope edit), in one transaction
+   * and one sync, one result per change.
+   */
   apply(changes: readonly Change[]): Promise<ChangeResult[]>;
-  /** Make a message due now (queue runs, -M). */
-  makeDue(ids: string[], at: number, thaw: boolean): Promise<void>;
   close(): Promise<void>;
 }

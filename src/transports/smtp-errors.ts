@@ -48,7 +48,7 @@ export function parseReply(response: string, fallbackCode = 451): RemoteReply {
 }
 
 /** The command nodemailer names on an error, as a phase of the session. */
-export function phaseOf(command: string | undefined): Phase | undefined {
+function phaseOf(command: string | undefined): Phase | undefined {
   if (!command || command === 'CONN') return 'greeting';
   if (/^(EHLO|HELO|LHLO)$/.test(command)) return 'ehlo';
   if (command === 'STARTTLS') return 'starttls';
@@ -95,7 +95,7 @@ interface Row {
  * satellite is the host's (it must not bounce everyone's mail); a refusal of the
  * message itself is shared by all its recipients; RCPT rejections are per recipient.
  */
-export const ERROR_TABLE: Row[] = [
+const ERROR_TABLE: Row[] = [
   { when: 'our own message stream failed (ESTREAM: removed meanwhile)', match: (e) => e.code === 'ESTREAM',
     scope: 'message', cause: 'local', permanent: false, note: (e) => `spool read error: ${oneLine(e.message)}` },
   { when: 'every recipient refused at RCPT', match: (e) => e.command === 'RCPT TO' && (e.rejectedErrors?.length ?? 0) > 0,

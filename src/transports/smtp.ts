@@ -1,7 +1,8 @@
 // transports/smtp.ts: the remote_smtp transport to the smarthost, on nodemailer's
 // SMTPConnection. Owns the connection cache (idle connections reused across messages,
 // PIPELINING as the hub offers it), TLS and AUTH policy, and failover across the host
-// list. Returns per-recipient outcomes; only a bug makes it throw.
+// list, the sender and headers rewritten as they leave (outgoing.ts). Returns
+// per-recipient outcomes; only a bug makes it throw.
 import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -10,6 +11,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { Clock, Timer } from '../core/clock.js';
 import { hostKey, type HostLabel, type HostSpec, type HostTrouble, type Outcome, type SessionInfo, type Trouble } from '../core/types.js';
 import { classifyError, classifyRejection, connectTrouble, oneLine, parseReply, type SmtpClientError } from './smtp-errors.js';
+import { outgoing, type OutgoingJob, type OutgoingRewrite } from './outgoing.js';
 import type { DeliveryJob, DeliveryResult, ProbeResult, Transport } from './transport.js';
 import { toWire } from './wire.js';
 
@@ -24,6 +26,8 @@ export interface SmtpTransportOptions {
   /** How long an idle connection is kept for the next message, ms. */
   idleTime?: number;
   clock: Clock;
+  /** [rewrite]: the sender and headers as they leave (outgoing.ts); none: sent as stored. */
+  rewrite?: OutgoingRewrite;
 }
 
 interface Cached {
@@ -97,7 +101,7 @@ function oneChunk(buf: Buffer): Readable {
 }
 
 /** Exim's words when a message needs SMTPUTF8 and the hub does not offer it (transports/smtp.c). */
-export const UTF8_NOT_OFFERED = 'utf8 support required but not offered for forwarding';
+const UTF8_NOT_OFFERED = 'utf8 support required but not offered for forwarding';
 
 /** Non-ASCII in the envelope: the message needs the hub's SMTPUTF8 (RFC 6531). */
 export function needsSmtpUtf8(sender: string, recipients: string[]): boolean {
@@ -126,7 +130,7 @@ type Callback<T> = (err: Error | null | undefined, value?: T) => void;
  * (AUTH among them), which held a delivery slot forever; so the end of the connection,
  * an error event and (when given) a deadline settle it too.
  */
-export function guarded<T>(conn: SMTPConnection, deadlineMs: number | undefined, start: (cb: Callback<T>) => void): Promise<T> {
+function guarded<T>(conn: SMTPConnection, deadlineMs: number | undefined, start: (cb: Callback<T>) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let done = false;
     let timer: NodeJS.Timeout | undefined;
@@ -162,7 +166,7 @@ export function guarded<T>(conn: SMTPConnection, deadlineMs: number | undefined,
  * never gets this far without TLS; a hub that refuses the login (535) is still a host
  * error, as SPEC says.
  */
-export function mayAuthenticate(conn: SMTPConnection): boolean {
+function mayAuthenticate(conn: SMTPConnection): boolean {
   // nodemailer's list of the mechanisms EHLO offered (10.6, pinned); were it gone in
   // another version, AUTH is tried inside TLS as before rather than silently never.
   const offered = (conn as unknown as { _supportedAuth?: unknown })._supportedAuth;
@@ -181,11 +185,12 @@ export class SmtpTransport implements Transport {
 
   constructor(private readonly opts: SmtpTransportOptions) {}
 
-  async deliver(job: DeliveryJob): Promise<DeliveryResult> {
+  async deliver(stored: DeliveryJob): Promise<DeliveryResult> {
+    const job = outgoing(stored, this.opts.rewrite);
     const troubles: HostTrouble[] = [];
     const healthy: HostSpec[] = [];
     let lastTrouble: Trouble = { cause: 'retry_time' };
-    for (const host of job.hosts) {
+    for (const host of stored.hosts) {
       const ips = await this.addresses(host);
       if (ips.length === 0) {
         lastTrouble = { cause: 'local', note: 'host lookup did not complete' };
@@ -234,7 +239,7 @@ export class SmtpTransport implements Transport {
     }
   }
 
-  private async tryHost(host: HostSpec, ip: string, job: DeliveryJob):
+  private async tryHost(host: HostSpec, ip: string, job: OutgoingJob):
     Promise<{ kind: 'done'; outcomes: Outcome[]; notes: HostTrouble[] } | { kind: 'host'; label: HostLabel; trouble: Trouble }> {
     // A cached connection may have been closed by the hub since; one retry on a fresh one.
     for (let round = 0; round < 2; round++) {
@@ -293,7 +298,7 @@ export class SmtpTransport implements Transport {
     throw new Error('unreachable');
   }
 
-  private fromInfo(job: DeliveryJob, label: HostLabel,
+  private fromInfo(job: OutgoingJob, label: HostLabel,
     info: { accepted: string[]; rejectedErrors?: SmtpClientError[]; response: string }, session?: SessionInfo): Outcome[] {
     const rejected = new Map((info.rejectedErrors ?? []).map((e) => [e.recipient ?? '', e]));
     const confirmation = parseReply(info.response, 250);
@@ -310,7 +315,7 @@ export class SmtpTransport implements Transport {
     });
   }
 
-  private send(cached: Cached, job: DeliveryJob, stream: NodeJS.ReadableStream):
+  private send(cached: Cached, job: OutgoingJob, stream: NodeJS.ReadableStream):
     Promise<{ accepted: string[]; rejectedErrors?: SmtpClientError[]; response: string }> {
     // No overall deadline: a big message may take long; socketTimeout bounds silence.
     return guarded(cached.conn, undefined, (cb) => {

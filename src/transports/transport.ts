@@ -10,11 +10,14 @@ export interface DeliveryJob {
   recipients: string[];
   /** Hosts to try, in failover order (already filtered by the host retry state). */
   hosts: HostSpec[];
+  /** The message's size as stored (headers, blank line, body). */
   size: number;
-  /** A fresh stream of the whole message (headers, blank line, body), LF line ends. */
-  message: () => Readable;
-  /** The same message read at once as a byte string (latin1), for one small enough to hold (a body within 1 MB). */
-  messageText?: () => string;
+  /** The header block as stored (a byte string, one char per byte, LF line ends): the transport rewrites what it must (outgoing.ts). */
+  headers: string;
+  /** A fresh stream of the body, LF line ends. */
+  body: () => Readable;
+  /** The same body read at once as a byte string (latin1), for one small enough to hold (a body within 1 MB). */
+  bodyText?: () => string;
 }
 
 export interface DeliveryResult {

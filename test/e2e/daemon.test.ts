@@ -124,7 +124,7 @@ describe('daemon', () => {
     await sink.listen();
     p = new Instance([sink.port]);
     await p.start();
-    const { request } = await import('../../src/receive/local-client.js');
+    const { request } = await import('../../src/admin/control-client.js');
     const dir = `${p.dir}/spool`;
     expect(await request(dir, null as unknown as object)).toEqual({ ok: false, error: 'malformed request' });
     // Messages come through the maildrop only: the old submit request is refused.

@@ -141,8 +141,8 @@ describe('privileges', () => {
     const { LmdbSpool } = await import('../../src/spool/lmdb-spool.js');
     const spool = LmdbSpool.open(join(inst.dir, 'spool'));
     const name = randomBytes(16).toString('hex');
-    const committed = await spool.commitPickup({ id: '1xVaAA-000001-00', sender: 'a@example.org', recipients: ['ops@example.org'],
-      arrival: Date.now(), protocol: 'local', headers: 'Subject: first\n', body: [Buffer.from('x\n')] }, name);
+    const committed = await spool.admit({ id: '1xVaAA-000001-00', sender: 'a@example.org', recipients: ['ops@example.org'],
+      arrival: Date.now(), protocol: 'local', headers: 'Subject: first\n', body: [Buffer.from('x\n')] }, { pickupFile: name });
     expect(committed).not.toBe(false);
     await spool.close();
     writeFileSync(join(inst.dir, 'spool-maildrop', name), dropFile({ v: 1, recipients: ['ops@example.org'], extract: false, protocol: 'local' }, 'Subject: again\n\nx\n'), { mode: 0o644 });
@@ -306,7 +306,7 @@ describe('privileges', () => {
 
     it("postern install's wrapper starts node with io_uring off: the daemon it starts as root becomes `user` itself", async () => {
       const inst = await setup(u);
-      const { wrapperText } = await import('../../src/cli/install.js');
+      const { wrapperText } = await import('../../src/install/install.js');
       const wrapper = join(inst.dir, 'usr/sbin/postern');
       mkdirSync(dirname(wrapper), { recursive: true });
       writeFileSync(wrapper, wrapperText(process.execPath, launch.code), { mode: 0o755 });
@@ -665,7 +665,7 @@ describe('privileges', () => {
       const { LmdbSpool } = await import('../../src/spool/lmdb-spool.js');
       const dir = join(inst.dir, 'spool');
       const spool = LmdbSpool.open(dir);
-      await spool.commit({ id: '1xVaAA-000002-00', sender: 'old@example.org', recipients: ['ops@example.org'], arrival: Date.now(),
+      await spool.admit({ id: '1xVaAA-000002-00', sender: 'old@example.org', recipients: ['ops@example.org'], arrival: Date.now(),
         protocol: 'local', user: 'root', headers: 'Subject: old\n', body: [Buffer.from('x\n')] });
       await spool.close();
       chmodSync(dir, 0o755);

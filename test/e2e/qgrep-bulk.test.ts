@@ -31,7 +31,7 @@ async function fill(p: Instance, list: { sender: string; to: string[]; ageMs: nu
     for (const m of [...list].sort((a, b) => b.ageMs - a.ageMs)) {
       const arrival = Date.now() - m.ageMs;
       const id = gen.next(arrival);
-      await spool.commit({ id, sender: m.sender, recipients: m.to, arrival, protocol: 'local', headers: 'Subject: t\n', body: [Buffer.from('body\n')], queueOnly: true });
+      await spool.admit({ id, sender: m.sender, recipients: m.to, arrival, protocol: 'local', headers: 'Subject: t\n', body: [Buffer.from('body\n')], queueOnly: true });
       ids.push(id);
     }
   } finally {

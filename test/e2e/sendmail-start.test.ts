@@ -17,9 +17,11 @@ describe('sendmail: the fast start', () => {
   // After `npx tsc` alone (here: anyone's, meanwhile) bin/ leaves a bundle older than the
   // build alone and main.js does all: the submissions below still hold; whether they ran
   // from the bundle is asserted only while it is fresh.
+  // npm test also type-checks the tests (tsc -p test) and the bench (tsc -p bench) between.
   it('npm test, build and prepare make the bundle after tsc', () => {
     const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
-    for (const s of ['test', 'build', 'prepare']) expect(scripts[s]).toMatch(/^tsc -p tsconfig\.json && (tsc -p bench && )?npm run -s bundle\b/);
+    for (const s of ['test', 'build', 'prepare']) expect(scripts[s]).toMatch(/^tsc -p tsconfig\.json && (tsc -p test && )?(tsc -p bench && )?npm run -s bundle\b/);
+    expect(scripts.test).toMatch(/^tsc -p tsconfig\.json && tsc -p test && /);
     expect(scripts.bundle).toMatch(/^esbuild src\/cli\/submit\.ts .*--outfile=dist\/cli\/submit\.cjs/);
   });
   const DEBUG = { NODE_DEBUG: 'esm,module' };

@@ -1,13 +1,13 @@
-// test/packaging/deb.test.ts: packaging/build-deb.sh builds the Debian package (skipped,
-// with the reason, where dpkg-deb is missing); its control fields, conffiles and
-// maintainer scripts; its contents (the commands and links, the unit, the man pages,
+// test/packaging/deb.test.ts: packaging/build-deb.sh builds the Debian package (skipped
+// where dpkg-deb is missing; the script's refusal then is checked everywhere); its
+// control fields, conffiles and maintainer scripts; its contents (the commands and links, the unit, the man pages,
 // production dependencies only: no devDependencies, tests, sources or .git); and the
 // unpacked program runs from its own node_modules (--help, a queue command on a spool).
 // As root, where mount namespaces and overlayfs work, the package is also installed
 // with dpkg on a throwaway copy of this machine (an overlay over /, chrooted: nothing
 // reaches the real one): cron-style mail reaches a sink, and purge keeps the spool.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -205,4 +205,13 @@ test -d /var/spool/postern && echo "spool after purge: kept"
 test -e /usr/sbin/sendmail || echo "sendmail after purge: gone"
 `;
 
-it.runIf(!hasDpkg)('the Debian package test is skipped: dpkg-deb is not installed', () => {});
+// Runs everywhere: where dpkg-deb is missing this is what the tests above would meet.
+it('without dpkg-deb, build-deb.sh says so in one sentence and exits 69, building nothing', () => {
+  const empty = join(tmp, 'no-dpkg-path');
+  mkdirSync(empty);
+  const out = join(tmp, 'no-dpkg-out');
+  const r = spawnSync('/bin/sh', [join(ROOT, 'packaging/build-deb.sh'), out], { encoding: 'utf8', env: { PATH: empty } });
+  expect(r.stderr).toBe("build-deb.sh: dpkg-deb is not installed (Debian's dpkg package): no package built\n");
+  expect(r.status).toBe(69);
+  expect(existsSync(out)).toBe(false);
+});

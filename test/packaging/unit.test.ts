@@ -93,7 +93,7 @@ describe('config/postern.socket', () => {
     expect(values(text, 'ListenStream')).toEqual(smtp);
     expect(values(text, 'Accept')).toEqual(['no']);
     expect(values(text, 'BindIPv6Only')).toEqual(['ipv6-only']);
-    // The name the daemon takes them by (cli/listen-fds.ts).
+    // The name the daemon takes them by (daemon/listen-fds.ts).
     expect(values(text, 'FileDescriptorName')).toEqual(['smtp']);
     expect(values(text, 'Service')).toEqual(['postern.service']);
     expect(values(text, 'WantedBy')).toEqual(['sockets.target']);

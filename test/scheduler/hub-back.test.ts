@@ -32,6 +32,8 @@ class HubTransport implements Transport {
   down = false;
   jobs = 0;
   probes = 0;
+  /** Probes answered: the scheduler has taken each answer in by the next macrotask. */
+  answered = 0;
   delivered: string[] = [];
   later = new Set<string>();
   async deliver(job: DeliveryJob): Promise<DeliveryResult> {
@@ -53,6 +55,7 @@ class HubTransport implements Transport {
   async probe(_host: HostSpec): Promise<ProbeResult> {
     this.probes++;
     await new Promise((r) => setImmediate(r));
+    this.answered++;
     return this.down ? { ok: false, host: LABEL, trouble: { cause: 'refused', phase: 'connect' } } : { ok: true, host: LABEL };
   }
   async close(): Promise<void> {}
@@ -84,7 +87,7 @@ async function queue(n: number, rcpt = 'a@example.org'): Promise<string[]> {
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
     const id = ids.next(clock.now());
-    await spool.commit({ id, sender: 's@example.org', recipients: [rcpt], arrival: clock.now(), protocol: 'local',
+    await spool.admit({ id, sender: 's@example.org', recipients: [rcpt], arrival: clock.now(), protocol: 'local',
       headers: 'Subject: x\n', body: [Buffer.from('body\n')] });
     out.push(id);
   }
@@ -141,9 +144,9 @@ describe('a smarthost that is down', () => {
     const all = await hubDownWith(9);
     expect(transport.probes).toBe(0);
     clock.advance(M); // a probe: still down
-    await until('first probe', () => transport.probes === 1);
-    await new Promise((r) => setTimeout(r, 20));
+    await until('the first probe answered', () => transport.answered === 1);
     expect(count('hostBack')).toBe(0);
+    expect(scheduler.hostStates()).toEqual([{ host: '127.0.0.1:2599', up: false }]);
     transport.down = false;
     clock.advance(M); // the next probe answers
     await until('all delivered', () => transport.delivered.length === 10);

@@ -12,7 +12,7 @@ import type { Outcome } from '../../src/core/types.js';
 import { Router } from '../../src/router/router.js';
 import { parseRetryRules } from '../../src/scheduler/retry-rules.js';
 import { Scheduler } from '../../src/scheduler/scheduler.js';
-import { LmdbSpool } from '../../src/spool/lmdb-spool.js';
+import { LmdbSpool, QUEUE_ONLY_DELAY } from '../../src/spool/lmdb-spool.js';
 import { MessageIdGenerator } from '../../src/spool/message-id.js';
 import type { DeliveryJob, DeliveryResult, Transport } from '../../src/transports/transport.js';
 
@@ -72,7 +72,7 @@ async function queue(n: number, rcpts = ['a@example.org'], sender = 's@example.o
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
     const id = ids.next(clock.now());
-    await spool.commit({ id, sender, recipients: rcpts, arrival: clock.now(), protocol: 'local',
+    await spool.admit({ id, sender, recipients: rcpts, arrival: clock.now(), protocol: 'local',
       headers: 'Subject: x\n', body: [Buffer.from('body\n')] });
     out.push(id);
   }
@@ -109,12 +109,22 @@ describe('scheduler', () => {
     expect(events.filter((e) => e.type === 'completed').map((e) => (e as { id: string }).id).sort()).toEqual(queued.sort());
   });
 
-  it('admits new mail by ID as it is kicked, without waiting for the timer', async () => {
+  it('admits new mail by ID as it is kicked, without waiting for the timer; kicked -odq mail waits for a queue run', async () => {
     scheduler = build(5);
     scheduler.start();
     const [id] = await queue(1);
+    const odq = ids.next(clock.now());
+    await spool.admit({ id: odq, sender: 's@example.org', recipients: ['b@example.org'], arrival: clock.now(), protocol: 'local',
+      headers: 'Subject: x\n', body: [Buffer.from('body\n')], queueOnly: true });
     scheduler.kick({ id: id as string });
+    scheduler.kick({ id: odq });
     await until('delivered', () => transport.delivered.length === 1);
+    await scheduler.whenIdle();
+    expect(clock.now()).toBe(T0); // no timer fired: the clock never moved
+    expect(transport.delivered).toEqual([`${id} a@example.org`]);
+    expect(spool.load(id as string)).toBeUndefined();
+    expect(spool.load(odq)?.nextAttempt).toBe(T0 + QUEUE_ONLY_DELAY);
+    expect(transport.jobs).toBe(1);
   });
 
   it('keeps a deferred recipient until its retry time, then delivers only it', async () => {
@@ -131,7 +141,7 @@ describe('scheduler', () => {
     ] }]);
     transport.answer = () => 'delivered';
     clock.advance(14 * 60_000);
-    await new Promise((r) => setTimeout(r, 50));
+    await scheduler.whenIdle(); // whatever the timer made due has been tried and settled
     expect(transport.jobs).toBe(1);
     clock.advance(60_000);
     await until('retried', () => spool.count() === 0);
@@ -147,7 +157,7 @@ describe('scheduler', () => {
     for (let day = 0; day < 5 && !events.some((e) => e.type === 'frozen'); day++) {
       for (let step = 0; step < 24 * 4; step++) {
         clock.advance(15 * 60_000);
-        await new Promise((r) => setTimeout(r, 2));
+        await scheduler.whenIdle();
       }
     }
     await until('frozen', () => events.some((e) => e.type === 'frozen'));
@@ -166,7 +176,7 @@ describe('scheduler', () => {
     const warnings = () => transport.delivered.filter((d) => d.endsWith(' s@example.org')).length;
     for (let step = 0; step < 9; step++) { // 2 h 15 min of 15-minute retries
       clock.advance(15 * 60_000);
-      await new Promise((r) => setTimeout(r, 20));
+      await scheduler.whenIdle();
     }
     await until('two warnings', () => warnings() === 2);
     expect(spool.load(id as string)?.warningsSent).toBe(2);
@@ -185,8 +195,9 @@ describe('scheduler', () => {
     expect(triedWhileDown).toBeLessThanOrEqual(3); // the first few in flight at once, not all ten
     const more = await queue(5);
     for (const id of more) scheduler.kick({ id });
-    await new Promise((r) => setTimeout(r, 50));
+    await scheduler.whenIdle(); // the kicked mail admitted, tried (without a connection) and settled
     expect(transport.jobs).toBe(triedWhileDown);
+    expect(more.map((id) => spool.load(id)?.nextAttempt)).toEqual(more.map(() => T0 + 15 * 60_000)); // held for the host's retry time
     transport.hostDown = false;
     clock.advance(15 * 60_000); // the host's retry time
     await until('everything delivered', () => spool.count() === 0);
@@ -207,15 +218,15 @@ describe('scheduler', () => {
     // Nothing happens before the limit...
     clock.advance(DAY);
     scheduler.kick({ force: true });
-    await new Promise((r) => setTimeout(r, 50));
+    await scheduler.whenIdle();
     expect(transport.jobs).toBe(1);
     // ...then one last try, and the bounce is discarded (no bounce of a bounce); the
     // timer's thaw is journaled in the transaction of the attempt it allowed.
     const journals: unknown[][] = [];
-    const settle = spool.settle.bind(spool);
-    spool.settle = (sid, st) => {
-      journals.push(st.journal);
-      return settle(sid, st);
+    const apply = spool.apply.bind(spool);
+    spool.apply = (changes) => {
+      for (const c of changes) if (c.kind === 'settle') journals.push(c.settlement.journal);
+      return apply(changes);
     };
     clock.advance(DAY + 1000);
     scheduler.kick({ force: true });

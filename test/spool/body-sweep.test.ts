@@ -60,7 +60,7 @@ async function zombie(): Promise<number> {
 /** An entry and a body file as a writer leaves them (what a crash mid-DATA leaves). */
 async function leftBy(writer: Writer): Promise<string> {
   const id = gen.next(T0);
-  await (spool as unknown as { incomingDb: Database<Writer, string> }).incomingDb.put(id, writer);
+  await (spool as unknown as { store: { incomingDb: Database<Writer, string> } }).store.incomingDb.put(id, writer);
   writeFileSync(join(dir, 'bodies', id), Buffer.alloc(BIG + 1, 97));
   return id;
 }

@@ -35,7 +35,7 @@ describe('spool commits', () => {
     const spool = LmdbSpool.open(dir);
     const gen = new MessageIdGenerator(4242);
     for (let i = 0; i < 3; i++) {
-      await spool.commit({ id: gen.next(T0 + i), sender: 'a@example.org', recipients: ['b@example.org'], arrival: T0 + i,
+      await spool.admit({ id: gen.next(T0 + i), sender: 'a@example.org', recipients: ['b@example.org'], arrival: T0 + i,
         protocol: 'local', headers: 'Subject: t\n', body: [Buffer.from(`body ${i}\n`)] });
     }
     await spool.close();

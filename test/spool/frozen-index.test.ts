@@ -7,13 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { NewJournalEntry } from '../../src/core/journal.js';
 import type { NewMessage } from '../../src/core/types.js';
 import { LmdbSpool } from '../../src/spool/lmdb-spool.js';
 import { MessageIdGenerator } from '../../src/spool/message-id.js';
+import { freeze, makeDue, remove, settle } from '../helpers/spool.js';
 
 const T0 = Date.UTC(2026, 10, 23, 5, 4, 24);
-const adm = (action: 'frozen' | 'unfrozen'): NewJournalEntry => ({ v: 1, type: 'admin', at: T0, action, user: 'root' });
 const gen = new MessageIdGenerator(4931);
 let dir: string;
 let spool: LmdbSpool;
@@ -35,36 +34,36 @@ afterEach(async () => {
 describe('frozen index and stats', () => {
   it('counts frozen messages through every way a message is frozen, thawed or goes', async () => {
     expect(spool.stats()).toEqual({ messages: 0, frozen: 0, due: 0, oldestArrival: undefined });
-    const [a, b, c] = [await spool.commit(message(T0 + 2000)), await spool.commit(message(T0)), await spool.commit(message(T0 + 1000))];
+    const [a, b, c] = [await spool.admit(message(T0 + 2000)), await spool.admit(message(T0)), await spool.admit(message(T0 + 1000))];
     expect(spool.stats()).toMatchObject({ messages: 3, frozen: 0, due: 3 });
-    await spool.setFrozen(a.id, true, adm('frozen'), T0);
+    await freeze(spool, a.id, 'root', T0);
     expect(spool.stats()).toMatchObject({ messages: 3, frozen: 1, due: 2 });
     await spool.apply([b.id, c.id].map((id) => ({ kind: 'freeze', id, by: { at: T0, user: 'root' } })));
     expect(spool.stats().frozen).toBe(3);
-    await spool.makeDue([b.id], T0, true);
+    await makeDue(spool, [b.id], T0, true);
     expect(spool.stats().frozen).toBe(2);
     await spool.apply([{ kind: 'thaw', id: c.id, by: { at: T0, user: 'root' } }]);
     expect(spool.stats().frozen).toBe(1);
-    await spool.remove(a.id);
+    await remove(spool, a.id);
     expect(spool.stats()).toMatchObject({ messages: 2, frozen: 0 });
     // A settlement that freezes (retry timeout), then one that completes the message.
-    await spool.settle(b.id, { recipients: [], nextAttempt: null, freeze: true, journal: [] });
+    await settle(spool, b.id, { recipients: [], nextAttempt: null, freeze: true, journal: [] });
     expect(spool.stats().frozen).toBe(1);
-    await spool.settle(b.id, { recipients: [{ address: 'ops@example.org', state: 'delivered', tries: 1 }], nextAttempt: null, journal: [] });
+    await settle(spool, b.id, { recipients: [{ address: 'ops@example.org', state: 'delivered', tries: 1 }], nextAttempt: null, journal: [] });
     expect(spool.stats()).toMatchObject({ messages: 1, frozen: 0, due: 1 });
   });
 
   it('gives the arrival of the oldest message (IDs sort by arrival)', async () => {
     // Another process's ID (a sendmail run) for the earlier arrival.
-    await spool.commit(message(T0 + 5000));
-    await spool.commit({ ...message(T0), id: new MessageIdGenerator(77).next(T0) });
+    await spool.admit(message(T0 + 5000));
+    await spool.admit({ ...message(T0), id: new MessageIdGenerator(77).next(T0) });
     expect(spool.stats().oldestArrival).toBe(T0);
   });
 
   it('builds the index once for a spool written before it', async () => {
-    const m = await spool.commit(message(T0));
-    await spool.commit(message(T0 + 1000));
-    await spool.setFrozen(m.id, true, adm('frozen'), T0);
+    const m = await spool.admit(message(T0));
+    await spool.admit(message(T0 + 1000));
+    await freeze(spool, m.id, 'root', T0);
     await spool.close();
     // As an older version left it: no frozen index, no marker.
     const root = open({ path: join(dir, 'spool.mdb'), maxDbs: 12, compression: false });

@@ -11,7 +11,8 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIG, LmdbSpool, SpoolUnavailable } from '../../src/spool/lmdb-spool.js';
 import { MessageIdGenerator } from '../../src/spool/message-id.js';
-import type { IncomingMeta, Settlement } from '../../src/spool/spool.js';
+import type { IncomingMeta } from '../../src/spool/spool.js';
+import { remove, settle } from '../helpers/spool.js';
 
 const T0 = Date.UTC(2026, 10, 23, 5, 4, 24);
 const CHUNK = 64 * 1024;
@@ -69,7 +70,7 @@ describe('incoming messages', () => {
     expect(spool.load(id)).toEqual(record);
     expect(spool.due(T0 + 1, 10)).toEqual([id]);
 
-    const whole = await spool.commit({ ...meta(), id: gen.next(T0), body: [body] });
+    const whole = await spool.admit({ ...meta(), id: gen.next(T0), body: [body] });
     expect({ ...record, id: '' }).toEqual({ ...whole, id: '' });
     expect(record.chunks).toBe(6);
     expect(record.size).toBe(Buffer.byteLength(meta().headers, 'latin1') + 1 + body.length);
@@ -163,12 +164,12 @@ describe('incoming messages', () => {
     }
     expect(bodies()).toEqual([...ids].sort());
     const [done, removed] = ids as [string, string];
-    const settled = await spool.settle(done, {
-      recipients: [{ address: 'ops@example.org', state: 'delivered', tries: 1 }], nextAttempt: null, journal: [], log: [],
-    } as unknown as Settlement);
+    const settled = await settle(spool, done, {
+      recipients: [{ address: 'ops@example.org', state: 'delivered', tries: 1 }], nextAttempt: null, journal: [],
+    });
     expect(settled.kind).toBe('completed');
     expect(bodies()).toEqual([removed]);
-    expect(await spool.remove(removed)).toBe(true);
+    expect(await remove(spool, removed)).toBe('completed');
     expect(bodies()).toEqual([]);
   });
 
@@ -181,7 +182,7 @@ describe('incoming messages', () => {
     await expect(bodyOf(id)).rejects.toThrow(/ENOENT/);
     expect(() => spool.bodyPrefix(id, 100)).toThrow(/ENOENT/);
     // Removed meanwhile (the caller holds the old record): an error too.
-    await spool.remove(id);
+    await remove(spool, id);
     await expect((async () => {
       for await (const _c of spool.body(id, record.chunks)) { /* nothing */ }
     })()).rejects.toThrow(/no longer in the spool/);
@@ -204,7 +205,7 @@ describe('incoming messages', () => {
   it('never writes over a stored message with the same ID', async () => {
     const id = gen.next(T0);
     const body = randomBytes(2 * CHUNK);
-    await spool.commit({ ...meta(), id, body: [body] });
+    await spool.admit({ ...meta(), id, body: [body] });
     const w = spool.incoming(id);
     // Held until it goes past BIG: then the ID is checked, before any file is made.
     await expect(w.write(randomBytes(BIG + CHUNK))).rejects.toThrow(SpoolUnavailable);

@@ -12,6 +12,7 @@ import { LmdbSpool } from '../../src/spool/lmdb-spool.js';
 import { decodeRecord, RecordVersionError } from '../../src/spool/record.js';
 import { closeBoth, sinkAndInstance, type Instance } from '../helpers/postern.js';
 import type { Sink } from '../helpers/sink.js';
+import { freeze, settle } from '../helpers/spool.js';
 
 const FIXTURE = join(import.meta.dirname, '../fixtures/spool-0cc35cf/spool.mdb');
 const A = '1xVaAA-000001-AA';
@@ -60,11 +61,11 @@ describe('a spool written before the journal', () => {
       expect(spool.journal(B)).toEqual([]);
 
       // A new entry goes after the old text.
-      expect(await spool.setFrozen(A, true, { v: 1, type: 'admin', at: T0 + 5000, action: 'frozen', user: 'ops' }, T0)).toBe('changed');
+      expect(await freeze(spool, A, 'ops', T0 + 5000)).toBe('changed');
       expect(journalText(spool.journal(A))).toBe(`${OLD_TEXT}${local(T0 + 5000)} frozen by ops\n`);
 
       // Completing the message removes the old history with it.
-      const done = await spool.settle(A, { recipients: [{ address: 'tmp@example.org', state: 'delivered', tries: 2 }], nextAttempt: null, journal: [] });
+      const done = await settle(spool, A, { recipients: [{ address: 'tmp@example.org', state: 'delivered', tries: 2 }], nextAttempt: null, journal: [] });
       expect(done.kind).toBe('completed');
       expect(spool.journal(A)).toEqual([]);
     } finally {

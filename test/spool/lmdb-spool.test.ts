@@ -11,6 +11,7 @@ import { LmdbSpool, QUEUE_ONLY_DELAY, SpoolUnavailable } from '../../src/spool/l
 import { MessageIdGenerator } from '../../src/spool/message-id.js';
 import type { NewMessage, RecipientRecord } from '../../src/core/types.js';
 import type { NewJournalEntry } from '../../src/core/journal.js';
+import { freeze, makeDue, remove, settle, thaw } from '../helpers/spool.js';
 
 const T0 = Date.UTC(2026, 10, 23, 5, 4, 24);
 const MIN = 60_000;
@@ -63,7 +64,7 @@ const pending = (address: string): RecipientRecord => ({ address, state: 'pendin
 describe('commit and read back', () => {
   it('round trips the envelope, the headers and a small body', async () => {
     const msg = message({ clientIp: '127.0.0.1', helo: 'web1', messageIdHeader: 'abc@web1.example.org' });
-    const record = await spool.commit(msg);
+    const record = await spool.admit(msg);
     expect(record).toEqual({
       v: 1,
       id: msg.id,
@@ -97,8 +98,8 @@ describe('commit and read back', () => {
     for (let i = 0; i < big.length; i += 1000) parts.push(big.subarray(i, i + 1000));
     const a = message({ body: [big] });
     const b = message({ body: parts });
-    const ra = await spool.commit(a);
-    const rb = await spool.commit(b);
+    const ra = await spool.admit(a);
+    const rb = await spool.admit(b);
     for (const r of [ra, rb]) {
       expect(r.bodySize).toBe(200 * 1024);
       expect(r.chunks).toBe(4);
@@ -109,8 +110,8 @@ describe('commit and read back', () => {
   });
 
   it('stores an empty body and a body of exactly one chunk', async () => {
-    const empty = await spool.commit(message({ body: [] }));
-    const exact = await spool.commit(message({ body: [Buffer.alloc(64 * 1024, 0x61)] }));
+    const empty = await spool.admit(message({ body: [] }));
+    const exact = await spool.admit(message({ body: [Buffer.alloc(64 * 1024, 0x61)] }));
     expect(empty.chunks).toBe(0);
     expect((await bodyOf(spool, empty.id)).length).toBe(0);
     expect(exact.chunks).toBe(1);
@@ -119,8 +120,8 @@ describe('commit and read back', () => {
 
   it('rejects a second commit with the same ID and keeps the first', async () => {
     const msg = message();
-    await spool.commit(msg);
-    await expect(spool.commit({ ...msg, sender: 'other@example.org', body: [Buffer.from('other\n')] }))
+    await spool.admit(msg);
+    await expect(spool.admit({ ...msg, sender: 'other@example.org', body: [Buffer.from('other\n')] }))
       .rejects.toThrow(SpoolUnavailable);
     expect(spool.load(msg.id)?.sender).toBe('www-data@example.org');
     expect((await bodyOf(spool, msg.id)).toString()).toBe('hello\n');
@@ -128,7 +129,7 @@ describe('commit and read back', () => {
   });
 
   it('-odq (queueOnly) is due one queue-run delay later', async () => {
-    const r = await spool.commit(message({ queueOnly: true }));
+    const r = await spool.admit(message({ queueOnly: true }));
     expect(r.nextAttempt).toBe(T0 + QUEUE_ONLY_DELAY);
     expect(spool.due(T0 + QUEUE_ONLY_DELAY - 1, 10)).toEqual([]);
     expect(spool.due(T0 + QUEUE_ONLY_DELAY, 10)).toEqual([r.id]);
@@ -138,18 +139,18 @@ describe('commit and read back', () => {
     expect(spool.load('1xVME4-0001HS-zz')).toBeUndefined();
     expect(spool.headers('1xVME4-0001HS-zz')).toBeUndefined();
     expect((await bodyOf(spool, '1xVME4-0001HS-zz')).length).toBe(0);
-    expect(await spool.remove('1xVME4-0001HS-zz')).toBe(false);
+    expect(await remove(spool, '1xVME4-0001HS-zz')).toBe('gone');
   });
 });
 
 describe('the due index', () => {
   /** Three messages whose due order differs from their ID order. */
   async function three() {
-    const a = await spool.commit(message({ arrival: T0 }));
-    const b = await spool.commit(message({ arrival: T0 + 1000 }));
-    const c = await spool.commit(message({ arrival: T0 + 2000 }));
+    const a = await spool.admit(message({ arrival: T0 }));
+    const b = await spool.admit(message({ arrival: T0 + 1000 }));
+    const c = await spool.admit(message({ arrival: T0 + 2000 }));
     // Push a later than c: due order becomes b, c, a.
-    await spool.settle(a.id, { recipients: [], nextAttempt: T0 + 10 * MIN, journal: [] });
+    await settle(spool, a.id, { recipients: [], nextAttempt: T0 + 10 * MIN, journal: [] });
     return { a: a.id, b: b.id, c: c.id };
   }
 
@@ -183,8 +184,8 @@ describe('the due index', () => {
 describe('settle', () => {
   it('all recipients delivered: everything is removed', async () => {
     const msg = message();
-    await spool.commit(msg);
-    const result = await spool.settle(msg.id, {
+    await spool.admit(msg);
+    const result = await settle(spool, msg.id, {
       recipients: [
         { address: 'ops@example.org', state: 'delivered', tries: 1 },
         { address: 'dev@example.org', state: 'failed', tries: 1, lastError: '550 5.1.1 unknown user' },
@@ -194,7 +195,7 @@ describe('settle', () => {
     });
     expect(result.kind).toBe('completed');
     if (result.kind !== 'completed') throw new Error('unreachable');
-    expect(result.record.recipients.map((r) => r.state)).toEqual(['delivered', 'failed']);
+    expect(result.record?.recipients.map((r) => r.state)).toEqual(['delivered', 'failed']);
     expect(spool.load(msg.id)).toBeUndefined();
     expect(spool.headers(msg.id)).toBeUndefined();
     expect(spool.journal(msg.id)).toEqual([]);
@@ -208,20 +209,20 @@ describe('settle', () => {
   it('a 200 KB message is removed whole (no chunk left behind for a reused ID)', async () => {
     const big = Buffer.alloc(200 * 1024, 0x62);
     const msg = message({ body: [big] });
-    await spool.commit(msg);
-    await spool.settle(msg.id, {
+    await spool.admit(msg);
+    await settle(spool, msg.id, {
       recipients: msg.recipients.map((address) => ({ address, state: 'delivered' as const, tries: 1 })),
       nextAttempt: null, journal: [],
     });
     // The same ID again with a small body reads back only the new body.
-    await spool.commit({ ...msg, body: [Buffer.from('small\n')] });
+    await spool.admit({ ...msg, body: [Buffer.from('small\n')] });
     expect((await bodyOf(spool, msg.id)).toString()).toBe('small\n');
   });
 
   it('a deferred recipient moves the due key and appends to the message log', async () => {
     const msg = message();
-    await spool.commit(msg);
-    const first = await spool.settle(msg.id, {
+    await spool.admit(msg);
+    const first = await settle(spool, msg.id, {
       recipients: [
         { address: 'ops@example.org', state: 'delivered', tries: 1, lastTry: T0 },
         { address: 'dev@example.org', state: 'pending', tries: 1, firstFailure: T0, lastTry: T0, lastError: 'Connection refused' },
@@ -230,7 +231,7 @@ describe('settle', () => {
       lastError: 'Connection refused',
       journal: [adm('line one'), adm('line two')],
     });
-    expect(first.kind).toBe('pending');
+    expect(first.kind).toBe('changed');
     const rec = spool.load(msg.id)!;
     expect(rec.nextAttempt).toBe(T0 + 15 * MIN);
     expect(rec.attempts).toBe(1);
@@ -244,7 +245,7 @@ describe('settle', () => {
     expect(users(msg.id)).toEqual(['line one', 'line two']);
 
     // Second attempt: only dev is tried; a stale "pending" for ops must not undo its delivery.
-    await spool.settle(msg.id, {
+    await settle(spool, msg.id, {
       recipients: [
         { address: 'ops@example.org', state: 'pending', tries: 9 },
         { address: 'dev@example.org', state: 'pending', tries: 2, firstFailure: T0, lastTry: T0 + 15 * MIN },
@@ -265,9 +266,9 @@ describe('settle', () => {
 
   it('commits the bounces of an attempt in the same transaction', async () => {
     const msg = message();
-    await spool.commit(msg);
+    await spool.admit(msg);
     const bounce = message({ sender: '', recipients: ['www-data@example.org'], bounceOf: msg.id, arrival: T0 + 5000, protocol: 'local' });
-    await spool.settle(msg.id, {
+    await settle(spool, msg.id, {
       recipients: msg.recipients.map((address) => ({ address, state: 'failed' as const, tries: 1 })),
       nextAttempt: null, journal: [], enqueue: [bounce],
     });
@@ -280,13 +281,13 @@ describe('settle', () => {
   it('a completed message leaves no journal behind, with entries or without', async () => {
     const kept = message();
     const plain = message();
-    await spool.commit(kept);
-    await spool.commit(plain);
+    await spool.admit(kept);
+    await spool.admit(plain);
     const rcpts = (m: typeof kept, state: 'pending' | 'delivered') => m.recipients.map((address) => ({ address, state, tries: 1 }));
-    await spool.settle(kept.id, { recipients: rcpts(kept, 'pending'), nextAttempt: T0 + MIN, journal: [adm('a'), adm('b')] });
+    await settle(spool, kept.id, { recipients: rcpts(kept, 'pending'), nextAttempt: T0 + MIN, journal: [adm('a'), adm('b')] });
     expect(spool.journal(kept.id)).toHaveLength(2);
-    expect(await spool.settle(kept.id, { recipients: rcpts(kept, 'delivered'), nextAttempt: null, journal: [adm('c')] })).toMatchObject({ kind: 'completed' });
-    expect(await spool.settle(plain.id, { recipients: rcpts(plain, 'delivered'), nextAttempt: null, journal: [] })).toMatchObject({ kind: 'completed' });
+    expect(await settle(spool, kept.id, { recipients: rcpts(kept, 'delivered'), nextAttempt: null, journal: [adm('c')] })).toMatchObject({ kind: 'completed' });
+    expect(await settle(spool, plain.id, { recipients: rcpts(plain, 'delivered'), nextAttempt: null, journal: [] })).toMatchObject({ kind: 'completed' });
     expect(spool.journal(kept.id)).toEqual([]);
     expect(spool.journal(plain.id)).toEqual([]);
     expect(spool.count()).toBe(0);
@@ -294,11 +295,11 @@ describe('settle', () => {
 
   it('on a removed message gives {kind: "gone"}', async () => {
     const msg = message();
-    await spool.commit(msg);
-    expect(await spool.remove(msg.id)).toBe(true);
+    await spool.admit(msg);
+    expect(await remove(spool, msg.id)).toBe('completed');
     expect(spool.count()).toBe(0);
     expect(spool.due(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
-    expect(await spool.settle(msg.id, { recipients: [], nextAttempt: T0 + MIN, journal: [adm('x')] })).toEqual({ kind: 'gone' });
+    expect(await settle(spool, msg.id, { recipients: [], nextAttempt: T0 + MIN, journal: [adm('x')] })).toEqual({ kind: 'gone' });
     expect(spool.load(msg.id)).toBeUndefined();
     expect(spool.journal(msg.id)).toEqual([]);
     expect(spool.due(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
@@ -306,58 +307,58 @@ describe('settle', () => {
 
   it('a message frozen during the attempt stays off the due index', async () => {
     const msg = message();
-    await spool.commit(msg);
-    await spool.setFrozen(msg.id, true, adm('frozen by root'), T0);
-    const r = await spool.settle(msg.id, {
+    await spool.admit(msg);
+    await freeze(spool, msg.id, 'frozen by root', T0);
+    const r = await settle(spool, msg.id, {
       recipients: [{ address: 'ops@example.org', state: 'pending', tries: 1 }],
       nextAttempt: T0 + 15 * MIN, journal: [],
     });
-    expect(r.kind).toBe('pending');
+    expect(r.kind).toBe('changed');
     expect(spool.load(msg.id)?.frozen).toBe(true);
     expect(spool.load(msg.id)?.nextAttempt).toBeNull();
     expect(spool.due(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
   });
 });
 
-describe('freeze, thaw, makeDue', () => {
-  it('setFrozen removes from due; thaw puts it back at dueAt', async () => {
+describe('freeze, thaw, make-due changes', () => {
+  it('a freeze removes it from the due index; a thaw puts it back at its time', async () => {
     const msg = message();
-    await spool.commit(msg);
-    expect(await spool.setFrozen(msg.id, true, adm('frozen by root'), T0 + MIN)).toBe('changed');
+    await spool.admit(msg);
+    expect(await freeze(spool, msg.id, 'frozen by root', T0 + MIN)).toBe('changed');
     expect(spool.load(msg.id)).toMatchObject({ frozen: true, nextAttempt: null });
     expect(spool.due(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
     expect(spool.nextDue()).toBeUndefined();
-    expect(await spool.setFrozen(msg.id, true, adm('frozen again'), T0)).toBe('unchanged');
+    expect(await freeze(spool, msg.id, 'frozen again', T0)).toBe('unchanged');
     expect(users(msg.id)).toEqual(['frozen by root']);
 
-    expect(await spool.setFrozen(msg.id, false, adm('unfrozen by root'), T0 + 2 * MIN)).toBe('changed');
+    expect(await thaw(spool, msg.id, 'unfrozen by root', T0 + 2 * MIN)).toBe('changed');
     expect(spool.load(msg.id)).toMatchObject({ frozen: false, nextAttempt: T0 + 2 * MIN });
     expect(spool.due(T0 + 2 * MIN - 1, 10)).toEqual([]);
     expect(spool.due(T0 + 2 * MIN, 10)).toEqual([msg.id]);
-    expect(await spool.setFrozen(msg.id, false, adm('x'), T0)).toBe('unchanged');
+    expect(await thaw(spool, msg.id, 'x', T0)).toBe('unchanged');
     expect(users(msg.id)).toEqual(['frozen by root', 'unfrozen by root']);
     // Exactly one due key: thawing did not leave the old one behind.
     expect(spool.due(Number.MAX_SAFE_INTEGER, 10)).toEqual([msg.id]);
   });
 
-  it('setFrozen on an unknown ID is "gone"', async () => {
-    expect(await spool.setFrozen('1xVME4-0001HS-zz', true, adm('x'), T0)).toBe('gone');
+  it('a freeze of an unknown ID is "gone"', async () => {
+    expect(await freeze(spool, '1xVME4-0001HS-zz', 'x', T0)).toBe('gone');
   });
 
-  it('makeDue moves unfrozen messages; frozen ones only with thaw', async () => {
-    const a = await spool.commit(message({ arrival: T0 }));
-    const b = await spool.commit(message({ arrival: T0 + 1000 }));
-    await spool.settle(a.id, { recipients: [], nextAttempt: T0 + 60 * MIN, journal: [] });
-    await spool.setFrozen(b.id, true, adm('frozen'), T0);
+  it('make-due moves unfrozen messages; frozen ones only with thaw', async () => {
+    const a = await spool.admit(message({ arrival: T0 }));
+    const b = await spool.admit(message({ arrival: T0 + 1000 }));
+    await settle(spool, a.id, { recipients: [], nextAttempt: T0 + 60 * MIN, journal: [] });
+    await freeze(spool, b.id, 'frozen', T0);
 
-    await spool.makeDue([a.id, b.id, '1xVME4-0001HS-zz'], T0 + 5 * MIN, false);
+    await makeDue(spool, [a.id, b.id, '1xVME4-0001HS-zz'], T0 + 5 * MIN, false);
     expect(spool.due(T0 + 5 * MIN, 10)).toEqual([a.id]);
     expect(spool.load(a.id)?.nextAttempt).toBe(T0 + 5 * MIN);
     expect(spool.load(b.id)?.frozen).toBe(true);
     // The old key at +60m is gone.
     expect(spool.due(Number.MAX_SAFE_INTEGER, 10)).toEqual([a.id]);
 
-    await spool.makeDue([b.id], T0 + 6 * MIN, true);
+    await makeDue(spool, [b.id], T0 + 6 * MIN, true);
     expect(spool.load(b.id)).toMatchObject({ frozen: false, nextAttempt: T0 + 6 * MIN });
     expect(spool.due(Number.MAX_SAFE_INTEGER, 10)).toEqual([a.id, b.id]);
   });
@@ -371,7 +372,7 @@ describe('listing and sharing', () => {
       return message({ arrival, id: new MessageIdGenerator(5000 - k).next(arrival) });
     });
     const byArrival = [...msgs].sort((x, y) => x.arrival - y.arrival);
-    for (const m of msgs) await spool.commit(m);
+    for (const m of msgs) await spool.admit(m);
     const listed = [...spool.list()];
     expect(listed.map((r) => r.arrival)).toEqual(byArrival.map((m) => m.arrival));
     expect(listed.map((r) => r.id)).toEqual([...msgs.map((m) => m.id)].sort());
@@ -383,7 +384,7 @@ describe('listing and sharing', () => {
     others.push(second);
     expect(second.count()).toBe(0);
     const msg = message({ body: [Buffer.alloc(100 * 1024, 0x63)] });
-    await spool.commit(msg);
+    await spool.admit(msg);
     expect(second.count()).toBe(1);
     expect(second.load(msg.id)?.sender).toBe('www-data@example.org');
     expect(second.headers(msg.id)).toBe(msg.headers);
@@ -391,12 +392,12 @@ describe('listing and sharing', () => {
     expect(second.due(T0, 10)).toEqual([msg.id]);
 
     // And the other way round: a change by the second is seen by the first.
-    await second.setFrozen(msg.id, true, adm('frozen by root'), T0);
+    await freeze(second, msg.id, 'frozen by root', T0);
     expect(spool.load(msg.id)?.frozen).toBe(true);
     expect(spool.due(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
-    expect(await second.remove(msg.id)).toBe(true);
+    expect(await remove(second, msg.id)).toBe('completed');
     expect(spool.count()).toBe(0);
-    expect(await spool.settle(msg.id, { recipients: [], nextAttempt: T0, journal: [] })).toEqual({ kind: 'gone' });
+    expect(await settle(spool, msg.id, { recipients: [], nextAttempt: T0, journal: [] })).toEqual({ kind: 'gone' });
   });
 
   it('another process sees commits once they resolve, and this one sees the other\'s', async () => {
@@ -404,7 +405,7 @@ describe('listing and sharing', () => {
     const compiled = fileURLToPath(new URL('../../dist/spool/lmdb-spool.js', import.meta.url));
     expect(existsSync(compiled), `${compiled} is missing: run npx tsc -p . first`).toBe(true);
     const mine = message();
-    await spool.commit(mine);
+    await spool.admit(mine);
     const theirs = message({ arrival: T0 + 1000, sender: 'cron@example.org' });
     const script = `
       import { LmdbSpool } from ${JSON.stringify(pathToFileURL(compiled).href)};
@@ -413,7 +414,7 @@ describe('listing and sharing', () => {
       const seen = s.load(mineId);
       const m = JSON.parse(theirs);
       m.body = [Buffer.from(m.body)];
-      await s.commit(m);
+      await s.admit(m);
       await s.close();
       process.stdout.write(JSON.stringify({ sender: seen?.sender }));
     `;

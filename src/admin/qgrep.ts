@@ -1,0 +1,132 @@
+// admin/qgrep.ts: postern-qgrep, exiqgrep's selectors and displays over the spool. The
+// sender is matched as `<address>` (so `-f '^<>$'` selects bounces), recipients bare;
+// with no selector every message matches, so `postern-qgrep -i | xargs postern -Mrm`
+// empties the queue. Oldest first; reads envelopes only, never bodies, one at a time
+// (ages, taken from the ID's time as exiqgrep does, seek by ID). Also --summary
+// (exiqsumm), --shape (qshape) and the bulk actions --remove, --freeze, --thaw,
+// --deliver, --giveup on what matches (see bulk.ts).
+import yargs from 'yargs';
+import type { Config } from '../config/schema.js';
+import { usage } from '../core/exit.js';
+import type { MessageRecord } from '../core/types.js';
+import type { LmdbSpool } from '../spool/lmdb-spool.js';
+import { base62, idTime, type MessageIdGenerator } from '../spool/message-id.js';
+import { batched, formatEntry, formatSize, jsonEntry } from './format.js';
+import { QueueShape, QueueSummary } from './summary.js';
+import type { BulkAction } from './bulk.js';
+import type { DeliverHere } from './queue-commands.js';
+
+const BULK_ACTIONS = ['remove', 'freeze', 'thaw', 'deliver', 'giveup'] as const satisfies readonly BulkAction[];
+
+interface QgrepArgs {
+  f?: string; r?: string; s?: string; y?: number; o?: number;
+  z?: boolean; x?: boolean; a?: boolean; c?: boolean; i?: boolean; b?: boolean; R?: boolean; json?: boolean;
+  summary?: boolean; shape?: boolean; 'dry-run'?: boolean;
+  remove?: boolean; freeze?: boolean; thaw?: boolean; deliver?: boolean; giveup?: boolean;
+}
+
+function regex(flag: string, text: string | undefined, flags: string): RegExp | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return new RegExp(text, flags);
+  } catch {
+    throw usage(`-${flag} ${text} is not a valid regular expression`);
+  }
+}
+
+function parseQgrepArgs(argv: string[]): QgrepArgs {
+  let failure: string | undefined;
+  const parsed = yargs(argv)
+    .parserConfiguration({ 'camel-case-expansion': false, 'unknown-options-as-args': false })
+    .string(['f', 'r', 's']).number(['y', 'o']).boolean(['z', 'x', 'a', 'c', 'i', 'b', 'R', 'json', 'summary', 'shape', 'dry-run', ...BULK_ACTIONS])
+    .strictOptions().help(false).version(false)
+    .fail((msg) => { failure = msg; })
+    .parseSync() as QgrepArgs & { _: unknown[] };
+  if (failure) throw usage(failure.replace(/\n/g, ' '));
+  if (parsed._.length > 0) throw usage(`unexpected argument ${String(parsed._[0])}`);
+  for (const k of ['y', 'o'] as const) {
+    if (parsed[k] !== undefined && !(Number.isFinite(parsed[k]) && (parsed[k] as number) >= 0)) throw usage(`-${k} needs a number of seconds`);
+  }
+  const actions = BULK_ACTIONS.filter((k) => parsed[k]);
+  if (actions.length > 1) throw usage(`--${actions[0]} and --${actions[1]} cannot be given together`);
+  const displays = (['c', 'i', 'b', 'summary', 'shape'] as const).filter((k) => parsed[k]);
+  if (actions.length && displays.length) throw usage(`--${actions[0]} cannot be given with ${displays[0]!.length > 1 ? '--' : '-'}${displays[0]}`);
+  if (parsed['dry-run'] && !actions.length) throw usage('--dry-run needs one of --remove, --freeze, --thaw, --deliver, --giveup');
+  if (parsed.summary && parsed.shape) throw usage('--summary and --shape cannot be given together');
+  return parsed;
+}
+
+/**
+ * The matching messages, oldest first, one at a time. -y and -o are ages of the ID's
+ * time (as exiqgrep's): the range of IDs is sought, not scanned.
+ */
+function* select(spool: LmdbSpool, a: QgrepArgs, now: number): Generator<MessageRecord> {
+  const sender = regex('f', a.f, 'i');
+  const rcpt = regex('r', a.r, 'i');
+  const size = regex('s', a.s, '');
+  const nowSec = now / 1000;
+  const range: { start?: string; end?: string } = {};
+  // Younger than y: ID time > now - y; older than o: ID time < now - o.
+  if (a.y !== undefined) range.start = base62(Math.max(0, Math.floor(nowSec - a.y)), 6);
+  if (a.o !== undefined) range.end = base62(Math.max(0, Math.ceil(nowSec - a.o) + 1), 6);
+  for (const m of spool.list(range)) {
+    if (sender && !sender.test(`<${m.sender}>`)) continue;
+    if (rcpt && !m.recipients.some((r) => (a.a || r.state === 'pending') && rcpt.test(r.address))) continue;
+    if (size && !size.test(formatSize(m.size).trim())) continue;
+    const age = nowSec - idTime(m.id);
+    if (a.y !== undefined && age >= a.y) continue;
+    if (a.o !== undefined && age <= a.o) continue;
+    if (a.z && !m.frozen) continue;
+    if (a.x && m.frozen) continue;
+    yield m;
+  }
+}
+
+export async function qgrep(argv: string[], config: Config, spool: LmdbSpool, out: (s: string) => void, gen: MessageIdGenerator,
+  deliverHere: DeliverHere): Promise<number> {
+  const a = parseQgrepArgs(argv);
+  const now = Date.now();
+  const action = BULK_ACTIONS.find((k) => a[k]);
+  if (action) {
+    const ids: string[] = [];
+    const frozen = new Set<string>();
+    for (const m of select(spool, a, now)) {
+      ids.push(m.id);
+      if (m.frozen) frozen.add(m.id);
+    }
+    if (a.R) ids.reverse();
+    const { bulkAction } = await import('./bulk.js');
+    return bulkAction(action, ids, { dryRun: !!a['dry-run'], json: !!a.json, frozen }, config, spool, out, gen, deliverHere);
+  }
+  if (a.summary || a.shape) {
+    const table = a.summary ? new QueueSummary() : new QueueShape(now);
+    for (const m of select(spool, a, now)) table.add(m);
+    out(a.json ? table.json() : table instanceof QueueSummary ? table.text(now) : table.text());
+    return 0;
+  }
+  if (a.c) {
+    let n = 0;
+    for (const _ of select(spool, a, now)) n++;
+    out(a.json ? `${JSON.stringify({ matches: n, messages: spool.count() })}\n` : `${n} matches out of ${spool.count()} messages\n`);
+    return 0;
+  }
+  const buf = batched(out);
+  out = buf.write;
+  const show = (m: MessageRecord) => {
+    if (a.json) out(a.i ? `${JSON.stringify({ id: m.id })}\n` : jsonEntry(m));
+    else if (a.i) out(`${m.id}\n`);
+    else if (a.b) {
+      const to = m.recipients.filter((r) => a.a || r.state === 'pending').map((r) => r.address).join(';');
+      out(`${m.id} From: <${m.sender}> To: ${to}\n`);
+    } else out(formatEntry(m, now, !a.a));
+  };
+  if (a.R) {
+    // Newest first: only what matches is held.
+    const selected = [...select(spool, a, now)];
+    for (let i = selected.length - 1; i >= 0; i--) show(selected[i] as MessageRecord);
+  } else {
+    for (const m of select(spool, a, now)) show(m);
+  }
+  buf.flush();
+  return 0;
+}
