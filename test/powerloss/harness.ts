@@ -2,9 +2,10 @@
 // bodies/ folder, the reserve, the delivery lock), the maildrop and the main log are on
 // a LazyFS mount; a mixed load runs against a real daemon (SMTP on loopback, sendmail as
 // root and as a throwaway user, bodies past the 1 MB body-file threshold, deliveries to
-// a sink, -Mf/-Mt/-Mrm); the cut kills LazyFS (every unsynced byte is gone, as on power
-// loss) and every postern process; then LazyFS is mounted again, postern restarted, and
-// the round checks what a power cut must not break:
+// a sink, -Mf/-Mt/-Mrm); the cut stops every postern process, kills LazyFS (every
+// unsynced byte is gone, as on power loss), kills the processes and only then takes the
+// mount down (nothing runs on after the cut); then LazyFS is mounted again, postern
+// restarted, and the round checks what a power cut must not break:
 //   - the spool opens (a queue listing, the daemon's start, sendmail before the daemon);
 //   - every message acknowledged before the cut (a 250 read by the client, a sendmail
 //     exit 0) reaches the sink (duplicates counted, not lost), whole (its body exactly
@@ -14,6 +15,10 @@
 //     a message still in the spool, a frozen message's journal says who froze it, every
 //     delivery after the restart has its `=>` and `Completed`;
 //   - nothing is left behind: no body file, no maildrop file; the reserve has its size.
+//   - nothing was written past the cut (the folder under the mount point is empty), no
+//     daemon died before it (a panic in the log as it stood then), and no message the
+//     log said was received then is gone (the pre-cut log is evidence, never an
+//     acknowledgement: acknowledgements are only the 250s and exit 0s this process saw).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
