@@ -65,6 +65,8 @@ tls = "none"
 probe_interval = "${opt.probe}"
 [queue]
 active_limit = 500
+[limits]
+per_client = "off"
 [log]
 file = "log/mainlog"
 `);

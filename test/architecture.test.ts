@@ -18,15 +18,16 @@ const ALLOWED: Record<string, string[]> = {
   bounce: ['core'],
   config: ['core'],
   metrics: ['core'],
+  limits: ['core'],
   rewrite: ['config', 'core'],
   // The scheduler drives deliveries: it reads the spool, asks the router and the
   // transport, logs, and composes bounces and warnings; nothing above it.
   scheduler: ['core', 'bounce', 'log', 'router', 'spool', 'transports'],
-  receive: ['core', 'config', 'spool', 'rewrite'],
+  receive: ['core', 'config', 'spool', 'rewrite', 'limits'],
   migrate: ['core', 'config', 'log', 'spool', 'rewrite'],
   install: ['core', 'config', 'migrate'],
   admin: ['core', 'config', 'log', 'spool', 'receive', 'scheduler'],
-  daemon: ['core', 'config', 'log', 'spool', 'receive', 'scheduler', 'router', 'transports', 'rewrite', 'metrics', 'admin'],
+  daemon: ['core', 'config', 'log', 'spool', 'receive', 'scheduler', 'router', 'transports', 'rewrite', 'metrics', 'admin', 'limits'],
   cli: ['core', 'config', 'log', 'spool', 'receive', 'scheduler', 'router', 'transports', 'rewrite', 'metrics', 'admin', 'daemon', 'install', 'migrate'],
 };
 

@@ -51,8 +51,8 @@ interface RecipientWhy {
   error?: string;
   rule?: string;
   nextAttempt?: number;
-  /** If nothing changes: when it freezes (past the rule's last cutoff), is cancelled or discarded, and why. */
-  end?: { what: 'freeze' | 'cancel' | 'discard'; at?: number; why: string };
+  /** If nothing changes: when it freezes (past the rule's last cutoff), is cancelled or discarded, and why; or held until thawed. */
+  end?: { what: 'freeze' | 'cancel' | 'discard' | 'hold'; at?: number; why: string };
 }
 
 /** The first host an attempt entry names: its result's, else the first host error it logged. */
@@ -96,7 +96,11 @@ function explain(record: MessageRecord, journal: JournalEntry[], config: Config)
       ...(error ? { error } : {}), ...(rule ? { rule: formatRetryRule(rule) } : {}) };
     if (record.frozen) {
       const at = frozenLimit(record, limits);
-      if (at !== Infinity) {
+      // Frozen by an operator or a [limits] rate: off the due index, no timer looks at it.
+      if (record.nextAttempt === null) {
+        const by = [...journal].reverse().find((e) => e.type === 'limit' || (e.type === 'admin' && e.action === 'frozen'));
+        why.end = { what: 'hold', why: by?.type === 'limit' ? `held for review: limits.${by.limit} froze it on arrival` : 'frozen by an operator' };
+      } else if (at !== Infinity) {
         why.end = record.sender === ''
           ? { what: 'discard', at, why: 'a bounce nobody takes: ignore_bounce_errors_after, timeout_frozen_after' }
           : { what: 'cancel', at, why: 'timeout_frozen_after; the sender gets a bounce' };
@@ -121,6 +125,7 @@ function endText(e: NonNullable<RecipientWhy['end']>): string {
     case 'freeze': return e.at === undefined ? `frozen by the next temporary failure (${e.why})` : `frozen by the first failed attempt after ${at} (${e.why})`;
     case 'cancel': return `cancelled at ${at} (${e.why})`;
     case 'discard': return `discarded at ${at} (${e.why})`;
+    case 'hold': return `stays frozen until thawed (postern -Mt ID, postern-qgrep --thaw) or removed (${e.why})`;
   }
 }
 

@@ -333,6 +333,14 @@ export const PAGES: Record<string, HelpPage> = {
         ],
       },
       {
+        title: '[limits]',
+        paras: ['A runaway sender (a looping cron job or script) is held, not relayed: past its rate, each new message is still accepted (250, sendmail exits 0) but frozen on arrival, in the same commit, with a journal entry saying which limit (postern -Mwhy, -Mvl); mailq shows it frozen; postern-qgrep -z --thaw releases it after review. The main log gets one line and postern_limit_episodes_total one count per episode, not per message; an episode ends when a whole period passes with nothing over the rate. Held mail waits for the operator: timeout_frozen_after does not cancel it. The counts are the daemon\'s, in memory (a restart forgets them), at most 10,000 senders per limit (the least recently seen forgotten first). A rate is "COUNT/PERIOD" ("200/1h", "50/15m"); "off" or "0": no limit.'],
+        items: [
+          ['per_user', 'local submissions (sendmail, sendmail -bs), by the submitting user (the maildrop file\'s owner, as the kernel reports it); default "1000/1h"'],
+          ['per_client', 'SMTP, by the client\'s IP address; default "1000/1h"'],
+        ],
+      },
+      {
         title: '[daemon]',
         items: [
           ['idle_exit', 'a daemon started by postern.socket exits after this long with no SMTP connection, nothing queued and nothing in the maildrop; systemd starts it again for the next connection (postern-maildrop.path: for a sendmail file); off unless set, e.g. "10m"'],

@@ -2,6 +2,7 @@
 // check) and -bP (effective settings, credentials never shown).
 import type { Config } from '../config/schema.js';
 import { version } from '../core/version.js';
+import { formatRate, type Rate } from '../core/units.js';
 import { qualify } from '../receive/cleanup.js';
 import { Router } from '../router/router.js';
 import { rewriteRules } from '../rewrite/load.js';
@@ -104,6 +105,7 @@ function settings(config: Config): [string, string][] {
     if (key === 'retry.rules' && Array.isArray(v)) return v.map(ruleText).join(', ');
     if (DURATIONS.has(key)) return Array.isArray(v) ? v.map((x) => durationText(Number(x))).join(', ') : durationText(Number(v));
     if (SIZES.has(key) && typeof v === 'number') return sizeText(v);
+    if (key.startsWith('limits.')) return v === null ? 'off' : formatRate(v as Rate);
     return show(v);
   };
   for (const [k, v] of Object.entries(config)) {

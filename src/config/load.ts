@@ -21,8 +21,9 @@ export { ConfigError };
 
 const PACKAGE_DEFAULT = resolve(dirname(fileURLToPath(import.meta.url)), '../../config/postern.toml');
 // 3: retry.rules are parsed values; 4: smarthost.probe_interval; 5: [rewrite]; 6: keyed without sha256;
-// 7: the file's name and text kept in the cache and compared whole; 8: rewrite.local_domains, rewrite.aliases.
-const CACHE_VERSION = 8;
+// 7: the file's name and text kept in the cache and compared whole; 8: rewrite.local_domains, rewrite.aliases;
+// 9: [limits].
+const CACHE_VERSION = 9;
 
 /** postern's version, part of the cache's key: an upgrade validates again. */
 const packageVersion = version;

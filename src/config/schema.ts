@@ -3,7 +3,7 @@
 // so the rest of postern only sees bytes and milliseconds.
 import { z } from 'zod';
 import type { RetryRule } from '../core/retry-rules.js';
-import { parseDuration, parseSize } from '../core/units.js';
+import { parseDuration, parseRate, parseSize } from '../core/units.js';
 
 
 const duration = z.string().transform((s, ctx) => {
@@ -28,6 +28,16 @@ const hostPort = z.string().transform((s, ctx) => {
     return z.NEVER;
   }
   return { name: (m[1] ?? m[2]) as string, port };
+});
+
+/** "200/1h": at most 200 messages an hour; "off" or "0": no limit. */
+const rate = z.string().transform((s, ctx) => {
+  const r = parseRate(s);
+  if (r === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not a rate such as "200/1h" (a count of messages, "/", a period of at least 1s; "off" or "0": no limit)` });
+    return z.NEVER;
+  }
+  return r;
 });
 
 const cidr = z.string().regex(/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/, 'must be an address or address/prefix');
@@ -109,6 +119,15 @@ export const configSchema = z.strictObject({
       }
       return { name: (m[1] ?? m[2] ?? '127.0.0.1') as string, port };
     }).optional(),
+  }).prefault({}),
+  /**
+   * A runaway sender is held, not relayed: past its rate, new mail is accepted and
+   * frozen (limits/sender-limits.ts). per_user: local submissions (sendmail, -bs), by
+   * the submitting user; per_client: SMTP, by the client's address.
+   */
+  limits: z.strictObject({
+    per_user: rate.default({ count: 1000, period: 3_600_000 }),
+    per_client: rate.default({ count: 1000, period: 3_600_000 }),
   }).prefault({}),
   daemon: z.strictObject({
     /**

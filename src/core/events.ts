@@ -2,7 +2,7 @@
 // operator actions, rejections). Formatting happens at the edge (log/mainlog.ts);
 // nothing else builds log strings.
 import { EventEmitter } from 'node:events';
-import type { HostLabel, RemoteReply, SessionInfo, Trouble } from './types.js';
+import type { HostLabel, LimitName, RemoteReply, SessionInfo, Trouble } from './types.js';
 
 export type MtaEvent =
   | { type: 'received'; id: string; sender: string; protocol: string; size: number; user?: string;
@@ -19,6 +19,8 @@ export type MtaEvent =
   /** Frozen: a bounce nobody takes, or a recipient past its retry rule's last cutoff. */
   | { type: 'frozen'; id: string; reason: 'bounce' }
   | { type: 'frozen'; id: string; reason: 'retry_timeout'; rcpt: string; sender: string; result: Trouble }
+  /** A sender went over a `[limits]` rate: `id` is its first message held (frozen on arrival); once per episode. */
+  | { type: 'limited'; id: string; limit: LimitName; key: string; rate: string }
   | { type: 'admin'; id: string; action: 'frozen' | 'unfrozen' | 'removed' | 'cancelled'; user: string }
   | { type: 'rejected'; stage: 'connect' | 'MAIL' | 'RCPT' | 'DATA'; clientName?: string; clientIp?: string;
       helo?: string; sender?: string; rcpt?: string; reason: string }

@@ -4,7 +4,7 @@
 // --json). Older spools kept two histories (the -Mvl text and attempt records): their
 // entries come back as `legacy-log` and `legacy-attempt` so they can still be shown.
 import type { MtaEvent } from './events.js';
-import type { AttemptResult, HostLabel } from './types.js';
+import type { AttemptResult, HostLabel, LimitName } from './types.js';
 
 /** What an envelope edit did to one address. */
 export type EnvelopeEditKind = 'recipient-added' | 'sender-changed' | 'marked-delivered';
@@ -22,6 +22,8 @@ export type JournalEntry =
   | { v: 1; type: 'admin'; at: number; action: 'frozen' | 'unfrozen' | 'cancelled' | 'removed'; user: string }
   /** An operator's envelope edit (-Mar, -Mes, -Mmd, -Mmad), one entry per address. */
   | { v: 1; type: 'edit'; at: number; edit: EnvelopeEditKind; address: string; user: string }
+  /** Frozen on arrival: its sender (`key`: the user, the client's address) was over `limit` (`rate` as configured, "200/1h"). */
+  | { v: 1; type: 'limit'; at: number; limit: LimitName; key: string; rate: string }
   /** A limit that thawed a frozen message for one last try (ignore_bounce_errors_after: Exim's errmsg timer). */
   | { v: 1; type: 'timer'; at: number; action: 'unfrozen' }
   /** Read from a spool of an earlier version: its -Mvl text, as it was written. */

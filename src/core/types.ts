@@ -3,6 +3,9 @@
 
 type RecipientState = 'pending' | 'delivered' | 'failed';
 
+/** The rate limits of `[limits]` (limits/sender-limits.ts). */
+export type LimitName = 'per_user' | 'per_client';
+
 /** An SMTP-style reply: basic code, RFC 3463 enhanced code, text. */
 export interface SmtpReply {
   code: number;

@@ -21,6 +21,7 @@ import { MessageIdGenerator } from '../spool/message-id.js';
 import { RESERVE_SIZE, SpaceReserve } from '../spool/reserve.js';
 import { rewriteRules } from '../rewrite/load.js';
 import { Pickup, STALL } from '../receive/pickup.js';
+import { SenderLimits } from '../limits/sender-limits.js';
 import { OwnServer } from '../admin/own-server.js';
 import { formatEntry } from '../admin/format.js';
 import { isLmdbCommitFailure } from '../spool/lmdb-spool.js';
@@ -116,12 +117,14 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     if (opts.id === undefined && picking) void pickup.run();
   };
   let picking = false; // the maildrop is this process's once it holds the delivery lock
+  // [limits]: one counter for SMTP and the pickup, kept across SIGHUP (in memory: a restart forgets it).
+  const limits = new SenderLimits(config.limits, { clock: systemClock, events });
   const receiver = new SmtpReceiver({
     hostname: config.hostname, qualifyDomain: config.qualify_domain, relayFrom: config.listen.relay_from,
     maxMessageSize: config.listen.max_message_size, maxRecipients: config.listen.max_recipients,
     maxConnections: config.listen.max_connections, spool: openedLater(() => spool), events, clock: systemClock,
     idleTimeout: config.listen.idle_timeout, maxErrors: config.listen.max_errors,
-    ids, kick: (id) => kick({ id }),
+    ids, kick: (id) => kick({ id }), limits,
   });
   const bound: string[] = [];
   // Listeners handed over (by the root daemon below, or a socket unit), else bound here.
@@ -187,7 +190,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     dir: config.spool.maildrop, spool, events, clock: systemClock, ids, hostname: config.hostname, qualifyDomain: config.qualify_domain,
     maxMessageSize: config.listen.max_message_size, maxRecipients: config.listen.max_recipients, kick: (id) => scheduler.kick({ id }),
     // A `sendmail -bs` client may pause for its idle timeout between two writes of a message.
-    stall: Math.max(STALL, 2 * config.listen.idle_timeout),
+    stall: Math.max(STALL, 2 * config.listen.idle_timeout), limits,
   });
   // The key that lets spool administrators (who can read it) ask for operator actions.
   const controlKey = randomBytes(24).toString('hex');
@@ -296,6 +299,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     try {
       const next = await loadConfig(configFile);
       scheduler.reconfigure(schedulerSettings(next));
+      limits.reconfigure(next.limits);
       // The spool's folders stay this process's until a restart, but sendmail follows
       // the file at once: say so, or mail would wait unseen in a maildrop nobody watches.
       const moved = (['directory', 'maildrop'] as const).filter((k) => next.spool[k] !== config.spool[k]);

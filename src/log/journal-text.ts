@@ -3,7 +3,7 @@
 // and the `history` of -bp --json. Entries an earlier version kept are shown as they
 // were written.
 import type { JournalEntry } from '../core/journal.js';
-import { hostField, logTime, renderText } from './mainlog.js';
+import { hostField, limitText, logTime, renderText } from './mainlog.js';
 import { reasonText } from './outcome-text.js';
 
 /** The -Mvl text. */
@@ -14,23 +14,25 @@ export function journalText(entries: JournalEntry[]): string {
       case 'legacy-log': out += e.text; break;
       case 'legacy-attempt': break; // its lines are in the legacy text
       case 'attempt': for (const { at, event } of e.events) out += `${logTime(at)} ${renderText(event)}\n`; break;
-      case 'admin': case 'edit': case 'timer': out += `${logTime(e.at)} ${changeText(e)}\n`; break;
+      case 'admin': case 'edit': case 'timer': case 'limit': out += `${logTime(e.at)} ${changeText(e)}\n`; break;
     }
   }
   return out;
 }
 
 /** A change that is not an attempt: an operator's action or edit, or a limit's. */
-export type ChangeEntry = Extract<JournalEntry, { type: 'admin' | 'edit' | 'timer' }>;
+export type ChangeEntry = Extract<JournalEntry, { type: 'admin' | 'edit' | 'timer' | 'limit' }>;
 
 export function isChangeEntry(e: JournalEntry): e is ChangeEntry {
-  return e.type === 'admin' || e.type === 'edit' || e.type === 'timer';
+  return e.type === 'admin' || e.type === 'edit' || e.type === 'timer' || e.type === 'limit';
 }
+
 
 /** A change in the main log's words (without the message ID). */
 export function changeText(e: ChangeEntry): string {
   if (e.type === 'admin') return renderText({ type: 'admin', id: '', action: e.action, user: e.user });
   if (e.type === 'timer') return 'Unfrozen by errmsg timer';
+  if (e.type === 'limit') return limitText(e);
   return e.edit === 'recipient-added' ? `recipient <${e.address}> added by ${e.user}`
     : e.edit === 'sender-changed' ? `sender address changed to <${e.address}> by ${e.user}`
     : `address <${e.address}> marked delivered by ${e.user}`;
@@ -41,6 +43,7 @@ export function changeJson(e: ChangeEntry): Record<string, unknown> {
   const at = new Date(e.at).toISOString();
   if (e.type === 'admin') return { type: 'admin', at, action: e.action, user: e.user };
   if (e.type === 'timer') return { type: 'timer', at, action: e.action, text: changeText(e) };
+  if (e.type === 'limit') return { type: 'limit', at, limit: e.limit, key: e.key, rate: e.rate, text: changeText(e) };
   return { type: 'edit', at, edit: e.edit, address: e.address, user: e.user, text: changeText(e) };
 }
 

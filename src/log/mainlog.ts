@@ -58,6 +58,11 @@ export function renderText(e: MtaEvent): string {
   return printable(rawText(e));
 }
 
+/** Why a message was frozen on arrival (a `[limits]` rate), as -Mwhy, -Mvl and the main log say it. */
+export function limitText(e: { limit: string; key: string; rate: string }): string {
+  return `frozen: sender over limits.${e.limit} (${e.key}: ${e.rate})`;
+}
+
 function rawText(e: MtaEvent): string {
   switch (e.type) {
     case 'received': {
@@ -86,6 +91,8 @@ function rawText(e: MtaEvent): string {
         : `Frozen (retry timeout exceeded for ${e.rcpt}: ${reasonText(e.result, e.rcpt, e.sender).text})`;
     case 'admin':
       return `${e.action} by ${e.user}`;
+    case 'limited':
+      return `${limitText(e)}; its mail is accepted and frozen while over the limit, logged again only after ${e.rate.slice(e.rate.indexOf('/') + 1)} under it (review, then postern-qgrep -z --thaw)`;
     case 'rejected': {
       const who = clientField(e.clientName, e.helo, e.clientIp);
       const from = e.sender !== undefined ? ` F=<${e.sender}>` : '';

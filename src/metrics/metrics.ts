@@ -1,6 +1,6 @@
 // metrics/metrics.ts: the daemon's Prometheus endpoint ([metrics] listen; off unless
 // set). Counters follow the event bus (arrivals, recipients' results with their cause,
-// rejections); the spool's commit times come from its onSynced hook; the queue gauges
+// rejections, [limits] episodes); the spool's commit times come from its onSynced hook; the queue gauges
 // and smarthost states are read at scrape time from the spool's entry counts and the
 // scheduler (never a scan of the queue). One registry per instance: no global state.
 // The port is bounded as node_exporter's is: at most METRICS_LIMITS.max connections (a
@@ -42,9 +42,13 @@ export class Metrics {
       labelNames: ['result', 'cause'], registers });
     const rejections = new Counter({ name: 'postern_smtp_rejections_total', help: 'SMTP commands refused by policy, by stage (connect, mail, rcpt, data).',
       labelNames: ['stage'], registers });
+    const episodes = new Counter({ name: 'postern_limit_episodes_total',
+      help: 'Episodes of a sender over a [limits] rate (its mail accepted and frozen), by limit (per_user, per_client): one each, not one per message.',
+      labelNames: ['limit'], registers });
     // Series that exist from the start (a rate() over a counter born later misses its first step).
     recipients.inc({ result: 'delivered', cause: '' }, 0);
     for (const stage of ['connect', 'mail', 'rcpt', 'data']) rejections.inc({ stage }, 0);
+    for (const limit of ['per_user', 'per_client']) episodes.inc({ limit }, 0);
     this.commit = new Histogram({ name: 'postern_spool_commit_seconds',
       help: 'Spool write transactions (new mail, delivery results, operator actions), from the call to the sync on disk.',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers });
@@ -78,6 +82,7 @@ export class Metrics {
         case 'delivered': recipients.inc({ result: 'delivered', cause: '' }); break;
         case 'deferred': case 'failed': recipients.inc({ result: e.type, cause: e.result.cause }); break;
         case 'rejected': rejections.inc({ stage: e.stage.toLowerCase() }); break;
+        case 'limited': episodes.inc({ limit: e.limit }); break;
         default: break;
       }
     });

@@ -17,6 +17,7 @@ import { PickedUpAlready, type IncomingMessage } from '../spool/spool.js';
 import { isRoutableAddress } from '../core/address.js';
 import { userName } from '../core/users.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
+import type { Hold, SenderLimits } from '../limits/sender-limits.js';
 import { DROP_CACHE } from '../config/load.js';
 import { cleanupHeaders, HeaderSplitter, HeaderTooLong, parseHeaderBlock, qualify } from './cleanup.js';
 import { ENVELOPE_ALLOWANCE, OWN_SOCKET, parseEnvelope, PROOF_PREFIX, syncFolder, type DropEnvelope } from './maildrop.js';
@@ -45,6 +46,8 @@ export interface PickupOptions {
   kick: (id: string) => void;
   /** An unfinished file that has not grown for this long is junk (default STALL). */
   stall?: number;
+  /** [limits]: a message over its user's rate is accepted frozen. */
+  limits?: SenderLimits;
 }
 
 /**
@@ -80,7 +83,8 @@ type Outcome =
   | { kind: 'skip' }
   | { kind: 'taken' }
   | { kind: 'bad'; reason: string; uid?: number; dir?: boolean }
-  | { kind: 'ok'; commit: Promise<MessageRecord>; id: string; sender: string; protocol: string; user: string; queueOnly: boolean; messageIdHeader?: string; held: number };
+  | { kind: 'ok'; commit: Promise<MessageRecord>; id: string; sender: string; protocol: string; user: string; queueOnly: boolean; messageIdHeader?: string; held: number;
+      hold?: Hold };
 
 interface Turn {
   names: number;
@@ -271,6 +275,7 @@ export class Pickup {
       turn.taken.push(name);
       this.o.events.emit({ type: 'received', id: out.id, sender: out.sender, protocol: out.protocol, size: r.value.size, user: out.user,
         ...(out.messageIdHeader ? { messageIdHeader: out.messageIdHeader } : {}) });
+      out.hold?.announce(out.id);
       if (!out.queueOnly) this.o.kick(out.id);
     });
     if (refused) {
@@ -398,16 +403,18 @@ export class Pickup {
       await message.abort();
       return checked;
     }
+    const hold = o.limits?.check({ user });
     const meta = {
       // Arrived when sendmail wrote it (the daemon may have been down), never in the future.
       sender, recipients: checked.recipients, arrival: Math.min(now, Math.floor(st.mtimeMs)), protocol: e.protocol, user, headers: checked.headers,
       ...(checked.messageIdHeader ? { messageIdHeader: checked.messageIdHeader } : {}),
-      ...(e.queueOnly ? { queueOnly: true } : {}),
+      ...(e.queueOnly ? { queueOnly: true } : {}), ...(hold ? { hold: hold.entry } : {}),
     };
     const commit = message.commit(meta);
     commit.catch(() => undefined); // settled by the turn
     return { kind: 'ok', commit, id: message.id, sender, protocol: e.protocol, user, queueOnly: e.queueOnly === true,
-      ...(checked.messageIdHeader ? { messageIdHeader: checked.messageIdHeader } : {}), held: Math.min(message.bodySize, 1024 * 1024) };
+      ...(checked.messageIdHeader ? { messageIdHeader: checked.messageIdHeader } : {}), held: Math.min(message.bodySize, 1024 * 1024),
+      ...(hold ? { hold } : {}) };
   }
 
   /** The cleaned header block and recipients, or why the message cannot be one. */

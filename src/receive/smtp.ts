@@ -11,6 +11,7 @@ import type { EventBus, MtaEvent } from '../core/events.js';
 import { REPLY, ReplyError } from '../core/replies.js';
 import type { SmtpReply } from '../core/types.js';
 import { isRoutableAddress } from '../core/address.js';
+import type { SenderLimits } from '../limits/sender-limits.js';
 import { MessageIdGenerator } from '../spool/message-id.js';
 import { SpoolWriteError, type IncomingMessage, type Spool } from '../spool/spool.js';
 import { cleanupHeaders, HeaderSplitter, HeaderTooLong, LineEnds, parseHeaderBlock, qualify } from './cleanup.js';
@@ -33,6 +34,8 @@ export interface SmtpReceiverOptions {
   idleTimeout?: number;
   /** listen.max_errors: after this many 5xx replies in a session, 421 4.7.0 and close (0: no limit; default 20). */
   maxErrors?: number;
+  /** [limits]: a message over its client's rate is accepted frozen. */
+  limits?: SenderLimits;
 }
 
 /**
@@ -364,13 +367,15 @@ export class SmtpReceiver {
       recipients: session.envelope.rcptTo.map((r) => r.address), client: c,
     });
     const origin = { clientIp: c.ip, ...(c.helo ? { helo: c.helo } : {}) };
+    const hold = this.o.limits?.check({ clientIp: c.ip });
     const record = await message.commit({
       sender, recipients: cleaned.recipients, arrival: now, protocol, ...origin,
       ...(cleaned.messageIdHeader ? { messageIdHeader: cleaned.messageIdHeader } : {}),
-      headers: cleaned.headers,
+      headers: cleaned.headers, ...(hold ? { hold: hold.entry } : {}),
     });
     this.o.events.emit({ type: 'received', id, sender, protocol, size: record.size, ...origin,
       ...(record.messageIdHeader ? { messageIdHeader: record.messageIdHeader } : {}) });
+    hold?.announce(id);
     this.o.kick(id);
     return id;
   }

@@ -133,7 +133,7 @@ export function openIncoming(store: SpoolStore, id: string, pickup?: string): In
         const parts = [...held, ...tail];
         const record = newRecord({ ...m, id }, bodySize, parts.length);
         try {
-          await store.synced(store.root.transaction(() => store.insert(record, m.headers, parts, { pickupFile: pickup, streamed: 'chunks' })));
+          await store.synced(store.root.transaction(() => store.insert(record, m.headers, parts, { pickupFile: pickup, streamed: 'chunks', hold: m.hold })));
         } finally {
           state = 'done';
           held = [];
@@ -157,7 +157,7 @@ export function openIncoming(store: SpoolStore, id: string, pickup?: string): In
       }
       const record: MessageRecord = { ...newRecord({ ...m, id }, bodySize, 0), bodyFile: true };
       try {
-        await store.synced(store.root.transaction(() => store.insert(record, m.headers, [], { pickupFile: pickup, streamed: 'file' })));
+        await store.synced(store.root.transaction(() => store.insert(record, m.headers, [], { pickupFile: pickup, streamed: 'file', hold: m.hold })));
       } catch (err) {
         // Stored after all (what failed was not its transaction): its file is its body and stays.
         store.root.resetReadTxn();

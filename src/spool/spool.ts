@@ -4,7 +4,7 @@
 // one transaction, and its promise resolves only once the commit is synced to disk.
 import type { Readable } from 'node:stream';
 import type { Change, ChangeResult } from '../core/change.js';
-import type { JournalEntry } from '../core/journal.js';
+import type { JournalEntry, NewJournalEntry } from '../core/journal.js';
 import type { MessageRecord, NewMessage } from '../core/types.js';
 
 /** The spool could not be written (disk full, I/O error): nothing was changed; try again later. */
@@ -30,8 +30,11 @@ export interface DueKey {
   id: string;
 }
 
-/** What commit() of a message being received needs besides its body. */
-export type IncomingMeta = Omit<NewMessage, 'id' | 'body'>;
+/**
+ * What commit() of a message being received needs besides its body; `hold`: admit it
+ * frozen, with this journal entry saying why (a `[limits]` rate), in the same transaction.
+ */
+export type IncomingMeta = Omit<NewMessage, 'id' | 'body'> & { hold?: NewJournalEntry };
 
 /**
  * A message being received. A body within 1 MB is held by the writer and committed as

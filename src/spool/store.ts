@@ -241,18 +241,21 @@ export class SpoolStore {
   /**
    * A new message into the spool, inside the caller's transaction: never over a stored
    * one (IDs come from one generator per process, so that is a bug, and throwing aborts
-   * the whole transaction), with its pickup mark, its writer's `incoming` entry gone.
+   * the whole transaction), with its pickup mark, its writer's `incoming` entry gone;
+   * `hold`: frozen (off the due index until thawed), with that journal entry.
    * False: a whole message of a maildrop file taken already (a streamed one: an error).
    */
   insert(record: MessageRecord, headers: string, parts: Buffer[],
-    o: { pickupFile?: string | undefined; streamed?: 'chunks' | 'file' } = {}): MessageRecord | false {
+    o: { pickupFile?: string | undefined; streamed?: 'chunks' | 'file'; hold?: NewJournalEntry | undefined } = {}): MessageRecord | false {
     const taken = o.pickupFile !== undefined && this.pickups.doesExist(o.pickupFile);
     if (taken && !o.streamed) return false;
     if (this.meta.doesExist(record.id)) throw new SpoolUnavailable(`message ID ${record.id} is already in the spool`);
     if (taken) throw new PickedUpAlready(`maildrop file ${o.pickupFile} was picked up already`);
     this.hdrs.put(record.id, headers);
     parts.forEach((part, i) => this.chunks.put([record.id, i], part));
+    if (o.hold) Object.assign(record, { frozen: true, nextAttempt: null });
     this.save(record, { nextAttempt: null, frozen: false });
+    if (o.hold) this.appendJournal(record.id, [o.hold]);
     if (o.pickupFile !== undefined) this.pickups.put(o.pickupFile, record.id);
     if (o.streamed === 'file') this.incomingDb.remove(record.id); // its writer's entry: the body file is the message's now
     return record;
