@@ -48,8 +48,15 @@ export function bodyStream(store: SpoolStore, id: string, expected?: number): Re
   // Chunks named by the caller's record: a chunked body, no need to read the record
   // again (a body file's record says 0 chunks).
   const record = expected !== undefined && expected > 0 ? undefined : store.read(id);
-  // Plain reads: nothing of a big body is mapped into the process. A missing file is an error.
-  if (record?.bodyFile) return createReadStream(join(store.bodyDir, id), { highWaterMark: CHUNK });
+  // Plain reads: nothing of a big body is mapped into the process. A missing file is the
+  // reader's error, as a missing chunk is: the file is opened when the body is read (a
+  // ReadStream made here emitted ENOENT before anyone listened, and the daemon died).
+  if (record?.bodyFile) {
+    const path = join(store.bodyDir, id);
+    return Readable.from((async function* (): AsyncGenerator<Buffer> {
+      for await (const part of createReadStream(path, { highWaterMark: CHUNK })) yield part as Buffer;
+    })(), { objectMode: false });
+  }
   // Removed meanwhile (a body file's record says 0 chunks): an error, not an empty body.
   if (!record && expected === 0) return Readable.from((function* (): Generator<Buffer> { throw new Error(`message ${id} is no longer in the spool`); })());
   const count = expected ?? record?.chunks ?? 0;

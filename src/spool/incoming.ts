@@ -159,13 +159,21 @@ export function openIncoming(store: SpoolStore, id: string, pickup?: string): In
       try {
         await store.synced(store.root.transaction(() => store.insert(record, m.headers, [], { pickupFile: pickup, streamed: 'file', hold: m.hold })));
       } catch (err) {
+        // Stored after all (what failed was not its transaction): its file is its body and stays.
+        store.root.resetReadTxn();
+        if (store.meta.doesExist(id)) {
+          state = 'done';
+          throw err;
+        }
         return give(err);
       }
       state = 'done';
       return record;
     },
     abort: async (): Promise<void> => {
-      if (state === 'done') return;
+      // Once the commit has begun, its outcome decides (a failed one cleans up itself):
+      // never pull the body file from under a commit that may store the message.
+      if (state !== 'open') return;
       state = 'done';
       pending = Buffer.alloc(0);
       held = [];

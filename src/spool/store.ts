@@ -108,8 +108,14 @@ export class SpoolStore {
   static open(directory: string): SpoolStore {
     try {
       mkdirSync(directory, { recursive: true, mode: 0o700 });
-      // noSync stays off: a commit is not acknowledged until `flushed` says it is on disk.
-      const root = open({ path: join(directory, 'spool.mdb'), maxDbs: 12, compression: false, noSync: false });
+      // noSync stays off: a commit is not acknowledged until it is on disk (synced()).
+      // overlappingSync off (lmdb-js's default is on, off Windows): each commit is synced
+      // before any process sees it, so what is read of the spool is on disk, and what is
+      // done on the strength of it (a body file unlinked once its removal is seen, a
+      // drop file removed) never runs ahead of the sync; and after a power cut LMDB opens
+      // the last commit on disk, without lmdb-js's boot-ID rule (a commit seen but not
+      // flushed is kept unless the boot ID changed). See README, Power-loss harness.
+      const root = open({ path: join(directory, 'spool.mdb'), maxDbs: 12, compression: false, noSync: false, overlappingSync: false });
       // The spool is its owner's alone (lmdb creates its files 0644).
       for (const f of ['spool.mdb', 'spool.mdb-lock']) {
         try {
@@ -178,8 +184,11 @@ export class SpoolStore {
   async synced<T>(commit: Promise<T>): Promise<T> {
     const start = this.onSynced ? process.hrtime.bigint() : 0n;
     try {
+      // With overlappingSync off (open()) the commit resolves once mdb_txn_commit has
+      // returned: its data fdatasync'd, its meta page written O_DSYNC. `root.flushed` is
+      // not awaited: without overlapping sync it is the latest batch's commit promise, and
+      // a later transaction's failure would make this one, stored, look failed.
       const value = await commit;
-      await this.root.flushed;
       if (this.onSynced) this.onSynced(Number(process.hrtime.bigint() - start) / 1e9);
       return value;
     } catch (err) {

@@ -2,9 +2,10 @@
 // bodies/ folder, the reserve, the delivery lock), the maildrop and the main log are on
 // a LazyFS mount; a mixed load runs against a real daemon (SMTP on loopback, sendmail as
 // root and as a throwaway user, bodies past the 1 MB body-file threshold, deliveries to
-// a sink, -Mf/-Mt/-Mrm); the cut kills LazyFS (every unsynced byte is gone, as on power
-// loss) and every postern process; then LazyFS is mounted again, postern restarted, and
-// the round checks what a power cut must not break:
+// a sink, -Mf/-Mt/-Mrm); the cut stops every postern process, kills LazyFS (every
+// unsynced byte is gone, as on power loss), kills the processes and only then takes the
+// mount down (nothing runs on after the cut); then LazyFS is mounted again, postern
+// restarted, and the round checks what a power cut must not break:
 //   - the spool opens (a queue listing, the daemon's start, sendmail before the daemon);
 //   - every message acknowledged before the cut (a 250 read by the client, a sendmail
 //     exit 0) reaches the sink (duplicates counted, not lost), whole (its body exactly
@@ -14,8 +15,12 @@
 //     a message still in the spool, a frozen message's journal says who froze it, every
 //     delivery after the restart has its `=>` and `Completed`;
 //   - nothing is left behind: no body file, no maildrop file; the reserve has its size.
+//   - nothing was written past the cut (the folder under the mount point is empty), no
+//     daemon died before it (a panic in the log as it stood then), and no message the
+//     log said was received then is gone (the pre-cut log is evidence, never an
+//     acknowledgement: acknowledgements are only the 250s and exit 0s this process saw).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, ROOT, waitUntil } from '../helpers/postern.js';
@@ -29,6 +34,8 @@ export interface Target {
   name: string;
   timing: 'before' | 'after';
   op: string;
+  /** Instead of a crash fault: our kill this many ms into the load. */
+  killAtMs?: number;
   from?: string;
   to?: string;
   /** Armed before the daemon starts (operations of its start: the reserve, the lock, the config caches). */
@@ -84,6 +91,10 @@ export interface RoundResult {
   ms: number;
   /** What LazyFS said of the fault (a targeted round). */
   note: string;
+  /** Messages an -Mrm killed by the cut may have removed. */
+  uncertain: string[];
+  /** Pre-cut `<=` log lines of messages that are nowhere after the restart. */
+  vanished: string[];
 }
 
 const rand = (seed: number) => () => {
@@ -117,8 +128,10 @@ function bodyOf(data: string): string {
   return at < 0 ? '' : text.slice(at + 2);
 }
 
-interface Acked { token: string; via: 'smtp' | 'sendmail-root' | 'sendmail-user'; id?: string; size: number }
-interface OpRecord { id: string; token: string; op: '-Mf' | '-Mt' | '-Mrm'; ok: boolean; at: number }
+/** A message acknowledged: `at` is when the harness read the 250 or saw the exit 0 (kept in this process, off the mount). */
+interface Acked { token: string; via: 'smtp' | 'sendmail-root' | 'sendmail-user'; id?: string; size: number; at: number }
+/** `done`: its outcome is known (exit 0, or the daemon's refusal); false: killed by the cut, or failed as the daemon went (it may have been done). */
+interface OpRecord { id: string; token: string; op: '-Mf' | '-Mt' | '-Mrm'; ok: boolean; done: boolean; at: number }
 
 export class Round {
   private readonly rnd: () => number;
@@ -134,6 +147,8 @@ export class Round {
   private cutting = false;
   private readonly acked = new Map<string, Acked>();
   private readonly ops: OpRecord[] = [];
+  /** Messages an operator's command is acting on now. */
+  private readonly busy = new Set<string>();
   private offered = 0;
   private bigOffered = 0;
   private readonly faults: string[] = [];
@@ -142,6 +157,16 @@ export class Round {
   private ready = false;
   /** The sink defers hold* recipients until the restart. */
   private holding = true;
+  /** When the power went (ms, this process's clock): our kill, or the moment LazyFS logged its fault. */
+  private cutAt = 0;
+  /**
+   * The main log as the processes wrote it before the cut (read through the mount while
+   * the load runs, kept here, off the mount): what the log said before the cut took the
+   * unsynced part of it. Evidence only: never counted as an acknowledgement.
+   */
+  private logMirror = '';
+  private logFd: number | undefined;
+  private logPos = 0;
 
   constructor(private readonly spec: RoundSpec) {
     this.rnd = rand(spec.seed);
@@ -184,8 +209,9 @@ file = "${this.mainlog}"
   /** A bin/ command, as root or as the round's user, killed at the cut. */
   private run(name: string, args: string[], input: string | Buffer = '', as?: TestUser, timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
+      // Its own process group (detached), so that the cut stops it with any helper it runs.
       const child = spawn(process.execPath, [BIN(name), '-C', this.configPath, ...args], {
-        stdio: 'pipe', cwd: '/',
+        stdio: 'pipe', cwd: '/', detached: true,
         ...(as ? { uid: as.uid, gid: as.gid, env: { ...process.env, HOME: '/', USER: as.name, LOGNAME: as.name } } : {}),
       });
       this.children.add(child);
@@ -201,9 +227,13 @@ file = "${this.mainlog}"
     });
   }
 
+  /** The stderr of the daemons this round started before the current one. */
+  private readonly daemonErrs: string[] = [];
+
   private async startDaemon(): Promise<void> {
+    if (this.daemonErr) this.daemonErrs.push(this.daemonErr);
     this.daemonErr = '';
-    const child = spawn(process.execPath, [BIN('postern'), '-C', this.configPath, '-bd', '-q1m'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [BIN('postern'), '-C', this.configPath, '-bd', '-q1m'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     this.daemon = child;
     child.stderr!.on('data', (d) => (this.daemonErr += d));
     const line = await new Promise<string>((res, rej) => {
@@ -257,7 +287,7 @@ file = "${this.mainlog}"
           // RawSmtp ends the data with CRLF . CRLF itself: the body's own last newline is that CRLF.
           const reply = await client.data(this.message(token, size).slice(0, -1));
           const m = /^250 .*id=(\S+)$/.exec(reply);
-          if (m) this.acked.set(token, { token, via: 'smtp', id: m[1] as string, size });
+          if (m) this.acked.set(token, { token, via: 'smtp', id: m[1] as string, size, at: Date.now() });
         }
       } catch {
         // The daemon died under this connection: nothing unacknowledged counts.
@@ -274,7 +304,7 @@ file = "${this.mainlog}"
       const { token, size } = this.token(kind, i, this.rnd() < this.mix.big / 2);
       this.offered++;
       const r = await this.run('sendmail', ['-i', `${kind}@example.org`], this.message(token, size), as);
-      if (r.code === 0) this.acked.set(token, { token, via: as ? 'sendmail-user' : 'sendmail-root', size });
+      if (r.code === 0) this.acked.set(token, { token, via: as ? 'sendmail-user' : 'sendmail-root', size, at: Date.now() });
     }
   }
 
@@ -282,16 +312,69 @@ file = "${this.mainlog}"
   private async operator(): Promise<void> {
     while (!this.cutting) {
       await new Promise((r) => setTimeout(r, 150 + this.rnd() * 250));
-      const pool = [...this.acked.values()].filter((a) => a.id && a.token.includes('-h') && !this.ops.some((o) => o.id === a.id && o.op === '-Mrm' && o.ok));
+      // One action at a time on a message: two operators' -Mf and -Mrm at once finish in an
+      // order that need not be the daemon's (a round counted a message frozen that the
+      // daemon had frozen, then removed).
+      const pool = [...this.acked.values()].filter((a) => a.id && a.token.includes('-h') && !this.busy.has(a.id)
+        && !this.ops.some((o) => o.id === a.id && o.op === '-Mrm' && o.ok));
       if (pool.length === 0 || this.cutting) continue;
       const a = pool[Math.floor(this.rnd() * pool.length)]!;
       const x = this.rnd();
       const op = x < 0.45 ? '-Mf' : x < 0.8 ? '-Mt' : '-Mrm';
       const at = Date.now();
-      const r = await this.run('postern', [op, a.id!]);
-      this.ops.push({ id: a.id!, token: a.token, op, ok: r.code === 0 && !/does not exist|locked/.test(r.stdout + r.stderr), at });
+      this.busy.add(a.id!);
+      const r = await this.run('postern', [op, a.id!]).finally(() => this.busy.delete(a.id!));
+      // done: the daemon's answer is known (exit 0, or its refusal: gone or being delivered).
+      // Anything else (killed by the cut, or failed when the daemon went) may have been done.
+      const refused = /does not exist|locked/.test(r.stdout + r.stderr);
+      this.ops.push({ id: a.id!, token: a.token, op, ok: r.code === 0 && !refused, done: r.code === 0 || refused, at });
       if (process.env.POWERLOSS_DEBUG) console.log(`${op} ${a.id}: ${r.code} ${r.stdout.trim()} ${r.stderr.trim()}`);
     }
+  }
+
+  /** Signals every live postern process's group (the daemon, the commands, sendmail and its helper). */
+  private signalAll(sig: NodeJS.Signals): void {
+    for (const c of [this.daemon, ...this.children]) {
+      if (!c?.pid || c.exitCode !== null || c.signalCode !== null) continue;
+      try {
+        process.kill(-c.pid, sig);
+      } catch { /* gone */ }
+    }
+  }
+
+  /** With the mount down, the folder under the mount point is empty: else a process wrote past the cut. */
+  private checkBare(): void {
+    const left = readdirSync(this.fs.mnt);
+    if (left.length > 0) this.faults.push(`written past the cut into the folder under the mount point: ${left.join(' ')}`);
+  }
+
+  /** Reads what the main log gained since the last look (through the mount, before the cut). */
+  private mirrorLog(): void {
+    try {
+      if (this.logFd === undefined) {
+        if (!existsSync(this.mainlog)) return;
+        this.logFd = openSync(this.mainlog, 'r');
+      }
+      const buf = Buffer.alloc(1 << 16);
+      for (;;) {
+        const n = readSync(this.logFd, buf, 0, buf.length, this.logPos);
+        if (n <= 0) break;
+        this.logPos += n;
+        this.logMirror += buf.toString('latin1', 0, n);
+      }
+    } catch { /* the mount is going */ }
+  }
+
+  private closeMirror(): void {
+    if (this.logFd !== undefined) {
+      try { closeSync(this.logFd); } catch { /* the mount is gone */ }
+      this.logFd = undefined;
+    }
+  }
+
+  /** The pre-cut log's lines about one message. */
+  private mirrorLines(id: string): string {
+    return this.logMirror.split('\n').filter((l) => l.includes(id)).map((l) => l.slice(11)).join(' | ');
   }
 
   private delivered(): Map<string, { count: number; ids: Set<string> }> {
@@ -319,7 +402,7 @@ file = "${this.mainlog}"
     this.writeConfig();
     const arm = () => {
       if (!target) return;
-      if (target.torn) return; // set at the mount
+      if (target.torn || target.killAtMs !== undefined) return; // set at the mount; our kill
       this.fs.crashAt(target.timing, target.op, { ...(target.from ? { from: target.from } : {}), ...(target.to ? { to: target.to } : {}) });
     };
     if (target?.atStart) arm();
@@ -331,7 +414,8 @@ file = "${this.mainlog}"
     }
     // A targeted fault is armed after some load (acknowledged mail in the spool and in
     // flight when it fires), at a moment of the round's seed.
-    const armAfterMs = target && !target.atStart ? 300 + Math.floor(this.rnd() * 1500) : 0;
+    const armAfterMs = target && !target.atStart && target.killAtMs === undefined ? 300 + Math.floor(this.rnd() * 1500) : 0;
+    const cutAfterMs = target?.killAtMs ?? this.spec.cutAfterMs;
 
     // The load, until the cut.
     const work: Promise<void>[] = [];
@@ -343,6 +427,7 @@ file = "${this.mainlog}"
     }
     const loadStart = Date.now();
     let wroteBack = false;
+    let lastMirror = 0;
     let armed = !target || target.atStart === true;
     await waitUntil('the cut', () => {
       if (!this.fs.alive) return true;
@@ -351,18 +436,38 @@ file = "${this.mainlog}"
         armed = true;
         arm();
       }
+      if (t - lastMirror >= 100) {
+        lastMirror = t;
+        this.mirrorLog();
+      }
       if (this.spec.writebackAtMs !== undefined && !wroteBack && t >= this.spec.writebackAtMs) {
         wroteBack = true;
         this.fs.command('lazyfs::cache-checkpoint');
       }
-      return t >= armAfterMs + this.spec.cutAfterMs;
-    }, armAfterMs + this.spec.cutAfterMs + 60_000);
-    const cutBy = this.fs.alive ? 'kill' : 'fault';
-    // The power cut: LazyFS first (its cache is gone), then every postern process.
-    await this.fs.cut();
+      return t >= armAfterMs + cutAfterMs;
+    }, armAfterMs + cutAfterMs + 60_000);
+    // The power cut, after which nothing may run on: no new process; every postern process
+    // (with any helper it runs: each leads its own process group) stopped; LazyFS killed
+    // with its cache (every unsynced byte gone); then the processes killed, and the mount
+    // taken down only once they are gone. (Taken down first, a process still running
+    // wrote into the bare folder under the mount point, and its exit 0 counted: the
+    // sendmail message "lost" in earlier runs. checkBare() looks for that.)
     this.cutting = true;
-    await this.killDaemon();
-    for (const c of this.children) c.kill('SIGKILL');
+    this.signalAll('SIGSTOP');
+    this.mirrorLog(); // the last of the log as the stopped processes left it
+    const cutBy = this.fs.alive ? 'kill' : 'fault';
+    this.cutAt = cutBy === 'kill' ? Date.now() : this.fs.faultTime() ?? Date.now();
+    await this.fs.cut(async () => {
+      this.closeMirror();
+      this.signalAll('SIGKILL');
+      await Promise.all([this.killDaemon(), ...[...this.children].map((c) => exited(c))]);
+    });
+    this.checkBare();
+    // The spool's files as the cut left them (below the mount), for a failing round's post-mortem.
+    for (const f of ['spool.mdb', 'spool.mdb-lock']) {
+      const from = join(this.fs.root, 'spool', f);
+      if (existsSync(from)) copyFileSync(from, join(this.base, `${f}.at-cut`));
+    }
     await Promise.all(work);
     const deliveredBeforeCut = this.delivered();
     const note = cutBy === 'fault' ? this.fs.faultNote() : '';
@@ -374,7 +479,12 @@ file = "${this.mainlog}"
     for (const c of this.children) c.kill('SIGKILL');
     await this.fs.stop();
     await this.sink.close();
-    if (process.env.POWERLOSS_KEEP || result.lost.length || this.faults.length || result.torn.length) console.log(`round ${this.spec.round} kept in ${this.base}`);
+    if (process.env.POWERLOSS_KEEP || result.lost.length || this.faults.length || result.torn.length || this.vanished.length) {
+      // For the post-mortem: the log as it stood before the cut, the daemons' stderr.
+      writeFileSync(join(this.base, 'mainlog.pre-cut'), this.logMirror);
+      writeFileSync(join(this.base, 'daemon.stderr'), this.daemonErrs.join('\n--- restart ---\n') + this.daemonErr);
+      console.log(`round ${this.spec.round} kept in ${this.base}`);
+    }
     else rmSync(this.base, { recursive: true, force: true });
     const ackd = [...this.acked.values()];
     return {
@@ -384,7 +494,7 @@ file = "${this.mainlog}"
       ackBySendmailUser: ackd.filter((a) => a.via === 'sendmail-user').length,
       big: ackd.filter((a) => a.size > 1024 * 1024).length,
       operatorActions: this.ops.filter((o) => o.ok).length,
-      ...result, faults: this.faults, ms: Date.now() - t0, note,
+      ...result, faults: this.faults, ms: Date.now() - t0, note, uncertain: this.uncertain, vanished: this.vanished,
     };
   }
 
@@ -394,15 +504,21 @@ file = "${this.mainlog}"
     // What the operator's acknowledged actions leave, per message: the last one wins.
     const lastOp = new Map<string, OpRecord>();
     for (const o of this.ops) if (o.ok) lastOp.set(o.id, o);
-    const removed = new Set([...lastOp.values()].filter((o) => o.op === '-Mrm').map((o) => o.token));
-    const frozenIds = new Set([...lastOp.values()].filter((o) => o.op === '-Mf').map((o) => o.id));
+    // A removal is final (nothing brings a message back): any acknowledged -Mrm.
+    const removed = new Set(this.ops.filter((o) => o.ok && o.op === '-Mrm').map((o) => o.token));
+    // An -Mrm the cut killed before it exited: the daemon may have removed the message
+    // (its commit synced) without the command's exit 0. Neither expected nor lost.
+    const maybeRemoved = new Set(this.ops.filter((o) => o.op === '-Mrm' && !o.done).map((o) => o.token));
+    const maybeRemovedIds = new Set(this.ops.filter((o) => o.op === '-Mrm' && !o.done).map((o) => o.id));
+    const uncertain = [...maybeRemoved].filter((t) => !removed.has(t) && this.acked.has(t));
+    const frozenIds = new Set([...lastOp.values()].filter((o) => o.op === '-Mf' && !removed.has(o.token)).map((o) => o.id));
 
     // sendmail before the daemon starts, as an ordinary user: the maildrop and the config caches are usable.
     // (A cut inside the first start, before the maildrop was made, leaves sendmail nowhere to write: exit 75, as documented.)
     const wasReady = this.ready;
     const probe = `r${this.spec.round}-probe`;
     const sm = await this.run('sendmail', ['-i', 'probe@example.org'], this.message(probe, 300), this.spec.user);
-    if (sm.code === 0) this.acked.set(probe, { token: probe, via: 'sendmail-user', size: 300 });
+    if (sm.code === 0) this.acked.set(probe, { token: probe, via: 'sendmail-user', size: 300, at: Date.now() });
     else if (wasReady || sm.code !== 75) fault(`sendmail as a user before the daemon's start exits ${sm.code}: ${sm.stderr.trim()}`);
 
     // The main log as it survived, before anything writes to it.
@@ -426,8 +542,8 @@ file = "${this.mainlog}"
         if (!/frozen by/.test(vl.stdout)) fault(`${id}: frozen, but its journal (-Mvl) says nothing of it: ${vl.stdout.trim()}`);
       }
     }
-    for (const o of lastOp.values()) {
-      if (o.op === '-Mrm' && listed.has(o.id)) fault(`${o.id} (${o.token}): acknowledged -Mrm lost (back in the spool)`);
+    for (const o of this.ops) {
+      if (o.ok && o.op === '-Mrm' && listed.has(o.id)) fault(`${o.id} (${o.token}): acknowledged -Mrm lost (back in the spool)`);
     }
 
     // The surviving log agrees with the spool.
@@ -437,7 +553,7 @@ file = "${this.mainlog}"
     const deliveredIds = new Set([...before.values()].flatMap((e) => [...e.ids]));
     for (const id of completed) if (listed.has(id)) fault(`log says ${id} Completed, but the spool still holds it after the cut`);
     for (const id of received) {
-      if (!listed.has(id) && !completed.has(id) && !deliveredIds.has(id) && ![...lastOp.values()].some((o) => o.id === id && o.op === '-Mrm')) {
+      if (!listed.has(id) && !completed.has(id) && !deliveredIds.has(id) && !maybeRemovedIds.has(id) && !this.ops.some((o) => o.id === id && o.op === '-Mrm' && o.ok)) {
         fault(`log has ${id} <= but the message is neither in the spool, nor delivered, nor removed`);
       }
     }
@@ -454,7 +570,7 @@ file = "${this.mainlog}"
     const qff = await this.run('postern', ['-qff']);
     if (qff.code !== 0) fault(`postern -qff exits ${qff.code} after the restart: ${qff.stderr.trim()}`);
 
-    const expected = [...this.acked.keys()].filter((t) => !removed.has(t));
+    const expected = [...this.acked.keys()].filter((t) => !removed.has(t) && !maybeRemoved.has(t));
     await waitUntil('every acknowledged message at the sink', () => {
       const got = this.delivered();
       return expected.every((t) => got.has(t));
@@ -465,7 +581,22 @@ file = "${this.mainlog}"
     // Each lost one with what is known of it (its spool ID for SMTP, its path in).
     const lost = expected.filter((t) => !got.has(t)).map((t) => {
       const a = this.acked.get(t)!;
-      return `${t} (${a.via}${a.id ? ` ${a.id}` : ''}, ${a.size} bytes)`;
+      const when = a.at <= this.cutAt ? `acked ${this.cutAt - a.at} ms before the cut` : `acked ${a.at - this.cutAt} ms AFTER the cut`;
+      // SMTP and sendmail alike are committed by the daemon (its pickup for sendmail: it holds the delivery lock).
+      const ops = this.ops.filter((o) => o.token === t).map((o) => `${o.op} ${o.ok ? 'ok' : o.done ? 'refused' : 'killed'} ${o.at - this.cutAt} ms`);
+      return `${t} (${a.via}${a.id ? ` ${a.id}` : ''}, ${a.size} bytes${a.size > 1024 * 1024 ? ', big' : ''}, ${when}, committed by the daemon${ops.length ? `; operator: ${ops.join(', ')}` : ''}${a.id ? `; pre-cut log: ${this.mirrorLines(a.id) || 'nothing'}` : ''})`;
+    });
+    // Messages the pre-cut log says were received (logged after their synced commit) that are nowhere now.
+    const gotIds = new Set([...got.values()].flatMap((e) => [...e.ids]));
+    const removedIds = new Set(this.ops.filter((o) => o.op === '-Mrm').map((o) => o.id));
+    const preCompleted = new Set([...this.logMirror.matchAll(/^\S+ \S+ (\S{6}-\S{6}-\S{2}) Completed/gm)].map((m) => m[1] as string));
+    this.vanished = [...this.logMirror.matchAll(/^(\S+ \S+) (\S{6}-\S{6}-\S{2}) <= .*$/gm)]
+      .filter((m) => !gotIds.has(m[2] as string) && !deliveredIds.has(m[2] as string) && !listed.has(m[2] as string) && !removedIds.has(m[2] as string) && !preCompleted.has(m[2] as string))
+      .map((m) => `${m[0]} (cut at ${new Date(this.cutAt).toISOString().slice(11, 23)})`);
+    // What the killed -Mrm did: removed (the message never comes: counted lost before this was known) or not.
+    this.uncertain = uncertain.map((t) => {
+      const id = this.acked.get(t)?.id ?? '';
+      return `${t} ${id} (${got.has(t) ? 'delivered: not removed' : `not delivered: removed by that -Mrm; pre-cut log: ${this.mirrorLines(id) || 'nothing'}`})`;
     });
     const resurrected = [...removed].filter((t) => (got.get(t)?.count ?? 0) > (before.get(t)?.count ?? 0));
     const duplicated = [...got.values()].reduce((n, e) => n + e.count - 1, 0);
@@ -502,6 +633,10 @@ file = "${this.mainlog}"
     const after = readFileSync(this.mainlog, 'latin1');
     // A drop file the pickup threw away after the cut (not well-formed: torn, or short).
     for (const m of after.matchAll(/^.*maildrop: (?:removed|cannot remove) .*$/gm)) fault(`after the cut: ${m[0]}`);
+    // A daemon that died of an error before the cut.
+    for (const m of this.logMirror.matchAll(/^.* panic: .*$/gm)) fault(`before the cut: ${m[0]}`);
+    // And before it (the pre-cut log: a removal whose line the cut took).
+    for (const m of this.logMirror.matchAll(/^.*maildrop: (?:removed|cannot remove) .*$/gm)) if (!after.includes(m[0])) fault(`before the cut: ${m[0]}`);
     for (const [tok, e] of got) {
       if ((before.get(tok)?.count ?? 0) >= e.count) continue;
       for (const id of e.ids) {
@@ -510,11 +645,32 @@ file = "${this.mainlog}"
         if (!new RegExp(`^\\S+ \\S+ ${id} Completed`, 'm').test(after)) fault(`${id} (${tok}) delivered after the restart without its Completed line`);
       }
     }
+    // Where a lost one is now: still queued (found by its subject among the queued messages' headers), or nowhere.
+    if (lost.length > 0) {
+      const q = await this.run('postern', ['-bp']);
+      const queued = [...q.stdout.matchAll(/(\S{6}-\S{6}-\S{2}) </g)].map((m) => m[1] as string);
+      for (const [n, t] of expected.filter((x) => !got.has(x)).entries()) {
+        let where = 'not in the spool after the restart';
+        for (const id of queued) {
+          const h = await this.run('postern', ['-Mvh', id]);
+          if (h.stdout.includes(`pl ${t} `)) {
+            const vl = await this.run('postern', ['-Mvl', id]);
+            where = `still queued as ${id}: ${vl.stdout.trim().split('\n').slice(-3).join(' | ')}`;
+            break;
+          }
+        }
+        lost[n] += ` [${where}]`;
+      }
+    }
     return { expected: expected.length, delivered: expected.length - lost.length, lost, duplicated, resurrected, torn, removedAcked: removed.size };
   }
 
   /** Maildrop files left incomplete by the cut (their sendmail never exited 0). */
   incompleteDrops = 0;
+  /** Tokens an -Mrm killed by the cut may have removed (not expected, not lost). */
+  uncertain: string[] = [];
+  /** `<=` lines of the pre-cut log whose message is nowhere after the restart. */
+  vanished: string[] = [];
   private queueCount = -1;
   private lastAsk = 0;
   private asking = false;
@@ -530,6 +686,12 @@ file = "${this.mainlog}"
     }
     return this.queueCount === 0;
   }
+}
+
+/** Resolves once the process has exited. */
+function exited(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
+  return new Promise((res) => c.once('exit', () => res()));
 }
 
 /** Runs one round and returns what it found. */

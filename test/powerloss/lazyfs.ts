@@ -108,6 +108,12 @@ export class LazyFs {
       .map((l) => l.replace(/^\[[^\]]*\] \[[^\]]*\] \[[^\]]*\] /, '')).join('; ');
   }
 
+  /** When LazyFS logged the fault that killed it (its log's local time, as this process reads it). */
+  faultTime(): number | undefined {
+    const m = /^\[(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3})\][^\n]*(?:Triggered fault|Killing LazyFS)/m.exec(this.log());
+    return m ? new Date(`${m[1]}T${m[2]}`).getTime() : undefined;
+  }
+
   /** Whether LazyFS is still serving (a crash fault makes it kill itself). */
   get alive(): boolean {
     return this.state === 'up';
@@ -140,10 +146,15 @@ export class LazyFs {
     }
   }
 
-  /** The power cut: LazyFS dies with its cache (as its own crash faults do), then the mount is taken down. */
-  async cut(): Promise<void> {
+  /**
+   * The power cut: LazyFS dies with its cache (as its own crash faults do); `whileDead`
+   * runs with the dead mount still in place (every operation on it fails), then the
+   * mount is taken down.
+   */
+  async cut(whileDead?: () => Promise<void>): Promise<void> {
     if (this.state === 'up') this.proc?.kill('SIGKILL');
     await this.exited;
+    await whileDead?.();
     this.unmountDead();
   }
 
