@@ -15,6 +15,7 @@ import { parseConfig } from '../config/validate.js';
 import { EX, failure, noPermission, usage } from '../core/exit.js';
 import { groupByName, userById, userByName } from '../core/users.js';
 import { type Answers, CONFIG_PATHS, importExim, smarthostAnswer } from '../migrate/exim-import.js';
+import yargs from 'yargs';
 
 const PACKAGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const WRAPPER = '/usr/sbin/postern';
@@ -50,26 +51,29 @@ interface Options {
   answers: Answers;
 }
 
+/**
+ * install's and uninstall's options, by yargs (this room is loaded only for them, so
+ * its load costs no other command anything): strict, nothing positional, every value a
+ * string as given; a mistake is one sentence and exit 64.
+ */
 function parseInstallArgs(argv: string[]): Options {
-  let root = '/';
-  let dryRun = false;
+  const parsed = yargs(argv)
+    .parserConfiguration({ 'dot-notation': false, 'duplicate-arguments-array': false, 'boolean-negation': false })
+    .option('root', { type: 'string', requiresArg: true })
+    .option('dry-run', { alias: 'n', type: 'boolean' })
+    .option('smarthost', { type: 'string', requiresArg: true })
+    .option('readhost', { type: 'string', requiresArg: true })
+    .strict().help(false).version(false).exitProcess(false)
+    .fail((msg: string | null, e: Error | null) => {
+      const text = (msg ?? e?.message ?? 'bad arguments').replace(/\.$/, '');
+      throw usage(`${text.charAt(0).toLowerCase()}${text.slice(1)}; see postern install --help`);
+    })
+    .parseSync();
+  if (parsed._.length) throw usage(`unexpected argument ${String(parsed._[0])}; see postern install --help`);
   const answers: Answers = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    const answer = /^--(smarthost|readhost)(?:=(.*))?$/s.exec(a);
-    if (answer) {
-      const v = answer[2] ?? argv[++i];
-      if (v === undefined) throw usage(`--${answer[1]} needs a value`);
-      answers[answer[1] as 'smarthost' | 'readhost'] = v.trim();
-    } else if (a === '--dry-run' || a === '-n') dryRun = true;
-    else if (a === '--root') {
-      const v = argv[++i];
-      if (v === undefined) throw usage('--root needs a folder');
-      root = resolve(v);
-    } else if (a.startsWith('--root=')) root = resolve(a.slice(7));
-    else throw usage(`unknown option ${a}`);
-  }
-  return { root, dryRun, answers };
+  if (parsed.smarthost !== undefined) answers.smarthost = parsed.smarthost.trim();
+  if (parsed.readhost !== undefined) answers.readhost = parsed.readhost.trim();
+  return { root: parsed.root === undefined ? '/' : resolve(parsed.root), dryRun: parsed['dry-run'] === true, answers };
 }
 
 /**

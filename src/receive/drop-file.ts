@@ -12,7 +12,8 @@ import { userName } from '../core/users.js';
 import type { Hold, SenderLimits } from '../limits/sender-limits.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
 import type { IncomingMessage } from '../spool/spool.js';
-import { cleanupHeaders, HeaderSplitter, HeaderTooLong, parseHeaderBlock, qualify } from './cleanup.js';
+import { cleanupHeaders, qualify } from './cleanup.js';
+import { HeaderSplitter, HeaderTooLong, parseHeaderBlock } from './header-block.js';
 import { ENVELOPE_ALLOWANCE, parseEnvelope, type DropEnvelope } from './maildrop.js';
 
 const READ = 64 * 1024;

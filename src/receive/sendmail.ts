@@ -7,7 +7,8 @@
 import type { Config } from '../config/schema.js';
 import { dataError, tempError, usage } from '../core/exit.js';
 import { isRoutableAddress } from '../core/address.js';
-import { cleanup, LineEnds, qualify } from './cleanup.js';
+import { cleanup, qualify } from './cleanup.js';
+import { LineEnds } from './header-block.js';
 import { DropError, DROP_VERSION, type DropEnvelope } from './maildrop.js';
 import { dropMessage } from './postdrop.js';
 

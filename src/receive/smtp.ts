@@ -14,7 +14,8 @@ import { isRoutableAddress } from '../core/address.js';
 import type { SenderLimits } from '../limits/sender-limits.js';
 import { MessageIdGenerator } from '../spool/message-id.js';
 import { SpoolWriteError, type IncomingMessage, type Spool } from '../spool/spool.js';
-import { cleanupHeaders, HeaderSplitter, HeaderTooLong, LineEnds, parseHeaderBlock, qualify } from './cleanup.js';
+import { cleanupHeaders, qualify } from './cleanup.js';
+import { HeaderSplitter, HeaderTooLong, LineEnds, parseHeaderBlock } from './header-block.js';
 import { acceptQuotedLocalParts, AdjustedSmtpServer, greetAtOnce, isOwnReply, type LibConnection } from './smtp-internals.js';
 
 export interface SmtpReceiverOptions {

@@ -7,7 +7,7 @@
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { LineEnds } from '../../src/receive/cleanup.js';
+import { LineEnds } from '../../src/receive/header-block.js';
 import { readMessage } from '../../src/receive/sendmail.js';
 // The transport's own dot-stuffer (not exported by nodemailer's package map).
 import DataStream from '../../node_modules/nodemailer/dist/esm/smtp-connection/data-stream.js';

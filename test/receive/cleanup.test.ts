@@ -4,10 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import {
-  cleanup, findHeader, headerAddresses, headerValue, LineEnds, parseMessage, qualify, rfc5322Date,
-  type Submission,
-} from '../../src/receive/cleanup.js';
+import { cleanup, headerAddresses, qualify, rfc5322Date, type Submission } from '../../src/receive/cleanup.js';
+import { findHeader, headerValue, LineEnds, parseMessage } from '../../src/receive/header-block.js';
 import { version } from '../../src/core/version.js';
 
 const VERSION = version();

@@ -4,7 +4,7 @@
 // in the chunk's own memory gives what the copying conversion gives.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { HeaderSplitter, HeaderTooLong, LineEnds, parseHeaderBlock, type Header } from '../../src/receive/cleanup.js';
+import { HeaderSplitter, HeaderTooLong, LineEnds, parseHeaderBlock, type Header } from '../../src/receive/header-block.js';
 
 /** The whole-message parser as it was before streaming: the reference. */
 function reference(data: Buffer): { headers: Header[]; body: Buffer } {
