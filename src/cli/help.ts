@@ -1,6 +1,7 @@
 // cli/help.ts: the one source of postern's help: each page (a personality's usage, or
 // the configuration file's keys) as data, rendered as plain text for `--help` and as
-// roff for the man pages (man/generate.mjs writes man/*.5 and man/*.8 from it).
+// roff for the man pages (man/generate.mjs writes man/*.5 and man/*.8 from it). Over
+// 400 lines because the first 380 are the pages' words; the code is the renderers below.
 import { version } from '../core/version.js';
 
 interface HelpSection {

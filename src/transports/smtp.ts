@@ -6,14 +6,13 @@
 import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { Readable, type Transform } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { Clock, Timer } from '../core/clock.js';
 import { hostKey, type HostLabel, type HostSpec, type HostTrouble, type Outcome, type SessionInfo, type Trouble } from '../core/types.js';
 import { classifyError, classifyRejection, connectTrouble, oneLine, parseReply, type SmtpClientError } from './smtp-errors.js';
 import { outgoing, type OutgoingJob, type OutgoingRewrite } from './outgoing.js';
 import type { DeliveryJob, DeliveryResult, ProbeResult, Transport } from './transport.js';
-import { toWire } from './wire.js';
+import { oneChunk, passWire, toWire } from './wire.js';
 
 export interface SmtpTransportOptions {
   heloName: string;
@@ -45,59 +44,6 @@ interface Cached {
   wire: boolean;
   /** The next message is handed over in DATA form (toWire), this many bytes: its data stream only passes it on. */
   wireNext: number | false;
-}
-
-/** nodemailer's DataStream, as far as passWire touches it. */
-type DataStream = Transform & { inByteCount: number; outByteCount: number; lastByte: number | false };
-
-/**
- * nodemailer makes a DataStream for each message (SMTPConnection._createSendStream in
- * nodemailer 10.6, pinned in package.json), which makes line ends CRLF and doubles dots
- * in a loop over every byte. A message already in DATA form (toWire, natively) needs
- * neither: for it the stream passes the bytes on, and keeps the counts and the last
- * byte its terminating dot needs. A message that fits in the socket's buffer leaves
- * with its dot line in one write (the socket corked meanwhile; a bigger one is not
- * corked: the pipe would wait for a drain a corked socket never gives). False when the
- * library has no such method: then every message goes the library's way.
- */
-function passWire(conn: SMTPConnection, cached: Cached): boolean {
-  const c = conn as unknown as { _createSendStream?: (this: SMTPConnection, cb: unknown) => DataStream };
-  const create = c._createSendStream;
-  if (typeof create !== 'function') return false;
-  c._createSendStream = function (this: SMTPConnection, cb: unknown): DataStream {
-    const ds = create.call(this, cb);
-    const size = cached.wireNext;
-    if (size === false) return ds;
-    cached.wireNext = false;
-    const socket = (conn as unknown as { _socket?: { cork(): void; uncork(): void; writableLength: number; writableHighWaterMark: number } })._socket;
-    // Room for the message and its dot line ("\r\n.\r\n" at most) without a full buffer.
-    if (socket && socket.writableLength + size + 5 < socket.writableHighWaterMark) {
-      socket.cork();
-      // 'end' comes after the dot line was handed to the socket; 'close' also when the stream is destroyed.
-      const uncork = () => socket.uncork();
-      ds.once('end', uncork);
-      ds.once('close', uncork);
-    }
-    ds._transform = (chunk: Buffer, _encoding, done) => {
-      ds.inByteCount += chunk.length;
-      ds.outByteCount += chunk.length;
-      if (chunk.length > 0) ds.lastByte = chunk[chunk.length - 1] as number;
-      done(null, chunk);
-    };
-    return ds;
-  };
-  return true;
-}
-
-/** One buffer as a stream. */
-function oneChunk(buf: Buffer): Readable {
-  let left: Buffer | null = buf;
-  return new Readable({
-    read() {
-      this.push(left);
-      left = null;
-    },
-  });
 }
 
 /** Exim's words when a message needs SMTPUTF8 and the hub does not offer it (transports/smtp.c). */

@@ -2,7 +2,11 @@
 // native string operations: every CR, LF or CRLF a CRLF, and a dot that starts a line
 // doubled (RFC 5321 4.5.2). The same bytes as nodemailer's DataStream, which makes
 // them in a JavaScript loop over every byte (the largest cost of relaying a 100 KB
-// message). The terminating dot is not included: the data stream adds it.
+// message). The terminating dot is not included: the data stream adds it. Also the
+// hand-over of such a message to nodemailer's data stream (passWire), which then only
+// passes it on.
+import { Readable, type Transform } from 'node:stream';
+import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 
 /**
  * The DATA form of a message (headers, blank line, body) with LF, CRLF or bare CR line
@@ -17,4 +21,57 @@ export function toWire(message: Buffer | string): Buffer {
   if (s.includes('\n.')) s = s.replaceAll('\n.', '\n..');
   if (s.startsWith('.')) s = `.${s}`;
   return Buffer.from(s, 'latin1');
+}
+
+/** nodemailer's DataStream, as far as passWire touches it. */
+type DataStream = Transform & { inByteCount: number; outByteCount: number; lastByte: number | false };
+
+/**
+ * nodemailer makes a DataStream for each message (SMTPConnection._createSendStream in
+ * nodemailer 10.6, pinned in package.json), which makes line ends CRLF and doubles dots
+ * in a loop over every byte. A message already in DATA form (toWire, natively) needs
+ * neither: for it the stream passes the bytes on, and keeps the counts and the last
+ * byte its terminating dot needs. A message that fits in the socket's buffer leaves
+ * with its dot line in one write (the socket corked meanwhile; a bigger one is not
+ * corked: the pipe would wait for a drain a corked socket never gives). False when the
+ * library has no such method: then every message goes the library's way.
+ */
+export function passWire(conn: SMTPConnection, cached: { wireNext: number | false }): boolean {
+  const c = conn as unknown as { _createSendStream?: (this: SMTPConnection, cb: unknown) => DataStream };
+  const create = c._createSendStream;
+  if (typeof create !== 'function') return false;
+  c._createSendStream = function (this: SMTPConnection, cb: unknown): DataStream {
+    const ds = create.call(this, cb);
+    const size = cached.wireNext;
+    if (size === false) return ds;
+    cached.wireNext = false;
+    const socket = (conn as unknown as { _socket?: { cork(): void; uncork(): void; writableLength: number; writableHighWaterMark: number } })._socket;
+    // Room for the message and its dot line ("\r\n.\r\n" at most) without a full buffer.
+    if (socket && socket.writableLength + size + 5 < socket.writableHighWaterMark) {
+      socket.cork();
+      // 'end' comes after the dot line was handed to the socket; 'close' also when the stream is destroyed.
+      const uncork = () => socket.uncork();
+      ds.once('end', uncork);
+      ds.once('close', uncork);
+    }
+    ds._transform = (chunk: Buffer, _encoding, done) => {
+      ds.inByteCount += chunk.length;
+      ds.outByteCount += chunk.length;
+      if (chunk.length > 0) ds.lastByte = chunk[chunk.length - 1] as number;
+      done(null, chunk);
+    };
+    return ds;
+  };
+  return true;
+}
+
+/** One buffer as a stream. */
+export function oneChunk(buf: Buffer): Readable {
+  let left: Buffer | null = buf;
+  return new Readable({
+    read() {
+      this.push(left);
+      left = null;
+    },
+  });
 }
