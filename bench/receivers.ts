@@ -178,7 +178,22 @@ function smtpSource(port: number, messages: number, reuse: boolean, sessions: nu
   });
 }
 
-interface Row { round: number; load: string; shape: string; messages: number; seconds: number; rate: number; cpuPer1000: number; queued: number; split: number[]; ok: boolean; problem?: string }
+/** Busy and total CPU seconds of the whole machine (/proc/stat's first line; all cores). */
+function machineCpu(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = f[3]! + f[4]!;
+  return { busy: (total - idle) / 100, total: total / 100 };
+}
+
+/** This process's own CPU seconds and its reaped children's (smtp-source, once it has exited). */
+function selfCpu(): { own: number; children: number } {
+  const f = readFileSync('/proc/self/stat', 'utf8');
+  const x = f.slice(f.lastIndexOf(')') + 2).split(' ').map(Number);
+  return { own: (x[11]! + x[12]!) / 100, children: (x[13]! + x[14]!) / 100 };
+}
+
+interface Row { round: number; load: string; shape: string; messages: number; seconds: number; rate: number; cpuPer1000: number; queued: number; split: number[]; loadgenCpuPer1000: number; machineBusy: number; othersCpu: number; ok: boolean; problem?: string }
 
 async function measure(shape: Shape, load: string, round: number, o: { messages: number; warmup: number; sessions: number; size: number }): Promise<Row> {
   const reuse = load === 'reuse';
@@ -192,10 +207,21 @@ async function measure(shape: Shape, load: string, round: number, o: { messages:
     await sleep(500);
     const cpu = () => r.pids.reduce((s, p) => s + treeCpuSeconds(p), 0);
     const c0 = cpu();
+    const m0 = machineCpu();
+    const s0 = selfCpu();
     const t = await smtpSource(r.port, o.messages, reuse, o.sessions, o.size);
+    // Read at the load's end: the machine's busy share while it ran, and what of it was not ours.
+    const m1 = machineCpu();
+    const s1 = selfCpu();
+    const c1early = cpu();
     await sleep(500);
     const c1 = cpu();
-    row = { round, load, shape: shape.name, messages: o.messages, seconds: t.ms / 1000, rate: o.messages / (t.ms / 1000), cpuPer1000: ((c1 - c0) * 1000) / o.messages, queued: -1, split: [], ok: t.code === 0,
+    row = { round, load, shape: shape.name, messages: o.messages, seconds: t.ms / 1000, rate: o.messages / (t.ms / 1000), cpuPer1000: ((c1 - c0) * 1000) / o.messages, queued: -1, split: [],
+      // the load generator (a reaped child: the parent's cutime) and the bench itself
+      loadgenCpuPer1000: ((s1.children) * 1000 - s0.children * 1000) / o.messages,
+      machineBusy: (m1.busy - m0.busy) / (m1.total - m0.total),
+      othersCpu: Math.max(0, (m1.busy - m0.busy) - (c1early - c0) - (s1.children - s0.children) - (s1.own - s0.own)) / (m1.total - m0.total),
+      ok: t.code === 0,
       ...(t.code !== 0 ? { problem: `smtp-source exited ${t.code}: ${t.stderr.slice(0, 300)}` } : {}) };
   } finally {
     await r.stop();
@@ -240,19 +266,20 @@ async function parent(): Promise<void> {
       for (const shape of order) {
         const row = await measure(shape, load, round, o);
         rows.push(row);
-        process.stderr.write(`receivers: round ${round} ${load} ${shape.name}: ${row.rate.toFixed(0)} msg/s, ${row.cpuPer1000.toFixed(2)} CPU s/1000, queued ${row.queued}, arrivals per receiver ${row.split.join('/')}${row.ok ? '' : ` VOID: ${row.problem}`}\n`);
+        process.stderr.write(`receivers: round ${round} ${load} ${shape.name}: ${row.rate.toFixed(0)} msg/s, ${row.cpuPer1000.toFixed(2)} CPU s/1000, queued ${row.queued}, arrivals per receiver ${row.split.join('/')}, smtp-source ${row.loadgenCpuPer1000.toFixed(2)} CPU s/1000, machine busy ${(row.machineBusy * 100).toFixed(0)}%, others ${(row.othersCpu * 100).toFixed(0)}%${row.ok ? '' : ` VOID: ${row.problem}`}\n`);
       }
     }
   }
   const after = uptime();
   process.stderr.write(`receivers: load average after: ${after}\n`);
-  const lines = ['| load | shape | msg/s median [min–max] | CPU s per 1,000 median [min–max] | valid |', '|---|---|---|---|---|'];
+  const lines = ['| load | shape | msg/s median [min–max] | CPU s per 1,000 median [min–max] | smtp-source CPU s per 1,000 | machine busy | others | valid |', '|---|---|---|---|---|---|---|---|'];
   for (const load of loads) {
     for (const shape of shapes) {
       const rs = rows.filter((r) => r.load === load && r.shape === shape.name);
       const ok = rs.filter((r) => r.ok);
       const f = (k: 'rate' | 'cpuPer1000', d: number) => ok.length ? `${median(ok.map((r) => r[k])).toFixed(d)} [${Math.min(...ok.map((r) => r[k])).toFixed(d)}–${Math.max(...ok.map((r) => r[k])).toFixed(d)}]` : 'void';
-      lines.push(`| ${load === 'new' ? 'one message per connection' : 'connections reused'} | ${shape.name} | ${f('rate', 0)} | ${f('cpuPer1000', 2)} | ${ok.length} of ${rs.length} |`);
+      const med = (k: 'loadgenCpuPer1000' | 'machineBusy' | 'othersCpu', pct: boolean) => ok.length ? (pct ? `${(median(ok.map((r) => r[k])) * 100).toFixed(0)}%` : median(ok.map((r) => r[k])).toFixed(2)) : '';
+      lines.push(`| ${load === 'new' ? 'one message per connection' : 'connections reused'} | ${shape.name} | ${f('rate', 0)} | ${f('cpuPer1000', 2)} | ${med('loadgenCpuPer1000', false)} | ${med('machineBusy', true)} | ${med('othersCpu', true)} | ${ok.length} of ${rs.length} |`);
     }
   }
   process.stdout.write(lines.join('\n') + '\n');
