@@ -64,5 +64,3 @@ describe.skipIf(!isRoot)('a maildrop flooded with junk (needs root)', () => {
     await sink.waitFor(3);
   }, 180_000);
 });
-
-it.runIf(!isRoot)('the maildrop flood test is skipped: it needs root (throwaway users)', () => {});

@@ -176,5 +176,3 @@ describe.skipIf(!isRoot)('the maildrop takes names from root, the daemon\'s user
     await inst.waitForLog(new RegExp(`<= ${u.name}@example\\.org U=${u.name} P=local `), 2);
   });
 });
-
-it.runIf(!isRoot)('the maildrop identity tests are skipped: they need root (throwaway users and groups)', () => {});
