@@ -11,14 +11,14 @@
 // the whole run stops starting new steps after --deadline seconds (default 2,400).
 // Results: bench/out/results.md (also printed) and bench/out/results.json.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, openSync, readSync, writeSync, closeSync, fstatSync, fdatasyncSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, openSync, writeSync, closeSync, fdatasyncSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createHash } from 'node:crypto';
 import { HERE, ROOT } from './root.js';
-import { SINK_HOST, findPeers, memSampler, peersUsable, prepareExim, startExim, startPostfix, treeCpuSeconds, treeMemory, waitForPort, type EximTree, type PeerHandle, type Ports } from './peers.js';
+import { LogCounter, SINK_HOST, findPeers, memSampler, peersUsable, prepareExim, startExim, startPostfix, treeCpuSeconds, treeMemory, waitForPort, type EximTree, type PeerHandle, type Ports } from './peers.js';
 
 /** One measured row: an MTA on a load in one round. A row with errors is void. */
 interface Row {
@@ -219,34 +219,7 @@ function run(cmd: string, args: string[], { env = process.env, timeoutMs = STEP_
   });
 }
 
-/** Counts the lines of a file that match re, reading only what was appended since last time. */
-class LineCounter {
-  offset = 0;
-  rest = '';
-  count = 0;
-  constructor(readonly file: string, readonly re: RegExp) {}
-  poll(): number {
-    if (!existsSync(this.file)) return this.count;
-    const fd = openSync(this.file, 'r');
-    try {
-      const size = fstatSync(fd).size;
-      if (size > this.offset) {
-        const buf = Buffer.alloc(size - this.offset);
-        readSync(fd, buf, 0, buf.length, this.offset);
-        this.offset = size;
-        const text = this.rest + buf.toString('utf8');
-        const lines = text.split('\n');
-        this.rest = lines.pop() ?? '';
-        for (const l of lines) if (this.re.test(l)) this.count++;
-      }
-    } finally {
-      closeSync(fd);
-    }
-    return this.count;
-  }
-}
-
-const countLines = (file: string, re: RegExp) => new LineCounter(file, re).poll();
+const countLines = (file: string, re: RegExp) => new LogCounter(file, re).poll();
 
 /**
  * User-mode CPU used by processes that are not ours while a measurement runs, as a
@@ -641,7 +614,6 @@ function table(headers: string[], rows: (string | number | undefined)[][]): stri
 }
 
 const NAMES: Record<string, string> = { sink: 'sink alone', postern: 'postern', postfix: 'Postfix 3.7', exim: 'Exim 4.96' };
-const PEER_MTAS = ['postfix', 'exim'];
 const fmt = (v: number | undefined | null, digits = 0): string => (v === undefined || v === null || Number.isNaN(v) ? 'n/a' : Number(v).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
 
 /**
@@ -692,7 +664,7 @@ async function startMta(mta: string, dir: string, ports: Ports, wrapper: string[
       rootPid: d.pid, cfg,
       queued: () => queueCount(cfg),
       arrivals: () => countLines(cfg.mainlog, / <= /),
-      done: new LineCounter(cfg.mainlog, / Completed$/),
+      done: new LogCounter(cfg.mainlog, / Completed$/),
       deferrals: () => countLines(cfg.mainlog, / == /),
       problems: () => (existsSync(cfg.mainlog) ? readFileSync(cfg.mainlog, 'utf8').slice(-50_000) : '').split('\n').filter((l) => /panic|fatal|uncaught/i.test(l)).slice(-3),
       stop: () => stopDaemon(d),

@@ -32,7 +32,7 @@ export class Metrics {
   private server: Server | undefined;
   private readonly guard: ConnectionGuard;
 
-  constructor(private readonly s: MetricsSources, limits: Partial<GuardLimits> = {}) {
+  constructor(s: MetricsSources, limits: Partial<GuardLimits> = {}) {
     this.guard = new ConnectionGuard({ ...METRICS_LIMITS, ...limits });
     const registers = [this.registry];
     const received = new Counter({ name: 'postern_received_messages_total', help: 'Messages accepted into the spool, by protocol (Exim\'s P=).',

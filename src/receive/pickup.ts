@@ -11,14 +11,12 @@
 import { constants, type Stats } from 'node:fs';
 import { lstat, open, opendir, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Clock, Timer } from '../core/clock.js';
+import type { Timer } from '../core/clock.js';
 import type { EventBus } from '../core/events.js';
 import { PickedUpAlready, type IncomingMessage } from '../spool/spool.js';
 import { userName } from '../core/users.js';
-import type { MessageIdGenerator } from '../spool/message-id.js';
-import type { SenderLimits } from '../limits/sender-limits.js';
 import { DROP_CACHE } from '../config/load.js';
-import { takeDropFile, type Taken } from './drop-file.js';
+import { takeDropFile, type DropFileOptions, type Taken } from './drop-file.js';
 import { ENVELOPE_ALLOWANCE, OWN_SOCKET, PROOF_PREFIX, syncFolder } from './maildrop.js';
 import { watch, type FSWatcher } from 'node:fs';
 
@@ -31,22 +29,14 @@ interface PickupSpool {
   forgetPickups(files: string[]): Promise<void>;
 }
 
-export interface PickupOptions {
+export interface PickupOptions extends DropFileOptions {
   dir: string;
   spool: PickupSpool;
   events: EventBus;
-  clock: Clock;
-  ids: MessageIdGenerator;
-  hostname: string;
-  qualifyDomain: string;
-  maxMessageSize: number;
-  maxRecipients: number;
   /** A message is in the spool (not called for sendmail -odq mail). */
   kick: (id: string) => void;
   /** An unfinished file that has not grown for this long is junk (default STALL). */
   stall?: number;
-  /** [limits]: a message over its user's rate is accepted frozen. */
-  limits?: SenderLimits;
 }
 
 /**
