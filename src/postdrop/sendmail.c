@@ -578,8 +578,27 @@ fail:
 /* postdrop.ts's dropByHelper: the whole file to the setgid helper's stdin; 0 when it made it. */
 static int write_by_helper(const buf_t *env, const unsigned char *m, size_t len) {
   if (!room_for(len)) return -1;
+  /*
+   * The helper runs as the caller, and its path comes from settings the maildrop's owner
+   * may write: only a root-owned program, writable by no one else, setgid to the
+   * maildrop's group (postdrop itself) is run, and the file checked is the file run
+   * (exec'd by its descriptor, so its name cannot be swapped between the two).
+   */
+  struct stat ds, hs;
+  int hfd = open(conf.postdrop, O_RDONLY | O_CLOEXEC);
+  if (hfd < 0) return -1;
+  if (stat(conf.maildrop, &ds) != 0 || fstat(hfd, &hs) != 0 || !S_ISREG(hs.st_mode) || hs.st_uid != 0 ||
+      (hs.st_mode & 022) || !(hs.st_mode & S_ISGID) || hs.st_gid != ds.st_gid) {
+    close(hfd);
+    return -1;
+  }
+  char helper[32];
+  snprintf(helper, sizeof helper, "/proc/self/fd/%d", hfd);
   int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return -1;
+  if (pipe2(p, O_CLOEXEC) != 0) {
+    close(hfd);
+    return -1;
+  }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, p[0], 0);
@@ -587,8 +606,9 @@ static int write_by_helper(const buf_t *env, const unsigned char *m, size_t len)
   posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
   char *args[] = {conf.postdrop, conf.maildrop, NULL};
   pid_t pid;
-  int r = posix_spawn(&pid, conf.postdrop, &fa, NULL, args, environ);
+  int r = posix_spawn(&pid, helper, &fa, NULL, args, environ);
   posix_spawn_file_actions_destroy(&fa);
+  close(hfd);
   close(p[0]);
   if (r != 0) {
     close(p[1]);
