@@ -7,7 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DropError, envelopeLine, roomFor, writeDropFile, type DropEnvelope } from './maildrop.js';
 
-const { statSync } = process.getBuiltinModule('node:fs');
+const { closeSync, constants, fstatSync, openSync, statSync } = process.getBuiltinModule('node:fs');
 
 /** Where the build puts the helper: dist/postdrop, beside dist/receive and dist/cli. */
 const POSTDROP = resolve(dirname(fileURLToPath(import.meta.url)), '../postdrop');
@@ -27,6 +27,32 @@ export function dropGroup(helper: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The helper, opened to be run for a user: only root's program, writable by no one
+ * else, setgid to the maildrop's group (postdrop itself) is run, whoever chose its path
+ * (a cached configuration the daemon's user may write names it), and the file checked
+ * is the file run: `path` is its descriptor's (/proc/self/fd/N, open in the child until
+ * its exec), so its name cannot be swapped in between. close() once spawned.
+ */
+function openHelper(helper: string, dir: string): { path: string; close(): void } {
+  let fd: number;
+  try {
+    fd = openSync(helper, constants.O_RDONLY);
+  } catch (err) {
+    throw new DropError(`cannot run the postdrop helper ${helper} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, (err as NodeJS.ErrnoException).code);
+  }
+  let ok = false;
+  try {
+    const st = fstatSync(fd);
+    ok = st.isFile() && st.uid === 0 && (st.mode & 0o2000) !== 0 && (st.mode & 0o022) === 0 && st.gid === statSync(dir).gid;
+  } catch { /* not ok */ }
+  if (!ok) {
+    closeSync(fd);
+    throw new DropError(`the postdrop helper ${helper} is not root's setgid program of the maildrop's group; not run`);
+  }
+  return { path: `/proc/self/fd/${fd}`, close: () => closeSync(fd) };
 }
 
 function failed(helper: string, status: number | null, stderr: string, err?: NodeJS.ErrnoException): DropError {
@@ -60,15 +86,27 @@ export function dropMessage(spool: { maildrop: string; postdrop?: string | undef
 
 /** One message, whole, through the helper; throws a DropError saying what went wrong. */
 function dropByHelper(helper: string, dir: string, parts: Buffer[]): void {
-  const r = process.getBuiltinModule('node:child_process').spawnSync(helper, [dir], {
-    input: parts.length === 1 ? parts[0] : Buffer.concat(parts), stdio: ['pipe', 'ignore', 'pipe'], maxBuffer: 64 * 1024,
-  });
+  const run = openHelper(helper, dir);
+  let r;
+  try {
+    r = process.getBuiltinModule('node:child_process').spawnSync(run.path, [dir], {
+      argv0: helper, input: parts.length === 1 ? parts[0] : Buffer.concat(parts), stdio: ['pipe', 'ignore', 'pipe'], maxBuffer: 64 * 1024,
+    });
+  } finally {
+    run.close();
+  }
   if (r.error || r.status !== 0) throw failed(helper, r.status, r.stderr?.toString() ?? '', r.error as NodeJS.ErrnoException | undefined);
 }
 
 /** An empty `.auth-…` proof file of the caller's, made by the helper; its name. */
 export function proofByHelper(helper: string, dir: string): string {
-  const r = process.getBuiltinModule('node:child_process').spawnSync(helper, ['-p', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const run = openHelper(helper, dir);
+  let r;
+  try {
+    r = process.getBuiltinModule('node:child_process').spawnSync(run.path, ['-p', dir], { argv0: helper, stdio: ['ignore', 'pipe', 'pipe'] });
+  } finally {
+    run.close();
+  }
   if (r.error || r.status !== 0) throw failed(helper, r.status, r.stderr?.toString() ?? '', r.error as NodeJS.ErrnoException | undefined);
   return r.stdout.toString().trim();
 }
@@ -84,7 +122,12 @@ export class HelperWriter {
   private spawnError: NodeJS.ErrnoException | undefined;
 
   constructor(private readonly helper: string, dir: string) {
-    this.child = process.getBuiltinModule('node:child_process').spawn(helper, [dir], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const run = openHelper(helper, dir);
+    try {
+      this.child = process.getBuiltinModule('node:child_process').spawn(run.path, [dir], { argv0: helper, stdio: ['pipe', 'ignore', 'pipe'] });
+    } finally {
+      run.close(); // libuv's spawn returns once the child has exec'd (or failed to)
+    }
     this.child.stderr.setEncoding('utf8');
     this.child.stderr.on('data', (d: string) => { if (this.stderr.length < 4096) this.stderr += d; });
     this.child.stdin.on('error', () => { /* the helper ended: its exit says why */ });
