@@ -25,6 +25,12 @@ import type { Writer } from './writer.js';
 /** Root-database key saying the `frozen` index is built (see indexFrozen()). */
 const FROZEN_INDEX_MARK = 'postern:frozen-index';
 /** -odq: not before the next periodic queue run (see README); `postern -q` makes it due at once. */
+/**
+ * The spool's map: 16 GB of address space, set at open so it is never mapped again
+ * (SpoolStore.open). A spool that outgrows it still works: lmdb-js maps it again, bigger.
+ */
+const MAP_SIZE = 16 * 1024 ** 3;
+
 export const QUEUE_ONLY_DELAY = 5 * 60_000;
 
 export class SpoolUnavailable extends Error {}
@@ -115,7 +121,12 @@ export class SpoolStore {
       // drop file removed) never runs ahead of the sync; and after a power cut LMDB opens
       // the last commit on disk, without lmdb-js's boot-ID rule (a commit seen but not
       // flushed is kept unless the boot ID changed). See README, Power-loss harness.
-      const root = open({ path: join(directory, 'spool.mdb'), maxDbs: 12, compression: false, noSync: false, overlappingSync: false });
+      // mapSize: address space only (the file grows as pages are written, not to this).
+      // lmdb-js otherwise starts with a 128 KB map and, each time the file outgrows it,
+      // maps it again twice as big while keeping every earlier map until close, so each
+      // page read once stays resident in several maps (measured: 8 maps of one 49 MB
+      // file, 103 MB of RSS, after 1,000 relayed messages of 100 KB).
+      const root = open({ path: join(directory, 'spool.mdb'), maxDbs: 12, compression: false, noSync: false, overlappingSync: false, mapSize: MAP_SIZE });
       // The spool is its owner's alone (lmdb creates its files 0644).
       for (const f of ['spool.mdb', 'spool.mdb-lock']) {
         try {
