@@ -9,6 +9,7 @@
 // Every failure is a ConfigError naming file, line and key: never a stack trace.
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { version } from '../core/version.js';
 import { ConfigError } from './errors.js';
 import type { Config } from './schema.js';
@@ -269,15 +270,36 @@ export function cachedConfig(explicit?: string): Config | undefined {
 }
 
 /**
+ * parseConfig in a worker thread (validate-worker.ts): the validator's modules die with
+ * the worker instead of staying in a long-lived process. The same result or
+ * ConfigError; an error of the worker itself (it could not start) is thrown as it is.
+ */
+function validateApart(text: string, file: string): Promise<Config> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./validate-worker.js', import.meta.url), { workerData: { text, file } });
+    let answer: { config?: Config; error?: string; configError?: boolean } | undefined;
+    worker.once('message', (m: typeof answer) => { answer = m; });
+    worker.once('error', reject);
+    worker.once('exit', () => {
+      if (answer?.config) resolve(answer.config);
+      else if (answer?.error !== undefined) reject(answer.configError ? new ConfigError(answer.error) : new Error(answer.error));
+      else reject(new Error('the configuration validator stopped without an answer'));
+    });
+  });
+}
+
+/**
  * The configuration, from a fresh cache or validated. `keep: false` for the queries
  * (-bV, -bP, -bt, -brt, exigrep): they read a cache but write none, nor make the spool
- * folder that holds it; a query on any file leaves no trace.
+ * folder that holds it; a query on any file leaves no trace. `apart: true` (the
+ * daemon) validates in a worker thread (validateApart).
  */
-export async function loadConfig(explicit?: string, { keep = true }: { keep?: boolean } = {}): Promise<Config> {
+export async function loadConfig(explicit?: string, { keep = true, apart = false }: { keep?: boolean; apart?: boolean } = {}): Promise<Config> {
   const file = findConfigFile(explicit);
   const text = readConfigText(file);
   const found = lookUp(file, text);
   let config = found.config;
+  if (!config && apart) config = await validateApart(text, file);
   if (!config) {
     const { parseConfig } = await import('./validate.js');
     config = parseConfig(text, file);

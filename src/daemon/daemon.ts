@@ -103,7 +103,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     queueInterval = ms;
     qFlag = a;
   }
-  let config = await loadConfig(configFile);
+  let config = await loadConfig(configFile, { apart: true });
   rewriteRules(config); // a bad email-addresses file: one sentence, exit 1, before any listener is bound
   const owner = daemonUser(config); // an unknown user: one sentence, exit 1
   startedAs(owner); // the daemon a root one started as `user` (superviseAs): that user, or refused
@@ -153,7 +153,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   }
   // Now that the maildrop is there and ours: its copy of the validated configuration,
   // which lets every user's sendmail skip validation (config/load.ts).
-  await loadConfig(configFile).catch(() => undefined);
+  await loadConfig(configFile, { apart: true }).catch(() => undefined);
   // What a crash left: body files (or an older version's chunks) of messages whose
   // receiving process is gone, and body files of no message (a crash before an unlink).
   await spool.sweepIncoming().catch(() => 0);
@@ -297,7 +297,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   const reload = async () => {
     log.reopen();
     try {
-      const next = await loadConfig(configFile);
+      const next = await loadConfig(configFile, { apart: true });
       scheduler.reconfigure(schedulerSettings(next));
       limits.reconfigure(next.limits);
       // The spool's folders stay this process's until a restart, but sendmail follows

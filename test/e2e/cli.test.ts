@@ -44,6 +44,10 @@ describe('command line', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(new RegExp(`^postern: configuration error in ${p.config} line 11: smarthost\\.tls: .*\\n$`));
     expect(bad.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    // The daemon validates in a worker thread (config/validate-worker.ts): the same sentence.
+    const daemon = await p.run('postern', ['-bd', '-q1h']);
+    expect(daemon.code).toBe(1);
+    expect(daemon.stderr).toMatch(new RegExp(`^postern: configuration error in ${p.config} line 11: smarthost\\.tls: .*\\n$`));
     writeFileSync(p.config, readFileSync(p.config, 'utf8').replace('tls = "sometimes"', 'tls = "none"\ncolour = "blue"'));
     const unk = await p.run('sendmail', ['x@example.org'], { input: 'x\n' });
     expect(unk.code).toBe(1);
