@@ -1,7 +1,7 @@
 // Unit tests for src/spool/lmdb-spool.ts against a real LMDB environment in a temporary
 // folder: round trips, the due index, settling, freezing, and a second opener.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -107,6 +107,17 @@ describe('commit and read back', () => {
     }
     expect((await bodyOf(spool, a.id)).equals(big)).toBe(true);
     expect((await bodyOf(spool, b.id)).equals(big)).toBe(true);
+  });
+
+  it.skipIf(!existsSync('/proc/self/maps'))('maps the spool file once, however far it grows (earlier maps of a grown file stay resident)', async () => {
+    const body = Buffer.alloc(200 * 1024, 'x');
+    for (let i = 0; i < 40; i++) {
+      const { id } = await spool.admit(message({ body: [body] }));
+      expect((await bodyOf(spool, id)).length).toBe(body.length);
+    }
+    const file = join(dir, 'spool.mdb');
+    const maps = readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.endsWith(` ${file}`));
+    expect(maps).toHaveLength(1);
   });
 
   it('stores an empty body and a body of exactly one chunk', async () => {
