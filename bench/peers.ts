@@ -241,12 +241,14 @@ function writeUserFiles(dir: string, users: string[], groups: string[] = []): Re
       map[`${u}:gid`] = gid ?? pgid;
       continue;
     }
+    // Its own group: the machine's if it has one of that name (a user removed, its group
+    // left behind), else a new one with the user's id.
     const id = ids.shift()!;
+    const gid = existingId('/etc/group', u) ?? id;
     map[u] = id;
-    map[`${u}:gid`] = id;
-    passwd += `${u}:x:${id}:${id}:bench:/nonexistent:/usr/sbin/nologin\n`;
-    if (existingId('/etc/group', u) === undefined) group += `${u}:x:${id}:\n`;
-    else map[`${u}:gid`] = existingId('/etc/group', u)!;
+    map[`${u}:gid`] = gid;
+    passwd += `${u}:x:${id}:${gid}:bench:/nonexistent:/usr/sbin/nologin\n`;
+    if (gid === id) group += `${u}:x:${id}:\n`;
   }
   for (const g of groups) {
     const gid = existingId('/etc/group', g);
