@@ -27,42 +27,55 @@ export function toWire(message: Buffer | string | readonly Buffer[]): Buffer {
 /**
  * LF-only pieces in DATA form, on bytes (no string of the message on the heap: for a
  * 100 KB message those strings were most of what the daemon's young generation
- * collected): one pass counts what is added (a CR per LF, a dot per line that starts
- * with one, a line also starting at a piece's first byte), one copies into a buffer of
- * the exact size. The LFs are found by Buffer#indexOf (memchr).
+ * collected). One pass counts what each piece gains (a CR per LF, a dot per line that
+ * starts with one, a line also starting at a piece's first byte); then each piece is
+ * copied whole into the end of its place in a buffer of the exact size and its lines
+ * are moved down into place with copyWithin, the added bytes written between them. The
+ * LFs are found by Buffer#indexOf (memchr). Neither copyWithin nor set() makes an
+ * object per line, as Buffer#copy of a part of a buffer does (a view per call).
  */
 function lfToWire(parts: readonly Buffer[]): Buffer {
   let size = 0;
   let extra = 0;
   let lineStart = true;
+  const gains: number[] = [];
   for (const p of parts) {
-    if (p.length === 0) continue;
-    size += p.length;
-    if (lineStart && p[0] === DOT) extra++;
-    for (let i = p.indexOf(LF); i >= 0; i = p.indexOf(LF, i + 1)) {
-      extra++;
-      if (p[i + 1] === DOT) extra++; // past the piece's end: undefined, the next piece's first byte counts
+    let gain = 0;
+    if (p.length > 0) {
+      size += p.length;
+      if (lineStart && p[0] === DOT) gain++;
+      for (let i = p.indexOf(LF); i >= 0; i = p.indexOf(LF, i + 1)) {
+        gain++;
+        if (p[i + 1] === DOT) gain++; // past the piece's end: undefined, the next piece's first byte counts
+      }
+      lineStart = p[p.length - 1] === LF;
     }
-    lineStart = p[p.length - 1] === LF;
+    gains.push(gain);
+    extra += gain;
   }
-  if (extra === 0) return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts as Buffer[], size);
+  if (extra === 0) return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size);
   const out = Buffer.allocUnsafe(size + extra);
   let o = 0;
   lineStart = true;
-  for (const p of parts) {
-    if (p.length === 0) continue;
+  parts.forEach((p, n) => {
+    if (p.length === 0) return;
+    // The piece staged where its output ends; what is written below never passes what is still to be moved.
+    const stage = o + (gains[n] as number);
+    out.set(p, stage);
     if (lineStart && p[0] === DOT) out[o++] = DOT;
     let from = 0;
     for (let i = p.indexOf(LF); i >= 0; i = p.indexOf(LF, i + 1)) {
-      o += p.copy(out, o, from, i);
+      out.copyWithin(o, stage + from, stage + i);
+      o += i - from;
       out[o++] = CR;
       out[o++] = LF;
       if (p[i + 1] === DOT) out[o++] = DOT;
       from = i + 1;
     }
-    o += p.copy(out, o, from);
+    out.copyWithin(o, stage + from, stage + p.length);
+    o += p.length - from;
     lineStart = p[p.length - 1] === LF;
-  }
+  });
   return out;
 }
 
