@@ -10,7 +10,7 @@ import { REPLY } from '../core/replies.js';
 import { qualify } from './cleanup.js';
 import { LineEnds } from './header-block.js';
 import { serverBase } from './smtp.js';
-import { acceptQuotedLocalParts, AdjustedSmtpServer, greetAtOnce, keepOwnCodes, qualifyLocalParts, type LibConnection } from './smtp-internals.js';
+import { acceptQuotedLocalParts, AdjustedSmtpServer, fastDataScan, greetAtOnce, keepOwnCodes, qualifyLocalParts, type LibConnection } from './smtp-internals.js';
 import { DropError, DropWriter, DROP_VERSION, envelopeLine, roomFor, type DropEnvelope } from './maildrop.js';
 import { HelperWriter, postdropPath, refusedByFolder } from './postdrop.js';
 
@@ -82,6 +82,7 @@ class StdioSmtpServer extends AdjustedSmtpServer {
     acceptQuotedLocalParts(conn); // "a b"@example.org, as the listener takes it
     qualifyLocalParts(conn, this.qualifyDomain);
     keepOwnCodes(conn);
+    fastDataScan(conn);
   }
 }
 

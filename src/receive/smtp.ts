@@ -16,7 +16,7 @@ import { MessageIdGenerator } from '../spool/message-id.js';
 import { SpoolWriteError, type IncomingMessage, type Spool } from '../spool/spool.js';
 import { cleanupHeaders, qualify } from './cleanup.js';
 import { HeaderSplitter, HeaderTooLong, LineEnds, parseHeaderBlock } from './header-block.js';
-import { acceptQuotedLocalParts, AdjustedSmtpServer, greetAtOnce, isOwnReply, type LibConnection } from './smtp-internals.js';
+import { acceptQuotedLocalParts, AdjustedSmtpServer, fastDataScan, greetAtOnce, isOwnReply, type LibConnection } from './smtp-internals.js';
 
 export interface SmtpReceiverOptions {
   hostname: string;
@@ -153,6 +153,7 @@ function adjust(conn: LibConnection, trusted: boolean, maxClients: number, conne
     return onCommand.call(this, command, callback);
   };
   acceptQuotedLocalParts(conn);
+  fastDataScan(conn);
   conn.send = function (code, data, context) {
     const text = typeof data === 'string' ? data : '';
     const ours = isOwnReply(text);

@@ -101,7 +101,7 @@ export class Attempts {
         size: record.size,
         headers,
         body: () => spool.body(id, record.chunks),
-        ...(record.chunks > 0 ? { bodyText: () => spool.bodyText(id, record.chunks) } : {}),
+        ...(record.chunks > 0 ? { bodyChunks: () => spool.bodyChunks(id, record.chunks) } : {}),
       });
       const after = o.clock.now();
       // An address of a host that then answered on another address is not a host down.

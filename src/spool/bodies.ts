@@ -70,15 +70,15 @@ export function bodyStream(store: SpoolStore, id: string, expected?: number): Re
   })(), { objectMode: false });
 }
 
-/** See Spool.bodyText. */
-export function bodyText(store: SpoolStore, id: string, chunks: number): string {
-  let text = '';
+/** See Spool.bodyChunks. */
+export function bodyChunks(store: SpoolStore, id: string, chunks: number): Buffer[] {
+  const parts: Buffer[] = [];
   for (let i = 0; i < chunks; i++) {
-    const part = store.chunks.getBinary([id, i]);
+    const part = store.chunks.getBinary([id, i]); // a copy of its own (getBinaryFast's memory is reused)
     if (!part) throw new Error(`body of ${id} is missing chunk ${i}`);
-    text += part.toString('latin1'); // a copy: getBinary's memory is reused by the next read
+    parts.push(Buffer.isBuffer(part) ? part : Buffer.from(part as Uint8Array));
   }
-  return text;
+  return parts;
 }
 
 /** See Spool.bodyPrefix. */

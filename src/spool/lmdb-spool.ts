@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import type { Change, ChangeResult } from '../core/change.js';
 import type { JournalEntry } from '../core/journal.js';
 import type { MessageRecord, NewMessage } from '../core/types.js';
-import { bodyPrefix, bodyStream, bodyText, strayBodies, strayChunks } from './bodies.js';
+import { bodyChunks, bodyPrefix, bodyStream, strayBodies, strayChunks } from './bodies.js';
 import { admitOne, applyOne } from './changes.js';
 import { openIncoming, sweepIncoming } from './incoming.js';
 import * as q from './queries.js';
@@ -98,8 +98,8 @@ export class LmdbSpool implements Spool {
     return bodyStream(this.store, id, expected);
   }
 
-  bodyText(id: string, chunks: number): string {
-    return bodyText(this.store, id, chunks);
+  bodyChunks(id: string, chunks: number): Buffer[] {
+    return bodyChunks(this.store, id, chunks);
   }
 
   bodyPrefix(id: string, limit: number): Buffer {

@@ -73,11 +73,11 @@ export interface Spool {
    */
   body(id: string, chunks?: number): Readable;
   /**
-   * A body kept as chunks (within 1 MB; the record says how many) read at once, as a
-   * byte string (latin1: one char per byte): a small message goes out in one write. A
-   * missing chunk is an error.
+   * A body kept as chunks (within 1 MB; the record says how many) read at once, each
+   * chunk a buffer of its own: a small message goes out in one write. A missing chunk
+   * is an error.
    */
-  bodyText(id: string, chunks: number): string;
+  bodyChunks(id: string, chunks: number): Buffer[];
   /** The first `limit` bytes of the body, read at once (for bounces). */
   bodyPrefix(id: string, limit: number): Buffer;
   /**

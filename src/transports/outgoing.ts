@@ -3,7 +3,8 @@
 // return_path and headers_rewrite on the smarthost transport: rewrite/, injected by
 // the composition root, so transports/ imports nothing of it); the body streams past
 // untouched, and the spool (and any bounce) keeps the original. Then headers, the
-// blank line and the body, as one stream or, for a body small enough to hold, one string.
+// blank line and the body, as one stream or, for a body small enough to hold, its
+// pieces read at once.
 import { Readable } from 'node:stream';
 import type { DeliveryJob } from './transport.js';
 
@@ -23,13 +24,13 @@ export interface OutgoingJob {
   size: number;
   /** A fresh stream of the whole message. */
   message: () => Readable;
-  /** The whole message read at once as a byte string (latin1), when the job's body can be. */
-  messageText?: () => string;
+  /** The whole message read at once, in pieces (the header block and blank line, then the body's chunks), when the job's body can be. */
+  messageParts?: () => Buffer[];
 }
 
 export function outgoing(job: DeliveryJob, rw?: OutgoingRewrite): OutgoingJob {
   const headers = rw ? rw.headers(job.headers) : job.headers;
-  const bodyText = job.bodyText;
+  const bodyChunks = job.bodyChunks;
   return {
     id: job.id,
     sender: rw ? rw.sender(job.sender) : job.sender,
@@ -43,7 +44,6 @@ export function outgoing(job: DeliveryJob, rw?: OutgoingRewrite): OutgoingJob {
       }
       return Readable.from(all(), { objectMode: false });
     },
-    // headers are byte strings, as the body text is
-    ...(bodyText ? { messageText: () => `${headers}\n${bodyText()}` } : {}),
+    ...(bodyChunks ? { messageParts: () => [Buffer.from(headers + '\n', 'latin1'), ...bodyChunks()] } : {}),
   };
 }

@@ -209,7 +209,7 @@ export class SmtpTransport implements Transport {
           ({ rcpt, kind: 'failed', cause: 'local', note: UTF8_NOT_OFFERED, host: cached.label })) };
       }
       // A message small enough to hold goes out in DATA form, made natively (toWire).
-      const whole = cached.wire && job.messageText ? toWire(job.messageText()) : undefined;
+      const whole = cached.wire && job.messageParts ? toWire(job.messageParts()) : undefined;
       const stream = whole ? oneChunk(whole) : job.message();
       cached.wireNext = whole ? whole.length : false;
       try {

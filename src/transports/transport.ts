@@ -16,8 +16,8 @@ export interface DeliveryJob {
   headers: string;
   /** A fresh stream of the body, LF line ends. */
   body: () => Readable;
-  /** The same body read at once as a byte string (latin1), for one small enough to hold (a body within 1 MB). */
-  bodyText?: () => string;
+  /** The same body read at once, in the spool's chunks, for one small enough to hold (a body within 1 MB). */
+  bodyChunks?: () => Buffer[];
 }
 
 export interface DeliveryResult {

@@ -76,6 +76,12 @@ describe('incoming messages', () => {
     expect(record.size).toBe(Buffer.byteLength(meta().headers, 'latin1') + 1 + body.length);
     expect(createHash('sha256').update(await bodyOf(id)).digest('hex')).toBe(createHash('sha256').update(body).digest('hex'));
     expect(spool.strayChunks()).toBe(0);
+    // Read at once (the delivery path): the same bytes, each chunk a Buffer of its own.
+    const parts = spool.bodyChunks(id, record.chunks);
+    expect(parts.every((p) => Buffer.isBuffer(p))).toBe(true);
+    expect(parts.map((p) => p.length)).toEqual([CHUNK, CHUNK, CHUNK, CHUNK, CHUNK, 1234]);
+    expect(Buffer.concat(parts).equals(body)).toBe(true);
+    expect(() => spool.bodyChunks(id, record.chunks + 1)).toThrow(/missing chunk 6/);
   });
 
   it('a small message is one transaction: no incoming entry', async () => {

@@ -1,7 +1,7 @@
 // transports/outgoing.ts: what leaves is the stored message with the sender and the
 // header block rewritten by the transport's rules (none: as stored), the body
-// untouched, the size following the headers' new length; one string only when the
-// job's body can be read at once.
+// untouched, the size following the headers' new length; pieces read at once only
+// when the job's body can be.
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { outgoing } from '../../src/transports/outgoing.js';
@@ -13,7 +13,7 @@ const job = (text: boolean): DeliveryJob => ({
   id: '1xVaAA-000001-AA', sender: 'root@vm', recipients: ['ops@example.org'], hosts: [{ name: '127.0.0.1', port: 25 }],
   size: HEADERS.length + 1 + BODY.length, headers: HEADERS,
   body: () => Readable.from([Buffer.from(BODY, 'latin1')]),
-  ...(text ? { bodyText: () => BODY } : {}),
+  ...(text ? { bodyChunks: () => [Buffer.from(BODY, 'latin1')] } : {}),
 });
 const rw = { sender: (a: string) => a.replace('@vm', '@example.org'), headers: (h: string) => h.replace('root@vm', 'root@example.org') };
 const all = async (r: Readable) => Buffer.concat(await r.toArray()).toString('latin1');
@@ -25,15 +25,15 @@ describe('outgoing', () => {
     expect(out.sender).toBe('root@example.org');
     expect(out.recipients).toEqual(['ops@example.org']);
     expect(await all(out.message())).toBe(want);
-    expect(out.messageText?.()).toBe(want);
+    expect(Buffer.concat(out.messageParts?.() ?? []).toString('latin1')).toBe(want);
     expect(out.size).toBe(want.length);
   });
 
-  it('without rules sends the message as stored; a body not held whole has no text form', async () => {
+  it('without rules sends the message as stored; a body not held whole has no pieces form', async () => {
     const out = outgoing(job(false));
     expect(out.sender).toBe('root@vm');
     expect(await all(out.message())).toBe(`${HEADERS}\n${BODY}`);
-    expect(out.messageText).toBeUndefined();
+    expect(out.messageParts).toBeUndefined();
     expect(out.size).toBe(job(false).size);
   });
 });
