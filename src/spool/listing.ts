@@ -4,7 +4,9 @@
 // ID): a short JSON array, several times cheaper to read than the msgpack record, which
 // carries its own structure definition. Versioned by its first element; an entry this
 // postern cannot read, or a message without one (stored by a postern before it), is
-// listed from its record (queries.ts).
+// listed from its record (queries.ts). So a postern that writes records of a newer
+// version writes entries of a newer version with them (or none), and the listing of an
+// older one reads the record and refuses it by its version.
 import type { MessageRecord, RecipientRecord } from '../core/types.js';
 
 /** What a listing shows of a message: a MessageRecord is one too. */
