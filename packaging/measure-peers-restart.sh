@@ -15,15 +15,11 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 say() { printf '%s\n' "measure-peers: $*" >&2; }
-[ "$(id -u)" = 0 ] || { say "needs root (chroot, systemd-nspawn)"; exit 2; }
-for tool in debootstrap systemd-nspawn nsenter unshare node; do
-	command -v "$tool" >/dev/null || { say "needs $tool"; exit 2; }
-done
-if [ -z "${POSTERN_MEASURE_NS:-}" ]; then
-	POSTERN_MEASURE_NS=1 exec unshare --mount --propagation private "$0" "$@"
-fi
 # shellcheck source=packaging/testroot/lib.sh
 . "$here/packaging/testroot/lib.sh"
+# shellcheck source=packaging/testroot/tap.sh
+. "$here/packaging/testroot/tap.sh"
+tap_preflight POSTERN_MEASURE_NS -- "$@"
 DROOT_ENV='DEBIAN_FRONTEND=noninteractive'
 SESSIONS=${POSTERN_LOAD_SESSIONS:-20}
 work=$(mktemp -d "${TMPDIR:-/tmp}/postern-peers.XXXXXX")
@@ -39,14 +35,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-wait_for() {
-	local until=$((SECONDS + $1))
-	shift
-	while ! "$@"; do
-		[ "$SECONDS" -ge "$until" ] && return 1
-		sleep 0.2
-	done
-}
 in_root() { droot_exec root "$@" 2>/dev/null </dev/null; }
 free_port() { node -e "const s = require('node:net').createServer().listen(0, '127.0.0.1', () => { console.log(s.address().port); s.close(); })"; }
 

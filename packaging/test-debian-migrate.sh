@@ -25,32 +25,20 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 say() { printf '%s\n' "test-debian-migrate: $*" >&2; }
-
-if [ "$(id -u)" != 0 ]; then
-	say "needs root (debootstrap, chroot, systemd-nspawn)"
-	exit 2
-fi
-for tool in debootstrap systemd-nspawn nsenter unshare chroot flock dpkg-deb node; do
-	if ! command -v "$tool" >/dev/null; then
-		say "needs $tool (apt-get install debootstrap systemd-container)"
-		exit 2
-	fi
-done
-# Mounts and the host name (Exim's primary_hostname is uname's) in namespaces of their own.
-if [ -z "${POSTERN_TEST_MIGRATE_NS:-}" ]; then
-	POSTERN_TEST_MIGRATE_NS=1 exec unshare --mount --uts --propagation private "$0" "$@"
-fi
-hostname web1
-
 # shellcheck source=packaging/testroot/lib.sh
 . "$here/packaging/testroot/lib.sh"
+# shellcheck source=packaging/testroot/tap.sh
+. "$here/packaging/testroot/tap.sh"
+# Mounts and the host name (Exim's primary_hostname is uname's) in namespaces of their own.
+tap_preflight POSTERN_TEST_MIGRATE_NS --uts -- "$@"
+hostname web1
 DROOT_HOSTNAME=web1
+TAP_DETAIL_LINES=40
 
 t0=$SECONDS
 stage() { say "[$((SECONDS - t0)) s] $*"; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/postern-migrate.XXXXXX")
 sink_pid=''
-build_pid=''
 tested=''
 cleanup() {
 	local status=$?
@@ -64,7 +52,7 @@ cleanup() {
 		[ -d "$work/sinkA" ] && cp -r "$work/sinkA" "$POSTERN_TEST_KEEP/exim"
 		[ -d "$work/sinkB" ] && cp -r "$work/sinkB" "$POSTERN_TEST_KEEP/postern"
 	fi
-	[ -n "$build_pid" ] && kill -- -"$build_pid" 2>/dev/null
+	tap_stop_build
 	[ -n "$DROOT" ] && mountpoint -q "$DROOT/var/cache/apt/archives" && umount "$DROOT/var/cache/apt/archives"
 	droot_cleanup
 	rm -rf --one-file-system "$work"
@@ -73,58 +61,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-fails=0
-n=0
-LAST=''
 PHASE=chroot
 run_as() {
 	if [ "$PHASE" = chroot ]; then droot_chroot "$@"; else droot_exec "$@"; fi
-}
-verdict() { # verdict DESC OK [DETAIL]
-	n=$((n + 1))
-	if [ "$2" = yes ]; then
-		printf 'ok %d - %s\n' "$n" "$1"
-	else
-		printf 'not ok %d - %s\n' "$n" "$1"
-		[ -n "${3:-}" ] && printf '%s\n' "$3" | head -n 40 | sed 's/^/#   /'
-		fails=$((fails + 1))
-	fi
-	return 0
-}
-# check DESC STATUS REGEX USER CMD...: as in test-debian.sh (the output left in LAST).
-check() {
-	local desc=$1 want=$2 re=$3 out status=0
-	shift 3
-	if [ -n "${INPUT:-}" ]; then
-		out=$(printf '%s' "$INPUT" | run_as "$@" 2>&1) || status=$?
-	else
-		out=$(run_as "$@" 2>&1 </dev/null) || status=$?
-	fi
-	LAST=$out
-	if [ "$status" = "$want" ] && { [ -z "$re" ] || grep -Eq -- "$re" <<<"$out"; }; then
-		verdict "$desc" yes
-	else
-		verdict "$desc" no "$(printf '%s: exit %s (wanted %s)%s\n%s' "$*" "$status" "$want" "${re:+, output matching /$re/}" "$out")"
-	fi
-}
-holds() {
-	local desc=$1 re
-	shift
-	for re in "$@"; do
-		grep -Eq -- "$re" <<<"$LAST" || { verdict "$desc" no "$(printf 'no line matching /%s/ in:\n%s' "$re" "$LAST")"; return 0; }
-	done
-	verdict "$desc" yes
-}
-lacks() {
-	if grep -Eq -- "$2" <<<"$LAST"; then verdict "$1" no "$LAST"; else verdict "$1" yes; fi
-}
-wait_for() {
-	local until=$((SECONDS + $1))
-	shift
-	while ! "$@"; do
-		[ "$SECONDS" -ge "$until" ] && return 1
-		sleep 0.5
-	done
 }
 # The sink on a loopback address Exim does not take for itself (127.0.0.1 is one of its
 # interfaces: "remote host address is the local host"), in DIR; sink_port is kept.
@@ -149,14 +88,7 @@ free_port() { node -e "const s = require('node:net').createServer().listen(0, '$
 
 # --- the package and the root -------------------------------------------------------------
 stage "building the package, and the $DROOT_SUITE root meanwhile"
-setsid "$here/packaging/build-deb.sh" "$work/out" >"$work/build.log" 2>&1 &
-build_pid=$!
-status=0
-droot_cache || status=$?
-if [ "$status" -ne 0 ]; then
-	[ "$status" -eq 75 ] && say "SKIP: the Debian archive cannot be reached; nothing was tested"
-	exit "$status"
-fi
+tap_package_start "$work"
 droot_new "$work/t"
 droot_chroot_mount
 # Exim's packages are kept between runs; never started in the chroot (policy-rc.d).
@@ -242,16 +174,8 @@ cp -a "$work/exim-spool" "$DROOT/var/spool/exim4"
 check "Exim's queue put back as it was: 5 messages" 0 '^5$' root exim4 -bpc
 
 # --- 4. the package installed with apt --------------------------------------------------------
-while [ -n "$build_pid" ]; do
-	if ! wait "$build_pid"; then
-		build_pid=''
-		say "build-deb.sh failed:"
-		cat "$work/build.log" >&2
-		exit 1
-	fi
-	build_pid=''
-done
-deb=$(tail -n 1 "$work/build.log")
+tap_package_wait "$work"
+deb=$TAP_DEB
 stage "built ${deb##*/}"
 cp "$deb" "$DROOT/root/"
 chmod 0644 "$DROOT/root/${deb##*/}"

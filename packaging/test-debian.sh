@@ -27,31 +27,16 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 say() { printf '%s\n' "test-debian: $*" >&2; }
-
-if [ "$(id -u)" != 0 ]; then
-	say "needs root (debootstrap, chroot, systemd-nspawn)"
-	exit 2
-fi
-for tool in debootstrap systemd-nspawn nsenter unshare chroot flock dpkg-deb node; do
-	if ! command -v "$tool" >/dev/null; then
-		say "needs $tool (apt-get install debootstrap systemd-container)"
-		exit 2
-	fi
-done
-# Every mount this script makes is in a mount namespace of its own: gone when it ends,
-# however it ends.
-if [ -z "${POSTERN_TEST_DEBIAN_NS:-}" ]; then
-	POSTERN_TEST_DEBIAN_NS=1 exec unshare --mount --propagation private "$0" "$@"
-fi
-
 # shellcheck source=packaging/testroot/lib.sh
 . "$here/packaging/testroot/lib.sh"
+# shellcheck source=packaging/testroot/tap.sh
+. "$here/packaging/testroot/tap.sh"
+tap_preflight POSTERN_TEST_DEBIAN_NS -- "$@"
 
 t0=$SECONDS
 stage() { say "[$((SECONDS - t0)) s] $*"; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/postern-debian.XXXXXX")
 sink_pid=''
-build_pid=''
 tested=''
 cleanup() {
 	local status=$?
@@ -60,7 +45,7 @@ cleanup() {
 	# Past the archive, no failure is a skip: 75 means the archive only.
 	if [ -n "$tested" ] && [ "$status" -ne 0 ] && [ "$status" -ne 130 ]; then status=1; fi
 	[ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null
-	[ -n "$build_pid" ] && kill -- -"$build_pid" 2>/dev/null
+	tap_stop_build
 	droot_cleanup
 	rm -rf --one-file-system "$work"
 	exit "$status"
@@ -70,90 +55,20 @@ trap 'exit 130' INT TERM
 
 # --- the package and the root ---------------------------------------------------------
 stage "building the package (packaging/build-deb.sh), and the $DROOT_SUITE root meanwhile"
-# (A process group of its own: cleanup stops tsc and npm with it.)
-setsid "$here/packaging/build-deb.sh" "$work/out" >"$work/build.log" 2>&1 &
-build_pid=$!
-status=0
-droot_cache || status=$?
-if [ "$status" -ne 0 ]; then
-	[ "$status" -eq 75 ] && say "SKIP: the Debian archive cannot be reached; nothing was tested"
-	exit "$status"
-fi
+tap_package_start "$work"
 tested=yes
-stage "the $DROOT_SUITE root is ready"
-if ! wait "$build_pid"; then
-	build_pid=''
-	say "build-deb.sh failed:"
-	cat "$work/build.log" >&2
-	exit 1
-fi
-build_pid=''
-deb=$(tail -n 1 "$work/build.log")
-stage "built ${deb##*/}"
+tap_package_wait "$work"
+deb=$TAP_DEB
+stage "built ${deb##*/}, the $DROOT_SUITE root is ready"
 
 droot_new "$work/t"
 droot_chroot_mount
 cp "$deb" "$DROOT/tmp/"
 chmod 0644 "$DROOT/tmp/${deb##*/}"
 
-fails=0
-n=0
-LAST=''
 PHASE=chroot
 run_as() {
 	if [ "$PHASE" = chroot ]; then droot_chroot "$@"; else droot_exec "$@"; fi
-}
-verdict() { # verdict DESC OK [DETAIL]
-	n=$((n + 1))
-	if [ "$2" = yes ]; then
-		printf 'ok %d - %s\n' "$n" "$1"
-	else
-		printf 'not ok %d - %s\n' "$n" "$1"
-		[ -n "${3:-}" ] && printf '%s\n' "$3" | head -n 25 | sed 's/^/#   /'
-		fails=$((fails + 1))
-	fi
-	return 0
-}
-# check DESC STATUS REGEX USER CMD...: CMD as USER in the root exits STATUS and prints
-# (stdout and stderr) something matching the extended REGEX (empty: anything; the word
-# SILENT: nothing at all);
-# the text it wrote is left in LAST. INPUT=... before it: CMD's stdin.
-check() {
-	local desc=$1 want=$2 re=$3 out status=0
-	shift 3
-	if [ -n "${INPUT:-}" ]; then
-		out=$(printf '%s' "$INPUT" | run_as "$@" 2>&1) || status=$?
-	else
-		out=$(run_as "$@" 2>&1 </dev/null) || status=$?
-	fi
-	LAST=$out
-	if [ "$status" = "$want" ] && { [ -z "$re" ] || { [ "$re" = SILENT ] && [ -z "$out" ]; } || { [ "$re" != SILENT ] && grep -Eq -- "$re" <<<"$out"; }; }; then
-		verdict "$desc" yes
-	else
-		verdict "$desc" no "$(printf '%s: exit %s (wanted %s)%s\n%s' "$*" "$status" "$want" "${re:+, output matching /$re/}" "$out")"
-	fi
-}
-# holds DESC REGEX...: LAST (the previous check's output) has a line matching each REGEX.
-holds() {
-	local desc=$1 re
-	shift
-	for re in "$@"; do
-		grep -Eq -- "$re" <<<"$LAST" || { verdict "$desc" no "$LAST"; return 0; }
-	done
-	verdict "$desc" yes
-}
-# lacks DESC REGEX: LAST has no line matching REGEX.
-lacks() {
-	if grep -Eq -- "$2" <<<"$LAST"; then verdict "$1" no "$LAST"; else verdict "$1" yes; fi
-}
-# wait_for SECONDS CMD...: polls CMD (a shell function or command) every 0.5 s.
-wait_for() {
-	local until=$((SECONDS + $1))
-	shift
-	while ! "$@"; do
-		[ "$SECONDS" -ge "$until" ] && return 1
-		sleep 0.5
-	done
 }
 message() { # message TO SUBJECT
 	printf 'To: %s\nSubject: %s\n\nThe smoke test of packaging/test-debian.sh.\n' "$1" "$2"

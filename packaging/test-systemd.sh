@@ -34,30 +34,16 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 say() { printf '%s\n' "test-systemd: $*" >&2; }
-
-if [ "$(id -u)" != 0 ]; then
-	say "needs root (debootstrap, chroot, systemd-nspawn)"
-	exit 2
-fi
-for tool in debootstrap systemd-nspawn nsenter unshare chroot flock dpkg-deb node; do
-	if ! command -v "$tool" >/dev/null; then
-		say "needs $tool (apt-get install debootstrap systemd-container)"
-		exit 2
-	fi
-done
-# Every mount this script makes is in a mount namespace of its own.
-if [ -z "${POSTERN_TEST_SYSTEMD_NS:-}" ]; then
-	POSTERN_TEST_SYSTEMD_NS=1 exec unshare --mount --propagation private "$0" "$@"
-fi
-
 # shellcheck source=packaging/testroot/lib.sh
 . "$here/packaging/testroot/lib.sh"
+# shellcheck source=packaging/testroot/tap.sh
+. "$here/packaging/testroot/tap.sh"
+tap_preflight POSTERN_TEST_SYSTEMD_NS -- "$@"
 
 t0=$SECONDS
 stage() { say "[$((SECONDS - t0)) s] $*"; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/postern-systemd.XXXXXX")
 sink_pid=''
-build_pid=''
 load_pid=''
 tested=''
 cleanup() {
@@ -67,7 +53,7 @@ cleanup() {
 	if [ -n "$tested" ] && [ "$status" -ne 0 ] && [ "$status" -ne 130 ]; then status=1; fi
 	[ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null
 	[ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null
-	[ -n "$build_pid" ] && kill -- -"$build_pid" 2>/dev/null
+	tap_stop_build
 	droot_cleanup
 	rm -rf --one-file-system "$work"
 	exit "$status"
@@ -76,31 +62,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- the package and the root ---------------------------------------------------------
-if [ -n "${POSTERN_DEB:-}" ]; then
-	deb=$(cd "$(dirname "$POSTERN_DEB")" && pwd)/${POSTERN_DEB##*/}
-	[ -f "$deb" ] || { say "POSTERN_DEB: no file $POSTERN_DEB"; exit 2; }
-else
-	stage "building the package (packaging/build-deb.sh), and the $DROOT_SUITE root meanwhile"
-	setsid "$here/packaging/build-deb.sh" "$work/out" >"$work/build.log" 2>&1 &
-	build_pid=$!
-fi
-status=0
-droot_cache || status=$?
-if [ "$status" -ne 0 ]; then
-	[ "$status" -eq 75 ] && say "SKIP: the Debian archive cannot be reached; nothing was tested"
-	exit "$status"
-fi
+[ -n "${POSTERN_DEB:-}" ] || stage "building the package (packaging/build-deb.sh), and the $DROOT_SUITE root meanwhile"
+tap_package_start "$work"
 tested=yes
-if [ -n "$build_pid" ]; then
-	if ! wait "$build_pid"; then
-		build_pid=''
-		say "build-deb.sh failed:"
-		cat "$work/build.log" >&2
-		exit 1
-	fi
-	build_pid=''
-	deb=$(tail -n 1 "$work/build.log")
-fi
+tap_package_wait "$work"
+deb=$TAP_DEB
 stage "the package: ${deb##*/}"
 
 droot_new "$work/t"
@@ -119,41 +85,8 @@ for i in 1 2; do
 done
 rm -rf "$work/next"
 
-fails=0
-n=0
-LAST=''
-verdict() { # verdict DESC OK [DETAIL]
-	n=$((n + 1))
-	if [ "$2" = yes ]; then
-		printf 'ok %d - %s\n' "$n" "$1"
-	else
-		printf 'not ok %d - %s\n' "$n" "$1"
-		[ -n "${3:-}" ] && printf '%s\n' "$3" | head -n 25 | sed 's/^/#   /'
-		fails=$((fails + 1))
-	fi
-	return 0
-}
-# check DESC STATUS REGEX CMD...: CMD (as root in the booted root) exits STATUS and prints
-# something matching the extended REGEX (empty: anything; SILENT: nothing); LAST keeps it.
-check() {
-	local desc=$1 want=$2 re=$3 out status=0
-	shift 3
-	out=$(droot_exec root "$@" 2>&1 </dev/null) || status=$?
-	LAST=$out
-	if [ "$status" = "$want" ] && { [ -z "$re" ] || { [ "$re" = SILENT ] && [ -z "$out" ]; } || { [ "$re" != SILENT ] && grep -Eq -- "$re" <<<"$out"; }; }; then
-		verdict "$desc" yes
-	else
-		verdict "$desc" no "$(printf '%s: exit %s (wanted %s)%s\n%s' "$*" "$status" "$want" "${re:+, output matching /$re/}" "$out")"
-	fi
-}
-wait_for() {
-	local until=$((SECONDS + $1))
-	shift
-	while ! "$@"; do
-		[ "$SECONDS" -ge "$until" ] && return 1
-		sleep 0.2
-	done
-}
+# check DESC STATUS REGEX CMD... (tap.sh): CMD as root in the booted root.
+run_as() { droot_exec root "$@"; }
 in_root() { droot_exec root "$@" 2>/dev/null </dev/null; }
 main_pid() { in_root systemctl show -P MainPID postern || echo 0; }
 active() { [ "$(in_root systemctl is-active postern)" = active ]; }
@@ -218,7 +151,6 @@ check "systemctl is-active postern: inactive" 3 '^inactive$' systemctl is-active
 check "  ... the port is closed (the socket unit stopped)" 1 '' /usr/bin/node -e \
 	"require('node:net').connect($smtp_port, '127.0.0.1').on('connect', () => process.exit(0)).on('error', () => process.exit(1))"
 check "journalctl -u postern: the stop lines" 0 'postern: SIGTERM received: stopping' journalctl -u postern --no-pager -o cat
-holds() { local desc=$1 re; shift; for re in "$@"; do grep -Eq -- "$re" <<<"$LAST" || { verdict "$desc" no "$LAST"; return 0; }; done; verdict "$desc" yes; }
 holds "  ... the daemon's and systemd's" '^postern: stopped$' '^Stopped postern\.service'
 # Type=notify: start returns once the daemon said READY=1, and it then greets at once.
 check "systemctl start postern (the socket unit with it: Requires=)" 0 SILENT systemctl start postern
