@@ -1,10 +1,11 @@
 #!/bin/sh
-# bench/fetch-peers.sh: fetches Exim 4.96 and Postfix 3.7 from Debian's archive with
+# bench/fetch-peers.sh: fetches Debian's Exim and Postfix (whatever versions this
+# machine's Debian release has: Exim 4.96 and Postfix 3.7 on Debian 12) with
 # `apt-get download` and unpacks them with `dpkg -x` into bench/peers/ (or $1), never
 # installing them, so `npm run bench` can run them beside postern (see bench/README.md).
 # The only step that uses the network; the bench itself never does.
 #
-#   sh bench/fetch-peers.sh [DIR]        (as root on Debian 12; runs apt-get update first)
+#   sh bench/fetch-peers.sh [DIR]        (as root on Debian; runs apt-get update first)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 dest=${1:-$here/peers}
@@ -12,29 +13,74 @@ mkdir -p "$dest/debs"
 # apt-get download as root hands the download to the _apt user: let it write here.
 chown _apt "$dest/debs" 2>/dev/null || true
 dest=$(cd "$dest" && pwd)
-# Exim's light daemon and what it links that a plain Debian lacks; Postfix (with
-# smtp-source and smtp-sink, the load generator and sink) and its libraries.
-pkgs="exim4-base exim4-config exim4-daemon-light libidn12 postfix libicu72 libnsl2 libsasl2-2 libsasl2-modules-db libdb5.3 libtirpc3 libgnutls30 libpcre2-8-0"
 apt-get update -qq
 cd "$dest/debs"
-for p in $pkgs; do
-  ls "$p"_*.deb >/dev/null 2>&1 || apt-get download -qq "$p" || { echo "fetch-peers: apt-get download $p failed" >&2; exit 69; }
+
+# Downloads the release's current version of a package unless it is here already;
+# prints the .deb's file name.
+fetch() {
+  f=$(apt-get download --print-uris "$1" 2>/dev/null | awk 'NR == 1 { print $2 }' | tr -d "'")
+  [ -n "$f" ] || { echo "fetch-peers: no package $1 in this system's Debian release" >&2; exit 69; }
+  [ -f "$f" ] || apt-get download -qq "$1" >&2 || { echo "fetch-peers: apt-get download $1 failed" >&2; exit 69; }
+  echo "$f"
+}
+installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
+# The lib* packages a .deb depends on that this system lacks (an alternative that is
+# installed will do), by name, one a line.
+missing_libs() {
+  dpkg-deb -f "$1" Depends Pre-Depends | tr ',' '\n' | while read -r alts; do
+    ok=; first=
+    for a in $(echo "$alts" | sed 's/([^)]*)//g; s/|/ /g; s/:any//g'); do
+      first=${first:-$a}
+      if installed "$a"; then ok=1; fi
+    done
+    case "$first" in lib*) [ -n "$ok" ] || echo "$first" ;; esac
+  done
+}
+
+# Exim's light daemon and Postfix (with smtp-source and smtp-sink, the load generator and
+# sink), then the libraries they link that this system lacks, and theirs in turn
+# (libidn12 for Exim on a plain Debian 12).
+debs=""
+for p in exim4-base exim4-config exim4-daemon-light postfix; do debs="$debs $(fetch "$p")"; done
+libdebs=""
+todo="$debs"
+seen=" "
+while [ -n "$todo" ]; do
+  next=""
+  for d in $todo; do
+    for l in $(missing_libs "$d"); do
+      case "$seen" in *" $l "*) continue ;; esac
+      seen="$seen$l "
+      f=$(fetch "$l")
+      libdebs="$libdebs $f"
+      next="$next $f"
+    done
+  done
+  todo=$next
 done
-rm -rf "$dest/libs" "$dest/libs-all"
-mkdir -p "$dest/libs"
-for d in *.deb; do
+
+# Unpacked afresh: nothing of an earlier release's packages stays.
+rm -rf "$dest/exim" "$dest/postfix" "$dest/libs" "$dest/libs-all"
+mkdir -p "$dest/libs" "$dest/libs-all"
+for d in $debs; do
   case "$d" in
     exim4-*) dpkg -x "$d" "$dest/exim" ;;
     postfix_*) dpkg -x "$d" "$dest/postfix" ;;
-    *) dpkg -x "$d" "$dest/libs-all" ;;
   esac
 done
-# Only the libraries this system lacks (libidn12 on a plain Debian): the bench puts
-# this folder in the peers' library path, and must not shadow the system's own.
-for f in "$dest"/libs-all/usr/lib/x86_64-linux-gnu/*.so.*; do
+for d in $libdebs; do dpkg -x "$d" "$dest/libs-all"; done
+# Only the libraries this system lacks: the bench puts this folder in the peers'
+# library path, and must not shadow the system's own.
+for f in "$dest"/libs-all/usr/lib/*-linux-gnu/*.so.* "$dest"/libs-all/lib/*-linux-gnu/*.so.*; do
   [ -L "$f" ] || continue   # the soname links: libidn.so.12 -> libidn.so.12.6.4
   n=$(basename "$f")
   ldconfig -p | grep -q "^[[:space:]]*$n " || cp -L "$f" "$dest/libs/$n"
 done
 rm -rf "$dest/libs-all"
-echo "fetch-peers: unpacked into $dest: exim/usr/sbin/exim4, postfix/usr/sbin/postfix, libs/ ($(ls "$dest/libs" | tr '\n' ' '))"
+# Earlier downloads no longer wanted (another release's versions) go.
+for f in *.deb; do
+  case " $debs $libdebs " in *" $f "*) ;; *) rm -f "$f" ;; esac
+done
+vers=$(for d in $debs; do case "$d" in exim4-daemon-light_*|postfix_*) printf '%s %s, ' "$(dpkg-deb -f "$d" Package)" "$(dpkg-deb -f "$d" Version)" ;; esac; done)
+echo "fetch-peers: unpacked into $dest: ${vers}libs/: $(ls "$dest/libs" | tr '\n' ' ')"

@@ -1,5 +1,6 @@
-// bench/peers.ts: the other MTAs bench/run.ts measures beside postern — Exim 4.96 and
-// Postfix 3.7 unpacked from Debian's packages by bench/fetch-peers.sh — each with a
+// bench/peers.ts: the other MTAs bench/run.ts measures beside postern — Debian's Exim
+// and Postfix (4.96 and 3.7 on Debian 12) unpacked from the machine's Debian release by
+// bench/fetch-peers.sh, their versions read from the unpacked packages — each with a
 // private config, spool and log in a work folder, SMTP on a 127.0.0.1 port, and its
 // default durability. Also what all MTAs share: CPU and memory of a whole process
 // tree from /proc.
@@ -15,6 +16,7 @@ import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_pr
 import { chownSync, chmodSync, closeSync, copyFileSync, cpSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createConnection } from 'node:net';
+import { gunzipSync } from 'node:zlib';
 
 const CLK_TCK = 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -107,8 +109,25 @@ export function memSampler(root: number, ms = 250): () => number {
 // ---------------------------------------------------------------------------
 // where the unpacked packages are
 
-/** bench/peers/ (or $BENCH_PEERS) as left by bench/fetch-peers.sh; undefined parts are missing. */
-export interface Peers { dir: string; exim?: string; postfix?: string; postfixRoot?: string; smtpSource?: string; smtpSink?: string; libs?: string; libPath: string }
+/**
+ * bench/peers/ (or $BENCH_PEERS) as left by bench/fetch-peers.sh; undefined parts are
+ * missing. eximVersion, postfixVersion: the Debian versions of the unpacked packages
+ * (e.g. 4.96-15+deb12u11), whatever release the machine that fetched them runs.
+ */
+export interface Peers { dir: string; exim?: string; postfix?: string; postfixRoot?: string; smtpSource?: string; smtpSink?: string; libs?: string; libPath: string; eximVersion?: string; postfixVersion?: string }
+
+/** A package's Debian version from the first line of its unpacked changelog.Debian.gz ("exim4 (4.96-15+deb12u11) bookworm; ..."). */
+function debianVersion(root: string, pkg: string): string | undefined {
+  try {
+    const first = gunzipSync(readFileSync(join(root, 'usr/share/doc', pkg, 'changelog.Debian.gz'))).toString('utf8', 0, 300).split('\n')[0] ?? '';
+    return /^\S+ \(([^)\s]+)\)/.exec(first)?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+/** The upstream part of a Debian version: 4.96-15+deb12u11 -> 4.96, 1:3.7.11-0 -> 3.7.11. */
+export const upstreamVersion = (v: string): string => v.replace(/^\d+:/, '').replace(/-[^-]*$/, '');
 
 export function findPeers(dir: string): Peers {
   const has = (p: string) => (existsSync(join(dir, p)) ? join(dir, p) : undefined);
@@ -123,6 +142,8 @@ export function findPeers(dir: string): Peers {
     smtpSink: has('postfix/usr/sbin/smtp-sink'),
     libs,
     libPath: [pfLib, libs].filter(Boolean).join(':'),
+    eximVersion: has('exim') ? debianVersion(join(dir, 'exim'), 'exim4-base') : undefined,
+    postfixVersion: has('postfix') ? debianVersion(join(dir, 'postfix'), 'postfix') : undefined,
   };
 }
 
@@ -220,12 +241,14 @@ function writeUserFiles(dir: string, users: string[], groups: string[] = []): Re
       map[`${u}:gid`] = gid ?? pgid;
       continue;
     }
+    // Its own group: the machine's if it has one of that name (a user removed, its group
+    // left behind), else a new one with the user's id.
     const id = ids.shift()!;
+    const gid = existingId('/etc/group', u) ?? id;
     map[u] = id;
-    map[`${u}:gid`] = id;
-    passwd += `${u}:x:${id}:${id}:bench:/nonexistent:/usr/sbin/nologin\n`;
-    if (existingId('/etc/group', u) === undefined) group += `${u}:x:${id}:\n`;
-    else map[`${u}:gid`] = existingId('/etc/group', u)!;
+    map[`${u}:gid`] = gid;
+    passwd += `${u}:x:${id}:${gid}:bench:/nonexistent:/usr/sbin/nologin\n`;
+    if (gid === id) group += `${u}:x:${id}:\n`;
   }
   for (const g of groups) {
     const gid = existingId('/etc/group', g);
@@ -247,10 +270,12 @@ function writeUserFiles(dir: string, users: string[], groups: string[] = []): Re
 export function fatalLines(...texts: (string | undefined)[]): string[] {
   const re = /fatal|panic|error|cannot|can't|failed|refus|not owned|denied|permission|no such|unable/i;
   const lines = texts.flatMap((t) => (t ?? '').split('\n')).map((l) => l.trim()).filter((l) => l && re.test(l));
-  // One of each (a message ID or a time stamp does not make a line new), each cut short.
+  // One of each (a message ID, a time stamp or a pid does not make a line new), each cut short.
   const seen = new Map<string, string>();
-  for (const l of lines) seen.set(l.replace(/^[\d-]+ [\d:]+ (\S+-\S+-\S+ )?/, '').replace(/\[\d+\]/g, ''), l.slice(0, 300));
-  return [...seen.values()].slice(-3);
+  for (const l of lines) seen.set(l.replace(/^([A-Z][a-z]{2} [\d ]\d |[\d-]+ )[\d:]+ (\S+-\S+-\S+ )?/, '').replace(/\[\d+\]/g, '').replace(/^\/\S*\//, ''), l.slice(0, 300));
+  // The peer's own verdict first (Postfix's `fatal:`, Exim's panic), then what else complained.
+  const own = [...seen.values()].filter((l) => /\b(fatal|panic)\b/i.test(l));
+  return [...own.slice(-3), ...[...seen.values()].filter((l) => !own.includes(l))].slice(0, 3);
 }
 
 /** Counts lines matching re in a growing file (reads only what was appended). */

@@ -1,5 +1,6 @@
-// bench/run.ts: postern's benchmark beside Exim 4.96 and Postfix 3.7 and the sink
-// alone, one after the other on the same loads in one run (see bench/README.md).
+// bench/run.ts: postern's benchmark beside Debian's Exim and Postfix (the versions
+// bench/fetch-peers.sh unpacked, named in the results: 4.96 and 3.7 on Debian 12) and
+// the sink alone, one after the other on the same loads in one run (see bench/README.md).
 // Plain Node ESM, no dependencies beyond the project's own (smtp-server for the
 // fallback sink, nodemailer's SMTP client for the fallback load generator); the peers
 // are Debian's packages unpacked by bench/fetch-peers.sh (bench/peers.ts runs them).
@@ -18,7 +19,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createHash } from 'node:crypto';
 import { HERE, ROOT } from './root.js';
-import { LogCounter, SINK_HOST, findPeers, memSampler, peersUsable, prepareExim, startExim, startPostfix, treeCpuSeconds, treeMemory, waitForPort, type EximTree, type PeerHandle, type Ports } from './peers.js';
+import { LogCounter, SINK_HOST, fatalLines, findPeers, memSampler, peersUsable, prepareExim, startExim, startPostfix, treeCpuSeconds, treeMemory, upstreamVersion, waitForPort, type EximTree, type PeerHandle, type Ports } from './peers.js';
 
 /** One measured row: an MTA on a load in one round. A row with errors is void. */
 interface Row {
@@ -51,7 +52,7 @@ interface FsyncRow { mta: string; label: string; messages: number; reuse: boolea
 interface Target { what: string; value?: number; text: string; goal: string; met: string }
 interface Results {
   started: string;
-  machine: { node: string; cpus: number; cpuModel?: string; memGB: number; spoolFs?: string; fdatasyncMs?: number };
+  machine: { node: string; os?: string; cpus: number; cpuModel?: string; memGB: number; spoolFs?: string; fdatasyncMs?: number };
   tools: Record<string, string | null>;
   parameters: Record<string, unknown>;
   mtas: string[];
@@ -556,10 +557,20 @@ async function startSink(port: number): Promise<Sink> {
 // ---------------------------------------------------------------------------
 // results
 
+/** The machine's system as /etc/os-release names it (e.g. "Debian GNU/Linux 12 (bookworm)"). */
+function osRelease(): string | undefined {
+  try {
+    return /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
 const results: Results = {
   started: new Date(START).toISOString(),
-  machine: { node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, memGB: Math.round(totalmem() / 2 ** 30) },
-  tools: { loadgen: LOADGEN, smtpSource: SMTP_SOURCE ?? null, smtpSink: SMTP_SINK ?? null, strace: STRACE ?? null, peers: PEERS.dir },
+  machine: { node: process.version, os: osRelease(), cpus: cpus().length, cpuModel: cpus()[0]?.model, memGB: Math.round(totalmem() / 2 ** 30) },
+  tools: { loadgen: LOADGEN, smtpSource: SMTP_SOURCE ?? null, smtpSink: SMTP_SINK ?? null, strace: STRACE ?? null, peers: PEERS.dir,
+    postfix: PEERS.postfixVersion ?? null, exim: PEERS.eximVersion ?? null },
   parameters: { posternSettings: opt.set, messages: N, bigMessages: N_BIG, bigSize: BIG_SIZE, eximMessages: N_EXIM, warmup: WARMUP, fsyncMessages: N_FSYNC, sessions: SESSIONS, size: SIZE, runs: RUNS },
   mtas: MTAS, rates: {}, sendmail: null, fsync: null, targets: [], notes: [], othersCpu: {},
 };
@@ -609,11 +620,21 @@ function distFreshness() {
 
 const pct = (v: number | undefined) => (v === undefined ? '?' : `${v}%`);
 
+/** A Markdown table; a cell's line breaks (a peer's output in an error) become " ⏎ " and its bars are escaped, so each row stays one line. */
 function table(headers: string[], rows: (string | number | undefined)[][]): string {
-  return [`| ${headers.join(' | ')} |`, `|${headers.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  const c = (v: string | number | undefined) => String(v ?? '').replace(/\s*\n\s*/g, ' ⏎ ').replace(/\|/g, '\\|');
+  return [`| ${headers.join(' | ')} |`, `|${headers.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.map(c).join(' | ')} |`)].join('\n');
 }
 
-const NAMES: Record<string, string> = { sink: 'sink alone', postern: 'postern', postfix: 'Postfix 3.7', exim: 'Exim 4.96' };
+/** The MTAs' names in the results: the peers with the upstream version of the package unpacked (Debian 12: Postfix 3.7.11, Exim 4.96). */
+const NAMES: Record<string, string> = {
+  sink: 'sink alone', postern: 'postern',
+  postfix: PEERS.postfixVersion ? `Postfix ${upstreamVersion(PEERS.postfixVersion)}` : 'Postfix',
+  exim: PEERS.eximVersion ? `Exim ${upstreamVersion(PEERS.eximVersion)}` : 'Exim',
+};
+/** The peers' Debian packages, for the header of the results. */
+const peerPackages = (mtas: string[]): string => [['postfix', 'postfix', PEERS.postfixVersion], ['exim', 'exim4', PEERS.eximVersion]]
+  .filter(([m]) => mtas.includes(m!)).map(([, pkg, v]) => `${pkg} ${v ?? '(version unknown)'}`).join(', ');
 const fmt = (v: number | undefined | null, digits = 0): string => (v === undefined || v === null || Number.isNaN(v) ? 'n/a' : Number(v).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
 
 /**
@@ -875,7 +896,11 @@ async function timeCommand(argv: string[], stdin: string | undefined, wrap: { en
   const r = wrap
     ? await run('unshare', ['-m', 'sh', '-c', `${wrap.enter} && exec "$@"`, 'sh', ...inner], { env: wrap.env, timeoutMs: Math.min(STEP_TIMEOUT, timeLeft()) })
     : await run(inner[0]!, inner.slice(1), { timeoutMs: Math.min(STEP_TIMEOUT, timeLeft()) });
-  if (r.code !== 0) throw new Error(`timing ${argv.join(' ')} failed: ${r.stderr.slice(-800)}`);
+  if (r.code !== 0) {
+    // The command's own fatal line first (postdrop's, Exim's), then the rest of what it said.
+    const own = fatalLines(r.stderr);
+    throw new Error(`${basename(argv[0]!)} failed${own.length ? `: ${own.join(' | ')}` : ''} (${r.timedOut ? 'timed out' : `exit ${r.code ?? r.signal}`}); output: ${r.stderr.slice(-800)}`);
+  }
   return JSON.parse(r.stdout).times;
 }
 
@@ -907,17 +932,28 @@ async function measureSendmail() {
     { key: 'handed', label: '`sendmail -N never -t -i` (the front end hands it to node), daemon running', argv: [FRONT, '-C', up.file, '-N', 'never', '-t', '-i'], stdin: msgFile },
     { key: 'node-up', label: 'node\'s `bin/sendmail -t -i` alone, daemon running', argv: [SENDMAIL, '-C', up.file, '-t', '-i'], stdin: msgFile },
   ];
+  // A peer that cannot be set up, or a command that fails, is left out with its own
+  // words in the notes; the other commands are still timed (nothing measured is lost).
+  const leftOut = (what: string, e: unknown) => {
+    const msg = `sendmail: ${what} not timed: ${(e as Error).message.slice(0, 900)}`;
+    results.notes.push(msg);
+    log(msg);
+  };
   let eximDir: string | undefined;
   let eximX: EximTree | undefined;
   if (MTAS.includes('exim')) {
-    eximDir = workDir('sendmail-exim');
-    const x = prepareExim(PEERS, eximDir, { smtpPort: await freePort(), smarthostPort: await freePort(SINK_HOST) });
-    // Debian's /usr/sbin/sendmail is Exim: stock `sendmail -t -i` receives, forks a
-    // delivery process into the background (here the smarthost is down) and returns;
-    // `-odq` only queues.
-    commands.push({ key: 'exim-stock', label: "Exim's stock `sendmail -t -i` (delivery forked into the background)", argv: ['/usr/sbin/sendmail', '-t', '-i'], stdin: msgFile, wrap: x });
-    commands.push({ key: 'exim', label: "Exim's `exim4 -odq -oi -t` (queue only)", argv: ['/usr/sbin/exim4', '-odq', '-oi', '-t'], stdin: msgFile, wrap: x });
-    eximX = x;
+    try {
+      eximDir = workDir('sendmail-exim');
+      const x = prepareExim(PEERS, eximDir, { smtpPort: await freePort(), smarthostPort: await freePort(SINK_HOST) });
+      // Debian's /usr/sbin/sendmail is Exim: stock `sendmail -t -i` receives, forks a
+      // delivery process into the background (here the smarthost is down) and returns;
+      // `-odq` only queues.
+      commands.push({ key: 'exim-stock', label: "Exim's stock `sendmail -t -i` (delivery forked into the background)", argv: ['/usr/sbin/sendmail', '-t', '-i'], stdin: msgFile, wrap: x });
+      commands.push({ key: 'exim', label: "Exim's `exim4 -odq -oi -t` (queue only)", argv: ['/usr/sbin/exim4', '-odq', '-oi', '-t'], stdin: msgFile, wrap: x });
+      eximX = x;
+    } catch (e) {
+      leftOut(NAMES.exim!, e);
+    }
   }
   if (results.queuedCfg) {
     const q = await queueCount(results.queuedCfg);
@@ -930,22 +966,36 @@ async function measureSendmail() {
     if (MTAS.includes('postfix')) {
       // As root, Postfix's sendmail hands the message to postdrop, which writes it to the
       // maildrop for the running daemon's pickup.
-      pf = await startMta('postfix', workDir('sendmail-postfix'), { smtpPort: await freePort(), smarthostPort: await freePort(SINK_HOST) });
-      commands.splice(4, 0, { key: 'postfix', label: "Postfix's `sendmail -t -i`, daemon running", argv: [pf.x!.sendmail!, '-C', pf.x!.conf, '-t', '-i'], stdin: msgFile, wrap: pf.x });
+      try {
+        pf = await startMta('postfix', workDir('sendmail-postfix'), { smtpPort: await freePort(), smarthostPort: await freePort(SINK_HOST) });
+        commands.splice(4, 0, { key: 'postfix', label: "Postfix's `sendmail -t -i`, daemon running", argv: [pf.x!.sendmail!, '-C', pf.x!.conf, '-t', '-i'], stdin: msgFile, wrap: pf.x });
+      } catch (e) {
+        leftOut(NAMES.postfix!, e);
+      }
     }
     log(`sendmail: ${commands.length} commands, ${rounds} rounds of ${perRound} runs each after ${warmup} warm-up, taking turns`);
     const times = new Map<string, number[]>(commands.map((c) => [c.key, []]));
     const roundMedians = new Map<string, number[]>(commands.map((c) => [c.key, []]));
+    /** Commands that failed a run: void, and not run again. */
+    const failed = new Map<string, string>();
     for (let i = 0; i < rounds; i++) {
       for (const c of commands) {
-        const t = await timeCommand(c.argv, c.stdin, c.wrap, perRound, warmup);
-        times.get(c.key)!.push(...t);
-        roundMedians.get(c.key)!.push(stats(t).median);
+        if (failed.has(c.key)) continue;
+        try {
+          const t = await timeCommand(c.argv, c.stdin, c.wrap, perRound, warmup);
+          times.get(c.key)!.push(...t);
+          roundMedians.get(c.key)!.push(stats(t).median);
+        } catch (e) {
+          failed.set(c.key, `it failed in round ${i + 1}: ${(e as Error).message.slice(0, 900)}`);
+          log(`  ${c.label} failed in round ${i + 1}: ${(e as Error).message.slice(0, 900)}`);
+        }
       }
     }
+    const none: Stats = { mean: NaN, median: NaN, stddev: NaN, min: NaN, max: NaN };
     results.sendmail = { tool: 'bench/timecmd.ts', runs: rounds * perRound, rounds, warmup, messageBytes: statSync(msgFile).size,
-      rows: commands.map((c) => ({ key: c.key, label: c.label, ...stats(times.get(c.key)!), roundMedians: roundMedians.get(c.key)! })), checks };
-    for (const x of results.sendmail!.rows) log(`  ${x.label}: mean ${x.mean.toFixed(1)} ms, median ${x.median.toFixed(1)} ms`);
+      rows: commands.map((c) => ({ key: c.key, label: c.label, ...(times.get(c.key)!.length ? stats(times.get(c.key)!) : none), roundMedians: roundMedians.get(c.key)! })), checks };
+    for (const [key, why] of failed) voidSendmail([key], why);
+    for (const x of results.sendmail.rows) log(`  ${x.label}: ${failed.has(x.key) ? 'VOID, it failed' : `mean ${x.mean.toFixed(1)} ms, median ${x.median.toFixed(1)} ms`}`);
     const upCount = await queueCount(up).catch((e) => (e as Error).message);
     checks.push(`daemon-running spool holds ${upCount} after ${3 * expect} submissions (${expect} by the front end, ${expect} handed to node, ${expect} by node's alone)`);
     if (upCount !== 3 * expect) voidSendmail(['up', 'handed', 'node-up'], `postern's daemon-running spool holds ${upCount}, expected ${3 * expect}`);
@@ -963,7 +1013,8 @@ async function measureSendmail() {
   checks.push(`daemon-down spool holds ${downCount} after ${expect} submissions`);
   if (downCount !== expect) voidSendmail(['down'], `postern's daemon-down spool holds ${downCount}, expected ${expect}`);
   if (eximDir && eximX) {
-    const n = readdirSync(join(eximX.spool, 'input'), { recursive: true }).filter((f) => String(f).endsWith('-H')).length;
+    const input = join(eximX.spool, 'input');
+    const n = existsSync(input) ? readdirSync(input, { recursive: true }).filter((f) => String(f).endsWith('-H')).length : 0;
     const arrived = countLines(eximX.mainlog, / <= /);
     checks.push(`Exim's log shows ${arrived} arrivals after ${2 * expect} submissions (${expect} stock, ${expect} -odq); its spool holds ${n}`);
     if (arrived !== 2 * expect) voidSendmail(['exim-stock', 'exim'], `Exim logged ${arrived} arrivals, expected ${2 * expect}`);
@@ -1076,7 +1127,7 @@ const smRow = (key: string) => results.sendmail?.rows.find((x) => x.key === key)
 const smSeries = (key: string): Series | undefined => smRow(key)?.roundMedians.map((v, i) => ({ round: i + 1, v: smRow(key)?.void ? undefined : v }));
 /** A submission row whose check failed (not every submission arrived) is void. */
 function voidSendmail(keys: string[], why: string): void {
-  for (const k of keys) { const r = smRow(k); if (r) r.void = why; }
+  for (const k of keys) { const r = smRow(k); if (r) r.void ??= why; }
   results.notes.push(`sendmail: VOID ${keys.join(', ')}: ${why}`);
 }
 const syncsOf = (mta: string, reuse: boolean) => results.fsync?.rows.find((r) => r.mta === mta && r.perMessage !== undefined && r.reuse === reuse && !r.errors.length)?.perMessage;
@@ -1156,14 +1207,15 @@ function renderMarkdown() {
   const r = results;
   const L = [];
   L.push('# postern benchmark: postern, Postfix and Exim in one run', '');
-  L.push(`Run ${r.started}, Node ${r.machine.node}, ${r.machine.cpus} CPUs (${r.machine.cpuModel}), ${r.machine.memGB} GB; load average ${r.loadavg?.start ?? '?'} at the start${r.loadavg?.end ? `, ${r.loadavg.end} at the end` : ''}. ` +
+  L.push(`Run ${r.started}, ${r.machine.os ?? 'unknown system'}, Node ${r.machine.node}, ${r.machine.cpus} CPUs (${r.machine.cpuModel}), ${r.machine.memGB} GB; load average ${r.loadavg?.start ?? '?'} at the start${r.loadavg?.end ? `, ${r.loadavg.end} at the end` : ''}. ` +
     `Spools on ${r.machine.spoolFs ?? '?'}; one 4 KB write + fdatasync there: median ${r.machine.fdatasyncMs ?? '?'} ms. Build measured: dist/ ${r.dist ?? '?'}.`);
   L.push(`Load: ${r.tools.loadgen === 'smtp-source' ? 'Postfix `smtp-source`' : "built-in (nodemailer's SMTPConnection)"}, ${SESSIONS} concurrent sessions (one for the one-session row), ` +
     `${N.toLocaleString('en-US')} messages of ${SIZE} bytes (${N_BIG.toLocaleString('en-US')} of ${BIG_SIZE} bytes for the big rows, ${N_ONE} in one session, ${N_QUEUE.toLocaleString('en-US')} with the hub down; Exim at most ${N_EXIM} a load); ` +
     (WARMUP > 0 ? `each MTA first takes ${WARMUP.toLocaleString('en-US')} messages of the same load untimed (Exim and one session a fifth), on the same daemon; ` : 'no warm-up (`--warmup 0`); ') +
     `sink: ${r.tools.smtpSink ? 'Postfix `smtp-sink`' : '`bench/sink.ts`'} on ${SINK_HOST}. Each MTA as Debian runs it (see bench/README.md for every change from stock), a fresh private spool per load, on 127.0.0.1. ` +
     `${r.rounds ?? ROUNDS} rounds, each running every load on every MTA one after the other; each cell is the median of the rounds, with the lowest and highest in brackets; a row that failed a check (not all accepted, delivered, or something deferred) is void and left out.`);
-  L.push(`MTAs measured: ${r.mtas.map((m) => NAMES[m]).join(', ')}.${SETS.length ? ` **postern NOT at its defaults**: ${SETS.map((x) => `${x.section}.${x.key} = ${x.value}`).join(', ')}.` : ''}`, '');
+  const pkgs = peerPackages(r.mtas);
+  L.push(`MTAs measured: ${r.mtas.map((m) => NAMES[m]).join(', ')}${pkgs ? ` (Debian packages ${pkgs}, unpacked in ${PEERS.dir})` : ''}.${SETS.length ? ` **postern NOT at its defaults**: ${SETS.map((x) => `${x.section}.${x.key} = ${x.value}`).join(', ')}.` : ''}`, '');
   const rows = summaryRows();
   const has = (m: string) => r.mtas.includes(m);
   const heads = ['figure', 'reference (sink alone; `node -e 0`)', 'postern', ...(has('postfix') ? ['Postfix'] : []), ...(has('exim') ? ['Exim'] : []),
@@ -1200,7 +1252,7 @@ function renderMarkdown() {
     const s = r.sendmail;
     L.push('## Whole-process time of one submission', '');
     L.push(`${s.runs} runs in ${s.rounds} rounds (${s.warmup} warm-up run each), the commands taking turns, timed by bench/timecmd.ts (spawn to exit); message ${s.messageBytes} bytes on stdin; others' CPU: ${pct(r.othersCpu.sendmail)}.`, '');
-    L.push(table(['command', 'median ms', 'rounds\' medians', 'mean ms', '± σ', 'min ms', 'max ms'], s.rows.map((x) => [x.void ? `${x.label} — VOID: ${x.void}` : x.label, x.median.toFixed(1), x.roundMedians.map((v) => v.toFixed(1)).join(' / '), x.mean.toFixed(1), x.stddev.toFixed(1), x.min.toFixed(1), x.max.toFixed(1)])));
+    L.push(table(['command', 'median ms', 'rounds\' medians', 'mean ms', '± σ', 'min ms', 'max ms'], s.rows.map((x) => [x.void ? `${x.label} — VOID: ${x.void}` : x.label, fmt(x.median, 1), x.roundMedians.map((v) => v.toFixed(1)).join(' / '), fmt(x.mean, 1), fmt(x.stddev, 1), fmt(x.min, 1), fmt(x.max, 1)])));
     L.push('', ...s.checks.map((c) => `- ${c}`), '');
   }
   if (r.fsync?.rows.length) {
@@ -1212,7 +1264,7 @@ function renderMarkdown() {
       f.rows.map((x) => [NAMES[x.mta], x.label, x.messages, ...SYNCS.map((k) => x.calls[k]), x.total, x.net ?? '', x.perMessage === undefined ? '' : x.perMessage.toFixed(3), x.rate ?? ''])));
     L.push('');
   }
-  if (r.notes.length) L.push('## Notes', '', ...r.notes.map((n) => `- ${n}`), '');
+  if (r.notes.length) L.push('## Notes', '', ...r.notes.map((n) => `- ${n.replace(/\s*\n\s*/g, ' ⏎ ')}`), '');
   L.push(`Total bench time: ${secs(Date.now() - START)} s.`, '');
   return L.join('\n');
 }
@@ -1274,6 +1326,7 @@ async function main() {
   diskProbe();
   mkdirSync(OUT, { recursive: true });
   log(`load generator: ${LOADGEN}${LOADGEN === 'smtp-source' ? ` (${SMTP_SOURCE})` : ' (run bench/fetch-peers.sh, or set SMTP_SOURCE=/path/to/smtp-source, to use Postfix\'s)'}`);
+  if (peerPackages(MTAS)) log(`peers: Debian packages ${peerPackages(MTAS)} from ${PEERS.dir}, on ${results.machine.os ?? 'an unknown system'}`);
   for (const m of MTAS_ASKED.filter((x) => !MTAS.includes(x))) {
     const why = PEERS_PROBLEM ?? `not found under ${PEERS.dir} (sh bench/fetch-peers.sh fetches it)`;
     results.notes.push(`${NAMES[m]} not measured: ${why}`);
