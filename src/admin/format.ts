@@ -1,10 +1,12 @@
 // admin/format.ts: Exim's queue-listing formats (-bp): the age and size columns, one
 // message with its recipients, and the --json object (with the message's journal as
-// `history`). Pure functions of a record and its journal; and batched(), which joins a
+// `history`). Pure functions of a record (or its listing entry) and its journal;
+// entryFormatter(), formatEntry for a whole listing; and batched(), which joins a
 // listing's writes.
 import type { JournalEntry } from '../core/journal.js';
 import type { MessageRecord } from '../core/types.js';
 import { journalJson } from '../log/journal-text.js';
+import type { Listed } from '../spool/listing.js';
 
 /** Exim's age column: minutes up to 90, then rounded hours up to 72, then days; 3 wide. */
 export function formatAge(ms: number): string {
@@ -34,8 +36,30 @@ export function formatSize(n: number): string {
   return `${Math.floor((n + 512 * 1024) / 1024 / 1024)}M`.padStart(5);
 }
 
-export function formatEntry(r: MessageRecord, now: number, undeliveredOnly = false): string {
-  let out = `${formatAge(now - r.arrival)} ${formatSize(r.size)} ${r.id} <${r.sender}>${r.frozen ? ' *** frozen ***' : ''}\n`;
+export function formatEntry(r: Listed, now: number, undeliveredOnly = false): string {
+  return entryText(r, formatAge(now - r.arrival), formatSize(r.size), undeliveredOnly);
+}
+
+/**
+ * formatEntry at one `now` for a whole listing: an age or size column is worked out once
+ * per value met (ages are whole minutes), not once per message.
+ */
+export function entryFormatter(now: number, undeliveredOnly = false): (r: Listed) => string {
+  const ages = new Map<number, string>();
+  const sizes = new Map<number, string>();
+  return (r) => {
+    const ms = now - r.arrival;
+    const minute = Math.floor(ms / 60_000);
+    let age = ages.get(minute);
+    if (age === undefined) ages.set(minute, age = formatAge(ms));
+    let size = sizes.get(r.size);
+    if (size === undefined) sizes.set(r.size, size = formatSize(r.size));
+    return entryText(r, age, size, undeliveredOnly);
+  };
+}
+
+function entryText(r: Listed, age: string, size: string, undeliveredOnly: boolean): string {
+  let out = `${age} ${size} ${r.id} <${r.sender}>${r.frozen ? ' *** frozen ***' : ''}\n`;
   for (const rc of r.recipients) {
     const done = rc.state !== 'pending';
     if (done && undeliveredOnly) continue;
@@ -65,19 +89,17 @@ export function jsonEntry(r: MessageRecord, journal?: JournalEntry[]): string {
  * writes, not a million. Call flush() at the end.
  */
 export function batched(out: (s: string) => void): { write: (s: string) => void; flush: () => void } {
-  let parts: string[] = [];
-  let size = 0;
+  // One string grown by concatenation (a rope V8 flattens once, when written).
+  let text = '';
   const flush = () => {
-    if (parts.length === 0) return;
-    out(parts.join(''));
-    parts = [];
-    size = 0;
+    if (text.length === 0) return;
+    out(text);
+    text = '';
   };
   return {
     write: (s) => {
-      parts.push(s);
-      size += s.length;
-      if (size >= 65536) flush();
+      text += s;
+      if (text.length >= 65536) flush();
     },
     flush,
   };

@@ -10,8 +10,9 @@ import type { Config } from '../config/schema.js';
 import { usage } from '../core/exit.js';
 import type { MessageRecord } from '../core/types.js';
 import type { LmdbSpool } from '../spool/lmdb-spool.js';
+import type { Listed } from '../spool/listing.js';
 import { base62, idTime, type MessageIdGenerator } from '../spool/message-id.js';
-import { batched, formatEntry, formatSize, jsonEntry } from './format.js';
+import { batched, entryFormatter, formatSize, jsonEntry } from './format.js';
 import { QueueShape, QueueSummary } from './summary.js';
 import type { BulkAction } from './bulk.js';
 import type { DeliverHere } from './queue-commands.js';
@@ -66,20 +67,29 @@ export function parseQgrepArgs(argv: string[]): QgrepArgs {
   return parsed;
 }
 
-/**
- * The matching messages, oldest first, one at a time. -y and -o are ages of the ID's
- * time (as exiqgrep's): the range of IDs is sought, not scanned.
- */
-function* select(spool: LmdbSpool, a: QgrepArgs, now: number): Generator<MessageRecord> {
-  const sender = regex('f', a.f, 'i');
-  const rcpt = regex('r', a.r, 'i');
-  const size = regex('s', a.s, '');
+/** -y and -o are ages of the ID's time (as exiqgrep's): the range of IDs to read, sought, not scanned. */
+function idRange(a: QgrepArgs, now: number): { start?: string; end?: string } {
   const nowSec = now / 1000;
   const range: { start?: string; end?: string } = {};
   // Younger than y: ID time > now - y; older than o: ID time < now - o.
   if (a.y !== undefined) range.start = base62(Math.max(0, Math.floor(nowSec - a.y)), 6);
   if (a.o !== undefined) range.end = base62(Math.max(0, Math.ceil(nowSec - a.o) + 1), 6);
-  for (const m of spool.list(range)) {
+  return range;
+}
+
+/**
+ * The matching messages, oldest first, one at a time: listing entries (spool/listing.ts),
+ * or with `full` the records (what --json shows).
+ */
+function select(spool: LmdbSpool, a: QgrepArgs, now: number): Generator<Listed>;
+function select(spool: LmdbSpool, a: QgrepArgs, now: number, full: true): Generator<MessageRecord>;
+function* select(spool: LmdbSpool, a: QgrepArgs, now: number, full = false): Generator<Listed> {
+  const sender = regex('f', a.f, 'i');
+  const rcpt = regex('r', a.r, 'i');
+  const size = regex('s', a.s, '');
+  const nowSec = now / 1000;
+  const range = idRange(a, now);
+  for (const m of full ? spool.list(range) : spool.listed(range)) {
     if (sender && !sender.test(`<${m.sender}>`)) continue;
     if (rcpt && !m.recipients.some((r) => (a.a || r.state === 'pending') && rcpt.test(r.address))) continue;
     if (size && !size.test(formatSize(m.size).trim())) continue;
@@ -122,20 +132,23 @@ export async function qgrep(argv: string[], config: Config, spool: LmdbSpool, ou
   }
   const buf = batched(out);
   out = buf.write;
-  const show = (m: MessageRecord) => {
-    if (a.json) out(a.i ? `${JSON.stringify({ id: m.id })}\n` : jsonEntry(m));
+  const entry = entryFormatter(now, !a.a);
+  const show = (m: Listed) => {
+    if (a.json) out(a.i ? `${JSON.stringify({ id: m.id })}\n` : jsonEntry(m as MessageRecord));
     else if (a.i) out(`${m.id}\n`);
     else if (a.b) {
       const to = m.recipients.filter((r) => a.a || r.state === 'pending').map((r) => r.address).join(';');
       out(`${m.id} From: <${m.sender}> To: ${to}\n`);
-    } else out(formatEntry(m, now, !a.a));
+    } else out(entry(m));
   };
+  // --json shows whole records; everything else is in the listing entries.
+  const matches = a.json && !a.i ? select(spool, a, now, true) : select(spool, a, now);
   if (a.R) {
     // Newest first: only what matches is held.
-    const selected = [...select(spool, a, now)];
-    for (let i = selected.length - 1; i >= 0; i--) show(selected[i] as MessageRecord);
+    const selected = [...matches];
+    for (let i = selected.length - 1; i >= 0; i--) show(selected[i] as Listed);
   } else {
-    for (const m of select(spool, a, now)) show(m);
+    for (const m of matches) show(m);
   }
   buf.flush();
   return 0;

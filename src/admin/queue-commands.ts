@@ -9,14 +9,16 @@ import { acquireDeliveryLock } from '../spool/lock.js';
 import { MainLog } from '../log/mainlog.js';
 import { journalJson, journalText } from '../log/journal-text.js';
 import { isRoutableAddress } from '../core/address.js';
-import { qualify } from '../receive/cleanup.js';
-import { readdirSync } from 'node:fs';
+import { lstatSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { DROP_CACHE } from '../config/load.js';
+import { OWN_SOCKET } from '../receive/maildrop.js';
 import { request } from './control-client.js';
 import { LmdbSpool, QUEUE_ONLY_DELAY } from '../spool/lmdb-spool.js';
 import { isMessageId, MessageIdGenerator } from '../spool/message-id.js';
 import { resultLine, resultWords, runAction, type ActionResult, type AdminAction } from './actions.js';
 import type { EnvelopeEdit } from '../core/change.js';
-import { batched, formatEntry, jsonEntry } from './format.js';
+import { batched, entryFormatter, formatEntry, jsonEntry } from './format.js';
 
 type Out = (s: string | Buffer) => void;
 
@@ -39,14 +41,19 @@ export function listQueue(spool: LmdbSpool, out: Out, opts: { count?: boolean; u
     return 0;
   }
   const now = Date.now();
-  const records = opts.ids && opts.ids.length ? opts.ids.map((id) => spool.load(id) ?? id) : spool.list();
   const buf = batched((s) => out(s));
-  for (const r of records) {
-    if (typeof r === 'string') {
-      if (!opts.json) buf.write(`      ${r}\n    *** spool read error: No such file or directory ***\n\n`);
-      continue;
+  if (opts.ids && opts.ids.length) {
+    for (const id of opts.ids) {
+      const r = spool.load(id);
+      if (r) buf.write(opts.json ? jsonEntry(r, spool.journal(r.id)) : formatEntry(r, now, opts.undelivered));
+      else if (!opts.json) buf.write(`      ${id}\n    *** spool read error: No such file or directory ***\n\n`);
     }
-    buf.write(opts.json ? jsonEntry(r, spool.journal(r.id)) : formatEntry(r, now, opts.undelivered));
+  } else if (opts.json) {
+    for (const r of spool.list()) buf.write(jsonEntry(r, spool.journal(r.id)));
+  } else {
+    // The whole queue: listing entries, not records (spool/listing.ts).
+    const entry = entryFormatter(now, opts.undelivered);
+    for (const r of spool.listed()) buf.write(entry(r));
   }
   buf.flush();
   return 0;
@@ -142,6 +149,7 @@ async function editCommand(flag: string, args: string[], config: Config, spool: 
   if (raw.length === 0) throw usage(`${flag} needs ${flag === '-Mes' ? 'an address' : 'at least one address'} after the message ID`);
   if (flag === '-Mes' && raw.length > 1) throw usage('-Mes takes one address');
   const nullSender = flag === '-Mes' && (raw[0] === '<>' || raw[0] === '');
+  const { qualify } = await import('../receive/cleanup.js'); // with its header parsing: not loaded by a listing
   const addresses = nullSender ? [''] : raw.map((a) => qualify(a.replace(/^<(.*)>$/, '$1'), config.qualify_domain));
   for (const [n, a] of addresses.entries()) if (!nullSender && !isRoutableAddress(a)) throw usage(`malformed address ${raw[n]} after ${flag}`);
   const events = new EventBus();
@@ -174,7 +182,10 @@ async function giveUpCommand(id: string, config: Config, spool: LmdbSpool, event
 export async function pickupNow(config: Config, spool: LmdbSpool, ids: MessageIdGenerator): Promise<void> {
   let waiting: string[];
   try {
-    waiting = readdirSync(config.spool.maildrop);
+    // Not mail: the daemon's socket, and the configuration caches when they are root's or
+    // ours (the pickup passes them over; one of anyone else's it takes as a drop file).
+    waiting = readdirSync(config.spool.maildrop).filter((name) => name !== OWN_SOCKET
+      && !(name.startsWith(DROP_CACHE) && [0, process.geteuid?.()].includes(lstatSync(join(config.spool.maildrop, name), { throwIfNoEntry: false })?.uid)));
   } catch {
     return; // no maildrop yet
   }

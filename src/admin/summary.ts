@@ -2,7 +2,7 @@
 // domain × age table), as plain or JSON text. Built one message at a time: what is kept
 // is one row per recipient domain, never the messages, so a million queued costs the
 // same memory as ten.
-import type { MessageRecord } from '../core/types.js';
+import type { Listed } from '../spool/listing.js';
 import { formatAge } from './format.js';
 
 interface Row {
@@ -22,7 +22,7 @@ export class QueueSummary {
   private readonly rows = new Map<string, Row>();
   private readonly total: Row = { count: 0, volume: 0, oldest: Infinity, newest: -Infinity };
 
-  add(m: MessageRecord): void {
+  add(m: Listed): void {
     for (const r of m.recipients) {
       if (r.state !== 'pending') continue;
       const d = domainOf(r.address);
@@ -83,7 +83,7 @@ export class QueueShape {
 
   constructor(private readonly now: number) {}
 
-  add(m: MessageRecord): void {
+  add(m: Listed): void {
     const minutes = (this.now - m.arrival) / 60_000;
     let b = SHAPE_BUCKETS.findIndex((limit) => minutes < limit);
     if (b < 0) b = SHAPE_BUCKETS.length;

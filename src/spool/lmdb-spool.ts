@@ -15,6 +15,7 @@ import { admitOne, applyOne } from './changes.js';
 import { openIncoming, sweepIncoming } from './incoming.js';
 import * as q from './queries.js';
 import type { SpaceReserve } from './reserve.js';
+import type { Listed } from './listing.js';
 import type { DueKey, IncomingMessage, Spool, SpoolWriteError } from './spool.js';
 import { SpoolStore } from './store.js';
 
@@ -129,6 +130,11 @@ export class LmdbSpool implements Spool {
   /** `range`: IDs from `start` (included) to `end` (excluded): IDs sort by arrival second, so an age is a seek. */
   list(range: { start?: string; end?: string } = {}): Iterable<MessageRecord> {
     return q.list(this.store, range);
+  }
+
+  /** list() as listing entries (spool/listing.ts): what -bp and postern-qgrep show, cheaper to read. */
+  listed(range: { start?: string; end?: string } = {}): Iterable<Listed> {
+    return q.listed(this.store, range);
   }
 
   count(): number {

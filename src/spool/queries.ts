@@ -2,9 +2,11 @@
 // (due, dueAfter, nextDue, nextDueAfter: the scheduler's only way to find work), the
 // listing and counts, the metrics' stats from entry counts, and a message's journal
 // (with what spools written before the journal kept, shown first). Every read of a
-// stored record goes through the store's decoder.
+// stored record goes through the store's decoder; listed() reads the listing entries
+// (listing.ts) instead, where there are some.
 import type { JournalEntry } from '../core/journal.js';
 import type { MessageRecord } from '../core/types.js';
+import { parseListing, type Listed } from './listing.js';
 import { decodeRecord } from './record.js';
 import type { DueKey } from './spool.js';
 import { entryCount, type SpoolStore } from './store.js';
@@ -66,6 +68,45 @@ export function nextDue(store: SpoolStore, skip?: ReadonlySet<string>): number |
 export function* list(store: SpoolStore, range: { start?: string; end?: string } = {}): Iterable<MessageRecord> {
   store.root.resetReadTxn();
   for (const { value } of store.meta.getRange(range)) yield decodeRecord(value);
+}
+
+/**
+ * What list() yields, as listing entries. Every record written since the listing came
+ * has its entry, written and removed in the same transaction, so when `listing` holds as
+ * many entries as `meta` it holds the entries of all of them and is read alone. Else
+ * (a spool with messages stored by a postern before the listing) it is read beside the
+ * keys of `meta`, in step, and a message without a readable entry is read from its
+ * record; an entry without its message is passed over. With no entry at all: list().
+ */
+export function* listed(store: SpoolStore, range: { start?: string; end?: string } = {}): Iterable<Listed> {
+  store.root.resetReadTxn();
+  const entries = entryCount(store.listing);
+  if (entries === 0) {
+    yield* list(store, range);
+    return;
+  }
+  if (entries === entryCount(store.meta)) {
+    for (const { key, value } of store.listing.getRange(range)) {
+      const e = parseListing(key, value) ?? fromRecord(store, key);
+      if (e) yield e;
+    }
+    return;
+  }
+  const it = store.listing.getRange(range)[Symbol.iterator]();
+  let entry = it.next();
+  for (const id of store.meta.getKeys(range)) {
+    // IDs are ASCII: JS string order is the database's byte order.
+    while (!entry.done && entry.value.key < id) entry = it.next();
+    const e = !entry.done && entry.value.key === id ? parseListing(id, entry.value.value) : undefined;
+    const m = e ?? fromRecord(store, id);
+    if (m) yield m;
+  }
+}
+
+/** A message listed from its record (without a readable entry); none for an entry without its message. */
+function fromRecord(store: SpoolStore, id: string): MessageRecord | undefined {
+  const raw = store.meta.get(id);
+  return raw === undefined ? undefined : decodeRecord(raw);
 }
 
 /** From the meta database's entry count (mdb_stat): no key is read, whatever the queue's size. */

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { JournalEntry, NewJournalEntry } from '../core/journal.js';
 import type { MessageRecord, NewMessage } from '../core/types.js';
+import { listingOf } from './listing.js';
 import { decodeRecord, RecordVersionError } from './record.js';
 import type { SpaceReserve } from './reserve.js';
 import { isLmdbCommitFailure, PickedUpAlready, SpoolWriteError } from './spool.js';
@@ -82,6 +83,8 @@ export class SpoolStore {
   readonly attempts: Database<LegacyAttempt, [string, number]>;
   readonly pickups: Database<string, string>;
   readonly incomingDb: Database<Writer, string>;
+  /** ID → listing entry (listing.ts), written with each record; none for messages stored before it. */
+  readonly listing: Database<string, string>;
   /**
    * Whether the spool held entries of the pre-journal format when opened (this version
    * never writes them): if not, a removal need not look for any.
@@ -108,6 +111,7 @@ export class SpoolStore {
     this.incomingDb = root.openDB({ name: 'incoming', encoding: 'msgpack' });
     this.journalDb = root.openDB({ name: 'journal', encoding: 'msgpack' });
     this.frozenIdx = root.openDB({ name: 'frozen', encoding: 'msgpack' });
+    this.listing = root.openDB({ name: 'listing', encoding: 'string' });
     this.legacy = entryCount(this.mlog) + entryCount(this.attempts) > 0;
   }
 
@@ -273,8 +277,8 @@ export class SpoolStore {
   }
 
   /**
-   * The one writer of `meta`: the record as it is now, with the `due` and `frozen`
-   * indexes moved from what they were (`before`) to what it says.
+   * The one writer of `meta`: the record as it is now, with its listing entry, and the
+   * `due` and `frozen` indexes moved from what they were (`before`) to what it says.
    */
   save(record: MessageRecord, before: IndexKeys): void {
     if (before.nextAttempt !== record.nextAttempt) {
@@ -286,6 +290,7 @@ export class SpoolStore {
       else this.frozenIdx.remove(record.id);
     }
     this.meta.put(record.id, record);
+    this.listing.put(record.id, listingOf(record));
   }
 
   /** Appends entries after the message's last one (inside the caller's transaction). */
@@ -300,6 +305,7 @@ export class SpoolStore {
   deleteAll(record: MessageRecord): void {
     if (record.bodyFile) this.doomed.add(record.id);
     this.meta.remove(record.id);
+    this.listing.remove(record.id);
     if (record.frozen) this.frozenIdx.remove(record.id);
     this.hdrs.remove(record.id);
     for (let i = 0; i < record.chunks; i++) this.chunks.remove([record.id, i]);
