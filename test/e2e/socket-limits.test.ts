@@ -138,7 +138,7 @@ describe('limits of the sockets any local user can reach', () => {
     let most = 0;
     for (let i = 0; i < 3; i++) {
       // A fresh connection each time (no keep-alive reuse), as a scraper after a restart.
-      const res = await fetch(`http://${at}/metrics`, { headers: { connection: 'close' }, signal: AbortSignal.timeout(10_000) });
+      const res = await fetch(`http://${at}/metrics`, { headers: { connection: 'close' }, signal: AbortSignal.timeout(60_000) });
       most = Math.max(most, openFiles(pid) - before);
       expect(res.status).toBe(200);
       expect(await res.text()).toContain('postern_queue_messages{state="deferred"}');

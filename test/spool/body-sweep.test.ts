@@ -53,7 +53,7 @@ async function zombie(): Promise<number> {
   children.push(c);
   const [line] = await once(c.stdout!, 'data') as [Buffer];
   const pid = Number(line.toString().trim());
-  await waitUntil('the short child to be a zombie', () => procStat(pid)?.state === 'Z', 10_000);
+  await waitUntil('the short child to be a zombie', () => procStat(pid)?.state === 'Z', 30_000);
   return pid;
 }
 
