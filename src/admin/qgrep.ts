@@ -110,7 +110,10 @@ export async function qgrep(argv: string[], config: Config, spool: LmdbSpool, ou
   if (action) {
     const ids: string[] = [];
     const frozen = new Set<string>();
-    for (const m of select(spool, a, now)) {
+    // What an action changes is chosen from the records themselves, not the listing
+    // entries (a spool an older postern also wrote may hold stale ones until the daemon's
+    // next start mends them: store.ts reconcile()).
+    for (const m of select(spool, a, now, true)) {
       ids.push(m.id);
       if (m.frozen) frozen.add(m.id);
     }

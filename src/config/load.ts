@@ -272,20 +272,24 @@ export function cachedConfig(explicit?: string): Config | undefined {
 /**
  * parseConfig in a worker thread (validate-worker.ts): the validator's modules die with
  * the worker instead of staying in a long-lived process. The same result or
- * ConfigError; an error of the worker itself (it could not start) is thrown as it is.
+ * ConfigError. A worker that cannot start or dies without an answer (no threads left:
+ * ulimit -u, TasksMax) is no reason to refuse a good file: it is validated here instead.
  */
-function validateApart(text: string, file: string): Promise<Config> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./validate-worker.js', import.meta.url), { workerData: { text, file } });
-    let answer: { config?: Config; error?: string; configError?: boolean } | undefined;
-    worker.once('message', (m: typeof answer) => { answer = m; });
-    worker.once('error', reject);
-    worker.once('exit', () => {
-      if (answer?.config) resolve(answer.config);
-      else if (answer?.error !== undefined) reject(answer.configError ? new ConfigError(answer.error) : new Error(answer.error));
-      else reject(new Error('the configuration validator stopped without an answer'));
-    });
+async function validateApart(text: string, file: string): Promise<Config> {
+  const answer = await new Promise<{ config?: Config; error?: string; configError?: boolean } | undefined>((resolve) => {
+    let got: { config?: Config; error?: string; configError?: boolean } | undefined;
+    try {
+      const worker = new Worker(new URL('./validate-worker.js', import.meta.url), { workerData: { text, file } });
+      worker.once('message', (m: typeof got) => { got = m; });
+      worker.once('error', () => resolve(undefined));
+      worker.once('exit', () => resolve(got));
+    } catch {
+      resolve(undefined);
+    }
   });
+  if (answer?.config) return answer.config;
+  if (answer?.error !== undefined && answer.configError) throw new ConfigError(answer.error);
+  return (await import('./validate.js')).parseConfig(text, file);
 }
 
 /**

@@ -147,6 +147,8 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     }
     tidySpool(config); // as the daemon's user: root never walks a folder that user may change
     spool = LmdbSpool.open(config.spool.directory);
+    // The indexes an older postern's writes may have left behind (a downgrade, then this).
+    spool.mendIndexes();
   } catch (err) {
     await receiver.close(); // else the bound listeners would keep a failed start alive
     throw err;

@@ -30,6 +30,11 @@ export class LmdbSpool implements Spool {
     return new LmdbSpool(SpoolStore.open(directory));
   }
 
+  /** The listing and frozen indexes mended to agree with the records (the daemon's start: store.ts). */
+  mendIndexes(): number {
+    return this.store.mendIndexes();
+  }
+
   /** Told of every failed write (the daemon logs them, at most once a minute). */
   set onWriteError(f: ((err: SpoolWriteError) => void) | undefined) {
     this.store.onWriteError = f;

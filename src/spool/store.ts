@@ -12,7 +12,7 @@
 // deleteAll() keep the indexes in step, inside the caller's transaction; synced() is
 // the sync every write waits for. Writes of one event-loop turn share a transaction
 // and one sync (group commit).
-import { chmodSync, lchownSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { chmodSync, lchownSync, mkdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { JournalEntry, NewJournalEntry } from '../core/journal.js';
@@ -25,13 +25,23 @@ import type { Writer } from './writer.js';
 
 /** Root-database key saying the `frozen` index is built (see indexFrozen()). */
 const FROZEN_INDEX_MARK = 'postern:frozen-index';
-/** -odq: not before the next periodic queue run (see README); `postern -q` makes it due at once. */
 /**
  * The spool's map: 16 GB of address space, set at open so it is never mapped again
  * (SpoolStore.open). A spool that outgrows it still works: lmdb-js maps it again, bigger.
+ * Not under an address-space limit (ulimit -v, LimitAS=): mapping that much there kills
+ * the process (SIGSEGV in lmdb-js, no error); lmdb-js's growing map is used instead.
  */
 const MAP_SIZE = 16 * 1024 ** 3;
 
+function mapSizeOption(): { mapSize?: number } {
+  try {
+    const limit = /^Max address space\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
+    if (limit !== undefined && limit !== 'unlimited') return {};
+  } catch { /* no /proc: as set */ }
+  return { mapSize: MAP_SIZE };
+}
+
+/** -odq: not before the next periodic queue run (see README); `postern -q` makes it due at once. */
 export const QUEUE_ONLY_DELAY = 5 * 60_000;
 
 export class SpoolUnavailable extends Error {}
@@ -130,7 +140,7 @@ export class SpoolStore {
       // maps it again twice as big while keeping every earlier map until close, so each
       // page read once stays resident in several maps (measured: 8 maps of one 49 MB
       // file, 103 MB of RSS, after 1,000 relayed messages of 100 KB).
-      const root = open({ path: join(directory, 'spool.mdb'), maxDbs: 12, compression: false, noSync: false, overlappingSync: false, mapSize: MAP_SIZE });
+      const root = open({ path: join(directory, 'spool.mdb'), maxDbs: 12, compression: false, noSync: false, overlappingSync: false, ...mapSizeOption() });
       // The spool is its owner's alone (lmdb creates its files 0644).
       for (const f of ['spool.mdb', 'spool.mdb-lock']) {
         try {
@@ -165,6 +175,46 @@ export class SpoolStore {
         this.root.put(FROZEN_INDEX_MARK, 1);
       });
     } catch { /* read-only: counts of frozen mail are not needed by readers */ }
+  }
+
+  /**
+   * The `listing` and `frozen` indexes made to agree with `meta` (the daemon's start): a
+   * postern before them writes records only, so after a downgrade and upgrade an entry
+   * may be stale, missing or left without its message. One pass over `meta` in one
+   * transaction; only what differs is written, so a spool kept by this version alone
+   * costs a read. A record of a newer version is left to its own postern. Returns how
+   * many index entries were mended.
+   */
+  mendIndexes(): number {
+    return this.root.transactionSync(() => {
+      let mended = 0;
+      for (const { key, value } of this.meta.getRange({})) {
+        let record: MessageRecord;
+        try {
+          record = decodeRecord(value);
+        } catch {
+          continue;
+        }
+        const entry = listingOf(record);
+        if (this.listing.get(key) !== entry) {
+          this.listing.put(key, entry);
+          mended++;
+        }
+        if (record.frozen !== (this.frozenIdx.get(key) !== undefined)) {
+          if (record.frozen) this.frozenIdx.put(key, 1);
+          else this.frozenIdx.remove(key);
+          mended++;
+        }
+      }
+      for (const db of [this.listing, this.frozenIdx] as Database<unknown, string>[]) {
+        for (const key of db.getKeys({})) {
+          if (this.meta.doesExist(key)) continue;
+          db.remove(key);
+          mended++;
+        }
+      }
+      return mended;
+    });
   }
 
   /**

@@ -162,4 +162,29 @@ describe('listing entries', () => {
     expect([...spool.listed()].map(shown)).toEqual([...spool.list()].map(shown));
     expect([...spool.listed()].slice(0, 2).map(shown)).toEqual(before);
   });
+
+  it('after an older postern wrote the spool (a message removed, one stored, one delivered to and frozen), mending makes the listing the records again', async () => {
+    const dir = tempDir();
+    let spool = openSpool(dir);
+    const [a, b] = [await spool.admit(message(T0)), await spool.admit(message(T0 + 1000))];
+    await closeSpool(spool);
+    // What a postern before the listing does: records only (its save/deleteAll write no entry or index).
+    const c = { ...a, id: gen.next(T0 + 2000) };
+    const env = open({ path: join(dir, 'spool.mdb'), maxDbs: 12, compression: false });
+    const meta = env.openDB<MessageRecord, string>({ name: 'meta', encoding: 'msgpack' });
+    await meta.remove(b.id);
+    await meta.put(c.id, c);
+    const r = meta.get(a.id)!;
+    await meta.put(a.id, { ...r, frozen: true, nextAttempt: null, recipients: r.recipients.map((x, i) => (i === 0 ? { ...x, state: 'delivered' as const } : x)) });
+    await env.close();
+    spool = openSpool(dir);
+    // As many entries as records, two of them stale: the case mending is for.
+    expect([...spool.listed()].map(shown)).not.toEqual([...spool.list()].map(shown));
+    expect(spool.mendIndexes()).toBe(4); // a's entry and its frozen mark, c's entry, b's orphan
+    expect([...spool.listed()].map(shown)).toEqual([...spool.list()].map(shown));
+    expect([...spool.listed()].map((m) => [m.id, m.frozen, m.recipients.map((x) => x.state).join()])).toEqual([[a.id, true, 'delivered,pending'], [c.id, false, 'pending,pending']]);
+    expect(spool.mendIndexes()).toBe(0); // a spool kept by this version alone: nothing to write
+    await closeSpool(spool);
+    await onDisk(dir, (m, listing) => expect([...listing.keys()]).toEqual([...m.keys()]));
+  });
 });
