@@ -296,10 +296,15 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   };
   process.on('uncaughtException', panic);
   process.on('unhandledRejection', panic);
+  // Reloads are numbered: of two SIGHUPs close together, the later one's file is kept,
+  // whichever validation ends last (each may take a worker thread's time).
+  let reloads = 0;
   const reload = async () => {
     log.reopen();
+    const mine = ++reloads;
     try {
       const next = await loadConfig(configFile, { apart: true });
+      if (mine !== reloads) return;
       scheduler.reconfigure(schedulerSettings(next));
       limits.reconfigure(next.limits);
       // The spool's folders stay this process's until a restart, but sendmail follows
@@ -312,6 +317,7 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
         events.emit({ type: 'notice', text: `SIGHUP received: spool.${k} changed from ${old[k]} to ${next.spool[k]}: this daemon goes on with the old one, while sendmail already uses the new one; restart the daemon` });
       }
     } catch (err) {
+      if (mine !== reloads) return;
       events.emit({ type: 'notice', text: `SIGHUP received: ${(err as Error).message}; keeping the old configuration` });
     }
   };
