@@ -147,8 +147,9 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     }
     tidySpool(config); // as the daemon's user: root never walks a folder that user may change
     spool = LmdbSpool.open(config.spool.directory);
-    // The indexes an older postern's writes may have left behind (a downgrade, then this).
-    spool.mendIndexes();
+    // The indexes an older postern's writes may have left behind (a downgrade, then
+    // this): mended unless nothing was written since this version's last clean stop.
+    spool.mendIndexesIfNeeded();
   } catch (err) {
     await receiver.close(); // else the bound listeners would keep a failed start alive
     throw err;
@@ -281,6 +282,9 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     if (lockTimer) clearTimeout(lockTimer);
     sweepTimer.cancel();
     await log.close();
+    try {
+      spool.stampIndexes();
+    } catch { /* a full disk: the next start mends */ }
     await spool.close();
     release();
     process.exit(0);

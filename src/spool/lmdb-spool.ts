@@ -30,9 +30,19 @@ export class LmdbSpool implements Spool {
     return new LmdbSpool(SpoolStore.open(directory));
   }
 
-  /** The listing and frozen indexes mended to agree with the records (the daemon's start: store.ts). */
+  /** The listing and frozen indexes mended to agree with the records (store.ts). */
   mendIndexes(): number {
     return this.store.mendIndexes();
+  }
+
+  /** The daemon's start: mendIndexes() unless nothing was written since its last clean stop (store.ts). */
+  mendIndexesIfNeeded(): number | undefined {
+    return this.store.mendIndexesIfNeeded();
+  }
+
+  /** The daemon's clean stop, its last write: the indexes agree with the records as of now. */
+  stampIndexes(): void {
+    this.store.stampIndexes();
   }
 
   /** Told of every failed write (the daemon logs them, at most once a minute). */

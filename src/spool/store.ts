@@ -25,6 +25,8 @@ import type { Writer } from './writer.js';
 
 /** Root-database key saying the `frozen` index is built (see indexFrozen()). */
 const FROZEN_INDEX_MARK = 'postern:frozen-index';
+/** Root-database key: the LMDB transaction after which the indexes agreed with `meta` (stampIndexes()). */
+const INDEXES_STAMP = 'postern:indexes-agree-at';
 /**
  * The spool's map: 16 GB of address space, set at open so it is never mapped again
  * (SpoolStore.open). A spool that outgrows it still works: lmdb-js maps it again, bigger.
@@ -178,12 +180,49 @@ export class SpoolStore {
   }
 
   /**
-   * The `listing` and `frozen` indexes made to agree with `meta` (the daemon's start): a
-   * postern before them writes records only, so after a downgrade and upgrade an entry
-   * may be stale, missing or left without its message. One pass over `meta` in one
-   * transaction; only what differs is written, so a spool kept by this version alone
-   * costs a read. A record of a newer version is left to its own postern. Returns how
-   * many index entries were mended.
+   * The ID of the last committed LMDB transaction: every write moves it on. lmdb-js
+   * reads it through the current read transaction, so that is renewed first (outside a
+   * write transaction; inside one it is the last committed too).
+   */
+  private lastTxn(fresh = true): number {
+    if (fresh) this.root.resetReadTxn();
+    return (this.root.getStats() as { lastTxnId: number }).lastTxnId;
+  }
+
+  /**
+   * The daemon's clean stop, its last write: says the indexes agree with `meta` as of
+   * this commit. A later commit by anyone (an older postern among them) moves LMDB's
+   * transaction ID past it, and the next daemon start mends (mendIndexesIfNeeded()).
+   */
+  stampIndexes(): void {
+    this.lastTxn();
+    const stamp = this.root.transactionSync(() => {
+      const at = this.lastTxn(false) + 1;
+      this.root.put(INDEXES_STAMP, at);
+      return at;
+    });
+    // A stamp ahead of its own commit could later match a foreign write: never keep one.
+    if (this.lastTxn() !== stamp) this.root.transactionSync(() => this.root.remove(INDEXES_STAMP));
+  }
+
+  /**
+   * mendIndexes() unless nothing was committed since the daemon's last clean stop
+   * (stampIndexes()): so a start after a clean stop reads no record, whatever the queue's
+   * size, and one after a crash, or after any other process wrote, mends. Returns how
+   * many entries were mended, or undefined when it was not needed.
+   */
+  mendIndexesIfNeeded(): number | undefined {
+    const last = this.lastTxn();
+    if (this.root.get(INDEXES_STAMP) === last) return undefined;
+    return this.mendIndexes();
+  }
+
+  /**
+   * The `listing` and `frozen` indexes made to agree with `meta`: a postern before them
+   * writes records only, so after a downgrade and upgrade an entry may be stale, missing
+   * or left without its message. One pass over `meta` in one transaction; only what
+   * differs is written. A record of a newer version is left to its own postern. Returns
+   * how many index entries were mended.
    */
   mendIndexes(): number {
     return this.root.transactionSync(() => {
