@@ -97,9 +97,11 @@ function explain(record: MessageRecord, journal: JournalEntry[], config: Config)
     if (record.frozen) {
       const at = frozenLimit(record, limits);
       // Frozen by an operator or a [limits] rate: off the due index, no timer looks at it.
-      if (record.nextAttempt === null) {
-        const by = [...journal].reverse().find((e) => e.type === 'limit' || (e.type === 'admin' && e.action === 'frozen'));
-        why.end = { what: 'hold', why: by?.type === 'limit' ? `held for review: limits.${by.limit} froze it on arrival` : 'frozen by an operator' };
+      const by = record.nextAttempt === null
+        ? [...journal].reverse().find((e) => e.type === 'limit' || (e.type === 'admin' && e.action === 'frozen'))
+        : undefined;
+      if (by) {
+        why.end = { what: 'hold', why: by.type === 'limit' ? `held for review: limits.${by.limit} froze it on arrival` : 'frozen by an operator' };
       } else if (at !== Infinity) {
         why.end = record.sender === ''
           ? { what: 'discard', at, why: 'a bounce nobody takes: ignore_bounce_errors_after, timeout_frozen_after' }
