@@ -80,6 +80,9 @@ export class HeaderSplitter {
   private scanned = 0;
   private sawHeader = false;
   private block: Buffer | undefined;
+  /** The partial last line starting at namesFrom is known to be name bytes up to namesTo (or to have its colon there). */
+  private namesFrom = -1;
+  private namesTo = 0;
 
   constructor(private readonly limit = MAX_HEADER_SIZE) {}
 
@@ -91,17 +94,20 @@ export class HeaderSplitter {
   /** Body bytes in this piece: none while the headers are still coming. Throws HeaderTooLong. */
   push(chunk: Buffer): Buffer {
     if (this.block) return chunk;
+    const searched = this.len; // no LF before this but the lines already read
     this.append(chunk);
-    for (;;) {
-      const nl = this.buf.subarray(0, this.len).indexOf(LF, this.scanned);
-      if (nl < 0) break;
+    const held = this.buf.subarray(0, this.len);
+    for (let nl = held.indexOf(LF, Math.max(this.scanned, searched)); nl >= 0; nl = held.indexOf(LF, this.scanned)) {
       if (nl === this.scanned) return this.finish(this.scanned, nl + 1);
       if (!this.isHeaderLine(this.scanned, nl, true)) return this.finish(this.scanned, this.scanned);
       this.sawHeader = true;
       this.scanned = nl + 1;
     }
     // A partial last line: wait for its end unless its first bytes already say it is body.
-    if (this.scanned < this.len && !this.isHeaderLine(this.scanned, this.len, false)) return this.finish(this.scanned, this.scanned);
+    if (this.scanned < this.len) {
+      if (!this.isHeaderLine(this.scanned, this.len, false, this.namesFrom === this.scanned ? this.namesTo : this.scanned)) return this.finish(this.scanned, this.scanned);
+      this.namesFrom = this.scanned;
+    }
     if (this.len > this.limit) throw new HeaderTooLong('message header too long');
     return Buffer.alloc(0);
   }
@@ -118,15 +124,19 @@ export class HeaderSplitter {
    * Whether bytes [from, to) are (`complete`) or could still become (a prefix of) a
    * header line: a continuation after a header, or header-name bytes then a colon.
    */
-  private isHeaderLine(from: number, to: number, complete: boolean): boolean {
+  private isHeaderLine(from: number, to: number, complete: boolean, resume = from): boolean {
     const b = this.buf;
     const first = b[from] as number;
     if (first === SP || first === TAB) return this.sawHeader;
-    for (let i = from; i < to; i++) {
+    for (let i = resume; i < to; i++) {
       const c = b[i] as number;
-      if (c === COLON) return i > from;
+      if (c === COLON) {
+        this.namesTo = i;
+        return i > from;
+      }
       if (!isNameByte(c)) return false;
     }
+    this.namesTo = to;
     return !complete;
   }
 
