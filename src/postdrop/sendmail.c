@@ -323,6 +323,8 @@ static int load_config(const char *explicit) {
   /* Believed from root, from ourselves, or (not for root) from the maildrop's owner. */
   if (stat(drop, &st) != 0) return -1;
   uid_t owner = st.st_uid, me = getuid();
+  dev_t drop_dev = st.st_dev;
+  ino_t drop_ino = st.st_ino;
   fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return -1;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 022) ||
@@ -342,6 +344,8 @@ static int load_config(const char *explicit) {
   if (setting(&p, end, "version", version, sizeof version) || strcmp(version, POSTERN_VERSION) || !POSTERN_VERSION[0]) return -1;
   if (setting(&p, end, "file", name, sizeof name) || strcmp(name, file)) return -1;
   if (setting(&p, end, "maildrop", conf.maildrop, sizeof conf.maildrop) || conf.maildrop[0] != '/') return -1;
+  /* The folder the settings lie in: whoever wrote them cannot send us (or the helper) elsewhere. */
+  if (stat(conf.maildrop, &st) != 0 || st.st_dev != drop_dev || st.st_ino != drop_ino) return -1;
   if (setting(&p, end, "postdrop", conf.postdrop, sizeof conf.postdrop)) return -1;
   if (setting(&p, end, "max_message_size", num, sizeof num)) return -1;
   conf.max_message_size = atoll(num);
@@ -585,10 +589,10 @@ static int write_by_helper(const buf_t *env, const unsigned char *m, size_t len)
    * (exec'd by its descriptor, so its name cannot be swapped between the two).
    */
   struct stat ds, hs;
-  int hfd = open(conf.postdrop, O_RDONLY | O_CLOEXEC);
+  int hfd = open(conf.postdrop, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (hfd < 0) return -1;
   if (stat(conf.maildrop, &ds) != 0 || fstat(hfd, &hs) != 0 || !S_ISREG(hs.st_mode) || hs.st_uid != 0 ||
-      (hs.st_mode & 022) || !(hs.st_mode & S_ISGID) || hs.st_gid != ds.st_gid) {
+      (hs.st_mode & 022) || !(hs.st_mode & S_ISGID) || hs.st_gid == 0 || hs.st_gid != ds.st_gid) {
     close(hfd);
     return -1;
   }

@@ -5,6 +5,7 @@
 // helper's own group, as the package installed it). Light: loaded by sendmail.
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Stats } from 'node:fs';
 import { DropError, envelopeLine, roomFor, writeDropFile, type DropEnvelope } from './maildrop.js';
 
 const { closeSync, constants, fstatSync, openSync, statSync } = process.getBuiltinModule('node:fs');
@@ -21,12 +22,15 @@ export const postdropPath = (spool: { postdrop?: string | undefined }) => spool.
  */
 export function dropGroup(helper: string): number | undefined {
   try {
-    const st = statSync(helper);
-    if (!st.isFile() || st.uid !== 0 || (st.mode & 0o2000) === 0 || (st.mode & 0o022) !== 0 || st.gid === 0) return undefined;
-    return st.gid;
+    return groupOfHelper(statSync(helper));
   } catch {
     return undefined;
   }
+}
+
+/** The group of a file that is root's setgid program, writable by no one else, of a group other than root's. */
+function groupOfHelper(st: Stats): number | undefined {
+  return st.isFile() && st.uid === 0 && (st.mode & 0o2000) !== 0 && (st.mode & 0o022) === 0 && st.gid !== 0 ? st.gid : undefined;
 }
 
 /**
@@ -39,14 +43,13 @@ export function dropGroup(helper: string): number | undefined {
 function openHelper(helper: string, dir: string): { path: string; close(): void } {
   let fd: number;
   try {
-    fd = openSync(helper, constants.O_RDONLY);
+    fd = openSync(helper, constants.O_RDONLY | constants.O_NONBLOCK); // a FIFO named there does not hang us
   } catch (err) {
     throw new DropError(`cannot run the postdrop helper ${helper} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, (err as NodeJS.ErrnoException).code);
   }
   let ok = false;
   try {
-    const st = fstatSync(fd);
-    ok = st.isFile() && st.uid === 0 && (st.mode & 0o2000) !== 0 && (st.mode & 0o022) === 0 && st.gid === statSync(dir).gid;
+    ok = groupOfHelper(fstatSync(fd)) === statSync(dir).gid;
   } catch { /* not ok */ }
   if (!ok) {
     closeSync(fd);
