@@ -217,7 +217,10 @@ function copiesAt(paths: { spool: string; drop: string }, source: Source) {
   const me = process.getuid?.() ?? 0;
   const dropOwner = ownerOf(dirname(paths.drop));
   const inSpool = fresh(readTrusted(paths.spool));
-  const dropFresh = fresh(readTrusted(paths.drop, dropOwner));
+  // The maildrop's copy names the maildrop it lies in, or it is not believed: its owner
+  // must not send a user's mail (or the choice of setgid helper) to another folder.
+  const inOwnDrop = (c: Config | undefined) => (c && resolve(c.spool.maildrop) === dirname(paths.drop) ? c : undefined);
+  const dropFresh = inOwnDrop(fresh(readTrusted(paths.drop, dropOwner)));
   // Root never believes a file of the daemon's user: that user must not be able to
   // choose, say, the log file root's commands append to.
   const inDrop = me !== 0 ? dropFresh : fresh(readTrusted(paths.drop));
