@@ -112,7 +112,7 @@ export async function qgrep(argv: string[], config: Config, spool: LmdbSpool, ou
     const frozen = new Set<string>();
     // What an action changes is chosen from the records themselves, not the listing
     // entries (a spool an older postern also wrote may hold stale ones until the daemon's
-    // next start mends them: store.ts reconcile()).
+    // next start mends them: store.ts mendIndexes()).
     for (const m of select(spool, a, now, true)) {
       ids.push(m.id);
       if (m.frozen) frozen.add(m.id);

@@ -60,7 +60,7 @@ export async function takeDropFile(o: DropFileOptions, name: string, fh: FileHan
     await message.abort();
     return why;
   }
-  const checked = headers(o, e, why.head, message, user, now);
+  const checked = headers(o, e, why.head, message, user, sender, now);
   if (typeof checked === 'string') {
     await message.abort();
     return checked;
@@ -80,8 +80,7 @@ export async function takeDropFile(o: DropFileOptions, name: string, fh: FileHan
 }
 
 /** The cleaned header block and recipients, or why the message cannot be one. */
-function headers(o: DropFileOptions, e: DropEnvelope, head: Buffer, message: IncomingMessage, user: string, now: number) {
-  const sender = qualify(e.sender === undefined ? `${user}@${o.qualifyDomain}` : e.sender.replace(/^<(.*)>$/, '$1'), o.qualifyDomain);
+function headers(o: DropFileOptions, e: DropEnvelope, head: Buffer, message: IncomingMessage, user: string, sender: string, now: number) {
   let cleaned;
   try {
     cleaned = cleanupHeaders(parseHeaderBlock(head), {

@@ -65,18 +65,21 @@ export function bodyStream(store: SpoolStore, id: string, expected?: number): Re
     for (let i = 0; i < count; i++) {
       const part = chunks.getBinary([id, i]);
       if (!part) throw new Error(`body of ${id} is missing chunk ${i}`);
-      yield Buffer.from(part);
+      yield asBuffer(part);
     }
   })(), { objectMode: false });
 }
+
+/** A chunk as getBinary() gave it: memory of its own already (getBinaryFast's is reused), so not copied again. */
+const asBuffer = (part: Uint8Array): Buffer => (Buffer.isBuffer(part) ? part : Buffer.from(part));
 
 /** See Spool.bodyChunks. */
 export function bodyChunks(store: SpoolStore, id: string, chunks: number): Buffer[] {
   const parts: Buffer[] = [];
   for (let i = 0; i < chunks; i++) {
-    const part = store.chunks.getBinary([id, i]); // a copy of its own (getBinaryFast's memory is reused)
+    const part = store.chunks.getBinary([id, i]);
     if (!part) throw new Error(`body of ${id} is missing chunk ${i}`);
-    parts.push(Buffer.isBuffer(part) ? part : Buffer.from(part as Uint8Array));
+    parts.push(asBuffer(part));
   }
   return parts;
 }
@@ -100,7 +103,7 @@ export function bodyPrefix(store: SpoolStore, id: string, limit: number): Buffer
   for (let i = 0; size < limit; i++) {
     const part = store.chunks.getBinary([id, i]);
     if (!part) break;
-    parts.push(Buffer.from(part));
+    parts.push(asBuffer(part));
     size += part.length;
   }
   return Buffer.concat(parts).subarray(0, limit);

@@ -87,7 +87,7 @@ export function* listed(store: SpoolStore, range: { start?: string; end?: string
   }
   if (entries === entryCount(store.meta)) {
     for (const { key, value } of store.listing.getRange(range)) {
-      const e = parseListing(key, value) ?? fromRecord(store, key);
+      const e = parseListing(key, value) ?? store.read(key);
       if (e) yield e;
     }
     return;
@@ -98,15 +98,9 @@ export function* listed(store: SpoolStore, range: { start?: string; end?: string
     // IDs are ASCII: JS string order is the database's byte order.
     while (!entry.done && entry.value.key < id) entry = it.next();
     const e = !entry.done && entry.value.key === id ? parseListing(id, entry.value.value) : undefined;
-    const m = e ?? fromRecord(store, id);
+    const m = e ?? store.read(id);
     if (m) yield m;
   }
-}
-
-/** A message listed from its record (without a readable entry); none for an entry without its message. */
-function fromRecord(store: SpoolStore, id: string): MessageRecord | undefined {
-  const raw = store.meta.get(id);
-  return raw === undefined ? undefined : decodeRecord(raw);
 }
 
 /** From the meta database's entry count (mdb_stat): no key is read, whatever the queue's size. */

@@ -180,29 +180,25 @@ export class SpoolStore {
   }
 
   /**
-   * The ID of the last committed LMDB transaction: every write moves it on. lmdb-js
-   * reads it through the current read transaction, so that is renewed first (outside a
-   * write transaction; inside one it is the last committed too).
+   * The ID of the last committed LMDB transaction: every write moves it on. Read from
+   * the environment's meta pages (mdb_env_info), not through a transaction: inside a
+   * write transaction it is the last committed one.
    */
-  private lastTxn(fresh = true): number {
-    if (fresh) this.root.resetReadTxn();
+  private lastTxn(): number {
     return (this.root.getStats() as { lastTxnId: number }).lastTxnId;
   }
 
   /**
    * The daemon's clean stop, its last write: says the indexes agree with `meta` as of
-   * this commit. A later commit by anyone (an older postern among them) moves LMDB's
-   * transaction ID past it, and the next daemon start mends (mendIndexesIfNeeded()).
+   * this commit (the write lock is held: it is the next transaction ID). A later commit
+   * by anyone (an older postern among them) moves LMDB's transaction ID past it, and the
+   * next daemon start mends (mendIndexesIfNeeded()).
    */
   stampIndexes(): void {
-    this.lastTxn();
-    const stamp = this.root.transactionSync(() => {
-      const at = this.lastTxn(false) + 1;
-      this.root.put(INDEXES_STAMP, at);
-      return at;
+    // A block: a callback that returns put()'s promise makes lmdb-js commit only once that settles.
+    this.root.transactionSync(() => {
+      this.root.put(INDEXES_STAMP, this.lastTxn() + 1);
     });
-    // A stamp ahead of its own commit could later match a foreign write: never keep one.
-    if (this.lastTxn() !== stamp) this.root.transactionSync(() => this.root.remove(INDEXES_STAMP));
   }
 
   /**
@@ -212,8 +208,8 @@ export class SpoolStore {
    * many entries were mended, or undefined when it was not needed.
    */
   mendIndexesIfNeeded(): number | undefined {
-    const last = this.lastTxn();
-    if (this.root.get(INDEXES_STAMP) === last) return undefined;
+    this.root.resetReadTxn();
+    if (this.root.get(INDEXES_STAMP) === this.lastTxn()) return undefined;
     return this.mendIndexes();
   }
 

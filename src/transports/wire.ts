@@ -79,9 +79,9 @@ function lfToWire(parts: readonly Buffer[]): Buffer {
   return out;
 }
 
-/** toWire on a byte string, with native string operations: any mix of CR, LF and CRLF. */
+/** toWire on a byte string that holds a CR, with native string operations: any mix of CR, LF and CRLF. */
 function toWireText(text: string): Buffer {
-  let s = text.includes('\r') ? text.replace(/\r\n|\r|\n/g, '\r\n') : text.replaceAll('\n', '\r\n');
+  let s = text.replace(/\r\n|\r|\n/g, '\r\n');
   if (s.includes('\n.')) s = s.replaceAll('\n.', '\n..');
   if (s.startsWith('.')) s = `.${s}`;
   return Buffer.from(s, 'latin1');
