@@ -70,4 +70,10 @@ export class RateCounter {
     if (this.keys.size > this.maxKeys) this.keys.delete(this.keys.keys().next().value as string);
     return { over, starts };
   }
+
+  /** Takes back one message of `key` that hit() counted and the spool then refused. */
+  unhit(key: string): void {
+    const e = this.keys.get(key);
+    if (e && e.cur > 0) e.cur--;
+  }
 }

@@ -70,6 +70,12 @@ export class SenderLimits {
     const events = this.o.events;
     return { entry, announce: (id) => { for (const s of started) events.emit({ type: 'limited', id, ...s }); } };
   }
+
+  /** A message check() counted whose commit failed (a full disk): its sender, or the pickup, tries again. */
+  refund(who: Submitter): void {
+    if (who.user !== undefined) this.counters.get('per_user')?.unhit(who.user);
+    if (who.clientIp !== undefined) this.counters.get('per_client')?.unhit(plainIp(who.clientIp));
+  }
 }
 
 /** An IPv4 client on a dual-stack listener (`::ffff:192.0.2.7`) as its IPv4 address. */

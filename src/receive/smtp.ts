@@ -374,6 +374,9 @@ export class SmtpReceiver {
       sender, recipients: cleaned.recipients, arrival: now, protocol, ...origin,
       ...(cleaned.messageIdHeader ? { messageIdHeader: cleaned.messageIdHeader } : {}),
       headers: cleaned.headers, ...(hold ? { hold: hold.entry } : {}),
+    }).catch((err: unknown) => {
+      this.o.limits?.refund({ clientIp: c.ip }); // a 452: the client sends it again
+      throw err;
     });
     this.o.events.emit({ type: 'received', id, sender, protocol, size: record.size, ...origin,
       ...(record.messageIdHeader ? { messageIdHeader: record.messageIdHeader } : {}) });

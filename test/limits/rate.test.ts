@@ -166,4 +166,19 @@ describe('SenderLimits', () => {
     expect(h?.entry).toMatchObject({ limit: 'per_user', key: 'root' });
     expect(limits.check({ clientIp: '127.0.0.1' })?.entry).toMatchObject({ limit: 'per_client' });
   });
+
+  it('a message the spool refused (refund) is not counted: a sender retrying through a full disk is not held for it', () => {
+    const { limits } = setup();
+    for (let i = 0; i < 10; i++) {
+      expect(limits.check({ user: 'www-data' })).toBeUndefined();
+      limits.refund({ user: 'www-data' });
+    }
+    for (let i = 0; i < 10; i++) {
+      expect(limits.check({ clientIp: '::ffff:127.0.0.1' })).toBeUndefined();
+      limits.refund({ clientIp: '127.0.0.1' });
+    }
+    expect(limits.check({ user: 'www-data' })).toBeUndefined();
+    expect(limits.check({ user: 'www-data' })).toBeUndefined();
+    expect(limits.check({ user: 'www-data' })?.entry).toMatchObject({ limit: 'per_user', key: 'www-data' });
+  });
 });
