@@ -30,7 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { Worker, isMainThread, threadId, workerData } from 'node:worker_threads';
 import { findPeers, treeCpuSeconds } from './peers.js';
-import { ROOT } from './root.js';
+import { ROOT, UNIT_NODE_FLAGS } from './root.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -123,8 +123,6 @@ const SHAPES: Record<string, Shape> = {
 };
 
 interface Running { pids: number[]; stop(): Promise<void>; port: number; dir: string }
-
-const UNIT_NODE_FLAGS = /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(join(ROOT, 'config/postern.service'), 'utf8'))?.[1]?.split(/\s+/).filter(Boolean) ?? [];
 
 async function start(shape: Shape): Promise<Running> {
   const dir = mkdtempSync(join(tmpdir(), 'postern-receivers-'));

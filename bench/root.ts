@@ -2,7 +2,7 @@
 // compiled bench) and the repository's root (ROOT: the first folder above with a
 // package.json), so the bench finds bin/, dist/, config/ and bench/peers/ wherever it
 // is compiled to.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,3 +16,6 @@ function findRoot(from: string): string {
 }
 
 export const ROOT = findRoot(HERE);
+
+/** The daemon's node flags as config/postern.service sets them (Environment=NODE_OPTIONS=...): measured as shipped. */
+export const UNIT_NODE_FLAGS = /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(join(ROOT, 'config/postern.service'), 'utf8'))?.[1]?.split(/\s+/).filter(Boolean) ?? [];

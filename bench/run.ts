@@ -18,7 +18,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createHash } from 'node:crypto';
-import { HERE, ROOT } from './root.js';
+import { HERE, ROOT, UNIT_NODE_FLAGS } from './root.js';
 import { LogCounter, SINK_HOST, fatalLines, findPeers, memSampler, peersUsable, prepareExim, startExim, startPostfix, treeCpuSeconds, treeMemory, upstreamVersion, waitForPort, type EximTree, type PeerHandle, type Ports } from './peers.js';
 
 /** One measured row: an MTA on a load in one round. A row with errors is void. */
@@ -70,8 +70,6 @@ const SENDMAIL = join(ROOT, 'bin', 'sendmail');
 /** sendmail as installed (/usr/sbin/sendmail): the C front end, which hands what it does not do to bin/sendmail. */
 const FRONT = join(ROOT, 'dist', 'sendmail');
 const NODE = process.execPath;
-/** The daemon's node flags as the unit sets them (Environment=NODE_OPTIONS=...): measured as shipped. */
-const UNIT_NODE_FLAGS = /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(join(ROOT, 'config/postern.service'), 'utf8'))?.[1]?.split(/\s+/).filter(Boolean) ?? [];
 
 // ---------------------------------------------------------------------------
 // options

@@ -104,11 +104,7 @@ measure() {
 	load_pid=''
 	result=$(cat "$work/load.$k.json")
 	check=$(node "$here/packaging/testroot/smtp-load.mjs" check "$work/sink" "$work/acks.$k" 180) || true
-	node -e "
-const r = $result, c = $check;
-console.log('measure: ' + process.argv[1] + ' systemctl ' + process.argv[2] + ': ' + r.connections + ' connections, ' + r.refused + ' refused, ' + r.failed + ' failed, '
-  + r.rejected + ' rejected, ' + r.acknowledged + ' acknowledged, ' + c.lost + ' lost, longest greeting wait ' + r.greetingMaxMs + ' ms (median ' + r.greetingMedianMs + ' ms)'
-  + (Object.keys(r.errors).length ? ', errors ' + JSON.stringify(r.errors) : ''));" "$mta" "$event $unit"
+	load_line "$result" "$check" "$mta" systemctl "$event" "$unit"
 }
 
 mtas=("$@")

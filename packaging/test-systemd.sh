@@ -165,7 +165,8 @@ pid2=$(main_pid)
 verdict "  ... a new daemon ($pid -> $pid2), active" "$([ "$pid2" != "$pid" ] && [ "$pid2" != 0 ] && active && echo yes || echo no)"
 check "systemctl reload postern" 0 SILENT systemctl reload postern
 grep -q 'failed' <<<"$LAST" && droot_journal postern 20 | sed 's/^/#   /'
-sleep 1
+reloaded() { in_root grep -qF 'SIGHUP received: configuration reloaded' /var/log/postern/mainlog; }
+wait_for 30 reloaded || true
 verdict "  ... the same daemon, active" "$([ "$(main_pid)" = "$pid2" ] && active && echo yes || echo no)"
 check "  ... which reloaded its configuration" 0 'SIGHUP received: configuration reloaded' grep -F SIGHUP /var/log/postern/mainlog
 out=$(greets 2 2>&1) && ok=yes || ok=no
@@ -242,11 +243,7 @@ measure() {
 	[ -n "$check_out" ] || check_out='{"lost":-1}'
 	local after_pid
 	after_pid=$(main_pid)
-	node -e "
-const r = $result, c = $check_out;
-console.log('measure: ' + process.argv[1] + ' ' + process.argv[2] + ': ' + r.connections + ' connections, ' + r.refused + ' refused, ' + r.failed + ' failed, '
-  + r.rejected + ' rejected, ' + r.acknowledged + ' acknowledged, ' + c.lost + ' lost, longest greeting wait ' + r.greetingMaxMs + ' ms (median ' + r.greetingMedianMs + ' ms)'
-  + (Object.keys(r.errors).length ? ', errors ' + JSON.stringify(r.errors) : ''));" "$mode" "$event" | tee -a "$work/measures"
+	load_line "$result" "$check_out" "$mode" "$event" | tee -a "$work/measures"
 	M_REFUSED=$(node -p "($result).refused")
 	M_FAILED=$(node -p "($result).failed + ($result).rejected")
 	M_LOST=$(node -p "($check_out).lost")

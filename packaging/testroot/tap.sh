@@ -21,6 +21,8 @@
 #   holds DESC REGEX...  LAST has a line matching each REGEX
 #   lacks DESC REGEX     LAST has no line matching REGEX
 #   wait_for SECONDS CMD...   polls CMD every 0.2 s until it succeeds (1: it never did)
+#   load_line RESULT CHECK LABEL...   the "measure:" line of a smtp-load.mjs load (its JSON,
+#                        RESULT) and its check (CHECK); either empty: a run that gave none
 #
 # Settings: TAP_DETAIL_LINES (25): how much of a failed check's output is shown.
 # Counters: n (checks), fails (failed ones).
@@ -137,4 +139,15 @@ wait_for() {
 		[ "$SECONDS" -ge "$until" ] && return 1
 		sleep 0.2
 	done
+}
+
+load_line() {
+	local result=${1:-'{"connections":0,"refused":0,"failed":0,"rejected":0,"acknowledged":0,"greetingMaxMs":0,"greetingMedianMs":0,"errors":{"no result":1}}'}
+	local check=${2:-'{"lost":-1}'}
+	shift 2
+	node -e "
+const r = JSON.parse(process.argv[1]), c = JSON.parse(process.argv[2]);
+console.log('measure: ' + process.argv.slice(3).join(' ') + ': ' + r.connections + ' connections, ' + r.refused + ' refused, ' + r.failed + ' failed, '
+  + r.rejected + ' rejected, ' + r.acknowledged + ' acknowledged, ' + c.lost + ' lost, longest greeting wait ' + r.greetingMaxMs + ' ms (median ' + r.greetingMedianMs + ' ms)'
+  + (Object.keys(r.errors).length ? ', errors ' + JSON.stringify(r.errors) : ''));" "$result" "$check" "$@"
 }

@@ -8,25 +8,18 @@
 // (episodes over time are test/limits/smtp-episodes.test.ts, on a hand-driven clock).
 import { chmodSync } from 'node:fs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { closeBoth, Instance, type RunResult } from '../helpers/postern.js';
+import { closeBoth, metricSamples, sinkAndInstance, type Instance, type RunResult } from '../helpers/postern.js';
 import { installHelper, makeGroup, makeUser, removeUsersAndGroups, runAs, type TestUser } from '../helpers/postdrop.js';
-import { Sink } from '../helpers/sink.js';
+import type { Sink } from '../helpers/sink.js';
 import { sendOne } from '../helpers/smtp-client.js';
 
 const isRoot = process.getuid?.() === 0;
 const LIMITS = '[limits]\nper_client = "3/1h"\nper_user = "2/1h"\n[metrics]\nlisten = "127.0.0.1:0"\n';
 
-/** The samples of a Prometheus text page: 'name{labels}' → value. */
+/** The daemon's /metrics samples: 'name{labels}' → value. */
 async function scrape(p: Instance): Promise<Map<string, number>> {
   const at = /metrics on ([^\s)]+)/.exec(p.daemonStderr)?.[1];
-  const res = await fetch(`http://${at}/metrics`);
-  const out = new Map<string, number>();
-  for (const line of (await res.text()).split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
+  return metricSamples(await (await fetch(`http://${at}/metrics`)).text());
 }
 
 async function smtp(p: Instance, n: number, subject: string): Promise<string[]> {
@@ -52,9 +45,7 @@ describe('limits: a runaway sender is held, not relayed', () => {
   afterAll(() => removeUsersAndGroups());
 
   async function setup(extra = LIMITS): Promise<Instance> {
-    sink = new Sink();
-    await sink.listen();
-    p = new Instance([sink.port], extra);
+    [sink, p] = await sinkAndInstance(extra);
     return p;
   }
 
@@ -79,9 +70,10 @@ describe('limits: a runaway sender is held, not relayed', () => {
     // One line for the episode, on its first message, not one per message.
     expect(count(log, /frozen: sender over limits\.per_client/)).toBe(1);
     expect(log).toMatch(new RegExp(`${held[0]} frozen: sender over limits\\.per_client \\(127\\.0\\.0\\.1: 3/1h\\); its mail is accepted and frozen while over the limit, logged again only after 1h under it \\(review, then postern-qgrep -z --thaw\\)\\n`));
-    expect((await scrape(inst)).get('postern_limit_episodes_total{limit="per_client"}')).toBe(1);
-    expect((await scrape(inst)).get('postern_limit_episodes_total{limit="per_user"}')).toBe(0);
-    expect((await scrape(inst)).get('postern_queue_messages{state="frozen"}')).toBe(5);
+    const metrics = await scrape(inst);
+    expect(metrics.get('postern_limit_episodes_total{limit="per_client"}')).toBe(1);
+    expect(metrics.get('postern_limit_episodes_total{limit="per_user"}')).toBe(0);
+    expect(metrics.get('postern_queue_messages{state="frozen"}')).toBe(5);
 
     // mailq shows them frozen, as Exim's does.
     const q = await inst.run('mailq', []);

@@ -7,9 +7,9 @@
 import { chownSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { closeBoth, Instance, waitUntil } from '../helpers/postern.js';
+import { closeBoth, sinkAndInstance, waitUntil, type Instance } from '../helpers/postern.js';
 import { makeUser, removeUsersAndGroups } from '../helpers/postdrop.js';
-import { Sink } from '../helpers/sink.js';
+import type { Sink } from '../helpers/sink.js';
 import { sendOne } from '../helpers/smtp-client.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -24,10 +24,8 @@ describe.skipIf(!isRoot)('a maildrop flooded with junk (needs root)', () => {
   afterAll(() => removeUsersAndGroups());
 
   it('SMTP and sendmail still go through; the junk is removed (finished at once, unfinished after a minute), one line per user', async () => {
-    sink = new Sink();
-    await sink.listen();
-    const inst = new Instance([sink.port]);
-    p = inst;
+    [sink, p] = await sinkAndInstance();
+    const inst = p;
     await inst.start();
     await inst.stop(); // the junk waits for the daemon's start: all of it is seen in one pass
     const drop = join(inst.dir, 'spool-maildrop');

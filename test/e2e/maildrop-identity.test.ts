@@ -10,9 +10,9 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { closeBoth, Instance, waitUntil } from '../helpers/postern.js';
+import { closeBoth, sinkAndInstance, waitUntil, type Instance } from '../helpers/postern.js';
 import { installHelper, makeGroup, makeUser, removeUsersAndGroups, runAs, type TestUser } from '../helpers/postdrop.js';
-import { Sink } from '../helpers/sink.js';
+import type { Sink } from '../helpers/sink.js';
 
 const isRoot = process.getuid?.() === 0;
 const dropFile = (message: string) => `${JSON.stringify({ v: 1, recipients: ['ops@example.org'], extract: false, protocol: 'local' })}\n${message}`;
@@ -33,9 +33,7 @@ describe.skipIf(!isRoot)('the maildrop takes names from root, the daemon\'s user
 
   /** A daemon run as root, the helper installed for a new drop group; users reach the config and the helper. */
   async function setup(): Promise<{ inst: Instance; drop: string; group: number }> {
-    sink = new Sink();
-    await sink.listen();
-    p = new Instance([sink.port]);
+    [sink, p] = await sinkAndInstance();
     chmodSync(p.dir, 0o711);
     const group = makeGroup().gid;
     installHelper(p, group);
@@ -152,9 +150,7 @@ describe.skipIf(!isRoot)('the maildrop takes names from root, the daemon\'s user
   });
 
   it('tightens an older 1733 maildrop at start: then a user can add nothing, and still submits through the helper', async () => {
-    sink = new Sink();
-    await sink.listen();
-    p = new Instance([sink.port]);
+    [sink, p] = await sinkAndInstance();
     const inst = p;
     chmodSync(inst.dir, 0o711);
     const drop = join(inst.dir, 'spool-maildrop');

@@ -7,22 +7,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeBoth, closedPort, Instance, ROOT, waitUntil } from '../helpers/postern.js';
+import { closeBoth, closedPort, Instance, metricSamples, ROOT, waitUntil } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 import { RawSmtp, sendOne } from '../helpers/smtp-client.js';
 
 const METRICS = 'format = "json"\n[metrics]\nlisten = "127.0.0.1:0"\n';
-
-/** The samples of a Prometheus text page: 'name{labels}' → value. */
-function samples(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const at = line.lastIndexOf(' ');
-    out.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return out;
-}
 
 async function scrape(p: Instance): Promise<Map<string, number>> {
   const at = /metrics on ([^\s)]+)/.exec(p.daemonStderr)?.[1];
@@ -30,7 +19,7 @@ async function scrape(p: Instance): Promise<Map<string, number>> {
   const res = await fetch(`http://${at}/metrics`);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
-  return samples(await res.text());
+  return metricSamples(await res.text());
 }
 
 type Line = Record<string, unknown> & { type: string; id?: string };

@@ -184,11 +184,22 @@ ${extra}`);
   }
 }
 
-/** A listening test smarthost and an Instance relaying to it: the usual e2e setup. */
-export async function sinkAndInstance(): Promise<[Sink, Instance]> {
+/** A listening test smarthost and an Instance relaying to it (`extra`: more of its config): the usual e2e setup. */
+export async function sinkAndInstance(extra = ''): Promise<[Sink, Instance]> {
   const sink = new Sink();
   await sink.listen();
-  return [sink, new Instance([sink.port])];
+  return [sink, new Instance([sink.port], extra)];
+}
+
+/** The samples of a Prometheus text page (/metrics): 'name{labels}' → value. */
+export function metricSamples(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    out.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return out;
 }
 
 /** Stops the daemon and removes its folder, then closes the sink; either may be missing (a test that failed early). */

@@ -12,7 +12,10 @@ import { fastDataScan, type LibConnection } from '../../src/receive/smtp-interna
 /** What the parser made of `pieces`: commands, and each message's bytes, in order. */
 async function parse(pieces: Buffer[], fast: boolean): Promise<string[]> {
   const parser = new SMTPStream();
-  if (fast) fastDataScan({ _parser: parser } as unknown as LibConnection);
+  if (fast) {
+    fastDataScan({ _parser: parser } as unknown as LibConnection);
+    expect(parser._feedDataStream, 'fastDataScan hooked the parser').not.toBe(SMTPStream.prototype._feedDataStream);
+  }
   const seen: string[] = [];
   parser.oncommand = (command: Buffer, callback?: () => void) => {
     const line = command.toString('latin1');

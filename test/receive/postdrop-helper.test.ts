@@ -5,7 +5,7 @@
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { proofByHelper } from '../../src/receive/postdrop.js';
 import { makeGroup, removeUsersAndGroups } from '../helpers/postdrop.js';
 import { ROOT } from '../helpers/postern.js';
@@ -13,7 +13,8 @@ import { ROOT } from '../helpers/postern.js';
 const isRoot = process.getuid?.() === 0;
 
 describe.skipIf(!isRoot)('the postdrop helper run for a user (needs root)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'postern-helper-'));
+  let dir = '';
+  beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'postern-helper-')); });
   afterAll(() => {
     rmSync(dir, { recursive: true, force: true });
     removeUsersAndGroups();
