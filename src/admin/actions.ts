@@ -79,7 +79,7 @@ export async function runAction(action: AdminAction, ids: string[], config: Conf
   user: string): Promise<ActionResult[]> {
   if (ids.length === 0) return [];
   const key = controlKey(config);
-  const reply = await request(config.spool.directory, { op: 'bulk', action, ids, user, key }, undefined, 600_000).catch(() => undefined);
+  const reply = await request(config.spool.directory, { op: 'bulk', action, ids, user, key }, 600_000).catch(() => undefined);
   if (reply && !reply.ok) throw tempError(`the daemon refused ${actionName(action)} (${reply.error}); run it as the spool's owner`);
   if (reply) return ids.map((_, n) => (reply.results?.[n] ?? 'gone') as ActionResult);
   const lock = acquireDeliveryLock(config.spool.directory);
@@ -102,7 +102,7 @@ export async function giveUpAll(ids: string[], config: Config, spool: LmdbSpool,
   const key = controlKey(config);
   for (let i = 0; i < ids.length; i += GIVEUP_BATCH) {
     const batch = ids.slice(i, i + GIVEUP_BATCH);
-    const reply = await request(config.spool.directory, { op: 'giveup', ids: batch, user, key }, undefined, 600_000).catch(() => undefined);
+    const reply = await request(config.spool.directory, { op: 'giveup', ids: batch, user, key }, 600_000).catch(() => undefined);
     if (reply && !reply.ok) throw tempError(`the daemon refused ${flag} (${reply.error}); run it as the spool's owner`);
     if (!reply) {
       if (i > 0) throw tempError(`the daemon went away during ${flag}; run it again for what is left`);

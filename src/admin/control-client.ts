@@ -17,8 +17,8 @@ export const controlKeyPath = (spoolDir: string) => join(spoolDir, 'control.key'
  * Sends one request (a JSON line) to the control socket and reads the JSON reply line.
  * Resolves undefined when no daemon listens (socket missing or refused).
  */
-export function request(spoolDir: string, header: object, body?: Buffer, timeoutMs = 60_000): Promise<LocalReply | undefined> {
-  return requestAt<LocalReply>(socketPath(spoolDir), header, body, timeoutMs);
+export function request(spoolDir: string, header: object, timeoutMs = 60_000): Promise<LocalReply | undefined> {
+  return requestAt<LocalReply>(socketPath(spoolDir), header, timeoutMs);
 }
 
 function missing(path: string): boolean {
@@ -31,7 +31,7 @@ function missing(path: string): boolean {
 }
 
 /** The same exchange on any of the daemon's sockets (the own-messages one too). */
-export function requestAt<R>(path: string, header: object, body?: Buffer, timeoutMs = 60_000): Promise<R | undefined> {
+export function requestAt<R>(path: string, header: object, timeoutMs = 60_000): Promise<R | undefined> {
   // No socket file: no daemon (what connecting would say, ENOENT), without loading node:net.
   if (missing(path)) return Promise.resolve(undefined);
   return new Promise((resolve, reject) => {
@@ -41,8 +41,8 @@ export function requestAt<R>(path: string, header: object, body?: Buffer, timeou
     const timer = setTimeout(() => sock.destroy(new Error('the daemon did not answer in time')), timeoutMs);
     sock.on('connect', () => {
       connected = true;
+      // One line, one write: the daemon answers and closes as soon as it has the line.
       sock.write(JSON.stringify(header) + '\n');
-      if (body) sock.write(body);
     });
     sock.setEncoding('utf8');
     sock.on('data', (d: string) => {

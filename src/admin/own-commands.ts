@@ -21,7 +21,7 @@ const TIMEOUT = 60_000;
 const ATTEMPTS = 3;
 
 function ask(maildrop: string, header: object): Promise<OwnReply | undefined> {
-  return requestAt<OwnReply>(ownSocketPath(maildrop), header, undefined, TIMEOUT);
+  return requestAt<OwnReply>(ownSocketPath(maildrop), header, TIMEOUT);
 }
 
 /**

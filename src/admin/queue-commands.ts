@@ -220,7 +220,7 @@ async function bodyBytes(spool: LmdbSpool, id: string): Promise<Buffer> {
 
 async function kickDaemon(config: Config, force = false): Promise<boolean> {
   try {
-    return (await request(config.spool.directory, { op: 'kick', force }, undefined, 5000)) !== undefined;
+    return (await request(config.spool.directory, { op: 'kick', force }, 5000)) !== undefined;
   } catch {
     return false;
   }

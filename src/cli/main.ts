@@ -160,7 +160,7 @@ async function run(personality: string, argv: string[]): Promise<number> {
     const c = await config(file);
     const { request } = await import('../admin/control-client.js');
     await bsmtp(c, async () => (await import('../daemon/privileges.js')).makeMaildrop(c),
-      () => void request(c.spool.directory, { op: 'kick' }, undefined, 2000).catch(() => undefined));
+      () => void request(c.spool.directory, { op: 'kick' }, 2000).catch(() => undefined));
     return EX.OK;
   }
   // A user who is no admin may list (plain -bp, mailq) and remove (-Mrm) their own messages, through the daemon.
