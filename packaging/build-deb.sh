@@ -24,8 +24,9 @@ chmod 0755 "$stage"
 lib=$stage/usr/lib/postern
 mkdir -p "$lib"
 (cd "$here" && npx tsc -p tsconfig.json --outDir "$lib/dist" --sourceMap false --incremental false)
-# sendmail's submission as one CommonJS file (bin/ runs it first: a fast start).
-(cd "$here" && npm run -s bundle -- --outfile="$lib/dist/cli/submit.cjs")
+# sendmail's submission and the queue's listings, each as one CommonJS file (bin/ runs
+# them first: a fast start).
+(cd "$here" && BUNDLE_DIR="$lib/dist/cli" npm run -s bundle)
 # The setgid helper through which users write into the maildrop, with the system's cc
 # and Debian's hardening flags, stripped; postinst gives it its group (postern-drop)
 # and mode 2755.

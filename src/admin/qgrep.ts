@@ -6,16 +6,14 @@
 // (exiqsumm), --shape (qshape) and the bulk actions --remove, --freeze, --thaw,
 // --deliver, --giveup on what matches (see bulk.ts).
 import { parseArgs } from 'node:util';
-import type { Config } from '../config/schema.js';
 import { usage } from '../core/exit.js';
 import type { MessageRecord } from '../core/types.js';
 import type { LmdbSpool } from '../spool/lmdb-spool.js';
 import type { Listed } from '../spool/listing.js';
-import { base62, idTime, type MessageIdGenerator } from '../spool/message-id.js';
+import { base62, idTime } from '../spool/message-id.js';
 import { batched, entryFormatter, formatSize, jsonEntry } from './format.js';
 import { QueueShape, QueueSummary } from './summary.js';
 import type { BulkAction } from './bulk.js';
-import type { DeliverHere } from './queue-commands.js';
 
 const BULK_ACTIONS = ['remove', 'freeze', 'thaw', 'deliver', 'giveup'] as const satisfies readonly BulkAction[];
 
@@ -102,8 +100,16 @@ function* select(spool: LmdbSpool, a: QgrepArgs, now: number, full = false): Gen
   }
 }
 
-export async function qgrep(argv: string[], config: Config, spool: LmdbSpool, out: (s: string) => void, gen: MessageIdGenerator,
-  deliverHere: DeliverHere): Promise<number> {
+/**
+ * The bulk actions (bulk.ts), handed in by the caller: the listing's own bundle
+ * (cli/list.ts) never takes them and so never loads them.
+ */
+export type BulkRunner = (action: BulkAction, ids: string[], o: { dryRun: boolean; json: boolean; frozen: ReadonlySet<string> }) => Promise<number>;
+
+/** Whether the command line asks for a bulk action (as parseQgrepArgs reads it). */
+export const asksAction = (argv: readonly string[]) => argv.some((a) => BULK_ACTIONS.some((k) => a === `--${k}`));
+
+export async function qgrep(argv: string[], spool: LmdbSpool, out: (s: string) => void, bulk?: BulkRunner): Promise<number> {
   const a = parseQgrepArgs(argv);
   const now = Date.now();
   const action = BULK_ACTIONS.find((k) => a[k]);
@@ -118,8 +124,8 @@ export async function qgrep(argv: string[], config: Config, spool: LmdbSpool, ou
       if (m.frozen) frozen.add(m.id);
     }
     if (a.R) ids.reverse();
-    const { bulkAction } = await import('./bulk.js');
-    return bulkAction(action, ids, { dryRun: !!a['dry-run'], json: !!a.json, frozen }, config, spool, out, gen, deliverHere);
+    if (!bulk) throw new Error(`--${action} needs the bulk actions`); // a caller's bug, never the user's
+    return bulk(action, ids, { dryRun: !!a['dry-run'], json: !!a.json, frozen });
   }
   if (a.summary || a.shape) {
     const table = a.summary ? new QueueSummary() : new QueueShape(now);

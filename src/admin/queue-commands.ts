@@ -5,20 +5,14 @@ import { userInfo } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { EventBus } from '../core/events.js';
 import { usage } from '../core/exit.js';
-import { acquireDeliveryLock } from '../spool/lock.js';
 import { MainLog } from '../log/mainlog.js';
 import { journalJson, journalText } from '../log/journal-text.js';
 import { isRoutableAddress } from '../core/address.js';
-import { lstatSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { DROP_CACHE } from '../config/load.js';
-import { OWN_SOCKET } from '../receive/maildrop.js';
 import { request } from './control-client.js';
 import { LmdbSpool, QUEUE_ONLY_DELAY } from '../spool/lmdb-spool.js';
 import { isMessageId, MessageIdGenerator } from '../spool/message-id.js';
 import { resultLine, resultWords, runAction, type ActionResult, type AdminAction } from './actions.js';
 import type { EnvelopeEdit } from '../core/change.js';
-import { batched, entryFormatter, formatEntry, jsonEntry } from './format.js';
 
 type Out = (s: string | Buffer) => void;
 
@@ -33,30 +27,6 @@ function operator(): string {
 export function checkIds(flag: string, ids: string[]): void {
   if (ids.length === 0) throw usage(`no message ID given after ${flag}`);
   for (const id of ids) if (!isMessageId(id)) throw usage(`malformed message id ${id} after ${flag} option`);
-}
-
-export function listQueue(spool: LmdbSpool, out: Out, opts: { count?: boolean; undelivered?: boolean; json?: boolean; ids?: string[] }): number {
-  if (opts.count) {
-    out(opts.json ? `${JSON.stringify({ count: spool.count() })}\n` : `${spool.count()}\n`);
-    return 0;
-  }
-  const now = Date.now();
-  const buf = batched((s) => out(s));
-  if (opts.ids && opts.ids.length) {
-    for (const id of opts.ids) {
-      const r = spool.load(id);
-      if (r) buf.write(opts.json ? jsonEntry(r, spool.journal(r.id)) : formatEntry(r, now, opts.undelivered));
-      else if (!opts.json) buf.write(`      ${id}\n    *** spool read error: No such file or directory ***\n\n`);
-    }
-  } else if (opts.json) {
-    for (const r of spool.list()) buf.write(jsonEntry(r, spool.journal(r.id)));
-  } else {
-    // The whole queue: listing entries, not records (spool/listing.ts).
-    const entry = entryFormatter(now, opts.undelivered);
-    for (const r of spool.listed()) buf.write(entry(r));
-  }
-  buf.flush();
-  return 0;
 }
 
 export async function messageCommand(flag: string, args: string[], config: Config, spool: LmdbSpool, out: Out,
@@ -171,45 +141,6 @@ async function giveUpCommand(id: string, config: Config, spool: LmdbSpool, event
   const { giveUpAll } = await import('./actions.js');
   const result = (await giveUpAll([id], config, spool, events, user, ids, '-Mg')).get(id);
   return result === 'done' || result === 'locked' ? result : 'gone';
-}
-
-/**
- * Moves what waits in the maildrop into the spool before a queue command looks at
- * it, as the daemon would (it does it only when it can take the delivery lock: else
- * the process that holds it, the daemon, picks up itself). The caller's ID generator:
- * one per process, so the IDs made here never meet a bounce's.
- */
-export async function pickupNow(config: Config, spool: LmdbSpool, ids: MessageIdGenerator): Promise<void> {
-  let waiting: string[];
-  try {
-    // Not mail: the daemon's socket, and the configuration caches when they are root's or
-    // ours (the pickup passes them over; one of anyone else's it takes as a drop file).
-    waiting = readdirSync(config.spool.maildrop).filter((name) => name !== OWN_SOCKET
-      && !(name.startsWith(DROP_CACHE) && [0, process.geteuid?.()].includes(lstatSync(join(config.spool.maildrop, name), { throwIfNoEntry: false })?.uid)));
-  } catch {
-    return; // no maildrop yet
-  }
-  if (waiting.length === 0) return;
-  let lock;
-  try {
-    lock = acquireDeliveryLock(config.spool.directory);
-  } catch {
-    return;
-  }
-  if (!lock.ok) return;
-  try {
-    const { Pickup } = await import('../receive/pickup.js');
-    const { systemClock } = await import('../core/clock.js');
-    const events = new EventBus();
-    const log = new MainLog(config.log.file, config.log.format, Date.now);
-    events.on((e) => log.writeSync(e));
-    await new Pickup({
-      dir: config.spool.maildrop, spool, events, clock: systemClock, ids, hostname: config.hostname, qualifyDomain: config.qualify_domain,
-      maxMessageSize: config.listen.max_message_size, maxRecipients: config.listen.max_recipients, kick: () => {},
-    }).run();
-  } finally {
-    lock.release();
-  }
 }
 
 async function bodyBytes(spool: LmdbSpool, id: string): Promise<Buffer> {

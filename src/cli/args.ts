@@ -32,9 +32,14 @@ export function modeOf(rest: string[], selection: string[] | undefined): string 
   return selection ? `-q${(selection[0] as string).slice(2)}` : (rest.find((a) => /^-(b[dpsVPtm]|brt|bp[a-z]*|M[a-z]*|q[a-z0-9]*|bdf)$/.test(a)) ?? rest.find((a) => a === '--json'));
 }
 
+/** Help, the version, -bi: main.ts answers these before it looks at anything else. */
+export function answeredFirst(argv: readonly string[]): boolean {
+  return argv.includes('--help') || argv.includes('--version') || argv.includes('-bi') || (argv.length === 1 && argv[0] === '-h');
+}
+
 /** Whether main.ts would read one message from stdin for this command line (sendmail, -bm). */
 export function isSubmission(personality: string, argv: string[]): boolean {
-  if (argv.includes('--help') || argv.includes('--version') || argv.includes('-bi') || (argv.length === 1 && argv[0] === '-h')) return false;
+  if (answeredFirst(argv)) return false;
   if (['newaliases', 'mailq', 'postern-exigrep', 'postern-qgrep'].includes(personality)) return false;
   if (personality === 'postern' && (argv[0] === 'install' || argv[0] === 'uninstall')) return false;
   let rest: string[];

@@ -3,7 +3,7 @@
 // command, and turns errors into one sentence on stderr plus a sysexits status.
 import { basename } from 'node:path';
 import { CommandError, EX, usage } from '../core/exit.js';
-import { isLmdbCommitFailure } from '../spool/spool.js';
+import { quietEnds, report } from './report.js';
 import { modeOf, queueSelection, takeConfigFlag } from './args.js';
 import type { DeliverHere } from '../admin/queue-commands.js';
 
@@ -37,7 +37,7 @@ async function openSpool(file: string | undefined, what: string) {
   process.umask(0o027); // a main log this command starts is 0640, as the daemon's
   const { LmdbSpool } = await import('../spool/lmdb-spool.js');
   const { MessageIdGenerator } = await import('../spool/message-id.js');
-  const { pickupNow } = await import('../admin/queue-commands.js');
+  const { pickupNow } = await import('../admin/pickup-now.js');
   const spool = LmdbSpool.open(c.spool.directory);
   const ids = new MessageIdGenerator();
   try {
@@ -115,10 +115,11 @@ async function run(personality: string, argv: string[]): Promise<number> {
     return exigrep(args, files, out);
   }
   if (personality === 'postern-qgrep') {
-    const { qgrep } = await import('../admin/qgrep.js');
-    const { c, spool, ids } = await openSpool(file, rest.some((a) => /^--(remove|freeze|thaw|deliver|giveup)$/.test(a)) ? 'act on queued messages' : 'list the queue');
+    const { asksAction, qgrep } = await import('../admin/qgrep.js');
+    const { c, spool, ids } = await openSpool(file, asksAction(rest) ? 'act on queued messages' : 'list the queue');
     try {
-      return await qgrep(rest, c, spool, out, ids, deliverHere);
+      return await qgrep(rest, spool, out, async (action, chosen, o) =>
+        (await import('../admin/bulk.js')).bulkAction(action, chosen, o, c, spool, out, ids, deliverHere));
     } finally {
       await spool.close();
     }
@@ -187,12 +188,8 @@ async function run(personality: string, argv: string[]): Promise<number> {
     }
     const others = rest.filter((a) => a !== mode);
     if (mode === '--json' || mode.startsWith('-bp')) {
-      const flags = mode === '--json' ? '-bp' : mode;
-      if (!/^-bp[cura]*$/.test(flags)) throw usage(`unknown option ${mode}`);
-      const json = rest.includes('--json');
-      const ids = others.filter((a) => a !== '--json' && !/^-bp/.test(a));
-      for (const id of ids) if (id.startsWith('-')) throw usage(`unknown option ${id}`);
-      return q.listQueue(spool, out, { count: flags.includes('c'), undelivered: flags.includes('u'), json, ids });
+      const { listOptions, listQueue } = await import('../admin/list-queue.js');
+      return listQueue(spool, out, listOptions(mode, rest));
     }
     if (mode === '-q' || mode === '-qf' || mode === '-qff') {
       if (others.length) throw usage(`unexpected argument ${others[0]} after ${mode}`);
@@ -217,53 +214,11 @@ async function run(personality: string, argv: string[]): Promise<number> {
 
 export async function main(argv0: string, argv: string[]): Promise<void> {
   const personality = basename(argv0).replace(/\.js$/, '');
-  // `mailq | head`: a reader that went away is not an error worth a stack trace.
-  // lmdb-js also rejects a promise of its own when a commit fails (a full disk); the
-  // write that failed reports it (exit 75), so that echo is no crash.
-  process.on('unhandledRejection', (e) => {
-    if (!isLmdbCommitFailure(e) && process.listenerCount('unhandledRejection') === 1) throw e;
-  });
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw e;
-  });
+  quietEnds();
   try {
     const status = await run(personality, argv);
     if (status >= 0) process.exitCode = status;
   } catch (e) {
-    const name = personality === 'postern-qgrep' ? 'postern-qgrep' : personality;
-    if (e instanceof CommandError) {
-      err(`${name}: ${e.message}\n`);
-      process.exitCode = e.exitCode;
-      return;
-    }
-    const { ConfigError } = await import('../config/load.js');
-    if (e instanceof ConfigError) {
-      err(`${name}: ${e.message}\n`);
-      process.exitCode = EX.FAIL;
-      return;
-    }
-    const { SpoolUnavailable } = await import('../spool/lmdb-spool.js');
-    const { SpoolWriteError } = await import('../spool/spool.js');
-    if (e instanceof SpoolUnavailable || e instanceof SpoolWriteError) {
-      err(`${name}: ${e.message}; try again later\n`);
-      process.exitCode = EX.TEMPFAIL;
-      return;
-    }
-    const { RecordVersionError } = await import('../spool/record.js');
-    if (e instanceof RecordVersionError) {
-      // Written by a newer postern: refused, never rewritten as this version's.
-      err(`${name}: ${e.message}\n`);
-      process.exitCode = EX.DATAERR;
-      return;
-    }
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-      err(`${name}: cannot listen: ${(e as Error).message}\n`);
-      process.exitCode = EX.FAIL;
-      return;
-    }
-    err(`${name}: internal error: ${(e as Error).stack ?? String(e)}\n`);
-    process.exitCode = EX.SOFTWARE;
+    report(personality, e);
   }
 }

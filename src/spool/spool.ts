@@ -9,6 +9,8 @@ import type { MessageRecord, NewMessage } from '../core/types.js';
 
 /** The spool could not be written (disk full, I/O error): nothing was changed; try again later. */
 export class SpoolWriteError extends Error {}
+/** The spool cannot be opened or used now (a lock, a permission, a full map): try again later. */
+export class SpoolUnavailable extends Error {}
 /** The maildrop file of a message being committed was committed already (a second pickup of it). */
 export class PickedUpAlready extends Error {}
 

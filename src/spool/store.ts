@@ -20,7 +20,9 @@ import type { MessageRecord, NewMessage } from '../core/types.js';
 import { listingOf } from './listing.js';
 import { decodeRecord, RecordVersionError } from './record.js';
 import type { SpaceReserve } from './reserve.js';
-import { isLmdbCommitFailure, PickedUpAlready, SpoolWriteError } from './spool.js';
+import { isLmdbCommitFailure, PickedUpAlready, SpoolUnavailable, SpoolWriteError } from './spool.js';
+
+export { SpoolUnavailable };
 import type { Writer } from './writer.js';
 
 /** Root-database key saying the `frozen` index is built (see indexFrozen()). */
@@ -45,8 +47,6 @@ function mapSizeOption(): { mapSize?: number } {
 
 /** -odq: not before the next periodic queue run (see README); `postern -q` makes it due at once. */
 export const QUEUE_ONLY_DELAY = 5 * 60_000;
-
-export class SpoolUnavailable extends Error {}
 
 /** An attempt record as spools written before the journal kept it. */
 export type LegacyAttempt = Omit<Extract<JournalEntry, { type: 'legacy-attempt' }>, 'v' | 'type'>;

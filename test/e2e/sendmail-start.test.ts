@@ -25,7 +25,7 @@ describe('sendmail: the fast start', () => {
     const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
     for (const s of ['test', 'build', 'prepare']) expect(scripts[s]).toMatch(/^tsc -p tsconfig\.json && (tsc -p test && )?(tsc -p bench && )?npm run -s bundle\b/);
     expect(scripts.test).toMatch(/^tsc -p tsconfig\.json && tsc -p test && /);
-    expect(scripts.bundle).toMatch(/^esbuild src\/cli\/submit\.ts .*--outfile=dist\/cli\/submit\.cjs/);
+    expect(scripts.bundle).toMatch(/^esbuild src\/cli\/submit\.ts src\/cli\/list\.ts .*--outdir=\$\{BUNDLE_DIR:-dist\/cli\} --out-extension:\.js=\.cjs/);
   });
   const DEBUG = { NODE_DEBUG: 'esm,module' };
   const bundled = (stderr: string) => /load "[^"]*\/dist\/cli\/submit\.cjs"/.test(stderr) && !/cli\/main\.js/.test(stderr);

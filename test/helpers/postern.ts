@@ -44,12 +44,13 @@ export function codeOthersCanRead(): string {
 }
 
 /**
- * Whether bin/ runs sendmail's submission from dist/cli/submit.cjs (as it does after
- * `npm test` or `npm run build`), not main.js (after `npx tsc` alone): bin/'s own test.
+ * Whether bin/ runs sendmail's submission from dist/cli/submit.cjs (or with `cli/list.cjs`
+ * the queue's listings; as it does after `npm test` or `npm run build`), not main.js
+ * (after `npx tsc` alone): bin/'s own test.
  */
-export function submitBundleFresh(): boolean {
+export function submitBundleFresh(bundle = 'cli/submit.cjs'): boolean {
   const at = (f: string) => statSync(join(ROOT, 'dist', f), { throwIfNoEntry: false })?.mtimeMs;
-  const bundled = at('cli/submit.cjs');
+  const bundled = at(bundle);
   const compiled = at('.tsbuildinfo');
   return bundled !== undefined && (compiled === undefined || bundled >= compiled);
 }

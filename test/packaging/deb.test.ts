@@ -100,7 +100,7 @@ describe.skipIf(!hasDpkg)('the Debian package (needs dpkg-deb)', () => {
     const bin = join(x, 'usr/lib/postern/bin');
     // package.json: the commands are CommonJS; they run sendmail's submission from dist/cli/submit.cjs.
     expect(readdirSync(bin).sort()).toEqual(['mailq', 'newaliases', 'package.json', 'postern', 'postern-exigrep', 'postern-qgrep', 'sendmail']);
-    expect(readdirSync(join(x, 'usr/lib/postern/dist/cli'))).toContain('submit.cjs');
+    expect(readdirSync(join(x, 'usr/lib/postern/dist/cli'))).toEqual(expect.arrayContaining(['submit.cjs', 'list.cjs']));
     const help = spawnSync(process.execPath, [join(bin, 'sendmail'), '--help'], { encoding: 'utf8' });
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/^Usage: sendmail/);

@@ -1,0 +1,84 @@
+// The queue's listings from their own bundle (bin/ -> dist/cli/list.cjs, src/cli/list.ts):
+// mailq, -bp and its letters, sendmail -bp and postern-qgrep's displays print, exit and
+// complain exactly as main.js does the same command; what the bundle must leave to
+// main.js (mail waiting in the maildrop, a bulk action, no fresh cache) goes there.
+// The real bin/ as child processes on a real spool, no daemon.
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Instance, ROOT, submitBundleFresh, type RunResult } from '../helpers/postern.js';
+
+const DEBUG = { NODE_DEBUG: 'esm,module' };
+const fromBundle = (stderr: string) => /load "[^"]*\/dist\/cli\/list\.cjs"/.test(stderr) && !/cli\/main\.js/.test(stderr);
+const fromMain = (stderr: string) => /cli\/main\.js/.test(stderr);
+/** What the module loader printed, taken out: the command's own stderr. */
+const own = (stderr: string) => stderr.split('\n').filter((l) => !/^(MODULE|ESM)_?\w* \d+: /.test(l) && !/^(Module|ESM)\b/.test(l)).join('\n');
+/** Ages (`0m`, `3h`) change with the clock between two runs: the rest must not. */
+const ageless = (s: string) => s.replace(/\b\d+[smhdw]\b/g, 'AGE');
+
+/** The same command line through main.js alone, as bin/ runs it when there is no bundle. */
+function viaMain(name: string, args: string[]): Promise<RunResult> {
+  const script = 'const [m, n, ...a] = process.argv.slice(1); import(m).then(({ main }) => main(n, a));';
+  const child = spawn(process.execPath, ['-e', script, join(ROOT, 'dist/cli/main.js'), name, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+describe('the queue listings\' bundle', () => {
+  let p: Instance;
+  let ids: string[] = [];
+  beforeAll(async () => {
+    p = new Instance([2599]); // no daemon, a hub nobody answers on
+    for (const to of ['ops@example.org', 'dev@example.com', 'ops@example.org']) {
+      expect((await p.run('sendmail', ['-f', 'cron@example.org', to], { input: `Subject: to ${to}\n\nx\n` })).code).toBe(0);
+    }
+  }, 60_000);
+  afterAll(() => p.cleanup());
+
+  it('leaves mail waiting in the maildrop to main.js, which picks it up first', async () => {
+    const r = await p.run('postern', ['-bp'], { env: DEBUG });
+    expect(r.code).toBe(0);
+    expect(fromMain(r.stderr)).toBe(true);
+    ids = [...r.stdout.matchAll(/ (\w{6}-\w{6}-\w{2}) </g)].map((m) => m[1] as string);
+    expect(ids).toHaveLength(3);
+    expect(readdirSync(join(p.dir, 'spool-maildrop')).filter((n) => !n.startsWith('.'))).toEqual([]);
+    expect((await p.run('postern', ['-Mf', ids[1] as string])).code).toBe(0);
+  }, 60_000);
+
+  const lines: [string, string[]][] = [
+    ['postern', ['-bp']], ['postern', ['-bpc']], ['postern', ['-bpu']], ['postern', ['-bpr']], ['postern', ['-bp', '--json']],
+    ['mailq', []], ['mailq', ['-bpc']], ['sendmail', ['-bp']],
+    ['postern-qgrep', []], ['postern-qgrep', ['-i']], ['postern-qgrep', ['-c']], ['postern-qgrep', ['-r', 'ops@', '-i']], ['postern-qgrep', ['-z']],
+    ['postern-qgrep', ['-x', '-b']], ['postern-qgrep', ['--summary']], ['postern-qgrep', ['--shape', '--json']], ['postern-qgrep', ['-R', '-i']],
+    // what the user typed wrong: the same sentence and status
+    ['postern', ['-bpx']], ['postern', ['-bp', '-q']], ['postern-qgrep', ['-y', 'soon']], ['postern-qgrep', ['-f', '(']], ['postern-qgrep', ['--bogus']],
+  ];
+  it.each(lines)('%s %j prints, ends and complains as main.js does', async (name, args) => {
+    const fresh = submitBundleFresh('cli/list.cjs');
+    const fast = await p.run(name, args, { env: DEBUG });
+    if (fresh && submitBundleFresh('cli/list.cjs')) expect(fromBundle(fast.stderr)).toBe(true);
+    const slow = await viaMain(name, ['-C', p.config, ...args]);
+    expect(ageless(fast.stdout)).toBe(ageless(slow.stdout));
+    expect(own(fast.stderr)).toBe(slow.stderr);
+    expect(fast.code).toBe(slow.code);
+    if (args.length === 1 && args[0] === '-bpc') expect(fast.stdout).toBe('3\n');
+  }, 60_000);
+
+  it('lists with -bp ID and with its own IDs as main.js does', async () => {
+    const fast = await p.run('postern', ['-bp', ids[0] as string, '1xZrLV-00016Q-Oa'], { env: DEBUG });
+    const slow = await viaMain('postern', ['-C', p.config, '-bp', ids[0] as string, '1xZrLV-00016Q-Oa']);
+    expect(ageless(fast.stdout)).toBe(ageless(slow.stdout));
+    expect(fast.stdout).toContain('*** spool read error');
+  }, 60_000);
+
+  it('leaves the bulk actions to main.js', async () => {
+    const r = await p.run('postern-qgrep', ['-r', 'dev@', '--remove', '--dry-run'], { env: DEBUG });
+    expect(r.code).toBe(0);
+    expect(fromMain(r.stderr)).toBe(true);
+    expect(r.stdout).toMatch(/dry-run|would/i);
+  }, 60_000);
+});
