@@ -58,7 +58,8 @@ find "$lib/node_modules" -name .npmignore -delete
 find "$lib/node_modules" -type f -perm /111 ! -name '*.node' | while read -r f; do
   [ "$(head -c 2 "$f")" = '#!' ] || chmod a-x "$f"
 done
-(cd "$lib" && node -e "import('lmdb').then(() => process.exit(0), (e) => { console.error(e.message); process.exit(1); })")
+# lmdb loads, as ES module (main.js) and as CommonJS (the listings' bundle, dist/cli/list.cjs).
+(cd "$lib" && node -e "require('lmdb'); import('lmdb').then(() => process.exit(0), (e) => { console.error(e.message); process.exit(1); })")
 
 # The commands, run with Debian's node named absolutely (cron's PATH, env -i).
 mkdir -p "$stage/usr/sbin" "$stage/usr/bin"

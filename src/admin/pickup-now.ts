@@ -15,12 +15,13 @@ import type { MessageIdGenerator } from '../spool/message-id.js';
 /**
  * The maildrop's names that may be mail (none when there is no maildrop yet). Not mail:
  * the daemon's socket, and the configuration caches when they are root's or ours (the
- * pickup passes them over; one of anyone else's it takes as a drop file).
+ * pickup passes them over; one of anyone else's it takes as a drop file). `as`: the uid
+ * whose look to take when that is not ours (root about to become the daemon's user).
  */
-export function dropsWaiting(config: Config): string[] {
+export function dropsWaiting(config: Config, as = process.geteuid?.()): string[] {
   try {
     return readdirSync(config.spool.maildrop).filter((name) => name !== OWN_SOCKET
-      && !(name.startsWith(DROP_CACHE) && [0, process.geteuid?.()].includes(lstatSync(join(config.spool.maildrop, name), { throwIfNoEntry: false })?.uid)));
+      && !(name.startsWith(DROP_CACHE) && [0, as].includes(lstatSync(join(config.spool.maildrop, name), { throwIfNoEntry: false })?.uid)));
   } catch {
     return [];
   }

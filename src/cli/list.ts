@@ -13,7 +13,7 @@ import { listOptions, listQueue } from '../admin/list-queue.js';
 import { asksAction, qgrep } from '../admin/qgrep.js';
 import { cachedConfig } from '../config/load.js';
 import { CommandError } from '../core/exit.js';
-import { becomeDaemonUser, requireAdmin } from '../daemon/privileges.js';
+import { becomeDaemonUser, daemonUser, requireAdmin } from '../daemon/privileges.js';
 import { LmdbSpool } from '../spool/lmdb-spool.js';
 import { answeredFirst, modeOf, queueSelection, takeConfigFlag } from './args.js';
 import { quietEnds, report } from './report.js';
@@ -22,7 +22,8 @@ const out = (s: string | Uint8Array) => process.stdout.write(s);
 
 /** What the command line asks for, if it is a listing this file does. */
 function listing(personality: string, argv: string[]): { file: string | undefined; run: (spool: LmdbSpool) => Promise<number> | number } | undefined {
-  if (answeredFirst(argv)) return undefined;
+  // main.ts's own before any mode: help, the version, install (and Exim's queue import).
+  if (answeredFirst(argv) || argv.includes('install') || argv.includes('uninstall')) return undefined;
   let flag: ReturnType<typeof takeConfigFlag>;
   try {
     flag = takeConfigFlag(argv);
@@ -51,18 +52,26 @@ export async function list(argv0: string, argv: string[]): Promise<boolean> {
     if (e instanceof CommandError) return false;
     throw e;
   }
-  if (dropsWaiting(c).length > 0) return false;
+  // As main.ts looks, after root has become the daemon's user: its configuration copy is no mail.
+  let as: number | undefined;
+  try {
+    as = process.geteuid?.() === 0 ? daemonUser(c)?.uid ?? 0 : process.geteuid?.();
+  } catch {
+    return false; // no such user: main.ts says so
+  }
+  if (dropsWaiting(c, as).length > 0) return false;
   quietEnds();
-  let spool: LmdbSpool | undefined;
   try {
     await becomeDaemonUser(c);
     process.umask(0o027);
-    spool = LmdbSpool.open(c.spool.directory);
-    process.exitCode = await asked.run(spool);
+    const spool = LmdbSpool.open(c.spool.directory);
+    try {
+      process.exitCode = await asked.run(spool);
+    } finally {
+      await spool.close();
+    }
   } catch (e) {
     report(personality, e);
-  } finally {
-    await spool?.close();
   }
   return true;
 }

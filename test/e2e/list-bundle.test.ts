@@ -4,18 +4,19 @@
 // main.js (mail waiting in the maildrop, a bulk action, no fresh cache) goes there.
 // The real bin/ as child processes on a real spool, no daemon.
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { chmodSync, chownSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Instance, ROOT, submitBundleFresh, type RunResult } from '../helpers/postern.js';
+import { isRoot, makeUser, removeUser, type TestUser } from '../helpers/users.js';
 
 const DEBUG = { NODE_DEBUG: 'esm,module' };
 const fromBundle = (stderr: string) => /load "[^"]*\/dist\/cli\/list\.cjs"/.test(stderr) && !/cli\/main\.js/.test(stderr);
 const fromMain = (stderr: string) => /cli\/main\.js/.test(stderr);
 /** What the module loader printed, taken out: the command's own stderr. */
 const own = (stderr: string) => stderr.split('\n').filter((l) => !/^(MODULE|ESM)_?\w* \d+: /.test(l) && !/^(Module|ESM)\b/.test(l)).join('\n');
-/** Ages (`0m`, `3h`) change with the clock between two runs: the rest must not. */
-const ageless = (s: string) => s.replace(/\b\d+[smhdw]\b/g, 'AGE');
+/** Ages (`0m`, `3h`, with their padding) change with the clock between two runs: the rest must not. */
+const ageless = (s: string) => s.replace(/ *\b\d+[smhdw]\b/g, 'AGE');
 
 /** The same command line through main.js alone, as bin/ runs it when there is no bundle. */
 function viaMain(name: string, args: string[]): Promise<RunResult> {
@@ -68,11 +69,25 @@ describe('the queue listings\' bundle', () => {
     if (args.length === 1 && args[0] === '-bpc') expect(fast.stdout).toBe('3\n');
   }, 60_000);
 
-  it('lists with -bp ID and with its own IDs as main.js does', async () => {
+  it('lists with -bp ID (one queued, one not) as main.js does', async () => {
+    const fresh = submitBundleFresh('cli/list.cjs');
     const fast = await p.run('postern', ['-bp', ids[0] as string, '1xZrLV-00016Q-Oa'], { env: DEBUG });
+    if (fresh && submitBundleFresh('cli/list.cjs')) expect(fromBundle(fast.stderr)).toBe(true);
     const slow = await viaMain('postern', ['-C', p.config, '-bp', ids[0] as string, '1xZrLV-00016Q-Oa']);
     expect(ageless(fast.stdout)).toBe(ageless(slow.stdout));
+    expect(own(fast.stderr)).toBe(slow.stderr);
+    expect(fast.code).toBe(slow.code);
+    expect(fast.stdout).toContain(ids[0]);
     expect(fast.stdout).toContain('*** spool read error');
+  }, 60_000);
+
+  it('leaves install and Exim\'s queue import to main.js, whatever else the line holds', async () => {
+    for (const args of [['install', '-bpc'], ['-bpc', 'install', '--import-queue']]) {
+      expect(fromBundle((await p.run('postern', args, { env: DEBUG })).stderr)).toBe(false);
+      const r = await p.run('postern', args);
+      const slow = await viaMain('postern', ['-C', p.config, ...args]);
+      expect([r.code, r.stdout, r.stderr]).toEqual([slow.code, slow.stdout, slow.stderr]);
+    }
   }, 60_000);
 
   it('leaves the bulk actions to main.js', async () => {
@@ -80,5 +95,35 @@ describe('the queue listings\' bundle', () => {
     expect(r.code).toBe(0);
     expect(fromMain(r.stderr)).toBe(true);
     expect(r.stdout).toMatch(/dry-run|would/i);
+  }, 60_000);
+});
+
+// Root with `user` set: the daemon (as that user) keeps a copy of the configuration in the
+// maildrop; root's listing must not take it for mail (and so leave every listing to main.js).
+describe.skipIf(!isRoot)('the listings\' bundle for root with user set', () => {
+  let p: Instance;
+  let user: TestUser | undefined;
+  beforeAll(() => {
+    user = makeUser();
+    p = new Instance([2599]);
+    chmodSync(p.dir, 0o711);
+    writeFileSync(p.config, `user = "${user.name}"\n${readFileSync(p.config, 'utf8')}`);
+  });
+  afterAll(() => {
+    p.cleanup();
+    removeUser(user);
+  });
+
+  it('lists from the bundle when the maildrop holds only the daemon user\'s configuration copy', async () => {
+    expect((await p.run('sendmail', ['ops@example.org'], { input: 'Subject: x\n\nx\n' })).code).toBe(0);
+    expect((await p.run('postern', ['-bpc'])).stdout).toBe('1\n'); // main.js: picked up
+    const copies = readdirSync(join(p.dir, 'spool-maildrop')).filter((n) => n.startsWith('.config.cache.json'));
+    expect(copies.length).toBeGreaterThan(0);
+    for (const f of copies) chownSync(join(p.dir, 'spool-maildrop', f), user!.uid, user!.gid); // as the daemon writes it
+    const fresh = submitBundleFresh('cli/list.cjs');
+    const r = await p.run('postern', ['-bpc'], { env: DEBUG });
+    expect(r.stdout).toBe('1\n');
+    expect(r.code).toBe(0);
+    if (fresh && submitBundleFresh('cli/list.cjs')) expect(fromBundle(r.stderr)).toBe(true);
   }, 60_000);
 });
