@@ -3,10 +3,11 @@
 // into one CommonJS file, dist/cli/list.cjs, which bin/ runs first for those commands
 // (as submit.ts for sendmail): no ESM loader, no module graph, no validator (the
 // configuration comes from its fresh cache); lmdb is loaded as installed, as CommonJS.
-// It declines, resolving false before it writes anything, what main.ts must do: any other command line (help,
-// postern-qgrep's bulk actions, queue runs), no fresh cache, a caller who is no
-// administrator (main.ts lists their own messages, or refuses), mail waiting in the
-// maildrop (main.ts picks it up first). Errors end as main.ts ends them (report.ts).
+// It declines, resolving false before it writes anything, what main.ts must do: any
+// other command line (help, install, postern-qgrep's bulk actions, queue runs), no fresh
+// cache, a caller who is no administrator (main.ts lists their own messages, or
+// refuses), mail waiting in the maildrop (main.ts picks it up first). Errors end as
+// main.ts ends them (report.ts).
 import { basename } from 'node:path';
 import { dropsWaiting } from '../admin/pickup-now.js';
 import { listOptions, listQueue } from '../admin/list-queue.js';
