@@ -24,35 +24,19 @@ export function quietEnds(): void {
 
 /** Says what went wrong as the command `personality` and sets the exit status. */
 export function report(personality: string, e: unknown): void {
-  const name = personality;
-  const err = (s: string) => process.stderr.write(s);
-  if (e instanceof CommandError) {
-    err(`${name}: ${e.message}\n`);
-    process.exitCode = e.exitCode;
-    return;
-  }
-  if (e instanceof ConfigError) {
-    err(`${name}: ${e.message}\n`);
-    process.exitCode = EX.FAIL;
-    return;
-  }
-  if (e instanceof SpoolUnavailable || e instanceof SpoolWriteError) {
-    err(`${name}: ${e.message}; try again later\n`);
-    process.exitCode = EX.TEMPFAIL;
-    return;
-  }
-  if (e instanceof RecordVersionError) {
-    // Written by a newer postern: refused, never rewritten as this version's.
-    err(`${name}: ${e.message}\n`);
-    process.exitCode = EX.DATAERR;
-    return;
-  }
+  const [sentence, status] = ending(e);
+  process.stderr.write(`${personality}: ${sentence}\n`);
+  process.exitCode = status;
+}
+
+/** The sentence and the sysexits status for an error. */
+function ending(e: unknown): [string, number] {
+  if (e instanceof CommandError) return [e.message, e.exitCode];
+  if (e instanceof ConfigError) return [e.message, EX.FAIL];
+  if (e instanceof SpoolUnavailable || e instanceof SpoolWriteError) return [`${e.message}; try again later`, EX.TEMPFAIL];
+  // Written by a newer postern: refused, never rewritten as this version's.
+  if (e instanceof RecordVersionError) return [e.message, EX.DATAERR];
   const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-    err(`${name}: cannot listen: ${(e as Error).message}\n`);
-    process.exitCode = EX.FAIL;
-    return;
-  }
-  err(`${name}: internal error: ${(e as Error).stack ?? String(e)}\n`);
-  process.exitCode = EX.SOFTWARE;
+  if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') return [`cannot listen: ${(e as Error).message}`, EX.FAIL];
+  return [`internal error: ${(e as Error).stack ?? String(e)}`, EX.SOFTWARE];
 }
