@@ -323,8 +323,6 @@ static int load_config(const char *explicit) {
   /* Believed from root, from ourselves, or (not for root) from the maildrop's owner. */
   if (stat(drop, &st) != 0) return -1;
   uid_t owner = st.st_uid, me = getuid();
-  dev_t drop_dev = st.st_dev;
-  ino_t drop_ino = st.st_ino;
   fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return -1;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 022) ||
@@ -344,8 +342,9 @@ static int load_config(const char *explicit) {
   if (setting(&p, end, "version", version, sizeof version) || strcmp(version, POSTERN_VERSION) || !POSTERN_VERSION[0]) return -1;
   if (setting(&p, end, "file", name, sizeof name) || strcmp(name, file)) return -1;
   if (setting(&p, end, "maildrop", conf.maildrop, sizeof conf.maildrop) || conf.maildrop[0] != '/') return -1;
-  /* The folder the settings lie in: whoever wrote them cannot send us (or the helper) elsewhere. */
-  if (stat(conf.maildrop, &st) != 0 || st.st_dev != drop_dev || st.st_ino != drop_ino) return -1;
+  /* The folder the settings lie in, by name (as config/load.ts's inOwnDrop): whoever wrote
+   * them cannot send us (or the helper) elsewhere, not even through a link they made in it. */
+  if (strcmp(conf.maildrop, drop) != 0) return -1;
   if (setting(&p, end, "postdrop", conf.postdrop, sizeof conf.postdrop)) return -1;
   if (setting(&p, end, "max_message_size", num, sizeof num)) return -1;
   conf.max_message_size = atoll(num);

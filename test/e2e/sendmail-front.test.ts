@@ -122,6 +122,20 @@ describe('sendmail: the C front end', () => {
     await sink.waitFor(2);
   });
 
+  it('settings naming another folder than the one they lie in, even a link to it, go to node', async () => {
+    expect((await p.run('sendmail', ['-i', 'ops@example.org'], { input: 'Subject: a\n\nx\n' })).code).toBe(0);
+    expect((await viaFake(['-i', 'ops@example.org'], 'Subject: b\n\nx\n')).code).toBe(0); // believed as written
+    const drop = join(p.dir, 'spool-maildrop');
+    const file = join(drop, '.config.cache.json.sendmail');
+    const written = readFileSync(file, 'utf8');
+    // The maildrop's owner links a name in it to the maildrop (later, to any folder).
+    symlinkSync('.', join(drop, '.d'));
+    writeFileSync(file, written.replace(/^maildrop=.*$/m, `maildrop=${drop}/.d`));
+    expect((await viaFake(['-i', 'ops@example.org'], 'Subject: c\n\nx\n')).code).toBe(99);
+    expect(handed()).toContain('Subject: c');
+    await sink.waitFor(2);
+  });
+
   it('errors are node\'s own: the same exit code, the same sentence, nothing written', async () => {
     const cases: [string[], string][] = [
       [['-X'], 'Subject: x\n\nx\n'],

@@ -9,8 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { proofByHelper } from '../../src/receive/postdrop.js';
 import { makeGroup, removeUsersAndGroups } from '../helpers/postdrop.js';
 import { ROOT } from '../helpers/postern.js';
-
-const isRoot = process.getuid?.() === 0;
+import { isRoot, makeUser, removeUser, type TestUser } from '../helpers/users.js';
 
 describe.skipIf(!isRoot)('the postdrop helper run for a user (needs root)', () => {
   let dir = '';
@@ -37,14 +36,27 @@ describe.skipIf(!isRoot)('the postdrop helper run for a user (needs root)', () =
     expect(proofByHelper(helper, drop)).toMatch(/^\.auth-[0-9a-f]{32}$/);
   });
 
-  it('refuses, without running it, a program that is not setgid, of another group, or writable by others', () => {
-    for (const [mode, group] of [[0o755, 'drop'], [0o2755, 'other'], [0o2777, 'drop']] as const) {
+  it('refuses, without running it, a program that is not setgid, of another group or owner, or writable by others', () => {
+    let owner: TestUser | undefined;
+    try {
+      owner = makeUser();
+      for (const [mode, group, uid] of [[0o755, 'drop', 0], [0o2755, 'other', 0], [0o2777, 'drop', 0], [0o2775, 'drop', 0], [0o2755, 'drop', owner.uid]] as const) {
+        refused(mode, group, uid);
+      }
+    } finally {
+      removeUser(owner);
+    }
+  });
+
+  /** A would-be helper of this mode, group and owner is refused before it runs. */
+  function refused(mode: number, group: 'drop' | 'other', uid: number): void {
+    {
       const { drop, helper, marker, gid } = setup();
       writeFileSync(helper, `#!/bin/sh\ntouch ${marker}\necho .auth-${'0'.repeat(32)}\n`);
-      chownSync(helper, 0, group === 'drop' ? gid : makeGroup().gid);
+      chownSync(helper, uid, group === 'drop' ? gid : makeGroup().gid);
       chmodSync(helper, mode);
       expect(() => proofByHelper(helper, drop)).toThrow(/is not root's setgid program of the maildrop's group; not run/);
       expect(existsSync(marker)).toBe(false);
     }
-  });
+  }
 });
