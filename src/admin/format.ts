@@ -41,20 +41,17 @@ export function formatEntry(r: Listed, now: number, undeliveredOnly = false): st
 }
 
 /**
- * formatEntry at one `now` for a whole listing: an age or size column is worked out once
- * per value met (ages are whole minutes), not once per message.
+ * formatEntry at one `now` for a whole listing: the age column is worked out once per
+ * minute met (a bounded set), not once per message. Sizes seldom repeat: no such cache.
  */
 export function entryFormatter(now: number, undeliveredOnly = false): (r: Listed) => string {
   const ages = new Map<number, string>();
-  const sizes = new Map<number, string>();
   return (r) => {
     const ms = now - r.arrival;
     const minute = Math.floor(ms / 60_000);
     let age = ages.get(minute);
     if (age === undefined) ages.set(minute, age = formatAge(ms));
-    let size = sizes.get(r.size);
-    if (size === undefined) sizes.set(r.size, size = formatSize(r.size));
-    return entryText(r, age, size, undeliveredOnly);
+    return entryText(r, age, formatSize(r.size), undeliveredOnly);
   };
 }
 

@@ -7,21 +7,22 @@ import type { Config } from '../config/schema.js';
 import { DROP_CACHE } from '../config/load.js';
 import { EventBus } from '../core/events.js';
 import { MainLog } from '../log/mainlog.js';
-import { OWN_SOCKET } from '../receive/maildrop.js';
+import { OWN_SOCKET, PROOF_PREFIX } from '../receive/maildrop.js';
 import { acquireDeliveryLock } from '../spool/lock.js';
 import type { LmdbSpool } from '../spool/lmdb-spool.js';
 import type { MessageIdGenerator } from '../spool/message-id.js';
 
 /**
  * The maildrop's names that may be mail (none when there is no maildrop yet). Not mail:
- * the daemon's socket, and the configuration caches when they are root's or ours (the
- * pickup passes them over; one of anyone else's it takes as a drop file). `as`: the uid
- * whose look to take when that is not ours (root about to become the daemon's user).
+ * the users' socket, their proof files, and the configuration copies of root, of ours or
+ * of the maildrop's owner (the daemon's user: root's commands look as it would).
  */
-export function dropsWaiting(config: Config, as = process.geteuid?.()): string[] {
+export function dropsWaiting(config: Config): string[] {
+  const drop = config.spool.maildrop;
   try {
-    return readdirSync(config.spool.maildrop).filter((name) => name !== OWN_SOCKET
-      && !(name.startsWith(DROP_CACHE) && [0, as].includes(lstatSync(join(config.spool.maildrop, name), { throwIfNoEntry: false })?.uid)));
+    const trusted = [0, process.geteuid?.(), lstatSync(drop).uid];
+    return readdirSync(drop).filter((name) => name !== OWN_SOCKET && !name.startsWith(PROOF_PREFIX)
+      && !(name.startsWith(DROP_CACHE) && trusted.includes(lstatSync(join(drop, name), { throwIfNoEntry: false })?.uid)));
   } catch {
     return [];
   }

@@ -32,6 +32,11 @@ export function modeOf(rest: string[], selection: string[] | undefined): string 
   return selection ? `-q${(selection[0] as string).slice(2)}` : (rest.find((a) => /^-(b[dpsVPtm]|brt|bp[a-z]*|M[a-z]*|q[a-z0-9]*|bdf)$/.test(a)) ?? rest.find((a) => a === '--json'));
 }
 
+/** mailq's arguments as postern's: -bp unless a -bp form is given. */
+export function mailqArgs(rest: string[]): string[] {
+  return rest.some((a) => a.startsWith('-bp')) ? rest : ['-bp', ...rest];
+}
+
 /** Help, the version, -bi: main.ts answers these before it looks at anything else. */
 export function answeredFirst(argv: readonly string[]): boolean {
   return argv.includes('--help') || argv.includes('--version') || argv.includes('-bi') || (argv.length === 1 && argv[0] === '-h');

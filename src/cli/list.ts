@@ -14,9 +14,9 @@ import { listOptions, listQueue } from '../admin/list-queue.js';
 import { asksAction, qgrep } from '../admin/qgrep.js';
 import { cachedConfig } from '../config/load.js';
 import { CommandError } from '../core/exit.js';
-import { becomeDaemonUser, daemonUser, requireAdmin } from '../daemon/privileges.js';
+import { becomeDaemonUser, requireAdmin } from '../daemon/privileges.js';
 import { LmdbSpool } from '../spool/lmdb-spool.js';
-import { answeredFirst, modeOf, queueSelection, takeConfigFlag } from './args.js';
+import { answeredFirst, mailqArgs, modeOf, queueSelection, takeConfigFlag } from './args.js';
 import { quietEnds, report } from './report.js';
 
 const out = (s: string | Uint8Array) => process.stdout.write(s);
@@ -34,7 +34,7 @@ function listing(personality: string, argv: string[]): { file: string | undefine
   const { file, rest } = flag;
   if (personality === 'postern-qgrep') return asksAction(rest) ? undefined : { file, run: (spool) => qgrep(rest, spool, out) };
   if (personality !== 'postern' && personality !== 'sendmail' && personality !== 'mailq') return undefined;
-  const args = personality === 'mailq' && !rest.some((a) => a.startsWith('-bp')) ? ['-bp', ...rest] : rest;
+  const args = personality === 'mailq' ? mailqArgs(rest) : rest;
   if (queueSelection(args)) return undefined;
   const mode = modeOf(args, undefined);
   if (mode === undefined || !(mode === '--json' || mode.startsWith('-bp'))) return undefined;
@@ -53,14 +53,7 @@ export async function list(argv0: string, argv: string[]): Promise<boolean> {
     if (e instanceof CommandError) return false;
     throw e;
   }
-  // As main.ts looks, after root has become the daemon's user: its configuration copy is no mail.
-  let as: number | undefined;
-  try {
-    as = process.geteuid?.() === 0 ? daemonUser(c)?.uid ?? 0 : process.geteuid?.();
-  } catch {
-    return false; // no such user: main.ts says so
-  }
-  if (dropsWaiting(c, as).length > 0) return false;
+  if (dropsWaiting(c).length > 0) return false;
   quietEnds();
   try {
     await becomeDaemonUser(c);

@@ -4,7 +4,7 @@
 import { basename } from 'node:path';
 import { CommandError, EX, usage } from '../core/exit.js';
 import { quietEnds, report } from './report.js';
-import { modeOf, queueSelection, takeConfigFlag } from './args.js';
+import { mailqArgs, modeOf, queueSelection, takeConfigFlag } from './args.js';
 import type { DeliverHere } from '../admin/queue-commands.js';
 
 /** A queue run with no daemon delivers here: the daemon's machinery, loaded only then. */
@@ -105,8 +105,7 @@ async function run(personality: string, argv: string[]): Promise<number> {
   }
   const { file, rest } = takeConfigFlag(argv);
   if (personality === 'mailq') {
-    const listing = rest.some((a) => a.startsWith('-bp')) ? rest : ['-bp', ...rest];
-    return run('postern', [...listing, ...(file ? ['-C', file] : [])]);
+    return run('postern', [...mailqArgs(rest), ...(file ? ['-C', file] : [])]);
   }
   if (personality === 'postern-exigrep') {
     const { exigrep, logFiles, parseExigrepArgs } = await import('./exigrep.js');

@@ -375,7 +375,9 @@ export class SpoolStore {
       else this.frozenIdx.remove(record.id);
     }
     this.meta.put(record.id, record);
-    this.listing.put(record.id, listingOf(record));
+    // Most saves (a deferral, make-due) change nothing a listing shows: no page written then.
+    const entry = listingOf(record);
+    if (this.listing.get(record.id) !== entry) this.listing.put(record.id, entry);
   }
 
   /** Appends entries after the message's last one (inside the caller's transaction). */
