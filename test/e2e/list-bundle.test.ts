@@ -3,11 +3,10 @@
 // complain exactly as main.js does the same command; what the bundle must leave to
 // main.js (mail waiting in the maildrop, a bulk action, no fresh cache) goes there.
 // The real bin/ as child processes on a real spool, no daemon.
-import { spawn } from 'node:child_process';
 import { chmodSync, chownSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Instance, ROOT, submitBundleFresh, type RunResult } from '../helpers/postern.js';
+import { Instance, ROOT, runProgram, bundleFresh, type RunResult } from '../helpers/postern.js';
 import { isRoot, makeUser, removeUser, type TestUser } from '../helpers/users.js';
 
 const DEBUG = { NODE_DEBUG: 'esm,module' };
@@ -21,12 +20,7 @@ const ageless = (s: string) => s.replace(/ *\b\d+[smhdw]\b/g, 'AGE');
 /** The same command line through main.js alone, as bin/ runs it when there is no bundle. */
 function viaMain(name: string, args: string[]): Promise<RunResult> {
   const script = 'const [m, n, ...a] = process.argv.slice(1); import(m).then(({ main }) => main(n, a));';
-  const child = spawn(process.execPath, ['-e', script, join(ROOT, 'dist/cli/main.js'), name, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  return runProgram(process.execPath, ['-e', script, join(ROOT, 'dist/cli/main.js'), name, ...args]);
 }
 
 describe('the queue listings\' bundle', () => {
@@ -59,9 +53,9 @@ describe('the queue listings\' bundle', () => {
     ['postern', ['-bpx']], ['postern', ['-bp', '-q']], ['postern-qgrep', ['-y', 'soon']], ['postern-qgrep', ['-f', '(']], ['postern-qgrep', ['--bogus']],
   ];
   it.each(lines)('%s %j prints, ends and complains as main.js does', async (name, args) => {
-    const fresh = submitBundleFresh('cli/list.cjs');
+    const fresh = bundleFresh('cli/list.cjs');
     const fast = await p.run(name, args, { env: DEBUG });
-    if (fresh && submitBundleFresh('cli/list.cjs')) expect(fromBundle(fast.stderr)).toBe(true);
+    if (fresh && bundleFresh('cli/list.cjs')) expect(fromBundle(fast.stderr)).toBe(true);
     const slow = await viaMain(name, ['-C', p.config, ...args]);
     expect(ageless(fast.stdout)).toBe(ageless(slow.stdout));
     expect(own(fast.stderr)).toBe(slow.stderr);
@@ -70,9 +64,9 @@ describe('the queue listings\' bundle', () => {
   }, 60_000);
 
   it('lists with -bp ID (one queued, one not) as main.js does', async () => {
-    const fresh = submitBundleFresh('cli/list.cjs');
+    const fresh = bundleFresh('cli/list.cjs');
     const fast = await p.run('postern', ['-bp', ids[0] as string, '1xZrLV-00016Q-Oa'], { env: DEBUG });
-    if (fresh && submitBundleFresh('cli/list.cjs')) expect(fromBundle(fast.stderr)).toBe(true);
+    if (fresh && bundleFresh('cli/list.cjs')) expect(fromBundle(fast.stderr)).toBe(true);
     const slow = await viaMain('postern', ['-C', p.config, '-bp', ids[0] as string, '1xZrLV-00016Q-Oa']);
     expect(ageless(fast.stdout)).toBe(ageless(slow.stdout));
     expect(own(fast.stderr)).toBe(slow.stderr);
@@ -101,29 +95,30 @@ describe('the queue listings\' bundle', () => {
 // Root with `user` set: the daemon (as that user) keeps a copy of the configuration in the
 // maildrop; root's listing must not take it for mail (and so leave every listing to main.js).
 describe.skipIf(!isRoot)('the listings\' bundle for root with user set', () => {
-  let p: Instance;
+  let inst: Instance | undefined;
   let user: TestUser | undefined;
   beforeAll(() => {
     user = makeUser();
-    p = new Instance([2599]);
-    chmodSync(p.dir, 0o711);
-    writeFileSync(p.config, `user = "${user.name}"\n${readFileSync(p.config, 'utf8')}`);
+    inst = new Instance([2599]);
+    chmodSync(inst.dir, 0o711);
+    writeFileSync(inst.config, `user = "${user.name}"\n${readFileSync(inst.config, 'utf8')}`);
   });
-  afterAll(() => {
-    p.cleanup();
+  afterAll(async () => {
     removeUser(user);
+    await inst?.cleanup();
   });
 
   it('lists from the bundle when the maildrop holds only the daemon user\'s configuration copy', async () => {
+    const p = inst!;
     expect((await p.run('sendmail', ['ops@example.org'], { input: 'Subject: x\n\nx\n' })).code).toBe(0);
     expect((await p.run('postern', ['-bpc'])).stdout).toBe('1\n'); // main.js: picked up
     const copies = readdirSync(join(p.dir, 'spool-maildrop')).filter((n) => n.startsWith('.config.cache.json'));
     expect(copies.length).toBeGreaterThan(0);
     for (const f of copies) chownSync(join(p.dir, 'spool-maildrop', f), user!.uid, user!.gid); // as the daemon writes it
-    const fresh = submitBundleFresh('cli/list.cjs');
+    const fresh = bundleFresh('cli/list.cjs');
     const r = await p.run('postern', ['-bpc'], { env: DEBUG });
     expect(r.stdout).toBe('1\n');
     expect(r.code).toBe(0);
-    if (fresh && submitBundleFresh('cli/list.cjs')) expect(fromBundle(r.stderr)).toBe(true);
+    if (fresh && bundleFresh('cli/list.cjs')) expect(fromBundle(r.stderr)).toBe(true);
   }, 60_000);
 });

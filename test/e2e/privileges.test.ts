@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, lchownSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, closeBoth, codeOthersCanRead, command, Instance, launch, ROOT, submitBundleFresh, waitUntil, type RunResult } from '../helpers/postern.js';
+import { BIN, closeBoth, codeOthersCanRead, command, Instance, launch, ROOT, bundleFresh, waitUntil, type RunResult } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 import { sendOne } from '../helpers/smtp-client.js';
 import { installHelper, makeGroup, removeUsersAndGroups } from '../helpers/postdrop.js';
@@ -456,14 +456,14 @@ describe('privileges', () => {
       const copy = statSync(join(inst.dir, 'spool-maildrop/.config.cache.json'));
       expect([0, u.uid]).toContain(copy.uid); // root's (the start's check) or the daemon's
       expect(copy.mode & 0o777).toBe(0o644);
-      const freshBefore = submitBundleFresh();
+      const freshBefore = bundleFresh();
       const r = await runAs(u, 'sendmail', ['-C', inst.config, '-f', 'app@example.org', 'ops@example.org'], 'Subject: up\n\nbody\n',
         { NODE_DEBUG: 'esm,module' });
       // The fast start: the C front end (no node at all: NODE_DEBUG has nothing to say; it
       // reads the settings the daemon wrote beside the cache), else the bundled submission
       // alone, never the ES modules of main.js or the validator.
       if (command('sendmail', [])[0].endsWith('dist/sendmail')) expect(r.stderr).toBe('');
-      else if (freshBefore && submitBundleFresh()) { // not rebuilt by `npx tsc` meanwhile
+      else if (freshBefore && bundleFresh()) { // not rebuilt by `npx tsc` meanwhile
         expect(r.stderr).toMatch(/load "[^"]*\/dist\/cli\/submit\.cjs"/);
         expect(r.stderr).not.toMatch(/cli\/main\.js/);
       }

@@ -6,7 +6,7 @@
 import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Instance, ROOT, submitBundleFresh } from '../helpers/postern.js';
+import { Instance, ROOT, bundleFresh } from '../helpers/postern.js';
 
 describe('sendmail: the fast start', () => {
   let p: Instance;
@@ -37,10 +37,10 @@ describe('sendmail: the fast start', () => {
     const first = await p.run('sendmail', ['ops@example.org'], { input: message, env: DEBUG });
     expect(first.code).toBe(0);
     expect(bundled(first.stderr)).toBe(false); // no cache yet: main.js validated and wrote it
-    const freshBefore = submitBundleFresh();
+    const freshBefore = bundleFresh();
     const second = await p.run('sendmail', ['ops@example.org'], { input: message, env: DEBUG });
     expect(second.code).toBe(0);
-    if (freshBefore && submitBundleFresh()) expect(bundled(second.stderr)).toBe(true);
+    if (freshBefore && bundleFresh()) expect(bundled(second.stderr)).toBe(true);
     expect(drops()).toBe(2);
 
     edit('max_message_size = "1M"', 'max_message_size = "1K"');

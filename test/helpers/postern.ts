@@ -48,7 +48,7 @@ export function codeOthersCanRead(): string {
  * the queue's listings; as it does after `npm test` or `npm run build`), not main.js
  * (after `npx tsc` alone): bin/'s own test.
  */
-export function submitBundleFresh(bundle = 'cli/submit.cjs'): boolean {
+export function bundleFresh(bundle = 'cli/submit.cjs'): boolean {
   const at = (f: string) => statSync(join(ROOT, 'dist', f), { throwIfNoEntry: false })?.mtimeMs;
   const bundled = at(bundle);
   const compiled = at('.tsbuildinfo');
