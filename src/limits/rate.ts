@@ -20,6 +20,9 @@ export interface Hit {
   starts: boolean;
 }
 
+/** Where hit() counted a message, and what it changed: the window, the time, the last time over before. */
+export interface Counted { window: number; at: number; lastOver: number }
+
 interface Entry {
   /** Index of the fixed window `cur` counts (time / period). */
   window: number;
@@ -48,6 +51,12 @@ export class RateCounter {
 
   /** Counts one message of `key` at `now`. */
   hit(key: string, now: number): Hit {
+    const { over, starts } = this.count(key, now);
+    return { over, starts };
+  }
+
+  /** hit(), with what unhit() needs to take exactly this message back. */
+  count(key: string, now: number): Hit & { counted: Counted } {
     const { count, period } = this.rate;
     let e = this.keys.get(key);
     if (e) this.keys.delete(key); // re-inserted last: the Map's order is the order of use
@@ -65,15 +74,26 @@ export class RateCounter {
     e.cur++;
     const over = before + 1 > count;
     const starts = over && t - e.lastOver >= period;
+    const counted = { window, at: t, lastOver: e.lastOver };
     if (over) e.lastOver = t;
     this.keys.set(key, e);
     if (this.keys.size > this.maxKeys) this.keys.delete(this.keys.keys().next().value as string);
-    return { over, starts };
+    return { over, starts, counted };
   }
 
-  /** Takes back one message of `key` that hit() counted and the spool then refused. */
-  unhit(key: string): void {
+  /**
+   * Takes back one message of `key` that hit() counted (`counted`, what it said) and the
+   * spool then refused: from the window it was counted in, and an episode it started is
+   * started again by the next message over. Without `counted`, one off the current window.
+   */
+  unhit(key: string, counted?: Counted): void {
     const e = this.keys.get(key);
-    if (e && e.cur > 0) e.cur--;
+    if (!e) return;
+    if (!counted || counted.window === e.window) {
+      if (e.cur > 0) e.cur--;
+    } else if (counted.window === e.window - 1 && e.prev > 0) {
+      e.prev--;
+    }
+    if (counted && e.lastOver === counted.at) e.lastOver = counted.lastOver;
   }
 }

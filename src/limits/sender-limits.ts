@@ -10,7 +10,7 @@ import type { EventBus } from '../core/events.js';
 import type { NewJournalEntry } from '../core/journal.js';
 import type { LimitName } from '../core/types.js';
 import { formatRate, type Rate } from '../core/units.js';
-import { MAX_KEYS, RateCounter } from './rate.js';
+import { MAX_KEYS, RateCounter, type Counted } from './rate.js';
 
 export type { LimitName };
 
@@ -29,6 +29,8 @@ export interface Hold {
   entry: NewJournalEntry;
   /** After the commit: announces the episodes this message started (logged and counted once each). */
   announce(id: string): void;
+  /** What check() counted, for refund(). */
+  counted: [LimitName, string, Counted][];
 }
 
 export class SenderLimits {
@@ -56,11 +58,13 @@ export class SenderLimits {
     const keys: [LimitName, string | undefined][] = [['per_user', who.user], ['per_client', who.clientIp && plainIp(who.clientIp)]];
     let entry: NewJournalEntry | undefined;
     const started: { limit: LimitName; key: string; rate: string }[] = [];
+    const counted: Hold['counted'] = [];
     for (const [limit, key] of keys) {
       const counter = this.counters.get(limit);
       const rate = this.settings[limit];
       if (!counter || !rate || key === undefined) continue;
-      const hit = counter.hit(key, now);
+      const hit = counter.count(key, now);
+      counted.push([limit, key, hit.counted]);
       if (!hit.over) continue;
       const text = formatRate(rate);
       entry ??= { v: 1, type: 'limit', at: now, limit, key, rate: text };
@@ -68,11 +72,19 @@ export class SenderLimits {
     }
     if (!entry) return undefined;
     const events = this.o.events;
-    return { entry, announce: (id) => { for (const s of started) events.emit({ type: 'limited', id, ...s }); } };
+    return { entry, announce: (id) => { for (const s of started) events.emit({ type: 'limited', id, ...s }); }, counted };
   }
 
-  /** A message check() counted whose commit failed (a full disk): its sender, or the pickup, tries again. */
-  refund(who: Submitter): void {
+  /**
+   * A message check() counted whose commit failed (a full disk): its sender, or the
+   * pickup, tries again. With its hold, taken back exactly as counted (an episode it
+   * started is announced by the retry); else one off each of its counts.
+   */
+  refund(who: Submitter, hold?: Hold): void {
+    if (hold) {
+      for (const [limit, key, counted] of hold.counted) this.counters.get(limit)?.unhit(key, counted);
+      return;
+    }
     if (who.user !== undefined) this.counters.get('per_user')?.unhit(who.user);
     if (who.clientIp !== undefined) this.counters.get('per_client')?.unhit(plainIp(who.clientIp));
   }

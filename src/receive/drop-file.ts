@@ -73,7 +73,7 @@ export async function takeDropFile(o: DropFileOptions, name: string, fh: FileHan
     ...(e.queueOnly ? { queueOnly: true } : {}), ...(hold ? { hold: hold.entry } : {}),
   };
   const commit = message.commit(meta);
-  commit.catch(() => o.limits?.refund({ user })); // settled by the turn; a refused commit is not counted
+  commit.catch(() => o.limits?.refund({ user }, hold)); // settled by the turn; a refused commit is not counted
   return { kind: 'ok', commit, id: message.id, sender, protocol: e.protocol, user, queueOnly: e.queueOnly === true,
     ...(checked.messageIdHeader ? { messageIdHeader: checked.messageIdHeader } : {}), held: Math.min(message.bodySize, 1024 * 1024),
     ...(hold ? { hold } : {}) };

@@ -375,7 +375,7 @@ export class SmtpReceiver {
       ...(cleaned.messageIdHeader ? { messageIdHeader: cleaned.messageIdHeader } : {}),
       headers: cleaned.headers, ...(hold ? { hold: hold.entry } : {}),
     }).catch((err: unknown) => {
-      this.o.limits?.refund({ clientIp: c.ip }); // a 452: the client sends it again
+      this.o.limits?.refund({ clientIp: c.ip }, hold); // a 452: the client sends it again
       throw err;
     });
     this.o.events.emit({ type: 'received', id, sender, protocol, size: record.size, ...origin,

@@ -181,4 +181,30 @@ describe('SenderLimits', () => {
     expect(limits.check({ user: 'www-data' })).toBeUndefined();
     expect(limits.check({ user: 'www-data' })?.entry).toMatchObject({ limit: 'per_user', key: 'www-data' });
   });
+
+  it('a refused message that started an episode is taken back with it: the retry announces the episode', () => {
+    const { limits, seen } = setup();
+    expect(limits.check({ user: 'root' })).toBeUndefined();
+    expect(limits.check({ user: 'root' })).toBeUndefined();
+    const refused = limits.check({ user: 'root' })!;
+    limits.refund({ user: 'root' }, refused); // its commit failed: never announced
+    const retried = limits.check({ user: 'root' })!;
+    expect(retried.entry).toMatchObject({ limit: 'per_user', key: 'root' });
+    retried.announce('id1');
+    expect(seen).toEqual([{ type: 'limited', id: 'id1', limit: 'per_user', key: 'root', rate: '2/1h' }]);
+  });
+
+  it('a refund after a window boundary takes the message off the window it was counted in', () => {
+    const { limits, clock } = setup({ per_user: { count: 3, period: HOUR }, per_client: null as never });
+    const boundary = (Math.floor(clock.now() / HOUR) + 1) * HOUR;
+    clock.advance(boundary - 4000 - clock.now());
+    for (let i = 0; i < 3; i++) expect(limits.check({ user: 'root' })).toBeUndefined();
+    const refused = limits.check({ user: 'root' })!; // the fourth in this window: over
+    clock.advance(4000 + 0.6 * HOUR); // 60 % into the next window: the last one counts 40 %
+    expect(limits.check({ user: 'root' })).toBeUndefined(); // 4 x 0.4 + 1: within 3, counted here
+    limits.refund({ user: 'root' }, refused); // the fourth's commit fails now
+    // 3 x 0.4 + 1 + 1 = 3.2: over. Had the refund taken the message of this window instead,
+    // 4 x 0.4 + 0 + 1 = 2.6 would pass.
+    expect(limits.check({ user: 'root' })).toBeDefined();
+  });
 });
