@@ -298,10 +298,11 @@ async function validateApart(text: string, file: string): Promise<Config> {
 /**
  * The configuration, from a fresh cache or validated. `keep: false` for the queries
  * (-bV, -bP, -bt, -brt, exigrep): they read a cache but write none, nor make the spool
- * folder that holds it; a query on any file leaves no trace. `apart: true` (the
- * daemon) validates in a worker thread (validateApart).
+ * folder that holds it; a query on any file leaves no trace. `keep` may be asked once
+ * the file is validated (a daemon's reload overtaken by a later one keeps none).
+ * `apart: true` (the daemon) validates in a worker thread (validateApart).
  */
-export async function loadConfig(explicit?: string, { keep = true, apart = false }: { keep?: boolean; apart?: boolean } = {}): Promise<Config> {
+export async function loadConfig(explicit?: string, { keep = true, apart = false }: { keep?: boolean | (() => boolean); apart?: boolean } = {}): Promise<Config> {
   const file = findConfigFile(explicit);
   const text = readConfigText(file);
   const found = lookUp(file, text);
@@ -311,6 +312,6 @@ export async function loadConfig(explicit?: string, { keep = true, apart = false
     const { parseConfig } = await import('./validate.js');
     config = parseConfig(text, file);
   }
-  if (keep) keepCopies(config, found);
+  if (typeof keep === 'function' ? keep() : keep) keepCopies(config, found);
   return config;
 }

@@ -147,9 +147,6 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     }
     tidySpool(config); // as the daemon's user: root never walks a folder that user may change
     spool = LmdbSpool.open(config.spool.directory);
-    // The indexes an older postern's writes may have left behind (a downgrade, then
-    // this): mended unless nothing was written since this version's last clean stop.
-    spool.mendIndexesIfNeeded();
   } catch (err) {
     await receiver.close(); // else the bound listeners would keep a failed start alive
     throw err;
@@ -162,6 +159,14 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
   await spool.sweepIncoming().catch(() => 0);
   const log = new MainLog(config.log.file, config.log.format, () => Date.now());
   events.on((e) => log.write(e));
+  // The indexes an older postern's writes may have left behind (a downgrade, then this):
+  // mended unless nothing was written since this version's last clean stop. A mend that
+  // fails (a full disk) is said, and no reason not to start.
+  try {
+    spool.mendIndexesIfNeeded();
+  } catch (err) {
+    events.emit({ type: 'notice', text: `cannot mend the spool's listing indexes (${(err as Error).message}): queue listings may show stale entries until a start mends them` });
+  }
   // A full disk is logged at most once a minute (each client gets its 452 anyway).
   let troubleLogged = -Infinity;
   const spoolTrouble = (text: string) => {
@@ -307,7 +312,8 @@ export async function daemon(argv: string[], configFile: string | undefined): Pr
     log.reopen();
     const mine = ++reloads;
     try {
-      const next = await loadConfig(configFile, { apart: true });
+      // A reload overtaken by a later one writes no copies (sendmail would find them stale).
+      const next = await loadConfig(configFile, { apart: true, keep: () => mine === reloads });
       if (mine !== reloads) return;
       scheduler.reconfigure(schedulerSettings(next));
       limits.reconfigure(next.limits);
