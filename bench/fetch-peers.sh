@@ -10,18 +10,25 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 dest=${1:-$here/peers}
 mkdir -p "$dest/debs"
+# Root unpacks and the bench runs what lies here: a folder of anyone else's is refused.
+[ "$(stat -c %u "$dest")" = "$(id -u)" ] || { echo "fetch-peers: $dest is not $(id -un)'s; give a folder of your own" >&2; exit 77; }
 # apt-get download as root hands the download to the _apt user: let it write here.
 chown _apt "$dest/debs" 2>/dev/null || true
 dest=$(cd "$dest" && pwd)
 apt-get update -qq
 cd "$dest/debs"
 
-# Downloads the release's current version of a package unless it is here already;
-# prints the .deb's file name.
+# Downloads the release's current version of a package unless it is here already with
+# the archive's SHA256 (the folder is _apt's to write too: one that differs is fetched
+# again); prints the .deb's file name.
 fetch() {
-  f=$(apt-get download --print-uris "$1" 2>/dev/null | awk 'NR == 1 { print $2 }' | tr -d "'")
-  [ -n "$f" ] || { echo "fetch-peers: no package $1 in this system's Debian release" >&2; exit 69; }
-  [ -f "$f" ] || apt-get download -qq "$1" >&2 || { echo "fetch-peers: apt-get download $1 failed" >&2; exit 69; }
+  uri=$(apt-get download --print-uris "$1" 2>/dev/null | head -n 1)
+  f=$(echo "$uri" | awk '{ print $2 }')
+  sum=$(echo "$uri" | awk '{ print $4 }' | sed -n 's/^SHA256://p')
+  [ -n "$f" ] && [ -n "$sum" ] || { echo "fetch-peers: no package $1 (with a SHA256) in this system's Debian release" >&2; exit 69; }
+  good() { [ -f "$f" ] && [ ! -L "$f" ] && echo "$sum  $f" | sha256sum -c --status; }
+  good || { rm -f "$f"; apt-get download -qq "$1" >&2; } || { echo "fetch-peers: apt-get download $1 failed" >&2; exit 69; }
+  good || { echo "fetch-peers: $f does not have the archive's SHA256" >&2; exit 69; }
   echo "$f"
 }
 installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
