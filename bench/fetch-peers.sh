@@ -16,13 +16,16 @@ mkdir -p "$dest/debs"
 chown _apt "$dest/debs" 2>/dev/null || true
 dest=$(cd "$dest" && pwd)
 apt-get update -qq
+empty=$(mktemp -d)
+trap 'rmdir "$empty"' EXIT
 cd "$dest/debs"
 
 # Downloads the release's current version of a package unless it is here already with
 # the archive's SHA256 (the folder is _apt's to write too: one that differs is fetched
 # again); prints the .deb's file name.
 fetch() {
-  uri=$(apt-get download --print-uris "$1" 2>/dev/null | head -n 1)
+  # Asked from an empty folder: apt prints nothing for a file already in the current one.
+  uri=$(cd "$empty" && apt-get download --print-uris "$1" 2>/dev/null | head -n 1)
   f=$(echo "$uri" | awk '{ print $2 }')
   sum=$(echo "$uri" | awk '{ print $4 }' | sed -n 's/^SHA256://p')
   [ -n "$f" ] && [ -n "$sum" ] || { echo "fetch-peers: no package $1 (with a SHA256) in this system's Debian release" >&2; exit 69; }
