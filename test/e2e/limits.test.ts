@@ -8,7 +8,7 @@
 // (episodes over time are test/limits/smtp-episodes.test.ts, on a hand-driven clock).
 import { chmodSync } from 'node:fs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { closeBoth, metricSamples, sinkAndInstance, type Instance, type RunResult } from '../helpers/postern.js';
+import { closeBoth, metricSamples, metricsAt, sinkAndInstance, type Instance, type RunResult } from '../helpers/postern.js';
 import { installHelper, makeGroup, makeUser, removeUsersAndGroups, runAs, type TestUser } from '../helpers/postdrop.js';
 import type { Sink } from '../helpers/sink.js';
 import { sendOne } from '../helpers/smtp-client.js';
@@ -18,7 +18,7 @@ const LIMITS = '[limits]\nper_client = "3/1h"\nper_user = "2/1h"\n[metrics]\nlis
 
 /** The daemon's /metrics samples: 'name{labels}' → value. */
 async function scrape(p: Instance): Promise<Map<string, number>> {
-  const at = /metrics on ([^\s)]+)/.exec(p.daemonStderr)?.[1];
+  const at = metricsAt(p);
   return metricSamples(await (await fetch(`http://${at}/metrics`)).text());
 }
 

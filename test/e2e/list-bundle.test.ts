@@ -6,11 +6,11 @@
 import { chmodSync, chownSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Instance, ROOT, runProgram, bundleFresh, type RunResult } from '../helpers/postern.js';
+import { Instance, ROOT, runProgram, bundleFresh, ranFromBundle, type RunResult } from '../helpers/postern.js';
 import { isRoot, makeUser, removeUser, type TestUser } from '../helpers/users.js';
 
 const DEBUG = { NODE_DEBUG: 'esm,module' };
-const fromBundle = (stderr: string) => /load "[^"]*\/dist\/cli\/list\.cjs"/.test(stderr) && !/cli\/main\.js/.test(stderr);
+const fromBundle = (stderr: string) => ranFromBundle('cli/list.cjs', stderr);
 const fromMain = (stderr: string) => /cli\/main\.js/.test(stderr);
 /** What the module loader printed, taken out: the command's own stderr. */
 const own = (stderr: string) => stderr.split('\n').filter((l) => !/^(MODULE|ESM)_?\w* \d+: /.test(l) && !/^(Module|ESM)\b/.test(l)).join('\n');

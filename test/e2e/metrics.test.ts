@@ -7,14 +7,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeBoth, closedPort, Instance, metricSamples, ROOT, waitUntil } from '../helpers/postern.js';
+import { closeBoth, closedPort, Instance, metricSamples, metricsAt, ROOT, waitUntil } from '../helpers/postern.js';
 import { Sink } from '../helpers/sink.js';
 import { RawSmtp, sendOne } from '../helpers/smtp-client.js';
 
 const METRICS = 'format = "json"\n[metrics]\nlisten = "127.0.0.1:0"\n';
 
 async function scrape(p: Instance): Promise<Map<string, number>> {
-  const at = /metrics on ([^\s)]+)/.exec(p.daemonStderr)?.[1];
+  const at = metricsAt(p);
   expect(at).toMatch(/^127\.0\.0\.1:\d+$/);
   const res = await fetch(`http://${at}/metrics`);
   expect(res.status).toBe(200);
@@ -93,7 +93,7 @@ describe('metrics', () => {
     expect(used.size).toBeGreaterThanOrEqual(7);
     expect([...used].filter((n) => !served.has(n))).toEqual([]);
     // Only /metrics is served.
-    const at = /metrics on ([^\s)]+)/.exec(p.daemonStderr)?.[1];
+    const at = metricsAt(p);
     expect((await fetch(`http://${at}/`)).status).toBe(404);
   }, 60_000);
 

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { closeBoth, Instance, waitUntil } from '../helpers/postern.js';
+import { closeBoth, Instance, metricsAt, waitUntil } from '../helpers/postern.js';
 import { isRoot, makeUser, removeUser, runAs, type TestUser } from '../helpers/users.js';
 import { Sink } from '../helpers/sink.js';
 import { installHelper, makeGroup, removeUsersAndGroups } from '../helpers/postdrop.js';
@@ -136,7 +136,7 @@ describe('limits of the sockets any local user can reach', () => {
   it('a flood of idle connections to the metrics port stops no scrape; open files stay bounded; idle ones close after the time-out', async () => {
     const inst = await setup();
     await inst.start(['-q1h']);
-    const at = /metrics on ([^\s)]+)/.exec(inst.daemonStderr)![1]!;
+    const at = metricsAt(inst)!;
     const port = Number(at.slice(at.lastIndexOf(':') + 1));
     const pid = inst.daemon!.pid!;
     const before = openFiles(pid);

@@ -43,6 +43,10 @@ export function codeOthersCanRead(): string {
   return stage;
 }
 
+/** Whether a command's NODE_DEBUG=module stderr shows it ran from `bundle` (cli/submit.cjs, cli/list.cjs) alone, never main.js. */
+export const ranFromBundle = (bundle: string, stderr: string) =>
+  stderr.split('\n').some((l) => l.includes('load "') && l.includes(`/dist/${bundle}"`)) && !stderr.includes('cli/main.js');
+
 /**
  * Whether bin/ runs sendmail's submission from dist/cli/submit.cjs (or with `cli/list.cjs`
  * the queue's listings; as it does after `npm test` or `npm run build`), not main.js
@@ -92,6 +96,9 @@ export async function waitUntil<T>(what: string, probe: () => T | undefined | fa
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** Where the daemon of `p` serves /metrics, from its ready output ("metrics on HOST:PORT"). */
+export const metricsAt = (p: { daemonStderr: string }): string | undefined => /metrics on ([^\s)]+)/.exec(p.daemonStderr)?.[1];
 
 export class Instance {
   readonly dir: string;
